@@ -1,0 +1,68 @@
+"""One exception root for everything imagegraph reports to a user.
+
+Each error's message is a single line that says what is wrong and how to fix
+it; the task layer prints it without a traceback. Leaves carry the data a
+caller may want to inspect (the command, its exit code, the file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "CommandFailed",
+    "ConfigError",
+    "EngineError",
+    "ImagegraphError",
+    "RegistryError",
+    "ToolMissing",
+]
+
+
+class ImagegraphError(Exception):
+    """Base of every error that is the user's to fix (bad input, missing tool)."""
+
+
+class ConfigError(ImagegraphError):
+    """images.yaml (or a file it names) is wrong."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}")
+
+
+class EngineError(ImagegraphError):
+    """The container engine is missing, stopped or refuses the request."""
+
+
+class RegistryError(ImagegraphError):
+    """The registry is unreachable, refuses credentials or answers nonsense."""
+
+
+class ToolMissing(ImagegraphError):
+    """An external program that a step needs is not installed."""
+
+
+class CommandFailed(ImagegraphError):
+    """An external command exited non-zero.
+
+    ``output_tail`` holds the last lines of its combined output, already
+    stripped of secrets, so the message can show why without a log dive.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        returncode: int,
+        output_tail: str = "",
+        log_path: str | None = None,
+        hint: str = "",
+    ) -> None:
+        self.argv = tuple(argv)
+        self.returncode = returncode
+        self.output_tail = output_tail
+        self.log_path = log_path
+        self.hint = hint
+        where = f" (full log: {log_path})" if log_path else ""
+        fix = f"; {hint}" if hint else ""
+        super().__init__(f"`{' '.join(self.argv[:4])}{' ...' if len(self.argv) > 4 else ''}` exited {returncode}{where}{fix}")

@@ -1,0 +1,143 @@
+"""A client for the OCI distribution HTTP API (v2): just what the plan needs.
+
+Works with any distribution registry: plain HTTP for loopback registries,
+HTTPS elsewhere; anonymous, basic or bearer-token auth. Credentials come from
+the docker config (``~/.docker/config.json``) or $IMAGEGRAPH_REGISTRY_USER /
+$IMAGEGRAPH_REGISTRY_PASSWORD and are never printed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from .errors import RegistryError
+
+__all__ = ["MANIFEST_TYPES", "Registry", "split_ref"]
+
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+_LOOPBACK = re.compile(r"^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$")
+
+
+def split_ref(ref: str) -> tuple[str, str, str]:
+    """``host:5000/ns/name:tag`` -> (``host:5000``, ``ns/name``, ``tag``)."""
+    host, _, rest = ref.partition("/")
+    name, _, tag = rest.rpartition(":")
+    if not host or not name or not tag:
+        raise RegistryError(f"{ref!r} is not a full reference like registry:5000/namespace/image:tag")
+    return host, name, tag
+
+
+@dataclass(frozen=True)
+class _Credentials:
+    username: str
+    password: str
+
+
+class Registry:
+    def __init__(self, host: str, *, timeout: float = 10.0, session: requests.Session | None = None) -> None:
+        self.host = host
+        self.insecure = bool(_LOOPBACK.match(host))
+        self.base = f"{'http' if self.insecure else 'https'}://{host}/v2"
+        self.timeout = timeout
+        self._session = session or requests.Session()
+        self._credentials = _credentials_for(host)
+        self._tokens: dict[str, str] = {}
+
+    def manifest_digest(self, name: str, tag: str) -> str | None:
+        """The digest of ``name:tag``, or None when the registry does not have it."""
+        response = self._request("HEAD", f"/{name}/manifests/{tag}", scope=f"repository:{name}:pull",
+                                 headers={"Accept": ", ".join(MANIFEST_TYPES)})
+        if response.status_code == 404:
+            return None
+        self._raise_for(response, f"{name}:{tag}")
+        return response.headers.get("Docker-Content-Digest")
+
+    def has(self, ref: str) -> bool:
+        host, name, tag = split_ref(ref)
+        if host != self.host:
+            raise RegistryError(f"{ref} is not in registry {self.host}")
+        return self.manifest_digest(name, tag) is not None
+
+    def manifest(self, name: str, reference: str) -> tuple[str, dict]:
+        """(media type, parsed body) of a manifest or index."""
+        response = self._request("GET", f"/{name}/manifests/{reference}", scope=f"repository:{name}:pull",
+                                 headers={"Accept": ", ".join(MANIFEST_TYPES)})
+        self._raise_for(response, f"{name}@{reference}")
+        return response.headers.get("Content-Type", ""), response.json()
+
+    def _request(self, method: str, path: str, *, scope: str, headers: dict[str, str]) -> requests.Response:
+        url = self.base + path
+        try:
+            response = self._session.request(method, url, headers={**headers, **self._auth_header(scope)}, timeout=self.timeout)
+            if response.status_code == 401 and scope not in self._tokens:
+                self._authenticate(response, scope)
+                response = self._session.request(method, url, headers={**headers, **self._auth_header(scope)}, timeout=self.timeout)
+        except requests.ConnectionError:
+            raise RegistryError(f"registry {self.host} is not reachable; start it with `invoke engine.up` or set IMAGEGRAPH_REGISTRY") from None
+        except requests.Timeout:
+            raise RegistryError(f"registry {self.host} did not answer within {self.timeout:.0f}s; check that it is up (`invoke engine.status`)") from None
+        if response.status_code == 401:
+            raise RegistryError(f"registry {self.host} refused the credentials; run `docker login {self.host}` or set IMAGEGRAPH_REGISTRY_USER/PASSWORD")
+        return response
+
+    def _auth_header(self, scope: str) -> dict[str, str]:
+        if scope in self._tokens:
+            return {"Authorization": self._tokens[scope]}
+        return {}
+
+    def _authenticate(self, challenge: requests.Response, scope: str) -> None:
+        header = challenge.headers.get("WWW-Authenticate", "")
+        scheme, _, params = header.partition(" ")
+        if self._credentials is None and scheme.lower() == "basic":
+            raise RegistryError(f"registry {self.host} needs credentials; run `docker login {self.host}` or set IMAGEGRAPH_REGISTRY_USER/PASSWORD")
+        if scheme.lower() == "basic":
+            assert self._credentials is not None
+            raw = f"{self._credentials.username}:{self._credentials.password}".encode()
+            self._tokens[scope] = "Basic " + base64.b64encode(raw).decode()
+            return
+        if scheme.lower() != "bearer":
+            raise RegistryError(f"registry {self.host} asks for unsupported auth scheme {scheme!r}")
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', params))
+        auth = (self._credentials.username, self._credentials.password) if self._credentials else None
+        query = {"service": fields.get("service", ""), "scope": scope}
+        try:
+            reply = self._session.get(fields["realm"], params=query, auth=auth, timeout=self.timeout)
+        except (KeyError, requests.RequestException):
+            raise RegistryError(f"registry {self.host}: its token service could not be reached") from None
+        if reply.status_code in (401, 403):
+            raise RegistryError(f"registry {self.host} refused the credentials; run `docker login {self.host}` or set IMAGEGRAPH_REGISTRY_USER/PASSWORD")
+        body = reply.json()
+        self._tokens[scope] = "Bearer " + (body.get("token") or body.get("access_token") or "")
+
+    def _raise_for(self, response: requests.Response, what: str) -> None:
+        if response.status_code >= 400:
+            raise RegistryError(f"registry {self.host} answered {response.status_code} for {what}")
+
+
+def _credentials_for(host: str) -> _Credentials | None:
+    user, password = os.environ.get("IMAGEGRAPH_REGISTRY_USER"), os.environ.get("IMAGEGRAPH_REGISTRY_PASSWORD")
+    if user and password:
+        return _Credentials(user, password)
+    config_dir = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker"))
+    try:
+        auths = json.loads((config_dir / "config.json").read_text()).get("auths", {})
+    except (OSError, ValueError):
+        return None
+    for key in (host, f"https://{host}", f"http://{host}"):
+        encoded = auths.get(key, {}).get("auth")
+        if encoded:
+            username, _, secret = base64.b64decode(encoded).decode().partition(":")
+            return _Credentials(username, secret)
+    return None

@@ -1,0 +1,16 @@
+"""The Invoke task collection: `invoke --list` shows it as a menu."""
+
+from __future__ import annotations
+
+from invoke import Collection
+
+from . import build as _build
+from . import engine as _engine
+
+__all__ = ["namespace"]
+
+namespace = Collection()
+namespace.add_task(_build.build, default=True)
+namespace.add_task(_build.plan)
+namespace.add_task(_build.ref)
+namespace.add_collection(Collection.from_module(_engine, name="engine"))

@@ -1,0 +1,59 @@
+"""Shared fixtures: a small image family on disk, and the real engine/registry when reachable."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+FAMILY = """
+registry: 127.0.0.1:5000
+namespace: test
+images:
+  base:
+    dockerfile: docker/Dockerfile.base
+    wheels: [requirements/requirements-torch.txt]
+    platforms: [linux/amd64, linux/arm64]
+  ci:
+    dockerfile: docker/Dockerfile.ci
+    parent: base
+    wheels: [requirements/requirements.txt, requirements/requirements-dev.txt]
+  app:
+    dockerfile: docker/Dockerfile
+    parent: base
+    target: runtime
+    inputs: ["src/svc/**"]
+    wheels: [requirements/requirements.txt]
+  devcontainer:
+    dockerfile: .devcontainer/Dockerfile
+    parent: base
+    wheels: [requirements/requirements-dev.txt]
+"""
+
+FAMILY_FILES = {
+    "docker/Dockerfile.base": "FROM python:3.11-slim\n",
+    "docker/Dockerfile.ci": "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n",
+    "docker/Dockerfile": "ARG BASE_IMAGE\nFROM ${BASE_IMAGE} AS runtime\nCOPY src/svc /app/svc\n",
+    ".devcontainer/Dockerfile": "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n",
+    "requirements/requirements-torch.txt": "# torch\ntorch==2.13.0\n",
+    "requirements/requirements.txt": "starlette==1.10.0\nuvicorn==0.54.0\n",
+    "requirements/requirements-dev.txt": "pytest==9.0.0\n",
+    "src/svc/__init__.py": "",
+    "src/svc/app.py": "print('hello')\n",
+    "README.md": "# sample\n",
+}
+
+
+def write_tree(root: Path, files: dict[str, str]) -> None:
+    for relpath, text in files.items():
+        path = root / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+
+
+@pytest.fixture
+def family(tmp_path: Path) -> Path:
+    """A directory holding images.yaml and every file it names (not a git repository)."""
+    write_tree(tmp_path, {"images.yaml": FAMILY, **FAMILY_FILES})
+    return tmp_path
