@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
 import pytest
+import requests
 
 FAMILY = """
 registry: 127.0.0.1:5000
@@ -57,3 +59,26 @@ def family(tmp_path: Path) -> Path:
     """A directory holding images.yaml and every file it names (not a git repository)."""
     write_tree(tmp_path, {"images.yaml": FAMILY, **FAMILY_FILES})
     return tmp_path
+
+
+REGISTRY = os.environ.get("IMAGEGRAPH_TEST_REGISTRY", "127.0.0.1:5000")
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    docker = pytest.importorskip("docker")
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as err:
+        pytest.skip(f"no Docker engine reachable ({err.__class__.__name__}); run `invoke engine.up`")
+    return client
+
+
+@pytest.fixture(scope="session")
+def registry(docker_client) -> str:
+    try:
+        requests.get(f"http://{REGISTRY}/v2/", timeout=3)
+    except requests.RequestException:
+        pytest.skip(f"no registry at {REGISTRY}; run `invoke engine.up`")
+    return REGISTRY

@@ -64,7 +64,8 @@ class Wheelhouse:
         tags = [flag for tag in pip_platform_tags(platform) for flag in ("--platform", tag)]
         abi = "cp" + self.python.replace(".", "")
         return Command.of(
-            *self.pip, "download", "--quiet", "--disable-pip-version-check", "--only-binary=:all:",
+            # One retry: an unreachable extra index (e.g. PyTorch's CPU index offline) costs seconds, not minutes.
+            *self.pip, "download", "--quiet", "--disable-pip-version-check", "--retries", "1", "--only-binary=:all:",
             *tags, "--python-version", self.python, "--implementation", "cp", "--abi", abi,
             "--dest", str(dest), "--requirement", str(self.root / requirements),
             hint=f"check that every package in {requirements} has a wheel for {platform} and Python {self.python}",

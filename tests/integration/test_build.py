@@ -1,0 +1,115 @@
+"""`invoke build`'s engine path for real: a small family built, pushed, reused and partly rebuilt."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from imagegraph.execute import ImageResult
+from imagegraph.plan import Decision
+from imagegraph.registry import Registry, split_ref
+from imagegraph.workspace import BuildOptions, Workspace
+from tests.integration.conftest import commit_all, init_repo
+
+pytestmark = pytest.mark.integration
+
+SMALL_FAMILY = """
+registry: {registry}
+namespace: {namespace}
+images:
+  base:
+    dockerfile: docker/Dockerfile.base
+    platforms: [linux/amd64, linux/arm64]
+  app:
+    dockerfile: docker/Dockerfile
+    parent: base
+    target: runtime
+    inputs: ["src/svc/**"]
+    platforms: [linux/amd64]
+  tools:
+    dockerfile: docker/Dockerfile.tools
+    parent: base
+    platforms: [linux/amd64]
+"""
+
+FILES = {
+    "docker/Dockerfile.base": "FROM python:3.11-slim\nRUN uname -m > /arch.txt\n",
+    "docker/Dockerfile": (
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE} AS runtime\nCOPY src/svc /app/svc\n"
+        "CMD [\"python\", \"-c\", \"import sys; sys.path.insert(0, '/app'); import svc\"]\n"
+    ),
+    "docker/Dockerfile.dockerignore": "*\n!src/svc\n",
+    "docker/Dockerfile.tools": "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo tools > /tools.txt\n",
+    "src/svc/__init__.py": "print('version 1')\n",
+    "README.md": "# a small family\n",
+}
+
+
+@pytest.fixture
+def repo(tmp_path, registry, namespace):
+    files = {"images.yaml": SMALL_FAMILY.format(registry=registry, namespace=namespace), **FILES}
+    return init_repo(tmp_path / "repo", files)
+
+
+def build(repo, **options) -> tuple[dict[str, ImageResult], Workspace]:
+    workspace = Workspace(repo, BuildOptions(builder="engine", **options))
+    results = workspace.executor(say=lambda _: None).run(workspace.plan())
+    failed = [f"{r.name}: {r.error}" for r in results if not r.ok]
+    assert not failed, failed
+    return {r.name: r for r in results}, workspace
+
+
+def test_family_builds_then_reuses_then_rebuilds_only_what_changed(repo, docker_client, registry):
+    first, _ = build(repo)
+    assert {name: r.decision for name, r in first.items()} == dict.fromkeys(("base", "app", "tools"), Decision.BUILD)
+    client = Registry(registry)
+    for result in first.values():
+        _, name, tag = split_ref(result.ref)
+        assert client.manifest_digest(name, tag) == result.digest is not None
+
+    # The base is one tag with one manifest per platform, and its arm64 variant ran arm64 code.
+    _, base_name, base_tag = split_ref(first["base"].ref)
+    media_type, index = client.manifest(base_name, base_tag)
+    assert "list" in media_type or "index" in media_type
+    assert sorted(m["platform"]["architecture"] for m in index["manifests"]) == ["amd64", "arm64"]
+    arch = docker_client.containers.run(first["base"].ref, ["cat", "/arch.txt"], platform="linux/arm64", remove=True)
+    assert arch.decode().strip() == "aarch64"
+
+    # Children are pinned to the parent's exact fingerprint reference.
+    app_image = docker_client.images.get(first["app"].ref)
+    assert app_image.labels["imagegraph.parent"] == first["base"].ref
+    assert app_image.labels["imagegraph.fingerprint"] == first["app"].ref.rsplit(":", 1)[1]
+
+    started = time.monotonic()
+    second, _ = build(repo)
+    assert {r.decision for r in second.values()} == {Decision.REUSE}
+    assert {name: r.ref for name, r in second.items()} == {name: r.ref for name, r in first.items()}
+    assert time.monotonic() - started < 10
+
+    (repo / "src/svc/__init__.py").write_text("print('version 2')\n")
+    commit_all(repo, "code change")
+    third, _ = build(repo)
+    assert {name: r.decision for name, r in third.items()} == {"base": Decision.REUSE, "app": Decision.BUILD, "tools": Decision.REUSE}
+    assert third["app"].ref != first["app"].ref
+    output = docker_client.containers.run(third["app"].ref, remove=True)
+    assert output.decode().strip() == "version 2"
+
+
+def test_docs_change_plans_no_build(repo):
+    build(repo, targets=("app",))
+    (repo / "README.md").write_text("# docs only\n")
+    commit_all(repo, "docs")
+    plan = Workspace(repo, BuildOptions(builder="engine", targets=("app",))).plan()
+    assert plan.to_build() == ()
+    assert plan.image("tools").decision is Decision.SKIP
+
+
+def test_failed_parent_stops_its_children_and_names_the_log(repo):
+    (repo / "docker/Dockerfile.base").write_text("FROM python:3.11-slim\nRUN exit 3\n")
+    commit_all(repo, "broken base")
+    workspace = Workspace(repo, BuildOptions(builder="engine"))
+    results = {r.name: r for r in workspace.executor(say=lambda _: None).run(workspace.plan())}
+    assert "exited 1" in results["base"].error and results["base"].log.endswith("base.log")
+    assert results["app"].error == "not built: parent base failed"
+    assert "exit 3" in (repo / ".imagegraph/logs/base.log").read_text()
