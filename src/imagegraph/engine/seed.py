@@ -1,0 +1,504 @@
+"""An offline stand-in for ``python:3.11-slim``, served by the local registry.
+
+No public registry is reachable on the machines this project builds on, but
+Dockerfiles say ``FROM python:3.11-slim`` as users write them. dockerd runs
+with ``--registry-mirror http://127.0.0.1:5000``, so once the registry holds
+``library/python:3.11-slim`` (a manifest list, one image per platform) every
+pull and BuildKit build resolves through it unchanged.
+
+Each platform's root filesystem comes from ``debootstrap`` (foreign ones run
+under QEMU), is made to behave like the official image, and is cached as a
+tarball so that a second seed only rebuilds and pushes.
+
+Like :mod:`imagegraph.engine.setup`: facts are observed, :func:`decide_seed`
+turns them into actions without I/O, and :class:`SeedExecutor` runs them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform as host_platform
+import shutil
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from ..errors import EngineError, RegistryError, ToolMissing
+from ..runner import Command, Runner
+from .builders import Builder, BuildRequest, platform_suffix
+
+__all__ = [
+    "BASE_REPOSITORY",
+    "BASE_TAG",
+    "DEFAULT_SEED_PLATFORMS",
+    "SEED_PLATFORMS",
+    "BuildImage",
+    "BuildRootfs",
+    "PushManifestList",
+    "SeedFacts",
+    "SeedPresent",
+    "SkipSeed",
+    "decide_seed",
+    "default_cache_dir",
+    "native_platform",
+    "normalize_platform",
+    "registry_platforms",
+]
+
+BASE_REPOSITORY = "library/python"
+BASE_TAG = "3.11-slim"
+SUITE = "bookworm"
+PACKAGES = ("python3", "python3-pip", "python3-venv", "ca-certificates", "tzdata")
+#: Bump when the rootfs customisation changes, so cached tarballs are rebuilt.
+RECIPE_REVISION = "1"
+
+#: Platforms a seed can be built for: Debian architecture of each.
+SEED_PLATFORMS: Mapping[str, str] = {
+    "linux/amd64": "amd64",
+    "linux/arm64": "arm64",
+    "linux/arm/v7": "armhf",
+    "linux/ppc64le": "ppc64el",
+    "linux/s390x": "s390x",
+    "linux/386": "i386",
+}
+DEFAULT_SEED_PLATFORMS = ("linux/amd64", "linux/arm64")
+
+_MACHINE_PLATFORMS = {
+    "x86_64": "linux/amd64",
+    "amd64": "linux/amd64",
+    "aarch64": "linux/arm64",
+    "arm64": "linux/arm64",
+    "armv7l": "linux/arm/v7",
+    "ppc64le": "linux/ppc64le",
+    "s390x": "linux/s390x",
+    "i686": "linux/386",
+}
+
+#: The host bundle carries the TLS proxy's CA; pip inside builds needs it.
+HOST_CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
+
+_INDEX_TYPES = (
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+)
+_MANIFEST_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+)
+
+
+# --- platforms -------------------------------------------------------------
+
+def normalize_platform(text: str) -> str:
+    """``arm64`` / ``linux/arm64/v8`` -> ``linux/arm64``; rejects what cannot be seeded."""
+    value = text.strip().lower()
+    if "/" not in value:
+        value = f"linux/{value}"
+    if value == "linux/arm64/v8":
+        value = "linux/arm64"
+    if value == "linux/arm":
+        value = "linux/arm/v7"
+    if value not in SEED_PLATFORMS:
+        raise EngineError(
+            f"cannot seed platform {text!r}; use one of {', '.join(SEED_PLATFORMS)} (e.g. --platforms linux/amd64,linux/arm64)"
+        )
+    return value
+
+
+def native_platform(machine: str | None = None) -> str:
+    machine = machine or host_platform.machine()
+    return _MACHINE_PLATFORMS.get(machine.lower(), f"linux/{machine.lower()}")
+
+
+def recipe_key() -> str:
+    recipe = "\n".join((SUITE, *PACKAGES, RECIPE_REVISION))
+    return f"python-3.11-slim-{SUITE}-{hashlib.sha256(recipe.encode()).hexdigest()[:8]}"
+
+
+def default_cache_dir(environ: Mapping[str, str] | None = None, home: Path | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    base = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else (home or Path.home()) / ".cache"
+    return base / "imagegraph" / "seed"
+
+
+def base_reference(registry: str, platform: str | None = None) -> str:
+    tag = BASE_TAG if platform is None else f"{BASE_TAG}-{platform_suffix(platform)}"
+    return f"{registry}/{BASE_REPOSITORY}:{tag}"
+
+
+# --- facts -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SeedFacts:
+    registry: str
+    registry_reachable: bool
+    #: The daemon uses the registry as its Docker Hub mirror.
+    mirror_configured: bool
+    #: Platforms listed by the registry's library/python:3.11-slim.
+    seeded_platforms: tuple[str, ...]
+    #: Platforms whose per-platform tag (3.11-slim-arm64, ...) is in the registry.
+    pushed_platforms: tuple[str, ...]
+    #: Platforms whose rootfs tarball is in the cache.
+    cached_platforms: tuple[str, ...]
+    emulated_platforms: tuple[str, ...]
+    native_platform: str
+    is_root: bool
+    debootstrap_installed: bool
+
+
+# --- actions ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SkipSeed:
+    reason: str
+
+    def describe(self) -> str:
+        return f"engine: not seeding python:{BASE_TAG}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class SeedPresent:
+    registry: str
+    platforms: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"engine: reusing python:{BASE_TAG} in {self.registry} ({', '.join(self.platforms)})"
+
+
+@dataclass(frozen=True)
+class BuildRootfs:
+    platform: str
+    emulated: bool
+
+    def describe(self) -> str:
+        how = " under QEMU, takes minutes" if self.emulated else ""
+        return f"engine: debootstrapping {SUITE} python3 for {self.platform}{how}"
+
+
+@dataclass(frozen=True)
+class BuildImage:
+    """Build one platform's image from its cached rootfs and push it under its own tag."""
+
+    platform: str
+    tag: str
+
+    def describe(self) -> str:
+        return f"engine: building and pushing {self.tag} ({self.platform})"
+
+
+@dataclass(frozen=True)
+class PushManifestList:
+    tag: str
+    members: tuple[str, ...]
+    platforms: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"engine: pushing {self.tag} for {', '.join(self.platforms)}"
+
+
+SeedAction = SkipSeed | SeedPresent | BuildRootfs | BuildImage | PushManifestList
+
+
+def _platform_order(platforms: Iterable[str], native: str) -> tuple[str, ...]:
+    # Native first: `docker manifest` lists it first, and tools that ignore
+    # the platform (old clients) then pick the runnable image.
+    return tuple(sorted(set(platforms), key=lambda p: (p != native, p)))
+
+
+def decide_seed(facts: SeedFacts, platforms: Sequence[str], enabled: bool = True) -> tuple[SeedAction, ...]:
+    """What to do so that the registry serves python:3.11-slim for ``platforms``.
+
+    Pure: raises the user-facing error when seeding is needed but impossible.
+    """
+    if not enabled:
+        return (SkipSeed("disabled (--no-seed)"),)
+    if not facts.registry_reachable:
+        return (SkipSeed(f"no registry answers at {facts.registry}"),)
+    if not facts.mirror_configured:
+        return (SkipSeed(
+            f"dockerd does not use http://{facts.registry}/ as registry mirror "
+            f"(start it with --registry-mirror http://{facts.registry})"
+        ),)
+    wanted = {normalize_platform(p) for p in platforms}
+    if not wanted:
+        return (SkipSeed("no platforms asked for"),)
+    if wanted <= set(facts.seeded_platforms):
+        return (SeedPresent(facts.registry, _platform_order(facts.seeded_platforms, facts.native_platform)),)
+
+    # Keep platforms seeded earlier: the new list replaces the old one.
+    target = _platform_order(wanted | set(facts.seeded_platforms), facts.native_platform)
+    actions: list[SeedAction] = []
+    for platform in target:
+        if platform in facts.pushed_platforms:
+            continue
+        if platform not in facts.cached_platforms:
+            if not facts.is_root:
+                raise EngineError(f"seeding python:{BASE_TAG} for {platform} needs root for debootstrap; rerun as root or pass --no-seed")
+            if not facts.debootstrap_installed:
+                raise ToolMissing(
+                    "debootstrap is not installed; run `apt-get install -y debootstrap qemu-user-static binfmt-support` "
+                    "as root, or pass --no-seed"
+                )
+            emulated = platform != facts.native_platform
+            if emulated and platform not in facts.emulated_platforms:
+                raise EngineError(
+                    f"cannot seed {platform}: no QEMU emulation is registered for it; install qemu-user-static and "
+                    f"binfmt-support as root and rerun, or pass --platforms {facts.native_platform}"
+                )
+            actions.append(BuildRootfs(platform, emulated))
+        actions.append(BuildImage(platform, base_reference(facts.registry, platform)))
+    actions.append(PushManifestList(
+        base_reference(facts.registry),
+        tuple(base_reference(facts.registry, p) for p in target),
+        target,
+    ))
+    return tuple(actions)
+
+
+# --- commands --------------------------------------------------------------
+
+def debootstrap_command(platform: str, target: Path, program: str = "debootstrap") -> Command:
+    return Command.of(
+        program,
+        f"--arch={SEED_PLATFORMS[platform]}",
+        "--variant=minbase",
+        f"--include={','.join(PACKAGES)}",
+        SUITE,
+        str(target),
+        hint="check that deb.debian.org is reachable; for foreign platforms, that QEMU emulation is registered",
+    )
+
+
+def tar_command(rootfs: Path, tarball: Path) -> Command:
+    # Numeric owners: the image must not depend on the host's passwd names.
+    return Command.of("tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(tarball), ".")
+
+
+def build_request(cache_dir: Path, platform: str, tag: str) -> BuildRequest:
+    context = context_dir(cache_dir, platform)
+    return BuildRequest(
+        image="python", dockerfile=context / "Dockerfile", context=context, ref=tag,
+        platforms=(platform,), push=True, insecure_registry=True,
+    )
+
+
+def manifest_commands(docker: str, tag: str, members: Sequence[str]) -> tuple[Command, ...]:
+    """Replace the manifest list ``tag`` by one of ``members``.
+
+    ``rm`` first (its failure is expected and ignored): a list left locally by
+    an interrupted run would make ``create`` refuse. ``--purge`` leaves none.
+    """
+    return (
+        Command.of(docker, "manifest", "rm", tag),
+        Command.of(docker, "manifest", "create", "--insecure", tag, *members),
+        Command.of(docker, "manifest", "push", "--insecure", "--purge", tag),
+    )
+
+
+def dockerfile(with_ca_bundle: bool) -> str:
+    # No `# syntax=` line: that would pull the frontend image from Docker Hub.
+    lines = ["FROM scratch", "ADD rootfs.tar /"]
+    if with_ca_bundle:
+        lines.append("COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt")
+    lines += [
+        "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8",
+        'CMD ["python3"]',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def make_official_like(rootfs: Path) -> None:
+    """Make a debootstrapped tree behave like the official python image."""
+    local_bin = rootfs / "usr/local/bin"
+    local_bin.mkdir(parents=True, exist_ok=True)
+    for name, target in (("python", "/usr/bin/python3"), ("pip", "/usr/bin/pip3")):
+        link = local_bin / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target)
+    # The official image installs into the system interpreter with plain `pip install`.
+    for marker in rootfs.glob("usr/lib/python3*/EXTERNALLY-MANAGED"):
+        marker.unlink()
+    for pattern in ("var/lib/apt/lists/*", "var/cache/apt/archives/*.deb", "var/cache/apt/*.bin"):
+        for path in rootfs.glob(pattern):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+
+# --- registry probes -------------------------------------------------------
+
+def _platform_of(entry: Mapping[str, Any]) -> str:
+    os_name = entry.get("os", "linux")
+    arch = entry.get("architecture", "")
+    variant = entry.get("variant") or ""
+    if arch == "arm64" or not variant:
+        return f"{os_name}/{arch}"
+    return f"{os_name}/{arch}/{variant}"
+
+
+def registry_platforms(index: Mapping[str, Any]) -> tuple[str, ...]:
+    """Platforms of a manifest list / OCI index document (attestations left out)."""
+    found = []
+    for entry in index.get("manifests", ()):
+        plat = entry.get("platform") or {}
+        if plat.get("os") == "unknown" or not plat.get("architecture"):
+            continue
+        found.append(_platform_of(plat))
+    return tuple(sorted(set(found)))
+
+
+def probe_base_platforms(registry: str, session: requests.Session | None = None, timeout: float = 5.0) -> tuple[str, ...]:
+    """Platforms the registry serves for library/python:3.11-slim; () when absent or unreachable."""
+    http = session or requests.Session()
+    url = f"http://{registry}/v2/{BASE_REPOSITORY}/manifests/{BASE_TAG}"
+    try:
+        response = http.get(url, headers={"Accept": ", ".join(_INDEX_TYPES + _MANIFEST_TYPES)}, timeout=timeout)
+        if response.status_code != 200:
+            return ()
+        document = response.json()
+        if document.get("manifests") is not None:
+            return registry_platforms(document)
+        # A single-platform image: its config blob says which platform.
+        digest = document.get("config", {}).get("digest")
+        if not digest:
+            return ()
+        config = http.get(f"http://{registry}/v2/{BASE_REPOSITORY}/blobs/{digest}", timeout=timeout)
+        if config.status_code != 200:
+            return ()
+        return (_platform_of(config.json()),)
+    except (requests.RequestException, ValueError):
+        return ()
+
+
+def probe_pushed_platforms(registry: str, candidates: Iterable[str], session: requests.Session | None = None,
+                           timeout: float = 5.0) -> tuple[str, ...]:
+    http = session or requests.Session()
+    present = []
+    for platform in candidates:
+        url = f"http://{registry}/v2/{BASE_REPOSITORY}/manifests/{BASE_TAG}-{platform_suffix(platform)}"
+        try:
+            response = http.head(url, headers={"Accept": ", ".join(_MANIFEST_TYPES)}, timeout=timeout)
+        except requests.RequestException:
+            continue
+        if response.status_code == 200:
+            present.append(platform)
+    return tuple(present)
+
+
+def context_dir(cache_dir: Path, platform: str) -> Path:
+    """Build context of one platform: rootfs.tar (cached), Dockerfile and CA bundle (rewritten each build)."""
+    return cache_dir / f"{recipe_key()}-{platform_suffix(platform)}"
+
+
+def cached_platforms(cache_dir: Path) -> tuple[str, ...]:
+    return tuple(p for p in SEED_PLATFORMS if (context_dir(cache_dir, p) / "rootfs.tar").is_file())
+
+
+def host_ca_bundle() -> Path | None:
+    for candidate in HOST_CA_BUNDLES:
+        if Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+# --- execution -------------------------------------------------------------
+
+def _mounts_below(path: Path) -> list[str]:
+    prefix = str(path.resolve()).rstrip("/") + "/"
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return []
+    points = [line.split()[1].replace("\\040", " ") for line in lines if len(line.split()) > 1]
+    return sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
+
+
+class SeedExecutor:
+    """Runs seed actions; every external command goes through ``runner``."""
+
+    def __init__(self, runner: Runner, builder: Builder, docker: str, cache_dir: Path, log_dir: Path,
+                 narrate: Callable[[str], None], debootstrap: str = "debootstrap") -> None:
+        self.runner = runner
+        self.builder = builder
+        #: The client that runs `docker manifest` (any client from 20.10 on has it).
+        self.docker = docker
+        self.debootstrap = debootstrap
+        self.cache_dir = cache_dir
+        self.log_dir = log_dir
+        self.narrate = narrate
+        #: Seconds spent per step, e.g. {"rootfs linux/arm64": 190.2}, for reports.
+        self.timings: dict[str, float] = {}
+
+    def execute(self, action: SeedAction) -> None:
+        self.narrate(action.describe())
+        started = time.monotonic()
+        match action:
+            case SkipSeed() | SeedPresent():
+                return
+            case BuildRootfs(platform=platform):
+                self._build_rootfs(platform)
+                key = f"rootfs {platform}"
+            case BuildImage(platform=platform, tag=tag):
+                self._build_image(platform, tag)
+                key = f"build+push {platform}"
+            case PushManifestList(tag=tag, members=members):
+                remove, *steps = manifest_commands(self.docker, tag, members)
+                self.runner.run(remove, check=False)
+                for step in steps:
+                    self.runner.run(step, log_path=self.log_dir / "seed-push.log")
+                key = "manifest list"
+        self.timings[key] = time.monotonic() - started
+
+    def _build_rootfs(self, platform: str) -> None:
+        context = context_dir(self.cache_dir, platform)
+        context.mkdir(parents=True, exist_ok=True)
+        rootfs = self.cache_dir / f"{context.name}.rootfs"
+        partial = self.cache_dir / f"{context.name}.tar.partial"
+        log = self.log_dir / f"seed-{platform_suffix(platform)}.log"
+        self._remove_tree(rootfs)
+        try:
+            self.runner.run(debootstrap_command(platform, rootfs, self.debootstrap), log_path=log)
+            make_official_like(rootfs)
+            self.runner.run(tar_command(rootfs, partial), log_path=log)
+            partial.replace(context / "rootfs.tar")
+        finally:
+            self._remove_tree(rootfs)
+            partial.unlink(missing_ok=True)
+
+    def _remove_tree(self, path: Path) -> None:
+        if not path.exists():
+            return
+        # debootstrap mounts /proc, /sys and binds /dev nodes inside the
+        # target; a failed run can leave them, and rmtree would descend into
+        # the host's /dev.
+        for point in _mounts_below(path):
+            self.runner.run(Command.of("umount", "-l", point), check=False)
+        if _mounts_below(path):
+            raise EngineError(f"{path} still has mounts below it; unmount them (see /proc/self/mounts) and delete it")
+        shutil.rmtree(path)
+
+    def _build_image(self, platform: str, tag: str) -> None:
+        context = context_dir(self.cache_dir, platform)
+        bundle = host_ca_bundle()
+        if bundle is not None:
+            shutil.copyfile(bundle, context / "ca-certificates.crt")
+        (context / "Dockerfile").write_text(dockerfile(bundle is not None))
+        for command in self.builder.commands(build_request(self.cache_dir, platform, tag)):
+            self.runner.run(command, log_path=self.log_dir / f"seed-{platform_suffix(platform)}.log")
+
+    def verify(self, registry: str, platforms: Sequence[str]) -> tuple[str, ...]:
+        found = probe_base_platforms(registry)
+        missing = sorted(set(platforms) - set(found))
+        if missing:
+            raise RegistryError(
+                f"{registry}/{BASE_REPOSITORY}:{BASE_TAG} lacks {', '.join(missing)} after the push; "
+                f"see {self.log_dir / 'seed-push.log'}"
+            )
+        return found

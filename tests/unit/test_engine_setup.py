@@ -1,0 +1,643 @@
+"""Engine setup decisions, from observed facts built in memory (no engine, no subprocess)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from imagegraph.engine import seed
+from imagegraph.engine.builders import EngineBuilder
+from imagegraph.engine.seed import (
+    BuildImage,
+    BuildRootfs,
+    PushManifestList,
+    SeedFacts,
+    SeedPresent,
+    SkipSeed,
+    decide_seed,
+)
+from imagegraph.engine.setup import (
+    CONTAINERD_CONFIG,
+    CONTAINERD_PIDFILE,
+    DEFAULT_HOST,
+    DOCKER_PIDFILE,
+    ENGINE_PACKAGES,
+    BinfmtEntry,
+    DaemonFacts,
+    DockerClientInfo,
+    EmulationFacts,
+    EnableBinfmts,
+    EngineStatus,
+    Executor,
+    InstallPackages,
+    MachineFacts,
+    MountBinfmt,
+    NoEmulation,
+    PidFile,
+    Proc,
+    RegistryFacts,
+    RemovePidfile,
+    ReuseDaemon,
+    ReuseRegistry,
+    StartDockerd,
+    StartRegistry,
+    StatePaths,
+    StopProcess,
+    WaitForDaemon,
+    decide_daemon,
+    decide_down,
+    decide_emulation,
+    decide_registry,
+    default_state_dir,
+    emulated_platforms,
+    is_debian_like,
+    is_loopback,
+    mirror_configured,
+    observe_emulation,
+    parse_binfmt_entry,
+    parse_client_version,
+    parse_registry_address,
+    parse_stat,
+    read_pidfile,
+    read_process,
+    read_processes,
+    registry_config,
+    registry_config_address,
+    stop_process,
+)
+from imagegraph.errors import EngineError, RegistryError, ToolMissing
+from imagegraph.runner import Runner
+
+REGISTRY = "127.0.0.1:5000"
+STATE = Path("/var/lib/imagegraph")
+
+ROOT_DEBIAN = MachineFacts(
+    is_root=True, debian_like=True,
+    tools={"apt-get": "/usr/bin/apt-get", "dockerd": "/usr/sbin/dockerd", "docker-registry": "/usr/bin/docker-registry",
+           "update-binfmts": "/usr/sbin/update-binfmts", "debootstrap": "/usr/sbin/debootstrap"},
+)
+FRESH_DEBIAN = MachineFacts(is_root=True, debian_like=True, tools={"apt-get": "/usr/bin/apt-get"})
+USER_WITH_DOCKER = MachineFacts(is_root=False, debian_like=True, tools={"dockerd": "/usr/sbin/dockerd"})
+
+
+def proc(pid: int, name: str, *argv: str, ppid: int = 1, zombie: bool = False) -> Proc:
+    return Proc(pid, ppid, name, argv or (name,), zombie)
+
+
+def containerd_of_dockerd(pid: int) -> Proc:
+    return proc(pid, "containerd", "containerd", "--config", CONTAINERD_CONFIG, "--log-level", "info")
+
+
+def down(**changes) -> DaemonFacts:
+    return DaemonFacts(host=DEFAULT_HOST, answers=False, **changes)
+
+
+def start() -> StartDockerd:
+    return StartDockerd(DEFAULT_HOST, f"http://{REGISTRY}")
+
+
+# --- daemon ----------------------------------------------------------------
+
+def test_a_daemon_that_answers_is_reused_and_named_ours_only_when_our_pidfile_holds_it():
+    theirs = DaemonFacts(DEFAULT_HOST, True, "20.10.24", "1.41", processes=(proc(2477, "dockerd"),))
+    assert decide_daemon(theirs, ROOT_DEBIAN, REGISTRY) == (ReuseDaemon(DEFAULT_HOST, "20.10.24", "1.41", False),)
+    ours = DaemonFacts(DEFAULT_HOST, True, "20.10.24", "1.41",
+                       managed_pidfile=PidFile("/var/lib/imagegraph/dockerd.pid", 2477, proc(2477, "dockerd")))
+    assert decide_daemon(ours, ROOT_DEBIAN, REGISTRY) == (ReuseDaemon(DEFAULT_HOST, "20.10.24", "1.41", True),)
+
+
+def test_a_clean_machine_with_packages_but_nothing_running_starts_dockerd_with_the_mirror():
+    assert decide_daemon(down(), ROOT_DEBIAN, REGISTRY) == (start(),)
+    assert start().argv == ("dockerd", "--host", "unix:///var/run/docker.sock", "--registry-mirror", "http://127.0.0.1:5000")
+
+
+def test_the_mirror_follows_the_registry_address():
+    (action,) = decide_daemon(down(), ROOT_DEBIAN, "127.0.0.1:5055")
+    assert action == StartDockerd(DEFAULT_HOST, "http://127.0.0.1:5055")
+
+
+def test_a_fresh_debian_root_installs_the_packages_then_starts():
+    assert decide_daemon(down(), FRESH_DEBIAN, REGISTRY) == (InstallPackages(ENGINE_PACKAGES), start())
+    assert ENGINE_PACKAGES == ("docker.io", "docker-registry", "qemu-user-static", "binfmt-support", "debootstrap")
+
+
+@pytest.mark.parametrize(
+    ("machine", "fix"),
+    [
+        (MachineFacts(is_root=True, debian_like=False, tools={}), "install Docker Engine or Docker Desktop"),
+        (MachineFacts(is_root=False, debian_like=True, tools={"apt-get": "/usr/bin/apt-get"}), "as root on Debian/Ubuntu"),
+        (USER_WITH_DOCKER, "start Docker (Docker Desktop"),
+    ],
+)
+def test_without_a_way_to_get_a_daemon_the_error_says_the_fix(machine, fix):
+    with pytest.raises(EngineError, match=r"^[^\n]+$") as caught:
+        decide_daemon(down(), machine, REGISTRY)
+    assert fix in str(caught.value)
+
+
+def test_an_engine_elsewhere_that_does_not_answer_is_not_replaced_by_a_local_one():
+    with pytest.raises(EngineError, match="unset DOCKER_HOST"):
+        decide_daemon(DaemonFacts("tcp://10.0.0.5:2376", answers=False), ROOT_DEBIAN, REGISTRY)
+    # /var/run is a link to /run: the same socket.
+    assert decide_daemon(DaemonFacts("unix:///run/docker.sock", answers=False), ROOT_DEBIAN, REGISTRY)[-1] == start()
+
+
+def test_a_running_dockerd_that_does_not_answer_is_never_joined_by_a_second_one():
+    facts = down(processes=(proc(812, "dockerd"),), docker_pidfile=PidFile(DOCKER_PIDFILE, 812, proc(812, "dockerd")))
+    with pytest.raises(EngineError, match=r"dockerd \(pid 812\) runs but does not answer.*kill 812"):
+        decide_daemon(facts, ROOT_DEBIAN, REGISTRY)
+
+
+def test_our_own_dockerd_still_starting_is_waited_for():
+    ours = PidFile(str(STATE / "dockerd.pid"), 812, proc(812, "dockerd"))
+    facts = down(processes=(proc(812, "dockerd"),), managed_pidfile=ours)
+    assert decide_daemon(facts, ROOT_DEBIAN, REGISTRY) == (WaitForDaemon(DEFAULT_HOST, 812),)
+    with pytest.raises(EngineError, match="812 900"):
+        decide_daemon(facts.__class__(**{**facts.__dict__, "processes": (proc(812, "dockerd"), proc(900, "dockerd"))}),
+                      ROOT_DEBIAN, REGISTRY)
+
+
+def test_after_kill_9_the_orphaned_containerd_is_stopped_and_its_pidfile_cleared():
+    # dockerd is gone: its pid file names a dead pid (dockerd itself accepts
+    # that), its containerd lives on with init as parent.
+    facts = down(
+        processes=(containerd_of_dockerd(2515),),
+        docker_pidfile=PidFile(DOCKER_PIDFILE, 2477, None),
+        containerd_pidfile=PidFile(CONTAINERD_PIDFILE, 2515, containerd_of_dockerd(2515)),
+        managed_pidfile=PidFile(str(STATE / "dockerd.pid"), 2477, None),
+    )
+    assert decide_daemon(facts, ROOT_DEBIAN, REGISTRY) == (
+        StopProcess(2515, "containerd", "orphaned by a dockerd that is gone"),
+        RemovePidfile(CONTAINERD_PIDFILE, "pid 2515 is not a containerd to adopt"),
+        RemovePidfile(str(STATE / "dockerd.pid"), "the dockerd it names is gone"),
+        start(),
+    )
+
+
+@pytest.mark.parametrize(
+    "holder",
+    [proc(2477, "bash"), proc(2477, "dockerd", zombie=True)],
+    ids=["pid reused after reboot", "unreaped zombie"],
+)
+def test_a_docker_pidfile_naming_a_live_non_dockerd_is_removed_because_dockerd_refuses_it(holder):
+    facts = down(processes=(holder,) if holder.name == "dockerd" else (), docker_pidfile=PidFile(DOCKER_PIDFILE, 2477, holder))
+    actions = decide_daemon(facts, ROOT_DEBIAN, REGISTRY)
+    assert actions[0] == RemovePidfile(DOCKER_PIDFILE, f"pid 2477 is {holder.name}, not a running dockerd")
+    assert actions[-1] == start()
+
+
+def test_a_containerd_not_started_by_dockerd_is_left_alone():
+    system = proc(300, "containerd", "/usr/bin/containerd")
+    assert decide_daemon(down(processes=(system,)), ROOT_DEBIAN, REGISTRY) == (start(),)
+
+
+def test_no_observed_state_ever_plans_two_dockerds_or_one_beside_a_live_one():
+    states = itertools.product(
+        [(), (proc(10, "dockerd"),), (proc(10, "dockerd", zombie=True),), (containerd_of_dockerd(11),)],
+        [None, PidFile(DOCKER_PIDFILE, 10, None), PidFile(DOCKER_PIDFILE, 10, proc(10, "sleep"))],
+        [None, PidFile(str(STATE / "dockerd.pid"), 10, proc(10, "dockerd")), PidFile(str(STATE / "dockerd.pid"), 10, None)],
+        [ROOT_DEBIAN, FRESH_DEBIAN],
+    )
+    for processes, pidfile, ours, machine in states:
+        facts = down(processes=processes, docker_pidfile=pidfile, managed_pidfile=ours)
+        try:
+            actions = decide_daemon(facts, machine, REGISTRY)
+        except EngineError:
+            continue
+        starts = [a for a in actions if isinstance(a, StartDockerd)]
+        assert len(starts) <= 1
+        if any(p.name == "dockerd" and p.running for p in processes):
+            assert not starts, facts
+
+
+# --- registry --------------------------------------------------------------
+
+def registry_facts(**changes) -> RegistryFacts:
+    return RegistryFacts(**{"address": REGISTRY, "answers": False, "port_open": False, **changes})
+
+
+def ours_registry(pid: int = 4000, alive: bool = True) -> PidFile:
+    holder = proc(pid, "docker-registry", "/usr/bin/docker-registry", "serve", str(STATE / "registry.yml")) if alive else None
+    return PidFile(str(STATE / "registry.pid"), pid, holder)
+
+
+def test_a_registry_that_answers_is_reused():
+    assert decide_registry(registry_facts(answers=True, port_open=True), ROOT_DEBIAN, STATE) == (ReuseRegistry(REGISTRY, False),)
+    facts = registry_facts(answers=True, port_open=True, managed_pidfile=ours_registry(), managed_address=REGISTRY)
+    assert decide_registry(facts, ROOT_DEBIAN, STATE) == (ReuseRegistry(REGISTRY, True),)
+
+
+def test_a_missing_registry_is_started_and_installed_first_when_needed():
+    assert decide_registry(registry_facts(), ROOT_DEBIAN, STATE) == (StartRegistry(REGISTRY),)
+    assert decide_registry(registry_facts(), FRESH_DEBIAN, STATE) == (InstallPackages(), StartRegistry(REGISTRY))
+    with pytest.raises(ToolMissing, match="docker-registry is not installed"):
+        decide_registry(registry_facts(), USER_WITH_DOCKER, STATE)
+
+
+def test_a_registry_of_ours_that_stopped_answering_is_restarted_and_a_stale_pidfile_removed():
+    facts = registry_facts(port_open=True, managed_pidfile=ours_registry(), managed_address=REGISTRY)
+    assert decide_registry(facts, ROOT_DEBIAN, STATE) == (
+        StopProcess(4000, "docker-registry", "ours, but it does not answer", str(STATE / "registry.pid")),
+        StartRegistry(REGISTRY),
+    )
+    stale = registry_facts(managed_pidfile=ours_registry(alive=False), managed_address=REGISTRY)
+    assert decide_registry(stale, ROOT_DEBIAN, STATE) == (
+        RemovePidfile(str(STATE / "registry.pid"), "the registry it names is gone"),
+        StartRegistry(REGISTRY),
+    )
+
+
+@pytest.mark.parametrize(
+    ("facts", "message"),
+    [
+        (registry_facts(port_open=True), "taken by something that is not a registry"),
+        (registry_facts(address="192.168.1.4:5000"), "only starts one on this machine"),
+        # A transparent proxy accepts any remote connection: that says nothing.
+        (registry_facts(address="10.1.2.3:5000", port_open=True), "only starts one on this machine"),
+        (registry_facts(address="0.0.0.0:5000"), "pass --registry 127.0.0.1:5000"),
+        (registry_facts(address="127.0.0.1:5055", managed_pidfile=ours_registry(), managed_address=REGISTRY),
+         "already runs a registry at 127.0.0.1:5000"),
+    ],
+)
+def test_registries_imagegraph_must_not_start(facts, message):
+    with pytest.raises(RegistryError, match=message):
+        decide_registry(facts, ROOT_DEBIAN, STATE)
+
+
+def test_registry_address_parsing():
+    assert parse_registry_address("127.0.0.1:5000") == ("127.0.0.1", 5000)
+    assert parse_registry_address("localhost:5055") == ("localhost", 5055)
+    for bad in ("127.0.0.1", "127.0.0.1:port", ":5000", "127.0.0.1:0", "http://127.0.0.1:5000"):
+        with pytest.raises(RegistryError, match=re.escape("--registry 127.0.0.1:5000")):
+            parse_registry_address(bad)
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("[::1]")
+    assert not is_loopback("0.0.0.0") and not is_loopback("registry.example.com")
+
+
+def test_our_registry_config_listens_on_loopback_with_deletes_and_its_own_storage():
+    text = registry_config("127.0.0.1:5000", Path("/var/lib/imagegraph/registry-data"))
+    assert text == (
+        "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n"
+        '    rootdirectory: "/var/lib/imagegraph/registry-data"\n  delete:\n    enabled: true\n'
+        'http:\n  addr: "127.0.0.1:5000"\n'
+    )
+    assert registry_config_address(text) == "127.0.0.1:5000"
+    assert registry_config_address("version: 0.1\n") is None
+
+
+# --- emulation -------------------------------------------------------------
+
+# Captured from /proc/sys/fs/binfmt_misc/qemu-aarch64 on the build machine.
+QEMU_AARCH64 = """enabled
+interpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P
+flags: PF
+offset 0
+magic 7f454c460201010000000000000000000200b700
+mask ffffffffffffff00fffffffffffffffffeffffff
+"""
+
+
+def test_binfmt_entries_map_to_the_platforms_they_emulate():
+    entry = parse_binfmt_entry("qemu-aarch64", QEMU_AARCH64)
+    assert entry == BinfmtEntry("qemu-aarch64", True, "/usr/libexec/qemu-binfmt/aarch64-binfmt-P", "PF")
+    facts = EmulationFacts(True, True, (
+        entry,
+        parse_binfmt_entry("qemu-arm", QEMU_AARCH64.replace("enabled", "disabled", 1)),
+        BinfmtEntry("qemu-x86_64", True),
+        BinfmtEntry("python3.11", True),
+    ))
+    assert emulated_platforms(facts, native="linux/amd64") == ("linux/arm64",)
+    assert emulated_platforms(facts, native="linux/arm64") == ("linux/amd64",)
+    assert emulated_platforms(EmulationFacts(True, False, facts.entries), "linux/amd64") == ()
+
+
+def test_binfmt_is_read_from_its_directory(tmp_path):
+    assert observe_emulation(tmp_path) == EmulationFacts(mounted=False)
+    (tmp_path / "register").write_text("")
+    (tmp_path / "status").write_text("enabled\n")
+    (tmp_path / "qemu-aarch64").write_text(QEMU_AARCH64)
+    facts = observe_emulation(tmp_path)
+    assert facts.mounted and facts.enabled and [e.name for e in facts.entries] == ["qemu-aarch64"]
+
+
+def test_emulation_is_set_up_only_when_binfmt_misc_is_empty_and_we_are_root():
+    assert decide_emulation(EmulationFacts(True, True, ()), ROOT_DEBIAN) == ()
+    assert decide_emulation(EmulationFacts(False), ROOT_DEBIAN) == (MountBinfmt(), EnableBinfmts())
+    (only,) = decide_emulation(EmulationFacts(False), USER_WITH_DOCKER)
+    assert isinstance(only, NoEmulation) and "as root" in only.describe()
+    mount, missing = decide_emulation(EmulationFacts(False), FRESH_DEBIAN)
+    assert mount == MountBinfmt() and "update-binfmts is missing" in missing.describe()
+    (off,) = decide_emulation(EmulationFacts(True, False, ()), ROOT_DEBIAN)
+    assert "switched off" in off.describe()
+
+
+# --- down ------------------------------------------------------------------
+
+def test_down_stops_only_what_our_pidfiles_hold_registry_first():
+    dockerd = PidFile(str(STATE / "dockerd.pid"), 812, proc(812, "dockerd"))
+    assert decide_down(ours_registry(), STATE / "registry.yml", dockerd) == (
+        StopProcess(4000, "docker-registry", "started by imagegraph", str(STATE / "registry.pid")),
+        StopProcess(812, "dockerd", "started by imagegraph", str(STATE / "dockerd.pid")),
+    )
+
+
+def test_down_never_stops_a_reused_pid_and_does_nothing_without_pidfiles():
+    assert decide_down(None, STATE / "registry.yml", None) == ()
+    reused = PidFile(str(STATE / "dockerd.pid"), 812, proc(812, "python3"))
+    other_registry = PidFile(str(STATE / "registry.pid"), 4000, proc(4000, "docker-registry", "docker-registry", "serve", "/x.yml"))
+    actions = decide_down(other_registry, STATE / "registry.yml", reused)
+    assert all(isinstance(a, RemovePidfile) for a in actions) and len(actions) == 2
+
+
+def _spawn_sleep(tmp_path: Path) -> tuple[int, Path]:
+    executor = Executor(Runner(), StatePaths(tmp_path), ROOT_DEBIAN, lambda line: None)
+    pidfile = tmp_path / "sleep.pid"
+    spawned = executor._spawn(("sleep", "60"), tmp_path / "sleep.log", pidfile)
+    return spawned.pid, pidfile
+
+
+def test_a_spawned_server_outlives_nothing_it_should_not_and_stops_on_sigterm(tmp_path):
+    pid, pidfile = _spawn_sleep(tmp_path)
+    record = read_pidfile(pidfile)
+    assert record is not None and record.holds("sleep") and os.getsid(pid) == pid  # its own session
+    stop_process(StopProcess(pid, "sleep", "test", str(pidfile)))
+    assert read_process(pid) is None and not pidfile.exists()
+
+
+def test_a_killed_child_is_a_zombie_that_a_pidfile_check_must_not_count_as_running(tmp_path):
+    pid, pidfile = _spawn_sleep(tmp_path)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while (p := read_process(pid)) is not None and not p.zombie and time.monotonic() < deadline:
+        time.sleep(0.05)
+    record = read_pidfile(pidfile)
+    # What dockerd would refuse on: the pid exists in /proc, as a zombie.
+    assert record is not None and record.proc is not None and record.proc.zombie and not record.holds("sleep")
+    stop_process(StopProcess(pid, "sleep", "test", str(pidfile)))  # reaps it, signals nothing
+    assert read_process(pid) is None and not pidfile.exists()
+
+
+# --- seeding ---------------------------------------------------------------
+
+def seed_facts(**changes) -> SeedFacts:
+    return SeedFacts(**{
+        "registry": REGISTRY, "registry_reachable": True, "mirror_configured": True,
+        "seeded_platforms": (), "pushed_platforms": (), "cached_platforms": (),
+        "emulated_platforms": ("linux/arm64",), "native_platform": "linux/amd64",
+        "is_root": True, "debootstrap_installed": True, **changes,
+    })
+
+
+BOTH = ("linux/amd64", "linux/arm64")
+LIST = "127.0.0.1:5000/library/python:3.11-slim"
+
+
+def test_nothing_seeded_debootstraps_builds_and_pushes_each_platform_then_the_list():
+    assert decide_seed(seed_facts(), BOTH) == (
+        BuildRootfs("linux/amd64", emulated=False),
+        BuildImage("linux/amd64", f"{LIST}-amd64"),
+        BuildRootfs("linux/arm64", emulated=True),
+        BuildImage("linux/arm64", f"{LIST}-arm64"),
+        PushManifestList(LIST, (f"{LIST}-amd64", f"{LIST}-arm64"), BOTH),
+    )
+
+
+def test_a_cached_rootfs_is_not_debootstrapped_again():
+    actions = decide_seed(seed_facts(cached_platforms=BOTH), BOTH)
+    assert not any(isinstance(a, BuildRootfs) for a in actions)
+    # Nor are images rebuilt when their per-platform tags are already pushed.
+    assert decide_seed(seed_facts(pushed_platforms=BOTH), BOTH) == (
+        PushManifestList(LIST, (f"{LIST}-amd64", f"{LIST}-arm64"), BOTH),
+    )
+
+
+def test_adding_a_platform_keeps_the_ones_seeded_before():
+    facts = seed_facts(seeded_platforms=("linux/amd64",), pushed_platforms=("linux/amd64",))
+    assert decide_seed(facts, ("linux/arm64",)) == (
+        BuildRootfs("linux/arm64", emulated=True),
+        BuildImage("linux/arm64", f"{LIST}-arm64"),
+        PushManifestList(LIST, (f"{LIST}-amd64", f"{LIST}-arm64"), BOTH),
+    )
+
+
+def test_a_seeded_base_is_reused():
+    assert decide_seed(seed_facts(seeded_platforms=BOTH), ("arm64",)) == (SeedPresent(REGISTRY, BOTH),)
+
+
+@pytest.mark.parametrize(
+    ("facts", "enabled", "reason"),
+    [
+        (seed_facts(), False, "--no-seed"),
+        (seed_facts(registry_reachable=False), True, "no registry answers"),
+        (seed_facts(mirror_configured=False), True, "--registry-mirror http://127.0.0.1:5000"),
+    ],
+)
+def test_seeding_is_skipped_with_the_reason(facts, enabled, reason):
+    (skip,) = decide_seed(facts, BOTH, enabled)
+    assert isinstance(skip, SkipSeed) and reason in skip.describe()
+
+
+@pytest.mark.parametrize(
+    ("facts", "error", "message"),
+    [
+        (seed_facts(is_root=False), EngineError, "needs root for debootstrap"),
+        (seed_facts(debootstrap_installed=False), ToolMissing, "apt-get install -y debootstrap"),
+        (seed_facts(emulated_platforms=()), EngineError, "no QEMU emulation .* --platforms linux/amd64"),
+    ],
+)
+def test_seeding_that_cannot_work_says_why(facts, error, message):
+    with pytest.raises(error, match=message):
+        decide_seed(facts, BOTH)
+
+
+def test_platforms_are_normalised_and_unknown_ones_rejected():
+    assert seed.normalize_platform("arm64") == "linux/arm64"
+    assert seed.normalize_platform("linux/arm64/v8") == "linux/arm64"
+    assert seed.normalize_platform("linux/arm") == "linux/arm/v7"
+    with pytest.raises(EngineError, match="cannot seed platform 'windows/amd64'"):
+        seed.normalize_platform("windows/amd64")
+    assert seed.native_platform("x86_64") == "linux/amd64"
+    assert seed.native_platform("aarch64") == "linux/arm64"
+
+
+def test_seed_commands_as_data(tmp_path):
+    target = tmp_path / "rootfs"
+    assert seed.debootstrap_command("linux/arm64", target, "/usr/sbin/debootstrap").argv == (
+        "/usr/sbin/debootstrap", "--arch=arm64", "--variant=minbase",
+        "--include=python3,python3-pip,python3-venv,ca-certificates,tzdata", "bookworm", str(target),
+    )
+    assert seed.tar_command(target, tmp_path / "r.tar").argv == (
+        "tar", "--numeric-owner", "-C", str(target), "-cf", str(tmp_path / "r.tar"), ".",
+    )
+    assert [c.argv for c in seed.manifest_commands("/usr/bin/docker", LIST, (f"{LIST}-amd64", f"{LIST}-arm64"))] == [
+        ("/usr/bin/docker", "manifest", "rm", LIST),
+        ("/usr/bin/docker", "manifest", "create", "--insecure", LIST, f"{LIST}-amd64", f"{LIST}-arm64"),
+        ("/usr/bin/docker", "manifest", "push", "--insecure", "--purge", LIST),
+    ]
+    context = seed.context_dir(tmp_path, "linux/arm64")
+    build, push = EngineBuilder().commands(seed.build_request(tmp_path, "linux/arm64", f"{LIST}-arm64"))
+    assert build.argv == ("/usr/bin/docker", "build", "--platform", "linux/arm64", "--file", str(context / "Dockerfile"),
+                          "--tag", f"{LIST}-arm64", str(context))
+    assert dict(build.env) == {"DOCKER_BUILDKIT": "1"}
+    assert push.argv == ("/usr/bin/docker", "push", f"{LIST}-arm64")
+
+
+def test_the_seed_dockerfile_never_pulls_a_frontend():
+    text = seed.dockerfile(with_ca_bundle=True)
+    assert "syntax" not in text
+    assert text.splitlines()[:3] == ["FROM scratch", "ADD rootfs.tar /",
+                                     "COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt"]
+    assert 'CMD ["python3"]' in text and "LANG=C.UTF-8" in text
+    assert "COPY" not in seed.dockerfile(with_ca_bundle=False)
+
+
+def test_the_rootfs_is_made_to_behave_like_the_official_image(tmp_path):
+    (tmp_path / "usr/lib/python3.11").mkdir(parents=True)
+    (tmp_path / "usr/lib/python3.11/EXTERNALLY-MANAGED").write_text("[externally-managed]\n")
+    (tmp_path / "var/lib/apt/lists/partial").mkdir(parents=True)
+    (tmp_path / "var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease").write_text("x")
+    (tmp_path / "var/cache/apt/archives").mkdir(parents=True)
+    (tmp_path / "var/cache/apt/archives/python3_3.11.2-1+b1_amd64.deb").write_text("x")
+    seed.make_official_like(tmp_path)
+    seed.make_official_like(tmp_path)  # a second pass (an interrupted run) is fine
+    assert os.readlink(tmp_path / "usr/local/bin/python") == "/usr/bin/python3"
+    assert os.readlink(tmp_path / "usr/local/bin/pip") == "/usr/bin/pip3"
+    assert not (tmp_path / "usr/lib/python3.11/EXTERNALLY-MANAGED").exists()
+    assert list((tmp_path / "var/lib/apt/lists").iterdir()) == []
+    assert list((tmp_path / "var/cache/apt/archives").iterdir()) == []
+
+
+# Captured from the local registry: GET /v2/library/python/manifests/3.11-slim (manifest list).
+MANIFEST_LIST = {
+    "schemaVersion": 2,
+    "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+    "manifests": [
+        {"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "size": 739,
+         "digest": "sha256:c63eab1f5957f0c9b2478f59d7275ae7dcd7d8ed1c93135a76cdc2941fcee1c2",
+         "platform": {"architecture": "amd64", "os": "linux"}},
+        {"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "size": 739,
+         "digest": "sha256:73977dab7d36397d70d82f56e2a8cd96b419a164d8a32454a41ebc63ebc76e56",
+         "platform": {"architecture": "arm64", "os": "linux"}},
+    ],
+}
+
+
+def test_index_platforms_drop_arm64_v8_and_attestations():
+    assert seed.registry_platforms(MANIFEST_LIST) == ("linux/amd64", "linux/arm64")
+    attested = json.loads(json.dumps(MANIFEST_LIST))
+    attested["manifests"][1]["platform"]["variant"] = "v8"  # how buildx labels arm64
+    attested["manifests"].append({"platform": {"architecture": "unknown", "os": "unknown"}})
+    attested["manifests"].append({"platform": {"architecture": "arm", "os": "linux", "variant": "v7"}})
+    assert seed.registry_platforms(attested) == ("linux/amd64", "linux/arm/v7", "linux/arm64")
+
+
+def test_cache_and_state_dirs_follow_xdg_and_root(tmp_path):
+    assert default_state_dir({}, is_root=True) == Path("/var/lib/imagegraph")
+    assert default_state_dir({"XDG_STATE_HOME": "/x/state"}, is_root=False) == Path("/x/state/imagegraph")
+    assert default_state_dir({}, is_root=False, home=tmp_path) == tmp_path / ".local/state/imagegraph"
+    assert seed.default_cache_dir({"XDG_CACHE_HOME": "/x/cache"}) == Path("/x/cache/imagegraph/seed")
+    assert seed.default_cache_dir({}, home=tmp_path) == tmp_path / ".cache/imagegraph/seed"
+    # The recipe is in the cache key: changing the packages rebuilds the rootfs.
+    assert seed.context_dir(tmp_path, "linux/arm/v7").name == f"{seed.recipe_key()}-arm-v7"
+    assert seed.cached_platforms(tmp_path) == ()
+    seed.context_dir(tmp_path, "linux/arm64").mkdir()
+    (seed.context_dir(tmp_path, "linux/arm64") / "rootfs.tar").write_bytes(b"")
+    assert seed.cached_platforms(tmp_path) == ("linux/arm64",)
+
+
+# --- parsers of the machine -----------------------------------------------
+
+def test_os_release_debian_family():
+    assert is_debian_like('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\n')
+    assert is_debian_like("ID=ubuntu\nID_LIKE=debian\n")
+    assert is_debian_like('ID=linuxmint\nID_LIKE="ubuntu debian"\n')
+    assert not is_debian_like('ID=fedora\n')
+    assert not is_debian_like('ID="rhel"\nID_LIKE="fedora"\n')
+
+
+def test_proc_stat_with_spaces_and_parentheses_in_the_name():
+    assert parse_stat("2477 (dockerd) S 1 2477 2477 0 -1 4194560 ...") == ("dockerd", "S", 1)
+    assert parse_stat("99 (a (b) c) Z 12 99") == ("a (b) c", "Z", 12)
+
+
+def test_processes_and_pidfiles_are_read_from_proc(tmp_path):
+    for pid, stat, cmdline in (
+        (2477, "2477 (dockerd) S 1 1", b"dockerd\0--host\0unix:///var/run/docker.sock\0"),
+        (2515, "2515 (containerd) S 2477 1", b"containerd\0--config\0" + CONTAINERD_CONFIG.encode() + b"\0"),
+        (3000, "3000 (bash) S 1 1", b"bash\0"),
+    ):
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "stat").write_text(stat)
+        (tmp_path / str(pid) / "cmdline").write_bytes(cmdline)
+    (tmp_path / "self").mkdir()
+    found = read_processes(("dockerd", "containerd"), tmp_path)
+    assert [(p.pid, p.ppid, p.name) for p in found] == [(2477, 1, "dockerd"), (2515, 2477, "containerd")]
+    assert found[0].argv == ("dockerd", "--host", "unix:///var/run/docker.sock")
+
+    pidfile = tmp_path / "docker.pid"
+    assert read_pidfile(pidfile) is None
+    pidfile.write_text("garbage")
+    assert read_pidfile(pidfile) == PidFile(str(pidfile), None, None)
+    pidfile.write_text(f"{os.getpid()}\n")
+    mine = read_pidfile(pidfile)
+    assert mine is not None and mine.proc is not None and mine.proc.running and mine.pid == os.getpid()
+
+
+def test_client_versions_and_mirrors():
+    assert parse_client_version("Docker version 20.10.24+dfsg1, build 297e128\n") == "20.10.24+dfsg1"
+    assert parse_client_version("Docker version 28.2.2, build e6534b4") == "28.2.2"
+    assert parse_client_version("nonsense") is None
+    assert mirror_configured(["http://127.0.0.1:5000/"], "127.0.0.1:5000")
+    assert not mirror_configured(["http://127.0.0.1:5000/"], "127.0.0.1:5055")
+    assert not mirror_configured([], "127.0.0.1:5000")
+
+
+def test_status_lines_say_who_runs_what():
+    status = EngineStatus(
+        host=DEFAULT_HOST, daemon_version="20.10.24+dfsg1", api_version="1.41", daemon_managed=False,
+        registry=REGISTRY, registry_reachable=True, registry_managed=True, mirrors=("http://127.0.0.1:5000/",),
+        emulated_platforms=("linux/arm64",), seeded_platforms=BOTH,
+        clients=(DockerClientInfo("/usr/local/bin/docker", "28.2.2", False), DockerClientInfo("/usr/bin/docker", "20.10.24", True)),
+        state_dir=str(STATE),
+    )
+    assert status.mirror_configured and status.seeded and status.daemon_reachable
+    assert not status.buildx  # the docker on PATH lacks it
+    text = "\n".join(status.lines())
+    assert "dockerd 20.10.24+dfsg1 (API 1.41)" in text and "not started by imagegraph" in text
+    assert "http://127.0.0.1:5000/ answers, started by imagegraph" in text
+    assert "seeded for linux/amd64, linux/arm64" in text and "buildx missing" in text
+
+
+def test_every_action_narrates_one_line():
+    actions = [
+        ReuseDaemon(DEFAULT_HOST, "20.10.24", "1.41", False), InstallPackages(), start(), WaitForDaemon(DEFAULT_HOST, 1),
+        RemovePidfile(DOCKER_PIDFILE, "stale"), StopProcess(1, "containerd", "orphaned"), ReuseRegistry(REGISTRY, True),
+        StartRegistry(REGISTRY), MountBinfmt(), EnableBinfmts(), NoEmulation("x"), SkipSeed("x"), SeedPresent(REGISTRY, BOTH),
+        BuildRootfs("linux/arm64", True), BuildImage("linux/arm64", LIST), PushManifestList(LIST, (LIST,), BOTH),
+    ]
+    for action in actions:
+        line = action.describe()
+        assert line.startswith("engine: ") and "\n" not in line
+
+
+# --- tasks -----------------------------------------------------------------
+
+def test_engine_tasks_are_wired_with_help_for_every_flag():
+    from imagegraph.tasks import engine as tasks
+
+    assert tasks.ns.name == "engine"
+    assert sorted(tasks.ns.task_names) == ["down", "status", "up"]
+    for name in tasks.ns.task_names:
+        task = tasks.ns[name]
+        assert task.__doc__ or task.body.__doc__
+        for argument in task.get_arguments():
+            assert argument.help, f"{name} --{argument.name} lacks help"
+    assert tasks._platforms(None) == BOTH
+    assert tasks._platforms(["linux/amd64,linux/arm64", "linux/arm/v7"]) == ("linux/amd64", "linux/arm64", "linux/arm/v7")
