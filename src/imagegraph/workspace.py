@@ -6,7 +6,8 @@ for a plan or an executor; no task repeats the config/CLI merge.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -53,8 +54,11 @@ class Workspace:
         self.options = options or BuildOptions()
         self.runner = runner or Runner()
         config = load_config(self.root, registry=self.options.registry)
-        if self.options.platforms:
-            config = override_platforms(config, self.options.platforms)
+        # --platform wins; $IMAGEGRAPH_PLATFORMS is the same override for a whole environment.
+        platforms = self.options.platforms or tuple(p.strip() for p in os.environ.get("IMAGEGRAPH_PLATFORMS", "").split(",") if p.strip())
+        if platforms:
+            config = override_platforms(config, platforms)
+            self.options = replace(self.options, platforms=platforms)
         self.config: Config = config
         for name in (*self.options.force, *self.options.targets):
             self.config.image(name)  # unknown names fail early, with "did you mean"

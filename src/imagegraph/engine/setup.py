@@ -787,6 +787,7 @@ class Executor:
         self.paths = paths
         self.machine = machine
         self.narrate = narrate
+        self._binfmt_refused = False
 
     def execute(self, action: UpAction) -> None:
         self.narrate(action.describe())
@@ -806,9 +807,15 @@ class Executor:
             case StartRegistry(address=address):
                 self._start_registry(address)
             case MountBinfmt():
-                self.runner.run(Command.of(self.machine.tool("mount"), "-t", "binfmt_misc", "binfmt_misc", BINFMT_DIR))
+                mount = Command.of(self.machine.tool("mount"), "-t", "binfmt_misc", "binfmt_misc", BINFMT_DIR)
+                # Emulation is a convenience, not a precondition: inside a container (the CI image
+                # driving the host's engine) the mount is refused, and the host's handlers still apply.
+                if self.runner.run(mount, check=False).returncode != 0:
+                    self._binfmt_refused = True
+                    self.narrate(NoEmulation("binfmt_misc cannot be mounted here (a container?); run `invoke engine.up` on the host").describe())
             case EnableBinfmts():
-                self.runner.run(Command.of(self.machine.tool("update-binfmts"), "--enable"))
+                if not self._binfmt_refused:
+                    self.runner.run(Command.of(self.machine.tool("update-binfmts"), "--enable"))
 
     def _install(self, packages: Sequence[str]) -> None:
         env = {"DEBIAN_FRONTEND": "noninteractive"}

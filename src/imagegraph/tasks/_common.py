@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -35,7 +34,5 @@ def build_options(*, registry=None, platform=(), force=(), target=(), no_cache=F
         # Accept both repeated flags and comma lists: --target ci --target app == --target ci,app
         return tuple(item.strip() for value in values or () for item in value.split(",") if item.strip())
 
-    # $IMAGEGRAPH_PLATFORMS is the same override for a whole environment (e.g. a CI without arm64 emulation).
-    platforms = split(platform) or split([os.environ.get("IMAGEGRAPH_PLATFORMS", "")])
-    return BuildOptions(registry=registry or None, platforms=platforms, force=split(force), targets=split(target),
+    return BuildOptions(registry=registry or None, platforms=split(platform), force=split(force), targets=split(target),
                         no_cache=bool(no_cache), jobs=int(jobs), builder=builder or None)
