@@ -47,7 +47,9 @@ FILES = {
 
 
 @pytest.fixture
-def repo(tmp_path, registry, namespace):
+def repo(tmp_path, registry, namespace, monkeypatch):
+    # This family is small on purpose so that it can build every platform it declares.
+    monkeypatch.delenv("IMAGEGRAPH_PLATFORMS", raising=False)
     files = {"images.yaml": SMALL_FAMILY.format(registry=registry, namespace=namespace), **FILES}
     return init_repo(tmp_path / "repo", files)
 
