@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config
-from .engine.builders import Builder, BuildRequest
+from .engine.builders import Builder, BuildRequest, platform_suffix
 from .engine.images import LocalImages
 from .errors import ImagegraphError
 from .plan import Decision, ImagePlan, Plan
@@ -172,8 +172,6 @@ class Executor:
     def _describe(self, entry: ImagePlan, seconds: float, log: str) -> ImageResult:
         info = self.local.info(entry.ref)
         if info is None and len(entry.platforms) > 1:
-            from .engine.builders import platform_suffix
-
             info = self.local.info(f"{entry.ref}-{platform_suffix(entry.platforms[0])}")
         digest = None
         if entry.push and self.registry is not None:
