@@ -125,7 +125,7 @@ class Executor:
                 self._build(entry, log)
             else:
                 self.say(f"[{entry.name}] pushing the local image to the registry")
-                self.runner.run(Command.of(self.builder_client(), "push", entry.ref), log_path=log)
+                self.runner.run(Command.of(self.builder.docker, "push", entry.ref), log_path=log)
             seconds = time.monotonic() - started
             result = self._describe(entry, seconds, str(log))
             self.say(f"[{entry.name}] done in {seconds:.1f}s")
@@ -139,9 +139,6 @@ class Executor:
             return ImageResult(entry.name, entry.decision, entry.ref, entry.reason, seconds=seconds, error=str(err), log=str(log))
         finally:
             self._running.pop(entry.name, None)
-
-    def builder_client(self) -> str:
-        return getattr(self.builder, "docker", "docker")
 
     def _build(self, entry: ImagePlan, log: Path) -> None:
         spec = self.config.image(entry.name)

@@ -117,7 +117,7 @@ def make_plan(
             parent_ref=parent_ref,
             platforms=spec.platforms,
             push=spec.push,
-            push_existing=push_existing and decision is Decision.REUSE,
+            push_existing=push_existing,
             no_cache=no_cache and decision is Decision.BUILD,
         ))
     options = {"platforms": ",".join(platforms)} if platforms else {}

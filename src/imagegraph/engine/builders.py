@@ -44,6 +44,8 @@ class BuildRequest:
 
 class Builder(Protocol):
     name: str
+    #: The docker client the builder drives (also used to push an existing image).
+    docker: str
 
     def describe(self) -> str: ...
 
