@@ -19,7 +19,7 @@ import yaml
 
 from .errors import ConfigError
 
-__all__ = ["CONFIG_NAME", "Config", "ImageSpec", "load_config", "override_platforms", "parse_config"]
+__all__ = ["CONFIG_NAME", "Config", "ImageSpec", "config_from_text", "load_config", "override_platforms", "parse_config"]
 
 CONFIG_NAME = "images.yaml"
 DEFAULT_REGISTRY = "127.0.0.1:5000"
@@ -98,6 +98,11 @@ def load_config(root: Path | str, *, registry: str | None = None) -> Config:
         raise ConfigError(str(path), "not found; run from the repository root or create images.yaml (see README)") from None
     except OSError as err:
         raise ConfigError(str(path), f"cannot be read: {err.strerror}") from None
+    return config_from_text(text, root, registry=registry)
+
+
+def config_from_text(text: str, root: Path, *, registry: str | None = None) -> Config:
+    """images.yaml's text (from disk, or from an older commit) as a validated Config."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:

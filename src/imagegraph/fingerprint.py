@@ -1,37 +1,48 @@
 """Content fingerprints: the identity of an image before it is built.
 
 An image's fingerprint hashes everything that decides its content: the
-Dockerfile and its ignore file, the declared inputs, build args, platforms,
+Dockerfile and its ignore files, the declared inputs, build args, platforms,
 target stage, and the parent's fingerprint (a Merkle chain, so a change to the
-base changes every child). Two checkouts of the same commit give the same
-fingerprints wherever they live on disk.
+base changes every child).
+
+Files enter by their content id: git's blob id (with the file mode), which git
+already holds for every committed file, so fingerprinting a large checkout
+reads almost nothing from disk. Requirements files are the exception: they
+are read and normalized, so a comment or an order change counts for nothing.
+Paths are relative to the project root, so two clones of the same commit give
+the same fingerprints wherever they live and whichever machine holds them.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import pathspec
 
 from .config import CONFIG_NAME, Config, ImageSpec
-from .errors import ConfigError, ImagegraphError
+from .errors import ConfigError
 from .graph import build_order
 
-__all__ = ["Fingerprint", "GitSources", "Sources", "fingerprint_images", "normalize_requirements"]
+__all__ = ["Fingerprint", "InputFiles", "Sources", "fingerprint_images", "input_files", "normalize_requirements"]
 
-SCHEME = "imagegraph-fingerprint/1"
+SCHEME = "imagegraph-fingerprint/2"
 TAG_LENGTH = 16
 
 
 class Sources(Protocol):
-    """The repository's files as the fingerprint sees them (the seam tests replace)."""
+    """A tree of files as fingerprints see it: the working tree, a commit, or a dict in a test."""
 
-    def files(self) -> Sequence[str]:
-        """Relative POSIX paths of every file that is tracked or untracked-but-not-ignored."""
+    def paths(self) -> Sequence[str]:
+        """Sorted relative POSIX paths of every file (tracked, or untracked but not ignored)."""
+        ...
+
+    def oid(self, path: str) -> str:
+        """A content id of the file, ``"<mode> <git blob id>"``; equal content gives an equal id."""
         ...
 
     def read(self, path: str) -> bytes: ...
@@ -41,7 +52,7 @@ class Sources(Protocol):
 class Fingerprint:
     image: str
     digest: str
-    #: (path, content hash) of every file that went into the digest.
+    #: (path, content id) of every file that went into the digest, sorted by path.
     files: tuple[tuple[str, str], ...]
 
     @property
@@ -49,25 +60,16 @@ class Fingerprint:
         return self.digest[:TAG_LENGTH]
 
 
-class GitSources:
-    """Lists files with git (so ignored build debris like __pycache__ never counts) and reads them from disk."""
+@dataclass(frozen=True)
+class InputFiles:
+    """What an image is made of, as paths: the fixed files and the files its globs match."""
 
-    def __init__(self, root: Path) -> None:
-        import git  # GitPython; imported here so the pure core does not need it
+    fixed: tuple[str, ...]
+    matched: tuple[str, ...]
 
-        self.root = Path(root)
-        try:
-            self._repo = git.Repo(self.root, search_parent_directories=False)
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-            raise ImagegraphError(f"{self.root} is not a git repository; imagegraph lists inputs with git: run `git init` there") from None
-
-    def files(self) -> Sequence[str]:
-        out = self._repo.git.ls_files("-z", "--cached", "--others", "--exclude-standard")
-        # --cached still lists files deleted from the work tree; they are not inputs any more.
-        return sorted({p for p in out.split("\0") if p and (self.root / p).is_file()})
-
-    def read(self, path: str) -> bytes:
-        return (self.root / path).read_bytes()
+    @property
+    def all(self) -> tuple[str, ...]:
+        return tuple(sorted({*self.fixed, *self.matched}))
 
 
 def normalize_requirements(text: str) -> str:
@@ -83,28 +85,97 @@ def normalize_requirements(text: str) -> str:
     return "\n".join(sorted(lines)) + "\n"
 
 
-def fingerprint_images(config: Config, sources: Sources) -> dict[str, Fingerprint]:
-    """Fingerprint every image, parents first."""
-    files = sources.files()
-    present = frozenset(files)
-    hashes: dict[str, str] = {}
+def fingerprint_images(config: Config, sources: Sources, *, strict: bool = True) -> dict[str, Fingerprint]:
+    """Fingerprint every image, parents first.
 
-    def content_hash(path: str, spec: ImageSpec) -> str:
-        if path not in hashes:
-            data = sources.read(path)
+    ``strict`` makes a missing Dockerfile or a glob that matches nothing an
+    error (the working tree); for an older commit (``strict=False``) they are
+    simply what that commit held.
+    """
+    paths = sources.paths()
+    present = frozenset(paths)
+    ids: dict[str, str] = {}
+
+    def content_id(path: str, spec: ImageSpec) -> str:
+        if path not in ids:
             if _is_requirements(path, spec):
-                data = normalize_requirements(data.decode("utf-8", "replace")).encode()
-            hashes[path] = hashlib.sha256(data).hexdigest()
-        return hashes[path]
+                text = normalize_requirements(sources.read(path).decode("utf-8", "replace"))
+                ids[path] = "requirements " + hashlib.sha256(text.encode()).hexdigest()
+            else:
+                ids[path] = sources.oid(path)
+        return ids[path]
 
     result: dict[str, Fingerprint] = {}
     for name in build_order(config):
         spec = config.image(name)
         parent = result[spec.parent].digest if spec.parent else ""
-        paths = _input_files(spec, files, present)
-        used = tuple((p, content_hash(p, spec)) for p in paths)
+        chosen = input_files(spec, paths, present, strict=strict).all
+        used = tuple((p, content_id(p, spec)) for p in chosen)
         result[name] = Fingerprint(image=name, digest=_digest(spec, used, parent), files=used)
     return result
+
+
+def input_files(spec: ImageSpec, paths: Sequence[str], present: frozenset[str] | None = None, *, strict: bool = True) -> InputFiles:
+    """The Dockerfile, its ignore files, the wheels' requirements and every file the input globs match.
+
+    ``paths`` must be sorted: globs with a literal directory prefix (most of
+    them, e.g. ``src/scorer/**``) only look at that slice of the tree.
+    """
+    present = present if present is not None else frozenset(paths)
+    fixed = tuple(p for p in (spec.dockerfile, spec.dockerignore, context_ignore(spec), *spec.wheels) if p in present)
+    if strict and spec.dockerfile not in present:
+        raise ConfigError(CONFIG_NAME, f"image {spec.name!r}: {spec.dockerfile} is ignored by git or missing; commit it or fix the path")
+    matched: set[str] = set()
+    for pattern in spec.inputs:
+        hits = match_glob(pattern, paths)
+        if strict and not hits:
+            raise ConfigError(CONFIG_NAME, f"image {spec.name!r}: input {pattern!r} matches no file; fix the pattern or remove it")
+        matched.update(hits)
+    return InputFiles(fixed=fixed, matched=tuple(sorted(matched)))
+
+
+def match_glob(pattern: str, paths: Sequence[str]) -> list[str]:
+    """The sorted ``paths`` a gitignore-style pattern matches, scanning only its literal prefix's slice."""
+    matcher = _compiled(pattern)
+    prefix = _literal_prefix(pattern)
+    if prefix:
+        lo = bisect.bisect_left(paths, prefix)
+        hi = bisect.bisect_left(paths, prefix[:-1] + chr(ord(prefix[-1]) + 1))
+        candidates: Sequence[str] = paths[lo:hi]
+    else:
+        candidates = paths
+    return [p for p in candidates if matcher.match_file(p)]
+
+
+def matches(spec: ImageSpec, path: str) -> bool:
+    """Whether a single path is one of the image's inputs (used for paths that no longer exist, e.g. deleted)."""
+    if path in (spec.dockerfile, spec.dockerignore, context_ignore(spec), *spec.wheels):
+        return True
+    return any(_compiled(pattern).match_file(path) for pattern in spec.inputs)
+
+
+_SPECS: dict[str, pathspec.GitIgnoreSpec] = {}
+
+
+def _compiled(pattern: str) -> pathspec.GitIgnoreSpec:
+    spec = _SPECS.get(pattern)
+    if spec is None:
+        spec = _SPECS[pattern] = pathspec.GitIgnoreSpec.from_lines([pattern])
+    return spec
+
+
+def _literal_prefix(pattern: str) -> str:
+    """``src/scorer/`` for ``src/scorer/**``; "" when the pattern may match at any depth (gitignore rules)."""
+    body = pattern.lstrip("/")
+    if "/" not in body.rstrip("/") and not pattern.startswith("/"):
+        return ""  # a pattern without an inner slash matches in every directory
+    literal = re.split(r"[*?\[\\]", body, maxsplit=1)[0]
+    return literal[: literal.rfind("/") + 1]
+
+
+def context_ignore(spec: ImageSpec) -> str:
+    """The context's own .dockerignore (BuildKit uses it when <Dockerfile>.dockerignore is absent)."""
+    return ".dockerignore" if spec.context == "." else f"{spec.context}/.dockerignore"
 
 
 def _digest(spec: ImageSpec, files: Sequence[tuple[str, str]], parent: str) -> str:
@@ -115,26 +186,6 @@ def _digest(spec: ImageSpec, files: Sequence[tuple[str, str]], parent: str) -> s
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def _input_files(spec: ImageSpec, files: Sequence[str], present: frozenset[str]) -> tuple[str, ...]:
-    """The Dockerfile, its ignore files, wheels' requirements and every file the input globs match."""
-    fixed = [spec.dockerfile, spec.dockerignore, _context_ignore(spec), *spec.wheels]
-    chosen = {p for p in fixed if p in present}
-    if spec.dockerfile not in chosen:
-        raise ConfigError(CONFIG_NAME, f"image {spec.name!r}: {spec.dockerfile} is ignored by git or missing; commit it or fix the path")
-    for pattern in spec.inputs:
-        matcher = pathspec.GitIgnoreSpec.from_lines([pattern])
-        matched = [p for p in files if matcher.match_file(p)]
-        if not matched:
-            raise ConfigError(CONFIG_NAME, f"image {spec.name!r}: input {pattern!r} matches no file; fix the pattern or remove it")
-        chosen.update(matched)
-    return tuple(sorted(chosen))
-
-
-def _context_ignore(spec: ImageSpec) -> str:
-    return ".dockerignore" if spec.context == "." else f"{spec.context}/.dockerignore"
-
-
 def _is_requirements(path: str, spec: ImageSpec) -> bool:
     name = path.rsplit("/", 1)[-1]
     return path in spec.wheels or (name.startswith("requirements") and name.endswith(".txt"))
-

@@ -1,21 +1,25 @@
 """The plan: for each image, what to do and why. Pure: no I/O happens here.
 
-``make_plan`` takes what the world looks like (fingerprints, which fingerprint
-tags already exist locally or in the registry, what the user asked for) and
-decides; the executor then carries the plan out without deciding anything.
+``make_plan`` takes what the world looks like (fingerprints, what git says
+changed since the base commit, which fingerprint tags already exist locally or
+in the registry, what the user asked for) and decides; the executor then
+carries the plan out without deciding anything. ``lookups_needed`` says which
+images the registry must be asked about at all: an image whose inputs did not
+change since a base commit whose images were published needs no question.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
+from .changes import Explanation
 from .config import Config
 from .fingerprint import Fingerprint
-from .graph import build_order, descendants, with_ancestors
+from .graph import ancestors, build_order, children, descendants, with_ancestors
 
-__all__ = ["Availability", "Decision", "ImagePlan", "Plan", "make_plan"]
+__all__ = ["Availability", "Decision", "ImagePlan", "Plan", "lookups_needed", "make_plan"]
 
 
 class Decision(enum.Enum):
@@ -47,6 +51,23 @@ class ImagePlan:
     #: True when the image exists only in the local engine and must be pushed.
     push_existing: bool = False
     no_cache: bool = False
+    #: The changed paths (since the base commit) that are this image's own inputs.
+    changed: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "decision": self.decision.value,
+            "reason": self.reason,
+            "fingerprint": self.fingerprint,
+            "ref": self.ref,
+            "parent_ref": self.parent_ref,
+            "platforms": list(self.platforms),
+            "push": self.push,
+            "push_existing": self.push_existing,
+            "no_cache": self.no_cache,
+            "changed": list(self.changed),
+        }
 
 
 @dataclass(frozen=True)
@@ -54,6 +75,9 @@ class Plan:
     images: tuple[ImagePlan, ...]
     registry: str
     options: Mapping[str, str] = field(default_factory=dict)
+    explanation: Explanation | None = None
+    #: Things worth a look that change no decision (e.g. a file a Dockerfile copies but images.yaml does not declare).
+    warnings: tuple[str, ...] = ()
 
     def image(self, name: str) -> ImagePlan:
         for entry in self.images:
@@ -64,68 +88,184 @@ class Plan:
     def to_build(self) -> tuple[ImagePlan, ...]:
         return tuple(e for e in self.images if e.decision is Decision.BUILD)
 
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "registry": self.registry,
+            "options": dict(self.options),
+            "git": None if self.explanation is None else self.explanation.to_dict(),
+            "images": [entry.to_dict() for entry in self.images],
+            "warnings": list(self.warnings),
+        }
 
-def make_plan(
-    config: Config,
-    fingerprints: Mapping[str, Fingerprint],
-    availability: Mapping[str, Availability],
-    *,
-    selected: Collection[str] = (),
-    force: Collection[str] = (),
-    no_cache: bool = False,
-    platforms: tuple[str, ...] = (),
-) -> Plan:
-    """Decide build / reuse / skip for every image.
 
-    ``selected`` limits the work to those images and what they stand on
-    (all images when empty); ``force`` rebuilds those images and their
-    dependents even when their fingerprint tags exist. ``platforms`` is the
-    override that was already folded into the fingerprints, echoed in the plan.
-    """
-    wanted = with_ancestors(config, selected) if selected else frozenset(config.names)
+def _forced(config: Config, force: Collection[str]) -> dict[str, str]:
     forced: dict[str, str] = {}
     for name in force:
         config.image(name)  # unknown names fail with "did you mean"
         forced.setdefault(name, f"forced (--force {name})")
         for child in descendants(config, name):
             forced.setdefault(child, f"parent {name} is forced")
-    entries: list[ImagePlan] = []
+    return forced
+
+
+def _trusted_same(explanation: Explanation | None) -> frozenset[str]:
+    """Images unchanged since a base whose images were published: they need no registry lookup."""
+    if explanation is None or explanation.base is None or not explanation.base.trusted:
+        return frozenset()
+    return explanation.same_as_base
+
+
+def lookups_needed(config: Config, explanation: Explanation | None, *, selected: Collection[str] = (), force: Collection[str] = ()) -> frozenset[str]:
+    """The images whose fingerprint tags the registry (or local engine) must be asked about.
+
+    Every wanted image that is neither forced nor known unchanged since a
+    trusted base; and the ancestors of those, because an image that may be
+    built needs its parent to exist. A docs-only change asks nothing.
+    """
+    wanted = with_ancestors(config, selected) if selected else frozenset(config.names)
+    forced = _forced(config, force)
+    trusted = _trusted_same(explanation)
+    maybe_built = {name for name in wanted if name not in trusted}
+    need = {name for name in maybe_built if name not in forced}
+    for name in maybe_built:
+        need.update(a for a in ancestors(config, name) if a not in forced)
+    return frozenset(need)
+
+
+def make_plan(
+    config: Config,
+    fingerprints: Mapping[str, Fingerprint],
+    availability: Mapping[str, Availability],
+    *,
+    explanation: Explanation | None = None,
+    selected: Collection[str] = (),
+    force: Collection[str] = (),
+    no_cache: bool = False,
+    platforms: tuple[str, ...] = (),
+    warnings: Sequence[str] = (),
+) -> Plan:
+    """Decide build / reuse / skip for every image, with the reason in words.
+
+    ``availability`` maps fingerprint refs to where they exist; a ref it does
+    not mention was not looked up (see :func:`lookups_needed`). ``selected``
+    limits the work to those images and what they stand on (all images when
+    empty); ``force`` rebuilds those images and their dependents even when
+    their fingerprint tags exist. ``platforms`` is the override already folded
+    into the fingerprints, echoed in the plan.
+    """
+    wanted = with_ancestors(config, selected) if selected else frozenset(config.names)
+    forced = _forced(config, force)
+    trusted = _trusted_same(explanation)
+    causes = dict(explanation.causes) if explanation is not None else {}
+    same = explanation.same_as_base if explanation is not None else frozenset()
+    since = _since(explanation)
+    decided: dict[str, tuple[Decision, str, bool]] = {}
     for name in build_order(config):
         spec = config.image(name)
-        fp = fingerprints[name]
-        ref = f"{config.repository(name)}:{fp.tag}"
-        parent_ref = f"{config.repository(spec.parent)}:{fingerprints[spec.parent].tag}" if spec.parent else None
-        found = availability.get(ref, Availability())
-        push_existing = False
+        ref = f"{config.repository(name)}:{fingerprints[name].tag}"
+        found = availability.get(ref)
         if name not in wanted:
-            decision, reason = Decision.SKIP, "not selected"
+            decided[name] = (Decision.SKIP, "not selected", False)
         elif name in forced:
-            decision, reason = Decision.BUILD, forced[name]
-        elif found.registry:
-            decision, reason = Decision.REUSE, "fingerprint tag already in the registry"
-        elif found.local:
-            decision, reason = Decision.REUSE, "fingerprint tag already in the local engine"
-            push_existing = spec.push
+            decided[name] = (Decision.BUILD, forced[name], False)
+        elif found is None and name in trusted:
+            decided[name] = (Decision.REUSE, _unchanged(causes.get(name, ()), since), False)
+        elif found is not None and found.registry:
+            decided[name] = (Decision.REUSE, _in_registry(name, causes.get(name, ()), same, since), False)
+        elif found is not None and found.local:
+            decided[name] = (Decision.REUSE, "fingerprint tag already in the local engine (pushed now)" if spec.push
+                             else "fingerprint tag already in the local engine", spec.push)
         else:
-            decision, reason = Decision.BUILD, _why_build(spec.parent, entries)
+            decided[name] = (Decision.BUILD, "", False)
+    reasons = _build_reasons(config, decided, causes, same, since)
+    entries = []
+    for name in build_order(config):
+        spec = config.image(name)
+        decision, reason, push_existing = decided[name]
         entries.append(ImagePlan(
             name=name,
             decision=decision,
-            reason=reason,
-            fingerprint=fp.tag,
-            ref=ref,
-            parent_ref=parent_ref,
+            reason=reasons.get(name, reason),
+            fingerprint=fingerprints[name].tag,
+            ref=f"{config.repository(name)}:{fingerprints[name].tag}",
+            parent_ref=f"{config.repository(spec.parent)}:{fingerprints[spec.parent].tag}" if spec.parent else None,
             platforms=spec.platforms,
             push=spec.push,
             push_existing=push_existing,
             no_cache=no_cache and decision is Decision.BUILD,
+            changed=causes.get(name, ()),
         ))
     options = {"platforms": ",".join(platforms)} if platforms else {}
-    return Plan(images=tuple(entries), registry=config.registry, options=options)
+    return Plan(images=tuple(entries), registry=config.registry, options=options, explanation=explanation, warnings=tuple(warnings))
 
 
-def _why_build(parent: str | None, planned: list[ImagePlan]) -> str:
-    for entry in planned:
-        if entry.name == parent and entry.decision is Decision.BUILD:
-            return f"parent {parent} is rebuilt"
-    return "no image with this fingerprint yet (inputs changed)"
+def _since(explanation: Explanation | None) -> str:
+    if explanation is None or explanation.base is None:
+        return ""
+    return f"{explanation.base.short} ({explanation.base.how})"
+
+
+def _paths(paths: Sequence[str]) -> str:
+    shown = ", ".join(paths[:3])
+    return shown if len(paths) <= 3 else f"{shown} and {len(paths) - 3} more"
+
+
+def _unchanged(causes: Sequence[str], since: str) -> str:
+    if causes:
+        return f"{_paths(causes)} changed, but not in substance: same fingerprint as {since}"
+    return f"unchanged since {since}"
+
+
+def _in_registry(name: str, causes: Sequence[str], same: Collection[str], since: str) -> str:
+    if name in same:
+        return _unchanged(causes, since) + "; fingerprint tag in the registry"
+    if causes:
+        return f"{_paths(causes)} changed, to content already built: fingerprint tag in the registry"
+    return "fingerprint tag already in the registry"
+
+
+def _build_reasons(config: Config, decided: Mapping[str, tuple[Decision, str, bool]], causes: Mapping[str, Sequence[str]],
+                   same: Collection[str], since: str) -> dict[str, str]:
+    """The chain from cause to image, e.g. "requirements/requirements-torch.txt changed → base → ci, app, devcontainer"."""
+    chains: dict[str, str] = {}
+    reasons: dict[str, str] = {}
+    for name in build_order(config):
+        decision, reason, _ = decided[name]
+        if decision is not Decision.BUILD:
+            continue
+        parent = config.image(name).parent
+        parent_built = parent is not None and decided[parent][0] is Decision.BUILD
+        if reason:  # forced
+            chains[name] = reason
+            reasons[name] = reason
+            continue
+        if name in causes:
+            chains[name] = f"{_paths(causes[name])} changed → {name}"
+        elif parent_built:
+            chains[name] = f"{chains[parent]} → {name}" if "→" in chains[parent] else f"parent {parent} is rebuilt"
+        elif name in same:
+            chains[name] = f"unchanged since {since}, but its fingerprint tag is not in the registry"
+        else:
+            chains[name] = "no image with this fingerprint yet"
+        reasons[name] = chains[name]
+        if name in causes and parent_built:
+            reasons[name] += f" (and parent {parent} is rebuilt)"
+    for name, chain in chains.items():
+        built_children = [c for c in children(config, name) if decided[c][0] is Decision.BUILD]
+        if name in causes and built_children and "→" in chain:
+            reasons[name] = reasons[name].replace(chain, f"{chain} → {', '.join(built_children)}", 1)
+    return reasons
+
+
+def affected(config: Config, fingerprints: Mapping[str, Fingerprint], explanation: Explanation, *,
+             selected: Collection[str] = (), force: Collection[str] = ()) -> tuple[ImagePlan, ...]:
+    """The images whose fingerprints differ from the base commit's (plus forced ones): what CI must build.
+
+    Decided from git and fingerprints alone, as if every image of the base
+    commit were published; nothing is looked up. Without a base (a shallow
+    clone that could not be deepened) every selected image counts.
+    """
+    if explanation.base is not None:
+        explanation = replace(explanation, base=replace(explanation.base, trusted=True))
+    plan = make_plan(config, fingerprints, {}, explanation=explanation, selected=selected, force=force)
+    return plan.to_build()

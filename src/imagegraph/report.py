@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .changes import Explanation
 from .execute import ImageResult
 from .plan import Plan
 
-__all__ = ["format_plan", "format_results", "human_size", "table"]
+__all__ = ["format_explanation", "format_plan", "format_results", "human_size", "table"]
 
 
 def human_size(size: int | None) -> str:
@@ -41,3 +42,23 @@ def format_results(results: Sequence[ImageResult]) -> str:
         time = f"{r.seconds:.1f}s" if r.seconds else "-"
         rows.append((r.name, decision, r.ref.rsplit("/", 1)[-1], human_size(r.size), str(r.layers or "-"), time, r.error or r.reason))
     return table(("image", "decision", "tag", "size", "layers", "time", "note"), rows)
+
+
+def format_explanation(explanation: Explanation | None) -> str:
+    """One line on what git compared: the base commit, how it was chosen, what changed."""
+    if explanation is None:
+        return "git: not consulted"
+    if explanation.base is None:
+        return f"git: {explanation.note}"
+    changed = {p for c in explanation.changes for p in c.paths}
+    inputs = {p for paths in explanation.causes.values() for p in paths}
+    line = f"since {explanation.base.short} ({explanation.base.how}): {len(changed)} path(s) changed"
+    if changed:
+        line += f", {len(inputs)} of them image inputs"
+    ignored = explanation.ignored
+    if ignored and not inputs:
+        shown = ", ".join(ignored[:3]) + (f" and {len(ignored) - 3} more" if len(ignored) > 3 else "")
+        line += f" ({shown}: no image's input)"
+    if explanation.note:
+        line += f"; {explanation.note}"
+    return line

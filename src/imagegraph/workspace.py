@@ -11,21 +11,23 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
-from .config import CONFIG_NAME, Config, load_config, override_platforms
+from .changes import Explanation, choose_base, direct_causes, locate_base, read_event
+from .config import CONFIG_NAME, Config, config_from_text, load_config, override_platforms
 from .engine.builders import Builder, detect_builder
 from .engine.images import LocalImages
-from .errors import ConfigError
+from .errors import ConfigError, ImagegraphError
 from .execute import Executor
-from .fingerprint import Fingerprint, GitSources, fingerprint_images
-from .graph import with_ancestors
-from .plan import Availability, Plan, make_plan
+from .fingerprint import Fingerprint, context_ignore, fingerprint_images
+from .plan import Availability, ImagePlan, Plan, affected, lookups_needed, make_plan
 from .registry import Registry
+from .repo import EMPTY_TREE, Repository, WorkingTree
 from .runner import Runner
 from .wheelhouse import Wheelhouse
 
 __all__ = ["BuildOptions", "Workspace", "find_root"]
 
 STATE_DIR = ".imagegraph"
+DEFAULT_BRANCHES = ("main", "master")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class BuildOptions:
     no_cache: bool = False
     jobs: int = 2
     builder: str | None = None
+    #: The base ref git compares with (`--since`); None picks it from CI or the default branch.
+    since: str | None = None
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -64,8 +68,63 @@ class Workspace:
             self.config.image(name)  # unknown names fail early, with "did you mean"
 
     @cached_property
+    def repository(self) -> Repository:
+        return Repository(self.root)
+
+    @cached_property
+    def sources(self) -> WorkingTree:
+        return self.repository.working_tree()
+
+    @cached_property
     def fingerprints(self) -> dict[str, Fingerprint]:
-        return fingerprint_images(self.config, GitSources(self.root))
+        return fingerprint_images(self.config, self.sources)
+
+    def explain(self, *, say=lambda line: None) -> Explanation:
+        """What git says changed since the base ref, and which images it touches."""
+        repo = self.repository
+        default_branch = self._default_branch()
+        request = choose_base(self.options.since, os.environ, read_event(os.environ), default_branch=default_branch)
+        base, note = locate_base(repo, request, say=say)
+        if base is None:
+            return Explanation(base=None, note=note)
+        changes = repo.diff(base.commit)
+        config_changed = any(CONFIG_NAME in change.paths for change in changes)
+        base_config = self._config_at(base.commit) if config_changed else self.config
+        causes = direct_causes(self.config, changes, base_config, config_changed=config_changed)
+        if not causes:
+            same = frozenset(self.config.names)  # no input of any image changed: every fingerprint is the base's
+        elif base_config is None:
+            same = frozenset()
+        else:
+            before = fingerprint_images(base_config, repo.commit_tree(base.commit), strict=False)
+            same = frozenset(
+                name for name in self.config.names
+                if name in before and before[name].digest == self.fingerprints[name].digest
+                and base_config.repository(name) == self.config.repository(name)
+            )
+        return Explanation(base=base, changes=changes, causes=causes, same_as_base=same, note=note)
+
+    def _default_branch(self) -> str | None:
+        repo = self.repository
+        candidates = [repo.remote_default_branch(), *(f"origin/{b}" for b in DEFAULT_BRANCHES), *DEFAULT_BRANCHES,
+                      repo.config_value("init", "defaultBranch")]
+        for name in candidates:
+            if name and repo.resolve(name) is not None:
+                return name
+        return None
+
+    def _config_at(self, commit: str) -> Config | None:
+        """images.yaml as ``commit`` had it, with this run's overrides; None when it had none or it is invalid there."""
+        if commit == EMPTY_TREE:
+            return None
+        tree = self.repository.commit_tree(commit)
+        if CONFIG_NAME not in tree.paths():
+            return None
+        try:
+            config = config_from_text(tree.read(CONFIG_NAME).decode("utf-8", "replace"), self.root, registry=self.options.registry)
+        except ImagegraphError:
+            return None
+        return override_platforms(config, self.options.platforms) if self.options.platforms else config
 
     @cached_property
     def registry(self) -> Registry:
@@ -82,18 +141,38 @@ class Workspace:
     def ref(self, name: str) -> str:
         return f"{self.config.repository(name)}:{self.fingerprints[name].tag}"
 
-    def plan(self) -> Plan:
-        wanted = with_ancestors(self.config, self.options.targets) if self.options.targets else frozenset(self.config.names)
+    def plan(self, *, say=lambda line: None) -> Plan:
+        explanation = self.explain(say=say)
         availability: dict[str, Availability] = {}
-        for name in wanted:
+        for name in sorted(lookups_needed(self.config, explanation, selected=self.options.targets, force=self.options.force)):
             ref = self.ref(name)
             in_registry = self.registry.has(ref) if self.config.image(name).push else False
             availability[ref] = Availability(local=not in_registry and self.local.has(ref), registry=in_registry)
         return make_plan(
-            self.config, self.fingerprints, availability,
+            self.config, self.fingerprints, availability, explanation=explanation,
             selected=self.options.targets, force=self.options.force,
-            no_cache=self.options.no_cache, platforms=self.options.platforms,
+            no_cache=self.options.no_cache, platforms=self.options.platforms, warnings=self.input_warnings(),
         )
+
+    def affected(self, *, say=lambda line: None) -> tuple[Explanation, tuple[ImagePlan, ...]]:
+        """The images CI must build, from git and fingerprints alone: the registry is not asked."""
+        explanation = self.explain(say=say)
+        return explanation, affected(self.config, self.fingerprints, explanation, selected=self.options.targets, force=self.options.force)
+
+    def input_warnings(self) -> tuple[str, ...]:
+        """Files a Dockerfile uses that images.yaml does not declare as the image's inputs."""
+        from .dockerfile import undeclared_inputs  # TEMP
+
+        warnings: list[str] = []
+        paths = self.sources.paths()
+        present = frozenset(paths)
+        for spec in self.config.images:
+            ignore = spec.dockerignore if spec.dockerignore in present else context_ignore(spec)
+            ignore_lines = (self.root / ignore).read_text(encoding="utf-8").splitlines() if ignore in present else []
+            text = (self.root / spec.dockerfile).read_text(encoding="utf-8")
+            declared = {path for path, _ in self.fingerprints[spec.name].files}
+            warnings.extend(str(w) for w in undeclared_inputs(spec, text, paths, ignore_lines, declared))
+        return tuple(warnings)
 
     def executor(self, *, say=print) -> Executor:
         return Executor(

@@ -7,7 +7,8 @@ import pytest
 
 from imagegraph.config import load_config
 from imagegraph.errors import ConfigError
-from imagegraph.fingerprint import fingerprint_images, normalize_requirements
+from imagegraph.fingerprint import fingerprint_images, match_glob, normalize_requirements
+from imagegraph.repo import blob_id
 from tests.conftest import FAMILY_FILES
 
 
@@ -17,9 +18,14 @@ class MemorySources:
     def __init__(self, files: dict[str, str]) -> None:
         self._files = dict(files)
         self.reads: list[str] = []
+        self.hashed: list[str] = []
 
-    def files(self) -> Sequence[str]:
+    def paths(self) -> Sequence[str]:
         return sorted(self._files)
+
+    def oid(self, path: str) -> str:
+        self.hashed.append(path)
+        return f"100644 {blob_id(self._files[path].encode())}"
 
     def read(self, path: str) -> bytes:
         self.reads.append(path)
@@ -85,11 +91,44 @@ def test_platforms_and_build_args_count(family):
     assert after["app"].digest != before["app"].digest and after["base"].digest == before["base"].digest
 
 
-def test_each_file_is_read_once(family):
+def test_only_requirements_are_read_and_each_file_identified_once(family):
     sources = MemorySources(FAMILY_FILES)
-    fingerprint_images(load_config(family), sources)
-    assert len(sources.reads) == len(set(sources.reads))
-    assert "README.md" not in sources.reads
+    fingerprints = fingerprint_images(load_config(family), sources)
+    assert sorted(set(sources.reads)) == sorted(sources.reads) == [
+        "requirements/requirements-dev.txt", "requirements/requirements-torch.txt", "requirements/requirements.txt"]
+    assert len(sources.hashed) == len(set(sources.hashed)) and "README.md" not in sources.hashed
+    app = dict(fingerprints["app"].files)
+    assert app["src/svc/app.py"] == f"100644 {blob_id(FAMILY_FILES['src/svc/app.py'].encode())}"
+    assert app["requirements/requirements.txt"].startswith("requirements ")
+
+
+def test_file_mode_counts(family):
+    class Executable(MemorySources):
+        def oid(self, path: str) -> str:
+            return super().oid(path).replace("100644", "100755") if path == "src/svc/app.py" else super().oid(path)
+
+    config = load_config(family)
+    plain = fingerprint_images(config, MemorySources(FAMILY_FILES))
+    executable = fingerprint_images(config, Executable(FAMILY_FILES))
+    assert plain["app"].digest != executable["app"].digest and plain["ci"].digest == executable["ci"].digest
+
+
+def test_blob_id_is_gits():
+    # `printf 'hello\n' | git hash-object --stdin`
+    assert blob_id(b"hello\n") == "ce013625030ba8dba906f756967f9e9ca394464a"
+
+
+@pytest.mark.parametrize(("pattern", "expected"), [
+    ("src/svc/**", ["src/svc/__init__.py", "src/svc/app.py", "src/svc/sub/x.py"]),
+    ("src/svc", ["src/svc/__init__.py", "src/svc/app.py", "src/svc/sub/x.py"]),
+    ("*.md", ["README.md", "docs/guide.md"]),
+    ("/README.md", ["README.md"]),
+    ("src/**/x.py", ["src/svc/sub/x.py"]),
+    ("src/sv?/*.py", ["src/svc/__init__.py", "src/svc/app.py"]),
+])
+def test_match_glob_slices_by_literal_prefix_with_gitignore_rules(pattern, expected):
+    paths = sorted(["README.md", "docs/guide.md", "src/svc/__init__.py", "src/svc/app.py", "src/svc/sub/x.py", "src/svc2/y.py", "srcx/z.py"])
+    assert match_glob(pattern, paths) == expected
 
 
 def test_glob_that_matches_nothing_is_an_error(family):

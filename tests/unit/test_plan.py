@@ -89,3 +89,104 @@ def test_no_cache_applies_only_to_builds(world):
     present = {refs["base"]: Availability(registry=True)}
     plan = make_plan(config, fingerprints, present, no_cache=True)
     assert not plan.image("base").no_cache and plan.image("app").no_cache
+
+
+# -- plans explained by git --------------------------------------------------------
+
+from imagegraph.changes import BaseRef, Explanation  # noqa: E402
+from imagegraph.plan import affected, lookups_needed  # noqa: E402
+from imagegraph.repo import Change  # noqa: E402
+
+
+def explained(causes, same, *, trusted=True, changes=()):
+    return Explanation(base=BaseRef("a" * 40, "--since main", trusted), changes=tuple(changes), causes=causes, same_as_base=frozenset(same))
+
+
+ALL = {"base", "ci", "app", "devcontainer"}
+
+
+def test_docs_only_change_since_a_trusted_base_asks_nothing_and_builds_nothing(world):
+    config, fingerprints, _ = world
+    docs = explained({}, ALL, changes=[Change("README.md", "modified")])
+    assert lookups_needed(config, docs) == frozenset()
+    plan = make_plan(config, fingerprints, {}, explanation=docs)
+    assert set(decisions(plan).values()) == {"reuse"}
+    assert plan.image("ci").reason == "unchanged since aaaaaaa (--since main)"
+    assert docs.ignored == ("README.md",)
+
+
+def test_untrusted_base_still_asks_the_registry(world):
+    config, fingerprints, refs = world
+    local = explained({}, ALL, trusted=False)
+    assert lookups_needed(config, local) == ALL
+    plan = make_plan(config, fingerprints, {refs["app"]: Availability(registry=True)}, explanation=local)
+    assert decisions(plan) == {"base": "build", "ci": "build", "app": "reuse", "devcontainer": "build"}
+    assert plan.image("base").reason == "unchanged since aaaaaaa (--since main), but its fingerprint tag is not in the registry"
+
+
+def test_code_change_asks_about_the_image_and_its_parent_only(world):
+    config, fingerprints, refs = world
+    code = explained({"app": ("src/svc/app.py",)}, ALL - {"app"})
+    assert lookups_needed(config, code) == {"app", "base"}
+    plan = make_plan(config, fingerprints, {refs["base"]: Availability(registry=True)}, explanation=code)
+    assert decisions(plan) == {"base": "reuse", "ci": "reuse", "app": "build", "devcontainer": "reuse"}
+    assert plan.image("app").reason == "src/svc/app.py changed → app"
+    assert plan.image("app").changed == ("src/svc/app.py",)
+
+
+def test_a_parent_missing_from_the_registry_is_rebuilt_without_its_unchanged_siblings(world):
+    config, fingerprints, refs = world
+    code = explained({"app": ("src/svc/app.py",)}, ALL - {"app"})
+    looked_up_and_missing = {refs["base"]: Availability(), refs["app"]: Availability()}
+    plan = make_plan(config, fingerprints, looked_up_and_missing, explanation=code)
+    assert decisions(plan) == {"base": "build", "ci": "reuse", "app": "build", "devcontainer": "reuse"}
+    assert plan.image("app").reason == "src/svc/app.py changed → app (and parent base is rebuilt)"
+
+
+def test_reason_chain_runs_from_the_changed_file_through_the_family(world):
+    config, fingerprints, _ = world
+    torch = explained({"base": ("requirements/requirements-torch.txt",)}, set())
+    plan = make_plan(config, fingerprints, {}, explanation=torch)
+    assert plan.image("base").reason == "requirements/requirements-torch.txt changed → base → ci, app, devcontainer"
+    assert plan.image("ci").reason == "requirements/requirements-torch.txt changed → base → ci"
+    assert [e.name for e in affected(config, fingerprints, torch)] == ["base", "ci", "app", "devcontainer"]
+
+
+def test_comment_only_requirements_edit_is_reused_and_not_affected(world):
+    config, fingerprints, _ = world
+    comment = explained({"base": ("requirements/requirements-torch.txt",)}, ALL)
+    plan = make_plan(config, fingerprints, {}, explanation=comment)
+    assert plan.to_build() == ()
+    assert plan.image("base").reason.startswith("requirements/requirements-torch.txt changed, but not in substance")
+    assert affected(config, fingerprints, comment) == ()
+
+
+def test_revert_to_a_published_state_is_reused_from_the_registry(world):
+    config, fingerprints, refs = world
+    revert = explained({"app": ("src/svc/app.py",)}, ALL - {"app"})
+    plan = make_plan(config, fingerprints, {refs["app"]: Availability(registry=True), refs["base"]: Availability(registry=True)}, explanation=revert)
+    assert plan.to_build() == ()
+    assert plan.image("app").reason == "src/svc/app.py changed, to content already built: fingerprint tag in the registry"
+
+
+def test_affected_without_a_base_counts_every_selected_image(world):
+    config, fingerprints, _ = world
+    unknown = Explanation(base=None, note="shallow clone without the base commit")
+    assert [e.name for e in affected(config, fingerprints, unknown, selected=["ci"])] == ["base", "ci"]
+
+
+def test_force_needs_no_lookup_for_what_it_rebuilds(world):
+    config, fingerprints, _ = world
+    assert lookups_needed(config, explained({}, ALL), force=["base"]) == frozenset()
+    assert lookups_needed(config, explained({}, ALL, trusted=False), force=["app"]) == {"base", "ci", "devcontainer"}
+
+
+def test_plan_json_round_trips(world):
+    import json
+
+    config, fingerprints, _ = world
+    plan = make_plan(config, fingerprints, {}, explanation=explained({"app": ("src/svc/app.py",)}, ALL - {"app"}, changes=[Change("src/svc/app.py", "modified")]))
+    data = json.loads(json.dumps(plan.to_dict()))
+    assert [i["decision"] for i in data["images"]] == ["reuse", "reuse", "build", "reuse"]
+    assert data["git"]["changed"] == [{"path": "src/svc/app.py", "kind": "modified"}]
+    assert data["git"]["base"]["trusted"] is True

@@ -12,5 +12,6 @@ __all__ = ["namespace"]
 namespace = Collection()
 namespace.add_task(_build.build, default=True)
 namespace.add_task(_build.plan)
+namespace.add_task(_build.affected)
 namespace.add_task(_build.ref)
 namespace.add_collection(Collection.from_module(_engine, name="engine"))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 
 from invoke import Exit, task
 
-from ..report import format_plan, format_results
+from ..graph import ancestors
+from ..report import format_explanation, format_plan, format_results
 from ..workspace import Workspace
 from ._common import build_options, user_errors
 
@@ -15,7 +18,12 @@ _SELECT_HELP = {
     "force": "rebuild this image and its dependents even if their fingerprint tags exist (repeatable)",
     "platform": "build for this platform instead of each image's declared ones, e.g. linux/amd64 (repeatable)",
     "registry": "push to / look up in this registry instead of images.yaml's (also $IMAGEGRAPH_REGISTRY)",
+    "since": "compare with this git ref (branch, tag, commit); default: the CI event's base, else the merge base with the default branch",
 }
+
+
+def _note(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 @task(
@@ -29,13 +37,16 @@ _SELECT_HELP = {
     },
 )
 @user_errors
-def build(c, force=None, target=None, platform=None, no_cache=False, dry_run=False, jobs=2, registry=None, builder=None):
+def build(c, force=None, target=None, platform=None, no_cache=False, dry_run=False, jobs=2, registry=None, builder=None, since=None):
     """Build the images whose fingerprints are new, parents first, and push them."""
     started = time.monotonic()
     workspace = Workspace(options=build_options(registry=registry, platform=platform, force=force, target=target,
-                                                no_cache=no_cache, jobs=jobs, builder=builder))
-    plan = workspace.plan()
+                                                no_cache=no_cache, jobs=jobs, builder=builder, since=since))
+    plan = workspace.plan(say=_note)
     print(f"registry: {workspace.config.registry}")
+    print(format_explanation(plan.explanation))
+    for warning in plan.warnings:
+        _note(f"warning: {warning}")
     if dry_run:
         print(format_plan(plan))
         return
@@ -51,12 +62,43 @@ def build(c, force=None, target=None, platform=None, no_cache=False, dry_run=Fal
         raise Exit(f"error: {first.name}: {first.error}" + (f" (log: {first.log})" if first.log else ""), code=1)
 
 
-@task(iterable=["force", "target", "platform"], help=_SELECT_HELP)
+@task(iterable=["force", "target", "platform"], help={**_SELECT_HELP, "json": "print the plan as JSON (for machines)"})
 @user_errors
-def plan(c, force=None, target=None, platform=None, registry=None):
-    """Show what `invoke build` would do for each image, and why."""
-    workspace = Workspace(options=build_options(registry=registry, platform=platform, force=force, target=target))
-    print(format_plan(workspace.plan()))
+def plan(c, force=None, target=None, platform=None, registry=None, since=None, json_=False):
+    """Show what `invoke build` would do for each image, and why (the git changes behind it)."""
+    workspace = Workspace(options=build_options(registry=registry, platform=platform, force=force, target=target, since=since))
+    result = workspace.plan(say=_note)
+    if json_:
+        print(json.dumps(result.to_dict(), indent=2))
+        return
+    print(format_explanation(result.explanation))
+    print(format_plan(result))
+    for warning in result.warnings:
+        _note(f"warning: {warning}")
+
+
+@task(
+    iterable=["force", "target", "platform"],
+    help={
+        **{k: v for k, v in _SELECT_HELP.items() if k != "registry"},
+        "json": 'print {"images": [...], "matrix": {"include": [...]}, ...} for a CI job matrix',
+    },
+)
+@user_errors
+def affected(c, since=None, force=None, target=None, platform=None, json_=False):
+    """List the images a change needs built, parents first, from git alone (the registry is not asked)."""
+    workspace = Workspace(options=build_options(platform=platform, force=force, target=target, since=since))
+    explanation, entries = workspace.affected(say=_note)
+    if json_:
+        depth = {name: len(ancestors(workspace.config, name)) for name in workspace.config.names}
+        include = [{"image": e.name, "parent": workspace.config.image(e.name).parent, "depth": depth[e.name],
+                    "platforms": ",".join(e.platforms), "fingerprint": e.fingerprint, "ref": e.ref, "reason": e.reason} for e in entries]
+        print(json.dumps({"images": [e.name for e in entries], "matrix": {"include": include},
+                          "git": explanation.to_dict()}, indent=2))
+        return
+    _note(format_explanation(explanation))
+    for entry in entries:
+        print(entry.name)
 
 
 @task(help={"image": "the image whose fingerprint reference to print", "platform": _SELECT_HELP["platform"],

@@ -1,0 +1,264 @@
+"""The git adapter: everything imagegraph asks git, through GitPython.
+
+Two questions matter. *What is in the checkout?* (:class:`WorkingTree` and
+:class:`CommitTree` answer with git's own content ids, so planning a large
+repository reads almost nothing from disk.) *What changed since a base
+commit?* (:meth:`Repository.diff`, renames and untracked files included.)
+
+Paths are always relative to the project root (the directory of images.yaml),
+which may sit below the repository's top level in a monorepo.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from .errors import ImagegraphError
+
+__all__ = ["EMPTY_TREE", "Change", "CommitTree", "Repository", "WorkingTree", "blob_id"]
+
+#: git's id of the empty tree: the base of "everything is new" (a first commit).
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+
+def blob_id(data: bytes) -> str:
+    """The id git gives a blob with these bytes (what `git hash-object` prints)."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+@dataclass(frozen=True)
+class Change:
+    """One path that differs between the base commit and the working tree."""
+
+    path: str
+    #: added, modified, deleted, renamed, type-changed or untracked.
+    kind: str
+    #: The path before a rename; None otherwise.
+    old_path: str | None = None
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Both sides of a rename count: the old path stops being an input, the new one starts."""
+        return (self.old_path, self.path) if self.old_path else (self.path,)
+
+    def describe(self) -> str:
+        return f"{self.old_path} → {self.path} renamed" if self.old_path else f"{self.path} {self.kind}"
+
+
+_KINDS = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "T": "type-changed", "C": "added"}
+
+
+class Repository:
+    """A git repository seen from the project root inside it."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root).resolve()
+        try:
+            self.repo = git.Repo(self.root, search_parent_directories=True)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise ImagegraphError(f"{self.root} is not inside a git repository; imagegraph reads inputs and changes from git: run `git init` there") from None
+        top = Path(self.repo.working_tree_dir or self.root).resolve()
+        rel = self.root.relative_to(top).as_posix()
+        #: The project root relative to the repository's top level, with a trailing slash ("" at the top).
+        self.prefix = "" if rel == "." else rel + "/"
+        self.top = top
+
+    # -- commits --------------------------------------------------------------
+
+    def head(self) -> str | None:
+        """HEAD's commit id; None before the first commit."""
+        try:
+            return self.repo.head.commit.hexsha
+        except ValueError:
+            return None
+
+    def resolve(self, rev: str) -> str | None:
+        """The commit ``rev`` names (branch, tag, sha, HEAD~2, ...), or None when it names none."""
+        try:
+            return self.repo.rev_parse(f"{rev}^{{commit}}").hexsha
+        except (git.BadName, git.BadObject, ValueError, IndexError):
+            return None
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        try:
+            bases = self.repo.merge_base(a, b)
+        except git.GitCommandError:
+            return None
+        return bases[0].hexsha if bases else None
+
+    def is_shallow(self) -> bool:
+        return self.repo.git.rev_parse("--is-shallow-repository").strip() == "true"
+
+    def remote_default_branch(self, remote: str = "origin") -> str | None:
+        """``origin/main`` from ``refs/remotes/origin/HEAD``, when the clone recorded it."""
+        try:
+            target = self.repo.git.symbolic_ref(f"refs/remotes/{remote}/HEAD", "--short").strip()
+        except git.GitCommandError:
+            return None
+        return target or None
+
+    def has_remote(self, remote: str = "origin") -> bool:
+        return any(r.name == remote for r in self.repo.remotes)
+
+    def config_value(self, section: str, option: str) -> str | None:
+        try:
+            return self.repo.config_reader().get_value(section, option)
+        except Exception:  # configparser's NoSectionError/NoOptionError and friends
+            return None
+
+    def fetch(self, remote: str, *args: str) -> str | None:
+        """Run ``git fetch``; the one-line reason on failure (no network, no such remote), None on success."""
+        try:
+            self.repo.git.fetch("--no-tags", "--quiet", remote, *args)
+        except git.GitCommandError as err:
+            lines = [line.strip() for line in str(err.stderr or err).splitlines() if line.strip()]
+            return lines[-1].strip("'") if lines else f"git fetch exited with {err.status}"
+        return None
+
+    # -- changes --------------------------------------------------------------
+
+    def diff(self, base: str) -> tuple[Change, ...]:
+        """Every path that differs between commit ``base`` (or :data:`EMPTY_TREE`) and the working tree.
+
+        Committed, staged and unstaged changes alike (git compares the base
+        tree with the files on disk), plus untracked files that are not ignored.
+        """
+        tree = self.repo.tree(EMPTY_TREE) if base == EMPTY_TREE else self.repo.commit(base)
+        changes: list[Change] = []
+        for d in tree.diff(None):
+            kind = _KINDS.get(d.change_type, "modified")
+            new = self._relative(d.b_path or d.a_path)
+            old = self._relative(d.a_path) if d.change_type == "R" else None
+            if d.change_type == "R" and (old is None or new is None):
+                # A rename across the project boundary is an add or a delete from here.
+                if new is not None:
+                    changes.append(Change(new, "added"))
+                elif old is not None:
+                    changes.append(Change(old, "deleted"))
+                continue
+            if new is not None:
+                changes.append(Change(new, kind, old))
+        for path in self._untracked():
+            changes.append(Change(path, "untracked"))
+        return tuple(changes)
+
+    def _untracked(self) -> list[str]:
+        out = self.repo.git.ls_files("-z", "--others", "--exclude-standard", "--", self._pathspec())
+        return [p for p in (self._relative(x) for x in out.split("\0") if x) if p is not None]
+
+    # -- trees ----------------------------------------------------------------
+
+    def working_tree(self) -> WorkingTree:
+        return WorkingTree(self)
+
+    def commit_tree(self, commit: str) -> CommitTree:
+        return CommitTree(self, commit)
+
+    def _relative(self, path: str | None) -> str | None:
+        if path is None:
+            return None
+        if not self.prefix:
+            return path
+        return path[len(self.prefix):] if path.startswith(self.prefix) else None
+
+    def _pathspec(self) -> str:
+        return f":(top){self.prefix}" if self.prefix else ":(top)"
+
+    def git_lines(self, *args: str) -> list[str]:
+        """NUL-separated output of a git command run at the top level."""
+        out = self.repo.git.execute(["git", "-C", str(self.top), "--no-optional-locks", *args], strip_newline_in_stdout=False)
+        return [item for item in str(out).split("\0") if item]
+
+
+class WorkingTree:
+    """The files of the checkout as a build would see them: tracked and untracked-but-not-ignored.
+
+    Ids come from the index (``git ls-files --stage``) for every file git
+    knows is unchanged; only files that differ from the index, and untracked
+    ones, are read and hashed (as git would, ``blob <size>\\0<bytes>``), and
+    only when a fingerprint asks for them.
+    """
+
+    def __init__(self, repository: Repository) -> None:
+        self._repo = repository
+        self.root = repository.root
+        index: dict[str, str] = {}
+        for line in repository.git_lines("ls-files", "--stage", "-z", "--", repository._pathspec()):
+            meta, _, path = line.partition("\t")
+            mode, oid, _stage = meta.split(" ")
+            rel = repository._relative(path)
+            if rel is not None:
+                index[rel] = f"{mode} {oid}"
+        dirty: set[str] = set()
+        entries = repository.git_lines("status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--ignore-submodules",
+                                       "--", repository._pathspec())
+        for entry in entries:
+            xy, path = entry[:2], entry[3:]
+            rel = repository._relative(path)
+            if rel is None:
+                continue
+            if xy[1] == "D" or xy == "D ":
+                index.pop(rel, None)
+            elif xy == "??" or xy[1] in "MT" or "U" in xy or xy in ("AA", "DD"):
+                dirty.add(rel)
+                index.pop(rel, None)
+        self._ids = index
+        self._dirty = dirty
+        self._paths = tuple(sorted({*index, *dirty}))
+        #: How many files had to be read from disk to identify them (for reports and benchmarks).
+        self.hashed = 0
+
+    def paths(self) -> Sequence[str]:
+        return self._paths
+
+    def oid(self, path: str) -> str:
+        known = self._ids.get(path)
+        if known is not None:
+            return known
+        full = self.root / path
+        info = full.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            mode, data = "120000", os.readlink(full).encode()
+        else:
+            mode, data = ("100755" if info.st_mode & 0o111 else "100644"), full.read_bytes()
+        self.hashed += 1
+        self._ids[path] = known = f"{mode} {blob_id(data)}"
+        return known
+
+    def read(self, path: str) -> bytes:
+        return (self.root / path).read_bytes()
+
+
+class CommitTree:
+    """The files of one commit, straight from git's object database (nothing on disk is read)."""
+
+    def __init__(self, repository: Repository, commit: str) -> None:
+        self._repo = repository
+        self.commit = commit
+        ids: dict[str, str] = {}
+        if commit != EMPTY_TREE:
+            for line in repository.git_lines("ls-tree", "-r", "-z", "--full-tree", commit):
+                meta, _, path = line.partition("\t")
+                mode, kind, oid = meta.split(" ")
+                rel = repository._relative(path)
+                if rel is not None and kind in ("blob", "commit"):
+                    ids[rel] = f"{mode} {oid}"
+        self._ids = ids
+        self._paths = tuple(sorted(ids))
+
+    def paths(self) -> Sequence[str]:
+        return self._paths
+
+    def oid(self, path: str) -> str:
+        return self._ids[path]
+
+    def read(self, path: str) -> bytes:
+        oid = self._ids[path].split(" ", 1)[1]
+        return self._repo.repo.odb.stream(bytes.fromhex(oid)).read()
