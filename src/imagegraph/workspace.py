@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .changes import Explanation, choose_base, direct_causes, locate_base, read_event
 from .config import CONFIG_NAME, Config, config_from_text, load_config, override_platforms
+from .dockerfile import undeclared_inputs
 from .engine.builders import Builder, detect_builder
 from .engine.images import LocalImages
 from .errors import ConfigError, ImagegraphError
@@ -161,8 +162,6 @@ class Workspace:
 
     def input_warnings(self) -> tuple[str, ...]:
         """Files a Dockerfile uses that images.yaml does not declare as the image's inputs."""
-        from .dockerfile import undeclared_inputs  # TEMP
-
         warnings: list[str] = []
         paths = self.sources.paths()
         present = frozenset(paths)

@@ -77,7 +77,7 @@ class History:
         return "h" * 40
 
     def resolve(self, rev):
-        return rev if rev in self.known or rev == "FETCH_HEAD" and self.fetches else None
+        return rev if rev in self.known or (rev == "FETCH_HEAD" and self.fetches) else None
 
     def merge_base(self, a, b):
         if self.reachable_after is not None and len(self.fetches) < self.reachable_after:

@@ -176,7 +176,7 @@ def test_affected_without_a_base_counts_every_selected_image(world):
 
 
 def test_force_needs_no_lookup_for_what_it_rebuilds(world):
-    config, fingerprints, _ = world
+    config, _, _ = world
     assert lookups_needed(config, explained({}, ALL), force=["base"]) == frozenset()
     assert lookups_needed(config, explained({}, ALL, trusted=False), force=["app"]) == {"base", "ci", "devcontainer"}
 
@@ -185,7 +185,8 @@ def test_plan_json_round_trips(world):
     import json
 
     config, fingerprints, _ = world
-    plan = make_plan(config, fingerprints, {}, explanation=explained({"app": ("src/svc/app.py",)}, ALL - {"app"}, changes=[Change("src/svc/app.py", "modified")]))
+    code = explained({"app": ("src/svc/app.py",)}, ALL - {"app"}, changes=[Change("src/svc/app.py", "modified")])
+    plan = make_plan(config, fingerprints, {}, explanation=code)
     data = json.loads(json.dumps(plan.to_dict()))
     assert [i["decision"] for i in data["images"]] == ["reuse", "reuse", "build", "reuse"]
     assert data["git"]["changed"] == [{"path": "src/svc/app.py", "kind": "modified"}]
