@@ -15,14 +15,15 @@ Three steps, kept apart so each can be tested on its own:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from .config import CONFIG_NAME, Config
 from .errors import ImagegraphError
-from .fingerprint import matches
+from .fingerprint import Fingerprint, Fingerprinter, Sources, matches
+from .graph import build_order
 from .repo import EMPTY_TREE, Change
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "direct_causes",
     "locate_base",
     "read_event",
+    "same_as_base",
 ]
 
 ZERO_SHA = "0" * 40
@@ -284,3 +286,32 @@ def _image_or_none(config: Config | None, name: str):
     if config is None or name not in config.names:
         return None
     return config.image(name)
+
+
+def same_as_base(config: Config, current: Mapping[str, Fingerprint], causes: Mapping[str, Sequence[str]],
+                 base_config: Config | None, base_tree: Callable[[], Sources]) -> frozenset[str]:
+    """The images whose fingerprint is exactly the one the base commit had.
+
+    Only what git points at is fingerprinted again: an image none of whose
+    inputs changed, on a parent that is the same, is the same (the Merkle
+    chain); an image on a changed parent is not. Only an image with changed
+    inputs on an unchanged parent is fingerprinted over the base tree, which
+    is what tells a comment-only requirements edit from a real one. The base
+    tree is only listed (``base_tree()``) when that happens.
+    """
+    same: set[str] = set()
+    fingerprinter: Fingerprinter | None = None
+    for name in build_order(config):
+        parent = config.image(name).parent
+        if parent is not None and parent not in same:
+            continue
+        if name not in causes:
+            same.add(name)
+            continue
+        before = _image_or_none(base_config, name)
+        if before is None or base_config.repository(name) != config.repository(name):  # type: ignore[union-attr]
+            continue
+        fingerprinter = fingerprinter or Fingerprinter(base_tree(), strict=False)
+        if fingerprinter.image(before, current[parent].digest if parent else "").digest == current[name].digest:
+            same.add(name)
+    return frozenset(same)

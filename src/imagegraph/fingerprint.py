@@ -28,7 +28,7 @@ from .config import CONFIG_NAME, Config, ImageSpec
 from .errors import ConfigError
 from .graph import build_order
 
-__all__ = ["Fingerprint", "InputFiles", "Sources", "fingerprint_images", "input_files", "normalize_requirements"]
+__all__ = ["Fingerprint", "Fingerprinter", "InputFiles", "Sources", "fingerprint_images", "input_files", "normalize_requirements"]
 
 SCHEME = "imagegraph-fingerprint/2"
 TAG_LENGTH = 16
@@ -92,27 +92,39 @@ def fingerprint_images(config: Config, sources: Sources, *, strict: bool = True)
     error (the working tree); for an older commit (``strict=False``) they are
     simply what that commit held.
     """
-    paths = sources.paths()
-    present = frozenset(paths)
-    ids: dict[str, str] = {}
-
-    def content_id(path: str, spec: ImageSpec) -> str:
-        if path not in ids:
-            if _is_requirements(path, spec):
-                text = normalize_requirements(sources.read(path).decode("utf-8", "replace"))
-                ids[path] = "requirements " + hashlib.sha256(text.encode()).hexdigest()
-            else:
-                ids[path] = sources.oid(path)
-        return ids[path]
-
+    fingerprinter = Fingerprinter(sources, strict=strict)
     result: dict[str, Fingerprint] = {}
     for name in build_order(config):
         spec = config.image(name)
-        parent = result[spec.parent].digest if spec.parent else ""
-        chosen = input_files(spec, paths, present, strict=strict).all
-        used = tuple((p, content_id(p, spec)) for p in chosen)
-        result[name] = Fingerprint(image=name, digest=_digest(spec, used, parent), files=used)
+        result[name] = fingerprinter.image(spec, result[spec.parent].digest if spec.parent else "")
     return result
+
+
+class Fingerprinter:
+    """Fingerprints images one at a time over one tree, identifying each file once."""
+
+    def __init__(self, sources: Sources, *, strict: bool = True) -> None:
+        self.sources = sources
+        self.strict = strict
+        self._paths = sources.paths()
+        self._present = frozenset(self._paths)
+        self._ids: dict[str, str] = {}
+
+    def image(self, spec: ImageSpec, parent_digest: str) -> Fingerprint:
+        chosen = input_files(spec, self._paths, self._present, strict=self.strict).all
+        used = tuple((p, self._content_id(p, spec)) for p in chosen)
+        return Fingerprint(image=spec.name, digest=_digest(spec, used, parent_digest), files=used)
+
+    def _content_id(self, path: str, spec: ImageSpec) -> str:
+        known = self._ids.get(path)
+        if known is None:
+            if _is_requirements(path, spec):
+                text = normalize_requirements(self.sources.read(path).decode("utf-8", "replace"))
+                known = "requirements " + hashlib.sha256(text.encode()).hexdigest()
+            else:
+                known = self.sources.oid(path)
+            self._ids[path] = known
+        return known
 
 
 def input_files(spec: ImageSpec, paths: Sequence[str], present: frozenset[str] | None = None, *, strict: bool = True) -> InputFiles:

@@ -19,7 +19,7 @@ from .config import Config
 from .fingerprint import Fingerprint
 from .graph import ancestors, build_order, children, descendants, with_ancestors
 
-__all__ = ["Availability", "Decision", "ImagePlan", "Plan", "lookups_needed", "make_plan"]
+__all__ = ["Availability", "Decision", "ImagePlan", "Plan", "affected", "lookups_needed", "make_plan", "trust_broken"]
 
 
 class Decision(enum.Enum):
@@ -115,21 +115,39 @@ def _trusted_same(explanation: Explanation | None) -> frozenset[str]:
     return explanation.same_as_base
 
 
-def lookups_needed(config: Config, explanation: Explanation | None, *, selected: Collection[str] = (), force: Collection[str] = ()) -> frozenset[str]:
+def lookups_needed(config: Config, explanation: Explanation | None, *, selected: Collection[str] = (), force: Collection[str] = (),
+                   trust: bool = True) -> frozenset[str]:
     """The images whose fingerprint tags the registry (or local engine) must be asked about.
 
     Every wanted image that is neither forced nor known unchanged since a
     trusted base; and the ancestors of those, because an image that may be
     built needs its parent to exist. A docs-only change asks nothing.
+    ``trust=False`` asks about every image that is not forced (see
+    :func:`trust_broken`).
     """
     wanted = with_ancestors(config, selected) if selected else frozenset(config.names)
     forced = _forced(config, force)
-    trusted = _trusted_same(explanation)
+    trusted = _trusted_same(explanation) if trust else frozenset()
     maybe_built = {name for name in wanted if name not in trusted}
     need = {name for name in maybe_built if name not in forced}
     for name in maybe_built:
         need.update(a for a in ancestors(config, name) if a not in forced)
     return frozenset(need)
+
+
+def trust_broken(config: Config, fingerprints: Mapping[str, Fingerprint], explanation: Explanation | None,
+                 availability: Mapping[str, Availability]) -> bool:
+    """Whether a lookup found an image missing that the trusted base should have published.
+
+    Then the base's images were not all published after all (its CI run
+    failed, or imagegraph's fingerprint scheme changed since), and every
+    image must be looked up rather than assumed.
+    """
+    for name in _trusted_same(explanation):
+        found = availability.get(f"{config.repository(name)}:{fingerprints[name].tag}")
+        if found is not None and not (found.registry or found.local):
+            return True
+    return False
 
 
 def make_plan(

@@ -49,7 +49,7 @@ class Change:
         return (self.old_path, self.path) if self.old_path else (self.path,)
 
     def describe(self) -> str:
-        return f"{self.old_path} → {self.path} renamed" if self.old_path else f"{self.path} {self.kind}"
+        return f"{self.old_path} → {self.path} {self.kind}" if self.old_path else f"{self.path} {self.kind}"
 
 
 _KINDS = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "T": "type-changed", "C": "added"}
@@ -124,34 +124,42 @@ class Repository:
 
     # -- changes --------------------------------------------------------------
 
-    def diff(self, base: str) -> tuple[Change, ...]:
+    def diff(self, base: str, worktree: WorkingTree | None = None) -> tuple[Change, ...]:
         """Every path that differs between commit ``base`` (or :data:`EMPTY_TREE`) and the working tree.
 
-        Committed, staged and unstaged changes alike (git compares the base
-        tree with the files on disk), plus untracked files that are not ignored.
+        Two cheap questions instead of one expensive one: the commits since
+        ``base`` (a tree-to-tree diff, which only walks subtrees that differ)
+        and the working tree's own changes against HEAD (the status the
+        :class:`WorkingTree` already took). Staged, unstaged and untracked
+        files all count; ignored ones never do.
         """
-        tree = self.repo.tree(EMPTY_TREE) if base == EMPTY_TREE else self.repo.commit(base)
-        changes: list[Change] = []
-        for d in tree.diff(None):
-            kind = _KINDS.get(d.change_type, "modified")
-            new = self._relative(d.b_path or d.a_path)
-            old = self._relative(d.a_path) if d.change_type == "R" else None
-            if d.change_type == "R" and (old is None or new is None):
-                # A rename across the project boundary is an add or a delete from here.
-                if new is not None:
-                    changes.append(Change(new, "added"))
-                elif old is not None:
-                    changes.append(Change(old, "deleted"))
-                continue
-            if new is not None:
-                changes.append(Change(new, kind, old))
-        for path in self._untracked():
-            changes.append(Change(path, "untracked"))
-        return tuple(changes)
+        worktree = worktree or self.working_tree()
+        head = self.head()
+        found: dict[str, Change] = {}
+        if head is not None:
+            before = self.repo.tree(EMPTY_TREE) if base == EMPTY_TREE else self.repo.commit(base)
+            for d in before.diff(self.repo.commit(head)):
+                for change in self._changes(d):
+                    found[change.path] = change
+        for path, xy in worktree.status.items():
+            kind = "untracked" if xy == "??" else "deleted" if "D" in xy else "added" if xy[0] == "A" else "modified"
+            earlier = found.get(path)
+            if earlier is None:
+                found[path] = Change(path, kind)
+            elif kind == "deleted":  # committed since base, then deleted in the work tree (a rename's old path still counts)
+                found[path] = Change(path, "deleted", earlier.old_path)
+        return tuple(found[path] for path in sorted(found))
 
-    def _untracked(self) -> list[str]:
-        out = self.repo.git.ls_files("-z", "--others", "--exclude-standard", "--", self._pathspec())
-        return [p for p in (self._relative(x) for x in out.split("\0") if x) if p is not None]
+    def _changes(self, d: git.Diff) -> list[Change]:
+        kind = _KINDS.get(d.change_type or "M", "modified")
+        new = self._relative(d.b_path or d.a_path)
+        if d.change_type != "R":
+            return [Change(new, kind)] if new is not None else []
+        old = self._relative(d.a_path)
+        if old is not None and new is not None:
+            return [Change(new, kind, old)]
+        # A rename across the project's boundary is an add or a delete from here.
+        return [Change(new, "added")] if new is not None else [Change(old, "deleted")] if old is not None else []
 
     # -- trees ----------------------------------------------------------------
 
@@ -197,6 +205,8 @@ class WorkingTree:
             if rel is not None:
                 index[rel] = f"{mode} {oid}"
         dirty: set[str] = set()
+        #: path -> the two-letter porcelain status (index, work tree) of every file that differs from HEAD.
+        self.status: dict[str, str] = {}
         entries = repository.git_lines("status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--ignore-submodules",
                                        "--", repository._pathspec())
         for entry in entries:
@@ -204,6 +214,7 @@ class WorkingTree:
             rel = repository._relative(path)
             if rel is None:
                 continue
+            self.status[rel] = xy
             if xy[1] == "D" or xy == "D ":
                 index.pop(rel, None)
             elif xy == "??" or xy[1] in "MT" or "U" in xy or xy in ("AA", "DD"):

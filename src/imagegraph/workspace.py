@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
-from .changes import Explanation, choose_base, direct_causes, locate_base, read_event
+from .changes import Explanation, choose_base, direct_causes, locate_base, read_event, same_as_base
 from .config import CONFIG_NAME, Config, config_from_text, load_config, override_platforms
 from .dockerfile import undeclared_inputs
 from .engine.builders import Builder, detect_builder
@@ -19,7 +19,7 @@ from .engine.images import LocalImages
 from .errors import ConfigError, ImagegraphError
 from .execute import Executor
 from .fingerprint import Fingerprint, context_ignore, fingerprint_images
-from .plan import Availability, ImagePlan, Plan, affected, lookups_needed, make_plan
+from .plan import Availability, ImagePlan, Plan, affected, lookups_needed, make_plan, trust_broken
 from .registry import Registry
 from .repo import EMPTY_TREE, Repository, WorkingTree
 from .runner import Runner
@@ -29,6 +29,8 @@ __all__ = ["BuildOptions", "Workspace", "find_root"]
 
 STATE_DIR = ".imagegraph"
 DEFAULT_BRANCHES = ("main", "master")
+
+
 
 
 @dataclass(frozen=True)
@@ -88,21 +90,13 @@ class Workspace:
         base, note = locate_base(repo, request, say=say)
         if base is None:
             return Explanation(base=None, note=note)
-        changes = repo.diff(base.commit)
+        changes = repo.diff(base.commit, self.sources)
         config_changed = any(CONFIG_NAME in change.paths for change in changes)
         base_config = self._config_at(base.commit) if config_changed else self.config
         causes = direct_causes(self.config, changes, base_config, config_changed=config_changed)
-        if not causes:
-            same = frozenset(self.config.names)  # no input of any image changed: every fingerprint is the base's
-        elif base_config is None:
-            same = frozenset()
-        else:
-            before = fingerprint_images(base_config, repo.commit_tree(base.commit), strict=False)
-            same = frozenset(
-                name for name in self.config.names
-                if name in before and before[name].digest == self.fingerprints[name].digest
-                and base_config.repository(name) == self.config.repository(name)
-            )
+        # images.yaml new since the base, or unreadable there: nothing can be the same.
+        same = frozenset() if base_config is None else same_as_base(
+            self.config, self.fingerprints, causes, base_config, lambda: repo.commit_tree(base.commit))
         return Explanation(base=base, changes=changes, causes=causes, same_as_base=same, note=note)
 
     def _default_branch(self) -> str | None:
@@ -144,16 +138,25 @@ class Workspace:
 
     def plan(self, *, say=lambda line: None) -> Plan:
         explanation = self.explain(say=say)
-        availability: dict[str, Availability] = {}
-        for name in sorted(lookups_needed(self.config, explanation, selected=self.options.targets, force=self.options.force)):
-            ref = self.ref(name)
-            in_registry = self.registry.has(ref) if self.config.image(name).push else False
-            availability[ref] = Availability(local=not in_registry and self.local.has(ref), registry=in_registry)
+        select = {"selected": self.options.targets, "force": self.options.force}
+        asked = lookups_needed(self.config, explanation, **select)
+        availability = self._look_up(asked)
+        if trust_broken(self.config, self.fingerprints, explanation, availability):
+            say("the base commit's images are not all published: looking up every image")
+            availability.update(self._look_up(lookups_needed(self.config, explanation, trust=False, **select) - asked))
         return make_plan(
             self.config, self.fingerprints, availability, explanation=explanation,
             selected=self.options.targets, force=self.options.force,
             no_cache=self.options.no_cache, platforms=self.options.platforms, warnings=self.input_warnings(),
         )
+
+    def _look_up(self, names) -> dict[str, Availability]:
+        availability: dict[str, Availability] = {}
+        for name in sorted(names):
+            ref = self.ref(name)
+            in_registry = self.registry.has(ref) if self.config.image(name).push else False
+            availability[ref] = Availability(local=not in_registry and self.local.has(ref), registry=in_registry)
+        return availability
 
     def affected(self, *, say=lambda line: None) -> tuple[Explanation, tuple[ImagePlan, ...]]:
         """The images CI must build, from git and fingerprints alone: the registry is not asked."""

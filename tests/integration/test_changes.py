@@ -107,6 +107,19 @@ def test_a_new_service_package_rebuilds_ci_app_and_devcontainer(tmp_path, regist
     assert plan.image("app").reason == "requirements/requirements.txt changed → app (and parent base is rebuilt)"
 
 
+def test_a_since_base_that_was_never_published_is_looked_up_in_full(tmp_path, registry, namespace):
+    files = family_files()
+    files["images.yaml"] = files["images.yaml"].replace("namespace: imagegraph", f"namespace: {namespace}")
+    repo = init_repo(tmp_path / "mono", files)
+    edit(repo, "src/scorer/model.py", append="\n# tuned\n")
+    commit_all(repo, "tune")
+    notes: list[str] = []
+    plan = workspace(repo, since="HEAD~1", registry=registry).plan(say=notes.append)
+    # --since vouches for HEAD~1's images, but its base is missing from this empty namespace: nothing is assumed.
+    assert notes == ["the base commit's images are not all published: looking up every image"]
+    assert [e.name for e in plan.to_build()] == ALL
+
+
 def test_a_service_code_change_rebuilds_only_the_image_that_copies_the_code(repo):
     edit(repo, "src/scorer/model.py", append="\n# tuned\n")
     commit_all(repo, "tune")

@@ -191,3 +191,17 @@ def test_plan_json_round_trips(world):
     assert [i["decision"] for i in data["images"]] == ["reuse", "reuse", "build", "reuse"]
     assert data["git"]["changed"] == [{"path": "src/svc/app.py", "kind": "modified"}]
     assert data["git"]["base"]["trusted"] is True
+
+
+def test_a_trusted_base_that_was_never_published_is_distrusted(world):
+    from imagegraph.plan import trust_broken
+
+    config, fingerprints, refs = world
+    code = explained({"app": ("src/svc/app.py",)}, ALL - {"app"})
+    assert not trust_broken(config, fingerprints, code, {refs["base"]: Availability(registry=True)})
+    assert trust_broken(config, fingerprints, code, {refs["base"]: Availability()})
+    everything = lookups_needed(config, code, trust=False)
+    assert everything == ALL
+    plan = make_plan(config, fingerprints, {ref: Availability() for ref in refs.values()}, explanation=code)
+    assert [e.name for e in plan.to_build()] == ["base", "ci", "app", "devcontainer"]
+    assert plan.image("ci").reason == "parent base is rebuilt"
