@@ -97,6 +97,17 @@ def test_family_builds_then_reuses_then_rebuilds_only_what_changed(repo, docker_
     output = docker_client.containers.run(third["app"].ref, remove=True)
     assert output.decode().strip() == "version 2"
 
+    # A revert back to the published state: git says the code changed since HEAD~1, the fingerprint is
+    # the first build's, and the registry has it: reused from there, nothing built, nothing pulled.
+    (repo / "src/svc/__init__.py").write_text("print('version 1')\n")
+    commit_all(repo, "revert")
+    docker_client.images.remove(first["app"].ref)  # not in the local engine any more: only the registry has it
+    fourth, _ = build(repo, since="HEAD~1")
+    assert {name: r.decision for name, r in fourth.items()} == dict.fromkeys(("base", "app", "tools"), Decision.REUSE)
+    assert fourth["app"].ref == first["app"].ref
+    assert fourth["app"].reason == "src/svc/__init__.py changed, to content already built: fingerprint tag in the registry"
+    assert not any(first["app"].ref in tag for image in docker_client.images.list() for tag in image.tags)
+
 
 def test_docs_change_plans_no_build(repo):
     build(repo, targets=("app",))
