@@ -104,6 +104,19 @@ class Repository:
             return None
         return target or None
 
+    def branch(self) -> str | None:
+        """The checked-out branch; None on a detached HEAD."""
+        try:
+            return self.repo.active_branch.name
+        except (TypeError, ValueError):
+            return None
+
+    def remote_url(self, remote: str = "origin") -> str | None:
+        try:
+            return self.repo.remote(remote).url
+        except (ValueError, git.GitCommandError):
+            return None
+
     def has_remote(self, remote: str = "origin") -> bool:
         return any(r.name == remote for r in self.repo.remotes)
 

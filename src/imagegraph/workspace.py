@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from datetime import UTC
 from functools import cached_property
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from .plan import Availability, ImagePlan, Plan, affected, lookups_needed, make_
 from .registry import Registry
 from .repo import EMPTY_TREE, Repository, WorkingTree
 from .runner import Runner
+from .tags import Event, Version, event_from_env, event_from_git, oci_labels, source_url
 from .wheelhouse import Wheelhouse
 
 __all__ = ["BuildOptions", "Workspace", "find_root"]
@@ -184,11 +186,24 @@ class Workspace:
             labels=self._labels(), jobs=self.options.jobs, say=say,
         )
 
-    def _labels(self) -> dict[str, str]:
-        import git
+    def event(self) -> Event:
+        """What this build stands for: the CI event, else a version tag at HEAD or the branch."""
+        from_ci = event_from_env(os.environ, read_event(os.environ))
+        if from_ci is not None:
+            return from_ci
+        repo = self.repository
+        head = repo.head() or ""
+        default = (self._default_branch() or "main").removeprefix("origin/")
+        tags = repo.repo.git.tag("--points-at", "HEAD").split() if head else []
+        return event_from_git(head, tags, repo.branch(), default)
 
-        try:
-            revision = git.Repo(self.root).head.commit.hexsha
-        except (git.InvalidGitRepositoryError, ValueError):  # not a repository, or no commit yet
+    def _labels(self) -> dict[str, str]:
+        """OCI labels: revision, source, version (on a release) and created (the commit's time, so rebuilds are reproducible)."""
+        repo = self.repository
+        head = repo.head()
+        if head is None:
             return {}
-        return {"org.opencontainers.image.revision": revision}
+        event = self.event()
+        version = Version.parse(event.ref) if event.kind == "tag" else None
+        created = repo.repo.commit(head).committed_datetime.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return oci_labels(revision=head, source=source_url(repo.remote_url(), os.environ), version=str(version) if version else None, created=created)

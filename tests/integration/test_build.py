@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 
 import pytest
@@ -10,7 +12,7 @@ from imagegraph.execute import ImageResult
 from imagegraph.plan import Decision
 from imagegraph.registry import Registry, split_ref
 from imagegraph.workspace import BuildOptions, Workspace
-from tests.integration.conftest import commit_all, init_repo
+from tests.integration.conftest import commit_all, git, init_repo
 
 pytestmark = pytest.mark.integration
 
@@ -82,6 +84,13 @@ def test_family_builds_then_reuses_then_rebuilds_only_what_changed(repo, docker_
     app_image = docker_client.images.get(first["app"].ref)
     assert app_image.labels["imagegraph.parent"] == first["base"].ref
     assert app_image.labels["imagegraph.fingerprint"] == first["app"].ref.rsplit(":", 1)[1]
+    # OCI labels: the commit, and its time (not the wall clock, so a rebuild of the same commit is reproducible).
+    head = git(repo, "rev-parse", "HEAD").strip()
+    assert app_image.labels["org.opencontainers.image.revision"] == head
+    committed = subprocess.run(["git", "-C", str(repo), "show", "-s", "--format=%cd", "--date=format-local:%Y-%m-%dT%H:%M:%SZ", "HEAD"],
+                               check=True, capture_output=True, text=True, env={**os.environ, "TZ": "UTC"}).stdout.strip()
+    assert app_image.labels["org.opencontainers.image.created"] == committed
+    assert "org.opencontainers.image.version" not in app_image.labels  # a branch build is no release
 
     started = time.monotonic()
     second, _ = build(repo)

@@ -1,0 +1,110 @@
+"""The tag policy over a table of events: releases, pre-releases, older-line patches, branches, pull requests."""
+
+from __future__ import annotations
+
+import pytest
+
+from imagegraph.tags import Event, TagError, TagPolicy, Version, event_from_env, event_from_git, oci_labels, tags_for
+
+FP = "0123456789abcdef"
+SHA = "1234567deadbeef" + "0" * 25
+REGISTRY = ["2.1.0", "2.1", "2.0.5", "2.0", "1.4.2", "1.4", "latest", "edge", "sha-aaaaaaa", "pr-3", "3.0.0-rc.1", FP]
+
+
+@pytest.mark.parametrize(("event", "registry", "expected"), [
+    # a new highest release moves its line and latest
+    (Event("tag", SHA, "v2.2.0"), REGISTRY, (FP, "2.2.0", "2.2", "latest")),
+    # a patch on the newest line
+    (Event("tag", SHA, "v2.1.1"), REGISTRY, (FP, "2.1.1", "2.1", "latest")),
+    # a patch to an older line: its own line moves, latest does not
+    (Event("tag", SHA, "v1.4.3"), REGISTRY, (FP, "1.4.3", "1.4")),
+    # an older patch of an older line than one already released: neither moves
+    (Event("tag", SHA, "v2.0.4"), REGISTRY, (FP, "2.0.4")),
+    # pre-releases get only their own tag, even above every stable version
+    (Event("tag", SHA, "v3.0.0-rc.2"), REGISTRY, (FP, "3.0.0-rc.2")),
+    # the release after a pre-release is stable and highest
+    (Event("tag", SHA, "v3.0.0"), REGISTRY, (FP, "3.0.0", "3.0", "latest")),
+    # the very first release, into an empty registry
+    (Event("tag", SHA, "v0.1.0"), [], (FP, "0.1.0", "0.1", "latest")),
+    # re-running the same release is stable
+    (Event("tag", SHA, "v2.1.0"), REGISTRY, (FP, "2.1.0", "2.1", "latest")),
+    # default branch and others
+    (Event("branch", SHA, "main"), REGISTRY, (FP, "edge", "sha-1234567")),
+    (Event("branch", SHA, "feature/x"), REGISTRY, (FP, "sha-1234567")),
+    (Event("pull_request", SHA, pr_number=12), REGISTRY, (FP, "pr-12")),
+    (Event("local", SHA), REGISTRY, (FP,)),
+])
+def test_tag_table(event, registry, expected):
+    assert tags_for(event, FP, registry).tags == expected
+
+
+def test_notes_say_why_latest_did_not_move():
+    result = tags_for(Event("tag", SHA, "v1.4.3"), FP, REGISTRY)
+    assert result.notes == ("latest stays at 2.1.0: 1.4.3 is not the highest stable version",)
+    assert result.version == "1.4.3"
+
+
+def test_pull_requests_are_pushed_only_on_request():
+    event = Event("pull_request", SHA, pr_number=7)
+    assert tags_for(event, FP, []).push is False
+    assert tags_for(event, FP, [], TagPolicy(push_pull_requests=True)).push is True
+
+
+def test_the_edge_tag_is_configurable():
+    assert tags_for(Event("branch", SHA, "main"), FP, [], TagPolicy(edge="latest-dev")).tags == (FP, "latest-dev", "sha-1234567")
+
+
+@pytest.mark.parametrize("bad", ["v1.2", "1.2.3", "v1.2.3.4", "v01.2.3", "release-7", "v1.2.3+build.5"])
+def test_a_version_tag_that_is_not_semver_is_one_clear_line(bad):
+    with pytest.raises(TagError, match=r"is not semver; tag releases as vX\.Y\.Z"):
+        tags_for(Event("tag", SHA, bad), FP, [])
+
+
+def test_semver_precedence():
+    ordered = ["1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2", "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "1.0.1", "1.10.0"]
+    versions = [Version.parse(v) for v in ordered]
+    assert sorted(reversed(versions)) == versions
+    assert [str(v) for v in versions] == ordered
+
+
+def test_events_from_github_actions():
+    repo = {"repository": {"default_branch": "trunk"}}
+    gh = {"GITHUB_ACTIONS": "true", "GITHUB_SHA": SHA}
+    assert event_from_env({**gh, "GITHUB_REF": "refs/tags/v1.2.3"}, repo) == Event("tag", SHA, "v1.2.3", "trunk")
+    assert event_from_env({**gh, "GITHUB_REF": "refs/heads/trunk"}, repo) == Event("branch", SHA, "trunk", "trunk")
+    assert event_from_env({**gh, "GITHUB_REF": "refs/pull/42/merge", "GITHUB_EVENT_NAME": "pull_request"}, repo) == Event("pull_request", SHA, "", "trunk", 42)
+    assert event_from_env({"GITHUB_REF": "refs/heads/main"}, {}) is None
+
+
+def test_events_from_git():
+    assert event_from_git(SHA, ["nightly", "v1.2.0"], "main", "main") == Event("tag", SHA, "v1.2.0", "main")
+    assert event_from_git(SHA, [], "main", "main") == Event("branch", SHA, "main", "main")
+    assert event_from_git(SHA, [], None, "main") == Event("local", SHA, "", "main")
+
+
+def test_oci_labels():
+    labels = oci_labels(revision=SHA, source="https://github.com/acme/mono", version="1.2.3", created="2026-11-21T06:00:00Z")
+    assert labels == {
+        "org.opencontainers.image.revision": SHA,
+        "org.opencontainers.image.created": "2026-11-21T06:00:00Z",
+        "org.opencontainers.image.source": "https://github.com/acme/mono",
+        "org.opencontainers.image.version": "1.2.3",
+    }
+    assert "org.opencontainers.image.version" not in oci_labels(revision=SHA, source=None, version=None, created="x")
+
+
+@pytest.mark.parametrize(("remote", "env", "expected"), [
+    ("git@github.com:acme/mono.git", {}, "https://github.com/acme/mono"),
+    ("https://x-access-token:ghs_SECRET@github.com/acme/mono.git", {}, "https://github.com/acme/mono"),
+    ("https://user@gitlab.example.com/group/sub/mono", {}, "https://gitlab.example.com/group/sub/mono"),
+    ("ssh://git@git.example.com:2222/acme/mono.git", {}, "https://git.example.com/acme/mono"),
+    ("/srv/git/mono.git", {}, None),
+    (None, {}, None),
+    ("git@github.com:acme/fork.git", {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acme/mono"}, "https://github.com/acme/mono"),
+])
+def test_source_url_never_carries_credentials(remote, env, expected):
+    from imagegraph.tags import source_url
+
+    url = source_url(remote, env)
+    assert url == expected
+    assert url is None or ("SECRET" not in url and "@" not in url)
