@@ -77,13 +77,45 @@ class Registry:
         self._raise_for(response, f"{name}@{reference}")
         return response.headers.get("Content-Type", ""), response.json()
 
-    def _request(self, method: str, path: str, *, scope: str, headers: dict[str, str]) -> requests.Response:
+    def tags(self, name: str) -> tuple[str, ...]:
+        """Every tag of repository ``name`` (all pages); () when the repository does not exist yet."""
+        found: list[str] = []
+        path: str | None = f"/{name}/tags/list?n=1000"
+        while path:
+            response = self._request("GET", path, scope=f"repository:{name}:pull", headers={})
+            if response.status_code == 404:
+                return ()
+            self._raise_for(response, f"the tags of {name}")
+            found.extend(response.json().get("tags") or ())
+            following = response.links.get("next", {}).get("url")
+            path = following.removeprefix("/v2") if following else None
+        return tuple(found)
+
+    def copy_tag(self, name: str, source: str, target: str) -> str:
+        """Point tag ``target`` at the manifest ``source`` names, byte for byte (so the digest is the same); returns it.
+
+        Nothing is pulled or rebuilt: an index (manifest list) is copied as
+        is, and its per-platform manifests are already in the repository.
+        """
+        scope = f"repository:{name}:pull,push"
+        response = self._request("GET", f"/{name}/manifests/{source}", scope=scope, headers={"Accept": ", ".join(MANIFEST_TYPES)})
+        self._raise_for(response, f"{name}:{source}")
+        digest = response.headers.get("Docker-Content-Digest", "")
+        media_type = response.headers.get("Content-Type", "")
+        put = self._request("PUT", f"/{name}/manifests/{target}", scope=scope, headers={"Content-Type": media_type}, data=response.content)
+        self._raise_for(put, f"tagging {name}:{target}")
+        written = put.headers.get("Docker-Content-Digest", digest)
+        if digest and written != digest:
+            raise RegistryError(f"registry {self.host} stored {name}:{target} as {written}, not {digest}; the manifest was changed on the way")
+        return written
+
+    def _request(self, method: str, path: str, *, scope: str, headers: dict[str, str], data: bytes | None = None) -> requests.Response:
         url = self.base + path
         try:
-            response = self._session.request(method, url, headers={**headers, **self._auth_header(scope)}, timeout=self.timeout)
+            response = self._session.request(method, url, headers={**headers, **self._auth_header(scope)}, data=data, timeout=self.timeout)
             if response.status_code == 401 and scope not in self._tokens:
                 self._authenticate(response, scope)
-                response = self._session.request(method, url, headers={**headers, **self._auth_header(scope)}, timeout=self.timeout)
+                response = self._session.request(method, url, headers={**headers, **self._auth_header(scope)}, data=data, timeout=self.timeout)
         except requests.ConnectionError:
             raise RegistryError(f"registry {self.host} is not reachable; start it with `invoke engine.up` or set IMAGEGRAPH_REGISTRY") from None
         except requests.Timeout:

@@ -22,7 +22,20 @@ from functools import total_ordering
 
 from .errors import ImagegraphError
 
-__all__ = ["Event", "TagError", "TagPolicy", "TagSet", "Version", "event_from_env", "event_from_git", "oci_labels", "source_url", "tags_for"]
+__all__ = [
+    "DEFAULT_POLICY",
+    "Event",
+    "TagError",
+    "TagPolicy",
+    "TagSet",
+    "Version",
+    "event_from_env",
+    "event_from_git",
+    "oci_labels",
+    "release_version",
+    "source_url",
+    "tags_for",
+]
 
 # semver.org's grammar, with an optional leading "v" (git tags) and no build metadata in image tags.
 _SEMVER = re.compile(
@@ -108,7 +121,10 @@ class TagSet:
     notes: tuple[str, ...] = ()
 
 
-def tags_for(event: Event, fingerprint: str, registry_tags: Iterable[str], policy: TagPolicy = TagPolicy()) -> TagSet:
+DEFAULT_POLICY = TagPolicy()
+
+
+def tags_for(event: Event, fingerprint: str, registry_tags: Iterable[str], policy: TagPolicy = DEFAULT_POLICY) -> TagSet:
     """The tags an image gets for ``event``; ``registry_tags`` are the tags its repository already has."""
     if event.kind == "tag":
         return _release(event, fingerprint, registry_tags)
@@ -124,10 +140,16 @@ def tags_for(event: Event, fingerprint: str, registry_tags: Iterable[str], polic
     return TagSet((fingerprint,), push=True)
 
 
-def _release(event: Event, fingerprint: str, registry_tags: Iterable[str]) -> TagSet:
+def release_version(event: Event) -> Version:
+    """The version a tag event releases; a tag that is not ``vX.Y.Z[-pre]`` is refused with the fix."""
     version = Version.parse(event.ref)
-    if version is None or not event.ref.startswith("v"):
+    if event.kind != "tag" or version is None or not event.ref.startswith("v"):
         raise TagError(f"version tag {event.ref!r} is not semver; tag releases as vX.Y.Z or vX.Y.Z-rc.N (e.g. v1.2.0)")
+    return version
+
+
+def _release(event: Event, fingerprint: str, registry_tags: Iterable[str]) -> TagSet:
+    version = release_version(event)
     own = str(version)
     if not version.stable:
         return TagSet((fingerprint, own), push=True, version=own, notes=(f"{own} is a pre-release: no {version.major}.{version.minor} or latest",))

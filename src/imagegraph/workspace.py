@@ -21,10 +21,11 @@ from .errors import ConfigError, ImagegraphError
 from .execute import Executor
 from .fingerprint import Fingerprint, context_ignore, fingerprint_images
 from .plan import Availability, ImagePlan, Plan, affected, lookups_needed, make_plan, trust_broken
-from .registry import Registry
+from .registry import Registry, split_ref
+from .release import Promotion, plan_release
 from .repo import EMPTY_TREE, Repository, WorkingTree
 from .runner import Runner
-from .tags import Event, Version, event_from_env, event_from_git, oci_labels, source_url
+from .tags import Event, Version, event_from_env, event_from_git, oci_labels, release_version, source_url
 from .wheelhouse import Wheelhouse
 
 __all__ = ["BuildOptions", "Workspace", "find_root"]
@@ -196,6 +197,30 @@ class Workspace:
         default = (self._default_branch() or "main").removeprefix("origin/")
         tags = repo.repo.git.tag("--points-at", "HEAD").split() if head else []
         return event_from_git(head, tags, repo.branch(), default)
+
+    def release(self, *, version: str | None = None, dry_run: bool = False, say=print) -> tuple[Promotion, ...]:
+        """Give this commit's already-built images the version's tags, by copying manifests in the registry."""
+        event = self.event()
+        if version:
+            event = Event("tag", event.sha, version, event.default_branch)
+        if event.kind == "tag":
+            release_version(event)  # refuse a tag that is not semver before asking the registry anything
+        digests: dict[str, str | None] = {}
+        registry_tags: dict[str, tuple[str, ...]] = {}
+        for spec in self.config.images:
+            if spec.push:
+                _, name, tag = split_ref(self.ref(spec.name))
+                digests[spec.name] = self.registry.manifest_digest(name, tag)
+                registry_tags[spec.name] = self.registry.tags(name)
+        promotions = plan_release(self.config, self.fingerprints, event, digests, registry_tags)
+        for promotion in promotions:
+            for note in promotion.notes:
+                say(f"[{promotion.image}] {note}")
+            if dry_run:
+                continue
+            for tag in promotion.tags:
+                self.registry.copy_tag(promotion.repository, promotion.source, tag)
+        return promotions
 
     def _labels(self) -> dict[str, str]:
         """OCI labels: revision, source, version (on a release) and created (the commit's time, so rebuilds are reproducible)."""

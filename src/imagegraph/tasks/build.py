@@ -9,7 +9,7 @@ import time
 from invoke import Exit, task
 
 from ..graph import ancestors
-from ..report import format_explanation, format_plan, format_results
+from ..report import format_explanation, format_plan, format_results, table
 from ..workspace import Workspace
 from ._common import build_options, user_errors
 
@@ -99,6 +99,24 @@ def affected(c, since=None, force=None, target=None, platform=None, json_=False)
     _note(format_explanation(explanation))
     for entry in entries:
         print(entry.name)
+
+
+@task(help={
+    "version": "release this version (vX.Y.Z or vX.Y.Z-rc.N) instead of the version tag at HEAD / in $GITHUB_REF",
+    "dry-run": "print the tags each image would get; move none",
+    "registry": _SELECT_HELP["registry"],
+    "platform": _SELECT_HELP["platform"],
+}, iterable=["platform"])
+@user_errors
+def release(c, version=None, dry_run=False, registry=None, platform=None):
+    """Promote this commit's built images to the version's tags (X.Y.Z, X.Y, latest) by copying manifests: no rebuild."""
+    started = time.monotonic()
+    workspace = Workspace(options=build_options(registry=registry, platform=platform))
+    promotions = workspace.release(version=version, dry_run=dry_run, say=_note)
+    rows = [(p.image, p.source, p.digest[:19] + "...", ", ".join(p.tags) or "-") for p in promotions]
+    print(table(("image", "from", "digest", "would get" if dry_run else "tagged"), rows))
+    if not dry_run:
+        print(f"\nreleased {len(promotions)} image(s) in {time.monotonic() - started:.2f}s: nothing rebuilt, digests unchanged")
 
 
 @task(help={"image": "the image whose fingerprint reference to print", "platform": _SELECT_HELP["platform"],

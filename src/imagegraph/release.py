@@ -1,0 +1,56 @@
+"""Release by promotion: the digests already built (and tested) for this commit get the version's tags.
+
+Nothing is rebuilt or pulled: each tag is a copy of the fingerprint tag's
+manifest (index included) inside the registry, so the digest users pull is
+the digest CI tested. Planning is pure; every image is checked before the
+first tag moves, so a release of a commit that was never built moves nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .config import Config
+from .errors import ImagegraphError
+from .fingerprint import Fingerprint
+from .tags import DEFAULT_POLICY, Event, TagPolicy, release_version, tags_for
+
+__all__ = ["Promotion", "ReleaseError", "plan_release"]
+
+
+class ReleaseError(ImagegraphError):
+    """The release cannot go ahead (an image of this commit was never built, or the event is no release)."""
+
+
+@dataclass(frozen=True)
+class Promotion:
+    image: str
+    #: The repository inside the registry, e.g. imagegraph/app.
+    repository: str
+    #: The fingerprint tag the new tags copy.
+    source: str
+    digest: str
+    tags: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+
+def plan_release(config: Config, fingerprints: Mapping[str, Fingerprint], event: Event, digests: Mapping[str, str | None],
+                 registry_tags: Mapping[str, tuple[str, ...]], policy: TagPolicy = DEFAULT_POLICY) -> tuple[Promotion, ...]:
+    """The tags each pushed image gets; ``digests`` maps image -> its fingerprint tag's digest (None: not in the registry)."""
+    if event.kind != "tag":
+        raise ReleaseError("nothing to release: HEAD has no version tag; tag it (git tag v1.2.3) or pass --version v1.2.3")
+    release_version(event)  # a tag that is not semver is refused before anything else
+    images = [spec for spec in config.images if spec.push]
+    missing = [spec.name for spec in images if not digests.get(spec.name)]
+    if missing:
+        refs = ", ".join(f"{spec.name}:{fingerprints[spec.name].tag}" for spec in images if spec.name in missing)
+        raise ReleaseError(f"{refs} not in the registry: this commit was never built; run `invoke build` for it first, then release")
+    promotions = []
+    for spec in images:
+        fingerprint = fingerprints[spec.name].tag
+        tagset = tags_for(event, fingerprint, registry_tags.get(spec.name, ()), policy)
+        repository = config.repository(spec.name).split("/", 1)[1]
+        promotions.append(Promotion(spec.name, repository, fingerprint, digests[spec.name] or "",
+                                    tuple(t for t in tagset.tags if t != fingerprint), tagset.notes))
+    return tuple(promotions)

@@ -1,0 +1,72 @@
+"""`invoke release` for real: tags move by manifest copy in the registry, digests stay the tested ones."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from imagegraph.registry import Registry, split_ref
+from imagegraph.release import ReleaseError
+from imagegraph.workspace import BuildOptions, Workspace
+from tests.integration.conftest import commit_all
+from tests.integration.test_build import build, repo  # noqa: F401 (the small family fixture)
+
+pytestmark = pytest.mark.integration
+
+
+def digests(client: Registry, ref: str, tags: list[str]) -> dict[str, str | None]:
+    _, name, _ = split_ref(ref)
+    return {tag: client.manifest_digest(name, tag) for tag in tags}
+
+
+def test_release_promotes_built_digests_without_building(repo, registry):  # noqa: F811
+    built, _ = build(repo)
+    client = Registry(registry)
+    workspace = Workspace(repo, BuildOptions(builder="engine"))
+    started = time.monotonic()
+    promotions = workspace.release(version="v1.0.0", say=lambda _: None)
+    seconds = time.monotonic() - started
+    assert {p.image: p.tags for p in promotions} == dict.fromkeys(("base", "app", "tools"), ("1.0.0", "1.0", "latest"))
+    for name, result in built.items():
+        moved = digests(client, result.ref, ["1.0.0", "1.0", "latest"])
+        assert set(moved.values()) == {result.digest}, name  # the tested digest, byte for byte
+    # The multi-arch base keeps its index: one tag, both platforms.
+    _, base_name, _ = split_ref(built["base"].ref)
+    media_type, index = client.manifest(base_name, "1.0.0")
+    assert "index" in media_type or "list" in media_type
+    assert sorted(m["platform"]["architecture"] for m in index["manifests"]) == ["amd64", "arm64"]
+    assert seconds < 10
+
+    # A new build, released as a patch to an older line: its own tags move, latest stays on 1.0.0.
+    (repo / "src/svc/__init__.py").write_text("print('version 0.9.1')\n")
+    commit_all(repo, "backport")
+    second, _ = build(repo)
+    notes: list[str] = []
+    Workspace(repo, BuildOptions(builder="engine")).release(version="v0.9.1", say=notes.append)
+    app = digests(client, second["app"].ref, ["0.9.1", "0.9", "latest", "1.0.0"])
+    assert app["0.9.1"] == app["0.9"] == second["app"].digest
+    assert app["latest"] == app["1.0.0"] == built["app"].digest
+    assert "[app] latest stays at 1.0.0: 0.9.1 is not the highest stable version" in notes
+
+
+def test_release_of_a_commit_never_built_moves_nothing(repo, registry):  # noqa: F811
+    built, _ = build(repo)
+    (repo / "src/svc/__init__.py").write_text("print('unbuilt')\n")
+    commit_all(repo, "not built")
+    client = Registry(registry)
+    _, app_name, _ = split_ref(built["app"].ref)
+    before = client.tags(app_name)
+    with pytest.raises(ReleaseError, match=r"app:[0-9a-f]{16} not in the registry: this commit was never built; run `invoke build`"):
+        Workspace(repo, BuildOptions(builder="engine")).release(version="v2.0.0", say=lambda _: None)
+    assert client.tags(app_name) == before and "2.0.0" not in before
+    _, base_name, _ = split_ref(built["base"].ref)
+    assert "2.0.0" not in client.tags(base_name)  # not even the images that were built got a tag
+
+
+def test_a_version_that_is_not_semver_is_refused(repo, registry):  # noqa: F811
+    build(repo, targets=("base",))
+    from imagegraph.tags import TagError
+
+    with pytest.raises(TagError, match=r"'v1\.2' is not semver"):
+        Workspace(repo, BuildOptions(builder="engine", targets=("base",))).release(version="v1.2", dry_run=True)
