@@ -134,7 +134,7 @@ def input_files(spec: ImageSpec, paths: Sequence[str], present: frozenset[str] |
     them, e.g. ``src/scorer/**``) only look at that slice of the tree.
     """
     present = present if present is not None else frozenset(paths)
-    fixed = tuple(p for p in (spec.dockerfile, spec.dockerignore, context_ignore(spec), *spec.wheels) if p in present)
+    fixed = tuple(p for p in _fixed_paths(spec) if p in present)
     if strict and spec.dockerfile not in present:
         raise ConfigError(CONFIG_NAME, f"image {spec.name!r}: {spec.dockerfile} is ignored by git or missing; commit it or fix the path")
     matched: set[str] = set()
@@ -161,7 +161,7 @@ def match_glob(pattern: str, paths: Sequence[str]) -> list[str]:
 
 def matches(spec: ImageSpec, path: str) -> bool:
     """Whether a single path is one of the image's inputs (used for paths that no longer exist, e.g. deleted)."""
-    if path in (spec.dockerfile, spec.dockerignore, context_ignore(spec), *spec.wheels):
+    if path in _fixed_paths(spec):
         return True
     return any(_compiled(pattern).match_file(path) for pattern in spec.inputs)
 
@@ -183,6 +183,11 @@ def _literal_prefix(pattern: str) -> str:
         return ""  # a pattern without an inner slash matches in every directory
     literal = re.split(r"[*?\[\\]", body, maxsplit=1)[0]
     return literal[: literal.rfind("/") + 1]
+
+
+def _fixed_paths(spec: ImageSpec) -> tuple[str, ...]:
+    """The files every image is made of whatever its globs say: Dockerfile, ignore files, wheels' requirements."""
+    return (spec.dockerfile, spec.dockerignore, context_ignore(spec), *spec.wheels)
 
 
 def context_ignore(spec: ImageSpec) -> str:

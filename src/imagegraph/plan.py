@@ -244,34 +244,31 @@ def _in_registry(name: str, causes: Sequence[str], same: Collection[str], since:
 
 def _build_reasons(config: Config, decided: Mapping[str, tuple[Decision, str, bool]], causes: Mapping[str, Sequence[str]],
                    same: Collection[str], since: str) -> dict[str, str]:
-    """The chain from cause to image, e.g. "requirements/requirements-torch.txt changed → base → ci, app, devcontainer"."""
-    chains: dict[str, str] = {}
+    """Why each image builds: the chain from cause to image, e.g. "requirements/requirements-torch.txt changed → base → ci"."""
+    chains: dict[str, str] = {}  # image -> "<paths> changed → ... → image", for images rebuilt because of a change
     reasons: dict[str, str] = {}
     for name in build_order(config):
         decision, reason, _ = decided[name]
         if decision is not Decision.BUILD:
             continue
-        parent = config.image(name).parent
-        parent_built = parent is not None and decided[parent][0] is Decision.BUILD
         if reason:  # forced
-            chains[name] = reason
             reasons[name] = reason
             continue
+        parent = config.image(name).parent
+        parent_built = parent is not None and decided[parent][0] is Decision.BUILD
         if name in causes:
             chains[name] = f"{_paths(causes[name])} changed → {name}"
+            built_children = [c for c in children(config, name) if decided[c][0] is Decision.BUILD]
+            reasons[name] = chains[name] + (f" → {', '.join(built_children)}" if built_children else "")
+            reasons[name] += f" (and parent {parent} is rebuilt)" if parent_built else ""
+        elif parent_built and parent in chains:
+            chains[name] = reasons[name] = f"{chains[parent]} → {name}"
         elif parent_built:
-            chains[name] = f"{chains[parent]} → {name}" if "→" in chains[parent] else f"parent {parent} is rebuilt"
+            reasons[name] = f"parent {parent} is rebuilt"
         elif name in same:
-            chains[name] = f"unchanged since {since}, but its fingerprint tag is not in the registry"
+            reasons[name] = f"unchanged since {since}, but its fingerprint tag is not in the registry"
         else:
-            chains[name] = "no image with this fingerprint yet"
-        reasons[name] = chains[name]
-        if name in causes and parent_built:
-            reasons[name] += f" (and parent {parent} is rebuilt)"
-    for name, chain in chains.items():
-        built_children = [c for c in children(config, name) if decided[c][0] is Decision.BUILD]
-        if name in causes and built_children and "→" in chain:
-            reasons[name] = reasons[name].replace(chain, f"{chain} → {', '.join(built_children)}", 1)
+            reasons[name] = "no image with this fingerprint yet"
     return reasons
 
 

@@ -16,7 +16,7 @@ from .errors import ImagegraphError
 from .fingerprint import Fingerprint
 from .tags import DEFAULT_POLICY, Event, TagPolicy, release_version, tags_for
 
-__all__ = ["Promotion", "ReleaseError", "plan_release"]
+__all__ = ["Promotion", "ReleaseError", "check_release_event", "plan_release"]
 
 
 class ReleaseError(ImagegraphError):
@@ -35,12 +35,17 @@ class Promotion:
     notes: tuple[str, ...] = ()
 
 
+def check_release_event(event: Event) -> None:
+    """A release needs a version tag, and a semver one."""
+    if event.kind != "tag":
+        raise ReleaseError("nothing to release: HEAD has no version tag; tag it (git tag v1.2.3) or pass --version v1.2.3")
+    release_version(event)
+
+
 def plan_release(config: Config, fingerprints: Mapping[str, Fingerprint], event: Event, digests: Mapping[str, str | None],
                  registry_tags: Mapping[str, tuple[str, ...]], policy: TagPolicy = DEFAULT_POLICY) -> tuple[Promotion, ...]:
     """The tags each pushed image gets; ``digests`` maps image -> its fingerprint tag's digest (None: not in the registry)."""
-    if event.kind != "tag":
-        raise ReleaseError("nothing to release: HEAD has no version tag; tag it (git tag v1.2.3) or pass --version v1.2.3")
-    release_version(event)  # a tag that is not semver is refused before anything else
+    check_release_event(event)
     images = [spec for spec in config.images if spec.push]
     missing = [spec.name for spec in images if not digests.get(spec.name)]
     if missing:

@@ -16,6 +16,7 @@ import os
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import git
@@ -110,6 +111,14 @@ class Repository:
             return self.repo.active_branch.name
         except (TypeError, ValueError):
             return None
+
+    def tags_at_head(self) -> list[str]:
+        if self.head() is None:
+            return []
+        return self.repo.git.tag("--points-at", "HEAD").split()
+
+    def commit_time(self, commit: str) -> datetime:
+        return self.repo.commit(commit).committed_datetime
 
     def remote_url(self, remote: str = "origin") -> str | None:
         try:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .changes import Explanation
+from .config import Config
 from .execute import ImageResult
-from .plan import Plan
+from .graph import ancestors
+from .plan import ImagePlan, Plan
 
-__all__ = ["format_explanation", "format_plan", "format_results", "human_size", "table"]
+__all__ = ["affected_matrix", "format_explanation", "format_plan", "format_results", "human_size", "table"]
 
 
 def human_size(size: int | None) -> str:
@@ -42,6 +44,13 @@ def format_results(results: Sequence[ImageResult]) -> str:
         time = f"{r.seconds:.1f}s" if r.seconds else "-"
         rows.append((r.name, decision, r.ref.rsplit("/", 1)[-1], human_size(r.size), str(r.layers or "-"), time, r.error or r.reason))
     return table(("image", "decision", "tag", "size", "layers", "time", "note"), rows)
+
+
+def affected_matrix(config: Config, explanation: Explanation, entries: Sequence[ImagePlan]) -> dict[str, object]:
+    """`invoke affected --json`: the images to build, and the same as a CI job matrix (``depth`` orders the jobs)."""
+    include = [{"image": e.name, "parent": config.image(e.name).parent, "depth": len(ancestors(config, e.name)),
+                "platforms": ",".join(e.platforms), "fingerprint": e.fingerprint, "ref": e.ref, "reason": e.reason} for e in entries]
+    return {"images": [e.name for e in entries], "matrix": {"include": include}, "git": explanation.to_dict()}
 
 
 def format_explanation(explanation: Explanation | None) -> str:

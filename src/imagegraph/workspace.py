@@ -22,18 +22,16 @@ from .execute import Executor
 from .fingerprint import Fingerprint, context_ignore, fingerprint_images
 from .plan import Availability, ImagePlan, Plan, affected, lookups_needed, make_plan, trust_broken
 from .registry import Registry, split_ref
-from .release import Promotion, plan_release
+from .release import Promotion, check_release_event, plan_release
 from .repo import EMPTY_TREE, Repository, WorkingTree
 from .runner import Runner
-from .tags import Event, Version, event_from_env, event_from_git, oci_labels, release_version, source_url
+from .tags import Event, Version, event_from_env, event_from_git, oci_labels, source_url
 from .wheelhouse import Wheelhouse
 
 __all__ = ["BuildOptions", "Workspace", "find_root"]
 
 STATE_DIR = ".imagegraph"
 DEFAULT_BRANCHES = ("main", "master")
-
-
 
 
 @dataclass(frozen=True)
@@ -88,8 +86,7 @@ class Workspace:
     def explain(self, *, say=lambda line: None) -> Explanation:
         """What git says changed since the base ref, and which images it touches."""
         repo = self.repository
-        default_branch = self._default_branch()
-        request = choose_base(self.options.since, os.environ, read_event(os.environ), default_branch=default_branch)
+        request = choose_base(self.options.since, os.environ, read_event(os.environ), default_branch=self.default_branch)
         base, note = locate_base(repo, request, say=say)
         if base is None:
             return Explanation(base=None, note=note)
@@ -102,7 +99,9 @@ class Workspace:
             self.config, self.fingerprints, causes, base_config, lambda: repo.commit_tree(base.commit))
         return Explanation(base=base, changes=changes, causes=causes, same_as_base=same, note=note)
 
-    def _default_branch(self) -> str | None:
+    @cached_property
+    def default_branch(self) -> str | None:
+        """What the repository calls its default branch (``origin/main``, ``main``, ...); None when it has none."""
         repo = self.repository
         candidates = [repo.remote_default_branch(), *(f"origin/{b}" for b in DEFAULT_BRANCHES), *DEFAULT_BRANCHES,
                       repo.config_value("init", "defaultBranch")]
@@ -193,18 +192,15 @@ class Workspace:
         if from_ci is not None:
             return from_ci
         repo = self.repository
-        head = repo.head() or ""
-        default = (self._default_branch() or "main").removeprefix("origin/")
-        tags = repo.repo.git.tag("--points-at", "HEAD").split() if head else []
-        return event_from_git(head, tags, repo.branch(), default)
+        default = (self.default_branch or "main").removeprefix("origin/")
+        return event_from_git(repo.head() or "", repo.tags_at_head(), repo.branch(), default)
 
     def release(self, *, version: str | None = None, dry_run: bool = False, say=print) -> tuple[Promotion, ...]:
         """Give this commit's already-built images the version's tags, by copying manifests in the registry."""
         event = self.event()
         if version:
             event = Event("tag", event.sha, version, event.default_branch)
-        if event.kind == "tag":
-            release_version(event)  # refuse a tag that is not semver before asking the registry anything
+        check_release_event(event)  # no version, or not semver: refused before the registry is asked anything
         digests: dict[str, str | None] = {}
         registry_tags: dict[str, tuple[str, ...]] = {}
         for spec in self.config.images:
@@ -230,5 +226,5 @@ class Workspace:
             return {}
         event = self.event()
         version = Version.parse(event.ref) if event.kind == "tag" else None
-        created = repo.repo.commit(head).committed_datetime.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        created = repo.commit_time(head).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return oci_labels(revision=head, source=source_url(repo.remote_url(), os.environ), version=str(version) if version else None, created=created)

@@ -92,10 +92,15 @@ def test_comment_only_change_to_the_torch_requirements_builds_nothing_and_asks_n
     assert "not in substance" in plan.image("base").reason
 
 
-def test_a_new_service_package_rebuilds_ci_app_and_devcontainer(tmp_path, registry, namespace):
+def repo_in(tmp_path: Path, namespace: str) -> Path:
+    """The family in a registry namespace of the test's own (the real registry, nothing in it yet)."""
     files = family_files()
     files["images.yaml"] = files["images.yaml"].replace("namespace: imagegraph", f"namespace: {namespace}")
-    repo = init_repo(tmp_path / "mono", files)
+    return init_repo(tmp_path / "mono", files)
+
+
+def test_a_new_service_package_rebuilds_ci_app_and_devcontainer(tmp_path, registry, namespace):
+    repo = repo_in(tmp_path, namespace)
     edit(repo, "requirements/requirements.txt", append="orjson==3.11.0\n")
     commit_all(repo, "orjson")
     assert affected(repo, since="HEAD~1") == ["ci", "app", "devcontainer"]
@@ -108,9 +113,7 @@ def test_a_new_service_package_rebuilds_ci_app_and_devcontainer(tmp_path, regist
 
 
 def test_a_since_base_that_was_never_published_is_looked_up_in_full(tmp_path, registry, namespace):
-    files = family_files()
-    files["images.yaml"] = files["images.yaml"].replace("namespace: imagegraph", f"namespace: {namespace}")
-    repo = init_repo(tmp_path / "mono", files)
+    repo = repo_in(tmp_path, namespace)
     edit(repo, "src/scorer/model.py", append="\n# tuned\n")
     commit_all(repo, "tune")
     notes: list[str] = []

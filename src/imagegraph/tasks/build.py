@@ -8,8 +8,7 @@ import time
 
 from invoke import Exit, task
 
-from ..graph import ancestors
-from ..report import format_explanation, format_plan, format_results, table
+from ..report import affected_matrix, format_explanation, format_plan, format_results, table
 from ..workspace import Workspace
 from ._common import build_options, user_errors
 
@@ -90,11 +89,7 @@ def affected(c, since=None, force=None, target=None, platform=None, json_=False)
     workspace = Workspace(options=build_options(platform=platform, force=force, target=target, since=since))
     explanation, entries = workspace.affected(say=_note)
     if json_:
-        depth = {name: len(ancestors(workspace.config, name)) for name in workspace.config.names}
-        include = [{"image": e.name, "parent": workspace.config.image(e.name).parent, "depth": depth[e.name],
-                    "platforms": ",".join(e.platforms), "fingerprint": e.fingerprint, "ref": e.ref, "reason": e.reason} for e in entries]
-        print(json.dumps({"images": [e.name for e in entries], "matrix": {"include": include},
-                          "git": explanation.to_dict()}, indent=2))
+        print(json.dumps(affected_matrix(workspace.config, explanation, entries), indent=2))
         return
     _note(format_explanation(explanation))
     for entry in entries:
