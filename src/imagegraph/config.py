@@ -24,7 +24,9 @@ __all__ = ["CONFIG_NAME", "Config", "ImageSpec", "config_from_text", "load_confi
 CONFIG_NAME = "images.yaml"
 DEFAULT_REGISTRY = "127.0.0.1:5000"
 
-_TOP_KEYS = ("registry", "namespace", "python", "images")
+_TOP_KEYS = ("registry", "namespace", "python", "tags", "retention", "images")
+_TAGS_KEYS = ("edge", "push_pull_requests")
+_RETENTION_KEYS = ("keep", "protect")
 _IMAGE_KEYS = (
     "description",
     "dockerfile",
@@ -72,6 +74,12 @@ class Config:
     namespace: str = "imagegraph"
     #: The Python version (major.minor) of the images, for fetching matching wheels.
     python: str = "3.11"
+    #: tags: the default branch's moving tag, and whether pull request tags (pr-N) are pushed.
+    edge_tag: str = "edge"
+    push_pull_requests: bool = False
+    #: retention: how many recent builds/versions `invoke cleanup` keeps per image, and tag patterns it never deletes.
+    keep: int = 10
+    protect: tuple[str, ...] = ()
 
     def image(self, name: str) -> ImageSpec:
         for spec in self.images:
@@ -139,7 +147,28 @@ def parse_config(data: Any, root: Path) -> Config:
     python = _string(data.get("python", "3.11"), "python")
     if not re.fullmatch(r"3\.\d+", python):
         raise ConfigError(CONFIG_NAME, f"python: {python!r} is not a major.minor version such as \"3.11\"")
-    return Config(root=root, images=specs, registry=registry, namespace=namespace, python=python)
+    tags = _section(data, "tags", _TAGS_KEYS)
+    edge_tag = _string(tags.get("edge", "edge"), "tags: edge")
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", edge_tag) or edge_tag == "latest":
+        raise ConfigError(CONFIG_NAME, f"tags: edge: {edge_tag!r} is not a usable tag; pick a name such as edge or latest-dev")
+    push_pull_requests = tags.get("push_pull_requests", False)
+    if not isinstance(push_pull_requests, bool):
+        raise ConfigError(CONFIG_NAME, "tags: push_pull_requests must be true or false")
+    retention = _section(data, "retention", _RETENTION_KEYS)
+    keep = retention.get("keep", 10)
+    if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
+        raise ConfigError(CONFIG_NAME, f"retention: keep must be a whole number of at least 1, got {keep!r}")
+    protect = tuple(_strings(retention.get("protect", ()), "retention: protect"))
+    return Config(root=root, images=specs, registry=registry, namespace=namespace, python=python, edge_tag=edge_tag,
+                  push_pull_requests=push_pull_requests, keep=keep, protect=protect)
+
+
+def _section(data: Mapping[str, Any], key: str, known: tuple[str, ...]) -> Mapping[str, Any]:
+    section = data.get(key) or {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(CONFIG_NAME, f"{key}: must be a mapping with the keys {', '.join(known)}")
+    _reject_unknown(section, known, key)
+    return section
 
 
 def _parse_image(name: str, body: Any, root: Path) -> ImageSpec:

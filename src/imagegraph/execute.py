@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config
-from .engine.builders import Builder, BuildRequest, platform_suffix
+from .engine.builders import Builder, BuildRequest, StepCount, count_steps, platform_suffix
 from .engine.images import LocalImages
 from .errors import ImagegraphError
 from .plan import Decision, ImagePlan, Plan
@@ -41,6 +41,8 @@ class ImageResult:
     pushed: bool = False
     error: str | None = None
     log: str | None = None
+    #: Dockerfile steps answered from a cache (the engine's or the registry's), and all steps run.
+    steps: StepCount = StepCount()
 
     @property
     def ok(self) -> bool:
@@ -120,15 +122,17 @@ class Executor:
         started = time.monotonic()
         self._running[entry.name] = started
         try:
+            steps = StepCount()
             if entry.decision is Decision.BUILD:
                 self.say(f"[{entry.name}] building {', '.join(entry.platforms)} ({entry.reason}); log: {log}")
-                self._build(entry, log)
+                steps = self._build(entry, log)
             else:
                 self.say(f"[{entry.name}] pushing the local image to the registry")
                 self.runner.run(Command.of(self.builder.docker, "push", entry.ref), log_path=log)
             seconds = time.monotonic() - started
-            result = self._describe(entry, seconds, str(log))
-            self.say(f"[{entry.name}] done in {seconds:.1f}s")
+            result = self._describe(entry, seconds, str(log), steps)
+            cached = f", {steps.cached}/{steps.total} steps cached" if steps.total else ""
+            self.say(f"[{entry.name}] done in {seconds:.1f}s{cached}")
             return result
         except ImagegraphError as err:
             seconds = time.monotonic() - started
@@ -140,7 +144,7 @@ class Executor:
         finally:
             self._running.pop(entry.name, None)
 
-    def _build(self, entry: ImagePlan, log: Path) -> None:
+    def _build(self, entry: ImagePlan, log: Path) -> StepCount:
         spec = self.config.image(entry.name)
         if spec.wheels:
             self.wheelhouse.ensure(spec.wheels, entry.platforms, log_path=log, say=lambda line: self.say(f"[{entry.name}] {line}"))
@@ -162,11 +166,26 @@ class Executor:
             push=entry.push,
             no_cache=entry.no_cache,
             insecure_registry=self.registry.insecure if self.registry else False,
+            cache_repository=self.config.repository(entry.name) if spec.push and self.registry else None,
         )
+        steps = StepCount()
         for command in self.builder.commands(request):
-            self.runner.run(command, log_path=log)
+            # only build commands print BuildKit steps; pushes and manifest commands count as none
+            steps += count_steps(self.runner.run(command, log_path=log).output)
+        self._write_cache_tags(entry, request)
+        return steps
 
-    def _describe(self, entry: ImagePlan, seconds: float, log: str) -> ImageResult:
+    def _write_cache_tags(self, entry: ImagePlan, request: BuildRequest) -> None:
+        """Point the registry cache tags at what was just pushed (a copy inside the registry, nothing uploaded)."""
+        for source, cache_tag in self.builder.cache_copies(request):
+            _, name, tag = split_ref(source)
+            try:
+                assert self.registry is not None
+                self.registry.copy_tag(name, tag, cache_tag)
+            except ImagegraphError as err:
+                self.say(f"[{entry.name}] warning: registry cache tag {cache_tag} not updated: {err}")
+
+    def _describe(self, entry: ImagePlan, seconds: float, log: str, steps: StepCount) -> ImageResult:
         info = self.local.info(entry.ref)
         if info is None and len(entry.platforms) > 1:
             info = self.local.info(f"{entry.ref}-{platform_suffix(entry.platforms[0])}")
@@ -177,7 +196,7 @@ class Executor:
         return ImageResult(
             entry.name, entry.decision, entry.ref, entry.reason, seconds=seconds,
             size=info.size if info else None, layers=info.layers if info else None,
-            digest=digest, pushed=digest is not None, log=log,
+            digest=digest, pushed=digest is not None, log=log, steps=steps,
         )
 
     def _heartbeat(self, stop: threading.Event) -> None:

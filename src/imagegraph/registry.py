@@ -9,6 +9,7 @@ $IMAGEGRAPH_REGISTRY_PASSWORD and are never printed.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -72,10 +73,34 @@ class Registry:
 
     def manifest(self, name: str, reference: str) -> tuple[str, dict]:
         """(media type, parsed body) of a manifest or index."""
+        media_type, _, body = self.inspect(name, reference)
+        return media_type, body
+
+    def inspect(self, name: str, reference: str) -> tuple[str, str, dict]:
+        """(media type, digest, parsed body) of the manifest or index a tag or digest names."""
         response = self._request("GET", f"/{name}/manifests/{reference}", scope=f"repository:{name}:pull",
                                  headers={"Accept": ", ".join(MANIFEST_TYPES)})
         self._raise_for(response, f"{name}@{reference}")
-        return response.headers.get("Content-Type", ""), response.json()
+        body = response.json()
+        media_type = response.headers.get("Content-Type", "") or body.get("mediaType", "")
+        digest = response.headers.get("Docker-Content-Digest") or "sha256:" + hashlib.sha256(response.content).hexdigest()
+        return media_type, digest, body
+
+    def blob(self, name: str, digest: str) -> bytes:
+        """A blob's bytes (an image config, say); the registry may redirect to its storage."""
+        response = self._request("GET", f"/{name}/blobs/{digest}", scope=f"repository:{name}:pull", headers={})
+        self._raise_for(response, f"blob {digest[:19]} of {name}")
+        return response.content
+
+    def delete_manifest(self, name: str, digest: str) -> bool:
+        """Delete a manifest by digest, and with it every tag naming it; False when it was already gone."""
+        response = self._request("DELETE", f"/{name}/manifests/{digest}", scope=f"repository:{name}:delete,pull,push", headers={})
+        if response.status_code == 404:
+            return False
+        if response.status_code == 405:
+            raise RegistryError(f"registry {self.host} does not allow deletes; enable them (distribution: storage.delete.enabled: true) and run again")
+        self._raise_for(response, f"deleting {name}@{digest[:19]}")
+        return True
 
     def tags(self, name: str) -> tuple[str, ...]:
         """Every tag of repository ``name`` (all pages); () when the repository does not exist yet."""
@@ -113,7 +138,10 @@ class Registry:
         url = self.base + path
         try:
             response = self._session.request(method, url, headers={**headers, **self._auth_header(scope)}, data=data, timeout=self.timeout)
-            if response.status_code == 401 and scope not in self._tokens:
+            if response.status_code == 401:
+                # First contact for this scope, or its token has expired (tokens last minutes, a build can take longer):
+                # authenticate afresh, then retry once.
+                self._tokens.pop(scope, None)
                 self._authenticate(response, scope)
                 response = self._session.request(method, url, headers={**headers, **self._auth_header(scope)}, data=data, timeout=self.timeout)
         except requests.ConnectionError:
@@ -121,7 +149,8 @@ class Registry:
         except requests.Timeout:
             raise RegistryError(f"registry {self.host} did not answer within {self.timeout:.0f}s; check that it is up (`invoke engine.status`)") from None
         if response.status_code == 401:
-            raise RegistryError(f"registry {self.host} refused the credentials; run `docker login {self.host}` or set IMAGEGRAPH_REGISTRY_USER/PASSWORD")
+            what = "refused the credentials" if self._credentials else "needs credentials"  # an anonymous token is nobody's credentials
+            raise RegistryError(f"registry {self.host} {what}; run `docker login {self.host}` or set IMAGEGRAPH_REGISTRY_USER/PASSWORD")
         return response
 
     def _auth_header(self, scope: str) -> dict[str, str]:
@@ -149,9 +178,16 @@ class Registry:
         except (KeyError, requests.RequestException):
             raise RegistryError(f"registry {self.host}: its token service could not be reached") from None
         if reply.status_code in (401, 403):
-            raise RegistryError(f"registry {self.host} refused the credentials; run `docker login {self.host}` or set IMAGEGRAPH_REGISTRY_USER/PASSWORD")
-        body = reply.json()
-        self._tokens[scope] = "Bearer " + (body.get("token") or body.get("access_token") or "")
+            what = "refused the credentials" if self._credentials else "needs credentials"
+            raise RegistryError(f"registry {self.host} {what}; run `docker login {self.host}` or set IMAGEGRAPH_REGISTRY_USER/PASSWORD")
+        try:
+            body = reply.json() if reply.ok else None
+        except ValueError:
+            body = None
+        token = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None
+        if not token or not isinstance(token, str):
+            raise RegistryError(f"registry {self.host}: its token service ({fields['realm']}) answered {reply.status_code} without a token; try again later")
+        self._tokens[scope] = "Bearer " + token
 
     def _raise_for(self, response: requests.Response, what: str) -> None:
         if response.status_code >= 400:
@@ -162,14 +198,24 @@ def _credentials_for(host: str) -> _Credentials | None:
     user, password = os.environ.get("IMAGEGRAPH_REGISTRY_USER"), os.environ.get("IMAGEGRAPH_REGISTRY_PASSWORD")
     if user and password:
         return _Credentials(user, password)
-    config_dir = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker"))
+    config_dir = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")  # empty counts as unset, as for docker
+    path = config_dir / "config.json"
     try:
-        auths = json.loads((config_dir / "config.json").read_text()).get("auths", {})
+        document = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    garbled = RegistryError(f"{path}: the credentials for {host} are garbled; run `docker login {host}` again")
+    auths = (document.get("auths") or {}) if isinstance(document, dict) else {}
+    if not isinstance(auths, dict):
+        raise garbled
     for key in (host, f"https://{host}", f"http://{host}"):
-        encoded = auths.get(key, {}).get("auth")
-        if encoded:
-            username, _, secret = base64.b64decode(encoded).decode().partition(":")
+        entry = auths.get(key) or {}
+        if not isinstance(entry, dict) or not isinstance(entry.get("auth") or "", str):
+            raise garbled
+        if entry.get("auth"):
+            try:
+                username, _, secret = base64.b64decode(entry["auth"], validate=True).decode().partition(":")
+            except ValueError:  # binascii.Error and UnicodeDecodeError both are
+                raise garbled from None
             return _Credentials(username, secret)
     return None

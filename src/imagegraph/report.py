@@ -9,8 +9,18 @@ from .config import Config
 from .execute import ImageResult
 from .graph import ancestors
 from .plan import ImagePlan, Plan
+from .retention import Verdict
 
-__all__ = ["affected_matrix", "format_explanation", "format_plan", "format_results", "human_size", "table"]
+__all__ = [
+    "affected_matrix",
+    "format_explanation",
+    "format_plan",
+    "format_results",
+    "format_retention",
+    "garbage_collection_hint",
+    "human_size",
+    "table",
+]
 
 
 def human_size(size: int | None) -> str:
@@ -42,8 +52,9 @@ def format_results(results: Sequence[ImageResult]) -> str:
     for r in results:
         decision = r.decision.value if r.ok else "FAILED"
         time = f"{r.seconds:.1f}s" if r.seconds else "-"
-        rows.append((r.name, decision, r.ref.rsplit("/", 1)[-1], human_size(r.size), str(r.layers or "-"), time, r.error or r.reason))
-    return table(("image", "decision", "tag", "size", "layers", "time", "note"), rows)
+        cached = f"{r.steps.cached}/{r.steps.total}" if r.steps.total else "-"
+        rows.append((r.name, decision, r.ref.rsplit("/", 1)[-1], human_size(r.size), str(r.layers or "-"), cached, time, r.error or r.reason))
+    return table(("image", "decision", "tag", "size", "layers", "cached", "time", "note"), rows)
 
 
 def affected_matrix(config: Config, explanation: Explanation, entries: Sequence[ImagePlan]) -> dict[str, object]:
@@ -71,3 +82,24 @@ def format_explanation(explanation: Explanation | None) -> str:
     if explanation.note:
         line += f"; {explanation.note}"
     return line
+
+
+def format_retention(verdicts: Sequence[Verdict], *, show_kept: bool = False) -> str:
+    """What `invoke cleanup` deletes (or would), and why; with ``show_kept`` what stays too."""
+    shown = [v for v in verdicts if show_kept or not v.keep]
+    shown.sort(key=lambda v: (v.manifest.repository, v.keep, v.manifest.label()))
+    rows = [(v.manifest.repository.rsplit("/", 1)[-1], "keep" if v.keep else "delete", ", ".join(v.manifest.tags) or "(untagged)",
+             v.manifest.digest[7:19], v.manifest.created[:16].replace("T", " ") or "-", v.reason) for v in shown]
+    kept = sum(1 for v in verdicts if v.keep)
+    summary = f"{len(verdicts)} manifest(s): {kept} kept, {len(verdicts) - kept} to delete"
+    return f"{table(('image', 'verdict', 'tags', 'digest', 'created', 'why'), rows)}\n{summary}" if rows else summary
+
+
+def garbage_collection_hint(registry: str) -> str:
+    """How to reclaim the space: deleting manifests only unlinks them, blobs go at the registry's garbage collection."""
+    return (
+        f"Space comes back when {registry} garbage-collects its blobs, offline (stop it, or make it read-only, first):\n"
+        "  docker-registry garbage-collect /etc/docker/registry/config.yml   (Debian; `registry garbage-collect` in the image)\n"
+        "Leave out --delete-untagged on distribution 2.x: it also deletes the platform manifests of multi-arch images "
+        "(distribution/distribution#3178); imagegraph already deleted the untagged manifests it could see."
+    )

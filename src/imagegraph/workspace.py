@@ -7,6 +7,7 @@ for a plan or an executor; no task repeats the config/CLI merge.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC
 from functools import cached_property
@@ -15,17 +16,21 @@ from pathlib import Path
 from .changes import Explanation, choose_base, direct_causes, locate_base, read_event, same_as_base
 from .config import CONFIG_NAME, Config, config_from_text, load_config, override_platforms
 from .dockerfile import undeclared_inputs
-from .engine.builders import Builder, detect_builder
+from .engine.builders import Builder, check_emulation, detect_builder
+from .engine.seed import native_platform
+from .engine.setup import emulated_platforms, observe_emulation, resolve_docker_host
 from .engine.images import LocalImages
 from .errors import ConfigError, ImagegraphError
-from .execute import Executor
+from .execute import Executor, ImageResult
+from .inventory import read_inventory
 from .fingerprint import Fingerprint, context_ignore, fingerprint_images
-from .plan import Availability, ImagePlan, Plan, affected, lookups_needed, make_plan, trust_broken
+from .plan import Availability, Decision, ImagePlan, Plan, affected, lookups_needed, make_plan, trust_broken
 from .registry import Registry, split_ref
 from .release import Promotion, check_release_event, plan_release
 from .repo import EMPTY_TREE, Repository, WorkingTree
 from .runner import Runner
-from .tags import Event, Version, event_from_env, event_from_git, oci_labels, source_url
+from .retention import DEFAULT_PROTECTED, RetentionPolicy, Verdict, deletion_order, plan_retention
+from .tags import Event, TagPolicy, Version, event_from_env, event_from_git, oci_labels, source_url, tags_for
 from .wheelhouse import Wheelhouse
 
 __all__ = ["BuildOptions", "Workspace", "find_root"]
@@ -45,6 +50,8 @@ class BuildOptions:
     builder: str | None = None
     #: The base ref git compares with (`--since`); None picks it from CI or the default branch.
     since: str | None = None
+    #: Push a pull request's pr-<N> tags too (images.yaml's tags: push_pull_requests, for one run).
+    push_pr: bool = False
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -133,7 +140,11 @@ class Workspace:
 
     @cached_property
     def builder(self) -> Builder:
-        return detect_builder(self.runner, prefer=self.options.builder)
+        return detect_builder(self.runner, prefer=self.options.builder, registry=self.registry.host, state_dir=self.root / STATE_DIR)
+
+    @property
+    def tag_policy(self) -> TagPolicy:
+        return TagPolicy(edge=self.config.edge_tag, push_pull_requests=self.config.push_pull_requests or self.options.push_pr)
 
     def ref(self, name: str) -> str:
         return f"{self.config.repository(name)}:{self.fingerprints[name].tag}"
@@ -208,7 +219,7 @@ class Workspace:
                 _, name, tag = split_ref(self.ref(spec.name))
                 digests[spec.name] = self.registry.manifest_digest(name, tag)
                 registry_tags[spec.name] = self.registry.tags(name)
-        promotions = plan_release(self.config, self.fingerprints, event, digests, registry_tags)
+        promotions = plan_release(self.config, self.fingerprints, event, digests, registry_tags, self.tag_policy)
         for promotion in promotions:
             for note in promotion.notes:
                 say(f"[{promotion.image}] {note}")
@@ -217,6 +228,55 @@ class Workspace:
             for tag in promotion.tags:
                 self.registry.copy_tag(promotion.repository, promotion.source, tag)
         return promotions
+
+    def publish_tags(self, results: Sequence[ImageResult], *, say=print) -> dict[str, tuple[str, ...]]:
+        """Give every pushed image the event's moving tags (edge and sha-<7> on the default branch, pr-<N> when asked).
+
+        All or nothing: when any image failed, no tag moves, so ``edge`` never
+        names a family of which half is new. Version tags come from `invoke release`.
+        """
+        event = self.event()
+        if event.kind == "tag":
+            say(f"{event.ref}: version tags are given by `invoke release` (promotion of these digests), not by the build")
+            return {}
+        failed = [r.name for r in results if not r.ok]
+        if failed:
+            say(f"no tags moved: {', '.join(failed)} failed")
+            return {}
+        applied: dict[str, tuple[str, ...]] = {}
+        for result in results:
+            spec = self.config.image(result.name)
+            if not spec.push or result.decision is Decision.SKIP:
+                continue
+            tagset = tags_for(event, self.fingerprints[spec.name].tag, (), self.tag_policy)
+            for note in tagset.notes:
+                say(f"[{spec.name}] {note}")
+            if not tagset.push:
+                continue
+            _, name, fingerprint = split_ref(self.ref(spec.name))
+            extra = tuple(t for t in tagset.tags if t != fingerprint)
+            for tag in extra:
+                self.registry.copy_tag(name, fingerprint, tag)
+            applied[spec.name] = extra
+        return applied
+
+    def cleanup(self, *, keep: int | None = None, protect: Sequence[str] = (), apply: bool = False) -> tuple[Verdict, ...]:
+        """Retention over the family's repositories: the verdicts, and with ``apply`` the deletions done (indexes first)."""
+        policy = RetentionPolicy(keep=keep if keep is not None else self.config.keep, edge=self.config.edge_tag,
+                                 protect=(*DEFAULT_PROTECTED, *self.config.protect, *protect))
+        repositories = [self.config.repository(spec.name).split("/", 1)[1] for spec in self.config.images if spec.push]
+        verdicts = plan_retention(read_inventory(self.registry, repositories), policy)
+        if apply:
+            for manifest in deletion_order(verdicts):
+                self.registry.delete_manifest(manifest.repository, manifest.digest)
+        return verdicts
+
+    def check_platforms(self, plan: Plan) -> None:
+        """Refuse, before anything runs, to build for a platform the engine can neither run nor emulate."""
+        wanted = sorted({p for entry in plan.to_build() for p in entry.platforms})
+        # binfmt_misc here speaks for the engine only when the engine runs here
+        if wanted and self.builder.name == "engine" and resolve_docker_host().startswith("unix://"):
+            check_emulation(wanted, native_platform(), emulated_platforms(observe_emulation(), native_platform()))
 
     def _labels(self) -> dict[str, str]:
         """OCI labels: revision, source, version (on a release) and created (the commit's time, so rebuilds are reproducible)."""

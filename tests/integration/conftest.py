@@ -37,3 +37,13 @@ def namespace(docker_client, registry):
         for tag in image.tags:
             if f"/{name}/" in tag:
                 docker_client.images.remove(tag, force=True)
+
+
+@pytest.fixture
+def private_registry(tmp_path, docker_client):
+    """A registry of this test's own (deletes enabled), stopped afterwards."""
+    from tests.integration.registries import start_registry
+
+    server = start_registry(tmp_path / "registry")
+    yield server
+    server.stop()

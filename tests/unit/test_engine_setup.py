@@ -483,7 +483,7 @@ def test_seed_commands_as_data(tmp_path):
     ]
     context = seed.context_dir(tmp_path, "linux/arm64")
     build, push = EngineBuilder().commands(seed.build_request(tmp_path, "linux/arm64", f"{LIST}-arm64"))
-    assert build.argv == ("/usr/bin/docker", "build", "--platform", "linux/arm64", "--file", str(context / "Dockerfile"),
+    assert build.argv == ("/usr/bin/docker", "build", "--progress", "plain", "--platform", "linux/arm64", "--file", str(context / "Dockerfile"),
                           "--tag", f"{LIST}-arm64", str(context))
     assert dict(build.env) == {"DOCKER_BUILDKIT": "1"}
     assert push.argv == ("/usr/bin/docker", "push", f"{LIST}-arm64")

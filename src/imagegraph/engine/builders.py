@@ -9,20 +9,47 @@ Two real paths, chosen by :func:`detect_builder`:
   client): one build per platform, each pushed, then a manifest list.
 
 Both return :class:`~imagegraph.runner.Command` tuples; nothing runs here.
+
+Registry cache, so a build on an engine with an empty local cache reuses the
+layers of earlier builds: buildx exports a separate cache manifest
+(``type=registry``, ``mode=max``, also the stages a target skips) to
+``<repository>:buildcache``; the engine's BuildKit can only embed an inline
+cache in the image itself, so each platform image carries it and is copied to
+``<repository>:buildcache-<platform>`` after its push (:meth:`cache_copies`).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import ToolMissing
+from ..errors import EngineError, ToolMissing
 from ..runner import Command, Runner
 
-__all__ = ["BuildRequest", "Builder", "BuildxBuilder", "EngineBuilder", "detect_builder", "platform_suffix"]
+__all__ = [
+    "CACHE_TAG",
+    "BuildRequest",
+    "Builder",
+    "BuildxBuilder",
+    "EngineBuilder",
+    "StepCount",
+    "buildkitd_config",
+    "buildx_driver",
+    "check_emulation",
+    "count_steps",
+    "detect_builder",
+    "platform_suffix",
+]
+
+#: The registry cache's tag in each image repository (the engine path appends -<platform>).
+CACHE_TAG = "buildcache"
+#: The buildx builder imagegraph creates when the current one (the docker driver) cannot export a registry cache.
+BUILDX_BUILDER = "imagegraph"
 
 
 @dataclass(frozen=True)
@@ -40,6 +67,12 @@ class BuildRequest:
     no_cache: bool = False
     #: The registry speaks plain HTTP (a local registry).
     insecure_registry: bool = False
+    #: The image's repository (registry/namespace/name) whose cache tags builds read, and pushed builds write.
+    cache_repository: str | None = None
+
+    def platform_tag(self, platform: str) -> str:
+        """Where one platform's image goes: the reference itself for a single-platform build, else ref-<platform>."""
+        return self.ref if len(self.platforms) == 1 else f"{self.ref}-{platform_suffix(platform)}"
 
 
 class Builder(Protocol):
@@ -50,6 +83,44 @@ class Builder(Protocol):
     def describe(self) -> str: ...
 
     def commands(self, request: BuildRequest) -> tuple[Command, ...]: ...
+
+    def cache_copies(self, request: BuildRequest) -> tuple[tuple[str, str], ...]:
+        """(tag, cache tag) pairs to copy inside the registry after a pushed build; () when the build wrote its cache itself."""
+        ...
+
+
+@dataclass(frozen=True)
+class StepCount:
+    """Dockerfile steps a build ran, and how many of them came from a cache (local or registry)."""
+
+    cached: int = 0
+    total: int = 0
+
+    def __add__(self, other: StepCount) -> StepCount:
+        return StepCount(self.cached + other.cached, self.total + other.total)
+
+
+# "#7 [2/4] RUN ...", "#9 [runtime 3/5] COPY ...", and buildx's "#9 [linux/arm64 runtime 3/5] COPY ..."
+_STEP = re.compile(r"^#(\d+) \[(?:[^\]]* )?\d+/\d+\] (\w+)")
+_CACHED = re.compile(r"^#(\d+) CACHED\s*$")
+
+
+def count_steps(output: str) -> StepCount:
+    """Count the Dockerfile steps in BuildKit's plain progress output, and those it answered from cache.
+
+    FROM lines are not steps (they resolve an image, they never run).
+    """
+    steps: set[str] = set()
+    cached: set[str] = set()
+    for line in output.splitlines():
+        match = _STEP.match(line)
+        if match and match.group(2).upper() != "FROM":
+            steps.add(match.group(1))
+            continue
+        match = _CACHED.match(line)
+        if match:
+            cached.add(match.group(1))
+    return StepCount(len(cached & steps), len(steps))
 
 
 def platform_suffix(platform: str) -> str:
@@ -74,19 +145,34 @@ def _common_flags(request: BuildRequest) -> list[str]:
 class BuildxBuilder:
     docker: str = "docker"
     name: str = "buildx"
+    #: The buildx builder to use (--builder); None for the current one.
+    builder: str | None = None
 
     def describe(self) -> str:
-        return f"buildx ({self.docker} buildx build)"
+        which = f", builder {self.builder}" if self.builder else ""
+        return f"buildx ({self.docker} buildx build{which}; registry cache mode=max)"
 
     def commands(self, request: BuildRequest) -> tuple[Command, ...]:
-        argv = [self.docker, "buildx", "build", "--platform", ",".join(request.platforms), *_common_flags(request),
-                "--tag", request.ref]
+        argv = [self.docker, "buildx", "build", "--progress", "plain"]
+        if self.builder:
+            argv += ["--builder", self.builder]
+        argv += ["--platform", ",".join(request.platforms), *_common_flags(request), "--tag", request.ref]
+        if request.cache_repository:
+            cache = f"type=registry,ref={request.cache_repository}:{CACHE_TAG}"
+            if not request.no_cache:
+                argv += ["--cache-from", cache]
+            if request.push:
+                # a failed cache export must not fail a build that pushed its image
+                argv += ["--cache-to", f"{cache},mode=max,ignore-error=true"]
         if request.push:
             argv.append("--push")
         elif len(request.platforms) == 1:
             argv.append("--load")
         argv.append(str(request.context))
         return (Command.of(*argv),)
+
+    def cache_copies(self, request: BuildRequest) -> tuple[tuple[str, str], ...]:
+        return ()
 
 
 @dataclass(frozen=True)
@@ -99,27 +185,41 @@ class EngineBuilder:
 
     def commands(self, request: BuildRequest) -> tuple[Command, ...]:
         env = {"DOCKER_BUILDKIT": "1"}
-        single = len(request.platforms) == 1
         steps: list[Command] = []
         per_platform: list[str] = []
         for platform in request.platforms:
-            tag = request.ref if single else f"{request.ref}-{platform_suffix(platform)}"
+            tag = request.platform_tag(platform)
             per_platform.append(tag)
-            steps.append(Command.of(self.docker, "build", "--platform", platform, *_common_flags(request),
-                                    "--tag", tag, str(request.context), env=env))
+            cache: list[str] = []
+            if request.cache_repository:
+                # inline cache: the image carries its cache metadata; the last pushed build of this platform is the source
+                cache = ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
+                if not request.no_cache:
+                    cache += ["--cache-from", f"{request.cache_repository}:{CACHE_TAG}-{platform_suffix(platform)}"]
+            steps.append(Command.of(self.docker, "build", "--progress", "plain", "--platform", platform, *_common_flags(request),
+                                    *cache, "--tag", tag, str(request.context), env=env))
             if request.push:
                 steps.append(Command.of(self.docker, "push", tag))
-        if request.push and not single:
+        if request.push and len(request.platforms) > 1:
             insecure = ["--insecure"] if request.insecure_registry else []
             steps.append(Command.of(self.docker, "manifest", "create", *insecure, "--amend", request.ref, *per_platform))
             steps.append(Command.of(self.docker, "manifest", "push", *insecure, "--purge", request.ref))
         return tuple(steps)
 
+    def cache_copies(self, request: BuildRequest) -> tuple[tuple[str, str], ...]:
+        if not (request.push and request.cache_repository):
+            return ()
+        return tuple((request.platform_tag(p), f"{CACHE_TAG}-{platform_suffix(p)}") for p in request.platforms)
 
-def detect_builder(runner: Runner, *, prefer: str | None = None) -> Builder:
+
+def detect_builder(runner: Runner, *, prefer: str | None = None, registry: str | None = None, state_dir: Path | None = None) -> Builder:
     """buildx when any docker client has it, else a client that drives the engine's BuildKit.
 
     ``prefer`` (or $IMAGEGRAPH_BUILDER) is ``buildx`` or ``engine`` to choose explicitly.
+    ``registry`` and ``state_dir`` matter only when buildx's current builder is
+    the docker driver, which can export neither a multi-platform image nor a
+    registry cache: then a docker-container builder named ``imagegraph`` is
+    used, created on first use (host network, plain HTTP for a loopback registry).
     """
     prefer = prefer or os.environ.get("IMAGEGRAPH_BUILDER") or None
     if prefer not in (None, "buildx", "engine"):
@@ -130,7 +230,7 @@ def detect_builder(runner: Runner, *, prefer: str | None = None) -> Builder:
     if prefer in (None, "buildx"):
         for client in clients:
             if runner.run(Command.of(client, "buildx", "version"), check=False).returncode == 0:
-                return BuildxBuilder(docker=client)
+                return _buildx(runner, client, registry, state_dir)
         if prefer == "buildx":
             raise ToolMissing("buildx is not installed for any docker client; install docker-buildx-plugin or use IMAGEGRAPH_BUILDER=engine")
     for client in clients:
@@ -143,6 +243,48 @@ def detect_builder(runner: Runner, *, prefer: str | None = None) -> Builder:
         "no BuildKit builder: install the buildx plugin (docker-buildx-plugin), "
         "or a docker client older than 23 (Debian's docker.io: `invoke engine.up` installs it)"
     )
+
+
+def check_emulation(wanted: Sequence[str], native: str, emulated: Sequence[str]) -> None:
+    """One line naming the platforms the engine can neither run natively nor emulate, and the fix."""
+    missing = [p for p in wanted if p != native and p not in emulated and _variantless(p) not in (native, *emulated)]
+    if missing:
+        can = ", ".join([native, *emulated])
+        raise EngineError(
+            f"cannot build for {', '.join(missing)}: this engine runs {native} and emulates only "
+            f"{', '.join(emulated) or 'nothing'}; register QEMU (`invoke engine.up`, as root) or build for what it can ({can}) with --platform"
+        )
+
+
+def _variantless(platform: str) -> str:
+    return "/".join(platform.split("/")[:2])
+
+
+def buildx_driver(inspect_output: str) -> str | None:
+    """The ``Driver:`` of `docker buildx inspect` output."""
+    match = re.search(r"^Driver:\s*(\S+)", inspect_output, re.MULTILINE)
+    return match.group(1) if match else None
+
+
+def buildkitd_config(registry: str | None) -> str:
+    """buildkitd.toml for imagegraph's builder: plain HTTP for a loopback registry (as dockerd assumes for 127.0.0.0/8)."""
+    if registry and re.match(r"^(localhost|127\.\d+\.\d+\.\d+)(:\d+)?$", registry):
+        return f'[registry."{registry}"]\n  http = true\n  insecure = true\n'
+    return ""
+
+
+def _buildx(runner: Runner, client: str, registry: str | None, state_dir: Path | None) -> BuildxBuilder:
+    if buildx_driver(runner.run(Command.of(client, "buildx", "inspect"), check=False).output) != "docker":
+        return BuildxBuilder(docker=client)
+    if runner.run(Command.of(client, "buildx", "inspect", BUILDX_BUILDER), check=False).returncode != 0:
+        argv = [client, "buildx", "create", "--name", BUILDX_BUILDER, "--driver", "docker-container", "--driver-opt", "network=host"]
+        config = buildkitd_config(registry)
+        if config and state_dir is not None:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            (state_dir / "buildkitd.toml").write_text(config)
+            argv += ["--buildkitd-config", str(state_dir / "buildkitd.toml")]
+        runner.run(Command.of(*argv, hint="buildx could not create a docker-container builder; create one (docker buildx create --use) or use IMAGEGRAPH_BUILDER=engine"))
+    return BuildxBuilder(docker=client, builder=BUILDX_BUILDER)
 
 
 def _docker_clients() -> list[str]:

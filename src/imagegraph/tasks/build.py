@@ -8,7 +8,8 @@ import time
 
 from invoke import Exit, task
 
-from ..report import affected_matrix, format_explanation, format_plan, format_results, table
+from ..report import affected_matrix, format_explanation, format_plan, format_results, format_retention, garbage_collection_hint, table
+from ..errors import ConfigError
 from ..workspace import Workspace
 from ._common import build_options, user_errors
 
@@ -33,14 +34,16 @@ def _note(line: str) -> None:
         "dry-run": "print the plan and stop; build and push nothing",
         "jobs": "how many images may build at the same time (default 2)",
         "builder": "buildx or engine (default: buildx when installed, else the engine's BuildKit)",
+        "push-pr": "on a pull request, push its pr-<N> tags too (by default they are built and tested only)",
     },
 )
 @user_errors
-def build(c, force=None, target=None, platform=None, no_cache=False, dry_run=False, jobs=2, registry=None, builder=None, since=None):
-    """Build the images whose fingerprints are new, parents first, and push them."""
+def build(c, force=None, target=None, platform=None, no_cache=False, dry_run=False, jobs=2, registry=None, builder=None, since=None,
+          push_pr=False):
+    """Build the images whose fingerprints are new, parents first, push them, then move the branch tags (edge, sha-, pr-)."""
     started = time.monotonic()
     workspace = Workspace(options=build_options(registry=registry, platform=platform, force=force, target=target,
-                                                no_cache=no_cache, jobs=jobs, builder=builder, since=since))
+                                                no_cache=no_cache, jobs=jobs, builder=builder, since=since, push_pr=push_pr))
     plan = workspace.plan(say=_note)
     print(f"registry: {workspace.config.registry}")
     print(format_explanation(plan.explanation))
@@ -50,10 +53,15 @@ def build(c, force=None, target=None, platform=None, no_cache=False, dry_run=Fal
         print(format_plan(plan))
         return
     if plan.to_build():
+        workspace.check_platforms(plan)
         print(f"builder: {workspace.builder.describe()}")
     results = workspace.executor().run(plan)
+    tagged = workspace.publish_tags(results, say=_note)
     print()
     print(format_results(results))
+    for image, tags in tagged.items():
+        if tags:
+            print(f"{image}: tagged {', '.join(tags)}")
     print(f"\n{sum(1 for r in results if r.seconds)} image(s) built or pushed in {time.monotonic() - started:.1f}s")
     failed = [r for r in results if not r.ok]
     if failed:
@@ -121,3 +129,32 @@ def ref(c, image, platform=None, registry=None):
     """Print the exact reference (registry/namespace/image:fingerprint) of an image for this checkout."""
     workspace = Workspace(options=build_options(registry=registry, platform=platform))
     print(workspace.ref(workspace.config.image(image).name))
+
+
+@task(
+    iterable=["protect"],
+    help={
+        "keep": "how many versions / builds to keep per image beyond the protected ones (default: images.yaml retention: keep, else 10)",
+        "protect": "never delete tags matching this pattern, e.g. 'stable-*' (repeatable; adds to images.yaml retention: protect)",
+        "yes": "delete what the table lists (without it, nothing is deleted: a dry run)",
+        "show-kept": "list what stays too, with the reason",
+        "registry": _SELECT_HELP["registry"],
+    },
+)
+@user_errors
+def cleanup(c, keep=None, protect=None, yes=False, show_kept=False, registry=None):
+    """Delete old images from the registry: keep N per image, never a protected tag or anything a kept image needs. Dry run unless --yes."""
+    started = time.monotonic()
+    workspace = Workspace(options=build_options(registry=registry))
+    if keep is not None and not str(keep).isdigit():
+        raise ConfigError("--keep", f"{keep!r} is not a whole number; e.g. --keep 10")
+    verdicts = workspace.cleanup(keep=None if keep is None else int(keep), protect=tuple(protect or ()), apply=yes)
+    print(format_retention(verdicts, show_kept=show_kept))
+    doomed = [v for v in verdicts if not v.keep]
+    if not doomed:
+        print("\nnothing to delete")
+    elif not yes:
+        print(f"\ndry run: nothing deleted. Delete these {len(doomed)} manifest(s) with `invoke cleanup --yes`")
+    else:
+        print(f"\ndeleted {len(doomed)} manifest(s) in {time.monotonic() - started:.1f}s (indexes first; every kept tag still resolves)")
+        print(garbage_collection_hint(workspace.config.registry))

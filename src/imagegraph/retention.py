@@ -1,0 +1,272 @@
+"""Retention: which manifests of a registry may go, and why. Pure: an inventory goes in, verdicts come out.
+
+A distribution registry deletes by digest, and deleting a digest takes every
+tag that names it, so every decision here is about a digest (a manifest or an
+index), never a tag alone. A digest is kept when any of these holds:
+
+- one of its tags is protected: ``latest``, the edge tag, the registry cache
+  tags, or a configured pattern;
+- it carries the newest stable release;
+- it is among the ``keep`` most recent: versioned digests first (by version,
+  then by creation time), then the rest by creation time. A pre-release whose
+  release exists does not count;
+- a kept index lists it (the platform manifests of a multi-arch image);
+- a kept image was built on it (its ``imagegraph.parent`` label names it),
+  followed down the whole chain, so a kept app keeps the base it stands on.
+
+Everything else goes. That includes untagged manifests the registry shows:
+the platform manifests of an index that goes and that no kept index lists.
+Indexes are deleted before the manifests they list, so an interrupted run
+leaves no index pointing at a deleted manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+
+from .errors import ImagegraphError
+from .tags import Version
+
+__all__ = [
+    "CACHE_TAG",
+    "DEFAULT_PROTECTED",
+    "Manifest",
+    "RetentionError",
+    "RetentionPolicy",
+    "Verdict",
+    "check_kept_closure",
+    "deletion_order",
+    "plan_retention",
+]
+
+#: The registry cache's tag (buildx cache-to); the engine path writes CACHE_TAG-<platform>.
+CACHE_TAG = "buildcache"
+DEFAULT_PROTECTED = ("latest", f"{CACHE_TAG}*")
+
+
+class RetentionError(ImagegraphError):
+    """A retention plan that would break a kept image (a bug guard), or a policy that makes no sense."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One manifest or index in one repository, as the registry shows it."""
+
+    repository: str
+    digest: str
+    tags: tuple[str, ...] = ()
+    #: When the image was made (ISO 8601, e.g. the org.opencontainers.image.created label); "" when unknown.
+    created: str = ""
+    #: For an index: the digests it lists.
+    children: tuple[str, ...] = ()
+    #: The references of the images it was built on (the imagegraph.parent label), e.g. host/ns/base:<fingerprint>.
+    parents: tuple[str, ...] = ()
+    #: e.g. linux/arm64, for a platform manifest of an index.
+    platform: str = ""
+
+    @property
+    def is_index(self) -> bool:
+        return bool(self.children)
+
+    def label(self) -> str:
+        """``app:1.2.0`` (its most telling tag), or ``app@sha256:1234abcd5678`` when untagged."""
+        name = self.repository.rsplit("/", 1)[-1]
+        if not self.tags:
+            return f"{name}@{self.digest[:19]}"
+        return f"{name}:{_telling_tag(self.tags)}"
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    #: How many digests per repository to keep beyond the protected ones.
+    keep: int = 10
+    #: Tags (fnmatch patterns) that are never deleted.
+    protect: tuple[str, ...] = DEFAULT_PROTECTED
+    #: The default branch's moving tag, protected too.
+    edge: str = "edge"
+
+    def __post_init__(self) -> None:
+        if self.keep < 1:
+            raise RetentionError(f"keep must be at least 1 (got {self.keep}); the newest build is never deleted")
+
+    def protected(self, tag: str) -> bool:
+        return tag == self.edge or any(fnmatchcase(tag, pattern) for pattern in self.protect)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    manifest: Manifest
+    keep: bool
+    reason: str
+
+
+@dataclass
+class _Repo:
+    name: str
+    manifests: dict[str, Manifest] = field(default_factory=dict)
+    by_tag: dict[str, str] = field(default_factory=dict)
+    listed_by: dict[str, list[str]] = field(default_factory=dict)
+
+
+def plan_retention(manifests: Iterable[Manifest], policy: RetentionPolicy) -> tuple[Verdict, ...]:
+    """A verdict for every manifest, keep or delete, with the reason in words."""
+    repos = _index(manifests)
+    kept: dict[tuple[str, str], str] = {}
+    gone: dict[tuple[str, str], str] = {}
+    for repo in repos.values():
+        _keep_roots(repo, policy, kept, gone)
+    _close(repos, kept)
+    verdicts = []
+    for repo in repos.values():
+        for digest, manifest in repo.manifests.items():
+            key = (repo.name, digest)
+            if key in kept:
+                verdicts.append(Verdict(manifest, True, kept[key]))
+            else:
+                verdicts.append(Verdict(manifest, False, gone.get(key) or _why_untagged(repo, manifest)))
+    check_kept_closure(verdicts)
+    return tuple(verdicts)
+
+
+def _index(manifests: Iterable[Manifest]) -> dict[str, _Repo]:
+    repos: dict[str, _Repo] = {}
+    for manifest in manifests:
+        repo = repos.setdefault(manifest.repository, _Repo(manifest.repository))
+        repo.manifests[manifest.digest] = manifest
+        for tag in manifest.tags:
+            repo.by_tag[tag] = manifest.digest
+    for repo in repos.values():
+        for manifest in repo.manifests.values():
+            for child in manifest.children:
+                repo.listed_by.setdefault(child, []).append(manifest.digest)
+    return repos
+
+
+def _keep_roots(repo: _Repo, policy: RetentionPolicy, kept: dict[tuple[str, str], str], gone: dict[tuple[str, str], str]) -> None:
+    candidates = []
+    for digest, manifest in repo.manifests.items():
+        key = (repo.name, digest)
+        protected = sorted(tag for tag in manifest.tags if policy.protected(tag))
+        if protected:
+            kept[key] = f"protected tag {', '.join(protected)}"
+        elif manifest.tags and digest not in repo.listed_by:
+            candidates.append(manifest)
+        # Platform manifests of an index (tagged or not) follow their index: they are not builds of their own.
+    versions = {digest: _versions(repo.manifests[digest].tags) for digest in repo.manifests}
+    stable = [(max(v for v in vs if v.stable), digest) for digest, vs in versions.items() if any(v.stable for v in vs)]
+    if stable:
+        newest, digest = max(stable)
+        kept.setdefault((repo.name, digest), f"newest release {newest}")
+    released = {v for _, vs in versions.items() for v in vs if v.stable}
+    ranked = []
+    for manifest in candidates:
+        own = versions[manifest.digest]
+        if own and all(not v.stable for v in own) and all(_release_of(v) in released for v in own):
+            gone[(repo.name, manifest.digest)] = f"pre-release superseded by {max(_release_of(v) for v in own)}"
+            continue
+        ranked.append(manifest)
+    # Versioned first (highest version, then newest), then unversioned by creation time, newest first.
+    ranked.sort(key=lambda m: (bool(versions[m.digest]), max(versions[m.digest], default=Version(0, 0, 0)), m.created), reverse=True)
+    for position, manifest in enumerate(ranked):
+        key = (repo.name, manifest.digest)
+        if position < policy.keep:
+            what = f"version {max(versions[manifest.digest])}" if versions[manifest.digest] else "build"
+            kept.setdefault(key, f"{what}, {_ordinal(position + 1)} most recent (keep {policy.keep})")
+        else:
+            gone[key] = f"beyond the {policy.keep} most recent"
+
+
+def _close(repos: Mapping[str, _Repo], kept: dict[tuple[str, str], str]) -> None:
+    """Keep what kept images need: the manifests a kept index lists, the images a kept one was built on."""
+    queue = list(kept)
+    while queue:
+        name, digest = queue.pop()
+        repo = repos[name]
+        manifest = repo.manifests[digest]
+        needs = [(name, child, f"platform manifest ({repo.manifests[child].platform or '?'}) of kept {manifest.label()}")
+                 for child in manifest.children if child in repo.manifests]
+        for ref in manifest.parents:
+            found = _resolve(repos, ref)
+            if found is not None:
+                needs.append((*found, f"base of kept {manifest.label()}"))
+        for parent_name, parent_digest, reason in needs:
+            key = (parent_name, parent_digest)
+            if key not in kept:
+                kept[key] = reason
+                queue.append(key)
+
+
+def _resolve(repos: Mapping[str, _Repo], ref: str) -> tuple[str, str] | None:
+    """``host/ns/base:tag`` or ``host/ns/base@sha256:...`` -> (repository, digest) when this inventory has it."""
+    name, tag, digest = _split(ref)
+    repo = repos.get(name)
+    if repo is None:
+        return None
+    digest = digest or repo.by_tag.get(tag, "")
+    return (name, digest) if digest in repo.manifests else None
+
+
+def _split(ref: str) -> tuple[str, str, str]:
+    """(repository without the registry host, tag, digest) of a reference; the host is matched by path only."""
+    first, _, rest = ref.partition("/")
+    path = rest if rest and ("." in first or ":" in first or first == "localhost") else ref
+    if "@" in path:
+        name, _, digest = path.partition("@")
+        return name, "", digest
+    name, _, tag = path.rpartition(":")
+    return name, tag, ""
+
+
+def _why_untagged(repo: _Repo, manifest: Manifest) -> str:
+    owners = [repo.manifests[d].label() for d in repo.listed_by.get(manifest.digest, ())]
+    if owners:
+        return f"platform manifest ({manifest.platform or '?'}) of deleted {', '.join(sorted(owners))}"
+    return "untagged: no tag and no kept index names it"
+
+
+def check_kept_closure(verdicts: Sequence[Verdict]) -> None:
+    """Refuse a plan in which a kept manifest lists, or was built on, one that goes."""
+    repos = _index(v.manifest for v in verdicts)
+    status = {(v.manifest.repository, v.manifest.digest): v.keep for v in verdicts}
+    for verdict in verdicts:
+        if not verdict.keep:
+            continue
+        manifest = verdict.manifest
+        for child in manifest.children:
+            if status.get((manifest.repository, child)) is False:
+                raise RetentionError(f"refusing: kept {manifest.label()} lists {child[:19]}, which the plan deletes")
+        for ref in manifest.parents:
+            if status.get(_resolve(repos, ref) or ("", "")) is False:
+                raise RetentionError(f"refusing: kept {manifest.label()} was built on {ref}, which the plan deletes")
+
+
+def deletion_order(verdicts: Iterable[Verdict]) -> tuple[Manifest, ...]:
+    """What goes, indexes before the manifests they list, so no index ever points at a deleted manifest."""
+    doomed = [v.manifest for v in verdicts if not v.keep]
+    return tuple(sorted(doomed, key=lambda m: (not m.is_index, m.repository, m.created, m.digest)))
+
+
+def _versions(tags: Iterable[str]) -> tuple[Version, ...]:
+    # Image tags carry versions without the v (1.2.0); X.Y and other moving tags do not parse.
+    return tuple(v for v in (Version.parse(t) for t in tags if not t.startswith("v")) if v is not None)
+
+
+def _release_of(version: Version) -> Version:
+    return Version(version.major, version.minor, version.patch)
+
+
+def _telling_tag(tags: Sequence[str]) -> str:
+    versions = sorted((v, t) for t in tags if (v := Version.parse(t)) is not None and not t.startswith("v"))
+    if versions:
+        return versions[-1][1]
+    for prefix in ("pr-", "sha-"):
+        for tag in tags:
+            if tag.startswith(prefix):
+                return tag
+    return sorted(tags, key=len)[0]
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
