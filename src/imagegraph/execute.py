@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Config
@@ -42,7 +42,7 @@ class ImageResult:
     error: str | None = None
     log: str | None = None
     #: Dockerfile steps answered from a cache (the engine's or the registry's), and all steps run.
-    steps: StepCount = StepCount()
+    steps: StepCount = field(default_factory=StepCount)
 
     @property
     def ok(self) -> bool:

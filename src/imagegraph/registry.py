@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
@@ -43,7 +43,9 @@ def split_ref(ref: str) -> tuple[str, str, str]:
 @dataclass(frozen=True)
 class _Credentials:
     username: str
-    password: str
+    password: str = field(repr=False)
+    #: Where they came from, for the fix in an error message.
+    source: str = "docker"
 
 
 class Registry:
@@ -149,9 +151,16 @@ class Registry:
         except requests.Timeout:
             raise RegistryError(f"registry {self.host} did not answer within {self.timeout:.0f}s; check that it is up (`invoke engine.status`)") from None
         if response.status_code == 401:
-            what = "refused the credentials" if self._credentials else "needs credentials"  # an anonymous token is nobody's credentials
-            raise RegistryError(f"registry {self.host} {what}; run `docker login {self.host}` or set IMAGEGRAPH_REGISTRY_USER/PASSWORD")
+            raise RegistryError(self._refusal())
         return response
+
+    def _refusal(self) -> str:
+        """The one line for a 401: what was refused, and the fix that fits where the credentials came from."""
+        if self._credentials is None:  # an anonymous token is nobody's credentials
+            return f"registry {self.host} needs credentials; run `docker login {self.host}` or set IMAGEGRAPH_REGISTRY_USER/PASSWORD"
+        if self._credentials.source == "environment":
+            return f"registry {self.host} refused the credentials in IMAGEGRAPH_REGISTRY_USER/PASSWORD; correct them (they win over `docker login`)"
+        return f"registry {self.host} refused the credentials from `docker login`; run `docker login {self.host}` again"
 
     def _auth_header(self, scope: str) -> dict[str, str]:
         if scope in self._tokens:
@@ -178,8 +187,7 @@ class Registry:
         except (KeyError, requests.RequestException):
             raise RegistryError(f"registry {self.host}: its token service could not be reached") from None
         if reply.status_code in (401, 403):
-            what = "refused the credentials" if self._credentials else "needs credentials"
-            raise RegistryError(f"registry {self.host} {what}; run `docker login {self.host}` or set IMAGEGRAPH_REGISTRY_USER/PASSWORD")
+            raise RegistryError(self._refusal())
         try:
             body = reply.json() if reply.ok else None
         except ValueError:
@@ -197,7 +205,7 @@ class Registry:
 def _credentials_for(host: str) -> _Credentials | None:
     user, password = os.environ.get("IMAGEGRAPH_REGISTRY_USER"), os.environ.get("IMAGEGRAPH_REGISTRY_PASSWORD")
     if user and password:
-        return _Credentials(user, password)
+        return _Credentials(user, password, source="environment")
     config_dir = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")  # empty counts as unset, as for docker
     path = config_dir / "config.json"
     try:

@@ -17,19 +17,19 @@ from .changes import Explanation, choose_base, direct_causes, locate_base, read_
 from .config import CONFIG_NAME, Config, config_from_text, load_config, override_platforms
 from .dockerfile import undeclared_inputs
 from .engine.builders import Builder, check_emulation, detect_builder
+from .engine.images import LocalImages
 from .engine.seed import native_platform
 from .engine.setup import emulated_platforms, observe_emulation, resolve_docker_host
-from .engine.images import LocalImages
 from .errors import ConfigError, ImagegraphError
 from .execute import Executor, ImageResult
-from .inventory import read_inventory
 from .fingerprint import Fingerprint, context_ignore, fingerprint_images
+from .inventory import read_inventory
 from .plan import Availability, Decision, ImagePlan, Plan, affected, lookups_needed, make_plan, trust_broken
 from .registry import Registry, split_ref
 from .release import Promotion, check_release_event, plan_release
 from .repo import EMPTY_TREE, Repository, WorkingTree
-from .runner import Runner
 from .retention import DEFAULT_PROTECTED, RetentionPolicy, Verdict, deletion_order, plan_retention
+from .runner import Runner
 from .tags import Event, TagPolicy, Version, event_from_env, event_from_git, oci_labels, source_url, tags_for
 from .wheelhouse import Wheelhouse
 

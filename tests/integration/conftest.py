@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -26,6 +28,20 @@ def init_repo(root: Path, files: dict[str, str]) -> Path:
 def commit_all(root: Path, message: str) -> None:
     git(root, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "add", "-A")
     git(root, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", message)
+
+
+def run_invoke(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The real CLI (`invoke ...`) in ``root``, with extra environment variables."""
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=root, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **env})
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The single `error: ...` line a refused command prints (exit 1, no traceback)."""
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
 
 
 @pytest.fixture

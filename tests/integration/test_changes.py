@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,8 @@ import pytest
 from imagegraph.changes import UnknownRef
 from imagegraph.plan import Decision
 from imagegraph.workspace import BuildOptions, Workspace
-from tests.integration.conftest import commit_all, git, init_repo
+from tests.integration.conftest import commit_all, git, init_repo, one_error_line
+from tests.integration.conftest import run_invoke as invoke_cli
 
 pytestmark = pytest.mark.integration
 
@@ -347,15 +347,7 @@ def test_fingerprints_of_a_dirty_file_match_the_same_content_committed(repo):
 
 
 def run_invoke(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=root, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "IMAGEGRAPH_REGISTRY": NO_REGISTRY})
-
-
-def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 1, result.stdout + result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.stderr, result.stderr
-    return lines[0]
+    return invoke_cli(root, *args, IMAGEGRAPH_REGISTRY=NO_REGISTRY)
 
 
 def test_unknown_since_ref(repo):

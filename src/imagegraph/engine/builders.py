@@ -21,8 +21,8 @@ cache in the image itself, so each platform image carries it and is copied to
 from __future__ import annotations
 
 import os
-import shutil
 import re
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -283,7 +283,8 @@ def _buildx(runner: Runner, client: str, registry: str | None, state_dir: Path |
             state_dir.mkdir(parents=True, exist_ok=True)
             (state_dir / "buildkitd.toml").write_text(config)
             argv += ["--buildkitd-config", str(state_dir / "buildkitd.toml")]
-        runner.run(Command.of(*argv, hint="buildx could not create a docker-container builder; create one (docker buildx create --use) or use IMAGEGRAPH_BUILDER=engine"))
+        hint = "buildx could not create a docker-container builder; create one (docker buildx create --use) or use IMAGEGRAPH_BUILDER=engine"
+        runner.run(Command.of(*argv, hint=hint))
     return BuildxBuilder(docker=client, builder=BUILDX_BUILDER)
 
 

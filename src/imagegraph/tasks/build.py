@@ -8,8 +8,8 @@ import time
 
 from invoke import Exit, task
 
-from ..report import affected_matrix, format_explanation, format_plan, format_results, format_retention, garbage_collection_hint, table
 from ..errors import ConfigError
+from ..report import affected_matrix, format_explanation, format_plan, format_results, format_retention, garbage_collection_hint, table
 from ..workspace import Workspace
 from ._common import build_options, user_errors
 
