@@ -63,6 +63,7 @@ class Executor:
         labels: Mapping[str, str] | None = None,
         jobs: int = 2,
         say: Callable[[str], None] = print,
+        registry_cache: bool = True,
     ) -> None:
         self.config = config
         self.builder = builder
@@ -73,6 +74,7 @@ class Executor:
         self.log_dir = log_dir
         self.labels = dict(labels or {})
         self.jobs = max(1, jobs)
+        self.registry_cache = registry_cache
         self._say = say
         self._say_lock = threading.Lock()
         self._running: dict[str, float] = {}
@@ -166,7 +168,7 @@ class Executor:
             push=entry.push,
             no_cache=entry.no_cache,
             insecure_registry=self.registry.insecure if self.registry else False,
-            cache_repository=self.config.repository(entry.name) if spec.push and self.registry else None,
+            cache_repository=self.config.repository(entry.name) if spec.push and self.registry and self.registry_cache else None,
         )
         steps = StepCount()
         for command in self.builder.commands(request):

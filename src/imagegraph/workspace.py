@@ -52,6 +52,8 @@ class BuildOptions:
     since: str | None = None
     #: Push a pull request's pr-<N> tags too (images.yaml's tags: push_pull_requests, for one run).
     push_pr: bool = False
+    #: Read and write the registry cache (buildcache tags); off, a cold engine rebuilds every step.
+    registry_cache: bool = True
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -194,7 +196,7 @@ class Workspace:
             self.config, self.builder, self.runner,
             Wheelhouse(self.root, self.runner, python=self.config.python),
             local=self.local, registry=self.registry, log_dir=self.root / STATE_DIR / "logs",
-            labels=self._labels(), jobs=self.options.jobs, say=say,
+            labels=self._labels(), jobs=self.options.jobs, say=say, registry_cache=self.options.registry_cache,
         )
 
     def event(self) -> Event:

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from imagegraph.engine.builders import StepCount
+from imagegraph.errors import EngineError
 from imagegraph.execute import ImageResult
 from imagegraph.plan import Decision
 from imagegraph.registry import Registry, split_ref
@@ -135,3 +137,73 @@ def test_failed_parent_stops_its_children_and_names_the_log(repo):
     assert "exited 1" in results["base"].error and results["base"].log.endswith("base.log")
     assert results["app"].error == "not built: parent base failed"
     assert "exit 3" in (repo / ".imagegraph/logs/base.log").read_text()
+
+
+def empty_the_engine(docker_client, namespace: str) -> None:
+    """What a fresh CI runner has: none of this family's images and no build cache at all."""
+    for image in docker_client.images.list():
+        for tag in image.tags:
+            if f"/{namespace}/" in tag:
+                docker_client.images.remove(tag, force=True)
+    docker_client.api.prune_builds(all=True)
+
+
+def test_an_empty_engine_reuses_layers_from_the_registry_cache(repo, docker_client, registry, namespace):
+    first, workspace = build(repo)
+    client = Registry(registry)
+    base_repo = f"{namespace}/base"
+    for platform in ("amd64", "arm64"):
+        # the engine path's cache is the pushed platform image itself (inline cache), tagged buildcache-<platform>
+        image_tag = f"{workspace.fingerprints['base'].tag}-{platform}"
+        assert client.manifest_digest(base_repo, f"buildcache-{platform}") == client.manifest_digest(base_repo, image_tag)
+    assert first["base"].steps.total == 2  # one RUN per platform
+
+    empty_the_engine(docker_client, namespace)
+    cold, _ = build(repo, force=("base",), registry_cache=False)
+    assert cold["base"].steps == StepCount(cached=0, total=2)
+    assert cold["tools"].steps == StepCount(cached=0, total=1)
+
+    empty_the_engine(docker_client, namespace)
+    warm, _ = build(repo, force=("base",))
+    assert warm["base"].steps == StepCount(cached=2, total=2)
+    assert warm["tools"].steps == StepCount(cached=1, total=1)
+    assert warm["app"].steps == StepCount(cached=1, total=1)
+
+
+def test_the_default_branch_moves_edge_and_sha_tags_only_when_every_image_built(repo, registry, namespace, monkeypatch):
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    results, workspace = build(repo)
+    tagged = workspace.publish_tags(tuple(results.values()), say=lambda _: None)
+    head = git(repo, "rev-parse", "HEAD").strip()
+    assert tagged == dict.fromkeys(("base", "app", "tools"), ("edge", f"sha-{head[:7]}"))
+    client = Registry(registry)
+    for name in tagged:
+        digest = results[name].digest
+        assert client.manifest_digest(f"{namespace}/{name}", "edge") == digest
+        assert client.manifest_digest(f"{namespace}/{name}", f"sha-{head[:7]}") == digest
+    failed = (*(r for n, r in results.items() if n != "tools"), ImageResult("tools", Decision.BUILD, results["tools"].ref, "x", error="boom"))
+    notes: list[str] = []
+    assert workspace.publish_tags(failed, say=notes.append) == {}
+    assert notes == ["no tags moved: tools failed"]
+
+
+def test_a_pull_request_pushes_its_pr_tag_only_when_asked(repo, registry, namespace, monkeypatch):
+    results, _ = build(repo)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_REF", "refs/pull/42/merge")
+    monkeypatch.setenv("GITHUB_SHA", git(repo, "rev-parse", "HEAD").strip())
+    monkeypatch.delenv("GITHUB_EVENT_PATH", raising=False)
+    workspace = Workspace(repo, BuildOptions(builder="engine", since="HEAD"))
+    notes: list[str] = []
+    assert workspace.publish_tags(tuple(results.values()), say=notes.append) == {}
+    assert "pr-42 is built and tested, not pushed (push it with --push-pr)" in notes[0]
+    asked = Workspace(repo, BuildOptions(builder="engine", since="HEAD", push_pr=True))
+    assert asked.publish_tags(tuple(results.values()), say=notes.append) == dict.fromkeys(("base", "app", "tools"), ("pr-42",))
+    assert Registry(registry).manifest_digest(f"{namespace}/app", "pr-42") == results["app"].digest
+
+
+def test_a_platform_the_engine_cannot_emulate_is_refused_before_any_build(repo):
+    # QEMU here registers mips64el, not big-endian mips64
+    workspace = Workspace(repo, BuildOptions(builder="engine", platforms=("linux/mips64",)))
+    with pytest.raises(EngineError, match=r"^cannot build for linux/mips64: this engine runs linux/amd64 and emulates only .*linux/arm64"):
+        workspace.check_platforms(workspace.plan())

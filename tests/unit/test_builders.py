@@ -12,11 +12,12 @@ from imagegraph.engine.builders import (
     EngineBuilder,
     StepCount,
     buildkitd_config,
+    check_emulation,
     count_steps,
     detect_builder,
     platform_suffix,
 )
-from imagegraph.errors import ToolMissing
+from imagegraph.errors import EngineError, ToolMissing
 from imagegraph.runner import Command, Result
 
 REF = "127.0.0.1:5000/ns/app:0123456789abcdef"
@@ -193,3 +194,15 @@ def test_count_steps_reads_buildkit_plain_progress():
     assert count_steps(PLAIN_OUTPUT) == StepCount(cached=2, total=3)
     assert count_steps("") == StepCount(0, 0)
     assert StepCount(1, 2) + StepCount(2, 3) == StepCount(3, 5)
+
+
+def test_platforms_the_engine_runs_or_emulates_pass():
+    check_emulation(["linux/amd64", "linux/386", "linux/arm64", "linux/arm64/v8"], "linux/amd64", ["linux/arm64"])
+
+
+def test_a_platform_without_emulation_is_one_line_with_the_fix():
+    with pytest.raises(EngineError) as caught:
+        check_emulation(["linux/amd64", "linux/s390x", "linux/mips64"], "linux/amd64", ["linux/arm64"])
+    message = str(caught.value)
+    assert message.startswith("cannot build for linux/s390x, linux/mips64: this engine runs linux/amd64 and emulates only linux/arm64;")
+    assert "invoke engine.up" in message and "--platform" in message and "\n" not in message

@@ -247,13 +247,18 @@ def detect_builder(runner: Runner, *, prefer: str | None = None, registry: str |
 
 def check_emulation(wanted: Sequence[str], native: str, emulated: Sequence[str]) -> None:
     """One line naming the platforms the engine can neither run natively nor emulate, and the fix."""
-    missing = [p for p in wanted if p != native and p not in emulated and _variantless(p) not in (native, *emulated)]
+    runs = {native, *_COMPATIBLE.get(native, ()), *emulated}
+    missing = [p for p in wanted if p not in runs and _variantless(p) not in runs]
     if missing:
         can = ", ".join([native, *emulated])
         raise EngineError(
             f"cannot build for {', '.join(missing)}: this engine runs {native} and emulates only "
             f"{', '.join(emulated) or 'nothing'}; register QEMU (`invoke engine.up`, as root) or build for what it can ({can}) with --platform"
         )
+
+
+#: What a host runs without emulation besides its own platform (as BuildKit reports it).
+_COMPATIBLE = {"linux/amd64": ("linux/386",)}
 
 
 def _variantless(platform: str) -> str:

@@ -30,11 +30,11 @@ def user_errors(func: F) -> F:
 
 
 def build_options(*, registry=None, platform=(), force=(), target=(), no_cache=False, jobs=2, builder=None, since=None,
-                  push_pr=False) -> BuildOptions:
+                  push_pr=False, registry_cache=True) -> BuildOptions:
     def split(values) -> tuple[str, ...]:
         # Accept both repeated flags and comma lists: --target ci --target app == --target ci,app
         return tuple(item.strip() for value in values or () for item in value.split(",") if item.strip())
 
     return BuildOptions(registry=registry or None, platforms=split(platform), force=split(force), targets=split(target),
                         no_cache=bool(no_cache), jobs=int(jobs), builder=builder or None, since=since or None,
-                        push_pr=bool(push_pr))
+                        push_pr=bool(push_pr), registry_cache=bool(registry_cache))

@@ -35,15 +35,17 @@ def _note(line: str) -> None:
         "jobs": "how many images may build at the same time (default 2)",
         "builder": "buildx or engine (default: buildx when installed, else the engine's BuildKit)",
         "push-pr": "on a pull request, push its pr-<N> tags too (by default they are built and tested only)",
+        "no-registry-cache": "neither read nor write the registry cache (<image>:buildcache tags); the local cache still counts",
     },
 )
 @user_errors
 def build(c, force=None, target=None, platform=None, no_cache=False, dry_run=False, jobs=2, registry=None, builder=None, since=None,
-          push_pr=False):
+          push_pr=False, no_registry_cache=False):
     """Build the images whose fingerprints are new, parents first, push them, then move the branch tags (edge, sha-, pr-)."""
     started = time.monotonic()
     workspace = Workspace(options=build_options(registry=registry, platform=platform, force=force, target=target,
-                                                no_cache=no_cache, jobs=jobs, builder=builder, since=since, push_pr=push_pr))
+                                                no_cache=no_cache, jobs=jobs, builder=builder, since=since, push_pr=push_pr,
+                                                registry_cache=not no_registry_cache))
     plan = workspace.plan(say=_note)
     print(f"registry: {workspace.config.registry}")
     print(format_explanation(plan.explanation))
