@@ -93,3 +93,25 @@ def test_platform_override_replaces_every_image(family):
     assert {spec.platforms for spec in config.images} == {("linux/arm64",)}
     with pytest.raises(ConfigError, match="not os/arch"):
         override_platforms(config, ("arm64",))
+
+
+def test_tags_and_retention_settings(family):
+    data = {**yaml.safe_load(FAMILY), "tags": {"edge": "latest-dev", "push_pull_requests": True},
+            "retention": {"keep": 3, "protect": ["stable-*", "lts"]}}
+    config = parse_config(data, family)
+    assert (config.edge_tag, config.push_pull_requests, config.keep, config.protect) == ("latest-dev", True, 3, ("stable-*", "lts"))
+    defaults = parse_config(yaml.safe_load(FAMILY), family)
+    assert (defaults.edge_tag, defaults.push_pull_requests, defaults.keep, defaults.protect) == ("edge", False, 10, ())
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ({"tags": {"edge": "latest"}}, "tags: edge: 'latest' is not a usable tag"),
+    ({"tags": {"edge": "has space"}}, "is not a usable tag"),
+    ({"tags": {"egde": "x"}}, "did you mean 'edge'"),
+    ({"tags": {"push_pull_requests": "yes"}}, "push_pull_requests must be true or false"),
+    ({"retention": {"keep": 0}}, "keep must be a whole number of at least 1"),
+    ({"retention": {"keep": True}}, "keep must be a whole number"),
+    ({"retention": ["keep"]}, "retention: must be a mapping"),
+])
+def test_bad_tags_and_retention_settings_are_one_line(family, section, message):
+    assert message in error_of({**yaml.safe_load(FAMILY), **section}, family)

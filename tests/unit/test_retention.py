@@ -164,3 +164,9 @@ def test_deletion_order_puts_indexes_before_what_they_list():
 def test_keep_must_be_positive():
     with pytest.raises(RetentionError, match="at least 1"):
         RetentionPolicy(keep=0)
+
+
+def test_an_untagged_manifest_no_list_names_goes_with_its_reason():
+    result = verdicts([m(APP, "a", "latest", day=1), m(APP, "orphan", day=2)], keep=5)
+    assert not result["orphan"].keep
+    assert result["orphan"].reason == "untagged: no tag and no kept index names it"
