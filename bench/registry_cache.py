@@ -6,15 +6,15 @@ Two registry namespaces of the benchmark's own, each seeded with one build
 of the family: one with the registry cache written, one without (a build
 without the cache replaces fingerprint tags with digests the cache never
 saw, so the two must not share a namespace). Then, in interleaved rounds,
-the engine is emptied (this family's images removed, the whole build cache
-pruned: what a new CI runner has) and:
+the engine is emptied (every image but the base OS image removed, the whole
+build cache pruned: what a new CI runner has) and:
 
 - family, cache: every image rebuilt (--force) reading the registry cache
 - family, no cache: the same with --no-registry-cache
 - app, cache / no cache: only app rebuilt (a code change); its base comes from the registry
 
 Prints medians, Dockerfile steps cached / run, and the ratios no-cache / cache.
-It prunes the engine's whole build cache: run it on a machine where that is fine.
+It removes the engine's images and build cache: run it where that is fine.
 """
 
 from __future__ import annotations
@@ -35,13 +35,20 @@ from imagegraph.engine.builders import StepCount  # noqa: E402
 from imagegraph.workspace import BuildOptions, Workspace  # noqa: E402
 
 REGISTRY = "127.0.0.1:5000"
+#: The seeded base OS image (python:3.11-slim), which a fresh runner has too.
+KEEP = "library/python:"
 
 
-def empty_engine(client: docker.DockerClient, namespace: str) -> None:
+def empty_engine(client: docker.DockerClient) -> None:
+    """A fresh runner's engine: no image but the base OS image, no build cache.
+
+    Every image goes, not only the benchmark's: images of other namespaces
+    share the family's layers, and a layer present locally is never pulled.
+    (They are all in the registry; a later build pulls what it needs.)
+    """
     for image in client.images.list():
-        for tag in image.tags:
-            if f"/{namespace}/" in tag:
-                client.images.remove(tag, force=True)
+        if not any(tag.split("/", 1)[-1].startswith(KEEP) for tag in image.tags):
+            client.images.remove(image.id, force=True)
     client.api.prune_builds(all=True)
 
 
@@ -80,7 +87,7 @@ def main() -> None:
     measured: dict[str, list[tuple[float, StepCount]]] = {name: [] for name in scenarios}
     for round_ in range(args.rounds):
         for name, (namespace, options) in scenarios.items():
-            empty_engine(client, namespace)
+            empty_engine(client)
             measured[name].append(timed_build(namespace, **options))
             took, steps = measured[name][-1]
             print(f"round {round_ + 1}: {name}: {took:.1f}s, {steps.cached}/{steps.total} steps cached", flush=True)

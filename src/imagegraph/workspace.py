@@ -245,6 +245,12 @@ class Workspace:
         if failed:
             say(f"no tags moved: {', '.join(failed)} failed")
             return {}
+        inputs = {path for fingerprint in self.fingerprints.values() for path, _ in fingerprint.files}
+        dirty = sorted(inputs & set(self.sources.status))
+        if dirty:
+            shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
+            say(f"no tags moved: uncommitted changes to image inputs ({shown}); the images are not {event.sha[:7]}'s, commit first")
+            return {}
         applied: dict[str, tuple[str, ...]] = {}
         for result in results:
             spec = self.config.image(result.name)

@@ -185,6 +185,12 @@ def test_the_default_branch_moves_edge_and_sha_tags_only_when_every_image_built(
     notes: list[str] = []
     assert workspace.publish_tags(failed, say=notes.append) == {}
     assert notes == ["no tags moved: tools failed"]
+    # a build of uncommitted work is not HEAD's: it gets its fingerprint tags only
+    (repo / "src/svc/__init__.py").write_text("print('version 2')\n")
+    dirty_results, dirty = build(repo)
+    assert dirty.publish_tags(tuple(dirty_results.values()), say=notes.append) == {}
+    assert notes[-1].startswith("no tags moved: uncommitted changes to image inputs (src/svc/__init__.py)")
+    assert client.manifest_digest(f"{namespace}/app", "edge") == results["app"].digest
 
 
 def test_a_pull_request_pushes_its_pr_tag_only_when_asked(repo, registry, namespace, monkeypatch):
