@@ -282,9 +282,13 @@ class Workspace:
     def check_platforms(self, plan: Plan) -> None:
         """Refuse, before anything runs, to build for a platform the engine can neither run nor emulate."""
         wanted = sorted({p for entry in plan.to_build() for p in entry.platforms})
-        # binfmt_misc here speaks for the engine only when the engine runs here
-        if wanted and self.builder.name == "engine" and resolve_docker_host().startswith("unix://"):
-            check_emulation(wanted, native_platform(), emulated_platforms(observe_emulation(), native_platform()))
+        # binfmt_misc here speaks for the engine only when the engine runs here, and only when mounted here:
+        # a container talking to the host's engine through its socket sees none, and cannot tell.
+        if not wanted or self.builder.name != "engine" or not resolve_docker_host().startswith("unix://"):
+            return
+        emulation = observe_emulation()
+        if emulation.mounted:
+            check_emulation(wanted, native_platform(), emulated_platforms(emulation, native_platform()))
 
     def _labels(self) -> dict[str, str]:
         """OCI labels: revision, source, version (on a release) and created (the commit's time, so rebuilds are reproducible)."""

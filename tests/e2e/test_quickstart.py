@@ -30,6 +30,10 @@ def family(docker_client, registry) -> dict[str, str]:
     results = workspace.executor(say=print).run(workspace.plan())
     failed = [f"{r.name}: {r.error}" for r in results if not r.ok]
     assert not failed, failed
+    # A reused image may be in the registry only (a fresh runner, or a pruned engine): fetch it as a user would.
+    for result in results:
+        if not workspace.local.has(result.ref):
+            docker_client.images.pull(result.ref)
     return {r.name: r.ref for r in results}
 
 
