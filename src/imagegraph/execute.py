@@ -179,10 +179,11 @@ class Executor:
 
     def _write_cache_tags(self, entry: ImagePlan, request: BuildRequest) -> None:
         """Point the registry cache tags at what was just pushed (a copy inside the registry, nothing uploaded)."""
+        if self.registry is None:
+            return
         for source, cache_tag in self.builder.cache_copies(request):
             _, name, tag = split_ref(source)
             try:
-                assert self.registry is not None
                 self.registry.copy_tag(name, tag, cache_tag)
             except ImagegraphError as err:
                 self.say(f"[{entry.name}] warning: registry cache tag {cache_tag} not updated: {err}")

@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from .errors import ImagegraphError
-from .tags import Version
+from .tags import CACHE_TAG, Version
 
 __all__ = [
-    "CACHE_TAG",
     "DEFAULT_PROTECTED",
     "Manifest",
     "RetentionError",
@@ -41,8 +40,6 @@ __all__ = [
     "plan_retention",
 ]
 
-#: The registry cache's tag (buildx cache-to); the engine path writes CACHE_TAG-<platform>.
-CACHE_TAG = "buildcache"
 DEFAULT_PROTECTED = ("latest", f"{CACHE_TAG}*")
 
 
@@ -159,7 +156,7 @@ def _keep_roots(repo: _Repo, policy: RetentionPolicy, kept: dict[tuple[str, str]
     if stable:
         newest, digest = max(stable)
         kept.setdefault((repo.name, digest), f"newest release {newest}")
-    released = {v for _, vs in versions.items() for v in vs if v.stable}
+    released = {v for vs in versions.values() for v in vs if v.stable}
     ranked = []
     for manifest in candidates:
         own = versions[manifest.digest]

@@ -23,6 +23,7 @@ from functools import total_ordering
 from .errors import ImagegraphError
 
 __all__ = [
+    "CACHE_TAG",
     "DEFAULT_POLICY",
     "Event",
     "TagError",
@@ -42,6 +43,10 @@ _SEMVER = re.compile(
     r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?$"
 )
+
+
+#: The registry cache's tag in every image repository (the engine's BuildKit path writes CACHE_TAG-<platform>).
+CACHE_TAG = "buildcache"
 
 
 class TagError(ImagegraphError):

@@ -81,12 +81,6 @@ class Seeder:
             entries.append({"mediaType": MANIFEST, "digest": digest, "size": size, "platform": {"os": os_, "architecture": arch}})
         return self.put_manifest(name, tag, {"schemaVersion": 2, "mediaType": INDEX, "manifests": entries}, INDEX)
 
-    def tag(self, name: str, source: str, tag: str) -> None:
-        response = self.http.get(f"{self.base}/{name}/manifests/{source}", headers={"Accept": f"{MANIFEST}, {INDEX}"})
-        response.raise_for_status()
-        self.http.put(f"{self.base}/{name}/manifests/{tag}", data=response.content,
-                      headers={"Content-Type": response.headers["Content-Type"]}).raise_for_status()
-
     def exists(self, name: str, reference: str) -> bool:
         return self.http.head(f"{self.base}/{name}/manifests/{reference}", headers={"Accept": f"{MANIFEST}, {INDEX}"}).status_code == 200
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from imagegraph.registry import Registry
 from tests.conftest import FAMILY, FAMILY_FILES, write_tree
 from tests.integration.conftest import one_error_line, run_invoke
 from tests.integration.oci_seed import Seeder
@@ -24,6 +25,7 @@ def day(n: int) -> str:
 def seeded(tmp_path, private_registry):
     """The registry after months of work: releases, pre-releases, PRs, the default branch, multi-arch lists, bases."""
     seed = Seeder(private_registry.address)
+    registry = Registry(private_registry.address)  # tags are copies, as `invoke release` makes them
 
     def base(tag: str, n: int) -> str:
         return seed.image(BASE, tag, text=f"base {tag}", created=day(n))
@@ -43,21 +45,21 @@ def seeded(tmp_path, private_registry):
 
     app("a090", 10, "b01")
     for tag in ("0.9.0", "0.9"):
-        seed.tag(APP, "a090", tag)
+        registry.copy_tag(APP, "a090", tag)
     app("a100", 11, "b02")
     for tag in ("1.0.0", "1.0"):
-        seed.tag(APP, "a100", tag)
+        registry.copy_tag(APP, "a100", tag)
     app("1.1.0-rc.1", 12, "b02")
     # the latest release is multi-arch; its platform manifests are untagged
     arm64_110 = app(None, 13, "b03", arch="arm64")
     seed.index(APP, "1.1.0", {"linux/amd64": app(None, 13, "b03"), "linux/arm64": arm64_110})
     for tag in ("1.1", "latest"):
-        seed.tag(APP, "1.1.0", tag)
+        registry.copy_tag(APP, "1.1.0", tag)
     app("2.0.0-rc.1", 14, "b02")
     app("pr-7", 15, "b04")
     app("edge", 16, "b05")
     for tag in ("sha-1234567", "pr-8", "buildcache-amd64"):
-        seed.tag(APP, "edge", tag)
+        registry.copy_tag(APP, "edge", tag)
     # an old multi-arch build: its amd64 manifest is its own, its arm64 one is shared with 1.1.0
     old_amd64 = app(None, 9, "b01")
     seed.index(APP, "a-old", {"linux/amd64": old_amd64, "linux/arm64": arm64_110})

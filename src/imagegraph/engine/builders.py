@@ -30,9 +30,9 @@ from typing import Protocol
 
 from ..errors import EngineError, ToolMissing
 from ..runner import Command, Runner
+from ..tags import CACHE_TAG
 
 __all__ = [
-    "CACHE_TAG",
     "BuildRequest",
     "Builder",
     "BuildxBuilder",
@@ -46,8 +46,6 @@ __all__ = [
     "platform_suffix",
 ]
 
-#: The registry cache's tag in each image repository (the engine path appends -<platform>).
-CACHE_TAG = "buildcache"
 #: The buildx builder imagegraph creates when the current one (the docker driver) cannot export a registry cache.
 BUILDX_BUILDER = "imagegraph"
 

@@ -147,9 +147,9 @@ def ref(c, image, platform=None, registry=None):
 def cleanup(c, keep=None, protect=None, yes=False, show_kept=False, registry=None):
     """Delete old images from the registry: keep N per image, never a protected tag or anything a kept image needs. Dry run unless --yes."""
     started = time.monotonic()
-    workspace = Workspace(options=build_options(registry=registry))
     if keep is not None and not str(keep).isdigit():
         raise ConfigError("--keep", f"{keep!r} is not a whole number; e.g. --keep 10")
+    workspace = Workspace(options=build_options(registry=registry))
     verdicts = workspace.cleanup(keep=None if keep is None else int(keep), protect=tuple(protect or ()), apply=yes)
     print(format_retention(verdicts, show_kept=show_kept))
     doomed = [v for v in verdicts if not v.keep]
