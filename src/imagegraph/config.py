@@ -19,14 +19,16 @@ import yaml
 
 from .errors import ConfigError
 
-__all__ = ["CONFIG_NAME", "Config", "ImageSpec", "config_from_text", "load_config", "override_platforms", "parse_config"]
+__all__ = ["CONFIG_NAME", "Config", "ImageSpec", "ReportTargets", "config_from_text", "load_config", "override_platforms", "parse_config"]
 
 CONFIG_NAME = "images.yaml"
 DEFAULT_REGISTRY = "127.0.0.1:5000"
 
-_TOP_KEYS = ("registry", "namespace", "python", "tags", "retention", "images")
+_TOP_KEYS = ("registry", "namespace", "python", "tags", "retention", "report", "images")
 _TAGS_KEYS = ("edge", "push_pull_requests")
 _RETENTION_KEYS = ("keep", "protect")
+_REPORT_KEYS = ("targets", "history")
+_TARGET_KEYS = ("code_change_seconds", "max_layers", "cache_hit_rate")
 _IMAGE_KEYS = (
     "description",
     "dockerfile",
@@ -67,6 +69,18 @@ class ImageSpec:
 
 
 @dataclass(frozen=True)
+class ReportTargets:
+    """What `invoke report` holds a build to (report: targets: in images.yaml)."""
+
+    #: Wall time of a build that rebuilt images for a code change only (no requirements or Dockerfile changed).
+    code_change_seconds: float = 120.0
+    #: Layers any one image may have.
+    max_layers: int = 40
+    #: Share of Dockerfile steps answered from a cache, over the images a run built.
+    cache_hit_rate: float = 0.5
+
+
+@dataclass(frozen=True)
 class Config:
     root: Path
     images: tuple[ImageSpec, ...]
@@ -80,6 +94,9 @@ class Config:
     #: retention: how many recent builds/versions `invoke cleanup` keeps per image, and tag patterns it never deletes.
     keep: int = 10
     protect: tuple[str, ...] = ()
+    #: report: the targets builds are held to, and how many build reports .imagegraph/reports keeps.
+    targets: ReportTargets = ReportTargets()
+    report_history: int = 100
 
     def image(self, name: str) -> ImageSpec:
         for spec in self.images:
@@ -159,8 +176,31 @@ def parse_config(data: Any, root: Path) -> Config:
     if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
         raise ConfigError(CONFIG_NAME, f"retention: keep must be a whole number of at least 1, got {keep!r}")
     protect = tuple(_strings(retention.get("protect", ()), "retention: protect"))
+    targets, history = _parse_report(_section(data, "report", _REPORT_KEYS))
     return Config(root=root, images=specs, registry=registry, namespace=namespace, python=python, edge_tag=edge_tag,
-                  push_pull_requests=push_pull_requests, keep=keep, protect=protect)
+                  push_pull_requests=push_pull_requests, keep=keep, protect=protect, targets=targets, report_history=history)
+
+
+def _parse_report(report: Mapping[str, Any]) -> tuple[ReportTargets, int]:
+    history = report.get("history", 100)
+    if not isinstance(history, int) or isinstance(history, bool) or history < 2:
+        raise ConfigError(CONFIG_NAME, f"report: history must be a whole number of at least 2 (reports kept), got {history!r}")
+    targets = _section(report, "targets", _TARGET_KEYS) if "targets" in report else {}
+    defaults = ReportTargets()
+
+    def number(key: str, default: float, *, whole: bool = False, upper: float | None = None) -> float:
+        value = targets.get(key, default)
+        kind = int if whole else (int, float)
+        if not isinstance(value, kind) or isinstance(value, bool) or value <= 0 or (upper is not None and value > upper):
+            limit = f"between 0 and {upper:g}" if upper is not None else ("a whole number above 0" if whole else "a number above 0")
+            raise ConfigError(CONFIG_NAME, f"report: targets: {key} must be {limit}, got {value!r}")
+        return value
+
+    return ReportTargets(
+        code_change_seconds=float(number("code_change_seconds", defaults.code_change_seconds)),
+        max_layers=int(number("max_layers", defaults.max_layers, whole=True)),
+        cache_hit_rate=float(number("cache_hit_rate", defaults.cache_hit_rate, upper=1)),
+    ), history
 
 
 def _section(data: Mapping[str, Any], key: str, known: tuple[str, ...]) -> Mapping[str, Any]:

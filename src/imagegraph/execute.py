@@ -7,7 +7,6 @@ A failed image stops its descendants and nothing else.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -19,13 +18,12 @@ from .engine.builders import Builder, BuildRequest, StepCount, count_steps, plat
 from .engine.images import LocalImages
 from .errors import ImagegraphError
 from .plan import Decision, ImagePlan, Plan
+from .progress import Progress, phase_of, tracker_for
 from .registry import Registry, split_ref
 from .runner import Command, Runner
 from .wheelhouse import Wheelhouse
 
 __all__ = ["Executor", "ImageResult"]
-
-HEARTBEAT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +41,8 @@ class ImageResult:
     log: str | None = None
     #: Dockerfile steps answered from a cache (the engine's or the registry's), and all steps run.
     steps: StepCount = field(default_factory=StepCount)
+    #: Where the time went: (phase, seconds) for wheels, build <platform>, push, manifest.
+    phases: tuple[tuple[str, float], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -64,6 +64,7 @@ class Executor:
         jobs: int = 2,
         say: Callable[[str], None] = print,
         registry_cache: bool = True,
+        progress: Progress | None = None,
     ) -> None:
         self.config = config
         self.builder = builder
@@ -75,41 +76,33 @@ class Executor:
         self.labels = dict(labels or {})
         self.jobs = max(1, jobs)
         self.registry_cache = registry_cache
-        self._say = say
-        self._say_lock = threading.Lock()
-        self._running: dict[str, float] = {}
+        #: Live progress on a terminal, plain lines and a heartbeat in a log; ``say`` receives the lines when no board is given.
+        self.progress = progress or Progress(say=say)
 
     def say(self, line: str) -> None:
-        with self._say_lock:
-            self._say(line)
+        self.progress.say(line)
 
     def run(self, plan: Plan) -> tuple[ImageResult, ...]:
         results: dict[str, ImageResult] = {}
         waiting = [entry for entry in plan.images]
         futures: dict[Future[ImageResult], str] = {}
-        stop = threading.Event()
-        ticker = threading.Thread(target=self._heartbeat, args=(stop,), daemon=True)
-        ticker.start()
-        try:
-            with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="imagegraph") as pool:
-                while waiting or futures:
-                    for entry in list(waiting):
-                        parent = self.config.image(entry.name).parent
-                        if parent is not None and parent not in results:
-                            continue
-                        waiting.remove(entry)
-                        if parent is not None and not results[parent].ok:
-                            results[entry.name] = self._blocked(entry, parent)
-                        elif entry.decision is Decision.BUILD or entry.push_existing:
-                            futures[pool.submit(self._work, entry)] = entry.name
-                        else:
-                            results[entry.name] = ImageResult(entry.name, entry.decision, entry.ref, entry.reason)
-                    if futures:
-                        done, _ = wait(futures, return_when=FIRST_COMPLETED)
-                        for future in done:
-                            results[futures.pop(future)] = future.result()
-        finally:
-            stop.set()
+        with self.progress, ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="imagegraph") as pool:
+            while waiting or futures:
+                for entry in list(waiting):
+                    parent = self.config.image(entry.name).parent
+                    if parent is not None and parent not in results:
+                        continue
+                    waiting.remove(entry)
+                    if parent is not None and not results[parent].ok:
+                        results[entry.name] = self._blocked(entry, parent)
+                    elif entry.decision is Decision.BUILD or entry.push_existing:
+                        futures[pool.submit(self._work, entry)] = entry.name
+                    else:
+                        results[entry.name] = ImageResult(entry.name, entry.decision, entry.ref, entry.reason)
+                if futures:
+                    done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        results[futures.pop(future)] = future.result()
         return tuple(results[entry.name] for entry in plan.images)
 
     def _blocked(self, entry: ImagePlan, parent: str) -> ImageResult:
@@ -122,19 +115,20 @@ class Executor:
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("")
         started = time.monotonic()
-        self._running[entry.name] = started
+        phases = _Phases()
+        self.progress.begin(entry.name)
         try:
             steps = StepCount()
             if entry.decision is Decision.BUILD:
                 self.say(f"[{entry.name}] building {', '.join(entry.platforms)} ({entry.reason}); log: {log}")
-                steps = self._build(entry, log)
+                steps = self._build(entry, log, phases)
             else:
                 self.say(f"[{entry.name}] pushing the local image to the registry")
-                self.runner.run(Command.of(self.builder.docker, "push", entry.ref), log_path=log)
+                self._run(entry.name, Command.of(self.builder.docker, "push", entry.ref), log, phases)
             seconds = time.monotonic() - started
-            result = self._describe(entry, seconds, str(log), steps)
+            result = self._describe(entry, seconds, str(log), steps, phases.items())
             cached = f", {steps.cached}/{steps.total} steps cached" if steps.total else ""
-            self.say(f"[{entry.name}] done in {seconds:.1f}s{cached}")
+            self.say(f"[{entry.name}] done in {seconds:.1f}s{cached} ({phases.summary()})")
             return result
         except ImagegraphError as err:
             seconds = time.monotonic() - started
@@ -142,14 +136,29 @@ class Executor:
             self.say(f"[{entry.name}] FAILED after {seconds:.1f}s: {err}")
             for line in detail:
                 self.say(f"[{entry.name}]   {line}")
-            return ImageResult(entry.name, entry.decision, entry.ref, entry.reason, seconds=seconds, error=str(err), log=str(log))
+            return ImageResult(entry.name, entry.decision, entry.ref, entry.reason, seconds=seconds, error=str(err), log=str(log),
+                               phases=phases.items())
         finally:
-            self._running.pop(entry.name, None)
+            self.progress.end(entry.name)
 
-    def _build(self, entry: ImagePlan, log: Path) -> StepCount:
+    def _run(self, image: str, command: Command, log: Path, phases: _Phases) -> str:
+        """Run one command as a phase of ``image``'s work, its output followed live; returns the output."""
+        phase = phase_of(command.argv)
+        self.progress.phase(image, phase)
+        started = time.monotonic()
+        try:
+            return self.runner.run(command, log_path=log, on_line=self.progress.follow(image, tracker_for(command.argv))).output
+        finally:
+            phases.add(phase.split()[0], time.monotonic() - started)
+
+    def _build(self, entry: ImagePlan, log: Path, phases: _Phases) -> StepCount:
         spec = self.config.image(entry.name)
         if spec.wheels:
-            self.wheelhouse.ensure(spec.wheels, entry.platforms, log_path=log, say=lambda line: self.say(f"[{entry.name}] {line}"))
+            self.progress.phase(entry.name, "wheels")
+            started = time.monotonic()
+            self.wheelhouse.ensure(spec.wheels, entry.platforms, log_path=log, say=lambda line: self.say(f"[{entry.name}] {line}"),
+                                   follow=lambda command: self.progress.follow(entry.name, tracker_for(command.argv)))
+            phases.add("wheels", time.monotonic() - started)
         build_args = dict(spec.build_args)
         if entry.parent_ref:
             build_args["BASE_IMAGE"] = entry.parent_ref
@@ -173,7 +182,7 @@ class Executor:
         steps = StepCount()
         for command in self.builder.commands(request):
             # only build commands print BuildKit steps; pushes and manifest commands count as none
-            steps += count_steps(self.runner.run(command, log_path=log).output)
+            steps += count_steps(self._run(entry.name, command, log, phases))
         self._write_cache_tags(entry, request)
         return steps
 
@@ -188,7 +197,8 @@ class Executor:
             except ImagegraphError as err:
                 self.say(f"[{entry.name}] warning: registry cache tag {cache_tag} not updated: {err}")
 
-    def _describe(self, entry: ImagePlan, seconds: float, log: str, steps: StepCount) -> ImageResult:
+    def _describe(self, entry: ImagePlan, seconds: float, log: str, steps: StepCount,
+                  phases: tuple[tuple[str, float], ...] = ()) -> ImageResult:
         info = self.local.info(entry.ref)
         if info is None and len(entry.platforms) > 1:
             info = self.local.info(f"{entry.ref}-{platform_suffix(entry.platforms[0])}")
@@ -199,12 +209,21 @@ class Executor:
         return ImageResult(
             entry.name, entry.decision, entry.ref, entry.reason, seconds=seconds,
             size=info.size if info else None, layers=info.layers if info else None,
-            digest=digest, pushed=digest is not None, log=log, steps=steps,
+            digest=digest, pushed=digest is not None, log=log, steps=steps, phases=phases,
         )
 
-    def _heartbeat(self, stop: threading.Event) -> None:
-        while not stop.wait(HEARTBEAT_SECONDS):
-            now = time.monotonic()
-            busy = ", ".join(f"{name} {now - start:.0f}s" for name, start in sorted(self._running.items()))
-            if busy:
-                self.say(f"... still working: {busy}")
+
+class _Phases:
+    """Seconds per phase kind (wheels, build, push, manifest), summed over platforms, in the order first seen."""
+
+    def __init__(self) -> None:
+        self._seconds: dict[str, float] = {}
+
+    def add(self, phase: str, seconds: float) -> None:
+        self._seconds[phase] = self._seconds.get(phase, 0.0) + seconds
+
+    def items(self) -> tuple[tuple[str, float], ...]:
+        return tuple((phase, round(seconds, 2)) for phase, seconds in self._seconds.items())
+
+    def summary(self) -> str:
+        return ", ".join(f"{phase} {seconds:.1f}s" for phase, seconds in self._seconds.items())

@@ -65,26 +65,32 @@ class Wheelhouse:
         abi = "cp" + self.python.replace(".", "")
         return Command.of(
             # One retry: an unreachable extra index (e.g. PyTorch's CPU index offline) costs seconds, not minutes.
-            *self.pip, "download", "--quiet", "--disable-pip-version-check", "--retries", "1", "--only-binary=:all:",
+            # not --quiet: progress follows pip's "Collecting / Downloading / Saved" lines (no bar outside a terminal)
+            *self.pip, "download", "--progress-bar", "off", "--disable-pip-version-check", "--retries", "1", "--only-binary=:all:",
             *tags, "--python-version", self.python, "--implementation", "cp", "--abi", abi,
             "--dest", str(dest), "--requirement", str(self.root / requirements),
             hint=f"check that every package in {requirements} has a wheel for {platform} and Python {self.python}",
         )
 
     def ensure(self, requirements: Iterable[str], platforms: Iterable[str], *,
-               log_path: Path | None = None, say: Callable[[str], None] = lambda _: None) -> None:
-        """Make ``.wheelhouse/<stem>/`` hold exactly the wheels these requirements need on these platforms."""
+               log_path: Path | None = None, say: Callable[[str], None] = lambda _: None,
+               follow: Callable[[Command], Callable[[str], None] | None] = lambda _: None) -> None:
+        """Make ``.wheelhouse/<stem>/`` hold exactly the wheels these requirements need on these platforms.
+
+        ``follow`` gives, for a download command, the callback that receives its output lines (live progress).
+        """
         platforms = tuple(platforms)
         for requirements_file in requirements:
             with self._lock(requirements_file):
                 wanted: dict[str, Path] = {}
                 for platform in platforms:
-                    cached = self._cached(requirements_file, platform, log_path, say)
+                    cached = self._cached(requirements_file, platform, log_path, say, follow)
                     for wheel in cached.glob("*.whl"):
                         wanted[wheel.name] = wheel
                 _sync(self.folder(requirements_file), wanted)
 
-    def _cached(self, requirements: str, platform: str, log_path: Path | None, say: Callable[[str], None]) -> Path:
+    def _cached(self, requirements: str, platform: str, log_path: Path | None, say: Callable[[str], None],
+                follow: Callable[[Command], Callable[[str], None] | None]) -> Path:
         text = normalize_requirements((self.root / requirements).read_text(encoding="utf-8"))
         key = hashlib.sha256(f"{text}\n{platform}\n{self.python}".encode()).hexdigest()[:20]
         folder = self.cache_dir / f"{Path(requirements).stem}-{platform_slug(platform)}-{key}"
@@ -94,7 +100,8 @@ class Wheelhouse:
         partial = folder.with_name(folder.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
-        self.runner.run(self.download_command(requirements, platform, partial), log_path=log_path)
+        command = self.download_command(requirements, platform, partial)
+        self.runner.run(command, log_path=log_path, on_line=follow(command))
         (partial / _COMPLETE).write_text(requirements + "\n")
         shutil.rmtree(folder, ignore_errors=True)
         partial.rename(folder)

@@ -7,12 +7,13 @@ for a plan or an executor; no task repeats the config/CLI merge.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
+from .buildreport import BuildReport, ReportStore, check_targets, make_report, recipe_of, to_markdown
 from .changes import Explanation, choose_base, direct_causes, locate_base, read_event, same_as_base
 from .config import CONFIG_NAME, Config, config_from_text, load_config, override_platforms
 from .dockerfile import undeclared_inputs
@@ -25,6 +26,7 @@ from .execute import Executor, ImageResult
 from .fingerprint import Fingerprint, context_ignore, fingerprint_images
 from .inventory import read_inventory
 from .plan import Availability, Decision, ImagePlan, Plan, affected, lookups_needed, make_plan, trust_broken
+from .progress import Progress
 from .registry import Registry, split_ref
 from .release import Promotion, check_release_event, plan_release
 from .repo import EMPTY_TREE, Repository, WorkingTree
@@ -191,13 +193,55 @@ class Workspace:
             warnings.extend(str(w) for w in undeclared_inputs(spec, text, paths, ignore_lines, declared))
         return tuple(warnings)
 
-    def executor(self, *, say=print) -> Executor:
+    def executor(self, *, say=print, progress: Progress | None = None) -> Executor:
         return Executor(
             self.config, self.builder, self.runner,
             Wheelhouse(self.root, self.runner, python=self.config.python),
             local=self.local, registry=self.registry, log_dir=self.root / STATE_DIR / "logs",
-            labels=self._labels(), jobs=self.options.jobs, say=say, registry_cache=self.options.registry_cache,
+            labels=self._labels(), jobs=self.options.jobs, say=say, registry_cache=self.options.registry_cache, progress=progress,
         )
+
+    @property
+    def reports(self) -> ReportStore:
+        return ReportStore(self.root / STATE_DIR / "reports", keep=self.config.report_history)
+
+    def report(self, plan: Plan, results: Sequence[ImageResult], tagged: Mapping[str, Sequence[str]], *, started: datetime,
+               seconds: float) -> BuildReport:
+        """The run's report; digest, size and layers of the images it did not build are looked up (registry, engine)."""
+        known: dict[str, tuple[str | None, int | None, int | None]] = {}
+        for result in results:
+            if result.seconds or result.decision is Decision.SKIP:
+                continue
+            digest = None
+            if self.config.image(result.name).push:
+                _, name, tag = split_ref(result.ref)
+                try:
+                    digest = self.registry.manifest_digest(name, tag)
+                except ImagegraphError:
+                    digest = None  # a report never fails a build
+            info = self.local.info(result.ref)
+            known[result.name] = (digest, info.size if info else None, info.layers if info else None)
+        event = self.event()
+        described = {"tag": f"tag {event.ref}", "branch": f"branch {event.ref}",
+                     "pull_request": f"pull request #{event.pr_number}" if event.pr_number else "pull request"}
+        recipes = {entry.name: recipe_of(self.config, entry.name, self.fingerprints[entry.name].files, entry.parent_ref)
+                   for entry in plan.images}
+        return make_report(
+            self.config, plan, results, tagged=tagged, started=started.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            seconds=seconds, commit=self.repository.head(), event=described.get(event.kind, f"local{' ' + event.ref if event.ref else ''}"),
+            builder=self.builder.describe() if plan.to_build() else None, known=known, recipes=recipes,
+            earlier=[report for _, report in self.reports.load()],
+        )
+
+    def save_report(self, report: BuildReport) -> tuple[Path, str]:
+        """Write the report (JSON and Markdown) and append the Markdown to $GITHUB_STEP_SUMMARY when CI sets it."""
+        markdown = to_markdown(report, check_targets(report, self.config.targets))
+        path = self.reports.save(report, markdown)
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            with open(summary, "a", encoding="utf-8") as handle:
+                handle.write(markdown + "\n")
+        return path, markdown
 
     def event(self) -> Event:
         """What this build stands for: the CI event, else a version tag at HEAD or the branch."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 from invoke import Collection
 
 from . import build as _build
+from . import dev as _dev
 from . import engine as _engine
+from . import reports as _reports
 
 __all__ = ["namespace"]
 
@@ -16,4 +18,6 @@ namespace.add_task(_build.affected)
 namespace.add_task(_build.ref)
 namespace.add_task(_build.release)
 namespace.add_task(_build.cleanup)
+namespace.add_task(_reports.report)
 namespace.add_collection(Collection.from_module(_engine, name="engine"))
+namespace.add_collection(Collection.from_module(_dev, name="dev"))

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+from datetime import UTC, datetime
 
 from invoke import Exit, task
 
-from ..errors import ConfigError
-from ..report import affected_matrix, format_explanation, format_plan, format_results, format_retention, garbage_collection_hint, table
+from ..errors import ConfigError, ImagegraphError
+from ..progress import Progress
+from ..report import affected_matrix, format_explanation, format_plan, format_results, format_retention, garbage_collection_hint, github_outputs, table
 from ..workspace import Workspace
 from ._common import build_options, user_errors
 
@@ -36,13 +39,25 @@ def _note(line: str) -> None:
         "builder": "buildx or engine (default: buildx when installed, else the engine's BuildKit)",
         "push-pr": "on a pull request, push its pr-<N> tags too (by default they are built and tested only)",
         "no-registry-cache": "neither read nor write the registry cache (<image>:buildcache tags); the local cache still counts",
+        "progress": "auto (a live status line on a terminal, plain lines elsewhere), tty or plain",
+        "no-tags": "move no branch tags (edge, sha-, pr-): for CI jobs that build one image each and leave tagging to a job that sees the whole family",
     },
 )
 @user_errors
 def build(c, force=None, target=None, platform=None, no_cache=False, dry_run=False, jobs=2, registry=None, builder=None, since=None,
-          push_pr=False, no_registry_cache=False):
-    """Build the images whose fingerprints are new, parents first, push them, then move the branch tags (edge, sha-, pr-)."""
+          push_pr=False, no_registry_cache=False, progress="auto", no_tags=False):
+    """Build, push and tag the images whose inputs changed.
+
+    Images whose fingerprint tag is already in the registry are reused; the
+    rest build parents first, independent ones in parallel, and are pushed.
+    Then the branch tags move (edge and sha-<7> on the default branch, pr-<N>
+    when asked) and a report is written to .imagegraph/reports/ (and to
+    $GITHUB_STEP_SUMMARY in GitHub Actions): see `invoke report`.
+    """
     started = time.monotonic()
+    started_at = datetime.now(UTC)
+    if progress not in ("auto", "tty", "plain"):
+        raise ConfigError("--progress", f"{progress!r} is not auto, tty or plain")
     workspace = Workspace(options=build_options(registry=registry, platform=platform, force=force, target=target,
                                                 no_cache=no_cache, jobs=jobs, builder=builder, since=since, push_pr=push_pr,
                                                 registry_cache=not no_registry_cache))
@@ -57,14 +72,21 @@ def build(c, force=None, target=None, platform=None, no_cache=False, dry_run=Fal
     if plan.to_build():
         workspace.check_platforms(plan)
         print(f"builder: {workspace.builder.describe()}")
-    results = workspace.executor().run(plan)
-    tagged = workspace.publish_tags(results, say=_note)
+    board = Progress(live={"auto": None, "tty": True, "plain": False}[progress])
+    results = workspace.executor(progress=board).run(plan)
+    tagged = {} if no_tags else workspace.publish_tags(results, say=_note)
     print()
     print(format_results(results))
     for image, tags in tagged.items():
         if tags:
             print(f"{image}: tagged {', '.join(tags)}")
-    print(f"\n{sum(1 for r in results if r.seconds)} image(s) built or pushed in {time.monotonic() - started:.1f}s")
+    seconds = time.monotonic() - started
+    print(f"\n{sum(1 for r in results if r.seconds)} image(s) built or pushed in {seconds:.1f}s")
+    try:
+        path, _ = workspace.save_report(workspace.report(plan, results, tagged, started=started_at, seconds=seconds))
+        print(f"report: {path.relative_to(workspace.root)} (and .md); `invoke report` compares it with earlier runs")
+    except (ImagegraphError, OSError) as err:  # the images are built and pushed: a report must not fail the build
+        _note(f"warning: no build report written: {err}")
     failed = [r for r in results if not r.ok]
     if failed:
         first = failed[0]
@@ -74,7 +96,11 @@ def build(c, force=None, target=None, platform=None, no_cache=False, dry_run=Fal
 @task(iterable=["force", "target", "platform"], help={**_SELECT_HELP, "json": "print the plan as JSON (for machines)"})
 @user_errors
 def plan(c, force=None, target=None, platform=None, registry=None, since=None, json_=False):
-    """Show what `invoke build` would do for each image, and why (the git changes behind it)."""
+    """Show what `build` would do for each image, and why.
+
+    Asks git what changed since the base commit and the registry which
+    fingerprint tags exist; builds nothing.
+    """
     workspace = Workspace(options=build_options(registry=registry, platform=platform, force=force, target=target, since=since))
     result = workspace.plan(say=_note)
     if json_:
@@ -86,20 +112,37 @@ def plan(c, force=None, target=None, platform=None, registry=None, since=None, j
         _note(f"warning: {warning}")
 
 
+def _write_step_outputs(outputs: dict[str, str]) -> None:
+    path = os.environ.get("GITHUB_OUTPUT")
+    if not path:
+        raise ConfigError("--github-output", "$GITHUB_OUTPUT is not set (GitHub Actions sets it for each step); elsewhere use --json")
+    with open(path, "a", encoding="utf-8") as out:
+        out.writelines(f"{name}={value}\n" for name, value in outputs.items())
+    _note(f"step outputs: {', '.join(outputs)}")
+
+
 @task(
     iterable=["force", "target", "platform"],
     help={
         **{k: v for k, v in _SELECT_HELP.items() if k != "registry"},
-        "json": 'print {"images": [...], "matrix": {"include": [...]}, ...} for a CI job matrix',
+        "json": 'print {"images": [...], "matrix": {"include": [...]}, "levels": [...], ...} for a CI job matrix',
+        "github-output": "also write step outputs to $GITHUB_OUTPUT: images, and level-<depth> (the job matrix of each depth)",
     },
 )
 @user_errors
-def affected(c, since=None, force=None, target=None, platform=None, json_=False):
-    """List the images a change needs built, parents first, from git alone (the registry is not asked)."""
+def affected(c, since=None, force=None, target=None, platform=None, json_=False, github_output=False):
+    """List the images a change needs built (from git alone).
+
+    Parents first; the registry is not asked. --json prints a CI job matrix,
+    one per depth of the family, for workflows to fan out on.
+    """
     workspace = Workspace(options=build_options(platform=platform, force=force, target=target, since=since))
     explanation, entries = workspace.affected(say=_note)
+    matrix = affected_matrix(workspace.config, explanation, entries)
+    if github_output:
+        _write_step_outputs(github_outputs(matrix))
     if json_:
-        print(json.dumps(affected_matrix(workspace.config, explanation, entries), indent=2))
+        print(json.dumps(matrix, indent=2))
         return
     _note(format_explanation(explanation))
     for entry in entries:
@@ -114,7 +157,12 @@ def affected(c, since=None, force=None, target=None, platform=None, json_=False)
 }, iterable=["platform"])
 @user_errors
 def release(c, version=None, dry_run=False, registry=None, platform=None):
-    """Promote this commit's built images to the version's tags (X.Y.Z, X.Y, latest) by copying manifests: no rebuild."""
+    """Promote this commit's images to the version's tags.
+
+    The version comes from the tag at HEAD (or $GITHUB_REF, or --version);
+    X.Y.Z, X.Y and latest are copied from the fingerprint tags inside the
+    registry: nothing is rebuilt and every digest stays the same.
+    """
     started = time.monotonic()
     workspace = Workspace(options=build_options(registry=registry, platform=platform))
     promotions = workspace.release(version=version, dry_run=dry_run, say=_note)
@@ -128,7 +176,11 @@ def release(c, version=None, dry_run=False, registry=None, platform=None):
             "registry": _SELECT_HELP["registry"]}, iterable=["platform"])
 @user_errors
 def ref(c, image, platform=None, registry=None):
-    """Print the exact reference (registry/namespace/image:fingerprint) of an image for this checkout."""
+    """Print an image's exact reference for this checkout.
+
+    registry/namespace/image:fingerprint, e.g. for `docker run` or a
+    devcontainer; whether that image was built yet is not checked.
+    """
     workspace = Workspace(options=build_options(registry=registry, platform=platform))
     print(workspace.ref(workspace.config.image(image).name))
 
@@ -145,7 +197,13 @@ def ref(c, image, platform=None, registry=None):
 )
 @user_errors
 def cleanup(c, keep=None, protect=None, yes=False, show_kept=False, registry=None):
-    """Delete old images from the registry: keep N per image, never a protected tag or anything a kept image needs. Dry run unless --yes."""
+    """Delete old images from the registry (dry run unless --yes).
+
+    Keeps, per image, the N newest versions and builds, every protected tag
+    (latest, the edge tag, buildcache*, --protect patterns), the newest
+    release, and everything a kept image needs (its platform manifests and
+    its bases). Prints what goes and why; --yes deletes it, indexes first.
+    """
     started = time.monotonic()
     if keep is not None and not str(keep).isdigit():
         raise ConfigError("--keep", f"{keep!r} is not a whole number; e.g. --keep 10")

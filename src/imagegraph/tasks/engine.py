@@ -35,7 +35,12 @@ def _platforms(values: list[str] | None) -> tuple[str, ...]:
 )
 @user_errors
 def up(c, seed=True, registry=DEFAULT_REGISTRY, platforms=None, state_dir=None, cache_dir=None):
-    """Start (or reuse) dockerd, the local registry and QEMU emulation; seed python:3.11-slim."""
+    """Start (or reuse) the engine, registry and emulation.
+
+    Installs what is missing (as root on Debian/Ubuntu), starts dockerd, a
+    local registry on 127.0.0.1 and QEMU emulation, and seeds
+    python:3.11-slim offline. A running engine or registry is reused as is.
+    """
     status = engine_up(registry=registry, seed=seed, platforms=_platforms(platforms), state_dir=state_dir, cache_dir=cache_dir)
     print()
     print("\n".join(status.lines()))
@@ -44,14 +49,18 @@ def up(c, seed=True, registry=DEFAULT_REGISTRY, platforms=None, state_dir=None, 
 @task(help={"registry": _REGISTRY_HELP, "state-dir": _STATE_HELP})
 @user_errors
 def status(c, registry=DEFAULT_REGISTRY, state_dir=None):
-    """Show the engine, registry, mirrors, emulation, seeded base and docker clients; change nothing."""
+    """Show the engine, registry and emulation; change nothing.
+
+    Also the registry mirror, the seeded base image, the docker clients and
+    which builder `build` would use.
+    """
     print("\n".join(engine_status(registry=registry, state_dir=state_dir).lines()))
 
 
 @task(help={"state-dir": _STATE_HELP})
 @user_errors
 def down(c, state_dir=None):
-    """Stop the dockerd and registry that `engine.up` started; a daemon or registry it reused is left alone."""
+    """Stop what `engine.up` started (never what it reused)."""
     engine_down(state_dir=state_dir)
 
 

@@ -1,0 +1,152 @@
+"""Tasks of the devcontainer: `invoke dev.image` (host), `dev.post-create` (inside it), `dev.up`, `dev.pre-commit`.
+
+Wiring only: the decisions are in :mod:`imagegraph.devcontainer`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+from invoke import Collection, task
+
+from ..devcontainer import (
+    IMAGE,
+    describe_image,
+    find_cli,
+    format_tools,
+    image_source,
+    in_devcontainer,
+    lint_command,
+    observe_container,
+    post_create_steps,
+    probes,
+    read_image_tag,
+    read_probe,
+    staged_python,
+    tool_problem,
+    up_command,
+)
+from ..errors import ImagegraphError, ToolMissing
+from ..runner import Command, Result, Runner
+from ..workspace import Workspace, find_root
+from ._common import build_options, user_errors
+
+__all__ = ["image", "ns", "post_create", "pre_commit", "up"]
+
+
+def _note(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+@task(help={
+    "tag": "the local tag to give the image (default: the \"image\" of .devcontainer/devcontainer.json)",
+    "registry": "look up in / push to this registry instead of images.yaml's (also $IMAGEGRAPH_REGISTRY)",
+})
+@user_errors
+def image(c, tag=None, registry=None):
+    """Resolve the devcontainer's image: prebuilt, local or built.
+
+    This checkout's devcontainer image from the plan: pulled when the registry
+    has its fingerprint, the engine's own when only it has it, else built
+    (its parent comes from the registry). Then tagged as devcontainer.json's
+    "image"; devcontainer.json runs this as its initializeCommand.
+    """
+    workspace = Workspace(options=build_options(registry=registry, target=(IMAGE,)))
+    tag = tag or read_image_tag(workspace.root)
+    plan = workspace.plan(say=_note)
+    entry = plan.image(IMAGE)
+    if plan.to_build():
+        workspace.check_platforms(plan)
+        _note(f"builder: {workspace.builder.describe()}")
+    for result in workspace.executor(say=_note).run(plan):
+        if not result.ok:
+            raise ImagegraphError(f"{result.name}: {result.error}" + (f" (log: {result.log})" if result.log else ""))
+    runner = Runner()
+    if not workspace.local.has(entry.ref):
+        _note(f"pulling {entry.ref}")
+        runner.run(Command.of("docker", "pull", "--quiet", entry.ref))
+    runner.run(Command.of("docker", "tag", entry.ref, tag))
+    print(describe_image(image_source(entry), entry.ref, tag))
+
+
+@task(name="post-create", help={
+    "host": "run outside the devcontainer too: install into this machine's Python, set this checkout's core.hooksPath",
+})
+@user_errors
+def post_create(c, host=False):
+    """Set up the devcontainer: install, git hooks, check tools.
+
+    Runs inside the container (devcontainer.json's postCreateCommand): an
+    editable install of the checkout (--no-deps: the image has them all),
+    core.hooksPath = .githooks, the engine's socket for this user; then a table
+    of the tools, and one error line for the first that does not work.
+    Writes into the checkout are made as the checkout's owner.
+    """
+    if not host and not in_devcontainer():
+        raise ImagegraphError("dev.post-create sets up the devcontainer (an install into its Python, this checkout's git config) "
+                              "and this is not it: open the devcontainer (`invoke dev.up`), or pass --host to do the same here")
+    root = find_root()
+    runner = Runner()
+    log = Path.home() / ".cache" / "imagegraph" / "post-create.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    container = observe_container(root, runner)
+    for step in post_create_steps(container):
+        print(f"- {step.what}")
+        runner.run(step.command, log_path=log)
+    checks = [read_probe(probe, _probe(runner, probe.command, log)) for probe in probes(container)]
+    print(format_tools(checks))
+    problem = tool_problem(checks)
+    if problem:
+        raise ImagegraphError(problem)
+
+
+def _probe(runner: Runner, command: Command, log: Path) -> Result:
+    try:
+        return runner.run(command, check=False, log_path=log)
+    except ToolMissing:
+        return Result(127, f"{command.argv[0]}: not installed or not on PATH")
+
+
+@task(help={"rebuild": "remove this checkout's devcontainer first, so it is created anew (post-create runs again)"})
+@user_errors
+def up(c, rebuild=False):
+    """Bring the devcontainer up with the Dev Containers CLI.
+
+    What an editor does when it opens the folder: `invoke dev.image`, the
+    container, then `invoke dev.post-create` inside it.
+    """
+    cli = find_cli()
+    if cli is None:
+        raise ToolMissing("the Dev Containers CLI is not installed: `npm install --global @devcontainers/cli` "
+                          "(or run `nox -s devcontainer` once, which installs it into ~/.cache/imagegraph)")
+    root = find_root()
+    Runner().run(up_command(cli, root, rebuild=rebuild), on_line=print)
+    print(f"\na shell in it: {cli} exec --workspace-folder {root} bash")
+
+
+@task(name="pre-commit")
+@user_errors
+def pre_commit(c):
+    """Lint the staged Python files with ruff (the git hook).
+
+    What .githooks/pre-commit runs; `git commit --no-verify` skips it once.
+    """
+    root = find_root()
+    runner = Runner()
+    listed = runner.run(Command.of("git", "-C", str(root), "diff", "--cached", "--name-only", "--diff-filter=ACMR", "-z"))
+    paths = staged_python(listed.output)
+    if not paths:
+        return
+    if importlib.util.find_spec("ruff") is None:
+        raise ToolMissing(f"ruff is not installed for {sys.executable}: `python -m pip install -e '.[dev]'`")
+    result = runner.run(lint_command(sys.executable, paths, root), check=False)
+    print(result.output, end="")
+    if result.returncode != 0:
+        raise ImagegraphError(f"ruff found problems in {len(paths)} staged file(s), listed above: fix them "
+                              "(`ruff check --fix` fixes some), stage them, commit again")
+
+
+ns = Collection("dev", image, post_create, up, pre_commit)

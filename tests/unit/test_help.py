@@ -1,0 +1,63 @@
+"""The command line explains itself: `invoke --list` and `nox -l` read as menus, `invoke --help TASK` covers every flag."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from imagegraph.tasks import namespace
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def all_tasks(collection, prefix=""):
+    for name, task in sorted(collection.tasks.items()):
+        yield prefix + name, task
+    for name, sub in sorted(collection.collections.items()):
+        yield from all_tasks(sub, f"{prefix}{name}.")
+
+
+TASKS = dict(all_tasks(namespace))
+
+
+def test_the_menu_has_the_everyday_tasks():
+    assert {"build", "plan", "affected", "release", "cleanup", "report", "ref", "engine.up", "dev.post-create"} <= set(TASKS)
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_every_task_has_a_one_line_summary_then_its_details(name):
+    lines = (TASKS[name].__doc__ or "").strip().splitlines()
+    assert lines, f"{name} has no docstring"
+    assert lines[0].endswith("."), f"{name}: the summary line is a sentence"
+    assert len(lines[0]) <= 60, f"{name}: the summary fits on one menu line: {lines[0]!r} ({len(lines[0])} chars)"
+    assert len(lines) == 1 or lines[1] == "", f"{name}: the summary stands alone; details follow a blank line"
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_every_flag_is_explained(name):
+    # get_arguments also refuses help for a flag that does not exist, so stale help fails here too
+    missing = [arg.name for arg in TASKS[name].get_arguments() if not (arg.help or "").strip()]
+    assert not missing, f"invoke --help {name}: no help for {', '.join('--' + m for m in missing)}"
+
+
+def test_invoke_list_prints_one_line_per_task_in_80_columns():
+    listed = subprocess.run([sys.executable, "-m", "invoke", "--list"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "COLUMNS": "80"}, check=True).stdout
+    entries = [line for line in listed.splitlines() if line.startswith("  ")]
+    continuations = [line for line in entries if line.startswith("   ")]
+    assert not continuations, "a task summary wraps in `invoke --list`:\n" + "\n".join(continuations)
+    assert sorted(line.split()[0] for line in entries) == sorted(TASKS)
+
+
+def test_every_nox_session_says_what_it_is_for():
+    listed = subprocess.run([sys.executable, "-m", "nox", "-l", "--no-color"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            check=True).stdout
+    sessions = [line for line in listed.splitlines() if line[:2] in ("* ", "- ")]
+    assert {line[2:].split(" -> ")[0] for line in sessions} >= {"test", "unit", "lint", "devcontainer"}
+    for line in sessions:
+        name, _, summary = line[2:].partition(" -> ")
+        assert summary.endswith("."), f"nox session {name} has no one-line description"
