@@ -91,7 +91,8 @@ def _devcontainer_cli(session: nox.Session) -> Path:
 @nox.session
 def unit(session: nox.Session) -> None:
     """Run the pure unit tests on the host: seconds, no engine needed."""
-    session.install("-e", ".", "pytest")
+    # nox too: the tests that check the workflows and `nox -l` load noxfile.py through it
+    session.install("-e", ".", "pytest", "nox")
     session.run("pytest", "tests/unit", *session.posargs)
 
 

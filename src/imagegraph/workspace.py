@@ -219,7 +219,10 @@ class Workspace:
                     digest = self.registry.manifest_digest(name, tag)
                 except ImagegraphError:
                     digest = None  # a report never fails a build
-            info = self.local.info(result.ref)
+            try:
+                info = self.local.info(result.ref)
+            except ImagegraphError:
+                info = None  # nothing was built, so the engine may be down: the report does without the size
             known[result.name] = (digest, info.size if info else None, info.layers if info else None)
         event = self.event()
         described = {"tag": f"tag {event.ref}", "branch": f"branch {event.ref}",

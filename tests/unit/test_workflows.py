@@ -458,7 +458,7 @@ def project() -> Project:
 @pytest.fixture(scope="module")
 def sessions() -> frozenset[str]:
     """noxfile.py's sessions, as nox's own registry has them after loading it."""
-    pytest.importorskip("nox", reason="nox is not installed here (`nox -s unit` does not install it)")
+    pytest.importorskip("nox", reason="nox is not installed in this environment: pip install -e '.[dev]'")
     from nox import registry
 
     registry.reset()
