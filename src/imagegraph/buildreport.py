@@ -103,13 +103,13 @@ class ImageRecord:
     @staticmethod
     def from_dict(data: Mapping[str, Any], where: str) -> ImageRecord:
         read = _Reader(data, where)
-        steps = read.mapping("steps")
+        steps = _Reader(read.mapping("steps"), f"{where}: steps")
         return ImageRecord(
             name=read.text("name"), decision=read.text("decision"), reason=read.text("reason"), ok=read.flag("ok"),
             error=read.text("error", optional=True), seconds=read.number("seconds"),
             phases=tuple((str(k), float(v)) for k, v in read.mapping("phases").items()),
             size=read.whole("size", optional=True), layers=read.whole("layers", optional=True),
-            cached_steps=_Reader(steps, f"{where}: steps").whole("cached"), total_steps=_Reader(steps, f"{where}: steps").whole("total"),
+            cached_steps=steps.whole("cached"), total_steps=steps.whole("total"),
             digest=read.text("digest", optional=True), tags=read.texts("tags"), ref=read.text("ref"),
             parent=read.text("parent", optional=True), platforms=read.texts("platforms"), changed=read.texts("changed"),
             recipe=read.text("recipe"),
@@ -237,8 +237,8 @@ class _Reader:
 def recipe_of(config: Config, name: str, files: Sequence[tuple[str, str]], parent_ref: str | None) -> str:
     """A short digest of what ``name`` is built from short of its code (see :attr:`ImageRecord.recipe`)."""
     spec = config.image(name)
-    recipe_files = {CONFIG_NAME, spec.dockerfile, spec.dockerignore, *spec.wheels}
-    parts = [f"{path} {oid}" for path, oid in files if path in recipe_files]
+    recipe = _recipe_files(config, name)
+    parts = [f"{path} {oid}" for path, oid in files if path in recipe]
     parts += [f"parent {parent_ref or '-'}", f"target {spec.target or '-'}", f"platforms {','.join(spec.platforms)}",
               *(f"arg {k}={v}" for k, v in sorted(dict(spec.build_args).items()))]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
@@ -304,9 +304,13 @@ def _image_kind(config: Config, image: ImageRecord, earlier: Sequence[BuildRepor
         return CODE_CHANGE if last.recipe == image.recipe else DEPENDENCY_CHANGE
     if not image.changed:
         return REBUILD
-    spec = config.image(image.name)
-    recipe_files = {CONFIG_NAME, spec.dockerfile, spec.dockerignore, *spec.wheels}
-    return DEPENDENCY_CHANGE if set(image.changed) & recipe_files else CODE_CHANGE
+    return DEPENDENCY_CHANGE if set(image.changed) & _recipe_files(config, image.name) else CODE_CHANGE
+
+
+def _recipe_files(config: Config, name: str) -> set[str]:
+    """The files that say what an image is built from, short of its code."""
+    spec = config.image(name)
+    return {CONFIG_NAME, spec.dockerfile, spec.dockerignore, *spec.wheels}
 
 
 # -- targets ---------------------------------------------------------------------

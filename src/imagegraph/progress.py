@@ -186,10 +186,19 @@ class PipTracker:
         return f"{state}, downloading {_shorten(self.downloading, 48)}" if self.downloading else state
 
 
+def _words(argv: tuple[str, ...]) -> list[str]:
+    """The arguments that are not flags: the subcommand first (``build``, ``buildx build``, ``push``, ``download``)."""
+    return [a for a in argv[1:] if not a.startswith("-")]
+
+
+def _builds(words: list[str]) -> bool:
+    return words[:1] == ["build"] or words[:2] == ["buildx", "build"]
+
+
 def phase_of(argv: tuple[str, ...]) -> str:
     """What a builder command does, as a phase name: ``build linux/amd64``, ``push``, ``manifest``."""
-    words = [a for a in argv[1:] if not a.startswith("-")]
-    if words[:1] == ["build"] or words[:2] == ["buildx", "build"]:
+    words = _words(argv)
+    if _builds(words):
         platform = argv[argv.index("--platform") + 1] if "--platform" in argv else ""
         return f"build {platform}".strip()
     return words[0] if words else argv[0]
@@ -197,11 +206,11 @@ def phase_of(argv: tuple[str, ...]) -> str:
 
 def tracker_for(argv: tuple[str, ...]) -> Tracker | None:
     """The tracker that understands what ``argv`` prints; None for commands that print nothing worth following."""
-    words = [a for a in argv[1:] if not a.startswith("-")]
-    if "download" in argv and any(a.endswith("pip") or a == "pip" for a in argv[:3]):
+    words = _words(argv)
+    if "download" in argv and any(a.endswith("pip") for a in argv[:3]):
         requirements = argv[argv.index("--requirement") + 1].rsplit("/", 1)[-1] if "--requirement" in argv else ""
         return PipTracker(requirements)
-    if words[:1] == ["build"] or words[:2] == ["buildx", "build"]:
+    if _builds(words):
         return BuildKitTracker()
     if words[:1] == ["push"]:
         return PushTracker()

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from imagegraph.config import load_config
 from imagegraph.devcontainer import (
     HOOKS_PATH,
     MARKER_VARIABLE,
@@ -29,23 +28,12 @@ from imagegraph.devcontainer import (
     up_command,
 )
 from imagegraph.errors import ConfigError
-from imagegraph.fingerprint import fingerprint_images
 from imagegraph.plan import Availability, make_plan
 from imagegraph.runner import Result
-from tests.conftest import FAMILY_FILES
-from tests.unit.test_fingerprint import MemorySources
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKSPACE = Path("/workspace")
 HOME = Path("/home/dev")
-
-
-@pytest.fixture
-def world(family):
-    config = load_config(family)
-    fingerprints = fingerprint_images(config, MemorySources(FAMILY_FILES))
-    refs = {name: f"{config.repository(name)}:{fp.tag}" for name, fp in fingerprints.items()}
-    return config, fingerprints, refs
 
 
 def devcontainer_entry(world, availability):

@@ -2,21 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from imagegraph.config import load_config
 from imagegraph.errors import ConfigError
-from imagegraph.fingerprint import fingerprint_images
 from imagegraph.graph import build_order, descendants, with_ancestors
 from imagegraph.plan import Availability, Decision, make_plan
-from tests.conftest import FAMILY_FILES
-from tests.unit.test_fingerprint import MemorySources
-
-
-@pytest.fixture
-def world(family):
-    config = load_config(family)
-    fingerprints = fingerprint_images(config, MemorySources(FAMILY_FILES))
-    refs = {name: f"{config.repository(name)}:{fp.tag}" for name, fp in fingerprints.items()}
-    return config, fingerprints, refs
 
 
 def decisions(plan) -> dict[str, str]:
