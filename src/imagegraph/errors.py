@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+#: How much of a failed command's last line goes into its one-line message.
+REASON_LIMIT = 240
+
 __all__ = [
     "CommandFailed",
     "ConfigError",
@@ -63,6 +66,16 @@ class CommandFailed(ImagegraphError):
         self.output_tail = output_tail
         self.log_path = log_path
         self.hint = hint
+        why = f": {self.reason}" if self.reason else ""
         where = f" (full log: {log_path})" if log_path else ""
         fix = f"; {hint}" if hint else ""
-        super().__init__(f"`{' '.join(self.argv[:4])}{' ...' if len(self.argv) > 4 else ''}` exited {returncode}{where}{fix}")
+        super().__init__(f"`{' '.join(self.argv[:4])}{' ...' if len(self.argv) > 4 else ''}` exited {returncode}{why}{where}{fix}")
+
+    @property
+    def reason(self) -> str:
+        """The command's own last word: the last non-blank line it printed (BuildKit and pip end with the error)."""
+        lines = [line.strip() for line in self.output_tail.splitlines() if line.strip()]
+        if not lines:
+            return ""
+        last = lines[-1]
+        return last if len(last) <= REASON_LIMIT else f"{last[:REASON_LIMIT - 1]}…"

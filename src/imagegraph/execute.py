@@ -16,7 +16,7 @@ from pathlib import Path
 from .config import Config
 from .engine.builders import Builder, BuildRequest, StepCount, count_steps, platform_suffix
 from .engine.images import LocalImages
-from .errors import ImagegraphError
+from .errors import CommandFailed, ImagegraphError
 from .plan import Decision, ImagePlan, Plan
 from .progress import Progress, phase_of, tracker_for
 from .registry import Registry, split_ref
@@ -132,7 +132,8 @@ class Executor:
             return result
         except ImagegraphError as err:
             seconds = time.monotonic() - started
-            detail = getattr(err, "output_tail", "").strip().splitlines()[-3:]
+            # the message ends with the command's last line; the lines before it give the context
+            detail = getattr(err, "output_tail", "").strip().splitlines()[-4:-1]
             self.say(f"[{entry.name}] FAILED after {seconds:.1f}s: {err}")
             for line in detail:
                 self.say(f"[{entry.name}]   {line}")
@@ -180,9 +181,21 @@ class Executor:
             cache_repository=self.config.repository(entry.name) if spec.push and self.registry and self.registry_cache else None,
         )
         steps = StepCount()
+        repaired = False
         for command in self.builder.commands(request):
             # only build commands print BuildKit steps; pushes and manifest commands count as none
-            steps += count_steps(self._run(entry.name, command, log, phases))
+            try:
+                output = self._run(entry.name, command, log, phases)
+            except CommandFailed as err:
+                repair = None if repaired else self.builder.repair(command, err.reason)
+                if repair is None:
+                    raise
+                # once per image: a second failure after the repair is a real one
+                repaired = True
+                self.say(f"[{entry.name}] {repair.explanation}")
+                self._run(entry.name, repair.command, log, phases)
+                output = self._run(entry.name, command, log, phases)
+            steps += count_steps(output)
         self._write_cache_tags(entry, request)
         return steps
 

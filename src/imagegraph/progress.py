@@ -201,6 +201,8 @@ def phase_of(argv: tuple[str, ...]) -> str:
     if _builds(words):
         platform = argv[argv.index("--platform") + 1] if "--platform" in argv else ""
         return f"build {platform}".strip()
+    if words[:2] == ["builder", "prune"]:
+        return "prune"
     return words[0] if words else argv[0]
 
 

@@ -15,6 +15,7 @@ from imagegraph.engine.builders import (
     check_emulation,
     count_steps,
     detect_builder,
+    lost_layer,
     platform_suffix,
 )
 from imagegraph.errors import EngineError, ToolMissing
@@ -206,3 +207,39 @@ def test_a_platform_without_emulation_is_one_line_with_the_fix():
     message = str(caught.value)
     assert message.startswith("cannot build for linux/s390x, linux/mips64: this engine runs linux/amd64 and emulates only linux/arm64;")
     assert "invoke engine.up" in message and "--platform" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("reason", [
+    "failed to get layer sha256:8edfd9fa5470886779f015428ed019bff2902c078904c42bb3cc7d8fef4847d2: layer does not exist",
+    "ERROR: layer does not exist",
+    "layer does not exist",
+    "failed to export image: failed to create image: "
+    "failed to get layer sha256:8edfd9fa5470886779f015428ed019bff2902c078904c42bb3cc7d8fef4847d2: layer does not exist",
+])
+def test_a_build_cache_naming_a_lost_layer_is_repaired_by_pruning_it(reason):
+    engine = EngineBuilder(docker="/usr/bin/docker")
+    build = engine.commands(request())[0]
+    repair = engine.repair(build, reason)
+    assert lost_layer(reason) and repair is not None
+    assert repair.command.argv == ("/usr/bin/docker", "builder", "prune", "--all", "--force")
+    assert "\n" not in repair.explanation and "pruned the build cache" in repair.explanation
+    buildx = BuildxBuilder(docker="docker")
+    assert buildx.repair(buildx.commands(request())[0], reason).command.argv == ("docker", "builder", "prune", "--all", "--force")
+
+
+@pytest.mark.parametrize("reason", [
+    "executor failed running [/bin/sh -c exit 3]: exit code: 3",
+    "#5 0.215 layer does not exist",  # a RUN step's own output, not the engine
+    "",
+])
+def test_other_build_failures_are_not_repaired(reason):
+    engine = EngineBuilder(docker="/usr/bin/docker")
+    assert not lost_layer(reason)
+    assert engine.repair(engine.commands(request())[0], reason) is None
+
+
+def test_only_a_build_is_repaired_never_a_push():
+    engine = EngineBuilder(docker="/usr/bin/docker")
+    push = engine.commands(request())[1]
+    assert push.argv[1] == "push"
+    assert engine.repair(push, "layer does not exist") is None

@@ -71,6 +71,7 @@ from imagegraph.engine.setup import (
     registry_config,
     registry_config_address,
     stop_process,
+    unrestored_images,
 )
 from imagegraph.errors import EngineError, RegistryError, ToolMissing
 from imagegraph.runner import Runner
@@ -641,3 +642,17 @@ def test_engine_tasks_are_wired_with_help_for_every_flag():
             assert argument.help, f"{name} --{argument.name} lacks help"
     assert tasks._platforms(None) == BOTH
     assert tasks._platforms(["linux/amd64,linux/arm64", "linux/arm/v7"]) == ("linux/amd64", "linux/arm64", "linux/arm/v7")
+
+
+#: Lines of a real dockerd start after an unclean stop: two of the images whose layers were gone.
+DOCKERD_START = (Path(__file__).parent / "data/dockerd-start.log").read_text()
+
+
+def test_the_images_dockerd_dropped_at_start_are_read_from_its_log():
+    assert unrestored_images(DOCKERD_START) == {
+        "sha256:e95bad8f3641fcc01d3f58dc0360169dff021541d3bb5c679dcfdde96070de4d",
+        "sha256:f65a6f1105d3578fe8e6d196f4cbdc38053029bce45a7d85e345d6728be93b44",
+    }
+    # a clean start, and the same line about a layer from elsewhere, drop nothing
+    assert unrestored_images(DOCKERD_START.splitlines()[0]) == frozenset()
+    assert unrestored_images('level=error msg="failed to get layer sha256:62e1: layer does not exist"') == frozenset()

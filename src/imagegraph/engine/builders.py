@@ -16,6 +16,12 @@ layers of earlier builds: buildx exports a separate cache manifest
 ``<repository>:buildcache``; the engine's BuildKit can only embed an inline
 cache in the image itself, so each platform image carries it and is copied to
 ``<repository>:buildcache-<platform>`` after its push (:meth:`cache_copies`).
+
+A builder also knows its engine's known failures that a repair clears
+(:meth:`Builder.repair`): the engine's BuildKit can keep a cache record whose
+layer dockerd has lost (after an unclean stop, or an image removed while the
+record was not holding it), and then every build that reuses that step fails
+with ``layer does not exist`` until the build cache is pruned.
 """
 
 from __future__ import annotations
@@ -37,14 +43,20 @@ __all__ = [
     "Builder",
     "BuildxBuilder",
     "EngineBuilder",
+    "Repair",
     "StepCount",
     "buildkitd_config",
     "buildx_driver",
     "check_emulation",
     "count_steps",
     "detect_builder",
+    "lost_layer",
     "platform_suffix",
 ]
+
+#: How dockerd's BuildKit says that a cached step's layer is gone from the engine's layer store.
+#: ("failed to get layer sha256:…: layer does not exist", or the bare "ERROR: layer does not exist").
+LOST_LAYER = re.compile(r"(?:^|: )layer does not exist$")
 
 #: The buildx builder imagegraph creates when the current one (the docker driver) cannot export a registry cache.
 BUILDX_BUILDER = "imagegraph"
@@ -85,6 +97,34 @@ class Builder(Protocol):
     def cache_copies(self, request: BuildRequest) -> tuple[tuple[str, str], ...]:
         """(tag, cache tag) pairs to copy inside the registry after a pushed build; () when the build wrote its cache itself."""
         ...
+
+    def repair(self, command: Command, reason: str) -> Repair | None:
+        """What clears a known engine failure of ``command`` that ended with ``reason``; None when a retry would fail again."""
+        ...
+
+
+@dataclass(frozen=True)
+class Repair:
+    """A command that clears a known engine failure, and the line that tells the user what happened."""
+
+    command: Command
+    explanation: str
+
+
+def lost_layer(reason: str) -> bool:
+    """Whether a build failed because the engine's build cache names a layer that dockerd no longer has."""
+    return LOST_LAYER.search(reason.strip().removeprefix("ERROR: ")) is not None
+
+
+def _prune_lost_layers(docker: str, command: Command, reason: str) -> Repair | None:
+    if "build" not in command.argv[1:3] or not lost_layer(reason):
+        return None
+    return Repair(
+        Command.of(docker, "builder", "prune", "--all", "--force",
+                   hint="the engine's build cache could not be pruned; run `docker builder prune --all --force` by hand"),
+        "the engine's build cache names a layer dockerd no longer has (a known dockerd fault after an unclean stop);"
+        " pruned the build cache (images are kept, the registry cache still applies) and building again",
+    )
 
 
 @dataclass(frozen=True)
@@ -172,6 +212,10 @@ class BuildxBuilder:
     def cache_copies(self, request: BuildRequest) -> tuple[tuple[str, str], ...]:
         return ()
 
+    def repair(self, command: Command, reason: str) -> Repair | None:
+        # a buildx builder keeps its own layers; the `docker` driver is the engine's BuildKit, with its faults
+        return _prune_lost_layers(self.docker, command, reason)
+
 
 @dataclass(frozen=True)
 class EngineBuilder:
@@ -208,6 +252,9 @@ class EngineBuilder:
         if not (request.push and request.cache_repository):
             return ()
         return tuple((request.platform_tag(p), f"{CACHE_TAG}-{platform_suffix(p)}") for p in request.platforms)
+
+    def repair(self, command: Command, reason: str) -> Repair | None:
+        return _prune_lost_layers(self.docker, command, reason)
 
 
 def detect_builder(runner: Runner, *, prefer: str | None = None, registry: str | None = None, state_dir: Path | None = None) -> Builder:

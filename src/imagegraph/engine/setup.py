@@ -19,6 +19,7 @@ import ipaddress
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -64,6 +65,10 @@ BINFMT_DIR = "/proc/sys/fs/binfmt_misc"
 DAEMON_START_TIMEOUT = 30.0
 REGISTRY_START_TIMEOUT = 15.0
 STOP_TIMEOUT = 20.0
+#: Pruning a build cache of many GB takes a while.
+PRUNE_TIMEOUT = 600.0
+#: What dockerd logs at start for each image whose layers it no longer has.
+UNRESTORED_IMAGE = re.compile(r"layer does not exist, not restoring image (sha256:[0-9a-f]{64})")
 
 # Root's tools live in sbin, which a non-login shell may leave off PATH.
 _EXTRA_PATH = ("/usr/local/sbin", "/usr/sbin", "/sbin")
@@ -105,6 +110,11 @@ class StatePaths:
     @property
     def dockerd_log(self) -> Path:
         return self.root / "dockerd.log"
+
+    @property
+    def unrestored_images(self) -> Path:
+        """Images dockerd could not restore whose build cache imagegraph already pruned (one ID per line)."""
+        return self.root / "unrestored-images"
 
     @property
     def registry_pid(self) -> Path:
@@ -754,6 +764,18 @@ def decide_down(registry: PidFile | None, registry_config_path: Path, dockerd: P
 _DETACHED: list[subprocess.Popen[bytes]] = []
 
 
+def unrestored_images(log_text: str) -> frozenset[str]:
+    """The images dockerd dropped at start because their layers are gone from its layer store.
+
+    That happens after an unclean stop (a machine restored from a snapshot, a
+    killed daemon). The engine's BuildKit may still hold cache records that
+    name those layers, and a build that reuses one fails with ``layer does not
+    exist``: the build cache has to go too. dockerd never forgets such an
+    image, so it names the same ones at every start: the caller compares.
+    """
+    return frozenset(match.group(1) for match in UNRESTORED_IMAGE.finditer(log_text))
+
+
 def _tail(path: Path, lines: int = 3) -> str:
     try:
         text = path.read_text(errors="replace").strip().splitlines()
@@ -846,8 +868,32 @@ class Executor:
         ):
             raise EngineError("a dockerd appeared while imagegraph was about to start one; rerun `invoke engine.up` to reuse it")
         dockerd = self.machine.tool("dockerd")
-        proc = self._spawn((dockerd, *action.argv[1:]), self.paths.dockerd_log, self.paths.dockerd_pid)
+        log = self.paths.dockerd_log
+        start = log.stat().st_size if log.exists() else 0
+        proc = self._spawn((dockerd, *action.argv[1:]), log, self.paths.dockerd_pid)
         self._wait_for_daemon(action.host, proc.pid, proc)
+        with log.open("rb") as out:
+            out.seek(start)
+            dropped = unrestored_images(out.read().decode("utf-8", "replace"))
+        known = self.paths.unrestored_images
+        answered = frozenset(known.read_text().split()) if known.exists() else frozenset()
+        if dropped - answered and self._prune_build_cache(action.host, len(dropped - answered)):
+            known.write_text("".join(f"{image}\n" for image in sorted(dropped | answered)))
+
+    def _prune_build_cache(self, host: str, lost: int) -> bool:
+        client = connect(host, timeout=PRUNE_TIMEOUT)
+        if client is None:
+            raise EngineError(f"dockerd at {host} stopped answering right after it started; see {self.paths.dockerd_log}")
+        try:
+            with contextlib.closing(client):
+                client.api.prune_builds(all=True)
+        except (docker.errors.DockerException, requests.RequestException) as err:
+            self.narrate(f"engine: warning: dockerd dropped {lost} image(s) whose layers are gone and its build cache could not be"
+                         f" pruned ({err}); run `docker builder prune --all --force` before building")
+            return False
+        self.narrate(f"engine: dockerd dropped {lost} image(s) whose layers are gone (an unclean stop); pruned the build cache"
+                     " so that no build reuses a step whose layer is gone (the registry cache still applies)")
+        return True
 
     def _wait_for_daemon(self, host: str, pid: int, proc: subprocess.Popen[bytes] | None) -> None:
         log = self.paths.dockerd_log

@@ -1,0 +1,110 @@
+"""The executor at its seam: a scripted runner stands in for docker, the engine's own output replayed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imagegraph.config import load_config
+from imagegraph.engine.builders import EngineBuilder
+from imagegraph.errors import CommandFailed
+from imagegraph.execute import Executor
+from imagegraph.plan import Decision, ImagePlan, Plan
+from imagegraph.runner import Command, Result, Runner
+from imagegraph.wheelhouse import Wheelhouse
+from tests.conftest import write_tree
+
+DATA = Path(__file__).parent / "data"
+#: A real engine build whose cached RUN step named a layer dockerd had lost (from a machine restored after an unclean stop).
+LOST_LAYER_LOG = (DATA / "engine-lost-layer.log").read_text()
+BUILD_FAILED = ("#5 [2/2] RUN exit 3\n#5 0.211 /bin/sh: 1: exit: Illegal number\n"
+                "#5 ERROR: executor failed running [/bin/sh -c exit 3]: exit code: 3\n"
+                "executor failed running [/bin/sh -c exit 3]: exit code: 3\n")
+BUILT = "#5 [2/2] RUN echo lost-layer-1 > /marker\n#5 DONE 0.2s\n#6 exporting to image\n#6 DONE 0.1s\n"
+
+IMAGES = """
+registry: 127.0.0.1:5000
+namespace: unit
+images:
+  base:
+    dockerfile: docker/Dockerfile.base
+    push: false
+"""
+
+
+class ScriptedRunner(Runner):
+    """Answers each command with the next scripted output; a (returncode, output) pair fails like the real runner."""
+
+    def __init__(self, script: dict[str, list[str | tuple[int, str]]]) -> None:
+        self.script = script
+        self.ran: list[tuple[str, ...]] = []
+
+    def run(self, command: Command, *, check: bool = True, log_path: Path | None = None, on_line=None, **_) -> Result:
+        self.ran.append(command.argv)
+        answer = self.script[command.argv[1]].pop(0)
+        returncode, output = answer if isinstance(answer, tuple) else (0, answer)
+        if log_path is not None:
+            with log_path.open("a") as log:
+                log.write(f"$ {command.display()}\n{output}")
+        if check and returncode:
+            raise CommandFailed(command.argv, returncode, output_tail="".join(output.splitlines(keepends=True)[-12:]),
+                                log_path=str(log_path) if log_path else None)
+        return Result(returncode, output)
+
+
+class NoImages:
+    def info(self, ref: str) -> None:
+        return None
+
+
+@pytest.fixture
+def config(tmp_path):
+    write_tree(tmp_path, {"images.yaml": IMAGES, "docker/Dockerfile.base": "FROM python:3.11-slim\nRUN true\n"})
+    return load_config(tmp_path)
+
+
+def run(config, runner: ScriptedRunner, said: list[str]):
+    entry = ImagePlan("base", Decision.BUILD, "forced", "0" * 16, "127.0.0.1:5000/unit/base:" + "0" * 16, None,
+                      ("linux/amd64",), push=False)
+    executor = Executor(config, EngineBuilder(docker="/usr/bin/docker"), runner, Wheelhouse(config.root, runner),
+                        local=NoImages(), registry=None, log_dir=config.root / "logs", say=said.append)
+    (result,) = executor.run(Plan((entry,), "127.0.0.1:5000"))
+    return result
+
+
+def test_a_build_that_hit_a_lost_layer_prunes_the_build_cache_and_builds_again(config):
+    runner = ScriptedRunner({"build": [(1, LOST_LAYER_LOG), BUILT], "builder": [""]})
+    said: list[str] = []
+    result = run(config, runner, said)
+    assert result.ok, result.error
+    assert [argv[1:3] for argv in runner.ran] == [("build", "--progress"), ("builder", "prune"), ("build", "--progress")]
+    assert runner.ran[1] == ("/usr/bin/docker", "builder", "prune", "--all", "--force")
+    assert any("names a layer dockerd no longer has" in line for line in said)
+    assert dict(result.phases)["prune"] >= 0
+    log = (config.root / "logs/base.log").read_text()
+    assert log.index("layer does not exist") < log.index("builder prune") < log.rindex("exporting to image")
+
+
+def test_a_lost_layer_after_the_repair_is_a_failure_with_its_reason(config):
+    runner = ScriptedRunner({"build": [(1, LOST_LAYER_LOG), (1, LOST_LAYER_LOG)], "builder": [""]})
+    result = run(config, runner, [])
+    assert len(runner.ran) == 3  # one repair per image, never a loop
+    assert result.error.startswith("`/usr/bin/docker build --progress plain ...` exited 1: layer does not exist (full log: ")
+
+
+def test_any_other_failure_is_not_retried_and_its_last_line_is_in_the_message(config):
+    runner = ScriptedRunner({"build": [(1, BUILD_FAILED)]})
+    said: list[str] = []
+    result = run(config, runner, said)
+    assert len(runner.ran) == 1
+    assert "exited 1: executor failed running [/bin/sh -c exit 3]: exit code: 3 (full log:" in result.error
+    # the context lines are printed under the failure, the reason once (in the message)
+    assert sum("exit code: 3" in line for line in said) == 2  # the FAILED line, and BuildKit's own `#5 ERROR:` line
+    assert any("Illegal number" in line for line in said)
+
+
+def test_a_long_reason_is_cut_to_one_short_line():
+    err = CommandFailed(("docker", "build"), 1, output_tail="x" * 1000 + "\n\n")
+    assert len(err.reason) == 240 and err.reason.endswith("…") and "\n" not in str(err)
+    assert str(CommandFailed(("docker", "build"), 1)) == "`docker build` exited 1"
