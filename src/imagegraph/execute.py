@@ -18,7 +18,7 @@ from .engine.builders import Builder, BuildRequest, StepCount, count_steps, plat
 from .engine.images import LocalImages
 from .errors import CommandFailed, ImagegraphError
 from .plan import Decision, ImagePlan, Plan
-from .progress import Progress, phase_of, tracker_for
+from .progress import Progress, failure_context, phase_of, tracker_for
 from .registry import Registry, split_ref
 from .runner import Command, Runner
 from .wheelhouse import Wheelhouse
@@ -47,6 +47,14 @@ class ImageResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def failure(self) -> str:
+        """One line: which image failed, why, and where its log is; '' when it did not fail."""
+        if self.error is None:
+            return ""
+        where = f" (log: {self.log})" if self.log and self.log not in self.error else ""
+        return f"{self.name}: {self.error}{where}"
 
 
 class Executor:
@@ -132,8 +140,8 @@ class Executor:
             return result
         except ImagegraphError as err:
             seconds = time.monotonic() - started
-            # the message ends with the command's last line; the lines before it give the context
-            detail = getattr(err, "output_tail", "").strip().splitlines()[-4:-1]
+            # the message ends with the command's last line; these say what led to it
+            detail = failure_context(getattr(err, "output_tail", ""))
             self.say(f"[{entry.name}] FAILED after {seconds:.1f}s: {err}")
             for line in detail:
                 self.say(f"[{entry.name}]   {line}")

@@ -26,7 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
-__all__ = ["BuildKitTracker", "PipTracker", "Progress", "PushTracker", "Tracker", "elapsed", "phase_of", "tracker_for"]
+__all__ = ["BuildKitTracker", "PipTracker", "Progress", "PushTracker", "Tracker", "elapsed", "failure_context", "phase_of",
+           "tracker_for"]
 
 #: Characters of a step's command shown in progress lines.
 DETAIL_WIDTH = 72
@@ -118,6 +119,24 @@ class BuildKitTracker:
     def _title(step: _Step) -> str:
         where = f"{step.label} " if step.label else ""
         return f"step {where}{step.number}/{step.total} {_shorten(step.text)}"
+
+
+_BK_LOG = re.compile(r"^#(\d+) \d+\.\d+ (.*)$")
+
+
+def failure_context(output: str, limit: int = 3) -> tuple[str, ...]:
+    """What explains a failed command beyond its last line (which its error message already ends with).
+
+    For BuildKit, the last lines the failed step itself printed (a RUN's
+    stderr, without BuildKit's vertex and time prefix); for anything else
+    (pip, docker push), the lines just before the last.
+    """
+    lines = [line.rstrip() for line in output.splitlines() if line.strip()]
+    failed = next((match.group(1) for line in reversed(lines) if (match := _BK_ERROR.match(line))), None)
+    if failed is not None:
+        printed = [match.group(2) for line in lines if (match := _BK_LOG.match(line)) and match.group(1) == failed]
+        return tuple(printed[-limit:])
+    return tuple(lines[-limit - 1 : -1])
 
 
 _PUSH_LAYER = re.compile(r"^([0-9a-f]{12}): (Preparing|Waiting|Pushing|Pushed|Layer already exists|Mounted from .*|Retrying.*)\s*$")

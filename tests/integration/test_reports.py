@@ -113,3 +113,18 @@ def test_no_tags_pushes_the_images_but_moves_no_branch_tag(repo, tmp_path, regis
         assert image.tags[0] in tags and "edge" not in tags and not any(tag.startswith("sha-") for tag in tags)
     build(repo, tmp_path / "summary.md")  # the same commit without --no-tags: nothing builds, every image gets edge
     assert all(client.manifest_digest(f"{namespace}/{image.name}", "edge") == image.digest for image in report.images)
+
+
+def test_a_failed_build_says_why_in_one_line_and_counts_it_as_failed(repo, tmp_path):
+    (repo / "docker/Dockerfile.base").write_text("FROM python:3.11-slim\nRUN echo checking the base >&2 && exit 3\n")
+    commit_all(repo, "broken base")
+    result = run_invoke(repo, "build", "--builder", "engine", "--progress", "plain", "--target", "base", "--platform", "linux/amd64",
+                        GITHUB_STEP_SUMMARY=str(tmp_path / "summary.md"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    line = result.stderr.strip().splitlines()[-1]  # after the note that no branch tag moved
+    # BuildKit's own last word, and the log named once
+    assert line.startswith("error: base: `/usr/bin/docker build --progress plain ...` exited 1: executor failed running"), line
+    assert line.count(".imagegraph/logs/base.log") == 1 and "exit code: 3" in line
+    # under the failure: what the step printed, then the count
+    assert "[base]   checking the base" in result.stdout
+    assert "0 image(s) built or pushed, 1 failed in" in result.stdout

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from imagegraph.engine.builders import BuildRequest, BuildxBuilder, EngineBuilder
-from imagegraph.progress import BuildKitTracker, PipTracker, Progress, PushTracker, elapsed, phase_of, tracker_for
+from imagegraph.progress import BuildKitTracker, PipTracker, Progress, PushTracker, elapsed, failure_context, phase_of, tracker_for
 from imagegraph.runner import Runner
 from imagegraph.wheelhouse import Wheelhouse
 
@@ -150,3 +150,18 @@ def test_a_say_callback_gets_plain_lines_and_no_status():
     board.say("hello")
     board.end("app")
     assert lines == ["hello"]
+
+
+def test_a_failed_command_is_explained_by_what_its_failed_step_printed():
+    run_failed = ("#4 [1/2] FROM docker.io/library/python:3.11-slim\n#4 CACHED\n\n"
+                  "#5 [2/2] RUN ./check.sh\n#5 0.159 checking torch\n#5 0.201 ImportError: no module named torch\n"
+                  "#5 ERROR: executor failed running [/bin/sh -c ./check.sh]: exit code: 1\n"
+                  "------\n > [2/2] RUN ./check.sh:\n------\nexecutor failed running [/bin/sh -c ./check.sh]: exit code: 1\n")
+    assert failure_context(run_failed) == ("checking torch", "ImportError: no module named torch")
+    assert failure_context(run_failed, limit=1) == ("ImportError: no module named torch",)
+    # the engine's export failed: no step printed anything, and the message's last line says it all
+    lost_layer = (Path(__file__).parent / "data/engine-lost-layer.log").read_text()
+    assert failure_context(lost_layer) == ()
+    # not BuildKit (pip, docker push): the lines before the last
+    pip = "Collecting torch==9.9\nERROR: Could not find a version that satisfies the requirement torch==9.9\nERROR: No matching distribution found\n"
+    assert failure_context(pip) == ("Collecting torch==9.9", "ERROR: Could not find a version that satisfies the requirement torch==9.9")

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from invoke import Exit, task
 
 from ..errors import ConfigError, ImagegraphError
+from ..plan import Decision
 from ..progress import Progress
 from ..report import affected_matrix, format_explanation, format_plan, format_results, format_retention, garbage_collection_hint, github_outputs, table
 from ..workspace import Workspace
@@ -81,16 +82,16 @@ def build(c, force=None, target=None, platform=None, no_cache=False, dry_run=Fal
         if tags:
             print(f"{image}: tagged {', '.join(tags)}")
     seconds = time.monotonic() - started
-    print(f"\n{sum(1 for r in results if r.seconds)} image(s) built or pushed in {seconds:.1f}s")
+    failed = [r for r in results if not r.ok]
+    done = sum(1 for r in results if r.ok and (r.decision is Decision.BUILD or r.pushed))
+    print(f"\n{done} image(s) built or pushed{f', {len(failed)} failed' if failed else ''} in {seconds:.1f}s")
     try:
         path, _ = workspace.save_report(workspace.report(plan, results, tagged, started=started_at, seconds=seconds))
         print(f"report: {path.relative_to(workspace.root)} (and .md); `invoke report` compares it with earlier runs")
     except (ImagegraphError, OSError) as err:  # the images are built and pushed: a report must not fail the build
         _note(f"warning: no build report written: {err}")
-    failed = [r for r in results if not r.ok]
     if failed:
-        first = failed[0]
-        raise Exit(f"error: {first.name}: {first.error}" + (f" (log: {first.log})" if first.log else ""), code=1)
+        raise Exit(f"error: {failed[0].failure}", code=1)
 
 
 @task(iterable=["force", "target", "platform"], help={**_SELECT_HELP, "json": "print the plan as JSON (for machines)"})

@@ -62,7 +62,7 @@ def image(c, tag=None, registry=None):
         _note(f"builder: {workspace.builder.describe()}")
     for result in workspace.executor(say=_note).run(plan):
         if not result.ok:
-            raise ImagegraphError(f"{result.name}: {result.error}" + (f" (log: {result.log})" if result.log else ""))
+            raise ImagegraphError(result.failure)
     runner = Runner()
     if not workspace.local.has(entry.ref):
         _note(f"pulling {entry.ref}")
