@@ -222,7 +222,7 @@ def test_a_build_cache_naming_a_lost_layer_is_repaired_by_pruning_it(reason):
     repair = engine.repair(build, reason)
     assert lost_layer(reason) and repair is not None
     assert repair.command.argv == ("/usr/bin/docker", "builder", "prune", "--all", "--force")
-    assert "\n" not in repair.explanation and "pruned the build cache" in repair.explanation
+    assert "\n" not in repair.explanation and "pruning the build cache" in repair.explanation
     buildx = BuildxBuilder(docker="docker")
     assert buildx.repair(buildx.commands(request())[0], reason).command.argv == ("docker", "builder", "prune", "--all", "--force")
 

@@ -123,7 +123,7 @@ def _prune_lost_layers(docker: str, command: Command, reason: str) -> Repair | N
         Command.of(docker, "builder", "prune", "--all", "--force",
                    hint="the engine's build cache could not be pruned; run `docker builder prune --all --force` by hand"),
         "the engine's build cache names a layer dockerd no longer has (a known dockerd fault after an unclean stop);"
-        " pruned the build cache (images are kept, the registry cache still applies) and building again",
+        " pruning the build cache (images stay, the registry cache still applies) and building again",
     )
 
 
