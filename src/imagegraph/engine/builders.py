@@ -113,7 +113,7 @@ class Repair:
 
 def lost_layer(reason: str) -> bool:
     """Whether a build failed because the engine's build cache names a layer that dockerd no longer has."""
-    return LOST_LAYER.search(reason.strip().removeprefix("ERROR: ")) is not None
+    return LOST_LAYER.search(reason.strip()) is not None
 
 
 def _prune_lost_layers(docker: str, command: Command, reason: str) -> Repair | None:
