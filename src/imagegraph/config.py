@@ -24,7 +24,7 @@ __all__ = ["CONFIG_NAME", "Config", "ImageSpec", "ReportTargets", "config_from_t
 CONFIG_NAME = "images.yaml"
 DEFAULT_REGISTRY = "127.0.0.1:5000"
 
-_TOP_KEYS = ("registry", "namespace", "python", "tags", "retention", "report", "images")
+_TOP_KEYS = ("registry", "namespace", "python", "builder", "tags", "retention", "report", "images")
 _TAGS_KEYS = ("edge", "push_pull_requests")
 _RETENTION_KEYS = ("keep", "protect")
 _REPORT_KEYS = ("targets", "history")
@@ -97,6 +97,8 @@ class Config:
     #: report: the targets builds are held to, and how many build reports .imagegraph/reports keeps.
     targets: ReportTargets = ReportTargets()
     report_history: int = 100
+    #: The buildx builder to build on (a team's shared BuildKit, say); None: the current one. --builder and $BUILDX_BUILDER win.
+    builder: str | None = None
 
     def image(self, name: str) -> ImageSpec:
         for spec in self.images:
@@ -177,8 +179,12 @@ def parse_config(data: Any, root: Path) -> Config:
         raise ConfigError(CONFIG_NAME, f"retention: keep must be a whole number of at least 1, got {keep!r}")
     protect = tuple(_strings(retention.get("protect", ()), "retention: protect"))
     targets, history = _parse_report(_section(data, "report", _REPORT_KEYS))
+    builder = _string(data["builder"], "builder") if data.get("builder") is not None else None
+    if builder is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", builder):
+        raise ConfigError(CONFIG_NAME, f"builder: {builder!r} is not a buildx builder name; `docker buildx ls` lists them")
     return Config(root=root, images=specs, registry=registry, namespace=namespace, python=python, edge_tag=edge_tag,
-                  push_pull_requests=push_pull_requests, keep=keep, protect=protect, targets=targets, report_history=history)
+                  push_pull_requests=push_pull_requests, keep=keep, protect=protect, targets=targets, report_history=history,
+                  builder=builder)
 
 
 def _parse_report(report: Mapping[str, Any]) -> tuple[ReportTargets, int]:

@@ -17,10 +17,8 @@ from .buildreport import BuildReport, ReportStore, check_targets, make_report, r
 from .changes import Explanation, choose_base, direct_causes, locate_base, read_event, same_as_base
 from .config import CONFIG_NAME, Config, config_from_text, load_config, override_platforms
 from .dockerfile import undeclared_inputs
-from .engine.builders import Builder, check_emulation, detect_builder
+from .engine.builders import Builder, BuilderChoice, check_platforms, choose_builder, named_builder, observe_builder
 from .engine.images import LocalImages
-from .engine.seed import native_platform
-from .engine.setup import emulated_platforms, observe_emulation, resolve_docker_host
 from .errors import ConfigError, ImagegraphError
 from .execute import Executor, ImageResult
 from .fingerprint import Fingerprint, context_ignore, fingerprint_images
@@ -143,8 +141,15 @@ class Workspace:
         return LocalImages()
 
     @cached_property
+    def builder_choice(self) -> BuilderChoice:
+        """Which buildx builder builds, and how (asked only when something is to be built)."""
+        named, origin = named_builder(self.options.builder, os.environ, self.config.builder)
+        facts = observe_builder(self.runner, named=named, named_from=origin, image_store=self.local.image_store())
+        return choose_builder(facts)
+
+    @cached_property
     def builder(self) -> Builder:
-        return detect_builder(self.runner, prefer=self.options.builder, registry=self.registry.host, state_dir=self.root / STATE_DIR)
+        return self.builder_choice.make()
 
     @property
     def tag_policy(self) -> TagPolicy:
@@ -327,15 +332,10 @@ class Workspace:
         return verdicts
 
     def check_platforms(self, plan: Plan) -> None:
-        """Refuse, before anything runs, to build for a platform the engine can neither run nor emulate."""
+        """Refuse, before anything runs, to build for a platform the builder can neither run nor emulate."""
         wanted = sorted({p for entry in plan.to_build() for p in entry.platforms})
-        # binfmt_misc here speaks for the engine only when the engine runs here, and only when mounted here:
-        # a container talking to the host's engine through its socket sees none, and cannot tell.
-        if not wanted or self.builder.name != "engine" or not resolve_docker_host().startswith("unix://"):
-            return
-        emulation = observe_emulation()
-        if emulation.mounted:
-            check_emulation(wanted, native_platform(), emulated_platforms(emulation, native_platform()))
+        if wanted:
+            check_platforms(wanted, self.builder_choice)
 
     def _labels(self) -> dict[str, str]:
         """OCI labels: revision, source, version (on a release) and created (the commit's time, so rebuilds are reproducible)."""

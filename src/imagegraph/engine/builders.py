@@ -1,27 +1,29 @@
-"""Builders: turn a build request into the exact commands that perform it.
+"""Builders: which buildx builder builds, and the exact commands that build a request on it.
 
-Two real paths, chosen by :func:`detect_builder`:
+Every build goes through ``docker buildx build`` (the engine users run:
+Docker 23 and later refuse to build with BuildKit without buildx).
+:func:`choose_builder` decides, from facts that :func:`observe_builder`
+gathers, how: a builder the user names is used as it is (docker-container,
+kubernetes, remote, a hosted BuildKit); otherwise the current builder. Where
+that builder can export a multi-platform image and a registry cache (any
+container-based driver, or the docker driver on the containerd image store),
+each image is one build pushed as an index, with the cache
+(``type=registry,mode=max``, also the stages a target skips) at
+``<repository>:buildcache``. The docker driver on the classic image store can
+do neither: each platform is built and pushed on its own, carrying an inline
+cache that is copied to ``<repository>:buildcache-<platform>`` after its push
+(:meth:`BuildxBuilder.cache_copies`), and ``imagetools create`` joins them.
 
-* :class:`BuildxBuilder` — ``docker buildx build``: one multi-platform build,
-  pushed as a manifest list in one step.
-* :class:`EngineBuilder` — the engine's own BuildKit through a client that
-  still speaks it without buildx (``DOCKER_BUILDKIT=1``, e.g. Debian's 20.10
-  client): one build per platform, each pushed, then a manifest list.
-
-Both return :class:`~imagegraph.runner.Command` tuples; nothing runs here.
-
-Registry cache, so a build on an engine with an empty local cache reuses the
-layers of earlier builds: buildx exports a separate cache manifest
-(``type=registry``, ``mode=max``, also the stages a target skips) to
-``<repository>:buildcache``; the engine's BuildKit can only embed an inline
-cache in the image itself, so each platform image carries it and is copied to
-``<repository>:buildcache-<platform>`` after its push (:meth:`cache_copies`).
+Builders return :class:`~imagegraph.runner.Command` tuples; nothing runs
+here. No builder is ever created implicitly: a docker-container builder
+needs the image ``moby/buildkit``, which an offline machine cannot pull, so
+one is made only when asked (`invoke engine.builder`).
 
 A builder also knows its engine's known failures that a repair clears
 (:meth:`Builder.repair`): the engine's BuildKit can keep a cache record whose
-layer dockerd has lost (after an unclean stop, or an image removed while the
-record was not holding it), and then every build that reuses that step fails
-with ``layer does not exist`` until the build cache is pruned.
+layer dockerd has lost (after an unclean stop), and then every build that
+reuses that step fails with ``layer does not exist`` until the build cache is
+pruned.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -41,25 +43,33 @@ from ..tags import CACHE_TAG
 __all__ = [
     "BuildRequest",
     "Builder",
+    "BuilderChoice",
+    "BuilderFacts",
+    "BuilderInfo",
     "BuildxBuilder",
-    "EngineBuilder",
     "Repair",
     "StepCount",
+    "builder_image_missing",
     "buildkitd_config",
-    "buildx_driver",
-    "check_emulation",
+    "check_platforms",
+    "choose_builder",
+    "container_builder_commands",
     "count_steps",
-    "detect_builder",
+    "docker_clients",
     "lost_layer",
+    "named_builder",
+    "observe_builder",
+    "parse_inspect",
     "platform_suffix",
+    "select_builder",
 ]
 
 #: How dockerd's BuildKit says that a cached step's layer is gone from the engine's layer store.
 #: ("failed to get layer sha256:…: layer does not exist", or the bare "ERROR: layer does not exist").
 LOST_LAYER = re.compile(r"(?:^|: )layer does not exist$")
 
-#: The buildx builder imagegraph creates when the current one (the docker driver) cannot export a registry cache.
-BUILDX_BUILDER = "imagegraph"
+#: The name `invoke engine.builder` gives the docker-container builder it creates (only when asked to).
+CONTAINER_BUILDER = "imagegraph"
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,8 @@ class BuildRequest:
     insecure_registry: bool = False
     #: The image's repository (registry/namespace/name) whose cache tags builds read, and pushed builds write.
     cache_repository: str | None = None
+    #: Attach buildx's provenance attestation (an ``unknown/unknown`` manifest in the index) where the builder makes one.
+    provenance: bool = True
 
     def platform_tag(self, platform: str) -> str:
         """Where one platform's image goes: the reference itself for a single-platform build, else ref-<platform>."""
@@ -176,25 +188,51 @@ def _common_flags(request: BuildRequest) -> list[str]:
         flags += ["--label", f"{key}={value}"]
     if request.no_cache:
         flags.append("--no-cache")
+    if not request.provenance:
+        flags.append("--provenance=false")
     return flags
 
 
 @dataclass(frozen=True)
 class BuildxBuilder:
+    """``docker buildx build`` on one buildx builder, in one of two modes the builder's driver allows.
+
+    ``multi_platform``: one build for every platform, pushed as an index,
+    with a registry cache (``type=registry,mode=max``) beside the image.
+    Otherwise (the docker driver on the classic image store, which can
+    neither export a multi-platform image nor a registry cache): one build
+    and push per platform, joined by ``docker buildx imagetools create``,
+    each carrying an inline cache that :meth:`cache_copies` points the
+    per-platform cache tags at.
+    """
+
     docker: str = "docker"
-    name: str = "buildx"
-    #: The buildx builder to use (--builder); None for the current one.
+    #: The buildx builder to use (``--builder``); None for the current one.
     builder: str | None = None
+    multi_platform: bool = True
+    #: What `describe` says about the builder, e.g. ``default (docker driver, containerd image store)``.
+    summary: str = ""
+    name: str = "buildx"
 
     def describe(self) -> str:
-        which = f", builder {self.builder}" if self.builder else ""
-        return f"buildx ({self.docker} buildx build{which}; registry cache mode=max)"
+        what = self.summary or (self.builder or "the current builder")
+        how = "one build for all platforms, registry cache mode=max" if self.multi_platform else \
+            "a build per platform joined by imagetools, inline cache"
+        return f"buildx {what}: {how}"
 
-    def commands(self, request: BuildRequest) -> tuple[Command, ...]:
+    def _base(self) -> list[str]:
         argv = [self.docker, "buildx", "build", "--progress", "plain"]
         if self.builder:
             argv += ["--builder", self.builder]
-        argv += ["--platform", ",".join(request.platforms), *_common_flags(request), "--tag", request.ref]
+        return argv
+
+    def commands(self, request: BuildRequest) -> tuple[Command, ...]:
+        if self.multi_platform:
+            return (self._multi(request),)
+        return self._per_platform(request)
+
+    def _multi(self, request: BuildRequest) -> Command:
+        argv = [*self._base(), "--platform", ",".join(request.platforms), *_common_flags(request), "--tag", request.ref]
         if request.cache_repository:
             cache = f"type=registry,ref={request.cache_repository}:{CACHE_TAG}"
             if not request.no_cache:
@@ -207,138 +245,227 @@ class BuildxBuilder:
         elif len(request.platforms) == 1:
             argv.append("--load")
         argv.append(str(request.context))
-        return (Command.of(*argv),)
+        return Command.of(*argv)
 
-    def cache_copies(self, request: BuildRequest) -> tuple[tuple[str, str], ...]:
-        return ()
-
-    def repair(self, command: Command, reason: str) -> Repair | None:
-        # a buildx builder keeps its own layers; the `docker` driver is the engine's BuildKit, with its faults
-        return _prune_lost_layers(self.docker, command, reason)
-
-
-@dataclass(frozen=True)
-class EngineBuilder:
-    docker: str = "/usr/bin/docker"
-    name: str = "engine"
-
-    def describe(self) -> str:
-        return f"engine BuildKit ({self.docker} build, DOCKER_BUILDKIT=1)"
-
-    def commands(self, request: BuildRequest) -> tuple[Command, ...]:
-        env = {"DOCKER_BUILDKIT": "1"}
+    def _per_platform(self, request: BuildRequest) -> tuple[Command, ...]:
         steps: list[Command] = []
-        per_platform: list[str] = []
         for platform in request.platforms:
-            tag = request.platform_tag(platform)
-            per_platform.append(tag)
-            cache: list[str] = []
+            argv = [*self._base(), "--platform", platform, *_common_flags(request), "--tag", request.platform_tag(platform)]
             if request.cache_repository:
-                # inline cache: the image carries its cache metadata; the last pushed build of this platform is the source
-                cache = ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
+                # the image carries its cache metadata; the last pushed build of this platform is the source
+                argv += ["--cache-to", "type=inline"]
                 if not request.no_cache:
-                    cache += ["--cache-from", f"{request.cache_repository}:{CACHE_TAG}-{platform_suffix(platform)}"]
-            steps.append(Command.of(self.docker, "build", "--progress", "plain", "--platform", platform, *_common_flags(request),
-                                    *cache, "--tag", tag, str(request.context), env=env))
-            if request.push:
-                steps.append(Command.of(self.docker, "push", tag))
+                    argv += ["--cache-from", f"type=registry,ref={request.cache_repository}:{CACHE_TAG}-{platform_suffix(platform)}"]
+            argv += ["--push" if request.push else "--load", str(request.context)]
+            steps.append(Command.of(*argv))
         if request.push and len(request.platforms) > 1:
-            insecure = ["--insecure"] if request.insecure_registry else []
-            steps.append(Command.of(self.docker, "manifest", "create", *insecure, "--amend", request.ref, *per_platform))
-            steps.append(Command.of(self.docker, "manifest", "push", *insecure, "--purge", request.ref))
+            members = [request.platform_tag(p) for p in request.platforms]
+            steps.append(Command.of(self.docker, "buildx", "imagetools", "create", *self._builder_flag(), "--tag", request.ref, *members))
         return tuple(steps)
 
+    def _builder_flag(self) -> list[str]:
+        return ["--builder", self.builder] if self.builder else []
+
     def cache_copies(self, request: BuildRequest) -> tuple[tuple[str, str], ...]:
-        if not (request.push and request.cache_repository):
+        if self.multi_platform or not (request.push and request.cache_repository):
             return ()
         return tuple((request.platform_tag(p), f"{CACHE_TAG}-{platform_suffix(p)}") for p in request.platforms)
 
     def repair(self, command: Command, reason: str) -> Repair | None:
+        # a container-based builder keeps its own layers; the docker driver is the engine's BuildKit, with its faults
         return _prune_lost_layers(self.docker, command, reason)
 
 
-def detect_builder(runner: Runner, *, prefer: str | None = None, registry: str | None = None, state_dir: Path | None = None) -> Builder:
-    """buildx when any docker client has it, else a client that drives the engine's BuildKit.
+# === which builder ==========================================================
 
-    ``prefer`` (or $IMAGEGRAPH_BUILDER) is ``buildx`` or ``engine`` to choose explicitly.
-    ``registry`` and ``state_dir`` matter only when buildx's current builder is
-    the docker driver, which can export neither a multi-platform image nor a
-    registry cache: then a docker-container builder named ``imagegraph`` is
-    used, created on first use (host network, plain HTTP for a loopback registry).
+@dataclass(frozen=True)
+class BuilderInfo:
+    """What `docker buildx inspect [NAME]` says of a builder."""
+
+    name: str
+    driver: str
+    platforms: tuple[str, ...] = ()
+    #: e.g. ``running``, ``inactive`` (a container builder not started yet).
+    status: str = ""
+
+
+def parse_inspect(output: str) -> BuilderInfo | None:
+    """The builder's name, driver, status and platforms (``*`` marks the ones asked for at creation); None when unreadable."""
+    fields: dict[str, str] = {}
+    for line in output.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in ("Name", "Driver", "Status", "Platforms") and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    if "Name" not in fields or "Driver" not in fields:
+        return None
+    platforms = tuple(dict.fromkeys(p.strip().rstrip("*") for p in fields.get("Platforms", "").split(",") if p.strip()))
+    return BuilderInfo(fields["Name"], fields["Driver"], platforms, fields.get("Status", ""))
+
+
+@dataclass(frozen=True)
+class BuilderFacts:
+    """What the choice of builder depends on, observed once (see :func:`observe_builder`)."""
+
+    #: The docker client that has buildx; None when none has it.
+    client: str | None
+    #: ``docker buildx version`` of that client.
+    buildx_version: str | None = None
+    #: The builder the user named, and where the name came from (``--builder``, ``$BUILDX_BUILDER``, ``images.yaml``).
+    named: str | None = None
+    named_from: str = ""
+    #: `docker buildx inspect` of the named builder, or of the current one; None when there is no such builder.
+    builder: BuilderInfo | None = None
+    #: The engine's image store (``containerd`` or ``classic``); it matters for the docker driver only.
+    image_store: str | None = None
+
+
+@dataclass(frozen=True)
+class BuilderChoice:
+    """The decision: which builder, how it builds several platforms, and the line that says why."""
+
+    client: str
+    #: The ``--builder`` value; None for the current builder.
+    builder: str | None
+    driver: str
+    multi_platform: bool
+    platforms: tuple[str, ...]
+    reason: str
+
+    def make(self) -> BuildxBuilder:
+        return BuildxBuilder(docker=self.client, builder=self.builder, multi_platform=self.multi_platform, summary=self.summary)
+
+    @property
+    def summary(self) -> str:
+        return f"{self.builder or 'current builder'} ({self.driver} driver)"
+
+
+#: Drivers whose builder exports multi-platform images and a registry cache itself.
+CONTAINER_DRIVERS = ("docker-container", "kubernetes", "remote", "cloud")
+
+
+def choose_builder(facts: BuilderFacts) -> BuilderChoice:
+    """The builder imagegraph uses, from facts alone.
+
+    A builder the user names is used as it is: any driver (a shared BuildKit
+    is how a team outgrows one machine). Otherwise the current builder. The
+    docker driver does one multi-platform build with a registry cache on the
+    containerd image store; on the classic store it cannot (Docker's
+    documented limits), so it builds and pushes each platform and joins them.
+    No builder is ever created here.
     """
-    prefer = prefer or os.environ.get("IMAGEGRAPH_BUILDER") or None
-    if prefer not in (None, "buildx", "engine"):
-        raise ToolMissing(f"unknown builder {prefer!r}; use IMAGEGRAPH_BUILDER=buildx or IMAGEGRAPH_BUILDER=engine")
-    clients = _docker_clients()
-    if not clients:
-        raise ToolMissing("no docker client found; run `invoke engine.up` (installs Debian's docker.io) or install Docker")
-    if prefer in (None, "buildx"):
-        for client in clients:
-            if runner.run(Command.of(client, "buildx", "version"), check=False).returncode == 0:
-                return _buildx(runner, client, registry, state_dir)
-        if prefer == "buildx":
-            raise ToolMissing("buildx is not installed for any docker client; install docker-buildx-plugin or use IMAGEGRAPH_BUILDER=engine")
-    for client in clients:
-        output = runner.run(Command.of(client, "version", "--format", "{{.Client.Version}}"), check=False).output
-        version = output.strip().splitlines()[0] if output.strip() else ""
-        # Clients from 23.0 on refuse DOCKER_BUILDKIT=1 without buildx; older ones speak to the engine's BuildKit.
-        if version and _major(version) < 23:
-            return EngineBuilder(docker=client)
-    raise ToolMissing(
-        "no BuildKit builder: install the buildx plugin (docker-buildx-plugin), "
-        "or a docker client older than 23 (Debian's docker.io: `invoke engine.up` installs it)"
+    if facts.client is None:
+        raise ToolMissing(
+            "no docker client here has the buildx plugin; `invoke engine.up` installs it (as root on Debian/Ubuntu), "
+            "or install docker-buildx (Debian/Ubuntu) or docker-buildx-plugin (Docker's packages)"
+        )
+    info = facts.builder
+    if info is None:
+        if facts.named:
+            raise ToolMissing(
+                f"no buildx builder named {facts.named!r} ({facts.named_from}); `docker buildx ls` lists the builders, "
+                f"`invoke engine.builder --name {facts.named}` creates a docker-container one"
+            )
+        raise EngineError("buildx has no current builder (`docker buildx inspect` failed); run `invoke engine.up`, or pick one with --builder")
+    chosen = f"{info.name}, named by {facts.named_from}" if facts.named else f"{info.name}, the current builder"
+    if info.driver != "docker":
+        return BuilderChoice(facts.client, facts.named, info.driver, True, info.platforms,
+                             f"builder {chosen}: {info.driver} driver, one build for all platforms with a registry cache")
+    if facts.image_store == "containerd":
+        return BuilderChoice(facts.client, facts.named, "docker", True, info.platforms,
+                             f"builder {chosen}: docker driver on the containerd image store, one build for all platforms with a registry cache")
+    return BuilderChoice(
+        facts.client, facts.named, "docker", False, info.platforms,
+        f"builder {chosen}: the docker driver on the classic image store builds one platform at a time with an inline cache "
+        f"(turn on the containerd image store, or name a docker-container builder with --builder, for one build and a registry cache)",
     )
 
 
-def check_emulation(wanted: Sequence[str], native: str, emulated: Sequence[str]) -> None:
-    """One line naming the platforms the engine can neither run natively nor emulate, and the fix."""
-    runs = {native, *_COMPATIBLE.get(native, ()), *emulated}
+def named_builder(flag: str | None, environ: Mapping[str, str], configured: str | None) -> tuple[str | None, str]:
+    """The builder the user named and where: ``--builder`` wins over ``$BUILDX_BUILDER`` over images.yaml's ``builder:``."""
+    for value, origin in ((flag, "--builder"), (environ.get("BUILDX_BUILDER"), "$BUILDX_BUILDER"), (configured, "images.yaml builder:")):
+        if value:
+            return value, origin
+    return None, ""
+
+
+def observe_builder(runner: Runner, *, named: str | None = None, named_from: str = "", image_store: str | None = None) -> BuilderFacts:
+    """Ask buildx (through ``runner``) what :func:`choose_builder` needs. Creates nothing."""
+    for client in docker_clients():
+        version = runner.run(Command.of(client, "buildx", "version"), check=False)
+        if version.returncode != 0:
+            continue
+        inspect = runner.run(Command.of(client, "buildx", "inspect", *([named] if named else [])), check=False)
+        info = parse_inspect(inspect.output) if inspect.returncode == 0 else None
+        return BuilderFacts(client, version.output.strip() or None, named, named_from, info, image_store)
+    return BuilderFacts(None, named=named, named_from=named_from, image_store=image_store)
+
+
+def select_builder(runner: Runner, *, named: str | None = None, named_from: str = "", image_store: str | None = None) -> BuildxBuilder:
+    """The builder to build on, observed and chosen in one call."""
+    return choose_builder(observe_builder(runner, named=named, named_from=named_from, image_store=image_store)).make()
+
+
+def container_builder_commands(client: str, name: str, config_path: Path | None) -> tuple[Command, ...]:
+    """Create (asked for explicitly: `invoke engine.builder`) a docker-container builder and start it.
+
+    Host networking, so that it reaches a registry on 127.0.0.1; ``config_path``
+    is a buildkitd.toml (see :func:`buildkitd_config`) for a plain-HTTP one.
+    """
+    argv = [client, "buildx", "create", "--name", name, "--driver", "docker-container", "--driver-opt", "network=host"]
+    if config_path is not None:
+        argv += ["--buildkitd-config", str(config_path)]
+    hint = f"buildx could not create the builder {name}"
+    bootstrap_hint = (
+        f"the builder {name} could not start; a docker-container builder runs the image moby/buildkit, which must be "
+        f"pullable or loaded (`docker load`); remove it with `docker buildx rm {name}` and build on the current builder instead"
+    )
+    return (Command.of(*argv, hint=hint), Command.of(client, "buildx", "inspect", "--bootstrap", name, hint=bootstrap_hint))
+
+
+#: How BuildKit says that it could not get the image a container-based builder runs.
+_BUILDER_IMAGE = re.compile(r"moby/buildkit[:@]\S*")
+
+
+def builder_image_missing(reason: str) -> str | None:
+    """The builder image a failure could not pull (``moby/buildkit:buildx-stable-1``), if that is why it failed."""
+    if "failed to resolve" not in reason and "pull" not in reason and "not found" not in reason:
+        return None
+    match = _BUILDER_IMAGE.search(reason)
+    return match.group(0).rstrip("\"',:") if match else None
+
+
+def check_platforms(wanted: Sequence[str], choice: BuilderChoice) -> None:
+    """One line naming the platforms the builder can neither run natively nor emulate, and the fix.
+
+    The builder's own list (`docker buildx inspect`) speaks for it wherever it
+    runs: the engine's emulation for the docker driver, a farm's nodes for a
+    remote one. An empty list (a container builder not started yet) says nothing.
+    """
+    if not choice.platforms:
+        return
+    runs = set(choice.platforms)
     missing = [p for p in wanted if p not in runs and _variantless(p) not in runs]
     if missing:
-        can = ", ".join([native, *emulated])
         raise EngineError(
-            f"cannot build for {', '.join(missing)}: this engine runs {native} and emulates only "
-            f"{', '.join(emulated) or 'nothing'}; register QEMU (`invoke engine.up`, as root) or build for what it can ({can}) with --platform"
+            f"cannot build for {', '.join(missing)}: the builder {choice.builder or 'in use'} ({choice.driver} driver) runs only "
+            f"{', '.join(choice.platforms)}; register QEMU (`invoke engine.up`, as root), name another builder with --builder, "
+            f"or build for what it can with --platform"
         )
-
-
-#: What a host runs without emulation besides its own platform (as BuildKit reports it).
-_COMPATIBLE = {"linux/amd64": ("linux/386",)}
 
 
 def _variantless(platform: str) -> str:
     return "/".join(platform.split("/")[:2])
 
 
-def buildx_driver(inspect_output: str) -> str | None:
-    """The ``Driver:`` of `docker buildx inspect` output."""
-    match = re.search(r"^Driver:\s*(\S+)", inspect_output, re.MULTILINE)
-    return match.group(1) if match else None
-
-
 def buildkitd_config(registry: str | None) -> str:
-    """buildkitd.toml for imagegraph's builder: plain HTTP for a loopback registry (as dockerd assumes for 127.0.0.0/8)."""
+    """buildkitd.toml for a container builder: plain HTTP for a loopback registry (as dockerd assumes for 127.0.0.0/8)."""
     if registry and re.match(r"^(localhost|127\.\d+\.\d+\.\d+)(:\d+)?$", registry):
         return f'[registry."{registry}"]\n  http = true\n  insecure = true\n'
     return ""
 
 
-def _buildx(runner: Runner, client: str, registry: str | None, state_dir: Path | None) -> BuildxBuilder:
-    if buildx_driver(runner.run(Command.of(client, "buildx", "inspect"), check=False).output) != "docker":
-        return BuildxBuilder(docker=client)
-    if runner.run(Command.of(client, "buildx", "inspect", BUILDX_BUILDER), check=False).returncode != 0:
-        argv = [client, "buildx", "create", "--name", BUILDX_BUILDER, "--driver", "docker-container", "--driver-opt", "network=host"]
-        config = buildkitd_config(registry)
-        if config and state_dir is not None:
-            state_dir.mkdir(parents=True, exist_ok=True)
-            (state_dir / "buildkitd.toml").write_text(config)
-            argv += ["--buildkitd-config", str(state_dir / "buildkitd.toml")]
-        hint = "buildx could not create a docker-container builder; create one (docker buildx create --use) or use IMAGEGRAPH_BUILDER=engine"
-        runner.run(Command.of(*argv, hint=hint))
-    return BuildxBuilder(docker=client, builder=BUILDX_BUILDER)
-
-
-def _docker_clients() -> list[str]:
+def docker_clients() -> list[str]:
+    """Every distinct docker client: the one on PATH first, then the usual install places."""
     found: list[str] = []
     for candidate in (shutil.which("docker"), "/usr/bin/docker", "/usr/local/bin/docker"):
         if candidate and os.access(candidate, os.X_OK):
@@ -346,10 +473,3 @@ def _docker_clients() -> list[str]:
             if real not in (os.path.realpath(f) for f in found):
                 found.append(candidate)
     return found
-
-
-def _major(version: str) -> int:
-    try:
-        return int(version.split(".", 1)[0])
-    except ValueError:
-        return 0

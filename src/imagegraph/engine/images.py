@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import EngineError
 
-__all__ = ["ImageInfo", "LocalImages"]
+__all__ = ["CONTAINERD_SNAPSHOTTER", "ImageInfo", "LocalImages", "image_store_of"]
+
+#: What `docker info` reports as the storage driver's driver-type on the containerd image store.
+CONTAINERD_SNAPSHOTTER = "io.containerd.snapshotter.v1"
+
+
+def image_store_of(info: Mapping[str, Any]) -> str:
+    """``containerd`` when `docker info` shows the containerd snapshotter as its storage driver's type, else ``classic``."""
+    for pair in info.get("DriverStatus") or ():
+        if isinstance(pair, (list, tuple)) and len(pair) == 2 and pair[0] == "driver-type":
+            return "containerd" if pair[1] == CONTAINERD_SNAPSHOTTER else "classic"
+    return "classic"
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,10 @@ class LocalImages:
         platform = f"{attrs.get('Os', 'linux')}/{attrs.get('Architecture', '')}"
         return ImageInfo(ref=ref, id=image.id, size=int(attrs.get("Size", 0)),
                          layers=len(attrs.get("RootFS", {}).get("Layers", [])), platform=platform)
+
+    def image_store(self) -> str:
+        """``containerd`` or ``classic``: where the engine keeps images."""
+        return image_store_of(self.client.info())
 
     def has(self, ref: str) -> bool:
         return self.info(ref) is not None

@@ -283,7 +283,7 @@ def build_request(cache_dir: Path, platform: str, tag: str) -> BuildRequest:
     context = context_dir(cache_dir, platform)
     return BuildRequest(
         image="python", dockerfile=context / "Dockerfile", context=context, ref=tag,
-        platforms=(platform,), push=True, insecure_registry=True,
+        platforms=(platform,), push=True, insecure_registry=True, provenance=False,
     )
 
 

@@ -33,16 +33,25 @@ import docker
 import requests
 from docker.context import ContextAPI
 
-from ..errors import EngineError, RegistryError, ToolMissing
+from ..errors import EngineError, ImagegraphError, RegistryError, ToolMissing
 from ..runner import Command, Runner
 from . import seed as seeding
-from .builders import detect_builder
+from .builders import BuilderChoice, choose_builder, observe_builder, select_builder
+from .images import image_store_of
+from .install import (
+    Distribution,
+    EnginePackages,
+    engine_packages,
+    engine_too_old,
+    parse_dockerd_version,
+    parse_os_release,
+)
 from .seed import DEFAULT_SEED_PLATFORMS, SeedFacts
 
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_REGISTRY",
-    "ENGINE_PACKAGES",
+    "IMAGE_STORES",
     "EngineStatus",
     "default_state_dir",
     "engine_down",
@@ -54,7 +63,8 @@ Narrate = Callable[[str], None]
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 DEFAULT_REGISTRY = "127.0.0.1:5000"
-ENGINE_PACKAGES = ("docker.io", "docker-registry", "qemu-user-static", "binfmt-support", "debootstrap")
+#: The image stores a dockerd of ours can use: containerd (multi-platform images, registry cache) or the classic one.
+IMAGE_STORES = ("containerd", "classic")
 
 DOCKER_PIDFILE = "/var/run/docker.pid"
 # dockerd supervises its own containerd; these are where it keeps track of it.
@@ -135,6 +145,19 @@ class StatePaths:
     @property
     def apt_log(self) -> Path:
         return self.root / "apt.log"
+
+    @property
+    def daemon_config(self) -> Path:
+        """The daemon.json of the dockerd we start (the system's /etc/docker/daemon.json is left alone)."""
+        return self.root / "daemon.json"
+
+
+def daemon_config(mirror: str, image_store: str) -> str:
+    """dockerd's configuration: the registry mirror, and the containerd image store unless asked for the classic one."""
+    return json.dumps({
+        "registry-mirrors": [mirror],
+        "features": {"containerd-snapshotter": image_store == "containerd"},
+    }, indent=2) + "\n"
 
 
 def parse_registry_address(address: str) -> tuple[str, int]:
@@ -271,10 +294,23 @@ class MachineFacts:
     debian_like: bool
     #: Installed programs among those the engine needs, name -> absolute path.
     tools: Mapping[str, str] = field(default_factory=dict)
+    distro: Distribution = field(default_factory=lambda: Distribution(""))
+    #: ``dockerd --version`` of the installed daemon; None when none is installed.
+    dockerd_version: str | None = None
+    #: ``docker buildx version`` works for a docker client on this machine.
+    buildx: bool = False
 
     @property
     def can_apt_install(self) -> bool:
         return self.is_root and self.debian_like and "apt-get" in self.tools
+
+    @property
+    def engine_current(self) -> bool:
+        """A dockerd of 23 or later and the buildx plugin are installed."""
+        return "dockerd" in self.tools and not engine_too_old(self.dockerd_version) and self.buildx
+
+    def engine_packages(self) -> EnginePackages:
+        return engine_packages(self.distro)
 
     def has(self, tool: str) -> bool:
         return tool in self.tools
@@ -291,13 +327,19 @@ def which(name: str) -> str | None:
     return shutil.which(name, path=search)
 
 
-def observe_machine(os_release_path: Path = Path("/etc/os-release")) -> MachineFacts:
+def observe_machine(os_release_path: Path = Path("/etc/os-release"), runner: Runner | None = None) -> MachineFacts:
     try:
-        debian_like = is_debian_like(os_release_path.read_text())
+        text = os_release_path.read_text()
     except OSError:
-        debian_like = False
+        text = ""
     tools = {name: path for name in ENGINE_TOOLS if (path := which(name))}
-    return MachineFacts(os.geteuid() == 0, debian_like, tools)
+    runner = runner or Runner()
+    version = None
+    if "dockerd" in tools:
+        result = runner.run(Command.of(tools["dockerd"], "--version"), check=False)
+        version = parse_dockerd_version(result.output) if result.returncode == 0 else None
+    buildx = any(runner.run(Command.of(client, "buildx", "version"), check=False).returncode == 0 for client in find_docker_clients())
+    return MachineFacts(os.geteuid() == 0, is_debian_like(text), tools, parse_os_release(text), version, buildx)
 
 
 def _install_fix(tools: str) -> str:
@@ -308,10 +350,13 @@ def _install_fix(tools: str) -> str:
 
 @dataclass(frozen=True)
 class InstallPackages:
-    packages: tuple[str, ...] = ENGINE_PACKAGES
+    packages: EnginePackages
+    #: Why, when it replaces what is installed (an engine too old, no buildx).
+    reason: str = ""
 
     def describe(self) -> str:
-        return f"engine: installing {' '.join(self.packages)} with apt-get"
+        why = f" ({self.reason})" if self.reason else ""
+        return f"engine: installing {self.packages.describe()} with apt-get{why}"
 
 
 @dataclass(frozen=True)
@@ -349,6 +394,8 @@ class DaemonFacts:
     containerd_pidfile: PidFile | None = None
     #: Our record of the dockerd we started (STATE/dockerd.pid).
     managed_pidfile: PidFile | None = None
+    #: ``containerd`` or ``classic``: where the engine keeps images (None when it does not answer).
+    image_store: str | None = None
 
     @property
     def managed(self) -> bool:
@@ -375,10 +422,15 @@ class ReuseDaemon:
     version: str
     api_version: str
     managed: bool
+    image_store: str | None = None
+    #: A warning to add, e.g. that no buildx plugin is installed for this engine's clients.
+    note: str = ""
 
     def describe(self) -> str:
         whose = "ours" if self.managed else "not started by imagegraph"
-        return f"engine: reusing dockerd {self.version} (API {self.api_version}, {whose}) at {self.host}"
+        store = f", {self.image_store} image store" if self.image_store else ""
+        note = f"; {self.note}" if self.note else ""
+        return f"engine: reusing dockerd {self.version} (API {self.api_version}{store}, {whose}) at {self.host}{note}"
 
 
 @dataclass(frozen=True)
@@ -394,13 +446,14 @@ class WaitForDaemon:
 class StartDockerd:
     host: str
     mirror: str
+    image_store: str = "containerd"
 
-    @property
-    def argv(self) -> tuple[str, ...]:
-        return ("dockerd", "--host", self.host, "--registry-mirror", self.mirror)
+    def argv(self, config_file: Path | str) -> tuple[str, ...]:
+        # The mirror and the image store live in our own daemon.json (see daemon_config).
+        return ("dockerd", "--host", self.host, "--config-file", str(config_file))
 
     def describe(self) -> str:
-        return f"engine: starting dockerd at {self.host} with registry mirror {self.mirror}"
+        return f"engine: starting dockerd at {self.host} ({self.image_store} image store, registry mirror {self.mirror})"
 
 
 DaemonAction = ReuseDaemon | InstallPackages | RemovePidfile | StopProcess | WaitForDaemon | StartDockerd
@@ -410,27 +463,32 @@ def _is_docker_containerd(proc: Proc) -> bool:
     return proc.name == "containerd" and CONTAINERD_CONFIG in proc.argv
 
 
-def decide_daemon(facts: DaemonFacts, machine: MachineFacts, registry: str) -> tuple[DaemonAction, ...]:
-    """Reuse a daemon that answers; otherwise clear what a dead one left and start one.
+def decide_daemon(facts: DaemonFacts, machine: MachineFacts, registry: str, image_store: str | None = None) -> tuple[DaemonAction, ...]:
+    """Reuse a current daemon that answers; otherwise clear what a dead one left, install, and start one.
+
+    A daemon older than Docker 23 (no buildx: 20.10 is out of support) is
+    never reused: ours is stopped and upgraded, anyone else's is an error
+    that names the fix. ``image_store`` None keeps whatever store a running
+    engine uses (containerd for one we start); a store named explicitly
+    restarts our dockerd on it.
 
     Never plans a second dockerd: one that runs but does not answer is an
     error for the user (two daemons fight over the docker0 bridge).
     """
+    mirror = f"http://{registry}"
+    store = image_store or "containerd"
     if facts.answers:
-        return (ReuseDaemon(facts.host, facts.version or "?", facts.api_version or "?", facts.managed),)
+        return _decide_running(facts, machine, mirror, image_store)
     if not facts.local_default:
         raise EngineError(
-            f"no Docker engine answers at {facts.host}; start that engine, or unset DOCKER_HOST "
-            f"(and switch to the default context) to let imagegraph run a local dockerd"
+            f"no Docker engine answers at {facts.host} (DOCKER_HOST or the current docker context); start that engine, "
+            f"or unset DOCKER_HOST (and `docker context use default`) to let imagegraph run a local dockerd"
         )
     actions: list[DaemonAction] = []
-    if not machine.has("dockerd"):
+    if not machine.engine_current:
         if not machine.can_apt_install:
-            raise EngineError(
-                "Docker is not installed and no engine answers: install Docker Engine or Docker Desktop "
-                "(https://docs.docker.com/get-docker/), or rerun `invoke engine.up` as root on Debian/Ubuntu"
-            )
-        actions.append(InstallPackages())
+            raise EngineError(_no_current_engine(machine, facts.host))
+        actions.append(InstallPackages(machine.engine_packages(), _outdated_reason(machine)))
     elif not machine.is_root:
         raise EngineError(
             f"no Docker engine answers at {facts.host}: start Docker (Docker Desktop, or `sudo systemctl start docker`), "
@@ -468,8 +526,59 @@ def decide_daemon(facts: DaemonFacts, machine: MachineFacts, registry: str) -> t
     ours = facts.managed_pidfile
     if ours is not None and not ours.holds("dockerd"):
         actions.append(RemovePidfile(ours.path, "the dockerd it names is gone"))
-    actions.append(StartDockerd(DEFAULT_HOST, f"http://{registry}"))
+    actions.append(StartDockerd(DEFAULT_HOST, mirror, store))
     return tuple(actions)
+
+
+def _decide_running(facts: DaemonFacts, machine: MachineFacts, mirror: str, image_store: str | None) -> tuple[DaemonAction, ...]:
+    version = facts.version or "?"
+    outdated = engine_too_old(facts.version)
+    switch = image_store is not None and facts.image_store is not None and facts.image_store != image_store
+    no_buildx = not machine.buildx
+    if not (outdated or switch or (no_buildx and facts.managed)):
+        note = "no docker client here has the buildx plugin: install docker-buildx (or docker-buildx-plugin)" if no_buildx else ""
+        return (ReuseDaemon(facts.host, version, facts.api_version or "?", facts.managed, facts.image_store, note),)
+    if not facts.managed:
+        if outdated:
+            raise EngineError(
+                f"dockerd {version} answers at {facts.host}, but imagegraph builds with Docker 23 or later and buildx; "
+                f"upgrade that engine, or stop it and rerun `invoke engine.up` as root to let imagegraph install a current one"
+            )
+        raise EngineError(
+            f"the engine at {facts.host} uses the {facts.image_store} image store and imagegraph did not start it; "
+            f"set features.containerd-snapshotter in its daemon.json and restart it, or drop --image-store"
+        )
+    pidfile = facts.managed_pidfile
+    assert pidfile is not None and pidfile.pid is not None  # managed
+    actions: list[DaemonAction] = []
+    if outdated or not machine.engine_current:
+        if not machine.can_apt_install:
+            raise EngineError(_no_current_engine(machine, facts.host))
+        reason = f"dockerd {version} is older than Docker 23" if outdated else _outdated_reason(machine)
+        actions += [StopProcess(pidfile.pid, "dockerd", f"{reason}: upgrading", pidfile.path), InstallPackages(machine.engine_packages(), reason)]
+    else:
+        actions.append(StopProcess(pidfile.pid, "dockerd", f"switching to the {image_store} image store", pidfile.path))
+    actions.append(StartDockerd(DEFAULT_HOST, mirror, image_store or facts.image_store or "containerd"))
+    return tuple(actions)
+
+
+def _outdated_reason(machine: MachineFacts) -> str:
+    if not machine.has("dockerd"):
+        return "no engine installed"
+    if engine_too_old(machine.dockerd_version):
+        return f"dockerd {machine.dockerd_version} is older than Docker 23"
+    return "no buildx plugin"
+
+
+def _no_current_engine(machine: MachineFacts, host: str) -> str:
+    if not machine.has("dockerd"):
+        return ("Docker is not installed and no engine answers: install Docker Engine (23 or later, with buildx) or Docker Desktop "
+                "(https://docs.docker.com/get-docker/), or rerun `invoke engine.up` as root on Debian/Ubuntu")
+    if engine_too_old(machine.dockerd_version):
+        return (f"the installed dockerd {machine.dockerd_version} is older than Docker 23 (no buildx); upgrade Docker "
+                f"(https://docs.docker.com/engine/install/), or rerun `invoke engine.up` as root on Debian/Ubuntu to let imagegraph upgrade it")
+    return ("no docker client on this machine has the buildx plugin; install docker-buildx (Debian/Ubuntu) or docker-buildx-plugin "
+            "(Docker's packages), or rerun `invoke engine.up` as root on Debian/Ubuntu")
 
 
 def resolve_docker_host(environ: Mapping[str, str] | None = None) -> str:
@@ -524,7 +633,9 @@ def observe_daemon(paths: StatePaths, host: str | None = None) -> DaemonFacts:
         version=version.get("Version"),
         api_version=version.get("ApiVersion"),
         mirrors=tuple((info.get("RegistryConfig") or {}).get("Mirrors") or ()),
+        image_store=image_store_of(info),
     )
+
 
 
 def mirror_configured(mirrors: Sequence[str], registry: str) -> bool:
@@ -599,7 +710,7 @@ def decide_registry(facts: RegistryFacts, machine: MachineFacts, state_dir: Path
     if not machine.has("docker-registry"):
         if not machine.can_apt_install:
             raise ToolMissing(f"docker-registry is not installed; {_install_fix('the docker-registry package')}")
-        actions.append(InstallPackages())
+        actions.append(InstallPackages(EnginePackages(engine=())))
     ours = facts.managed_pidfile
     if facts.managed_running and ours is not None and ours.pid is not None:
         actions.append(StopProcess(ours.pid, "docker-registry", "ours, but it does not answer", ours.path))
@@ -804,11 +915,13 @@ def _alive(pid: int, name: str) -> bool:
 class Executor:
     """Performs the actions the ``decide_*`` functions plan, narrating each."""
 
-    def __init__(self, runner: Runner, paths: StatePaths, machine: MachineFacts, narrate: Narrate) -> None:
+    def __init__(self, runner: Runner, paths: StatePaths, machine: MachineFacts, narrate: Narrate,
+                 apt_dir: Path = Path("/etc/apt")) -> None:
         self.runner = runner
         self.paths = paths
         self.machine = machine
         self.narrate = narrate
+        self.apt_dir = apt_dir
         self._binfmt_refused = False
 
     def execute(self, action: UpAction) -> None:
@@ -839,13 +952,25 @@ class Executor:
                 if not self._binfmt_refused:
                     self.runner.run(Command.of(self.machine.tool("update-binfmts"), "--enable"))
 
-    def _install(self, packages: Sequence[str]) -> None:
+    def _install(self, packages: EnginePackages) -> None:
         env = {"DEBIAN_FRONTEND": "noninteractive"}
         apt = self.machine.tool("apt-get")
         hint = f"see {self.paths.apt_log}"
+        if packages.source is not None:
+            source = packages.source
+            Path(self.apt_dir, "sources.list.d", source.list_name).write_text(source.list_text())
+            Path(self.apt_dir, "preferences.d", source.preferences_name).write_text(source.preferences_text())
         self.runner.run(Command.of(apt, "update", env=env, hint=hint), log_path=self.paths.apt_log)
-        self.runner.run(Command.of(apt, "install", "-y", *packages, env=env, hint=hint), log_path=self.paths.apt_log)
-        self.machine = observe_machine()
+        # Keep a config file the admin changed (docker.io's /etc/default/docker...) rather than stop on a prompt.
+        options = ("-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold")
+        self.runner.run(Command.of(apt, "install", "-y", *options, *packages.apt_arguments(), env=env, hint=hint),
+                        log_path=self.paths.apt_log)
+        self.machine = observe_machine(runner=self.runner)
+        if packages.engine and not self.machine.engine_current:
+            raise EngineError(
+                f"after installing {packages.describe()}, dockerd is {self.machine.dockerd_version or 'missing'} and buildx "
+                f"{'works' if self.machine.buildx else 'does not'}; see {self.paths.apt_log}"
+            )
 
     def _spawn(self, argv: Sequence[str], log: Path, pidfile: Path) -> subprocess.Popen[bytes]:
         # Not through Runner: these servers must outlive this process, so they
@@ -870,7 +995,9 @@ class Executor:
         dockerd = self.machine.tool("dockerd")
         log = self.paths.dockerd_log
         start = log.stat().st_size if log.exists() else 0
-        proc = self._spawn((dockerd, *action.argv[1:]), log, self.paths.dockerd_pid)
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        self.paths.daemon_config.write_text(daemon_config(action.mirror, action.image_store))
+        proc = self._spawn((dockerd, *action.argv(self.paths.daemon_config)[1:]), log, self.paths.dockerd_pid)
         self._wait_for_daemon(action.host, proc.pid, proc)
         with log.open("rb") as out:
             out.seek(start)
@@ -970,6 +1097,13 @@ class EngineStatus:
     #: Every ``docker`` client found, the one on PATH first.
     clients: tuple[DockerClientInfo, ...]
     state_dir: str
+    #: ``containerd`` or ``classic`` (None when no engine answers).
+    image_store: str | None = None
+    #: ``docker buildx version``; None without buildx.
+    buildx_version: str | None = None
+    #: The builder `invoke build` would use (name, driver, platforms) and why; or why there is none.
+    builder: BuilderChoice | None = None
+    builder_problem: str = ""
 
     @property
     def daemon_reachable(self) -> bool:
@@ -1003,14 +1137,24 @@ class EngineStatus:
         clients = ", ".join(
             f"{c.path} {c.version or '?'}{' +buildx' if c.buildx else ''}" for c in self.clients
         ) or "none"
+        if self.builder is not None:
+            choice = self.builder
+            builder = (f"{choice.builder or 'the current builder'}, {choice.driver} driver, "
+                       f"{'one build for all platforms, registry cache' if choice.multi_platform else 'a build per platform, inline cache'}; "
+                       f"platforms {', '.join(choice.platforms) or 'not known until it starts'}")
+        else:
+            builder = self.builder_problem or "none"
         return (
             f"engine:    {daemon}",
+            f"store:     {self.image_store + ' image store' if self.image_store else 'unknown (no engine)'}",
+            f"buildx:    {self.buildx_version or 'missing'}",
+            f"builder:   {builder}",
             f"mirrors:   {', '.join(self.mirrors) or 'none'}",
             f"registry:  {registry}",
             f"emulation: {', '.join(self.emulated_platforms) or 'none'}",
             f"base:      python:{seeding.BASE_TAG} "
             + (f"seeded for {', '.join(self.seeded_platforms)}" if self.seeded else "not seeded"),
-            f"clients:   {clients}; buildx {'available' if self.buildx else 'missing'}",
+            f"clients:   {clients}",
             f"state:     {self.state_dir}",
         )
 
@@ -1084,10 +1228,18 @@ def engine_status(
     state_dir: Path | str | None = None,
     runner: Runner | None = None,
 ) -> EngineStatus:
-    """Observe the engine, registry, emulation, seeded base and clients; changes nothing."""
+    """Observe the engine, registry, emulation, seeded base, clients and builder; changes nothing."""
     paths = _resolve(state_dir)
+    runner = runner or Runner()
     daemon = observe_daemon(paths)
     reg = observe_registry(registry, paths)
+    facts = observe_builder(runner, image_store=daemon.image_store) if daemon.answers else None
+    choice, problem = None, "no engine answers"
+    if facts is not None:
+        try:
+            choice, problem = choose_builder(facts), ""
+        except ImagegraphError as err:
+            problem = str(err)
     return EngineStatus(
         host=daemon.host,
         daemon_version=daemon.version,
@@ -1099,9 +1251,14 @@ def engine_status(
         mirrors=daemon.mirrors,
         emulated_platforms=emulated_platforms(observe_emulation(), seeding.native_platform()),
         seeded_platforms=seeding.probe_base_platforms(registry) if reg.answers else (),
-        clients=observe_clients(runner or Runner()),
+        clients=observe_clients(runner),
         state_dir=str(paths.root),
+        image_store=daemon.image_store,
+        buildx_version=facts.buildx_version if facts else None,
+        builder=choice,
+        builder_problem=problem,
     )
+
 
 
 # === entry points ==========================================================
@@ -1113,6 +1270,7 @@ def engine_up(
     platforms: Sequence[str] = DEFAULT_SEED_PLATFORMS,
     state_dir: Path | str | None = None,
     cache_dir: Path | str | None = None,
+    image_store: str | None = None,
     runner: Runner | None = None,
     narrate: Narrate = print,
 ) -> EngineStatus:
@@ -1122,16 +1280,18 @@ def engine_up(
     afterwards.
     """
     parse_registry_address(registry)
+    if image_store is not None and image_store not in IMAGE_STORES:
+        raise EngineError(f"--image-store {image_store!r} is not one of {', '.join(IMAGE_STORES)}")
     wanted = tuple(dict.fromkeys(seeding.normalize_platform(p) for p in platforms)) if seed else ()
     paths = _resolve(state_dir)
     runner = runner or Runner()
     # Two `engine.up` at once would both see no daemon and both start one.
     with exclusive(paths.root / "up.lock", narrate, "another `engine.up` with this state dir"):
-        machine = observe_machine()
+        machine = observe_machine(runner=runner)
         executor = Executor(runner, paths, machine, narrate)
 
         step: UpAction
-        for step in decide_daemon(observe_daemon(paths), machine, registry):
+        for step in decide_daemon(observe_daemon(paths), machine, registry, image_store):
             executor.execute(step)
 
         for step in decide_registry(observe_registry(registry, paths), executor.machine, paths.root):
@@ -1191,7 +1351,7 @@ def _seed(registry: str, enabled: bool, platforms: Sequence[str], emulated: Sequ
 
 def _run_seed(actions: Sequence[seeding.SeedAction], registry: str, cache: Path, paths: StatePaths, runner: Runner,
               machine: MachineFacts, narrate: Narrate) -> None:
-    builder = detect_builder(runner)
+    builder = select_builder(runner, image_store=observe_daemon(paths).image_store)
     narrate(f"engine: seeding with {builder.describe()}; rootfs cache {cache}")
     executor = seeding.SeedExecutor(runner, builder, find_docker_clients()[0], cache, paths.root, narrate,
                                     debootstrap=machine.tool("debootstrap"))

@@ -31,17 +31,19 @@ def _platforms(values: list[str] | None) -> tuple[str, ...]:
         "platforms": f"platforms to seed python:3.11-slim for (repeatable, or comma list; default {','.join(DEFAULT_SEED_PLATFORMS)})",
         "state-dir": _STATE_HELP,
         "cache-dir": "where seed root filesystems are cached (default ~/.cache/imagegraph/seed)",
+        "image-store": "containerd or classic: the image store of the dockerd it starts (default containerd); restarts its own dockerd to switch",
     },
 )
 @user_errors
-def up(c, seed=True, registry=DEFAULT_REGISTRY, platforms=None, state_dir=None, cache_dir=None):
+def up(c, seed=True, registry=DEFAULT_REGISTRY, platforms=None, state_dir=None, cache_dir=None, image_store=None):
     """Start (or reuse) the engine, registry and emulation.
 
     Installs what is missing (as root on Debian/Ubuntu), starts dockerd, a
     local registry on 127.0.0.1 and QEMU emulation, and seeds
     python:3.11-slim offline. A running engine or registry is reused as is.
     """
-    status = engine_up(registry=registry, seed=seed, platforms=_platforms(platforms), state_dir=state_dir, cache_dir=cache_dir)
+    status = engine_up(registry=registry, seed=seed, platforms=_platforms(platforms), state_dir=state_dir, cache_dir=cache_dir,
+                       image_store=image_store or None)
     print()
     print("\n".join(status.lines()))
 
