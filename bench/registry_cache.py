@@ -54,7 +54,7 @@ def empty_engine(client: docker.DockerClient) -> None:
 
 def timed_build(namespace: str, **options) -> tuple[float, StepCount]:
     started = time.monotonic()
-    workspace = Workspace(ROOT, BuildOptions(registry=f"{REGISTRY}/{namespace}", builder="engine", **options))
+    workspace = Workspace(ROOT, BuildOptions(registry=f"{REGISTRY}/{namespace}", **options))
     results = workspace.executor(say=lambda _: None).run(workspace.plan())
     seconds = time.monotonic() - started
     failed = [f"{r.name}: {r.error}" for r in results if not r.ok]

@@ -9,7 +9,6 @@ import time
 import pytest
 
 from imagegraph.engine.builders import StepCount
-from imagegraph.engine.setup import observe_emulation
 from imagegraph.errors import EngineError
 from imagegraph.execute import ImageResult
 from imagegraph.plan import Decision
@@ -60,7 +59,7 @@ def repo(tmp_path, registry, namespace, monkeypatch):
 
 
 def build(repo, **options) -> tuple[dict[str, ImageResult], Workspace]:
-    workspace = Workspace(repo, BuildOptions(builder="engine", **options))
+    workspace = Workspace(repo, BuildOptions(**options))
     results = workspace.executor(say=lambda _: None).run(workspace.plan())
     failed = [f"{r.name}: {r.error}" for r in results if not r.ok]
     assert not failed, failed
@@ -79,7 +78,11 @@ def test_family_builds_then_reuses_then_rebuilds_only_what_changed(repo, docker_
     _, base_name, base_tag = split_ref(first["base"].ref)
     media_type, index = client.manifest(base_name, base_tag)
     assert "list" in media_type or "index" in media_type
-    assert sorted(m["platform"]["architecture"] for m in index["manifests"]) == ["amd64", "arm64"]
+    images = [m for m in index["manifests"] if m["platform"]["os"] != "unknown"]
+    assert sorted(m["platform"]["architecture"] for m in images) == ["amd64", "arm64"]
+    # buildx's provenance attestations ride along, one per image, each naming the image it describes.
+    attestations = [m for m in index["manifests"] if m.get("annotations", {}).get("vnd.docker.reference.type") == "attestation-manifest"]
+    assert sorted(m["annotations"]["vnd.docker.reference.digest"] for m in attestations) == sorted(m["digest"] for m in images)
     arch = docker_client.containers.run(first["base"].ref, ["cat", "/arch.txt"], platform="linux/arm64", remove=True)
     assert arch.decode().strip() == "aarch64"
 
@@ -125,7 +128,7 @@ def test_docs_change_plans_no_build(repo):
     build(repo, targets=("app",))
     (repo / "README.md").write_text("# docs only\n")
     commit_all(repo, "docs")
-    plan = Workspace(repo, BuildOptions(builder="engine", targets=("app",))).plan()
+    plan = Workspace(repo, BuildOptions(targets=("app",))).plan()
     assert plan.to_build() == ()
     assert plan.image("tools").decision is Decision.SKIP
 
@@ -133,7 +136,7 @@ def test_docs_change_plans_no_build(repo):
 def test_failed_parent_stops_its_children_and_names_the_log(repo):
     (repo / "docker/Dockerfile.base").write_text("FROM python:3.11-slim\nRUN exit 3\n")
     commit_all(repo, "broken base")
-    workspace = Workspace(repo, BuildOptions(builder="engine"))
+    workspace = Workspace(repo, BuildOptions())
     results = {r.name: r for r in workspace.executor(say=lambda _: None).run(workspace.plan())}
     # the one line says why (BuildKit's last word) and where the rest is
     assert "exited 1: " in results["base"].error and "exit code: 3" in results["base"].error
@@ -202,19 +205,21 @@ def test_a_pull_request_pushes_its_pr_tag_only_when_asked(repo, registry, namesp
     monkeypatch.setenv("GITHUB_REF", "refs/pull/42/merge")
     monkeypatch.setenv("GITHUB_SHA", git(repo, "rev-parse", "HEAD").strip())
     monkeypatch.delenv("GITHUB_EVENT_PATH", raising=False)
-    workspace = Workspace(repo, BuildOptions(builder="engine", since="HEAD"))
+    workspace = Workspace(repo, BuildOptions(since="HEAD"))
     notes: list[str] = []
     assert workspace.publish_tags(tuple(results.values()), say=notes.append) == {}
     assert "pr-42 is built and tested, not pushed (push it with --push-pr)" in notes[0]
-    asked = Workspace(repo, BuildOptions(builder="engine", since="HEAD", push_pr=True))
+    asked = Workspace(repo, BuildOptions(since="HEAD", push_pr=True))
     assert asked.publish_tags(tuple(results.values()), say=notes.append) == dict.fromkeys(("base", "app", "tools"), ("pr-42",))
     assert Registry(registry).manifest_digest(f"{namespace}/app", "pr-42") == results["app"].digest
 
 
-def test_a_platform_the_engine_cannot_emulate_is_refused_before_any_build(repo):
-    if not observe_emulation().mounted:
-        pytest.skip("binfmt_misc is not mounted here (inside a container): emulation cannot be told, so nothing is refused")
-    # QEMU here registers mips64el, not big-endian mips64
-    workspace = Workspace(repo, BuildOptions(builder="engine", platforms=("linux/mips64",)))
-    with pytest.raises(EngineError, match=r"^cannot build for linux/mips64: this engine runs linux/amd64 and emulates only .*linux/arm64"):
+def test_a_platform_the_builder_cannot_build_is_refused_before_any_build(repo):
+    # The builder's own platform list speaks for it, here or across a socket: sparc64 is emulated nowhere here.
+    workspace = Workspace(repo, BuildOptions(platforms=("linux/sparc64",)))
+    with pytest.raises(EngineError, match=r"^cannot build for linux/sparc64: the builder .* runs only linux/amd64.*linux/arm64.*--platform$"):
         workspace.check_platforms(workspace.plan())
+    # what it lists passes, and so does 386 on an amd64 builder (it runs without emulation)
+    for platforms in (("linux/arm64",), ("linux/386",)):
+        allowed = Workspace(repo, BuildOptions(platforms=platforms))
+        allowed.check_platforms(allowed.plan())

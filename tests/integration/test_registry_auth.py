@@ -114,7 +114,7 @@ def no_ambient_credentials(tmp_path, monkeypatch):
     """Nothing from the machine running the tests: no credentials in the environment, an empty docker config."""
     for name in list(os.environ):
         if name.startswith("GITHUB_") or name in ("IMAGEGRAPH_REGISTRY", "IMAGEGRAPH_REGISTRY_USER", "IMAGEGRAPH_REGISTRY_PASSWORD",
-                                                  "IMAGEGRAPH_PLATFORMS", "IMAGEGRAPH_BUILDER"):
+                                                  "IMAGEGRAPH_PLATFORMS", "BUILDX_BUILDER"):
             monkeypatch.delenv(name)
     empty = tmp_path / "empty-docker-config"
     empty.mkdir()
@@ -233,7 +233,7 @@ def mono(tmp_path, auth_registry) -> Path:
     return root
 
 
-@pytest.mark.parametrize("command", [("plan",), ("build", "--builder", "engine")])
+@pytest.mark.parametrize("command", [("plan",), ("build",)])
 def test_the_cli_reports_refused_credentials_in_one_line_without_the_password(command, mono, auth_registry, tmp_path):
     address = auth_registry.address
     from_env = run_invoke(mono, *command, IMAGEGRAPH_REGISTRY_USER=USER, IMAGEGRAPH_REGISTRY_PASSWORD=WRONG)
@@ -247,7 +247,7 @@ def test_the_cli_reports_refused_credentials_in_one_line_without_the_password(co
 
 
 def test_build_pushes_with_docker_login_and_the_password_is_nowhere(mono, auth_registry, logged_in, docker_client, monkeypatch):
-    result = run_invoke(mono, "build", "--builder", "engine", DOCKER_CONFIG=str(logged_in))
+    result = run_invoke(mono, "build", DOCKER_CONFIG=str(logged_in))
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     printed = run_invoke(mono, "ref", "tiny")

@@ -23,7 +23,7 @@ def digests(client: Registry, ref: str, tags: list[str]) -> dict[str, str | None
 def test_release_promotes_built_digests_without_building(repo, registry):  # noqa: F811
     built, _ = build(repo)
     client = Registry(registry)
-    workspace = Workspace(repo, BuildOptions(builder="engine"))
+    workspace = Workspace(repo, BuildOptions())
     started = time.monotonic()
     promotions = workspace.release(version="v1.0.0", say=lambda _: None)
     seconds = time.monotonic() - started
@@ -43,7 +43,7 @@ def test_release_promotes_built_digests_without_building(repo, registry):  # noq
     commit_all(repo, "backport")
     second, _ = build(repo)
     notes: list[str] = []
-    Workspace(repo, BuildOptions(builder="engine")).release(version="v0.9.1", say=notes.append)
+    Workspace(repo, BuildOptions()).release(version="v0.9.1", say=notes.append)
     app = digests(client, second["app"].ref, ["0.9.1", "0.9", "latest", "1.0.0"])
     assert app["0.9.1"] == app["0.9"] == second["app"].digest
     assert app["latest"] == app["1.0.0"] == built["app"].digest
@@ -58,7 +58,7 @@ def test_release_of_a_commit_never_built_moves_nothing(repo, registry):  # noqa:
     _, app_name, _ = split_ref(built["app"].ref)
     before = client.tags(app_name)
     with pytest.raises(ReleaseError, match=r"app:[0-9a-f]{16} not in the registry: this commit was never built; run `invoke build`"):
-        Workspace(repo, BuildOptions(builder="engine")).release(version="v2.0.0", say=lambda _: None)
+        Workspace(repo, BuildOptions()).release(version="v2.0.0", say=lambda _: None)
     assert client.tags(app_name) == before and "2.0.0" not in before
     _, base_name, _ = split_ref(built["base"].ref)
     assert "2.0.0" not in client.tags(base_name)  # not even the images that were built got a tag
@@ -69,4 +69,4 @@ def test_a_version_that_is_not_semver_is_refused(repo, registry):  # noqa: F811
     from imagegraph.tags import TagError
 
     with pytest.raises(TagError, match=r"'v1\.2' is not semver"):
-        Workspace(repo, BuildOptions(builder="engine", targets=("base",))).release(version="v1.2", dry_run=True)
+        Workspace(repo, BuildOptions(targets=("base",))).release(version="v1.2", dry_run=True)

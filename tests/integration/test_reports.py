@@ -23,7 +23,7 @@ def repo(tmp_path, registry, namespace, monkeypatch):
 
 
 def build(repo, summary, *flags):
-    result = run_invoke(repo, "build", "--builder", "engine", "--progress", "plain", *flags, GITHUB_STEP_SUMMARY=str(summary))
+    result = run_invoke(repo, "build", "--progress", "plain", *flags, GITHUB_STEP_SUMMARY=str(summary))
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -118,7 +118,7 @@ def test_no_tags_pushes_the_images_but_moves_no_branch_tag(repo, tmp_path, regis
 def test_a_failed_build_says_why_in_one_line_and_counts_it_as_failed(repo, tmp_path):
     (repo / "docker/Dockerfile.base").write_text("FROM python:3.11-slim\nRUN echo checking the base >&2 && exit 3\n")
     commit_all(repo, "broken base")
-    result = run_invoke(repo, "build", "--builder", "engine", "--progress", "plain", "--target", "base", "--platform", "linux/amd64",
+    result = run_invoke(repo, "build", "--progress", "plain", "--target", "base", "--platform", "linux/amd64",
                         GITHUB_STEP_SUMMARY=str(tmp_path / "summary.md"))
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     line = result.stderr.strip().splitlines()[-1]  # after the note that no branch tag moved

@@ -443,7 +443,7 @@ def check_platforms(wanted: Sequence[str], choice: BuilderChoice) -> None:
     """
     if not choice.platforms:
         return
-    runs = set(choice.platforms)
+    runs = set(choice.platforms) | {p for native, compatible in _COMPATIBLE.items() if native in choice.platforms for p in compatible}
     missing = [p for p in wanted if p not in runs and _variantless(p) not in runs]
     if missing:
         raise EngineError(
@@ -451,6 +451,10 @@ def check_platforms(wanted: Sequence[str], choice: BuilderChoice) -> None:
             f"{', '.join(choice.platforms)}; register QEMU (`invoke engine.up`, as root), name another builder with --builder, "
             f"or build for what it can with --platform"
         )
+
+
+#: What a platform runs without emulation besides itself, though BuildKit may not list it.
+_COMPATIBLE = {"linux/amd64": ("linux/386",)}
 
 
 def _variantless(platform: str) -> str:
