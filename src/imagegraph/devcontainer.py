@@ -234,6 +234,8 @@ def probes(container: Container) -> tuple[Probe, ...]:
         Probe("docker", Command.of(*docker),
               f"the engine is not reachable at {container.docker_host}: start it on the host (`invoke engine.up`); "
               "devcontainer.json mounts its socket at /var/run/docker.sock"),
+        Probe("buildx", Command.of("docker", "buildx", "version"),
+              f"the docker client has no buildx plugin, which `invoke build` needs: {rebuild}"),
     )
 
 

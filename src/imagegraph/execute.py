@@ -23,7 +23,33 @@ from .registry import Registry, split_ref
 from .runner import Command, Runner
 from .wheelhouse import Wheelhouse
 
-__all__ = ["Executor", "ImageResult"]
+__all__ = ["Executor", "ImageResult", "build_request"]
+
+
+def build_request(config: Config, entry: ImagePlan, *, labels: Mapping[str, str], registry: Registry | None,
+                  registry_cache: bool) -> BuildRequest:
+    """What the builder is asked for one planned image: the same for `invoke build` and a bake file."""
+    spec = config.image(entry.name)
+    build_args = dict(spec.build_args)
+    if entry.parent_ref:
+        build_args["BASE_IMAGE"] = entry.parent_ref
+    all_labels = {**labels, "org.opencontainers.image.title": entry.name, "imagegraph.fingerprint": entry.fingerprint}
+    if entry.parent_ref:
+        all_labels["imagegraph.parent"] = entry.parent_ref
+    return BuildRequest(
+        image=entry.name,
+        dockerfile=config.root / spec.dockerfile,
+        context=config.root / spec.context,
+        ref=entry.ref,
+        platforms=entry.platforms,
+        target=spec.target,
+        build_args=tuple(sorted(build_args.items())),
+        labels=tuple(sorted(all_labels.items())),
+        push=entry.push,
+        no_cache=entry.no_cache,
+        insecure_registry=registry.insecure if registry else False,
+        cache_repository=config.repository(entry.name) if spec.push and registry and registry_cache else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -168,26 +194,7 @@ class Executor:
             self.wheelhouse.ensure(spec.wheels, entry.platforms, log_path=log, say=lambda line: self.say(f"[{entry.name}] {line}"),
                                    follow=lambda command: self.progress.follow(entry.name, tracker_for(command.argv)))
             phases.add("wheels", time.monotonic() - started)
-        build_args = dict(spec.build_args)
-        if entry.parent_ref:
-            build_args["BASE_IMAGE"] = entry.parent_ref
-        labels = {**self.labels, "org.opencontainers.image.title": entry.name, "imagegraph.fingerprint": entry.fingerprint}
-        if entry.parent_ref:
-            labels["imagegraph.parent"] = entry.parent_ref
-        request = BuildRequest(
-            image=entry.name,
-            dockerfile=self.config.root / spec.dockerfile,
-            context=self.config.root / spec.context,
-            ref=entry.ref,
-            platforms=entry.platforms,
-            target=spec.target,
-            build_args=tuple(sorted(build_args.items())),
-            labels=tuple(sorted(labels.items())),
-            push=entry.push,
-            no_cache=entry.no_cache,
-            insecure_registry=self.registry.insecure if self.registry else False,
-            cache_repository=self.config.repository(entry.name) if spec.push and self.registry and self.registry_cache else None,
-        )
+        request = build_request(self.config, entry, labels=self.labels, registry=self.registry, registry_cache=self.registry_cache)
         steps = StepCount()
         repaired = False
         for command in self.builder.commands(request):

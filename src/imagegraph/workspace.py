@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
+from .bake import bake_definition, write_bake
 from .buildreport import BuildReport, ReportStore, check_targets, make_report, recipe_of, to_markdown
 from .changes import Explanation, choose_base, direct_causes, locate_base, read_event, same_as_base
 from .config import CONFIG_NAME, Config, config_from_text, load_config, override_platforms
@@ -20,7 +21,7 @@ from .dockerfile import undeclared_inputs
 from .engine.builders import Builder, BuilderChoice, check_platforms, choose_builder, named_builder, observe_builder
 from .engine.images import LocalImages
 from .errors import ConfigError, ImagegraphError
-from .execute import Executor, ImageResult
+from .execute import Executor, ImageResult, build_request
 from .fingerprint import Fingerprint, context_ignore, fingerprint_images
 from .inventory import read_inventory
 from .plan import Availability, Decision, ImagePlan, Plan, affected, lookups_needed, make_plan, trust_broken
@@ -197,6 +198,21 @@ class Workspace:
             declared = {path for path, _ in self.fingerprints[spec.name].files}
             warnings.extend(str(w) for w in undeclared_inputs(spec, text, paths, ignore_lines, declared))
         return tuple(warnings)
+
+    def bake(self, plan: Plan, path: Path, *, say=print) -> dict:
+        """Write the bake definition of what ``plan`` builds to ``path``, after fetching the wheels its builds bind-mount."""
+        entries = plan.to_build()
+        wheelhouse = Wheelhouse(self.root, self.runner, python=self.config.python)
+        for entry in entries:
+            spec = self.config.image(entry.name)
+            if spec.wheels:
+                wheelhouse.ensure(spec.wheels, entry.platforms, log_path=self.root / STATE_DIR / "logs" / "bake-wheels.log",
+                                  say=lambda line, name=entry.name: say(f"[{name}] {line}"))
+        requests = [build_request(self.config, entry, labels=self._labels(), registry=self.registry,
+                                  registry_cache=self.options.registry_cache) for entry in entries]
+        definition = bake_definition(requests, {spec.name: spec.parent for spec in self.config.images})
+        write_bake(path, definition)
+        return definition
 
     def executor(self, *, say=print, progress: Progress | None = None) -> Executor:
         return Executor(

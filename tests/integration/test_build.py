@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -14,7 +15,7 @@ from imagegraph.execute import ImageResult
 from imagegraph.plan import Decision
 from imagegraph.registry import Registry, split_ref
 from imagegraph.workspace import BuildOptions, Workspace
-from tests.integration.conftest import commit_all, git, init_repo
+from tests.integration.conftest import commit_all, git, init_repo, run_invoke
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +55,8 @@ FILES = {
 def repo(tmp_path, registry, namespace, monkeypatch):
     # This family is small on purpose so that it can build every platform it declares.
     monkeypatch.delenv("IMAGEGRAPH_PLATFORMS", raising=False)
-    files = {"images.yaml": SMALL_FAMILY.format(registry=registry, namespace=namespace), **FILES}
+    files = {"images.yaml": SMALL_FAMILY.format(registry=registry, namespace=namespace), **FILES,
+             "tasks.py": "from imagegraph.tasks import namespace  # noqa: F401\n"}
     return init_repo(tmp_path / "repo", files)
 
 
@@ -223,3 +225,31 @@ def test_a_platform_the_builder_cannot_build_is_refused_before_any_build(repo):
     for platforms in (("linux/arm64",), ("linux/386",)):
         allowed = Workspace(repo, BuildOptions(platforms=platforms))
         allowed.check_platforms(allowed.plan())
+
+
+def test_a_bake_file_of_the_plan_pushes_the_fingerprint_tags_invoke_build_would(repo, registry, docker_client):
+    planned = Workspace(repo, BuildOptions()).plan()
+    refs = {entry.name: entry.ref for entry in planned.images}
+    result = run_invoke(repo, "plan", "--bake", "out/bake.json")
+    assert result.returncode == 0, result.stderr
+    definition = json.loads((repo / "out/bake.json").read_text())
+    assert definition["group"]["default"]["targets"] == ["base", "app", "tools"]
+    app = definition["target"]["app"]
+    # the child is pinned to its parent's fingerprint reference, which this bake builds as the parent target
+    assert app["args"]["BASE_IMAGE"] == refs["base"] and app["contexts"] == {refs["base"]: "target:base"}
+    assert app["tags"] == [refs["app"]] and app["target"] == "runtime" and app["output"] == ["type=registry"]
+
+    baked = subprocess.run(["docker", "buildx", "bake", "--progress", "plain", "-f", "out/bake.json"], cwd=repo,
+                           capture_output=True, text=True, timeout=600)
+    assert baked.returncode == 0, baked.stderr[-2000:]
+
+    # what bake pushed is exactly what `invoke build` looks for: it now builds nothing
+    after = Workspace(repo, BuildOptions()).plan()
+    assert {entry.name: entry.decision for entry in after.images} == dict.fromkeys(("base", "app", "tools"), Decision.REUSE)
+    client = Registry(registry)
+    for name, ref in refs.items():
+        _, repository, tag = split_ref(ref)
+        assert client.manifest_digest(repository, tag) is not None, name
+    docker_client.images.pull(refs["app"])
+    assert docker_client.containers.run(refs["app"], remove=True).decode().strip() == "version 1"
+    assert docker_client.images.get(refs["app"]).labels["imagegraph.parent"] == refs["base"]

@@ -19,7 +19,8 @@ import pytest
 import requests
 
 from imagegraph.engine import seed
-from imagegraph.engine.builders import detect_builder
+from imagegraph.engine.builders import parse_inspect, select_builder
+from imagegraph.engine.images import image_store_of
 from imagegraph.engine.setup import (
     DEFAULT_HOST,
     DEFAULT_REGISTRY,
@@ -103,6 +104,16 @@ def test_status_matches_what_docker_py_sees(engine, state_dir):
     on_path = Runner().run(Command.of(status.clients[0].path, "buildx", "version"), check=False) if status.clients else None
     assert status.buildx == (on_path is not None and on_path.returncode == 0)
     assert not status.daemon_managed  # nothing in a fresh state dir
+    # the image store, buildx and the builder as docker itself reports them
+    assert status.image_store == image_store_of(info)
+    assert status.buildx_version == Runner().run(Command.of("docker", "buildx", "version")).output.strip()
+    current = parse_inspect(Runner().run(Command.of("docker", "buildx", "inspect")).output)
+    assert status.builder is not None and current is not None
+    assert (status.builder.driver, status.builder.platforms) == (current.driver, current.platforms)
+    assert status.builder.multi_platform == (current.driver != "docker" or status.image_store == "containerd")
+    lines = status.lines()
+    assert f"store:     {status.image_store} image store" in lines
+    assert any(line.startswith("builder:   ") and f"{current.driver} driver" in line for line in lines)
 
 
 def test_a_registry_on_a_spare_port_is_started_reused_and_stopped(engine, state_dir):
@@ -187,7 +198,7 @@ def test_a_second_seed_builds_from_the_rootfs_cache_without_debootstrap(engine, 
     actions = seed.decide_seed(facts, platforms)
     assert not any(isinstance(a, seed.BuildRootfs) for a in actions)
     lines: list[str] = []
-    executor = seed.SeedExecutor(Runner(), detect_builder(Runner()), find_docker_clients()[0], cache, state_dir, lines.append)
+    executor = seed.SeedExecutor(Runner(), select_builder(Runner(), image_store=image_store_of(engine.info())), find_docker_clients()[0], cache, state_dir, lines.append)
     tags = [a.tag for a in actions if isinstance(a, seed.BuildImage)]
     try:
         started = time.monotonic()

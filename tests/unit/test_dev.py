@@ -170,9 +170,10 @@ def probe(name, state=None):
 
 def test_the_probes_cover_every_tool_and_import_from_home():
     assert [p.name for p in probes(container())] == [
-        "python", "torch", "imagegraph", "scorer", "invoke", "nox", "ruff", "pytest", "git", "hooks", "docker"]
+        "python", "torch", "imagegraph", "scorer", "invoke", "nox", "ruff", "pytest", "git", "hooks", "docker", "buildx"]
     assert probe("imagegraph").command.cwd == str(HOME)
     assert probe("docker").command.argv == ("docker", "version", "--format", "engine {{.Server.Version}}")
+    assert probe("buildx").command.argv == ("docker", "buildx", "version")
 
 
 def test_the_docker_probe_logs_in_anew_when_the_group_was_just_added():

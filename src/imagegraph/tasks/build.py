@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from invoke import Exit, task
 
@@ -94,16 +95,28 @@ def build(c, force=None, target=None, platform=None, no_cache=False, dry_run=Fal
         raise Exit(f"error: {failed[0].failure}", code=1)
 
 
-@task(iterable=["force", "target", "platform"], help={**_SELECT_HELP, "json": "print the plan as JSON (for machines)"})
+@task(iterable=["force", "target", "platform"], help={
+    **_SELECT_HELP,
+    "json": "print the plan as JSON (for machines)",
+    "bake": "also write a `docker buildx bake` file (JSON) of the images to build, and fetch their wheels: `docker buildx bake -f FILE`",
+    "no-registry-cache": "leave the registry cache (<image>:buildcache) out of the bake file",
+})
 @user_errors
-def plan(c, force=None, target=None, platform=None, registry=None, since=None, json_=False):
+def plan(c, force=None, target=None, platform=None, registry=None, since=None, json_=False, bake=None, no_registry_cache=False):
     """Show what `build` would do for each image, and why.
 
     Asks git what changed since the base commit and the registry which
-    fingerprint tags exist; builds nothing.
+    fingerprint tags exist; builds nothing. With --bake FILE, writes the
+    images to build as a bake definition any buildx builder can run.
     """
-    workspace = Workspace(options=build_options(registry=registry, platform=platform, force=force, target=target, since=since))
+    workspace = Workspace(options=build_options(registry=registry, platform=platform, force=force, target=target, since=since,
+                                                registry_cache=not no_registry_cache))
     result = workspace.plan(say=_note)
+    if bake:
+        path = Path(bake)
+        definition = workspace.bake(result, path, say=_note)
+        names = ", ".join(definition["target"]) or "nothing"
+        _note(f"bake file: {path} builds {names}; run `docker buildx bake -f {path}` (images are pushed to their fingerprint tags)")
     if json_:
         print(json.dumps(result.to_dict(), indent=2))
         return
