@@ -41,7 +41,8 @@ def test(session: nox.Session) -> None:
     image = session.run("invoke", "ref", "ci", silent=True).strip().splitlines()[-1]
     socket = _docker_socket()
     cache = _cache_dir()
-    passthrough = [f"--env={name}" for name in ("IMAGEGRAPH_REGISTRY", "IMAGEGRAPH_PLATFORMS", "BUILDX_BUILDER", "CI")
+    passthrough = [f"--env={name}" for name in ("IMAGEGRAPH_REGISTRY", "IMAGEGRAPH_PLATFORMS", "BUILDX_BUILDER",
+                                                   "IMAGEGRAPH_TEST_IMAGE_STORE", "CI")
                    if name in os.environ]
     if not session.posargs:
         # The devcontainer needs the host (the CLI bind-mounts host paths): its session runs after this one.
