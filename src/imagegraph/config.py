@@ -240,12 +240,12 @@ _Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 
 
 def load_yaml(text: str, name: str) -> Any:
-    """The YAML document in ``text``; any fault is one InputError at its real line."""
+    """The YAML document in ``text``; any fault is one ConfigError at its real line."""
     loader = _Loader(text, name)
     try:
         return loader.get_single_data()
     except yaml.MarkedYAMLError as err:
-        raise InputError(*_yaml_fault(err, name)) from None
+        raise ConfigError(*_yaml_fault(err, name)) from None
     except yaml.YAMLError as err:
         raise ConfigError(name, f"is not valid YAML: {err}; fix the syntax") from None
     except RecursionError:
