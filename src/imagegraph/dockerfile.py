@@ -717,9 +717,11 @@ def check_dockerfile(spec: ImageSpec, text: str) -> None:
 
 
 def check_dockerfiles(config: Config) -> None:
-    """Every image's Dockerfile, read (as UTF-8) and checked before any plan or build."""
+    """Every image's Dockerfile (and its own ignore file), read as UTF-8 and checked before any plan or build."""
     for spec in config.images:
         check_dockerfile(spec, read_repo_text(config.root, spec.dockerfile))
+        if (config.root / spec.dockerignore).is_file():
+            read_repo_text(config.root, spec.dockerignore)
 
 
 # --- checking images.yaml ---------------------------------------------------------------------------------------------
