@@ -241,9 +241,13 @@ _Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 
 def load_yaml(text: str, name: str) -> Any:
     """The YAML document in ``text``; any fault is one ConfigError at its real line."""
-    loader = _Loader(text, name)
+    loader = None
     try:
+        loader = _Loader(text, name)
         return loader.get_single_data()
+    except yaml.reader.ReaderError as err:
+        line = text.count("\n", 0, err.position) + 1
+        raise ConfigError(f"{name}:{line}", f"character U+{err.character:04X} is not allowed in YAML; remove it") from None
     except yaml.MarkedYAMLError as err:
         raise ConfigError(*_yaml_fault(err, name)) from None
     except yaml.YAMLError as err:
@@ -251,7 +255,8 @@ def load_yaml(text: str, name: str) -> Any:
     except RecursionError:
         raise ConfigError(name, "is nested too deeply to be images.yaml; fix the brackets") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _yaml_fault(err: yaml.MarkedYAMLError, name: str) -> tuple[str, str]:

@@ -33,6 +33,7 @@ __all__ = [
     "parse_platform",
     "parse_platforms",
     "parse_python_version",
+    "parse_reference",
     "parse_registry",
     "parse_tag",
     "split_list",
@@ -158,6 +159,23 @@ def check_repository(registry: RegistryAddress, namespace: str, name: str, origi
     full = "/".join(part for part in (registry.path, namespace, name) if part)
     if len(full) > _MAX_NAME:
         raise InputError(origin, f"repository {full[:40]}... is {len(full)} characters, registries accept {_MAX_NAME}; shorten the namespace")
+
+
+def parse_reference(text: str, origin: str) -> str:
+    """An image reference ``[registry/]path[:tag]``, as `docker tag` takes it, e.g. ``imagegraph-devcontainer:local``."""
+    example = "imagegraph-devcontainer:local"
+    _refuse_blank(text, origin, example)
+    first, slash, rest = text.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        parse_registry(first, origin)
+    else:
+        rest = text
+    path, colon, tag = rest.rpartition(":") if ":" in rest.rpartition("/")[2] else (rest, "", "")
+    if not path or not all(_COMPONENT.fullmatch(part) for part in path.split("/")):
+        raise InputError(origin, f"{shown(text)} is not an image reference: lowercase path parts, then an optional :tag; e.g. {example}")
+    if colon:
+        parse_tag(tag, origin)
+    return text
 
 
 def parse_tag(text: str, origin: str) -> str:

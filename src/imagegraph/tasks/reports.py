@@ -41,8 +41,10 @@ def report(c, file=None, history=None, json_=False, markdown=False, chart=None, 
         print(f"warning: skipped {problem}", file=sys.stderr)
     if file:
         path = Path(file)
+        if path.is_dir():
+            raise ReportError(f"--file: {file} is a directory; name one report .json in it (reports are under {store.folder})")
         if not path.is_file():
-            raise ReportError(f"{file}: no such file; reports are under {store.folder}")
+            raise ReportError(f"--file: {file}: no such file; reports are under {store.folder}")
         latest = read_report(path)
         earlier = [r for p, r in stored if p.resolve() != path.resolve() and r.started <= latest.started]
     elif stored:
