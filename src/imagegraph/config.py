@@ -316,7 +316,8 @@ def parse_config(data: Any, root: Path) -> Config:
                 f"declare it under `images:` or remove `parent:`",
             )
     _check_acyclic(specs)
-    registry = parse_registry(_string(data, "registry", DEFAULT_REGISTRY, "registry"), f"{_at(data, 'registry')}: registry")
+    registry = parse_registry(_string(data, "registry", DEFAULT_REGISTRY, "registry"), f"{_at(data, 'registry')}: registry",
+                              fallback=f"the default, {DEFAULT_REGISTRY}")
     namespace = parse_namespace(_string(data, "namespace", "imagegraph", "namespace"), f"{_at(data, 'namespace')}: namespace")
     for spec in specs:
         check_repository(registry, namespace, spec.name, _at(images_data, spec.name))

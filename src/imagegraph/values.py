@@ -104,7 +104,7 @@ class RegistryAddress:
         return "/".join(part for part in (self.domain, self.path) if part)
 
 
-def parse_registry(text: str, origin: str) -> RegistryAddress:
+def parse_registry(text: str, origin: str, *, fallback: str = "images.yaml's") -> RegistryAddress:
     """``host[:port][/path]`` by the reference grammar; a URL scheme, an empty or a malformed host is refused."""
     example = "127.0.0.1:5000 or ghcr.io/acme"
     scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", text)
@@ -113,8 +113,8 @@ def parse_registry(text: str, origin: str) -> RegistryAddress:
         raise InputError(origin, f"{shown(text)} is a URL; give the registry without {scheme.group(1)}://, e.g. {shown(rest or '127.0.0.1:5000')} "
                                  "(loopback registries are spoken to over plain HTTP, others over HTTPS)")
     if not text.strip():
-        raise InputError(origin, "is empty (an unset shell variable?); give a registry such as 127.0.0.1:5000, "
-                                 "or leave it out to use images.yaml's")
+        raise InputError(origin, f"is empty (an unset shell variable?); give a registry such as 127.0.0.1:5000, "
+                                 f"or leave it out to use {fallback}")
     _refuse_blank(text, origin, example)
     domain, _, path = text.rstrip("/").partition("/")
     host, port = _split_port(domain, text, origin)

@@ -8,8 +8,10 @@ and no engine is needed.
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -179,3 +181,15 @@ def test_the_invoke_command_itself_prints_one_line_for_a_flag_invoke_used_to_con
                                            "IMAGEGRAPH_REGISTRY": NO_REGISTRY})
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip() == "error: --jobs: 'abc' is not a whole number of at least 1; e.g. --jobs 2"
+
+
+def test_an_alias_bomb_is_refused_in_bounded_time_and_memory(tmp_path):
+    def half_a_gigabyte():
+        resource.setrlimit(resource.RLIMIT_AS, (512 << 20, 512 << 20))
+
+    root = make_family(tmp_path, {"tasks.py": "from imagegraph.tasks import namespace as ns\n", "images.yaml": with_build_args(ALIAS_BOMB)})
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "invoke", "ref", "base"], cwd=root, capture_output=True, text=True, timeout=60,
+                          preexec_fn=half_a_gigabyte, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT / "src"), "HOME": str(tmp_path)})
+    assert time.monotonic() - started < 30
+    assert done.returncode == 1 and done.stderr.startswith("error: images.yaml:") and "alias *a" in done.stderr
