@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ __all__ = [
     "compare",
     "draw_chart",
     "make_report",
+    "read_report",
     "recipe_of",
     "to_markdown",
     "to_text",
@@ -107,7 +109,7 @@ class ImageRecord:
         return ImageRecord(
             name=read.text("name"), decision=read.text("decision"), reason=read.text("reason"), ok=read.flag("ok"),
             error=read.text("error", optional=True), seconds=read.number("seconds"),
-            phases=tuple((str(k), float(v)) for k, v in read.mapping("phases").items()),
+            phases=read.seconds("phases"),
             size=read.whole("size", optional=True), layers=read.whole("layers", optional=True),
             cached_steps=steps.whole("cached"), total_steps=steps.whole("total"),
             digest=read.text("digest", optional=True), tags=read.texts("tags"), ref=read.text("ref"),
@@ -187,7 +189,29 @@ class BuildReport:
             data = json.loads(text)
         except ValueError as err:
             raise ReportError(f"{where}: not JSON ({err}); pass a file `invoke build` wrote under .imagegraph/reports/") from None
+        except RecursionError:
+            raise ReportError(f"{where}: nested too deeply to be a build report; pass a file `invoke build` wrote") from None
         return BuildReport.from_dict(data, where)
+
+
+def _seconds(value: float, where: str) -> float:
+    if not math.isfinite(value) or value < 0:
+        raise ReportError(f"{where} is {value!r}, not a number of seconds; the file was edited: delete it or restore it")
+    return float(value)
+
+
+def read_report(path: Path) -> BuildReport:
+    """A stored report: unreadable, not UTF-8 or not a report is one ReportError naming the file."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ReportError(f"{path}: cannot be read: {err.strerror}; pass a report .json `invoke build` wrote") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ReportError(f"{path}: byte 0x{data[err.start]:02x} at offset {err.start} is not UTF-8, so this is no report "
+                          "`invoke build` wrote; delete it or restore it") from None
+    return BuildReport.from_json(text, str(path))
 
 
 class _Reader:
@@ -212,20 +236,28 @@ class _Reader:
         return self._get(key, (str,), "a string", optional)
 
     def number(self, key: str) -> float:
-        return float(self._get(key, (int, float), "a number", False))
+        return _seconds(self._get(key, (int, float), "a number", False), f"{self.where}: {key!r}")
 
     def whole(self, key: str, *, optional: bool = False) -> Any:
-        return self._get(key, (int,), "a whole number", optional)
+        value = self._get(key, (int,), "a whole number", optional)
+        if value is not None and value < 0:
+            raise ReportError(f"{self.where}: {key!r} is {value}, not a count; the file was edited: delete it or restore it")
+        return value
 
     def flag(self, key: str) -> bool:
         return self._get(key, (bool,), "true or false", False)
 
-    def mapping(self, key: str) -> Mapping[str, Any]:
+    def seconds(self, key: str) -> tuple[tuple[str, float], ...]:
+        """An object of phase names to seconds."""
         value = self._get(key, (dict,), "an object", False)
-        for inner in value.values():
-            if not isinstance(inner, (int, float, str)) or isinstance(inner, bool):
-                raise ReportError(f"{self.where}: {key!r} holds {inner!r}, not a number")
-        return value
+        for name, inner in value.items():
+            if not isinstance(inner, (int, float)) or isinstance(inner, bool):
+                raise ReportError(f"{self.where}: {key!r}: {name!r} is {str(inner)[:40]!r}, not a number of seconds; "
+                                  "the file was edited or written by something else: delete it or restore it")
+        return tuple((str(name), _seconds(inner, f"{self.where}: {key!r}: {name!r}")) for name, inner in value.items())
+
+    def mapping(self, key: str) -> Mapping[str, Any]:
+        return self._get(key, (dict,), "an object", False)
 
     def texts(self, key: str) -> tuple[str, ...]:
         value = self._get(key, (list,), "a list of strings", False)
@@ -504,7 +536,7 @@ class ReportStore:
         found: list[tuple[Path, BuildReport]] = []
         for path in sorted(self.folder.glob("*.json")) if self.folder.is_dir() else ():
             try:
-                found.append((path, BuildReport.from_json(path.read_text(encoding="utf-8"), str(path))))
+                found.append((path, read_report(path)))
             except ReportError as err:
                 self.skipped.append(str(err))
         found.sort(key=lambda item: (item[1].started, item[0].name))

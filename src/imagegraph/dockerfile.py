@@ -27,9 +27,12 @@ from pathlib import PurePosixPath
 from docker.utils.build import PatternMatcher
 from docker.utils.fnmatch import translate as dockerignore_regex
 
-from .config import ImageSpec
+from .config import CONFIG_NAME, Config, ImageSpec, read_repo_text
+from .errors import InputError
+from .values import did_you_mean
 
-__all__ = ["InputWarning", "Source", "context_sources", "undeclared_inputs", "used_files"]
+__all__ = ["InputWarning", "Source", "Stages", "check_dockerfile", "check_dockerfiles", "context_sources", "stages", "undeclared_inputs",
+           "used_files"]
 
 COPY = "COPY"
 ADD = "ADD"
@@ -43,6 +46,8 @@ _DIRECTIVES = ("syntax", "escape", "check")
 _HEREDOC = re.compile(r"^(\d*)<<(-?)([^<]*)$")
 _REMOTE = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://|git@)")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BASE_IMAGE = re.compile(r"\$(?:BASE_IMAGE\b|\{BASE_IMAGE\b)")
+BASE_IMAGE = "BASE_IMAGE"
 _HEREDOC_INSTRUCTIONS = ("RUN", COPY, ADD)
 
 #: Variable values while reading a stage; None means "declared, but the value is only known at build time".
@@ -652,6 +657,71 @@ class _IgnoreFile:
 
 def _native(path: str) -> str:
     return path if os.sep == "/" else path.replace("/", os.sep)
+
+
+# --- checking a Dockerfile against its image ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stages:
+    """What the plan needs to know of a Dockerfile's stages before anything builds."""
+
+    #: 1-based line of each FROM, the image it names as written, and its stage name (lower case; "" for none).
+    froms: tuple[tuple[int, str, str], ...]
+    #: ARG names declared before the first FROM (the only ones a FROM line can use).
+    global_args: frozenset[str]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for _, _, name in self.froms if name)
+
+
+def stages(text: str) -> Stages:
+    """The FROM lines and global ARGs of a Dockerfile."""
+    escape, instructions = _instructions(text)
+    froms: list[tuple[int, str, str]] = []
+    global_args: set[str] = set()
+    for line_number, line in instructions:
+        keyword, rest = _split_keyword(line)
+        if keyword == "ARG" and not froms:
+            global_args.update(name for name, _, _ in _assignments(rest, {}, escape, legacy=False))
+        elif keyword == "FROM":
+            words = _flags(rest)[1].split()
+            name = words[2].lower() if len(words) >= 3 and words[1].lower() == "as" else ""
+            froms.append((line_number, words[0] if words else "", name))
+    return Stages(tuple(froms), frozenset(global_args))
+
+
+def check_dockerfile(spec: ImageSpec, text: str) -> None:
+    """Refuse what would build the wrong image or none: no FROM, an unknown target, a child whose parent is not pinned."""
+    found = stages(text)
+    where = f"image {spec.name!r}"
+    if not found.froms:
+        raise InputError(spec.dockerfile, f"has no FROM instruction, so {where} cannot build; start it with FROM <image>"
+                                          f"{' (ARG BASE_IMAGE, then FROM ${BASE_IMAGE})' if spec.parent else ''}")
+    if spec.target is not None and spec.target.lower() not in found.names:
+        stage_list = ", ".join(found.names) or "none are named"
+        raise InputError(f"{CONFIG_NAME}: {where}: target", f"{spec.target!r} is not a stage of {spec.dockerfile}"
+                                                            f"{did_you_mean(spec.target.lower(), found.names)} (stages: {stage_list}); "
+                                                            "name one with `FROM ... AS <name>` or fix `target:`")
+    if spec.parent is None:
+        return
+    pinned = [line for line, image, _ in found.froms if _BASE_IMAGE.search(image)]
+    if not pinned:
+        raise InputError(spec.dockerfile, f"{where} has parent {spec.parent!r} but no FROM uses ${{{BASE_IMAGE}}}, so the parent is "
+                                          f"not pinned; declare `ARG {BASE_IMAGE}` before the first FROM and build `FROM ${{{BASE_IMAGE}}}`, "
+                                          "or remove `parent:`")
+    if BASE_IMAGE not in found.global_args:
+        raise InputError(f"{spec.dockerfile}:{pinned[0]}", f"FROM uses ${{{BASE_IMAGE}}} but no `ARG {BASE_IMAGE}` comes before the first "
+                                                           "FROM, so it is empty when the build runs; add that line at the top")
+
+
+def check_dockerfiles(config: Config) -> None:
+    """Every image's Dockerfile (and its own ignore file), read as UTF-8 and checked before any plan or build."""
+    for spec in config.images:
+        check_dockerfile(spec, read_repo_text(config.root, spec.dockerfile))
+        if (config.root / spec.dockerignore).is_file():
+            read_repo_text(config.root, spec.dockerignore)
 
 
 # --- checking images.yaml ---------------------------------------------------------------------------------------------

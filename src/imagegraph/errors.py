@@ -17,6 +17,7 @@ __all__ = [
     "ConfigError",
     "EngineError",
     "ImagegraphError",
+    "InputError",
     "RegistryError",
     "ToolMissing",
 ]
@@ -26,12 +27,17 @@ class ImagegraphError(Exception):
     """Base of every error that is the user's to fix (bad input, missing tool)."""
 
 
-class ConfigError(ImagegraphError):
-    """images.yaml (or a file it names) is wrong."""
+class InputError(ImagegraphError):
+    """A value the user gave is wrong; ``origin`` says where it came from (a flag, an environment variable, file:line)."""
 
-    def __init__(self, path: str, message: str) -> None:
-        self.path = path
-        super().__init__(f"{path}: {message}")
+    def __init__(self, origin: str, message: str) -> None:
+        self.origin = origin
+        self.path = origin
+        super().__init__(f"{origin}: {message}")
+
+
+class ConfigError(InputError):
+    """images.yaml (or a file it names) is wrong."""
 
 
 class EngineError(ImagegraphError):

@@ -16,8 +16,8 @@ from pathlib import Path
 from .bake import bake_definition, write_bake
 from .buildreport import BuildReport, ReportStore, check_targets, make_report, recipe_of, to_markdown
 from .changes import Explanation, choose_base, direct_causes, locate_base, read_event, same_as_base
-from .config import CONFIG_NAME, Config, config_from_text, load_config, override_platforms
-from .dockerfile import undeclared_inputs
+from .config import CONFIG_NAME, Config, config_from_text, load_config, override_platforms, read_repo_text
+from .dockerfile import check_dockerfiles, undeclared_inputs
 from .engine.builders import Builder, BuilderChoice, check_platforms, choose_builder, named_builder, observe_builder
 from .engine.images import LocalImages
 from .errors import ConfigError, ImagegraphError
@@ -32,6 +32,7 @@ from .repo import EMPTY_TREE, Repository, WorkingTree
 from .retention import DEFAULT_PROTECTED, RetentionPolicy, Verdict, deletion_order, plan_retention
 from .runner import Runner
 from .tags import Event, TagPolicy, Version, event_from_env, event_from_git, oci_labels, source_url, tags_for
+from .values import Platform, RegistryAddress, parse_platforms, parse_registry, split_list
 from .wheelhouse import Wheelhouse
 
 __all__ = ["BuildOptions", "Workspace", "find_root"]
@@ -42,8 +43,11 @@ DEFAULT_BRANCHES = ("main", "master")
 
 @dataclass(frozen=True)
 class BuildOptions:
-    registry: str | None = None
-    platforms: tuple[str, ...] = ()
+    """One run's overrides, already parsed (tasks parse their flags with :mod:`imagegraph.values`)."""
+
+    #: A registry given as text (a library caller's ``BuildOptions(registry="host:5000")``) is parsed here, once.
+    registry: RegistryAddress | None = None
+    platforms: tuple[Platform, ...] = ()
     force: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
     no_cache: bool = False
@@ -55,6 +59,23 @@ class BuildOptions:
     push_pr: bool = False
     #: Read and write the registry cache (buildcache tags); off, a cold engine rebuilds every step.
     registry_cache: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.registry, str):
+            object.__setattr__(self, "registry", parse_registry(self.registry, "BuildOptions(registry=...)"))
+        if any(isinstance(p, str) for p in self.platforms):
+            object.__setattr__(self, "platforms", parse_platforms(map(str, self.platforms), "BuildOptions(platforms=...)"))
+
+
+PLATFORMS_ENV = "IMAGEGRAPH_PLATFORMS"
+
+
+def platforms_from_env(environ: Mapping[str, str]) -> tuple[Platform, ...]:
+    """$IMAGEGRAPH_PLATFORMS (a comma list), parsed; () when unset. Set but empty is refused, like an empty flag."""
+    text = environ.get(PLATFORMS_ENV)
+    if text is None:
+        return ()
+    return parse_platforms(split_list(text, f"${PLATFORMS_ENV}", "linux/amd64,linux/arm64"), f"${PLATFORMS_ENV}")
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -73,13 +94,15 @@ class Workspace:
         self.runner = runner or Runner()
         config = load_config(self.root, registry=self.options.registry)
         # --platform wins; $IMAGEGRAPH_PLATFORMS is the same override for a whole environment.
-        platforms = self.options.platforms or tuple(p.strip() for p in os.environ.get("IMAGEGRAPH_PLATFORMS", "").split(",") if p.strip())
+        platforms = self.options.platforms or platforms_from_env(os.environ)
         if platforms:
             config = override_platforms(config, platforms)
             self.options = replace(self.options, platforms=platforms)
         self.config: Config = config
-        for name in (*self.options.force, *self.options.targets):
-            self.config.image(name)  # unknown names fail early, with "did you mean"
+        for flag, names in (("--force", self.options.force), ("--target", self.options.targets)):
+            for name in names:
+                self.config.image(name, flag)  # unknown names fail early, with "did you mean"
+        check_dockerfiles(self.config)
 
     @cached_property
     def repository(self) -> Repository:
@@ -135,7 +158,7 @@ class Workspace:
 
     @cached_property
     def registry(self) -> Registry:
-        return Registry(self.config.registry.split("/", 1)[0])
+        return Registry(self.config.registry_address.domain)
 
     @cached_property
     def local(self) -> LocalImages:
@@ -170,7 +193,7 @@ class Workspace:
         return make_plan(
             self.config, self.fingerprints, availability, explanation=explanation,
             selected=self.options.targets, force=self.options.force,
-            no_cache=self.options.no_cache, platforms=self.options.platforms, warnings=self.input_warnings(),
+            no_cache=self.options.no_cache, platforms=tuple(map(str, self.options.platforms)), warnings=self.input_warnings(),
         )
 
     def _look_up(self, names) -> dict[str, Availability]:
@@ -193,8 +216,8 @@ class Workspace:
         present = frozenset(paths)
         for spec in self.config.images:
             ignore = spec.dockerignore if spec.dockerignore in present else context_ignore(spec)
-            ignore_lines = (self.root / ignore).read_text(encoding="utf-8").splitlines() if ignore in present else []
-            text = (self.root / spec.dockerfile).read_text(encoding="utf-8")
+            ignore_lines = read_repo_text(self.root, ignore).splitlines() if ignore in present else []
+            text = read_repo_text(self.root, spec.dockerfile)
             declared = {path for path, _ in self.fingerprints[spec.name].files}
             warnings.extend(str(w) for w in undeclared_inputs(spec, text, paths, ignore_lines, declared))
         return tuple(warnings)

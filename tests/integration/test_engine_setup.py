@@ -198,7 +198,8 @@ def test_a_second_seed_builds_from_the_rootfs_cache_without_debootstrap(engine, 
     actions = seed.decide_seed(facts, platforms)
     assert not any(isinstance(a, seed.BuildRootfs) for a in actions)
     lines: list[str] = []
-    executor = seed.SeedExecutor(Runner(), select_builder(Runner(), image_store=image_store_of(engine.info())), find_docker_clients()[0], cache, state_dir, lines.append)
+    builder = select_builder(Runner(), image_store=image_store_of(engine.info()))
+    executor = seed.SeedExecutor(Runner(), builder, find_docker_clients()[0], cache, state_dir, lines.append)
     tags = [a.tag for a in actions if isinstance(a, seed.BuildImage)]
     try:
         started = time.monotonic()

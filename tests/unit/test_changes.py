@@ -9,6 +9,7 @@ import pytest
 from imagegraph.changes import ZERO_SHA, BaseRequest, UnknownRef, choose_base, direct_causes, locate_base
 from imagegraph.config import load_config
 from imagegraph.repo import EMPTY_TREE, Change
+from imagegraph.values import RegistryAddress
 
 GH = {"GITHUB_ACTIONS": "true"}
 
@@ -168,5 +169,5 @@ def test_images_yaml_counts_only_for_images_whose_settings_changed(family):
     change = [Change("images.yaml", "modified")]
     assert direct_causes(config, change, before, config_changed=True) == {"ci": ("images.yaml",)}
     assert set(direct_causes(config, change, None, config_changed=True)) == {"base", "ci", "app", "devcontainer"}
-    moved = replace(before, registry="other:5000")
+    moved = replace(before, registry_address=RegistryAddress("other", 5000))
     assert set(direct_causes(config, change, moved, config_changed=True)) == {"base", "ci", "app", "devcontainer"}

@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from imagegraph.config import load_config, override_platforms, parse_config
-from imagegraph.errors import ConfigError
+from imagegraph.errors import ConfigError, InputError
+from imagegraph.values import Platform
 from tests.conftest import FAMILY
 
 
@@ -21,7 +22,7 @@ def edited(**images_changes) -> dict:
 
 
 def error_of(data, root: Path) -> str:
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(InputError) as info:
         parse_config(data, root)
     message = str(info.value)
     assert "\n" not in message
@@ -71,7 +72,7 @@ def test_inputs_outside_the_repository_are_refused(family, path):
 
 
 def test_bad_platform_and_reserved_build_arg(family):
-    assert "not os/arch" in error_of(edited(app={"platforms": ["amd64"]}), family)
+    assert "'amd64' is not a platform BuildKit builds for" in error_of(edited(app={"platforms": ["amd64"]}), family)
     assert "BASE_IMAGE is set by imagegraph" in error_of(edited(app={"build_args": {"BASE_IMAGE": "x"}}), family)
 
 
@@ -79,7 +80,7 @@ def test_missing_file_and_bad_yaml(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path)
     (tmp_path / "images.yaml").write_text("images: [unclosed\n")
-    with pytest.raises(ConfigError, match="not valid YAML at line"):
+    with pytest.raises(ConfigError, match=r"images.yaml:1: is not valid YAML"):
         load_config(tmp_path)
 
 
@@ -89,10 +90,8 @@ def test_registry_override_from_environment(family, monkeypatch):
 
 
 def test_platform_override_replaces_every_image(family):
-    config = override_platforms(load_config(family), ("linux/arm64",))
+    config = override_platforms(load_config(family), (Platform("linux", "arm64"),))
     assert {spec.platforms for spec in config.images} == {("linux/arm64",)}
-    with pytest.raises(ConfigError, match="not os/arch"):
-        override_platforms(config, ("arm64",))
 
 
 def test_tags_and_retention_settings(family):

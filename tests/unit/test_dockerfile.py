@@ -304,23 +304,23 @@ EXPECTED_SOURCES = {
     "docker/Dockerfile": [
         ("RUN --mount", ".wheelhouse/requirements", 9),
         ("RUN --mount", "requirements/requirements.txt", 9),
-        ("COPY", "src/scorer", 17),
+        ("COPY", "src/scorer", 19),
     ],
     "docker/Dockerfile.base": [
         ("RUN --mount", ".wheelhouse/requirements-torch", 16),
         ("RUN --mount", "requirements/requirements-torch.txt", 16),
     ],
     "docker/Dockerfile.ci": [
-        ("RUN --mount", ".wheelhouse/requirements", 12),
-        ("RUN --mount", ".wheelhouse/requirements-dev", 12),
-        ("RUN --mount", "requirements/requirements.txt", 12),
-        ("RUN --mount", "requirements/requirements-dev.txt", 12),
+        ("RUN --mount", ".wheelhouse/requirements", 16),
+        ("RUN --mount", ".wheelhouse/requirements-dev", 16),
+        ("RUN --mount", "requirements/requirements.txt", 16),
+        ("RUN --mount", "requirements/requirements-dev.txt", 16),
     ],
     ".devcontainer/Dockerfile": [
-        ("RUN --mount", ".wheelhouse/requirements", 10),
-        ("RUN --mount", ".wheelhouse/requirements-dev", 10),
-        ("RUN --mount", "requirements/requirements.txt", 10),
-        ("RUN --mount", "requirements/requirements-dev.txt", 10),
+        ("RUN --mount", ".wheelhouse/requirements", 13),
+        ("RUN --mount", ".wheelhouse/requirements-dev", 13),
+        ("RUN --mount", "requirements/requirements.txt", 13),
+        ("RUN --mount", "requirements/requirements-dev.txt", 13),
     ],
 }
 
@@ -387,7 +387,7 @@ def test_real_dockerfiles_and_ignore_files_use_exactly_their_files(dockerfile):
 def test_app_dockerfile_attributes_each_file_to_its_instruction():
     sources = context_sources((ROOT / "docker/Dockerfile").read_text(encoding="utf-8"))
     used = used_files(sources, CONTEXT, ignore_lines("docker/Dockerfile"))
-    assert used["src/scorer/app.py"] == Source("COPY", "src/scorer", 17)
+    assert used["src/scorer/app.py"] == Source("COPY", "src/scorer", 19)
     assert used["requirements/requirements.txt"] == Source("RUN --mount", "requirements/requirements.txt", 9)
 
 
@@ -554,7 +554,7 @@ def test_a_narrow_input_glob_misses_files_of_a_copied_folder():
     assert [w.path for w in warnings] == ["src/scorer/static/index.html"]
     assert warnings[0].suggestion == "src/scorer/**"
     assert str(warnings[0]) == (
-        "image 'app': docker/Dockerfile:17 COPY src/scorer uses src/scorer/static/index.html, which images.yaml does not declare; "
+        "image 'app': docker/Dockerfile:19 COPY src/scorer uses src/scorer/static/index.html, which images.yaml does not declare; "
         'add it to the image\'s inputs (e.g. "src/scorer/**")'
     )
 
@@ -567,7 +567,7 @@ def test_wheelhouse_files_of_declared_wheels_count_as_declared():
     # requirements-dev is mounted but not among this spec's wheels: both its file and its wheels are reported
     assert [w.path for w in warnings] == [".wheelhouse/requirements-dev/pytest-9.0.0-py3-none-any.whl", "requirements/requirements-dev.txt"]
     assert str(warnings[0]).startswith(
-        "image 'ci': docker/Dockerfile.ci:12 RUN --mount=type=bind,source=.wheelhouse/requirements-dev uses .wheelhouse/requirements-dev/pytest-"
+        "image 'ci': docker/Dockerfile.ci:16 RUN --mount=type=bind,source=.wheelhouse/requirements-dev uses .wheelhouse/requirements-dev/pytest-"
     )
     assert warnings[0].suggestion == ".wheelhouse/requirements-dev/**"
 

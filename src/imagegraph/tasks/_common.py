@@ -1,17 +1,19 @@
-"""What every task shares: options into one object, user errors into one line."""
+"""What every task shares: flags parsed into one options object, user errors into one line."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from invoke import Exit
 
-from ..errors import ImagegraphError
+from ..errors import EngineError, ImagegraphError, InputError
+from ..values import parse_builder_name, parse_count, parse_platforms, parse_registry, shown, split_list
 from ..workspace import BuildOptions
 
-__all__ = ["build_options", "user_errors"]
+__all__ = ["build_options", "count_flag", "user_errors"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -23,18 +25,52 @@ def user_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except EngineError as err:
+            raise Exit(f"error: {_one_line(str(err))}{_docker_host_note(str(err))}", code=1) from None
         except ImagegraphError as err:
-            raise Exit(f"error: {err}", code=1) from None
+            raise Exit(f"error: {_one_line(str(err))}", code=1) from None
 
     return wrapper  # type: ignore[return-value]
 
 
-def build_options(*, registry=None, platform=(), force=(), target=(), no_cache=False, jobs=2, builder=None, since=None,
-                  push_pr=False, registry_cache=True) -> BuildOptions:
-    def split(values) -> tuple[str, ...]:
-        # Accept both repeated flags and comma lists: --target ci --target app == --target ci,app
-        return tuple(item.strip() for value in values or () for item in value.split(",") if item.strip())
+def _one_line(message: str) -> str:
+    return " ".join(message.split("\n"))
 
-    return BuildOptions(registry=registry or None, platforms=split(platform), force=split(force), targets=split(target),
-                        no_cache=bool(no_cache), jobs=int(jobs), builder=builder or None, since=since or None,
-                        push_pr=bool(push_pr), registry_cache=bool(registry_cache))
+
+def _docker_host_note(message: str) -> str:
+    """An engine that cannot be reached may be the wrong one: say which DOCKER_HOST the client was pointed at."""
+    host = os.environ.get("DOCKER_HOST")
+    if host is None or "DOCKER_HOST" in message:
+        return ""
+    return f" (the client used DOCKER_HOST={shown(host)} from the environment: unset it for the default socket, or point it at a running engine)"
+
+
+def _items(values: Iterable[str] | None, flag: str, example: str) -> tuple[str, ...]:
+    # Repeated flags and comma lists alike: --target ci --target app == --target ci,app
+    return tuple(item for value in values or () for item in split_list(value, flag, example))
+
+
+def count_flag(value: str | None, flag: str, *, default: int, minimum: int = 1) -> int:
+    """A whole-number flag, taken as text (Invoke's own int conversion would end in a traceback) and parsed here."""
+    return default if value is None else parse_count(value, flag, minimum=minimum, example=f"{flag} {default}")
+
+
+def build_options(*, registry: str | None = None, platform: Iterable[str] | None = (), force: Iterable[str] | None = (),
+                  target: Iterable[str] | None = (), no_cache: bool = False, jobs: str | None = None, builder: str | None = None,
+                  since: str | None = None, push_pr: bool = False, registry_cache: bool = True) -> BuildOptions:
+    """The flags of a task as one typed value: an explicitly empty flag is refused, never read as "not given"."""
+    if since is not None and not since.strip():
+        raise InputError("--since", "is empty; name a git ref (branch, tag or commit), or leave the flag out for the default base")
+    platforms = _items(platform, "--platform", "--platform linux/amd64,linux/arm64")
+    return BuildOptions(
+        registry=None if registry is None else parse_registry(registry, "--registry"),
+        platforms=parse_platforms(platforms, "--platform") if platforms else (),
+        force=_items(force, "--force", "--force app"),
+        targets=_items(target, "--target", "--target app"),
+        no_cache=bool(no_cache),
+        jobs=count_flag(jobs, "--jobs", default=2),
+        builder=None if builder is None else parse_builder_name(builder, "--builder"),
+        since=since,
+        push_pr=bool(push_pr),
+        registry_cache=bool(registry_cache),
+    )

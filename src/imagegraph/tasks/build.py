@@ -11,12 +11,13 @@ from pathlib import Path
 
 from invoke import Exit, task
 
-from ..errors import ConfigError, ImagegraphError
+from ..errors import ConfigError, ImagegraphError, InputError
 from ..plan import Decision
 from ..progress import Progress
 from ..report import affected_matrix, format_explanation, format_plan, format_results, format_retention, garbage_collection_hint, github_outputs, table
+from ..values import shown
 from ..workspace import Workspace
-from ._common import build_options, user_errors
+from ._common import build_options, count_flag, user_errors
 
 _SELECT_HELP = {
     "target": "build only this image and the images it stands on (repeatable, or comma list)",
@@ -38,7 +39,7 @@ def _note(line: str) -> None:
         "no-cache": "build without the builder's layer cache",
         "dry-run": "print the plan and stop; build and push nothing",
         "jobs": "how many images may build at the same time (default 2)",
-        "builder": "buildx or engine (default: buildx when installed, else the engine's BuildKit)",
+        "builder": "the buildx builder to build on, e.g. a team's shared BuildKit (default: $BUILDX_BUILDER, images.yaml's builder:, else the current one)",
         "push-pr": "on a pull request, push its pr-<N> tags too (by default they are built and tested only)",
         "no-registry-cache": "neither read nor write the registry cache (<image>:buildcache tags); the local cache still counts",
         "progress": "auto (a live status line on a terminal, plain lines elsewhere), tty or plain",
@@ -46,7 +47,7 @@ def _note(line: str) -> None:
     },
 )
 @user_errors
-def build(c, force=None, target=None, platform=None, no_cache=False, dry_run=False, jobs=2, registry=None, builder=None, since=None,
+def build(c, force=None, target=None, platform=None, no_cache=False, dry_run=False, jobs=None, registry=None, builder=None, since=None,
           push_pr=False, no_registry_cache=False, progress="auto", no_tags=False):
     """Build, push and tag the images whose inputs changed.
 
@@ -59,7 +60,7 @@ def build(c, force=None, target=None, platform=None, no_cache=False, dry_run=Fal
     started = time.monotonic()
     started_at = datetime.now(UTC)
     if progress not in ("auto", "tty", "plain"):
-        raise ConfigError("--progress", f"{progress!r} is not auto, tty or plain")
+        raise InputError("--progress", f"{shown(progress)} is not auto, tty or plain; e.g. --progress plain")
     workspace = Workspace(options=build_options(registry=registry, platform=platform, force=force, target=target,
                                                 no_cache=no_cache, jobs=jobs, builder=builder, since=since, push_pr=push_pr,
                                                 registry_cache=not no_registry_cache))
@@ -196,7 +197,7 @@ def ref(c, image, platform=None, registry=None):
     devcontainer; whether that image was built yet is not checked.
     """
     workspace = Workspace(options=build_options(registry=registry, platform=platform))
-    print(workspace.ref(workspace.config.image(image).name))
+    print(workspace.ref(workspace.config.image(image, "invoke ref IMAGE").name))
 
 
 @task(
@@ -219,10 +220,10 @@ def cleanup(c, keep=None, protect=None, yes=False, show_kept=False, registry=Non
     its bases). Prints what goes and why; --yes deletes it, indexes first.
     """
     started = time.monotonic()
-    if keep is not None and not str(keep).isdigit():
-        raise ConfigError("--keep", f"{keep!r} is not a whole number; e.g. --keep 10")
+    kept = None if keep is None else count_flag(keep, "--keep", default=10)
+    patterns = tuple(_pattern(p) for p in protect or ())
     workspace = Workspace(options=build_options(registry=registry))
-    verdicts = workspace.cleanup(keep=None if keep is None else int(keep), protect=tuple(protect or ()), apply=yes)
+    verdicts = workspace.cleanup(keep=kept, protect=patterns, apply=yes)
     print(format_retention(verdicts, show_kept=show_kept))
     doomed = [v for v in verdicts if not v.keep]
     if not doomed:
@@ -232,3 +233,9 @@ def cleanup(c, keep=None, protect=None, yes=False, show_kept=False, registry=Non
     else:
         print(f"\ndeleted {len(doomed)} manifest(s) in {time.monotonic() - started:.1f}s (indexes first; every kept tag still resolves)")
         print(garbage_collection_hint(workspace.config.registry))
+
+
+def _pattern(text: str) -> str:
+    if not text.strip():
+        raise InputError("--protect", "is empty; give a tag pattern, e.g. --protect 'stable-*'")
+    return text

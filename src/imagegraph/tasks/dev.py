@@ -30,6 +30,7 @@ from ..devcontainer import (
 )
 from ..errors import ImagegraphError, ToolMissing
 from ..runner import Command, Result, Runner
+from ..values import parse_reference
 from ..workspace import Workspace, find_root
 from ._common import build_options, user_errors
 
@@ -54,7 +55,7 @@ def image(c, tag=None, registry=None):
     "image"; devcontainer.json runs this as its initializeCommand.
     """
     workspace = Workspace(options=build_options(registry=registry, target=(IMAGE,)))
-    tag = tag or read_image_tag(workspace.root)
+    tag = read_image_tag(workspace.root) if tag is None else parse_reference(tag, "--tag")
     plan = workspace.plan(say=_note)
     entry = plan.image(IMAGE)
     if plan.to_build():

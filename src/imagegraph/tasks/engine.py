@@ -9,6 +9,8 @@ from invoke import Collection, task
 
 from ..engine.seed import DEFAULT_SEED_PLATFORMS
 from ..engine.setup import DEFAULT_REGISTRY, engine_down, engine_status, engine_up
+from ..errors import InputError
+from ..values import parse_platforms, parse_registry, shown, split_list
 from ._common import user_errors
 
 __all__ = ["down", "ns", "status", "up"]
@@ -19,8 +21,22 @@ _STATE_HELP = "where pids, logs and the registry's data live (default /var/lib/i
 
 def _platforms(values: list[str] | None) -> tuple[str, ...]:
     # Repeated flags and comma lists alike: --platforms linux/amd64 --platforms linux/arm64 == --platforms linux/amd64,linux/arm64
-    items = tuple(item.strip() for value in values or () for item in value.split(",") if item.strip())
-    return items or DEFAULT_SEED_PLATFORMS
+    items = tuple(item for value in values or () for item in split_list(value, "--platforms", "--platforms linux/amd64,linux/arm64"))
+    return tuple(str(p) for p in parse_platforms(items, "--platforms")) if items else DEFAULT_SEED_PLATFORMS
+
+
+def _registry(text: str) -> str:
+    """The local registry is HOST:PORT: engine.up serves it, so it has no path."""
+    address = parse_registry(text, "--registry")
+    if address.path or address.port is None:
+        raise InputError("--registry", f"{shown(text)} is not HOST:PORT; the local registry is served at a port, e.g. {DEFAULT_REGISTRY}")
+    return str(address)
+
+
+def _folder(text: str | None, flag: str) -> str | None:
+    if text is not None and not text.strip():
+        raise InputError(flag, "is empty; name a directory, or leave the flag out for the default")
+    return text
 
 
 @task(
@@ -42,8 +58,8 @@ def up(c, seed=True, registry=DEFAULT_REGISTRY, platforms=None, state_dir=None, 
     local registry on 127.0.0.1 and QEMU emulation, and seeds
     python:3.11-slim offline. A running engine or registry is reused as is.
     """
-    status = engine_up(registry=registry, seed=seed, platforms=_platforms(platforms), state_dir=state_dir, cache_dir=cache_dir,
-                       image_store=image_store or None)
+    status = engine_up(registry=_registry(registry), seed=seed, platforms=_platforms(platforms), state_dir=_folder(state_dir, "--state-dir"),
+                       cache_dir=_folder(cache_dir, "--cache-dir"), image_store=image_store or None)
     print()
     print("\n".join(status.lines()))
 
@@ -56,14 +72,14 @@ def status(c, registry=DEFAULT_REGISTRY, state_dir=None):
     Also the registry mirror, the seeded base image, the docker clients and
     which builder `build` would use.
     """
-    print("\n".join(engine_status(registry=registry, state_dir=state_dir).lines()))
+    print("\n".join(engine_status(registry=_registry(registry), state_dir=_folder(state_dir, "--state-dir")).lines()))
 
 
 @task(help={"state-dir": _STATE_HELP})
 @user_errors
 def down(c, state_dir=None):
     """Stop what `engine.up` started (never what it reused)."""
-    engine_down(state_dir=state_dir)
+    engine_down(state_dir=_folder(state_dir, "--state-dir"))
 
 
 ns = Collection("engine", up, status, down)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from invoke import Exit, task
 
-from ..buildreport import BuildReport, ReportError, check_targets, compare, draw_chart, to_markdown, to_text
+from ..buildreport import ReportError, check_targets, compare, draw_chart, read_report, to_markdown, to_text
 from ..workspace import Workspace
-from ._common import user_errors
+from ._common import count_flag, user_errors
 
 
 @task(help={
@@ -21,7 +21,7 @@ from ._common import user_errors
     "check": "exit 1 when the run misses a target (images.yaml report: targets:)",
 })
 @user_errors
-def report(c, file=None, history=10, json_=False, markdown=False, chart=None, check=False):
+def report(c, file=None, history=None, json_=False, markdown=False, chart=None, check=False):
     """Show the last build against earlier runs and the targets.
 
     Reads .imagegraph/reports/ (one JSON per `invoke build`). Per image built:
@@ -29,6 +29,11 @@ def report(c, file=None, history=10, json_=False, markdown=False, chart=None, ch
     then the targets of images.yaml's report: section. --chart draws the
     trend as a PNG; --json and --markdown print the report itself.
     """
+    shown_runs = count_flag(history, "--history", default=10)
+    if file is not None and not file.strip():
+        raise ReportError("--file: is empty; name a report .json, or leave the flag out for the newest")
+    if chart is not None and not chart.strip():
+        raise ReportError("--chart: is empty; name the PNG to draw, e.g. --chart trend.png")
     workspace = Workspace()
     store = workspace.reports
     stored = store.load()
@@ -36,15 +41,17 @@ def report(c, file=None, history=10, json_=False, markdown=False, chart=None, ch
         print(f"warning: skipped {problem}", file=sys.stderr)
     if file:
         path = Path(file)
+        if path.is_dir():
+            raise ReportError(f"--file: {file} is a directory; name one report .json in it (reports are under {store.folder})")
         if not path.is_file():
-            raise ReportError(f"{file}: no such file; reports are under {store.folder}")
-        latest = BuildReport.from_json(path.read_text(encoding="utf-8"), str(path))
+            raise ReportError(f"--file: {file}: no such file; reports are under {store.folder}")
+        latest = read_report(path)
         earlier = [r for p, r in stored if p.resolve() != path.resolve() and r.started <= latest.started]
     elif stored:
         latest, earlier = stored[-1][1], [r for _, r in stored[:-1]]
     else:
         raise ReportError(f"no build reports in {store.folder}; run `invoke build` first, or pass --file")
-    earlier = earlier[-int(history):] if int(history) > 0 else []
+    earlier = earlier[-shown_runs:]
     checks = check_targets(latest, workspace.config.targets)
     if json_:
         sys.stdout.write(latest.to_json())
