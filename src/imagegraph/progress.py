@@ -222,6 +222,8 @@ def phase_of(argv: tuple[str, ...]) -> str:
         return f"build {platform}".strip()
     if words[:2] == ["builder", "prune"]:
         return "prune"
+    if words[:3] == ["buildx", "imagetools", "create"]:
+        return "manifest"
     return words[0] if words else argv[0]
 
 

@@ -1,4 +1,7 @@
-"""Builders return commands as data: the tests compare argv tuples, nothing runs."""
+"""Builders return commands as data: the tests compare argv tuples, nothing runs.
+
+The choice of builder is a pure function of facts; the facts are gathered through a scripted runner.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +10,31 @@ from pathlib import Path
 import pytest
 
 from imagegraph.engine.builders import (
+    BuilderChoice,
+    BuilderFacts,
+    BuilderInfo,
     BuildRequest,
     BuildxBuilder,
-    EngineBuilder,
     StepCount,
+    builder_image_missing,
     buildkitd_config,
-    check_emulation,
+    check_platforms,
+    choose_builder,
+    container_builder_commands,
     count_steps,
-    detect_builder,
     lost_layer,
+    named_builder,
+    observe_builder,
+    parse_inspect,
     platform_suffix,
+    select_builder,
 )
 from imagegraph.errors import EngineError, ToolMissing
 from imagegraph.runner import Command, Result
 
 REF = "127.0.0.1:5000/ns/app:0123456789abcdef"
+CACHE = "127.0.0.1:5000/ns/app"
+BOTH = ("linux/amd64", "linux/arm64")
 
 
 def request(**changes) -> BuildRequest:
@@ -34,52 +47,320 @@ def request(**changes) -> BuildRequest:
 
 COMMON = ("--file", "/r/docker/Dockerfile", "--target", "runtime", "--build-arg", "BASE_IMAGE=reg/ns/base:fp",
           "--label", "imagegraph.fingerprint=0123456789abcdef")
+BUILD = ("docker", "buildx", "build", "--progress", "plain")
 
 
-def test_engine_single_platform_builds_then_pushes():
-    steps = EngineBuilder(docker="/usr/bin/docker").commands(request())
-    assert [s.argv for s in steps] == [
-        ("/usr/bin/docker", "build", "--progress", "plain", "--platform", "linux/amd64", *COMMON, "--tag", REF, "/r"),
-        ("/usr/bin/docker", "push", REF),
-    ]
-    assert dict(steps[0].env) == {"DOCKER_BUILDKIT": "1"}
+def value_of(argv: tuple[str, ...], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
 
 
-def test_engine_multi_platform_makes_a_manifest_list():
-    steps = EngineBuilder(docker="docker").commands(request(platforms=("linux/amd64", "linux/arm64"), no_cache=True))
-    argvs = [s.argv for s in steps]
-    assert argvs[0] == ("docker", "build", "--progress", "plain", "--platform", "linux/amd64", *COMMON, "--no-cache", "--tag", f"{REF}-amd64", "/r")
-    assert argvs[1] == ("docker", "push", f"{REF}-amd64")
-    assert argvs[2][:7] == ("docker", "build", "--progress", "plain", "--platform", "linux/arm64", "--file")
-    assert argvs[4:] == [
-        ("docker", "manifest", "create", "--insecure", "--amend", REF, f"{REF}-amd64", f"{REF}-arm64"),
-        ("docker", "manifest", "push", "--insecure", "--purge", REF),
-    ]
-
-
-def test_engine_without_push_only_builds():
-    steps = EngineBuilder().commands(request(push=False))
-    assert [s.argv[1] for s in steps] == ["build"]
-
+# --- multi-platform: one build, registry cache ------------------------------
 
 def test_buildx_one_multi_platform_build_pushed():
-    (step,) = BuildxBuilder(docker="docker").commands(request(platforms=("linux/amd64", "linux/arm64")))
-    assert step.argv == ("docker", "buildx", "build", "--progress", "plain", "--platform", "linux/amd64,linux/arm64", *COMMON,
-                         "--tag", REF, "--push", "/r")
+    (step,) = BuildxBuilder(docker="docker").commands(request(platforms=BOTH))
+    assert step.argv == (*BUILD, "--platform", "linux/amd64,linux/arm64", *COMMON, "--tag", REF, "--push", "/r")
 
 
 def test_buildx_loads_a_single_platform_image_when_not_pushing():
     (step,) = BuildxBuilder().commands(request(push=False))
-    assert "--load" in step.argv and "--push" not in step.argv
+    assert step.argv[-2:] == ("--load", "/r") and "--push" not in step.argv
+
+
+def test_a_named_builder_is_passed_with_builder():
+    (step,) = BuildxBuilder(docker="/usr/bin/docker", builder="farm").commands(request())
+    assert step.argv[:7] == ("/usr/bin/docker", "buildx", "build", "--progress", "plain", "--builder", "farm")
+    (current,) = BuildxBuilder().commands(request())
+    assert "--builder" not in current.argv
+
+
+@pytest.mark.parametrize(
+    ("changes", "cache_from", "cache_to"),
+    [
+        ({}, True, True),
+        ({"push": False}, True, False),  # a local build reads the registry cache, never writes it
+        ({"no_cache": True}, False, True),  # --no-cache reads nothing, but the pushed result still feeds the cache
+        ({"push": False, "no_cache": True}, False, False),
+    ],
+)
+def test_buildx_registry_cache_in_max_mode(changes, cache_from, cache_to):
+    builder = BuildxBuilder(docker="docker")
+    (step,) = builder.commands(request(cache_repository=CACHE, platforms=BOTH, **changes))
+    argv = step.argv
+    assert ("--cache-from" in argv) == cache_from and ("--cache-to" in argv) == cache_to
+    if cache_from:
+        assert value_of(argv, "--cache-from") == f"type=registry,ref={CACHE}:buildcache"
+    if cache_to:
+        assert value_of(argv, "--cache-to") == f"type=registry,ref={CACHE}:buildcache,mode=max,ignore-error=true"
+    assert ("--no-cache" in argv) == changes.get("no_cache", False)
+    assert builder.cache_copies(request(cache_repository=CACHE, platforms=BOTH, **changes)) == ()
+
+
+def test_no_cache_repository_means_no_cache_flags():
+    (step,) = BuildxBuilder().commands(request(platforms=BOTH))
+    assert "--cache-from" not in step.argv and "--cache-to" not in step.argv
+
+
+def test_provenance_is_dropped_only_when_asked():
+    (step,) = BuildxBuilder().commands(request(provenance=False))
+    assert "--provenance=false" in step.argv
+    assert step.argv.index("--provenance=false") < step.argv.index("--tag")
+    (default,) = BuildxBuilder().commands(request())
+    assert not any(a.startswith("--provenance") for a in default.argv)
+    steps = BuildxBuilder(multi_platform=False).commands(request(platforms=BOTH, provenance=False))
+    assert [("--provenance=false" in s.argv) for s in steps] == [True, True, False]
+
+
+# --- per platform: the docker driver on the classic image store -------------
+
+def test_per_platform_builds_push_each_platform_with_an_inline_cache_then_join_them():
+    builder = BuildxBuilder(docker="docker", multi_platform=False)
+    steps = builder.commands(request(platforms=BOTH, cache_repository=CACHE))
+    assert [s.argv for s in steps] == [
+        (*BUILD, "--platform", "linux/amd64", *COMMON, "--tag", f"{REF}-amd64",
+         "--cache-to", "type=inline", "--cache-from", f"type=registry,ref={CACHE}:buildcache-amd64", "--push", "/r"),
+        (*BUILD, "--platform", "linux/arm64", *COMMON, "--tag", f"{REF}-arm64",
+         "--cache-to", "type=inline", "--cache-from", f"type=registry,ref={CACHE}:buildcache-arm64", "--push", "/r"),
+        ("docker", "buildx", "imagetools", "create", "--tag", REF, f"{REF}-amd64", f"{REF}-arm64"),
+    ]
+    assert builder.cache_copies(request(platforms=BOTH, cache_repository=CACHE)) == (
+        (f"{REF}-amd64", "buildcache-amd64"), (f"{REF}-arm64", "buildcache-arm64"))
+
+
+def test_per_platform_imagetools_uses_the_named_builder():
+    steps = BuildxBuilder(docker="docker", builder="classic", multi_platform=False).commands(request(platforms=BOTH))
+    assert all(value_of(s.argv, "--builder") == "classic" for s in steps)
+    assert steps[-1].argv == ("docker", "buildx", "imagetools", "create", "--builder", "classic", "--tag", REF,
+                              f"{REF}-amd64", f"{REF}-arm64")
+
+
+def test_per_platform_single_platform_is_tagged_as_the_ref_and_needs_no_join():
+    builder = BuildxBuilder(docker="docker", multi_platform=False)
+    (step,) = builder.commands(request(cache_repository=CACHE))
+    assert value_of(step.argv, "--tag") == REF and value_of(step.argv, "--platform") == "linux/amd64"
+    assert builder.cache_copies(request(cache_repository=CACHE)) == ((REF, "buildcache-amd64"),)
+
+
+def test_per_platform_without_push_loads_each_platform_and_copies_no_cache():
+    builder = BuildxBuilder(docker="docker", multi_platform=False)
+    req = request(platforms=BOTH, push=False, cache_repository=CACHE, no_cache=True)
+    steps = builder.commands(req)
+    assert [s.argv[-2:] for s in steps] == [("--load", "/r"), ("--load", "/r")]  # no imagetools: nothing was pushed
+    assert all("--cache-from" not in s.argv and value_of(s.argv, "--cache-to") == "type=inline" for s in steps)
+    assert builder.cache_copies(req) == ()
+    assert builder.cache_copies(request(platforms=BOTH)) == ()  # no cache repository, nothing to copy
+
+
+def test_describe_names_the_builder_and_the_mode():
+    assert BuildxBuilder(summary="default (docker driver)").describe() == \
+        "buildx default (docker driver): one build for all platforms, registry cache mode=max"
+    assert BuildxBuilder(builder="x", multi_platform=False).describe() == \
+        "buildx x: a build per platform joined by imagetools, inline cache"
+    assert BuildxBuilder().describe().startswith("buildx the current builder:")
 
 
 def test_platform_suffix():
     assert platform_suffix("linux/arm64/v8") == "arm64-v8"
     assert platform_suffix("linux/amd64") == "amd64"
+    assert request(platforms=("linux/arm/v7", "linux/amd64")).platform_tag("linux/arm/v7") == f"{REF}-arm-v7"
+    assert request().platform_tag("linux/amd64") == REF
 
+
+# --- docker buildx inspect ---------------------------------------------------
+
+# `docker buildx inspect` (buildx 0.13) of the default builder: the docker driver of Docker 26 with QEMU registered.
+INSPECT_DOCKER = (
+    """\
+Name:          default
+Driver:        docker
+Last Activity: 2024-05-21 09:12:44 +0000 UTC
+
+Nodes:
+Name:      default
+Endpoint:  default
+Status:    running
+Buildkit:  v0.12.5
+"""
+    "Platforms: linux/amd64, linux/amd64/v2, linux/amd64/v3, linux/arm64, linux/riscv64, linux/ppc64le, linux/s390x, "
+    "linux/386, linux/mips64le, linux/mips64, linux/arm/v7, linux/arm/v6\n"
+    """\
+Labels:
+ org.mobyproject.buildkit.worker.moby.host-gateway-ip: 172.17.0.1
+GC Policy rule#0:
+ All:           false
+ Filters:       type==source.local,type==exec.cachemount,type==source.git.checkout
+ Keep Duration: 48h0m0s
+ Keep Bytes:    2.764GiB
+"""
+)
+
+# A docker-container builder created with --platform linux/amd64,linux/arm64: buildx marks those with `*`.
+INSPECT_CONTAINER = """\
+Name:          imagegraph
+Driver:        docker-container
+Last Activity: 2024-05-21 09:20:03 +0000 UTC
+
+Nodes:
+Name:           imagegraph0
+Endpoint:       unix:///var/run/docker.sock
+Driver Options: network="host"
+Status:         running
+BuildKit daemon flags: --allow-insecure-entitlement=network.host
+Buildkit:       v0.13.2
+Platforms:      linux/amd64*, linux/arm64*, linux/amd64/v2, linux/amd64/v3, linux/386
+Labels:
+ org.mobyproject.buildkit.worker.executor:         oci
+ org.mobyproject.buildkit.worker.hostname:         a1b2c3d4e5f6
+ org.mobyproject.buildkit.worker.network:          host
+"""
+
+# A docker-container builder that was created but never started.
+INSPECT_INACTIVE = """\
+Name:          ci
+Driver:        docker-container
+Last Activity: 2024-05-20 17:01:12 +0000 UTC
+
+Nodes:
+Name:      ci0
+Endpoint:  unix:///var/run/docker.sock
+Status:    inactive
+Platforms:
+"""
+
+INSPECT_KUBERNETES = """\
+Name:          farm
+Driver:        kubernetes
+Last Activity: 2024-05-21 08:00:00 +0000 UTC
+
+Nodes:
+Name:      farm0-6d8f
+Endpoint:  kubernetes:///farm?deployment=farm0&kubeconfig=
+Status:    running
+Buildkit:  v0.13.2
+Platforms: linux/amd64*, linux/amd64/v2
+Name:      farm1-7c2a
+Endpoint:  kubernetes:///farm?deployment=farm1&kubeconfig=
+Status:    running
+Buildkit:  v0.13.2
+Platforms: linux/arm64*, linux/arm/v7
+"""
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        (INSPECT_DOCKER, BuilderInfo("default", "docker", (
+            "linux/amd64", "linux/amd64/v2", "linux/amd64/v3", "linux/arm64", "linux/riscv64", "linux/ppc64le",
+            "linux/s390x", "linux/386", "linux/mips64le", "linux/mips64", "linux/arm/v7", "linux/arm/v6"), "running")),
+        (INSPECT_CONTAINER, BuilderInfo("imagegraph", "docker-container",
+                                        ("linux/amd64", "linux/arm64", "linux/amd64/v2", "linux/amd64/v3", "linux/386"), "running")),
+        (INSPECT_INACTIVE, BuilderInfo("ci", "docker-container", (), "inactive")),
+        # the builder's name, not its first node's; the first node speaks for the platforms
+        (INSPECT_KUBERNETES, BuilderInfo("farm", "kubernetes", ("linux/amd64", "linux/amd64/v2"), "running")),
+        ("Name: x\nDriver: remote\n", BuilderInfo("x", "remote")),
+    ],
+    ids=["docker driver", "docker-container with requested platforms", "inactive", "kubernetes two nodes", "bare"],
+)
+def test_parse_inspect_reads_buildx_0_13(output, expected):
+    assert parse_inspect(output) == expected
+
+
+@pytest.mark.parametrize("output", ["", "ERROR: no builder \"nope\" found\n", "Driver: docker\n", "Name: x\n"])
+def test_parse_inspect_without_name_or_driver_is_none(output):
+    assert parse_inspect(output) is None
+
+
+# --- which builder ------------------------------------------------------------
+
+DOCKER = BuilderInfo("default", "docker", ("linux/amd64", "linux/arm64"), "running")
+
+
+def facts(**changes) -> BuilderFacts:
+    return BuilderFacts(**{"client": "/usr/bin/docker", "buildx_version": "github.com/docker/buildx 0.13.1 0.13.1+ds1-3",
+                           "builder": DOCKER, "image_store": "containerd", **changes})
+
+
+@pytest.mark.parametrize(
+    ("given", "builder", "driver", "multi", "reason"),
+    [
+        (facts(), None, "docker", True, "builder default, the current builder: docker driver on the containerd image store"),
+        (facts(image_store="classic"), None, "docker", False,
+         "builder default, the current builder: the docker driver on the classic image store builds one platform at a time"),
+        # an engine whose store is unknown is not assumed to be containerd
+        (facts(image_store=None), None, "docker", False, "classic image store"),
+        (facts(builder=BuilderInfo("ci", "docker-container")), None, "docker-container", True,
+         "builder ci, the current builder: docker-container driver, one build for all platforms with a registry cache"),
+        (facts(named="farm", named_from="--builder", builder=BuilderInfo("farm", "kubernetes"), image_store="classic"),
+         "farm", "kubernetes", True, "builder farm, named by --builder: kubernetes driver"),
+        (facts(named="hosted", named_from="$BUILDX_BUILDER", builder=BuilderInfo("hosted", "remote"), image_store=None),
+         "hosted", "remote", True, "builder hosted, named by $BUILDX_BUILDER: remote driver"),
+        (facts(named="cloud-x", named_from="images.yaml builder:", builder=BuilderInfo("cloud-x", "cloud")),
+         "cloud-x", "cloud", True, "named by images.yaml builder:"),
+        (facts(named="default", named_from="--builder", image_store="classic"), "default", "docker", False,
+         "builder default, named by --builder: the docker driver on the classic image store"),
+        (facts(named="default", named_from="--builder"), "default", "docker", True,
+         "builder default, named by --builder: docker driver on the containerd image store"),
+    ],
+    ids=["docker containerd", "docker classic", "docker unknown store", "current container", "named kubernetes",
+         "named remote", "named cloud", "named docker classic", "named docker containerd"],
+)
+def test_choose_builder(given, builder, driver, multi, reason):
+    choice = choose_builder(given)
+    assert (choice.client, choice.builder, choice.driver, choice.multi_platform) == ("/usr/bin/docker", builder, driver, multi)
+    assert choice.platforms == given.builder.platforms
+    assert reason in choice.reason and "\n" not in choice.reason
+    made = choice.make()
+    assert made == BuildxBuilder(docker="/usr/bin/docker", builder=builder, multi_platform=multi, summary=choice.summary)
+
+
+def test_the_classic_store_reason_names_both_fixes():
+    reason = choose_builder(facts(image_store="classic")).reason
+    assert "turn on the containerd image store" in reason and "--builder" in reason
+
+
+def test_choice_summary_names_the_builder_or_the_current_one():
+    assert choose_builder(facts()).summary == "current builder (docker driver)"
+    named = choose_builder(facts(named="farm", named_from="--builder", builder=BuilderInfo("farm", "kubernetes")))
+    assert named.summary == "farm (kubernetes driver)"
+
+
+@pytest.mark.parametrize(
+    ("given", "error", "words"),
+    [
+        (facts(client=None), ToolMissing, ["buildx plugin", "invoke engine.up", "docker-buildx"]),
+        (facts(named="farm", named_from="$BUILDX_BUILDER", builder=None), ToolMissing,
+         ["no buildx builder named 'farm' ($BUILDX_BUILDER)", "docker buildx ls", "invoke engine.builder --name farm"]),
+        (facts(named="x", named_from="images.yaml builder:", builder=None), ToolMissing, ["'x' (images.yaml builder:)"]),
+        (facts(builder=None), EngineError, ["no current builder", "--builder"]),
+    ],
+    ids=["no client", "named from env not found", "named from config not found", "no current builder"],
+)
+def test_choose_builder_refuses_with_the_fix(given, error, words):
+    with pytest.raises(error) as caught:
+        choose_builder(given)
+    message = str(caught.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message
+
+
+@pytest.mark.parametrize(
+    ("flag", "environ", "configured", "expected"),
+    [
+        ("cli", {"BUILDX_BUILDER": "env"}, "cfg", ("cli", "--builder")),
+        (None, {"BUILDX_BUILDER": "env"}, "cfg", ("env", "$BUILDX_BUILDER")),
+        (None, {}, "cfg", ("cfg", "images.yaml builder:")),
+        ("", {"BUILDX_BUILDER": ""}, "cfg", ("cfg", "images.yaml builder:")),
+        (None, {}, None, (None, "")),
+    ],
+)
+def test_named_builder_precedence(flag, environ, configured, expected):
+    assert named_builder(flag, environ, configured) == expected
+
+
+# --- observing through a scripted runner ---------------------------------------
 
 class ScriptedRunner:
-    """Answers commands from a table, like a tiny fake docker: the seam detect_builder runs through."""
+    """Answers commands from a table, like a tiny fake docker: the seam observe_builder runs through."""
 
     def __init__(self, answers: dict[tuple[str, ...], Result]) -> None:
         self.answers = answers
@@ -87,93 +368,143 @@ class ScriptedRunner:
 
     def run(self, command: Command, **_) -> Result:
         self.seen.append(command.argv)
-        return self.answers.get(command.argv[1:], Result(1, "unknown command"))
+        return self.answers.get(command.argv, Result(1, "unknown command"))
 
 
 @pytest.fixture
-def one_client(monkeypatch):
-    monkeypatch.setattr("imagegraph.engine.builders._docker_clients", lambda: ["/x/docker"])
-    monkeypatch.delenv("IMAGEGRAPH_BUILDER", raising=False)
+def two_clients(monkeypatch):
+    monkeypatch.setattr("imagegraph.engine.builders.docker_clients", lambda: ["/usr/local/bin/docker", "/usr/bin/docker"])
 
 
-def test_detect_prefers_buildx(one_client):
-    runner = ScriptedRunner({("buildx", "version"): Result(0, "github.com/docker/buildx v0.17.1"),
-                             ("buildx", "inspect"): Result(0, "Name: ci\nDriver: docker-container\n")})
-    builder = detect_builder(runner)
-    assert isinstance(builder, BuildxBuilder) and builder.builder is None
+VERSION = "github.com/docker/buildx 0.13.1 0.13.1+ds1-3\n"
 
 
-def test_detect_creates_a_container_builder_when_the_current_one_is_the_docker_driver(one_client, tmp_path):
-    runner = ScriptedRunner({("buildx", "version"): Result(0, "v0.17.1"),
-                             ("buildx", "inspect"): Result(0, "Name: default\nDriver: docker\n"),
-                             ("buildx", "create", "--name", "imagegraph", "--driver", "docker-container", "--driver-opt", "network=host",
-                              "--buildkitd-config", str(tmp_path / "buildkitd.toml")): Result(0, "imagegraph\n")})
-    builder = detect_builder(runner, registry="127.0.0.1:5000", state_dir=tmp_path)
-    assert builder.builder == "imagegraph"
-    assert runner.seen[-1][2] == "create"
-    assert (tmp_path / "buildkitd.toml").read_text() == '[registry."127.0.0.1:5000"]\n  http = true\n  insecure = true\n'
-    (step,) = builder.commands(request())
-    assert step.argv[5:7] == ("--builder", "imagegraph")
+def assert_created_nothing(runner: ScriptedRunner) -> None:
+    assert not any(argv[1:3] == ("buildx", "create") or "--bootstrap" in argv for argv in runner.seen), runner.seen
 
 
-def test_an_existing_imagegraph_builder_is_reused(one_client):
-    runner = ScriptedRunner({("buildx", "version"): Result(0, "v0.17.1"), ("buildx", "inspect"): Result(0, "Driver: docker\n"),
-                             ("buildx", "inspect", "imagegraph"): Result(0, "Driver: docker-container\n")})
-    assert detect_builder(runner).builder == "imagegraph"
-    assert not any("create" in argv for argv in runner.seen)
+def test_observe_asks_the_first_client_with_buildx_about_the_current_builder(two_clients):
+    runner = ScriptedRunner({("/usr/bin/docker", "buildx", "version"): Result(0, VERSION),
+                             ("/usr/bin/docker", "buildx", "inspect"): Result(0, INSPECT_DOCKER)})
+    observed = observe_builder(runner, image_store="classic")
+    assert observed == BuilderFacts("/usr/bin/docker", VERSION.strip(), None, "", parse_inspect(INSPECT_DOCKER), "classic")
+    assert runner.seen == [("/usr/local/bin/docker", "buildx", "version"), ("/usr/bin/docker", "buildx", "version"),
+                           ("/usr/bin/docker", "buildx", "inspect")]
+    assert_created_nothing(runner)
 
 
-def test_no_buildkitd_config_for_a_remote_registry():
-    assert buildkitd_config("ghcr.io") == "" and buildkitd_config(None) == ""
+def test_observe_inspects_a_named_builder_and_creates_nothing_when_it_is_missing(two_clients):
+    runner = ScriptedRunner({("/usr/local/bin/docker", "buildx", "version"): Result(0, VERSION),
+                             ("/usr/local/bin/docker", "buildx", "inspect"): Result(0, INSPECT_DOCKER),
+                             ("/usr/local/bin/docker", "buildx", "inspect", "farm"): Result(1, 'ERROR: no builder "farm" found')})
+    observed = observe_builder(runner, named="farm", named_from="--builder", image_store="containerd")
+    assert observed.client == "/usr/local/bin/docker" and observed.named == "farm" and observed.builder is None
+    assert runner.seen[-1] == ("/usr/local/bin/docker", "buildx", "inspect", "farm")
+    assert_created_nothing(runner)
+    with pytest.raises(ToolMissing, match="no buildx builder named 'farm' \\(--builder\\)"):
+        choose_builder(observed)
 
 
-def test_detect_falls_back_to_an_old_client(one_client):
-    runner = ScriptedRunner({("version", "--format", "{{.Client.Version}}"): Result(0, "20.10.24+dfsg1\n")})
-    builder = detect_builder(runner)
-    assert isinstance(builder, EngineBuilder) and builder.docker == "/x/docker"
+def test_observe_a_named_kubernetes_builder(two_clients):
+    runner = ScriptedRunner({("/usr/local/bin/docker", "buildx", "version"): Result(0, VERSION),
+                             ("/usr/local/bin/docker", "buildx", "inspect", "farm"): Result(0, INSPECT_KUBERNETES)})
+    choice = choose_builder(observe_builder(runner, named="farm", named_from="$BUILDX_BUILDER", image_store="classic"))
+    assert (choice.builder, choice.driver, choice.multi_platform) == ("farm", "kubernetes", True)
+    assert_created_nothing(runner)
 
 
-def test_detect_refuses_a_new_client_without_buildx(one_client):
-    runner = ScriptedRunner({("version", "--format", "{{.Client.Version}}"): Result(0, "28.2.2\n")})
-    with pytest.raises(ToolMissing, match="install the buildx plugin"):
-        detect_builder(runner)
+def test_observe_without_buildx_finds_no_client(two_clients):
+    runner = ScriptedRunner({})
+    observed = observe_builder(runner, named="x", named_from="--builder", image_store="containerd")
+    assert observed == BuilderFacts(None, named="x", named_from="--builder", image_store="containerd")
+    assert [argv[1:] for argv in runner.seen] == [("buildx", "version"), ("buildx", "version")]
+    with pytest.raises(ToolMissing, match="buildx plugin"):
+        choose_builder(observed)
 
 
-def test_explicit_engine_choice_skips_buildx(one_client):
-    runner = ScriptedRunner({("buildx", "version"): Result(0, "v0.17"),
-                             ("version", "--format", "{{.Client.Version}}"): Result(0, "20.10.24")})
-    assert isinstance(detect_builder(runner, prefer="engine"), EngineBuilder)
-    assert ("/x/docker", "buildx", "version") not in runner.seen
+def test_select_builder_on_the_classic_store_builds_per_platform(two_clients):
+    runner = ScriptedRunner({("/usr/local/bin/docker", "buildx", "version"): Result(0, VERSION),
+                             ("/usr/local/bin/docker", "buildx", "inspect"): Result(0, INSPECT_DOCKER)})
+    builder = select_builder(runner, image_store="classic")
+    assert builder == BuildxBuilder(docker="/usr/local/bin/docker", builder=None, multi_platform=False,
+                                    summary="current builder (docker driver)")
+    assert select_builder(runner, image_store="containerd").multi_platform
+    assert_created_nothing(runner)
 
 
-CACHE = "127.0.0.1:5000/ns/app"
+# --- platforms the builder lists ------------------------------------------------
+
+def choice(platforms: tuple[str, ...], builder: str | None = None) -> BuilderChoice:
+    return BuilderChoice("docker", builder, "docker", True, platforms, "")
 
 
-def test_engine_builds_embed_an_inline_cache_and_read_the_platform_cache_tag():
-    builder = EngineBuilder(docker="docker")
-    req = request(platforms=("linux/amd64", "linux/arm64"), cache_repository=CACHE)
-    builds = [s.argv for s in builder.commands(req) if s.argv[1] == "build"]
-    assert [argv[argv.index("--cache-from") + 1] for argv in builds] == [f"{CACHE}:buildcache-amd64", f"{CACHE}:buildcache-arm64"]
-    assert all("BUILDKIT_INLINE_CACHE=1" in argv for argv in builds)
-    assert builder.cache_copies(req) == ((f"{REF}-amd64", "buildcache-amd64"), (f"{REF}-arm64", "buildcache-arm64"))
+@pytest.mark.parametrize(
+    "wanted",
+    [
+        ["linux/amd64", "linux/arm64"],
+        ["linux/arm64/v8"],  # a variant the builder lists without it
+        ["linux/386"],  # what amd64 runs natively though BuildKit may not list it
+        ["linux/arm/v7"],
+        [],
+    ],
+)
+def test_platforms_the_builder_lists_pass(wanted):
+    check_platforms(wanted, choice(("linux/amd64", "linux/arm64", "linux/arm/v7")))
 
 
-def test_engine_cache_is_not_read_with_no_cache_and_not_written_without_push():
-    builder = EngineBuilder(docker="docker")
-    (build, _) = builder.commands(request(cache_repository=CACHE, no_cache=True))
-    assert "--cache-from" not in build.argv and "BUILDKIT_INLINE_CACHE=1" in build.argv
-    assert builder.cache_copies(request(cache_repository=CACHE, push=False)) == ()
+def test_an_empty_platform_list_says_nothing():
+    check_platforms(["linux/s390x"], choice(()))
 
 
-def test_buildx_reads_and_writes_a_registry_cache_in_max_mode():
-    (step,) = BuildxBuilder(docker="docker").commands(request(cache_repository=CACHE))
-    argv = step.argv
-    assert argv[argv.index("--cache-from") + 1] == f"type=registry,ref={CACHE}:buildcache"
-    assert argv[argv.index("--cache-to") + 1] == f"type=registry,ref={CACHE}:buildcache,mode=max,ignore-error=true"
-    assert BuildxBuilder().cache_copies(request(cache_repository=CACHE)) == ()
-    (local,) = BuildxBuilder().commands(request(cache_repository=CACHE, push=False))
-    assert "--cache-to" not in local.argv and "--cache-from" in local.argv
+def test_a_platform_the_builder_does_not_list_is_one_line_with_the_fix():
+    with pytest.raises(EngineError) as caught:
+        check_platforms(["linux/amd64", "linux/s390x", "linux/arm/v6", "linux/mips64"],
+                        choice(("linux/amd64", "linux/arm64", "linux/arm/v7"), builder="farm"))
+    message = str(caught.value)
+    assert message.startswith("cannot build for linux/s390x, linux/arm/v6, linux/mips64: the builder farm (docker driver) "
+                              "runs only linux/amd64, linux/arm64, linux/arm/v7;")
+    assert "invoke engine.up" in message and "--builder" in message and "--platform" in message and "\n" not in message
 
+
+def test_386_is_not_implied_without_amd64():
+    with pytest.raises(EngineError, match="cannot build for linux/386: the builder in use"):
+        check_platforms(["linux/386"], choice(("linux/arm64",)))
+
+
+# --- creating a container builder (only when asked) -----------------------------
+
+def test_container_builder_commands_create_with_host_network_then_bootstrap(tmp_path):
+    create, bootstrap = container_builder_commands("/usr/bin/docker", "imagegraph", tmp_path / "buildkitd.toml")
+    assert create.argv == ("/usr/bin/docker", "buildx", "create", "--name", "imagegraph", "--driver", "docker-container",
+                           "--driver-opt", "network=host", "--buildkitd-config", str(tmp_path / "buildkitd.toml"))
+    assert bootstrap.argv == ("/usr/bin/docker", "buildx", "inspect", "--bootstrap", "imagegraph")
+    assert "moby/buildkit" in bootstrap.hint and "docker buildx rm imagegraph" in bootstrap.hint
+    (plain, _) = container_builder_commands("docker", "b", None)
+    assert "--buildkitd-config" not in plain.argv and plain.argv[-2:] == ("--driver-opt", "network=host")
+
+
+@pytest.mark.parametrize(
+    ("reason", "image"),
+    [
+        ('ERROR: failed to solve: moby/buildkit:buildx-stable-1: failed to resolve source metadata for '
+         'docker.io/moby/buildkit:buildx-stable-1: dial tcp: lookup registry-1.docker.io: no such host', "moby/buildkit:buildx-stable-1"),
+        ('Error response from daemon: pull access denied for "moby/buildkit:v0.13.2", repository does not exist',
+         "moby/buildkit:v0.13.2"),
+        ("executor failed running [/bin/sh -c make]: exit code: 2", None),
+        ("failed to resolve source metadata for docker.io/library/python:3.11-slim: not found", None),
+    ],
+)
+def test_builder_image_missing(reason, image):
+    assert builder_image_missing(reason) == image
+
+
+def test_buildkitd_config_speaks_plain_http_to_a_loopback_registry_only():
+    assert buildkitd_config("127.0.0.1:5000") == '[registry."127.0.0.1:5000"]\n  http = true\n  insecure = true\n'
+    assert buildkitd_config("localhost:5055").startswith('[registry."localhost:5055"]')
+    assert buildkitd_config("ghcr.io") == "" and buildkitd_config(None) == "" and buildkitd_config("10.0.0.5:5000") == ""
+
+
+# --- steps and repairs ------------------------------------------------------------
 
 PLAIN_OUTPUT = """\
 #1 [internal] load build definition from Dockerfile
@@ -197,18 +528,7 @@ def test_count_steps_reads_buildkit_plain_progress():
     assert StepCount(1, 2) + StepCount(2, 3) == StepCount(3, 5)
 
 
-def test_platforms_the_engine_runs_or_emulates_pass():
-    check_emulation(["linux/amd64", "linux/386", "linux/arm64", "linux/arm64/v8"], "linux/amd64", ["linux/arm64"])
-
-
-def test_a_platform_without_emulation_is_one_line_with_the_fix():
-    with pytest.raises(EngineError) as caught:
-        check_emulation(["linux/amd64", "linux/s390x", "linux/mips64"], "linux/amd64", ["linux/arm64"])
-    message = str(caught.value)
-    assert message.startswith("cannot build for linux/s390x, linux/mips64: this engine runs linux/amd64 and emulates only linux/arm64;")
-    assert "invoke engine.up" in message and "--platform" in message and "\n" not in message
-
-
+@pytest.mark.parametrize("multi_platform", [True, False])
 @pytest.mark.parametrize("reason", [
     "failed to get layer sha256:8edfd9fa5470886779f015428ed019bff2902c078904c42bb3cc7d8fef4847d2: layer does not exist",
     "ERROR: layer does not exist",
@@ -216,15 +536,14 @@ def test_a_platform_without_emulation_is_one_line_with_the_fix():
     "failed to export image: failed to create image: "
     "failed to get layer sha256:8edfd9fa5470886779f015428ed019bff2902c078904c42bb3cc7d8fef4847d2: layer does not exist",
 ])
-def test_a_build_cache_naming_a_lost_layer_is_repaired_by_pruning_it(reason):
-    engine = EngineBuilder(docker="/usr/bin/docker")
-    build = engine.commands(request())[0]
-    repair = engine.repair(build, reason)
+def test_a_build_cache_naming_a_lost_layer_is_repaired_by_pruning_it(reason, multi_platform):
+    buildx = BuildxBuilder(docker="/usr/bin/docker", multi_platform=multi_platform)
+    build = buildx.commands(request())[0]
+    repair = buildx.repair(build, reason)
     assert lost_layer(reason) and repair is not None
     assert repair.command.argv == ("/usr/bin/docker", "builder", "prune", "--all", "--force")
+    assert "docker builder prune --all --force" in repair.command.hint
     assert "\n" not in repair.explanation and "pruning the build cache" in repair.explanation
-    buildx = BuildxBuilder(docker="docker")
-    assert buildx.repair(buildx.commands(request())[0], reason).command.argv == ("docker", "builder", "prune", "--all", "--force")
 
 
 @pytest.mark.parametrize("reason", [
@@ -233,13 +552,14 @@ def test_a_build_cache_naming_a_lost_layer_is_repaired_by_pruning_it(reason):
     "",
 ])
 def test_other_build_failures_are_not_repaired(reason):
-    engine = EngineBuilder(docker="/usr/bin/docker")
+    buildx = BuildxBuilder(docker="/usr/bin/docker")
     assert not lost_layer(reason)
-    assert engine.repair(engine.commands(request())[0], reason) is None
+    assert buildx.repair(buildx.commands(request())[0], reason) is None
 
 
-def test_only_a_build_is_repaired_never_a_push():
-    engine = EngineBuilder(docker="/usr/bin/docker")
-    push = engine.commands(request())[1]
-    assert push.argv[1] == "push"
-    assert engine.repair(push, "layer does not exist") is None
+def test_only_a_build_is_repaired_never_an_imagetools_join():
+    buildx = BuildxBuilder(docker="/usr/bin/docker", multi_platform=False)
+    join = buildx.commands(request(platforms=BOTH))[-1]
+    assert join.argv[1:4] == ("buildx", "imagetools", "create")
+    assert buildx.repair(join, "layer does not exist") is None
+    assert buildx.repair(Command.of("/usr/bin/docker", "push", REF), "layer does not exist") is None

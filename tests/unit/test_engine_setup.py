@@ -8,12 +8,15 @@ import os
 import re
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from imagegraph.engine import seed
-from imagegraph.engine.builders import EngineBuilder
+from imagegraph.engine.builders import BuilderChoice, BuildxBuilder
+from imagegraph.engine.images import image_store_of
+from imagegraph.engine.install import Distribution, EnginePackages, engine_packages
 from imagegraph.engine.seed import (
     BuildImage,
     BuildRootfs,
@@ -28,7 +31,6 @@ from imagegraph.engine.setup import (
     CONTAINERD_PIDFILE,
     DEFAULT_HOST,
     DOCKER_PIDFILE,
-    ENGINE_PACKAGES,
     BinfmtEntry,
     DaemonFacts,
     DockerClientInfo,
@@ -51,6 +53,7 @@ from imagegraph.engine.setup import (
     StatePaths,
     StopProcess,
     WaitForDaemon,
+    daemon_config,
     decide_daemon,
     decide_down,
     decide_emulation,
@@ -77,15 +80,25 @@ from imagegraph.errors import EngineError, RegistryError, ToolMissing
 from imagegraph.runner import Runner
 
 REGISTRY = "127.0.0.1:5000"
+MIRROR = f"http://{REGISTRY}"
 STATE = Path("/var/lib/imagegraph")
+OURS = str(STATE / "dockerd.pid")
+
+BOOKWORM = Distribution("debian", "12", "bookworm")
+TRIXIE = Distribution("debian", "13", "trixie")
+NOBLE = Distribution("ubuntu", "24.04", "noble", ("debian",))
 
 ROOT_DEBIAN = MachineFacts(
     is_root=True, debian_like=True,
     tools={"apt-get": "/usr/bin/apt-get", "dockerd": "/usr/sbin/dockerd", "docker-registry": "/usr/bin/docker-registry",
            "update-binfmts": "/usr/sbin/update-binfmts", "debootstrap": "/usr/sbin/debootstrap"},
+    distro=BOOKWORM, dockerd_version="26.1.5+dfsg1", buildx=True,
 )
-FRESH_DEBIAN = MachineFacts(is_root=True, debian_like=True, tools={"apt-get": "/usr/bin/apt-get"})
-USER_WITH_DOCKER = MachineFacts(is_root=False, debian_like=True, tools={"dockerd": "/usr/sbin/dockerd"})
+#: Debian 12's own engine: dockerd 20.10 and no buildx.
+OLD_DEBIAN = replace(ROOT_DEBIAN, dockerd_version="20.10.24+dfsg1", buildx=False)
+FRESH_DEBIAN = MachineFacts(is_root=True, debian_like=True, tools={"apt-get": "/usr/bin/apt-get"}, distro=BOOKWORM)
+USER_WITH_DOCKER = MachineFacts(is_root=False, debian_like=True, tools={"dockerd": "/usr/sbin/dockerd"}, distro=BOOKWORM,
+                                dockerd_version="26.1.5+dfsg1", buildx=True)
 
 
 def proc(pid: int, name: str, *argv: str, ppid: int = 1, zombie: bool = False) -> Proc:
@@ -100,42 +113,162 @@ def down(**changes) -> DaemonFacts:
     return DaemonFacts(host=DEFAULT_HOST, answers=False, **changes)
 
 
-def start() -> StartDockerd:
-    return StartDockerd(DEFAULT_HOST, f"http://{REGISTRY}")
+def answering(version: str = "26.1.5+dfsg1", store: str | None = "containerd", ours: bool = False) -> DaemonFacts:
+    managed = PidFile(OURS, 2477, proc(2477, "dockerd")) if ours else None
+    return DaemonFacts(DEFAULT_HOST, True, version, "1.45", processes=(proc(2477, "dockerd"),), managed_pidfile=managed,
+                       image_store=store)
+
+
+def start(store: str = "containerd") -> StartDockerd:
+    return StartDockerd(DEFAULT_HOST, MIRROR, store)
 
 
 # --- daemon ----------------------------------------------------------------
 
-def test_a_daemon_that_answers_is_reused_and_named_ours_only_when_our_pidfile_holds_it():
-    theirs = DaemonFacts(DEFAULT_HOST, True, "20.10.24", "1.41", processes=(proc(2477, "dockerd"),))
-    assert decide_daemon(theirs, ROOT_DEBIAN, REGISTRY) == (ReuseDaemon(DEFAULT_HOST, "20.10.24", "1.41", False),)
-    ours = DaemonFacts(DEFAULT_HOST, True, "20.10.24", "1.41",
-                       managed_pidfile=PidFile("/var/lib/imagegraph/dockerd.pid", 2477, proc(2477, "dockerd")))
-    assert decide_daemon(ours, ROOT_DEBIAN, REGISTRY) == (ReuseDaemon(DEFAULT_HOST, "20.10.24", "1.41", True),)
+def test_a_current_daemon_that_answers_is_reused_and_named_ours_only_when_our_pidfile_holds_it():
+    assert decide_daemon(answering(), ROOT_DEBIAN, REGISTRY) == (
+        ReuseDaemon(DEFAULT_HOST, "26.1.5+dfsg1", "1.45", False, "containerd"),)
+    assert decide_daemon(answering(store="classic", ours=True), ROOT_DEBIAN, REGISTRY) == (
+        ReuseDaemon(DEFAULT_HOST, "26.1.5+dfsg1", "1.45", True, "classic"),)
+    # a pid file of ours naming some other program is not ours
+    reused = replace(answering(), managed_pidfile=PidFile(OURS, 2477, proc(2477, "bash")))
+    assert decide_daemon(reused, ROOT_DEBIAN, REGISTRY)[0].managed is False
 
 
-def test_a_clean_machine_with_packages_but_nothing_running_starts_dockerd_with_the_mirror():
+def test_someone_elses_current_daemon_without_buildx_is_reused_with_a_note():
+    (reuse,) = decide_daemon(answering(), replace(ROOT_DEBIAN, buildx=False), REGISTRY)
+    assert isinstance(reuse, ReuseDaemon) and not reuse.managed
+    assert "docker-buildx" in reuse.note
+    line = reuse.describe()
+    assert line == (f"engine: reusing dockerd 26.1.5+dfsg1 (API 1.45, containerd image store, not started by imagegraph) "
+                    f"at {DEFAULT_HOST}; {reuse.note}")
+
+
+def test_the_same_store_named_explicitly_reuses_the_daemon():
+    assert decide_daemon(answering(store="classic"), ROOT_DEBIAN, REGISTRY, "classic") == (
+        ReuseDaemon(DEFAULT_HOST, "26.1.5+dfsg1", "1.45", False, "classic"),)
+
+
+def test_docker_23_is_current_and_22_is_not():
+    assert isinstance(decide_daemon(answering("23.0.0"), ROOT_DEBIAN, REGISTRY)[0], ReuseDaemon)
+    with pytest.raises(EngineError, match=re.escape("dockerd 22.06.0 answers")):
+        decide_daemon(answering("22.06.0"), ROOT_DEBIAN, REGISTRY)
+
+
+def test_someone_elses_daemon_older_than_23_is_an_error_that_names_the_fix():
+    with pytest.raises(EngineError, match=r"^[^\n]+$") as caught:
+        decide_daemon(answering("20.10.24+dfsg1", store="classic"), OLD_DEBIAN, REGISTRY)
+    message = str(caught.value)
+    assert message.startswith(f"dockerd 20.10.24+dfsg1 answers at {DEFAULT_HOST}, but imagegraph builds with Docker 23")
+    assert "upgrade that engine" in message and "invoke engine.up` as root" in message
+
+
+def test_our_daemon_older_than_23_is_stopped_upgraded_and_restarted():
+    reason = "dockerd 20.10.24+dfsg1 is older than Docker 23"
+    # no --image-store: the upgraded engine starts on the containerd store, whatever the old one used
+    assert decide_daemon(answering("20.10.24+dfsg1", store="classic", ours=True), OLD_DEBIAN, REGISTRY) == (
+        StopProcess(2477, "dockerd", f"{reason}: upgrading", OURS),
+        InstallPackages(engine_packages(BOOKWORM), reason),
+        start("containerd"),
+    )
+    # an explicit store is what the upgraded one starts on
+    actions = decide_daemon(answering("20.10.24+dfsg1", store="classic", ours=True), OLD_DEBIAN, REGISTRY, "containerd")
+    assert actions[-1] == start("containerd") and isinstance(actions[1], InstallPackages)
+
+
+def test_our_daemon_older_than_23_without_apt_is_an_error():
+    with pytest.raises(EngineError, match="older than Docker 23 \\(no buildx\\); upgrade Docker"):
+        decide_daemon(answering("20.10.24", ours=True), replace(OLD_DEBIAN, is_root=False), REGISTRY)
+
+
+def test_our_daemon_without_buildx_is_stopped_and_buildx_installed():
+    machine = replace(ROOT_DEBIAN, buildx=False)
+    assert decide_daemon(answering(store="containerd", ours=True), machine, REGISTRY) == (
+        StopProcess(2477, "dockerd", "no buildx plugin: upgrading", OURS),
+        InstallPackages(engine_packages(BOOKWORM), "no buildx plugin"),
+        start("containerd"),
+    )
+
+
+@pytest.mark.parametrize(("running", "wanted"), [("classic", "containerd"), ("containerd", "classic")])
+def test_another_image_store_restarts_our_daemon_on_it(running, wanted):
+    assert decide_daemon(answering(store=running, ours=True), ROOT_DEBIAN, REGISTRY, wanted) == (
+        StopProcess(2477, "dockerd", f"switching to the {wanted} image store", OURS),
+        start(wanted),
+    )
+
+
+def test_another_image_store_for_someone_elses_daemon_is_an_error():
+    with pytest.raises(EngineError, match=r"^[^\n]+$") as caught:
+        decide_daemon(answering(store="classic"), ROOT_DEBIAN, REGISTRY, "containerd")
+    message = str(caught.value)
+    assert "uses the classic image store and imagegraph did not start it" in message
+    assert "features.containerd-snapshotter" in message and "drop --image-store" in message
+
+
+def test_a_clean_machine_with_a_current_engine_but_nothing_running_starts_dockerd_with_our_config():
     assert decide_daemon(down(), ROOT_DEBIAN, REGISTRY) == (start(),)
-    assert start().argv == ("dockerd", "--host", "unix:///var/run/docker.sock", "--registry-mirror", "http://127.0.0.1:5000")
+    assert start().argv(STATE / "daemon.json") == (
+        "dockerd", "--host", "unix:///var/run/docker.sock", "--config-file", "/var/lib/imagegraph/daemon.json")
+    assert decide_daemon(down(), ROOT_DEBIAN, REGISTRY, "classic") == (start("classic"),)
 
 
 def test_the_mirror_follows_the_registry_address():
     (action,) = decide_daemon(down(), ROOT_DEBIAN, "127.0.0.1:5055")
-    assert action == StartDockerd(DEFAULT_HOST, "http://127.0.0.1:5055")
+    assert action == StartDockerd(DEFAULT_HOST, "http://127.0.0.1:5055", "containerd")
 
 
-def test_a_fresh_debian_root_installs_the_packages_then_starts():
-    assert decide_daemon(down(), FRESH_DEBIAN, REGISTRY) == (InstallPackages(ENGINE_PACKAGES), start())
-    assert ENGINE_PACKAGES == ("docker.io", "docker-registry", "qemu-user-static", "binfmt-support", "debootstrap")
+@pytest.mark.parametrize("store", ["containerd", "classic"])
+def test_daemon_config_holds_the_mirror_and_the_image_store(store):
+    text = daemon_config("http://127.0.0.1:5000", store)
+    assert text.endswith("}\n")
+    assert json.loads(text) == {"registry-mirrors": ["http://127.0.0.1:5000"],
+                                "features": {"containerd-snapshotter": store == "containerd"}}
+
+
+@pytest.mark.parametrize(
+    ("machine", "reason", "distro"),
+    [
+        (FRESH_DEBIAN, "no engine installed", BOOKWORM),
+        (replace(OLD_DEBIAN, buildx=True), "dockerd 20.10.24+dfsg1 is older than Docker 23", BOOKWORM),
+        (replace(ROOT_DEBIAN, buildx=False), "no buildx plugin", BOOKWORM),
+        (replace(FRESH_DEBIAN, distro=TRIXIE), "no engine installed", TRIXIE),
+        (replace(OLD_DEBIAN, distro=NOBLE), "dockerd 20.10.24+dfsg1 is older than Docker 23", NOBLE),
+    ],
+    ids=["fresh debian 12", "debian 12's own 20.10", "no buildx", "fresh debian 13", "ubuntu 24.04 with 20.10"],
+)
+def test_a_machine_without_a_current_engine_installs_it_then_starts(machine, reason, distro):
+    assert not machine.engine_current
+    assert decide_daemon(down(), machine, REGISTRY) == (InstallPackages(engine_packages(distro), reason), start())
+
+
+def test_debian_12_gets_the_engine_from_trixie_and_the_rest_from_bookworm():
+    (install, _) = decide_daemon(down(), FRESH_DEBIAN, REGISTRY)
+    assert install.packages.apt_arguments() == (
+        "docker.io/trixie", "docker-cli/trixie", "containerd/trixie", "docker-buildx/trixie",
+        "docker-registry", "qemu-user-static", "binfmt-support", "debootstrap")
+    assert install.describe() == (
+        "engine: installing docker.io docker-cli containerd docker-buildx docker-registry qemu-user-static binfmt-support "
+        "debootstrap (docker.io, docker-cli, containerd, docker-buildx from Debian trixie, pinned) with apt-get "
+        "(no engine installed)")
 
 
 @pytest.mark.parametrize(
     ("machine", "fix"),
     [
-        (MachineFacts(is_root=True, debian_like=False, tools={}), "install Docker Engine or Docker Desktop"),
-        (MachineFacts(is_root=False, debian_like=True, tools={"apt-get": "/usr/bin/apt-get"}), "as root on Debian/Ubuntu"),
+        (MachineFacts(is_root=True, debian_like=False, tools={}), "install Docker Engine (23 or later, with buildx) or Docker Desktop"),
+        (MachineFacts(is_root=False, debian_like=True, tools={"apt-get": "/usr/bin/apt-get"}, distro=BOOKWORM),
+         "as root on Debian/Ubuntu"),
         (USER_WITH_DOCKER, "start Docker (Docker Desktop"),
+        (replace(USER_WITH_DOCKER, dockerd_version="20.10.24+dfsg1"), "dockerd 20.10.24+dfsg1 is older than Docker 23 (no buildx); upgrade"),
+        (replace(USER_WITH_DOCKER, buildx=False), "has the buildx plugin; install docker-buildx"),
+        # root, apt, a debian-like distribution whose packages imagegraph does not know
+        (replace(FRESH_DEBIAN, distro=Distribution("linuxmint", "21.3", "virginia", ("ubuntu", "debian"))),
+         "Linuxmint 21.3 (virginia) has no Docker 23+ with buildx"),
+        (replace(FRESH_DEBIAN, distro=Distribution("ubuntu", "22.04", "jammy", ("debian",))), "Ubuntu 22.04 (jammy) has no Docker 23+"),
     ],
+    ids=["not debian", "user with apt", "user with a current engine", "user with 20.10", "user without buildx",
+         "root on mint", "root on ubuntu 22.04"],
 )
 def test_without_a_way_to_get_a_daemon_the_error_says_the_fix(machine, fix):
     with pytest.raises(EngineError, match=r"^[^\n]+$") as caught:
@@ -143,11 +276,37 @@ def test_without_a_way_to_get_a_daemon_the_error_says_the_fix(machine, fix):
     assert fix in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("machine", "current"),
+    [
+        (ROOT_DEBIAN, True),
+        (replace(ROOT_DEBIAN, dockerd_version="23.0.1"), True),
+        (replace(ROOT_DEBIAN, dockerd_version=None), True),  # a version dockerd did not say is not held against it
+        (replace(ROOT_DEBIAN, dockerd_version="20.10.24+dfsg1"), False),
+        (replace(ROOT_DEBIAN, buildx=False), False),
+        (replace(ROOT_DEBIAN, tools={"apt-get": "/usr/bin/apt-get"}), False),
+    ],
+)
+def test_engine_current_needs_dockerd_23_and_buildx(machine, current):
+    assert machine.engine_current is current
+
+
 def test_an_engine_elsewhere_that_does_not_answer_is_not_replaced_by_a_local_one():
     with pytest.raises(EngineError, match="unset DOCKER_HOST"):
         decide_daemon(DaemonFacts("tcp://10.0.0.5:2376", answers=False), ROOT_DEBIAN, REGISTRY)
     # /var/run is a link to /run: the same socket.
     assert decide_daemon(DaemonFacts("unix:///run/docker.sock", answers=False), ROOT_DEBIAN, REGISTRY)[-1] == start()
+
+
+def test_image_store_of_docker_info():
+    containerd = {"Driver": "overlayfs", "DriverStatus": [["driver-type", "io.containerd.snapshotter.v1"]]}
+    classic = {"Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"],
+                                                      ["Using metacopy", "false"], ["Native Overlay Diff", "true"],
+                                                      ["userxattr", "false"]]}
+    assert image_store_of(containerd) == "containerd"
+    assert image_store_of(classic) == "classic"
+    assert image_store_of({"DriverStatus": [("driver-type", "something.else")]}) == "classic"
+    assert image_store_of({"DriverStatus": None}) == "classic" and image_store_of({}) == "classic"
 
 
 def test_a_running_dockerd_that_does_not_answer_is_never_joined_by_a_second_one():
@@ -237,7 +396,11 @@ def test_a_registry_that_answers_is_reused():
 
 def test_a_missing_registry_is_started_and_installed_first_when_needed():
     assert decide_registry(registry_facts(), ROOT_DEBIAN, STATE) == (StartRegistry(REGISTRY),)
-    assert decide_registry(registry_facts(), FRESH_DEBIAN, STATE) == (InstallPackages(), StartRegistry(REGISTRY))
+    (install, started) = decide_registry(registry_facts(), FRESH_DEBIAN, STATE)
+    # only the registry, emulation and seed tools: never the engine, from the distribution itself
+    assert (install, started) == (InstallPackages(EnginePackages(engine=())), StartRegistry(REGISTRY))
+    assert install.packages.apt_arguments() == ("docker-registry", "qemu-user-static", "binfmt-support", "debootstrap")
+    assert install.describe() == "engine: installing docker-registry qemu-user-static binfmt-support debootstrap with apt-get"
     with pytest.raises(ToolMissing, match="docker-registry is not installed"):
         decide_registry(registry_facts(), USER_WITH_DOCKER, STATE)
 
@@ -483,11 +646,14 @@ def test_seed_commands_as_data(tmp_path):
         ("/usr/bin/docker", "manifest", "push", "--insecure", "--purge", LIST),
     ]
     context = seed.context_dir(tmp_path, "linux/arm64")
-    build, push = EngineBuilder().commands(seed.build_request(tmp_path, "linux/arm64", f"{LIST}-arm64"))
-    assert build.argv == ("/usr/bin/docker", "build", "--progress", "plain", "--platform", "linux/arm64", "--file", str(context / "Dockerfile"),
-                          "--tag", f"{LIST}-arm64", str(context))
-    assert dict(build.env) == {"DOCKER_BUILDKIT": "1"}
-    assert push.argv == ("/usr/bin/docker", "push", f"{LIST}-arm64")
+    # the seed image carries no provenance manifest: `docker manifest create` joins plain images only
+    for multi_platform in (True, False):
+        (build,) = BuildxBuilder(docker="/usr/bin/docker", multi_platform=multi_platform).commands(
+            seed.build_request(tmp_path, "linux/arm64", f"{LIST}-arm64"))
+        assert build.argv == ("/usr/bin/docker", "buildx", "build", "--progress", "plain", "--platform", "linux/arm64",
+                              "--file", str(context / "Dockerfile"), "--provenance=false", "--tag", f"{LIST}-arm64", "--push",
+                              str(context))
+        assert build.env == ()
 
 
 def test_the_seed_dockerfile_never_pulls_a_frontend():
@@ -613,12 +779,46 @@ def test_status_lines_say_who_runs_what():
     text = "\n".join(status.lines())
     assert "dockerd 20.10.24+dfsg1 (API 1.41)" in text and "not started by imagegraph" in text
     assert "http://127.0.0.1:5000/ answers, started by imagegraph" in text
-    assert "seeded for linux/amd64, linux/arm64" in text and "buildx missing" in text
+    assert "seeded for linux/amd64, linux/arm64" in text
+    assert status.lines()[1:4] == (
+        "store:     unknown (no engine)",
+        "buildx:    missing",
+        "builder:   none",
+    )
+
+
+CHOICE = BuilderChoice("/usr/bin/docker", None, "docker", False, ("linux/amd64", "linux/arm64"), "why")
+
+
+@pytest.mark.parametrize(
+    ("changes", "store", "buildx", "builder"),
+    [
+        ({"builder": CHOICE}, "containerd image store", "github.com/docker/buildx 0.13.1",
+         "the current builder, docker driver, a build per platform, inline cache; platforms linux/amd64, linux/arm64"),
+        ({"builder": replace(CHOICE, builder="farm", driver="kubernetes", multi_platform=True, platforms=())},
+         "containerd image store", "github.com/docker/buildx 0.13.1",
+         "farm, kubernetes driver, one build for all platforms, registry cache; platforms not known until it starts"),
+        ({"builder_problem": "no buildx builder named 'farm' (--builder)", "buildx_version": None, "image_store": "classic"},
+         "classic image store", "missing", "no buildx builder named 'farm' (--builder)"),
+    ],
+)
+def test_status_lines_name_the_store_buildx_and_builder(changes, store, buildx, builder):
+    status = EngineStatus(
+        host=DEFAULT_HOST, daemon_version="26.1.5+dfsg1", api_version="1.45", daemon_managed=True,
+        registry=REGISTRY, registry_reachable=False, registry_managed=False, mirrors=(), emulated_platforms=(),
+        seeded_platforms=(), clients=(DockerClientInfo("/usr/bin/docker", "26.1.5+dfsg1", True),), state_dir=str(STATE),
+        **{"image_store": "containerd", "buildx_version": "github.com/docker/buildx 0.13.1", **changes},
+    )
+    lines = status.lines()
+    assert lines[0] == f"engine:    dockerd 26.1.5+dfsg1 (API 1.45) at {DEFAULT_HOST}, started by imagegraph"
+    assert lines[1:4] == (f"store:     {store}", f"buildx:    {buildx}", f"builder:   {builder}")
+    assert all("\n" not in line for line in lines)
 
 
 def test_every_action_narrates_one_line():
     actions = [
-        ReuseDaemon(DEFAULT_HOST, "20.10.24", "1.41", False), InstallPackages(), start(), WaitForDaemon(DEFAULT_HOST, 1),
+        ReuseDaemon(DEFAULT_HOST, "26.1.5", "1.45", False, "classic", "no buildx"), InstallPackages(engine_packages(BOOKWORM), "why"),
+        InstallPackages(EnginePackages(engine=())), start(), start("classic"), WaitForDaemon(DEFAULT_HOST, 1),
         RemovePidfile(DOCKER_PIDFILE, "stale"), StopProcess(1, "containerd", "orphaned"), ReuseRegistry(REGISTRY, True),
         StartRegistry(REGISTRY), MountBinfmt(), EnableBinfmts(), NoEmulation("x"), SkipSeed("x"), SeedPresent(REGISTRY, BOTH),
         BuildRootfs("linux/arm64", True), BuildImage("linux/arm64", LIST), PushManifestList(LIST, (LIST,), BOTH),
@@ -656,3 +856,63 @@ def test_the_images_dockerd_dropped_at_start_are_read_from_its_log():
     # a clean start, and the same line about a layer from elsewhere, drop nothing
     assert unrestored_images(DOCKERD_START.splitlines()[0]) == frozenset()
     assert unrestored_images('level=error msg="failed to get layer sha256:62e1: layer does not exist"') == frozenset()
+
+
+# --- installing packages (apt through a recording runner) ----------------------
+
+class AptRunner(Runner):
+    """Records what apt would be asked; every command succeeds."""
+
+    def __init__(self) -> None:
+        self.ran: list[tuple[tuple[str, ...], dict[str, str]]] = []
+
+    def run(self, command, *, check=True, log_path=None, on_line=None, **_):
+        from imagegraph.runner import Result
+
+        self.ran.append((command.argv, dict(command.env)))
+        return Result(0, "")
+
+
+def _apt_executor(tmp_path, monkeypatch, after: MachineFacts) -> tuple[Executor, AptRunner]:
+    for sub in ("sources.list.d", "preferences.d"):
+        (tmp_path / "apt" / sub).mkdir(parents=True)
+    monkeypatch.setattr("imagegraph.engine.setup.observe_machine", lambda **_: after)
+    runner = AptRunner()
+    return Executor(runner, StatePaths(tmp_path / "state"), FRESH_DEBIAN, lambda line: None, apt_dir=tmp_path / "apt"), runner
+
+
+def test_installing_on_debian_12_pins_trixie_for_the_engine_only(tmp_path, monkeypatch):
+    executor, runner = _apt_executor(tmp_path, monkeypatch, ROOT_DEBIAN)
+    executor.execute(InstallPackages(engine_packages(BOOKWORM), "no engine installed"))
+    assert (tmp_path / "apt/sources.list.d/imagegraph-trixie.list").read_text() == (
+        "# imagegraph: the Docker engine packages only (see imagegraph-trixie)\n"
+        "deb http://deb.debian.org/debian trixie main\n")
+    assert (tmp_path / "apt/preferences.d/imagegraph-trixie").read_text() == (
+        "# imagegraph: from trixie, only docker.io docker-cli containerd docker-buildx\n"
+        "Package: *\nPin: release n=trixie\nPin-Priority: 100\n\n"
+        "Package: docker.io docker-cli containerd docker-buildx\nPin: release n=trixie\nPin-Priority: 500\n")
+    assert [argv for argv, _ in runner.ran] == [
+        ("/usr/bin/apt-get", "update"),
+        ("/usr/bin/apt-get", "install", "-y", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
+         "docker.io/trixie", "docker-cli/trixie", "containerd/trixie", "docker-buildx/trixie",
+         "docker-registry", "qemu-user-static", "binfmt-support", "debootstrap"),
+    ]
+    assert all(env == {"DEBIAN_FRONTEND": "noninteractive"} for _, env in runner.ran)
+    assert executor.machine is ROOT_DEBIAN  # observed again after the install
+
+
+def test_installing_from_the_distribution_writes_no_apt_source(tmp_path, monkeypatch):
+    executor, runner = _apt_executor(tmp_path, monkeypatch, replace(ROOT_DEBIAN, distro=TRIXIE))
+    executor.execute(InstallPackages(engine_packages(TRIXIE)))
+    assert list((tmp_path / "apt/sources.list.d").iterdir()) == [] and list((tmp_path / "apt/preferences.d").iterdir()) == []
+    assert runner.ran[-1][0][-8:] == ("docker.io", "docker-cli", "containerd", "docker-buildx",
+                                      "docker-registry", "qemu-user-static", "binfmt-support", "debootstrap")
+
+
+def test_an_install_that_leaves_no_current_engine_is_an_error(tmp_path, monkeypatch):
+    executor, _ = _apt_executor(tmp_path, monkeypatch, OLD_DEBIAN)
+    with pytest.raises(EngineError, match=r"dockerd is 20\.10\.24\+dfsg1 and buildx does not; see .*apt\.log"):
+        executor.execute(InstallPackages(engine_packages(BOOKWORM), "no engine installed"))
+    # support packages alone are not held to that
+    executor, _ = _apt_executor(tmp_path / "support", monkeypatch, OLD_DEBIAN)
+    executor.execute(InstallPackages(EnginePackages(engine=())))

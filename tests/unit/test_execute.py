@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from imagegraph.config import load_config
-from imagegraph.engine.builders import EngineBuilder
+from imagegraph.engine.builders import BuildxBuilder
 from imagegraph.errors import CommandFailed
 from imagegraph.execute import Executor
 from imagegraph.plan import Decision, ImagePlan, Plan
@@ -64,21 +64,27 @@ def config(tmp_path):
     return load_config(tmp_path)
 
 
-def run(config, runner: ScriptedRunner, said: list[str]):
+#: The builder a lost layer hits: the docker driver (the engine's own BuildKit), here on the classic image store.
+DOCKER_DRIVER = BuildxBuilder(docker="/usr/bin/docker", multi_platform=False)
+
+
+def run(config, runner: ScriptedRunner, said: list[str], builder: BuildxBuilder = DOCKER_DRIVER):
     entry = ImagePlan("base", Decision.BUILD, "forced", "0" * 16, "127.0.0.1:5000/unit/base:" + "0" * 16, None,
                       ("linux/amd64",), push=False)
-    executor = Executor(config, EngineBuilder(docker="/usr/bin/docker"), runner, Wheelhouse(config.root, runner),
+    executor = Executor(config, builder, runner, Wheelhouse(config.root, runner),
                         local=NoImages(), registry=None, log_dir=config.root / "logs", say=said.append)
     (result,) = executor.run(Plan((entry,), "127.0.0.1:5000"))
     return result
 
 
-def test_a_build_that_hit_a_lost_layer_prunes_the_build_cache_and_builds_again(config):
-    runner = ScriptedRunner({"build": [(1, LOST_LAYER_LOG), BUILT], "builder": [""]})
+@pytest.mark.parametrize("builder", [DOCKER_DRIVER, BuildxBuilder(docker="/usr/bin/docker")], ids=["classic store", "containerd store"])
+def test_a_build_that_hit_a_lost_layer_prunes_the_build_cache_and_builds_again(config, builder):
+    runner = ScriptedRunner({"buildx": [(1, LOST_LAYER_LOG), BUILT], "builder": [""]})
     said: list[str] = []
-    result = run(config, runner, said)
+    result = run(config, runner, said, builder)
     assert result.ok, result.error
-    assert [argv[1:3] for argv in runner.ran] == [("build", "--progress"), ("builder", "prune"), ("build", "--progress")]
+    assert [argv[1:3] for argv in runner.ran] == [("buildx", "build"), ("builder", "prune"), ("buildx", "build")]
+    assert runner.ran[0] == runner.ran[2]  # the same build again
     assert runner.ran[1] == ("/usr/bin/docker", "builder", "prune", "--all", "--force")
     assert any("names a layer dockerd no longer has" in line for line in said)
     assert dict(result.phases)["prune"] >= 0
@@ -87,14 +93,14 @@ def test_a_build_that_hit_a_lost_layer_prunes_the_build_cache_and_builds_again(c
 
 
 def test_a_lost_layer_after_the_repair_is_a_failure_with_its_reason(config):
-    runner = ScriptedRunner({"build": [(1, LOST_LAYER_LOG), (1, LOST_LAYER_LOG)], "builder": [""]})
+    runner = ScriptedRunner({"buildx": [(1, LOST_LAYER_LOG), (1, LOST_LAYER_LOG)], "builder": [""]})
     result = run(config, runner, [])
     assert len(runner.ran) == 3  # one repair per image, never a loop
-    assert result.error.startswith("`/usr/bin/docker build --progress plain ...` exited 1: layer does not exist (full log: ")
+    assert result.error.startswith("`/usr/bin/docker buildx build --progress ...` exited 1: layer does not exist (full log: ")
 
 
 def test_any_other_failure_is_not_retried_and_its_last_line_is_in_the_message(config):
-    runner = ScriptedRunner({"build": [(1, BUILD_FAILED)]})
+    runner = ScriptedRunner({"buildx": [(1, BUILD_FAILED)]})
     said: list[str] = []
     result = run(config, runner, said)
     assert len(runner.ran) == 1
@@ -108,3 +114,52 @@ def test_a_long_reason_is_cut_to_one_short_line():
     err = CommandFailed(("docker", "build"), 1, output_tail="x" * 1000 + "\n\n")
     assert len(err.reason) == 240 and err.reason.endswith("…") and "\n" not in str(err)
     assert str(CommandFailed(("docker", "build"), 1)) == "`docker build` exited 1"
+
+
+PUSHED_IMAGES = """
+registry: 127.0.0.1:5000
+namespace: unit
+images:
+  app:
+    dockerfile: Dockerfile
+"""
+
+
+class RecordingRegistry:
+    """The registry calls the executor makes after a pushed build."""
+
+    insecure = True
+
+    def __init__(self) -> None:
+        self.copies: list[tuple[str, str, str]] = []
+
+    def copy_tag(self, name: str, tag: str, new_tag: str) -> None:
+        self.copies.append((name, tag, new_tag))
+
+    def manifest_digest(self, name: str, tag: str) -> str:
+        return "sha256:" + "a" * 64
+
+
+@pytest.mark.parametrize(
+    ("builder", "commands", "copies"),
+    [
+        (DOCKER_DRIVER, [("buildx", "build", "linux/amd64"), ("buildx", "build", "linux/arm64"), ("buildx", "imagetools", "create")],
+         [("unit/app", "f" * 16 + "-amd64", "buildcache-amd64"), ("unit/app", "f" * 16 + "-arm64", "buildcache-arm64")]),
+        (BuildxBuilder(docker="/usr/bin/docker"), [("buildx", "build", "linux/amd64,linux/arm64")], []),
+    ],
+    ids=["per platform", "multi-platform"],
+)
+def test_a_pushed_build_points_the_cache_tags_at_what_it_pushed_only_per_platform(tmp_path, builder, commands, copies):
+    write_tree(tmp_path, {"images.yaml": PUSHED_IMAGES, "Dockerfile": "FROM python:3.11-slim\nRUN true\n"})
+    config = load_config(tmp_path)
+    ref = "127.0.0.1:5000/unit/app:" + "f" * 16
+    runner = ScriptedRunner({"buildx": [BUILT, BUILT, ""]})
+    registry = RecordingRegistry()
+    entry = ImagePlan("app", Decision.BUILD, "forced", "f" * 16, ref, None, ("linux/amd64", "linux/arm64"), push=True)
+    executor = Executor(config, builder, runner, Wheelhouse(config.root, runner), local=NoImages(), registry=registry,
+                        log_dir=tmp_path / "logs", say=lambda line: None)
+    (result,) = executor.run(Plan((entry,), "127.0.0.1:5000"))
+    assert result.ok and result.pushed, result.error
+    assert [(argv[1], argv[2], argv[argv.index("--platform") + 1] if "--platform" in argv else argv[3]) for argv in runner.ran] == commands
+    assert all("--push" in argv for argv in runner.ran if argv[2] == "build")
+    assert registry.copies == copies

@@ -558,7 +558,8 @@ def _decide_running(facts: DaemonFacts, machine: MachineFacts, mirror: str, imag
         actions += [StopProcess(pidfile.pid, "dockerd", f"{reason}: upgrading", pidfile.path), InstallPackages(machine.engine_packages(), reason)]
     else:
         actions.append(StopProcess(pidfile.pid, "dockerd", f"switching to the {image_store} image store", pidfile.path))
-    actions.append(StartDockerd(DEFAULT_HOST, mirror, image_store or facts.image_store or "containerd"))
+    # an upgraded engine starts on the containerd store unless asked otherwise; a switch is always named
+    actions.append(StartDockerd(DEFAULT_HOST, mirror, image_store or "containerd"))
     return tuple(actions)
 
 
