@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from imagegraph.engine.images import image_store_of
 from imagegraph.registry import Registry
 from tests.conftest import FAMILY, FAMILY_FILES, write_tree
 from tests.integration.conftest import one_error_line, run_invoke
@@ -114,8 +115,11 @@ def test_cleanup_keeps_everything_a_kept_image_needs_through_garbage_collection(
         for tag in sorted(tags):
             image = docker_client.images.pull(f"{private_registry.address}/{name}", tag=tag)
             pulled.append(image.id)
+    # pulling the arm64 variant fetches its manifest and every blob of it: it fails if cleanup broke any
     arm = docker_client.images.pull(f"{private_registry.address}/{APP}", tag="latest", platform="linux/arm64")
-    assert arm.attrs["Architecture"] == "arm64"
+    if image_store_of(docker_client.info()) == "classic":
+        # the containerd store inspects an index as the host's platform; the classic one keeps the variant pulled
+        assert arm.attrs["Architecture"] == "arm64"
     assert len(pulled) == sum(len(tags) for tags in KEPT.values())
 
     # and a second run finds nothing more to delete
