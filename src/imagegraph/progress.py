@@ -69,6 +69,8 @@ _BK_STEP = re.compile(r"^#(\d+) \[([^\]]*?) ?(\d+)/(\d+)\] (.+)$")
 _BK_CACHED = re.compile(r"^#(\d+) CACHED\s*$")
 _BK_DONE = re.compile(r"^#(\d+) DONE ([\d.]+)s\s*$")
 _BK_ERROR = re.compile(r"^#(\d+) ERROR")
+#: buildx --push: BuildKit pushes the image itself ("pushing manifest for REF@sha256:... 0.1s done").
+_BK_PUSHED = re.compile(r"^#\d+ pushing manifest for ([^@\s]+)(?:@sha256:[0-9a-f]+)? [\d.]+s done\s*$")
 _BK_OTHER = re.compile(r"^#(\d+) (exporting to image|exporting cache|pushing layers|writing image|naming to|"
                        r"importing cache manifest|transferring context: [\d.]+\w?B)")
 
@@ -107,6 +109,9 @@ class BuildKitTracker:
         match = _BK_ERROR.match(line)
         if match and match.group(1) in self.steps:
             return [f"{self._title(self.steps[match.group(1)])}: failed"]
+        match = _BK_PUSHED.match(line)
+        if match:
+            return [f"pushed {match.group(1)}"]
         match = _BK_OTHER.match(line)
         if match:
             self.current = match.group(2)

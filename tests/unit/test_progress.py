@@ -176,3 +176,11 @@ def test_a_failed_command_is_explained_by_what_its_failed_step_printed():
     # not BuildKit (pip, docker push): the lines before the last
     pip = "Collecting torch==9.9\nERROR: Could not find a version that satisfies the requirement torch==9.9\nERROR: No matching distribution found\n"
     assert failure_context(pip) == ("Collecting torch==9.9", "ERROR: Could not find a version that satisfies the requirement torch==9.9")
+
+
+def test_a_push_by_buildkit_itself_is_a_line_naming_the_reference():
+    tracker = BuildKitTracker()
+    digest = "sha256:" + "ab" * 32
+    assert tracker.feed(f"#9 pushing manifest for 127.0.0.1:5000/ns/base:0c25@{digest}") == []  # started, not done
+    assert tracker.feed(f"#9 pushing manifest for 127.0.0.1:5000/ns/base:0c25@{digest} 0.1s done") == ["pushed 127.0.0.1:5000/ns/base:0c25"]
+    assert tracker.feed("#12 pushing 127.0.0.1:5000/ns/base:0c25 with docker") == []
