@@ -49,7 +49,7 @@ def family_files() -> dict[str, str]:
 def outside_ci(monkeypatch):
     """These tests decide what CI looks like; the CI running them must not leak in."""
     for name in list(os.environ):
-        if name.startswith("GITHUB_") or name in ("IMAGEGRAPH_REGISTRY", "IMAGEGRAPH_PLATFORMS"):
+        if name.startswith(("GITHUB_", "CI_")) or name in ("GITLAB_CI", "IMAGEGRAPH_REGISTRY", "IMAGEGRAPH_PLATFORMS"):
             monkeypatch.delenv(name)
 
 
@@ -324,6 +324,98 @@ def test_a_shallow_clone_that_cannot_deepen_falls_back_and_says_so(repo, tmp_pat
     assert explanation.base is None
     assert "deciding by fingerprints alone" in explanation.note and base_sha[:7] in explanation.note
     assert [e.name for e in entries] == ALL  # without history every image must be checked by fingerprint
+
+
+def pull_request_branch(repo: Path, *, main_moves_on: bool = True) -> str:
+    """A branch `pr` that changes the service code, main moving on after it forked; returns the fork point."""
+    fork = head(repo)
+    git(repo, "checkout", "-qb", "pr")
+    edit(repo, "src/scorer/model.py", append="\n# pr change\n")
+    commit_all(repo, "pr: code")
+    for n in range(3):
+        edit(repo, "docs/pr.md", append=f"pr {n}\n")
+        commit_all(repo, f"pr docs {n}")
+    git(repo, "checkout", "-q", "main")
+    if main_moves_on:
+        for n in range(3):
+            edit(repo, "docs/main.md", append=f"main {n}\n")
+            commit_all(repo, f"main docs {n}")
+    return fork
+
+
+@pytest.mark.parametrize("since", ["main", "origin/main", "fork"])
+@pytest.mark.parametrize("depth", [("--depth=1",), ()], ids=["shallow", "full"])
+def test_a_clone_of_a_pull_request_branch_finds_its_base_with_since(repo, tmp_path, since, depth):
+    fork = pull_request_branch(repo)
+    pr = clone(repo, tmp_path / "pr", *depth, "--branch", "pr")
+    explanation, entries = workspace(pr, since=fork if since == "fork" else since).affected()
+    # the base is the fork point, never the branch's own tip (FETCH_HEAD rewritten by deepening)
+    assert explanation.base.commit == fork, explanation.to_dict()
+    assert [e.name for e in entries] == ["app"]
+
+
+def test_a_shallow_pull_request_clone_whose_base_cannot_be_fetched_refuses_since(repo, tmp_path):
+    pull_request_branch(repo)
+    pr = clone(repo, tmp_path / "pr", "--depth=1", "--branch", "pr")
+    shutil.rmtree(repo)
+    with pytest.raises(UnknownRef, match="--since main: unknown revision"):
+        workspace(pr, since="main").affected()
+
+
+def gitlab(monkeypatch, **env: str) -> None:
+    monkeypatch.setenv("GITLAB_CI", "true")
+    monkeypatch.setenv("CI_DEFAULT_BRANCH", "main")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.mark.parametrize("depth", [("--depth=1",), ()], ids=["shallow", "full"])
+def test_gitlab_merge_request_compares_with_its_diff_base(repo, tmp_path, monkeypatch, depth):
+    fork = pull_request_branch(repo)
+    pr = clone(repo, tmp_path / "pr", *depth, "--branch", "pr")
+    gitlab(monkeypatch, CI_MERGE_REQUEST_IID="4", CI_MERGE_REQUEST_DIFF_BASE_SHA=fork, CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main",
+           CI_COMMIT_BEFORE_SHA="0" * 40)
+    explanation, entries = workspace(pr).affected()
+    assert (explanation.base.commit, explanation.base.how) == (fork, "merge request !4: merge base with main")
+    assert [e.name for e in entries] == ["app"]
+
+
+def test_gitlab_merge_request_with_only_the_target_branch_name(repo, tmp_path, monkeypatch):
+    fork = pull_request_branch(repo)
+    pr = clone(repo, tmp_path / "pr", "--depth=1", "--branch", "pr")
+    gitlab(monkeypatch, CI_MERGE_REQUEST_IID="4", CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main")
+    explanation, entries = workspace(pr).affected()
+    assert explanation.base.commit == fork
+    assert [e.name for e in entries] == ["app"]
+
+
+def test_gitlab_push_compares_with_the_commit_before_it(repo, tmp_path, monkeypatch):
+    before = head(repo)
+    edit(repo, "src/scorer/model.py", append="\n# pushed\n")
+    commit_all(repo, "code")
+    edit(repo, "docs/a.md", "a\n")
+    commit_all(repo, "docs")
+    shallow = clone(repo, tmp_path / "shallow", "--depth=1")
+    gitlab(monkeypatch, CI_COMMIT_BEFORE_SHA=before, CI_COMMIT_BRANCH="main")
+    explanation, entries = workspace(shallow).affected()
+    assert (explanation.base.commit, explanation.base.how) == (before, f"previous push {before[:7]}")
+    assert [e.name for e in entries] == ["app"]
+
+
+def test_gitlab_push_whose_before_sha_is_gone_checks_every_image_and_says_so(repo, tmp_path, monkeypatch):
+    edit(repo, "src/scorer/model.py", append="\n# pushed\n")
+    commit_all(repo, "code")
+    shallow = clone(repo, tmp_path / "shallow", "--depth=1")
+    gitlab(monkeypatch, CI_COMMIT_BEFORE_SHA="f" * 40, CI_COMMIT_BRANCH="main")
+    explanation, entries = workspace(shallow).affected()
+    assert explanation.base is None and "f" * 7 in explanation.note and "deciding by fingerprints alone" in explanation.note
+    assert [e.name for e in entries] == ALL
+
+
+def test_gitlab_first_pipeline_of_the_default_branch_is_all_new(repo, monkeypatch):
+    gitlab(monkeypatch, CI_COMMIT_BEFORE_SHA="0" * 40, CI_COMMIT_BRANCH="main")
+    explanation, entries = workspace(repo).affected()
+    assert "everything is new" in explanation.base.how and [e.name for e in entries] == ALL
 
 
 def test_two_clones_in_different_places_agree_on_every_fingerprint(repo, tmp_path):

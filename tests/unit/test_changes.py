@@ -170,3 +170,84 @@ def test_images_yaml_counts_only_for_images_whose_settings_changed(family):
     assert set(direct_causes(config, change, None, config_changed=True)) == {"base", "ci", "app", "devcontainer"}
     moved = replace(before, registry="other:5000")
     assert set(direct_causes(config, change, moved, config_changed=True)) == {"base", "ci", "app", "devcontainer"}
+
+
+class ShallowPullRequestClone:
+    """`git clone --depth 1 --branch pr`: main is not here; every fetch rewrites FETCH_HEAD, as git does."""
+
+    HEAD = "p" * 40
+    MAIN = "m" * 40
+    FORK = "f" * 40
+
+    def __init__(self):
+        self.fetch_head = None
+        self.deepened = 0
+        self.fetches: list[tuple[str, ...]] = []
+
+    def head(self):
+        return self.HEAD
+
+    def resolve(self, rev):
+        return {"FETCH_HEAD": self.fetch_head, self.MAIN: self.MAIN if self.fetch_head else None}.get(rev)
+
+    def merge_base(self, a, b):
+        if a == b:
+            return a
+        return self.FORK if {a, b} == {self.MAIN, self.HEAD} and self.deepened else None
+
+    def is_shallow(self):
+        return True
+
+    def has_remote(self, remote="origin"):
+        return True
+
+    def fetch(self, remote, *args):
+        self.fetches.append(args)
+        if args[-1] == "main":
+            self.fetch_head = self.MAIN
+        else:  # deepening fetches the clone's own branch again
+            self.deepened += 1
+            self.fetch_head = self.HEAD
+        return None
+
+
+@pytest.mark.parametrize("rev", ["main", "origin/main"])
+def test_a_base_fetched_by_name_is_pinned_before_deepening_rewrites_fetch_head(rev):
+    history = ShallowPullRequestClone()
+    base, note = locate_base(history, BaseRequest(rev=rev, how=f"--since {rev}", fetch=rev, explicit=True))
+    assert (base.commit, note) == (ShallowPullRequestClone.FORK, "")
+    assert history.fetches == [("--depth=50", "main"), ("--deepen=50",)]
+
+
+def test_since_a_branch_only_the_remote_has_uses_the_remote_tracking_branch():
+    history = History(known={"origin/main"}, merge_base="m" * 40)
+    base, _ = locate_base(history, request("main", explicit=True))
+    assert base.commit == "m" * 40 and base.how.endswith("(as origin/main)") and history.fetches == []
+
+
+GL = {"GITLAB_CI": "true", "CI_DEFAULT_BRANCH": "main"}
+
+
+def test_gitlab_merge_request_uses_its_diff_base_sha():
+    env = {**GL, "CI_MERGE_REQUEST_IID": "9", "CI_MERGE_REQUEST_DIFF_BASE_SHA": "b" * 40, "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+           "CI_COMMIT_BEFORE_SHA": ZERO_SHA}
+    request = choose_base(None, env, {}, default_branch=None)
+    assert (request.rev, request.merge_base, request.trusted, request.fetch) == ("b" * 40, True, True, "b" * 40)
+    assert request.how == "merge request !9: merge base with main"
+
+
+def test_gitlab_merge_request_without_a_diff_base_uses_its_target_branch():
+    request = choose_base(None, {**GL, "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "release"}, {}, default_branch=None)
+    assert (request.rev, request.fetch, request.trusted) == ("origin/release", "release", True)
+
+
+def test_gitlab_push_compares_with_the_commit_before_it_itself():
+    request = choose_base(None, {**GL, "CI_COMMIT_BEFORE_SHA": "c" * 40, "CI_COMMIT_BRANCH": "topic"}, {}, default_branch=None)
+    assert (request.rev, request.merge_base, request.trusted, request.fetch) == ("c" * 40, False, True, "c" * 40)
+
+
+def test_gitlab_new_branch_uses_the_merge_base_with_the_default_branch_and_the_default_branch_is_all_new():
+    new_branch = choose_base(None, {**GL, "CI_COMMIT_BEFORE_SHA": ZERO_SHA, "CI_COMMIT_BRANCH": "topic"}, {}, default_branch=None)
+    assert (new_branch.rev, new_branch.fetch, new_branch.trusted) == ("origin/main", "main", True)
+    first = choose_base(None, {**GL, "CI_COMMIT_BEFORE_SHA": ZERO_SHA, "CI_COMMIT_BRANCH": "main"}, {}, default_branch=None)
+    assert (first.rev, first.trusted) == (EMPTY_TREE, False)
