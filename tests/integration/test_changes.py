@@ -503,3 +503,15 @@ def test_a_file_the_dockerfile_copies_but_images_yaml_does_not_declare_is_a_warn
 
 def test_this_repositorys_own_images_declare_every_file_their_dockerfiles_use(repo):
     assert workspace(repo).input_warnings() == ()
+
+
+def test_a_merge_in_progress_is_refused_with_one_line(repo):
+    git(repo, "checkout", "-qb", "other")
+    edit(repo, "src/scorer/model.py", append="\n# theirs\n")
+    commit_all(repo, "theirs")
+    git(repo, "checkout", "-q", "main")
+    edit(repo, "src/scorer/model.py", append="\n# ours\n")
+    commit_all(repo, "ours")
+    assert subprocess.run(["git", "-C", str(repo), "merge", "-q", "other"], capture_output=True).returncode != 0
+    line = one_error_line(run_invoke(repo, "affected", "--since", "HEAD~1"))
+    assert "a merge is in progress with unmerged paths (src/scorer/model.py)" in line and "git merge --abort" in line
