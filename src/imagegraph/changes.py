@@ -16,7 +16,7 @@ Three steps, kept apart so each can be tested on its own:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -307,24 +307,34 @@ def _not_found(request: BaseRequest, why: str) -> tuple[BaseRef | None, str]:
 # -- 3. which images the changes touch ------------------------------------------------
 
 
-def direct_causes(config: Config, changes: Sequence[Change], base_config: Config | None, *, config_changed: bool) -> dict[str, tuple[str, ...]]:
+def direct_causes(config: Config, changes: Sequence[Change], base_config: Config | None, *, config_changed: bool,
+                  present: Collection[str] | None = None) -> dict[str, tuple[str, ...]]:
     """image -> the changed paths that are its inputs; images.yaml counts for an image whose settings changed.
 
     ``base_config`` is images.yaml as the base commit had it (None when it
     had none or it cannot be read: then every image counts as changed).
+    ``present`` are the paths of the working tree, which say which ignore
+    file each image's builder reads (None: both count).
     """
     touched: dict[str, set[str]] = {name: set() for name in config.names}
     for change in changes:
         for path in change.paths:
             for spec in config.images:
-                if matches(spec, path):
+                if matches(spec, path, present):
                     touched[spec.name].add(path)
     if config_changed:
         for spec in config.images:
-            before = _image_or_none(base_config, spec.name)
-            if before is None or before != spec or base_config.repository(spec.name) != config.repository(spec.name):  # type: ignore[union-attr]
+            if _settings_changed(config, base_config, spec.name):
                 touched[spec.name].add(CONFIG_NAME)
     return {name: tuple(sorted(paths)) for name, paths in touched.items() if paths}
+
+
+def _settings_changed(config: Config, base_config: Config | None, name: str) -> bool:
+    """Whether images.yaml says something else about ``name`` than it did at the base (its Python, for wheels, included)."""
+    before = _image_or_none(base_config, name)
+    if before is None or before != config.image(name) or base_config.repository(name) != config.repository(name):  # type: ignore[union-attr]
+        return True
+    return bool(before.wheels) and base_config.python != config.python  # type: ignore[union-attr]
 
 
 def _image_or_none(config: Config | None, name: str):
@@ -356,7 +366,7 @@ def same_as_base(config: Config, current: Mapping[str, Fingerprint], causes: Map
         before = _image_or_none(base_config, name)
         if before is None or base_config.repository(name) != config.repository(name):  # type: ignore[union-attr]
             continue
-        fingerprinter = fingerprinter or Fingerprinter(base_tree(), strict=False)
+        fingerprinter = fingerprinter or Fingerprinter(base_tree(), strict=False, python=base_config.python)  # type: ignore[union-attr]
         if fingerprinter.image(before, current[parent].digest if parent else "").digest == current[name].digest:
             same.add(name)
     return frozenset(same)

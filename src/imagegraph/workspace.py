@@ -23,7 +23,7 @@ from .engine.seed import native_platform
 from .engine.setup import emulated_platforms, observe_emulation, resolve_docker_host
 from .errors import ConfigError, ImagegraphError
 from .execute import Executor, ImageResult
-from .fingerprint import Fingerprint, context_ignore, fingerprint_images
+from .fingerprint import Fingerprint, fingerprint_images, ignore_file
 from .inventory import read_inventory
 from .plan import Availability, Decision, ImagePlan, Plan, affected, lookups_needed, make_plan, trust_broken
 from .progress import Progress
@@ -104,7 +104,7 @@ class Workspace:
         changes = repo.diff(base.commit, self.sources)
         config_changed = any(CONFIG_NAME in change.paths for change in changes)
         base_config = self._config_at(base.commit) if config_changed else self.config
-        causes = direct_causes(self.config, changes, base_config, config_changed=config_changed)
+        causes = direct_causes(self.config, changes, base_config, config_changed=config_changed, present=frozenset(self.sources.paths()))
         # images.yaml new since the base, or unreadable there: nothing can be the same.
         same = frozenset() if base_config is None else same_as_base(
             self.config, self.fingerprints, causes, base_config, lambda: repo.commit_tree(base.commit))
@@ -186,7 +186,7 @@ class Workspace:
         paths = self.sources.paths()
         present = frozenset(paths)
         for spec in self.config.images:
-            ignore = spec.dockerignore if spec.dockerignore in present else context_ignore(spec)
+            ignore = ignore_file(spec, present)
             ignore_lines = (self.root / ignore).read_text(encoding="utf-8").splitlines() if ignore in present else []
             text = (self.root / spec.dockerfile).read_text(encoding="utf-8")
             declared = {path for path, _ in self.fingerprints[spec.name].files}

@@ -515,3 +515,48 @@ def test_a_merge_in_progress_is_refused_with_one_line(repo):
     assert subprocess.run(["git", "-C", str(repo), "merge", "-q", "other"], capture_output=True).returncode != 0
     line = one_error_line(run_invoke(repo, "affected", "--since", "HEAD~1"))
     assert "a merge is in progress with unmerged paths (src/scorer/model.py)" in line and "git merge --abort" in line
+
+
+# -- every setting that changes the result, and nothing else ----------------------------------------------------------
+
+
+def test_a_root_dockerignore_change_rebuilds_no_image_that_has_its_own(repo):
+    edit(repo, ".dockerignore", append="docs\n")
+    commit_all(repo, "root ignore")
+    explanation, entries = workspace(repo, since="HEAD~1").affected()
+    assert entries == () and explanation.ignored == (".dockerignore",)
+
+
+def test_a_root_dockerignore_change_rebuilds_the_image_that_reads_it(repo):
+    git(repo, "rm", "-q", ".devcontainer/Dockerfile.dockerignore")
+    commit_all(repo, "devcontainer uses the root ignore file")
+    edit(repo, ".dockerignore", append="docs\n")
+    commit_all(repo, "root ignore")
+    assert affected(repo, since="HEAD~1") == ["devcontainer"]
+
+
+def test_the_python_version_in_images_yaml_rebuilds_every_image_with_wheels(repo):
+    edit(repo, "images.yaml", (repo / "images.yaml").read_text().replace('python: "3.11"', 'python: "3.12"'))
+    commit_all(repo, "python 3.12")
+    explanation, entries = workspace(repo, since="HEAD~1").affected()
+    assert [e.name for e in entries] == ALL
+    assert explanation.causes == {name: ("images.yaml",) for name in ALL}
+
+
+def test_a_data_file_named_like_requirements_is_content_not_requirements(repo):
+    edit(repo, "src/scorer/requirements-model.txt", "weights==3\n")
+    commit_all(repo, "model data")
+    edit(repo, "src/scorer/requirements-model.txt", append="# retrained on 2026-11 data\n")
+    commit_all(repo, "comment in a data file")
+    explanation, entries = workspace(repo, since="HEAD~1").affected()
+    assert [e.name for e in entries] == ["app"] and "app" not in explanation.same_as_base
+
+
+def test_spacing_in_a_wheel_requirement_rebuilds_nothing(repo):
+    path = repo / "requirements/requirements.txt"
+    pinned = next(line for line in path.read_text().splitlines() if "==" in line and not line.startswith("#"))
+    name, version = pinned.split("==", 1)
+    edit(repo, "requirements/requirements.txt", path.read_text().replace(pinned, f"{name.upper()} == {version}"))
+    commit_all(repo, "spacing")
+    plan = workspace(repo, since="HEAD~1").plan()
+    assert plan.to_build() == () and "not in substance" in plan.image("app").reason

@@ -251,3 +251,21 @@ def test_gitlab_new_branch_uses_the_merge_base_with_the_default_branch_and_the_d
     assert (new_branch.rev, new_branch.fetch, new_branch.trusted) == ("origin/main", "main", True)
     first = choose_base(None, {**GL, "CI_COMMIT_BEFORE_SHA": ZERO_SHA, "CI_COMMIT_BRANCH": "main"}, {}, default_branch=None)
     assert (first.rev, first.trusted) == (EMPTY_TREE, False)
+
+
+def test_the_root_dockerignore_is_a_cause_only_for_images_that_read_it(family):
+    config = load_config(family)
+    present = {"docker/Dockerfile.base.dockerignore", "docker/Dockerfile.ci.dockerignore", "docker/Dockerfile.dockerignore", ".dockerignore"}
+    change = [Change(".dockerignore", "modified")]
+    assert direct_causes(config, change, config, config_changed=False, present=present) == {"devcontainer": (".dockerignore",)}
+    # its own ignore file deleted in the same change: the root one is what the builder reads now
+    gone = [*change, Change("docker/Dockerfile.dockerignore", "deleted")]
+    causes = direct_causes(config, gone, config, config_changed=False, present=present - {"docker/Dockerfile.dockerignore"})
+    assert causes == {"app": (".dockerignore", "docker/Dockerfile.dockerignore"), "devcontainer": (".dockerignore",)}
+
+
+def test_the_python_setting_is_a_cause_for_images_with_wheels(family):
+    config = load_config(family)
+    before = replace(config, python="3.12")
+    causes = direct_causes(config, [Change("images.yaml", "modified")], before, config_changed=True)
+    assert set(causes) == {"base", "ci", "app", "devcontainer"}
