@@ -270,12 +270,13 @@ def _literal_prefix(pattern: str) -> str:
 
 
 def _fixed_paths(spec: ImageSpec, present: Collection[str] | None) -> tuple[str, ...]:
-    """The files every image is made of whatever its globs say: Dockerfile, the ignore file, wheels' requirements."""
-    if present is None:
-        ignores: tuple[str, ...] = (spec.dockerignore, context_ignore(spec))
-    else:
-        ignores = (ignore_file(spec, present),)
-    return (spec.dockerfile, *ignores, *spec.wheels)
+    """The files every image is made of whatever its globs say: Dockerfile, the ignore file, wheels' requirements.
+
+    The image's own ignore file always counts (adding or deleting it changes
+    what the builder reads); the context's only while the own one is absent.
+    """
+    context = () if present is not None and spec.dockerignore in present else (context_ignore(spec),)
+    return (spec.dockerfile, spec.dockerignore, *context, *spec.wheels)
 
 
 def ignore_file(spec: ImageSpec, present: Collection[str]) -> str:
