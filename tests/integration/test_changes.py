@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from imagegraph.changes import UnknownRef
+from imagegraph.context import assemble_context
 from imagegraph.plan import Decision
 from imagegraph.workspace import BuildOptions, Workspace
 from tests.integration.conftest import commit_all, git, init_repo, one_error_line
@@ -560,3 +561,29 @@ def test_spacing_in_a_wheel_requirement_rebuilds_nothing(repo):
     commit_all(repo, "spacing")
     plan = workspace(repo, since="HEAD~1").plan()
     assert plan.to_build() == () and "not in substance" in plan.image("app").reason
+
+
+# -- one definition of an image's inputs: what is hashed is what the builder gets -------------------------------------
+
+
+def test_a_git_ignored_file_under_an_input_glob_is_neither_hashed_nor_sent(repo, tmp_path):
+    edit(repo, ".gitignore", "*.local\n")
+    commit_all(repo, "ignore local files")
+    before = workspace(repo).fingerprints["app"]
+    edit(repo, "src/scorer/settings.local", "SECRET=1\n")  # .dockerignore lets it through; git ignores it
+    ws = workspace(repo)
+    app = ws.fingerprints["app"]
+    assert app == before
+    built = assemble_context(ws.config.image("app"), app.files, ws.root, tmp_path / "ctx")
+    sent = sorted(p.relative_to(built.root).as_posix() for p in built.root.rglob("*") if p.is_file())
+    assert sent == sorted(path for path, _ in app.files) and "src/scorer/settings.local" not in sent
+
+
+def test_an_untracked_file_under_an_input_glob_is_hashed_and_sent(repo, tmp_path):
+    edit(repo, "src/scorer/extra.py", "X = 1\n")
+    ws = workspace(repo)
+    app = ws.fingerprints["app"]
+    assert "src/scorer/extra.py" in dict(app.files)
+    built = assemble_context(ws.config.image("app"), app.files, ws.root, tmp_path / "ctx")
+    assert (built.root / "src/scorer/extra.py").read_text() == "X = 1\n"
+    assert not (built.root / "README.md").exists()
