@@ -255,20 +255,29 @@ class Workspace:
         default = (self.default_branch or "main").removeprefix("origin/")
         return event_from_git(repo.head() or "", repo.tags_at_head(), repo.branch(), default)
 
-    def release(self, *, version: str | None = None, dry_run: bool = False, say=print) -> tuple[Promotion, ...]:
-        """Give this commit's already-built images the version's tags, by copying manifests in the registry."""
+    def release(self, *, version: str | None = None, dry_run: bool = False, force: bool = False, say=print) -> tuple[Promotion, ...]:
+        """Give this commit's already-built images the version's tags, by copying manifests in the registry.
+
+        A version tag that already names another digest is refused unless ``force``.
+        """
         event = self.event()
         if version:
             event = Event("tag", event.sha, version, event.default_branch)
-        check_release_event(event)  # no version, or not semver: refused before the registry is asked anything
+        for note in event.notes:
+            say(note)
+        own = str(check_release_event(event))  # no version, or a tag that breaks a rule: refused before the registry is asked
         digests: dict[str, str | None] = {}
         registry_tags: dict[str, tuple[str, ...]] = {}
+        version_digests: dict[str, str | None] = {}
         for spec in self.config.images:
             if spec.push:
                 _, name, tag = split_ref(self.ref(spec.name))
                 digests[spec.name] = self.registry.manifest_digest(name, tag)
                 registry_tags[spec.name] = self.registry.tags(name)
-        promotions = plan_release(self.config, self.fingerprints, event, digests, registry_tags, self.tag_policy)
+                if own in registry_tags[spec.name]:
+                    version_digests[spec.name] = self.registry.manifest_digest(name, own)
+        promotions = plan_release(self.config, self.fingerprints, event, digests, registry_tags, self.tag_policy,
+                                  version_digests=version_digests, force=force)
         for promotion in promotions:
             for note in promotion.notes:
                 say(f"[{promotion.image}] {note}")
