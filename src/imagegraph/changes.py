@@ -40,6 +40,8 @@ __all__ = [
 ]
 
 ZERO_SHA = "0" * 40
+#: The base when no default branch is known here: the remote's, fetched by `git fetch origin HEAD`.
+REMOTE_DEFAULT = "origin/HEAD"
 
 
 class UnknownRef(ImagegraphError):
@@ -139,7 +141,9 @@ def choose_base(since: str | None, env: Mapping[str, str], event: Mapping[str, o
         if request is not None:
             return request
     if default_branch is None:
-        return BaseRequest(rev="HEAD", how="HEAD (no default branch found: uncommitted changes only)", merge_base=False)
+        # `git fetch origin HEAD` brings the remote's default branch (a single-branch clone has no origin/main);
+        # without a remote the plan rests on fingerprints alone and says so, never on HEAD (an empty plan).
+        return BaseRequest(rev=REMOTE_DEFAULT, how="merge base with the remote's default branch", fetch="HEAD")
     return BaseRequest(rev=default_branch, how=f"merge base with {default_branch}")
 
 

@@ -587,3 +587,20 @@ def test_an_untracked_file_under_an_input_glob_is_hashed_and_sent(repo, tmp_path
     built = assemble_context(ws.config.image("app"), app.files, ws.root, tmp_path / "ctx")
     assert (built.root / "src/scorer/extra.py").read_text() == "X = 1\n"
     assert not (built.root / "README.md").exists()
+
+
+def test_a_single_branch_clone_without_since_compares_with_the_remotes_default_branch(repo, tmp_path):
+    fork = pull_request_branch(repo)
+    pr = clone(repo, tmp_path / "pr", "--depth=1", "--branch", "pr")  # no main, no origin/main here
+    explanation, entries = workspace(pr).affected()
+    assert (explanation.base.commit, explanation.base.how) == (fork, "merge base with the remote's default branch")
+    assert [e.name for e in entries] == ["app"]
+
+
+def test_no_default_branch_and_no_remote_checks_every_image_and_says_so(repo):
+    git(repo, "branch", "-m", "main", "trunk")
+    edit(repo, "src/scorer/model.py", append="\n# change\n")
+    commit_all(repo, "code")
+    explanation, entries = workspace(repo).affected()
+    assert explanation.base is None and "deciding by fingerprints alone" in explanation.note
+    assert [e.name for e in entries] == ALL

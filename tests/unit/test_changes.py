@@ -57,7 +57,7 @@ def test_locally_the_merge_base_with_the_default_branch_is_not_trusted():
     assert (request.rev, request.merge_base, request.trusted) == ("origin/main", True, False)
     other_event = choose_base(None, {**GH, "GITHUB_EVENT_NAME": "workflow_dispatch"}, {}, default_branch="main")
     assert (other_event.rev, other_event.trusted) == ("main", False)
-    assert choose_base(None, {}, {}, default_branch=None).rev == "HEAD"
+    assert (choose_base(None, {}, {}, default_branch=None).rev, choose_base(None, {}, {}, default_branch=None).fetch) == ("origin/HEAD", "HEAD")
 
 
 class History:
