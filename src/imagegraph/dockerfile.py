@@ -20,7 +20,7 @@ import json
 import os
 import posixpath
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -29,7 +29,7 @@ from docker.utils.fnmatch import translate as dockerignore_regex
 
 from .config import ImageSpec
 
-__all__ = ["InputWarning", "Source", "context_sources", "undeclared_inputs", "used_files"]
+__all__ = ["InputWarning", "Source", "context_excludes", "context_sources", "undeclared_inputs", "used_files"]
 
 COPY = "COPY"
 ADD = "ADD"
@@ -648,6 +648,11 @@ class _IgnoreFile:
         pruned = parent_pruned or (excluded and not any(p.startswith(folder) for p in self._reincluded))
         self._folders[folder] = (pruned, inherited)
         return pruned, inherited
+
+
+def context_excludes(ignore_lines: Sequence[str]) -> Callable[[str], bool]:
+    """Whether an ignore file with these lines keeps a context-relative path out of the context."""
+    return _IgnoreFile(ignore_lines)
 
 
 def _native(path: str) -> str:

@@ -1,7 +1,7 @@
 """Content fingerprints: the identity of an image before it is built.
 
 An image's fingerprint hashes everything that decides its content: the
-Dockerfile, the one ignore file the builder reads, the declared inputs, the
+Dockerfile, the one ignore file the builder reads, the declared inputs it lets through, the
 wheels' requirements and the Python version that picks the wheels, build
 args, platforms, target stage, and the parent's fingerprint (a Merkle chain,
 so a change to the base changes every child). The files it covers are exactly
@@ -22,7 +22,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,6 +32,7 @@ from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
 
 from .config import CONFIG_NAME, Config, ImageSpec
+from .dockerfile import context_excludes
 from .errors import ConfigError
 from .graph import build_order
 
@@ -184,11 +185,30 @@ class Fingerprinter:
         self._paths = sources.paths()
         self._present = frozenset(self._paths)
         self._ids: dict[tuple[str, bool], str] = {}
+        self._ignores: dict[str, Callable[[str], bool]] = {}
 
     def image(self, spec: ImageSpec, parent_digest: str) -> Fingerprint:
-        chosen = input_files(spec, self._paths, self._present, strict=self.strict).all
+        chosen = self._sent(spec, input_files(spec, self._paths, self._present, strict=self.strict).all)
         used = tuple((p, self._content_id(p, spec)) for p in chosen)
         return Fingerprint(image=spec.name, digest=_digest(spec, used, parent_digest, self.python), files=used)
+
+    def _sent(self, spec: ImageSpec, paths: Sequence[str]) -> tuple[str, ...]:
+        """The declared files the builder receives: those inside the context that its ignore file lets through.
+
+        A declared file the ignore file drops can reach no image, so it is
+        neither hashed nor sent. The Dockerfile, the ignore file and the
+        wheels' requirements always count (the wheels they pick are no file
+        here), and a file outside the context counts as declared.
+        """
+        ignore = ignore_file(spec, self._present)
+        if ignore not in self._present:
+            return tuple(paths)
+        excluded = self._ignores.get(ignore)
+        if excluded is None:
+            excluded = self._ignores[ignore] = context_excludes(self.sources.read(ignore).decode("utf-8", "replace").splitlines())
+        prefix = "" if spec.context in ("", ".") else spec.context.strip("/") + "/"
+        always = {spec.dockerfile, ignore, *spec.wheels}
+        return tuple(p for p in paths if p in always or not p.startswith(prefix) or not excluded(p[len(prefix):]))
 
     def _content_id(self, path: str, spec: ImageSpec) -> str:
         # one path, two ids: a wheel requirements file of one image may be a plain (copied) input of another

@@ -233,3 +233,13 @@ def test_the_root_dockerignore_counts_only_for_images_without_their_own(family):
     assert {name for name in before if before[name] != after[name]} == {"devcontainer"}
     files = dict(fingerprint_images(load_config(family), MemorySources(own))["app"].files)
     assert "docker/Dockerfile.dockerignore" in files and ".dockerignore" not in files
+
+
+def test_a_declared_file_the_ignore_file_drops_is_neither_hashed_nor_counted(family):
+    files = {**FAMILY_FILES, "docker/Dockerfile.dockerignore": "*\n!src/svc\n**/*.md\n", "src/svc/NOTES.md": "draft\n"}
+    before = fingerprint_images(load_config(family), MemorySources(files))
+    after = fingerprint_images(load_config(family), MemorySources({**files, "src/svc/NOTES.md": "another draft\n"}))
+    assert after["app"].digest == before["app"].digest
+    assert "src/svc/NOTES.md" not in dict(before["app"].files) and "src/svc/app.py" in dict(before["app"].files)
+    # the ignore file itself, the Dockerfile and the wheels' requirements always count, though `*` drops them
+    assert {"docker/Dockerfile", "docker/Dockerfile.dockerignore", "requirements/requirements.txt"} <= set(dict(before["app"].files))
