@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import posixpath
 import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -186,6 +187,7 @@ class Fingerprinter:
         self._present = frozenset(self._paths)
         self._ids: dict[tuple[str, bool], str] = {}
         self._ignores: dict[str, Callable[[str], bool]] = {}
+        self._read: dict[str, str] = {}
 
     def image(self, spec: ImageSpec, parent_digest: str) -> Fingerprint:
         chosen = self._sent(spec, input_files(spec, self._paths, self._present, strict=self.strict).all)
@@ -215,15 +217,37 @@ class Fingerprinter:
         key = (path, path in spec.wheels)
         known = self._ids.get(key)
         if known is None:
-            known = requirements_id(self.sources.read(path)) if path in spec.wheels else self.sources.oid(path)
+            known = _requirements_id(self._requirements(path)) if path in spec.wheels else self.sources.oid(path)
             self._ids[key] = known
+        if path in spec.wheels and self.strict:
+            _refuse_includes(spec, path, self._requirements(path))
         return known
+
+    def _requirements(self, path: str) -> str:
+        """A wheels file as pip reads it, read once."""
+        known = self._read.get(path)
+        if known is None:
+            known = self._read[path] = normalize_requirements(self.sources.read(path).decode("utf-8", "replace"))
+        return known
+
+
+def _refuse_includes(spec: ImageSpec, path: str, requirements: str) -> None:
+    """A wheels file may include only another of the image's wheels files: nothing else is fingerprinted, fetched or mounted."""
+    folder = posixpath.dirname(path)
+    for line in requirements.splitlines():
+        option, _, included = line.partition(" ")
+        if option in ("--requirement", "--constraint") and posixpath.normpath(posixpath.join(folder, included)) not in spec.wheels:
+            raise ConfigError(CONFIG_NAME, f"image {spec.name!r}: wheels: {path} includes another file ({line}), which is not among its wheels; "
+                                           "copy those requirements into it, or list that file under wheels: too")
 
 
 def requirements_id(data: bytes) -> str:
     """The content id of a wheel requirements file: its requirements as pip reads them."""
-    text = normalize_requirements(data.decode("utf-8", "replace"))
-    return f"{REQUIREMENTS_ID} {hashlib.sha256(text.encode()).hexdigest()}"
+    return _requirements_id(normalize_requirements(data.decode("utf-8", "replace")))
+
+
+def _requirements_id(normalized: str) -> str:
+    return f"{REQUIREMENTS_ID} {hashlib.sha256(normalized.encode()).hexdigest()}"
 
 
 def input_files(spec: ImageSpec, paths: Sequence[str], present: frozenset[str] | None = None, *, strict: bool = True) -> InputFiles:

@@ -243,3 +243,18 @@ def test_a_declared_file_the_ignore_file_drops_is_neither_hashed_nor_counted(fam
     assert "src/svc/NOTES.md" not in dict(before["app"].files) and "src/svc/app.py" in dict(before["app"].files)
     # the ignore file itself, the Dockerfile and the wheels' requirements always count, though `*` drops them
     assert {"docker/Dockerfile", "docker/Dockerfile.dockerignore", "requirements/requirements.txt"} <= set(dict(before["app"].files))
+
+
+def test_a_wheels_file_that_includes_another_file_is_refused_with_the_fix(family):
+    files = {**FAMILY_FILES, "requirements/requirements.txt": "-r requirements-dev.txt\nstarlette==1.10.0\n"}
+    with pytest.raises(ConfigError, match=r"wheels: requirements/requirements.txt includes another file \(--requirement requirements-dev.txt\)"):
+        tags(family, files)
+    # an older commit is what it was: fingerprinted, not refused
+    assert fingerprint_images(load_config(family), MemorySources(files), strict=False)["app"].digest
+
+
+def test_a_wheels_file_may_include_another_of_the_images_wheels_files(family):
+    files = {**FAMILY_FILES, "requirements/requirements-dev.txt": "-r requirements.txt\npytest==9.0.0\n"}
+    # ci (fingerprinted before devcontainer) lists both files under wheels; devcontainer only the one that includes
+    with pytest.raises(ConfigError, match=r"image 'devcontainer': wheels: requirements/requirements-dev.txt includes another file"):
+        tags(family, files)
