@@ -3,8 +3,9 @@
 Three steps, kept apart so each can be tested on its own:
 
 1. :func:`choose_base` (pure) picks the base ref the way users expect:
-   ``--since REF``; in CI the pull request's merge base or the previous pushed
-   commit; locally the merge base with the default branch.
+   ``--since REF``; in CI (GitHub Actions, GitLab CI) the pull or merge
+   request's merge base or the previous pushed commit; locally the merge
+   base with the default branch.
 2. :func:`locate_base` finds that commit in the repository, deepening a
    shallow clone as far as needed, or says why it cannot (then the plan falls
    back to fingerprints alone and says so).
@@ -15,7 +16,7 @@ Three steps, kept apart so each can be tested on its own:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 ZERO_SHA = "0" * 40
+#: The base when no default branch is known here: the remote's, fetched by `git fetch origin HEAD`.
+REMOTE_DEFAULT = "origin/HEAD"
 
 
 class UnknownRef(ImagegraphError):
@@ -133,8 +136,14 @@ def choose_base(since: str | None, env: Mapping[str, str], event: Mapping[str, o
         request = _github_base(env, event, default_branch)
         if request is not None:
             return request
+    if env.get("GITLAB_CI") == "true":
+        request = _gitlab_base(env, default_branch)
+        if request is not None:
+            return request
     if default_branch is None:
-        return BaseRequest(rev="HEAD", how="HEAD (no default branch found: uncommitted changes only)", merge_base=False)
+        # `git fetch origin HEAD` brings the remote's default branch (a single-branch clone has no origin/main);
+        # without a remote the plan rests on fingerprints alone and says so, never on HEAD (an empty plan).
+        return BaseRequest(rev=REMOTE_DEFAULT, how="merge base with the remote's default branch", fetch="HEAD")
     return BaseRequest(rev=default_branch, how=f"merge base with {default_branch}")
 
 
@@ -174,6 +183,30 @@ def _github_base(env: Mapping[str, str], event: Mapping[str, object], default_br
     return None
 
 
+def _gitlab_base(env: Mapping[str, str], default_branch: str | None) -> BaseRequest | None:
+    """GitLab CI's predefined variables: a merge request's diff base, else the commit before the push."""
+    iid = env.get("CI_MERGE_REQUEST_IID", "")
+    label = f"merge request !{iid}" if iid else "merge request"
+    target = env.get("CI_MERGE_REQUEST_TARGET_BRANCH_NAME", "")
+    diff_base = env.get("CI_MERGE_REQUEST_DIFF_BASE_SHA", "")
+    if diff_base:
+        return BaseRequest(rev=diff_base, how=f"{label}: merge base with {target or diff_base[:7]}", trusted=True, fetch=diff_base)
+    if target:
+        return BaseRequest(rev=f"origin/{target}", how=f"{label}: merge base with {target}", trusted=True, fetch=target)
+    before = env.get("CI_COMMIT_BEFORE_SHA", "")
+    if before and before != ZERO_SHA:
+        # as a GitHub push: the previous pipeline's commit itself (a force push's is no ancestor)
+        return BaseRequest(rev=before, how=f"previous push {before[:7]}", merge_base=False, trusted=True, fetch=before)
+    # A new branch or tag, a scheduled or manual pipeline: CI_COMMIT_BEFORE_SHA is all zeros.
+    default = env.get("CI_DEFAULT_BRANCH", "")
+    if default and env.get("CI_COMMIT_BRANCH") == default:
+        return BaseRequest(rev=EMPTY_TREE, how=f"pipeline on {default} without a previous push: everything is new", merge_base=False)
+    branch = f"origin/{default}" if default else default_branch
+    if branch:
+        return BaseRequest(rev=branch, how=f"new branch: merge base with {branch}", trusted=True, fetch=branch.removeprefix("origin/"))
+    return None
+
+
 def _mapping(value: object) -> Mapping[str, object]:
     return value if isinstance(value, Mapping) else {}
 
@@ -202,6 +235,10 @@ def locate_base(history: History, request: BaseRequest, *, remote: str = "origin
     Returns (base, note): base None with a note when it cannot be found and
     the plan must rest on fingerprints alone. An unknown ``--since`` ref in a
     complete clone is the user's mistake and raises :class:`UnknownRef`.
+
+    A base fetched by name is pinned to its commit id at once: every later
+    ``git fetch`` (deepening) rewrites FETCH_HEAD, and a base read from it
+    then would be HEAD itself, an empty plan while the branch changed code.
     """
     head = history.head()
     if request.rev == EMPTY_TREE:
@@ -210,34 +247,31 @@ def locate_base(history: History, request: BaseRequest, *, remote: str = "origin
         if request.explicit:
             raise UnknownRef(f"--since {request.rev}: this repository has no commit yet; commit first or drop --since")
         return BaseRef(EMPTY_TREE, "no commit yet: everything is new", False), ""
-    rev = request.rev
+    how = request.how
+    commit = history.resolve(request.rev)
+    if commit is None and "/" not in request.rev and history.resolve(f"{remote}/{request.rev}") is not None:
+        # `--since main` in a clone that only has origin/main (a CI checkout of another branch)
+        commit = history.resolve(f"{remote}/{request.rev}")
+        how = f"{how} (as {remote}/{request.rev})"
     steps = list(DEEPEN_STEPS)
-    fetched_rev = False
     while True:
-        commit = history.resolve(rev)
         if commit is not None:
             base = history.merge_base(commit, head) if request.merge_base else commit
             if base is not None:
-                return BaseRef(base, request.how, request.trusted), ""
+                return BaseRef(base, how, request.trusted), ""
         shallow = history.is_shallow()
         if commit is not None and not shallow:
             # Complete history and still no merge base: unrelated histories, so everything is new.
-            return BaseRef(EMPTY_TREE, f"{request.how} (no common history: everything is new)", False), ""
+            return BaseRef(EMPTY_TREE, f"{how} (no common history: everything is new)", False), ""
         if not history.has_remote(remote):
-            return _not_found(request, f"{rev} is not in this clone and there is no remote {remote!r} to fetch it from")
-        if commit is None and not fetched_rev:
-            fetched_rev = True
-            what = request.fetch or rev
-            say(f"fetching {what} from {remote} to find the base commit")
-            depth = (f"--depth={steps[0]}",) if shallow else ()
-            error = history.fetch(remote, *depth, what)
+            return _not_found(request, f"{request.rev} is not in this clone and there is no remote {remote!r} to fetch it from")
+        if commit is None:
+            commit, error = _fetch_base(history, request, remote, shallow, say)
             if error:
-                return _not_found(request, f"cannot fetch {what} from {remote}: {error}")
-            if history.resolve(rev) is None:
-                rev = "FETCH_HEAD"  # a branch or tag name fetched without a local ref
+                return _not_found(request, error)
             continue
         if not shallow:
-            return _not_found(request, f"{rev} is not in this repository")
+            return _not_found(request, f"{request.rev} is not in this repository")
         if steps:
             step = steps.pop(0)
             say(f"shallow clone: deepening by {step} commits to reach the base commit")
@@ -253,6 +287,21 @@ def locate_base(history: History, request: BaseRequest, *, remote: str = "origin
             return _not_found(request, f"shallow clone without the base commit, and deepening failed: {error}")
 
 
+def _fetch_base(history: History, request: BaseRequest, remote: str, shallow: bool, say) -> tuple[str | None, str]:
+    """Fetch the base from the remote and pin it: (its commit id, "") or (None, why not)."""
+    what = (request.fetch or request.rev).removeprefix(f"{remote}/")  # the remote calls origin/main "main"
+    say(f"fetching {what} from {remote} to find the base commit")
+    depth = (f"--depth={DEEPEN_STEPS[0]}",) if shallow else ()
+    error = history.fetch(remote, *depth, what)
+    if error:
+        return None, f"cannot fetch {what} from {remote}: {error}"
+    # Read FETCH_HEAD now, before any other fetch overwrites it; a rev with a local name (a sha, origin/x) wins.
+    commit = history.resolve(request.rev) or history.resolve("FETCH_HEAD")
+    if commit is None:
+        return None, f"fetched {what} from {remote}, but it names no commit"
+    return commit, ""
+
+
 def _not_found(request: BaseRequest, why: str) -> tuple[BaseRef | None, str]:
     if request.explicit:
         raise UnknownRef(f"--since {request.rev}: unknown revision ({why}); give a branch, tag or commit that exists (see `git log --oneline`)")
@@ -262,24 +311,34 @@ def _not_found(request: BaseRequest, why: str) -> tuple[BaseRef | None, str]:
 # -- 3. which images the changes touch ------------------------------------------------
 
 
-def direct_causes(config: Config, changes: Sequence[Change], base_config: Config | None, *, config_changed: bool) -> dict[str, tuple[str, ...]]:
+def direct_causes(config: Config, changes: Sequence[Change], base_config: Config | None, *, config_changed: bool,
+                  present: Collection[str] | None = None) -> dict[str, tuple[str, ...]]:
     """image -> the changed paths that are its inputs; images.yaml counts for an image whose settings changed.
 
     ``base_config`` is images.yaml as the base commit had it (None when it
     had none or it cannot be read: then every image counts as changed).
+    ``present`` are the paths of the working tree, which say which ignore
+    file each image's builder reads (None: both count).
     """
     touched: dict[str, set[str]] = {name: set() for name in config.names}
     for change in changes:
         for path in change.paths:
             for spec in config.images:
-                if matches(spec, path):
+                if matches(spec, path, present):
                     touched[spec.name].add(path)
     if config_changed:
         for spec in config.images:
-            before = _image_or_none(base_config, spec.name)
-            if before is None or before != spec or base_config.repository(spec.name) != config.repository(spec.name):  # type: ignore[union-attr]
+            if _settings_changed(config, base_config, spec.name):
                 touched[spec.name].add(CONFIG_NAME)
     return {name: tuple(sorted(paths)) for name, paths in touched.items() if paths}
+
+
+def _settings_changed(config: Config, base_config: Config | None, name: str) -> bool:
+    """Whether images.yaml says something else about ``name`` than it did at the base (its Python, for wheels, included)."""
+    before = _image_or_none(base_config, name)
+    if before is None or before != config.image(name) or base_config.repository(name) != config.repository(name):  # type: ignore[union-attr]
+        return True
+    return bool(before.wheels) and base_config.python != config.python  # type: ignore[union-attr]
 
 
 def _image_or_none(config: Config | None, name: str):
@@ -311,7 +370,7 @@ def same_as_base(config: Config, current: Mapping[str, Fingerprint], causes: Map
         before = _image_or_none(base_config, name)
         if before is None or base_config.repository(name) != config.repository(name):  # type: ignore[union-attr]
             continue
-        fingerprinter = fingerprinter or Fingerprinter(base_tree(), strict=False)
+        fingerprinter = fingerprinter or Fingerprinter(base_tree(), strict=False, python=base_config.python)  # type: ignore[union-attr]
         if fingerprinter.image(before, current[parent].digest if parent else "").digest == current[name].digest:
             same.add(name)
     return frozenset(same)

@@ -20,7 +20,7 @@ import json
 import os
 import posixpath
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -31,8 +31,8 @@ from .config import CONFIG_NAME, Config, ImageSpec, read_repo_text
 from .errors import InputError
 from .values import did_you_mean
 
-__all__ = ["InputWarning", "Source", "Stages", "check_dockerfile", "check_dockerfiles", "context_sources", "stages", "undeclared_inputs",
-           "used_files"]
+__all__ = ["InputWarning", "Source", "Stages", "check_dockerfile", "check_dockerfiles", "context_excludes", "context_sources", "stages",
+           "undeclared_inputs", "used_files"]
 
 COPY = "COPY"
 ADD = "ADD"
@@ -653,6 +653,11 @@ class _IgnoreFile:
         pruned = parent_pruned or (excluded and not any(p.startswith(folder) for p in self._reincluded))
         self._folders[folder] = (pruned, inherited)
         return pruned, inherited
+
+
+def context_excludes(ignore_lines: Sequence[str]) -> Callable[[str], bool]:
+    """Whether an ignore file with these lines keeps a context-relative path out of the context."""
+    return _IgnoreFile(ignore_lines)
 
 
 def _native(path: str) -> str:

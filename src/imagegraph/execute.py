@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Config
+from .context import AssembledContext, assemble_context
 from .engine.builders import Builder, BuildRequest, StepCount, count_steps, platform_suffix
 from .engine.images import LocalImages
 from .errors import CommandFailed, ImagegraphError
@@ -26,9 +27,9 @@ from .wheelhouse import Wheelhouse
 __all__ = ["Executor", "ImageResult", "build_request"]
 
 
-def build_request(config: Config, entry: ImagePlan, *, labels: Mapping[str, str], registry: Registry | None,
-                  registry_cache: bool) -> BuildRequest:
-    """What the builder is asked for one planned image: the same for `invoke build` and a bake file."""
+def build_request(config: Config, entry: ImagePlan, context: AssembledContext, *, labels: Mapping[str, str],
+                  registry: Registry | None, registry_cache: bool) -> BuildRequest:
+    """What the builder is asked for one planned image, on its assembled context: the same for `invoke build` and a bake file."""
     spec = config.image(entry.name)
     build_args = dict(spec.build_args)
     if entry.parent_ref:
@@ -38,8 +39,8 @@ def build_request(config: Config, entry: ImagePlan, *, labels: Mapping[str, str]
         all_labels["imagegraph.parent"] = entry.parent_ref
     return BuildRequest(
         image=entry.name,
-        dockerfile=config.root / spec.dockerfile,
-        context=config.root / spec.context,
+        dockerfile=context.dockerfile,
+        context=context.context,
         ref=entry.ref,
         platforms=entry.platforms,
         target=spec.target,
@@ -107,6 +108,8 @@ class Executor:
         self.local = local
         self.registry = registry
         self.log_dir = log_dir
+        #: Where each image's build context is assembled (``<image>/``), beside the logs.
+        self.contexts_dir = log_dir.parent / "contexts"
         self.labels = dict(labels or {})
         self.jobs = max(1, jobs)
         self.registry_cache = registry_cache
@@ -194,7 +197,10 @@ class Executor:
             self.wheelhouse.ensure(spec.wheels, entry.platforms, log_path=log, say=lambda line: self.say(f"[{entry.name}] {line}"),
                                    follow=lambda command: self.progress.follow(entry.name, tracker_for(command.argv)))
             phases.add("wheels", time.monotonic() - started)
-        request = build_request(self.config, entry, labels=self.labels, registry=self.registry, registry_cache=self.registry_cache)
+        # the builder receives exactly the files the fingerprint covers (and the wheel folders), nothing else
+        context = assemble_context(spec, entry.files, self.config.root, self.contexts_dir / entry.name)
+        request = build_request(self.config, entry, context, labels=self.labels, registry=self.registry,
+                                registry_cache=self.registry_cache)
         steps = StepCount()
         repaired = False
         for command in self.builder.commands(request):

@@ -1,14 +1,18 @@
 """Content fingerprints: the identity of an image before it is built.
 
 An image's fingerprint hashes everything that decides its content: the
-Dockerfile and its ignore files, the declared inputs, build args, platforms,
-target stage, and the parent's fingerprint (a Merkle chain, so a change to the
-base changes every child).
+Dockerfile, the one ignore file the builder reads, the declared inputs it lets through, the
+wheels' requirements and the Python version that picks the wheels, build
+args, platforms, target stage, and the parent's fingerprint (a Merkle chain,
+so a change to the base changes every child). The files it covers are exactly
+the files the build receives (:mod:`imagegraph.context` assembles them).
 
 Files enter by their content id: git's blob id (with the file mode), which git
 already holds for every committed file, so fingerprinting a large checkout
-reads almost nothing from disk. Requirements files are the exception: they
-are read and normalized, so a comment or an order change counts for nothing.
+reads almost nothing from disk. The files declared as wheel requirements are
+the exception: they are read as pip reads them (:func:`normalize_requirements`),
+so only a change pip would see counts. Any other file, whatever its name,
+counts byte for byte.
 Paths are relative to the project root, so two clones of the same commit give
 the same fingerprints wherever they live and whichever machine holds them.
 """
@@ -17,20 +21,36 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import posixpath
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import pathspec
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name, canonicalize_version
+from packaging.version import InvalidVersion, Version
 
 from .config import CONFIG_NAME, Config, ImageSpec
+from .dockerfile import context_excludes
 from .errors import ConfigError
 from .graph import build_order
 
-__all__ = ["Fingerprint", "Fingerprinter", "InputFiles", "Sources", "fingerprint_images", "input_files", "normalize_requirements"]
+__all__ = [
+    "Fingerprint",
+    "Fingerprinter",
+    "InputFiles",
+    "Sources",
+    "fingerprint_images",
+    "ignore_file",
+    "input_files",
+    "normalize_requirements",
+]
 
-SCHEME = "imagegraph-fingerprint/2"
+SCHEME = "imagegraph-fingerprint/3"
+#: The content id prefix of a wheel requirements file, hashed as pip reads it.
+REQUIREMENTS_ID = "requirements"
 TAG_LENGTH = 16
 
 
@@ -73,16 +93,71 @@ class InputFiles:
 
 
 def normalize_requirements(text: str) -> str:
-    """The requirements that matter: no comments, blank lines, spacing or order differences."""
-    lines = set()
-    for raw in text.splitlines():
-        line = raw.split(" #", 1)[0].split("\t#", 1)[0]
-        if line.lstrip().startswith("#"):
-            continue
-        line = " ".join(line.split())
-        if line:
-            lines.add(line)
-    return "\n".join(sorted(lines)) + "\n"
+    """The requirements as pip reads them: one canonical line per requirement or option, sorted, no duplicates.
+
+    Comments, blank lines, continuations, spacing, order, name case and
+    ``-``/``_``/``.`` spellings, specifier order, ``==1.10`` against
+    ``==1.10.0``, marker quoting: none of them count. A line ``packaging``
+    cannot read is kept as it is (spacing aside), so a change to it counts.
+    """
+    return "".join(f"{line}\n" for line in sorted({_pip_line(line) for line in _logical_lines(text)}))
+
+
+def _logical_lines(text: str) -> list[str]:
+    """pip's reading order: join ``\\`` continuations, then drop comments (``#`` at the start or after a space)."""
+    joined = re.sub(r"\\\r?\n", "", text)
+    lines = (re.sub(r"(^|\s+)#.*$", "", raw).strip() for raw in joined.splitlines())
+    return [line for line in lines if line]
+
+
+_SHORT_OPTIONS = {"-i": "--index-url", "-f": "--find-links", "-r": "--requirement", "-c": "--constraint", "-e": "--editable"}
+
+
+def _pip_line(line: str) -> str:
+    tokens = line.split()
+    cut = next((i for i, token in enumerate(tokens) if token.startswith("-")), len(tokens))
+    options = _options(tokens[cut:])
+    if cut == 0:
+        return " ".join(options)
+    requirement = " ".join(tokens[:cut])
+    try:
+        parsed = _requirement(Requirement(requirement))
+    except (InvalidRequirement, InvalidVersion):
+        parsed = requirement  # a path or an archive pip reads its own way: the text itself counts
+    return " ".join([parsed, *sorted(options)])
+
+
+def _options(tokens: Sequence[str]) -> list[str]:
+    """``--index-url=X``, ``--index-url X``, ``-i X`` and ``-iX`` alike, as ``--index-url X``."""
+    out: list[str] = []
+    for token in tokens:
+        if token[:2] in _SHORT_OPTIONS:
+            rest = token[2:].lstrip("=")
+            out.append(f"{_SHORT_OPTIONS[token[:2]]} {rest}" if rest else _SHORT_OPTIONS[token[:2]])
+        elif token.startswith("-"):
+            name, eq, value = token.partition("=")
+            out.append(f"{name} {value}" if eq else name)
+        elif out:
+            out[-1] = f"{out[-1]} {token}"
+        else:
+            out.append(token)
+    return out
+
+
+def _requirement(req: Requirement) -> str:
+    extras = f"[{','.join(sorted(canonicalize_name(e) for e in req.extras))}]" if req.extras else ""
+    target = f" @ {req.url}" if req.url else ",".join(sorted(_specifier(s.operator, s.version) for s in req.specifier))
+    marker = f"; {req.marker}" if req.marker else ""
+    return f"{canonicalize_name(req.name)}{extras}{target}{marker}"
+
+
+def _specifier(operator: str, version: str) -> str:
+    """One specifier as pip compares it: ``==1.10`` is ``==1.10.0``; ``~=1.4`` is not ``~=1.4.0``; ``===`` is literal."""
+    if operator == "===":
+        return f"==={version}"
+    if version.endswith(".*"):
+        return f"{operator}{Version(version[:-2])}.*"
+    return f"{operator}{canonicalize_version(version, strip_trailing_zero=operator != '~=')}"
 
 
 def fingerprint_images(config: Config, sources: Sources, *, strict: bool = True) -> dict[str, Fingerprint]:
@@ -92,7 +167,7 @@ def fingerprint_images(config: Config, sources: Sources, *, strict: bool = True)
     error (the working tree); for an older commit (``strict=False``) they are
     simply what that commit held.
     """
-    fingerprinter = Fingerprinter(sources, strict=strict)
+    fingerprinter = Fingerprinter(sources, strict=strict, python=config.python)
     result: dict[str, Fingerprint] = {}
     for name in build_order(config):
         spec = config.image(name)
@@ -103,28 +178,76 @@ def fingerprint_images(config: Config, sources: Sources, *, strict: bool = True)
 class Fingerprinter:
     """Fingerprints images one at a time over one tree, identifying each file once."""
 
-    def __init__(self, sources: Sources, *, strict: bool = True) -> None:
+    def __init__(self, sources: Sources, *, strict: bool = True, python: str) -> None:
         self.sources = sources
         self.strict = strict
+        #: images.yaml's `python:`: with the platforms, it picks the wheels an image with `wheels:` installs.
+        self.python = python
         self._paths = sources.paths()
         self._present = frozenset(self._paths)
-        self._ids: dict[str, str] = {}
+        self._ids: dict[tuple[str, bool], str] = {}
+        self._ignores: dict[str, Callable[[str], bool]] = {}
+        self._read: dict[str, str] = {}
 
     def image(self, spec: ImageSpec, parent_digest: str) -> Fingerprint:
-        chosen = input_files(spec, self._paths, self._present, strict=self.strict).all
+        chosen = self._sent(spec, input_files(spec, self._paths, self._present, strict=self.strict).all)
         used = tuple((p, self._content_id(p, spec)) for p in chosen)
-        return Fingerprint(image=spec.name, digest=_digest(spec, used, parent_digest), files=used)
+        return Fingerprint(image=spec.name, digest=_digest(spec, used, parent_digest, self.python), files=used)
+
+    def _sent(self, spec: ImageSpec, paths: Sequence[str]) -> tuple[str, ...]:
+        """The declared files the builder receives: those inside the context that its ignore file lets through.
+
+        A declared file the ignore file drops can reach no image, so it is
+        neither hashed nor sent. The Dockerfile, the ignore file and the
+        wheels' requirements always count (the wheels they pick are no file
+        here), and a file outside the context counts as declared.
+        """
+        ignore = ignore_file(spec, self._present)
+        if ignore not in self._present:
+            return tuple(paths)
+        excluded = self._ignores.get(ignore)
+        if excluded is None:
+            excluded = self._ignores[ignore] = context_excludes(self.sources.read(ignore).decode("utf-8", "replace").splitlines())
+        prefix = "" if spec.context in ("", ".") else spec.context.strip("/") + "/"
+        always = {spec.dockerfile, ignore, *spec.wheels}
+        return tuple(p for p in paths if p in always or not p.startswith(prefix) or not excluded(p[len(prefix):]))
 
     def _content_id(self, path: str, spec: ImageSpec) -> str:
-        known = self._ids.get(path)
+        # one path, two ids: a wheel requirements file of one image may be a plain (copied) input of another
+        key = (path, path in spec.wheels)
+        known = self._ids.get(key)
         if known is None:
-            if _is_requirements(path, spec):
-                text = normalize_requirements(self.sources.read(path).decode("utf-8", "replace"))
-                known = "requirements " + hashlib.sha256(text.encode()).hexdigest()
-            else:
-                known = self.sources.oid(path)
-            self._ids[path] = known
+            known = _requirements_id(self._requirements(path)) if path in spec.wheels else self.sources.oid(path)
+            self._ids[key] = known
+        if path in spec.wheels and self.strict:
+            _refuse_includes(spec, path, self._requirements(path))
         return known
+
+    def _requirements(self, path: str) -> str:
+        """A wheels file as pip reads it, read once."""
+        known = self._read.get(path)
+        if known is None:
+            known = self._read[path] = normalize_requirements(self.sources.read(path).decode("utf-8", "replace"))
+        return known
+
+
+def _refuse_includes(spec: ImageSpec, path: str, requirements: str) -> None:
+    """A wheels file may include only another of the image's wheels files: nothing else is fingerprinted, fetched or mounted."""
+    folder = posixpath.dirname(path)
+    for line in requirements.splitlines():
+        option, _, included = line.partition(" ")
+        if option in ("--requirement", "--constraint") and posixpath.normpath(posixpath.join(folder, included)) not in spec.wheels:
+            raise ConfigError(CONFIG_NAME, f"image {spec.name!r}: wheels: {path} includes another file ({line}), which is not among its wheels; "
+                                           "copy those requirements into it, or list that file under wheels: too")
+
+
+def requirements_id(data: bytes) -> str:
+    """The content id of a wheel requirements file: its requirements as pip reads them."""
+    return _requirements_id(normalize_requirements(data.decode("utf-8", "replace")))
+
+
+def _requirements_id(normalized: str) -> str:
+    return f"{REQUIREMENTS_ID} {hashlib.sha256(normalized.encode()).hexdigest()}"
 
 
 def input_files(spec: ImageSpec, paths: Sequence[str], present: frozenset[str] | None = None, *, strict: bool = True) -> InputFiles:
@@ -134,7 +257,7 @@ def input_files(spec: ImageSpec, paths: Sequence[str], present: frozenset[str] |
     them, e.g. ``src/scorer/**``) only look at that slice of the tree.
     """
     present = present if present is not None else frozenset(paths)
-    fixed = tuple(p for p in _fixed_paths(spec) if p in present)
+    fixed = tuple(p for p in _fixed_paths(spec, present) if p in present)
     if strict and spec.dockerfile not in present:
         raise ConfigError(CONFIG_NAME, f"image {spec.name!r}: {spec.dockerfile} is ignored by git or missing; commit it or fix the path")
     matched: set[str] = set()
@@ -159,9 +282,14 @@ def match_glob(pattern: str, paths: Sequence[str]) -> list[str]:
     return [p for p in candidates if matcher.match_file(p)]
 
 
-def matches(spec: ImageSpec, path: str) -> bool:
-    """Whether a single path is one of the image's inputs (used for paths that no longer exist, e.g. deleted)."""
-    if path in _fixed_paths(spec):
+def matches(spec: ImageSpec, path: str, present: Collection[str] | None = None) -> bool:
+    """Whether a single path is one of the image's inputs (used for paths that no longer exist, e.g. deleted).
+
+    ``present`` are the paths of the tree now: the context's .dockerignore
+    counts only for an image without its own ``<Dockerfile>.dockerignore``
+    (None: not known, so it counts).
+    """
+    if path in _fixed_paths(spec, present):
         return True
     return any(_compiled(pattern).match_file(path) for pattern in spec.inputs)
 
@@ -185,9 +313,19 @@ def _literal_prefix(pattern: str) -> str:
     return literal[: literal.rfind("/") + 1]
 
 
-def _fixed_paths(spec: ImageSpec) -> tuple[str, ...]:
-    """The files every image is made of whatever its globs say: Dockerfile, ignore files, wheels' requirements."""
-    return (spec.dockerfile, spec.dockerignore, context_ignore(spec), *spec.wheels)
+def _fixed_paths(spec: ImageSpec, present: Collection[str] | None) -> tuple[str, ...]:
+    """The files every image is made of whatever its globs say: Dockerfile, the ignore file, wheels' requirements.
+
+    The image's own ignore file always counts (adding or deleting it changes
+    what the builder reads); the context's only while the own one is absent.
+    """
+    context = () if present is not None and spec.dockerignore in present else (context_ignore(spec),)
+    return (spec.dockerfile, spec.dockerignore, *context, *spec.wheels)
+
+
+def ignore_file(spec: ImageSpec, present: Collection[str]) -> str:
+    """The one ignore file the builder reads: ``<Dockerfile>.dockerignore`` when it exists, else the context's .dockerignore."""
+    return spec.dockerignore if spec.dockerignore in present else context_ignore(spec)
 
 
 def context_ignore(spec: ImageSpec) -> str:
@@ -195,14 +333,12 @@ def context_ignore(spec: ImageSpec) -> str:
     return ".dockerignore" if spec.context == "." else f"{spec.context}/.dockerignore"
 
 
-def _digest(spec: ImageSpec, files: Sequence[tuple[str, str]], parent: str) -> str:
+def _digest(spec: ImageSpec, files: Sequence[tuple[str, str]], parent: str, python: str) -> str:
     lines = [SCHEME, f"context {spec.context}", f"target {spec.target or ''}", f"parent {parent}"]
+    if spec.wheels:
+        lines.append(f"wheels python {python}")
     lines += [f"file {path} {digest}" for path, digest in files]
     lines += [f"arg {key}={value}" for key, value in spec.build_args]
     lines += [f"platform {platform}" for platform in sorted(spec.platforms)]
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
-
-def _is_requirements(path: str, spec: ImageSpec) -> bool:
-    name = path.rsplit("/", 1)[-1]
-    return path in spec.wheels or (name.startswith("requirements") and name.endswith(".txt"))

@@ -53,6 +53,9 @@ class ImagePlan:
     no_cache: bool = False
     #: The changed paths (since the base commit) that are this image's own inputs.
     changed: tuple[str, ...] = ()
+    #: (path, content id) of every file the fingerprint covers: exactly what the build context holds
+    #: (imagegraph.context.assemble_context); not in to_dict, the fingerprint stands for it there.
+    files: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -212,6 +215,7 @@ def make_plan(
             push_existing=push_existing,
             no_cache=no_cache and decision is Decision.BUILD,
             changed=causes.get(name, ()),
+            files=fingerprints[name].files,
         ))
     options = {"platforms": ",".join(platforms)} if platforms else {}
     return Plan(images=tuple(entries), registry=config.registry, options=options, explanation=explanation, warnings=tuple(warnings))

@@ -4,6 +4,10 @@ Nothing is rebuilt or pulled: each tag is a copy of the fingerprint tag's
 manifest (index included) inside the registry, so the digest users pull is
 the digest CI tested. Planning is pure; every image is checked before the
 first tag moves, so a release of a commit that was never built moves nothing.
+
+Never destructive: a published version tag (``X.Y.Z``, ``X.Y.Z-rc.N``) that
+already names another digest is refused unless forced, and then the note
+says which digest it replaced. ``X.Y`` and ``latest`` move by design.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 from .config import Config
 from .errors import ImagegraphError
 from .fingerprint import Fingerprint
-from .tags import DEFAULT_POLICY, Event, TagPolicy, release_version, tags_for
+from .tags import DEFAULT_POLICY, Event, TagPolicy, Version, release_version, tags_for
 
 __all__ = ["Promotion", "ReleaseError", "check_release_event", "plan_release"]
 
@@ -35,27 +39,46 @@ class Promotion:
     notes: tuple[str, ...] = ()
 
 
-def check_release_event(event: Event) -> None:
-    """A release needs a version tag, and a semver one."""
+def check_release_event(event: Event) -> Version:
+    """The version a release publishes: a version tag, and one that keeps the project's rules (named when broken)."""
     if event.kind != "tag":
+        if event.refused:
+            raise ReleaseError(f"nothing to release: {event.refused[0]}")
         raise ReleaseError("nothing to release: HEAD has no version tag; tag it (git tag v1.2.3) or pass --version v1.2.3")
-    release_version(event)
+    return release_version(event)
 
 
 def plan_release(config: Config, fingerprints: Mapping[str, Fingerprint], event: Event, digests: Mapping[str, str | None],
-                 registry_tags: Mapping[str, tuple[str, ...]], policy: TagPolicy = DEFAULT_POLICY) -> tuple[Promotion, ...]:
-    """The tags each pushed image gets; ``digests`` maps image -> its fingerprint tag's digest (None: not in the registry)."""
-    check_release_event(event)
+                 registry_tags: Mapping[str, tuple[str, ...]], policy: TagPolicy = DEFAULT_POLICY, *,
+                 version_digests: Mapping[str, str | None] | None = None, force: bool = False) -> tuple[Promotion, ...]:
+    """The tags each pushed image gets.
+
+    ``digests`` maps image -> its fingerprint tag's digest (None: not in the
+    registry); ``version_digests`` maps image -> the digest the version's own
+    tag already names in the registry (absent or None: the tag is new).
+    """
+    version = str(check_release_event(event))
     images = [spec for spec in config.images if spec.push]
     missing = [spec.name for spec in images if not digests.get(spec.name)]
     if missing:
         refs = ", ".join(f"{spec.name}:{fingerprints[spec.name].tag}" for spec in images if spec.name in missing)
         raise ReleaseError(f"{refs} not in the registry: this commit was never built; run `invoke build` for it first, then release")
+    held = {name: digest for name, digest in (version_digests or {}).items() if digest}
+    moved = {spec.name: held[spec.name] for spec in images if spec.name in held and held[spec.name] != digests[spec.name]}
+    if moved and not force:
+        shown = ", ".join(f"{name}:{version} is {digest[:19]}…" for name, digest in moved.items())
+        raise ReleaseError(f"{version} is already released on other digests ({shown}); a published version never moves: "
+                           f"release a new version, or pass --force to replace it")
     promotions = []
     for spec in images:
         fingerprint = fingerprints[spec.name].tag
         tagset = tags_for(event, fingerprint, registry_tags.get(spec.name, ()), policy)
+        notes = list(tagset.notes)
+        if spec.name in moved:
+            notes.append(f"--force: {version} replaced: it was {moved[spec.name]}, now {digests[spec.name]}")
+        elif spec.name in held:
+            notes.append(f"{version} already names this digest: re-released, nothing changes for it")
         repository = config.repository(spec.name).split("/", 1)[1]
         promotions.append(Promotion(spec.name, repository, fingerprint, digests[spec.name] or "",
-                                    tuple(t for t in tagset.tags if t != fingerprint), tagset.notes))
+                                    tuple(t for t in tagset.tags if t != fingerprint), tuple(notes)))
     return tuple(promotions)

@@ -23,10 +23,18 @@ import git
 
 from .errors import ImagegraphError
 
-__all__ = ["EMPTY_TREE", "Change", "CommitTree", "Repository", "WorkingTree", "blob_id"]
+__all__ = ["EMPTY_TREE", "Change", "CommitTree", "Repository", "UnmergedPaths", "WorkingTree", "blob_id"]
 
 #: git's id of the empty tree: the base of "everything is new" (a first commit).
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+
+#: porcelain status of a path with a merge conflict (git status --porcelain: "Unmerged" entries).
+UNMERGED = frozenset({"DD", "AU", "UD", "UA", "DU", "AA", "UU"})
+
+
+class UnmergedPaths(ImagegraphError):
+    """A merge (rebase, cherry-pick) stopped on conflicts: the checkout is no content anyone can build."""
 
 
 def blob_id(data: bytes) -> str:
@@ -237,11 +245,18 @@ class WorkingTree:
             if rel is None:
                 continue
             self.status[rel] = xy
+            if xy in UNMERGED:
+                continue  # refused below, all of them named at once
             if xy[1] == "D" or xy == "D ":
                 index.pop(rel, None)
-            elif xy == "??" or xy[1] in "MT" or "U" in xy or xy in ("AA", "DD"):
+            elif xy == "??" or xy[1] in "MT":
                 dirty.add(rel)
                 index.pop(rel, None)
+        unmerged = sorted(path for path, xy in self.status.items() if xy in UNMERGED)
+        if unmerged:
+            shown = ", ".join(unmerged[:3]) + (f" and {len(unmerged) - 3} more" if len(unmerged) > 3 else "")
+            raise UnmergedPaths(f"a merge is in progress with unmerged paths ({shown}); resolve them and commit, "
+                                "or abort it (git merge --abort, git rebase --abort), then run this again")
         self._ids = index
         self._dirty = dirty
         self._paths = tuple(sorted({*index, *dirty}))

@@ -35,14 +35,18 @@ __all__ = [
     "oci_labels",
     "release_version",
     "source_url",
+    "tag_rule",
     "tags_for",
 ]
 
+_CORE = (r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+         r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?")
 # semver.org's grammar, with an optional leading "v" (git tags) and no build metadata in image tags.
-_SEMVER = re.compile(
-    r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?$"
-)
+_SEMVER = re.compile(rf"^v?{_CORE}$")
+# the whole of semver.org's grammar, any prefix letter and build metadata included: to say which project rule a tag breaks
+_ANY_SEMVER = re.compile(rf"^(?P<prefix>[vV]?){_CORE}(?P<build>\+[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*)?$")
+#: A tag that means to be a version (v1.2, 1.2.3, V1.0.0): never ignored without a word.
+_VERSION_LIKE = re.compile(r"^[vV]?\d+(?:\.|$)")
 
 
 #: The registry cache's tag in every image repository (the engine's BuildKit path writes CACHE_TAG-<platform>).
@@ -104,6 +108,10 @@ class Event:
     ref: str = ""
     default_branch: str = "main"
     pr_number: int | None = None
+    #: What was chosen over what, in words (another version tag at HEAD, a tag that is no release tag).
+    notes: tuple[str, ...] = ()
+    #: Version-like tags at HEAD that cannot be released, each with the rule it breaks (for a release's refusal).
+    refused: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,11 +153,31 @@ def tags_for(event: Event, fingerprint: str, registry_tags: Iterable[str], polic
     return TagSet((fingerprint,), push=True)
 
 
+def tag_rule(tag: str) -> str | None:
+    """The project rule a version tag breaks, in words; None for a release tag (``vX.Y.Z`` or ``vX.Y.Z-pre``)."""
+    if _SEMVER.match(tag) and tag.startswith("v"):
+        return None
+    loose = _ANY_SEMVER.match(tag)
+    if loose is None:
+        return (f"{tag!r} is not semver: a release tag is vMAJOR.MINOR.PATCH with an optional -PRERELEASE"
+                " (e.g. v1.2.0, v1.2.0-rc.1)")
+    broken = []
+    if loose.group("prefix") == "":
+        broken.append("a leading v is required")
+    elif loose.group("prefix") == "V":
+        broken.append("the leading v must be lowercase")
+    if loose.group("build"):
+        broken.append(f"build metadata ({loose.group('build')}) is not allowed in a tag name (image tags cannot hold '+')")
+    fixed = "v" + tag.lstrip("vV").split("+", 1)[0]
+    return f"{tag!r} is semver, but {' and '.join(broken)}; tag the release {fixed}"
+
+
 def release_version(event: Event) -> Version:
-    """The version a tag event releases; a tag that is not ``vX.Y.Z[-pre]`` is refused with the fix."""
+    """The version a tag event releases; a tag that is not ``vX.Y.Z[-pre]`` is refused with the rule it breaks."""
+    rule = tag_rule(event.ref)
     version = Version.parse(event.ref)
-    if event.kind != "tag" or version is None or not event.ref.startswith("v"):
-        raise TagError(f"version tag {event.ref!r} is not semver; tag releases as vX.Y.Z or vX.Y.Z-rc.N (e.g. v1.2.0)")
+    if event.kind != "tag" or rule is not None or version is None:
+        raise TagError(rule or f"{event.ref!r} is no version tag; tag releases as vX.Y.Z or vX.Y.Z-rc.N (e.g. v1.2.0)")
     return version
 
 
@@ -200,13 +228,25 @@ def _pr_number(payload: Mapping[str, object]) -> int | None:
 
 
 def event_from_git(sha: str, tags_at_head: Iterable[str], branch: str | None, default_branch: str) -> Event:
-    """The event a local checkout stands for: a version tag at HEAD wins, then the branch."""
-    versions = sorted((t for t in tags_at_head if t.startswith("v") and t[1:2].isdigit()), key=lambda t: (Version.parse(t) is None, t))
-    if versions:
-        return Event("tag", sha, versions[0], default_branch)
+    """The event a local checkout stands for: the highest version tag at HEAD wins, then the branch.
+
+    Every other version-like tag at HEAD is named in the event's notes: a
+    lower version passed over, or a tag that breaks a rule (``1.0.0``,
+    ``V1.0.0``, ``v1.0.0+build.5``) and the rule it breaks.
+    """
+    candidates = sorted(t for t in tags_at_head if _VERSION_LIKE.match(t))
+    valid = sorted((t for t in candidates if tag_rule(t) is None), key=lambda t: Version.parse(t), reverse=True)  # type: ignore[arg-type,return-value]
+    refused = tuple(f"tag {t} at HEAD is not a release tag: {tag_rule(t)}" for t in candidates if tag_rule(t) is not None)
+    notes: list[str] = []
+    if len(valid) > 1:
+        notes.append(f"several version tags at HEAD: {valid[0]} is the highest, so {', '.join(valid[1:])} "
+                     f"{'is' if len(valid) == 2 else 'are'} not released")
+    notes.extend(refused)
+    if valid:
+        return Event("tag", sha, valid[0], default_branch, notes=tuple(notes), refused=refused)
     if branch:
-        return Event("branch", sha, branch, default_branch)
-    return Event("local", sha, "", default_branch)
+        return Event("branch", sha, branch, default_branch, notes=tuple(notes), refused=refused)
+    return Event("local", sha, "", default_branch, notes=tuple(notes), refused=refused)
 
 
 def oci_labels(*, revision: str, source: str | None, version: str | None, created: str) -> dict[str, str]:

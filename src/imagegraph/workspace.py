@@ -17,12 +17,13 @@ from .bake import bake_definition, write_bake
 from .buildreport import BuildReport, ReportStore, check_targets, make_report, recipe_of, to_markdown
 from .changes import Explanation, choose_base, direct_causes, locate_base, read_event, same_as_base
 from .config import CONFIG_NAME, Config, config_from_text, load_config, override_platforms, read_repo_text
+from .context import AssembledContext, assemble_context
 from .dockerfile import check_dockerfiles, undeclared_inputs
 from .engine.builders import Builder, BuilderChoice, check_platforms, choose_builder, named_builder, observe_builder
 from .engine.images import LocalImages
 from .errors import ConfigError, ImagegraphError
 from .execute import Executor, ImageResult, build_request
-from .fingerprint import Fingerprint, context_ignore, fingerprint_images
+from .fingerprint import Fingerprint, fingerprint_images, ignore_file
 from .inventory import read_inventory
 from .plan import Availability, Decision, ImagePlan, Plan, affected, lookups_needed, make_plan, trust_broken
 from .progress import Progress
@@ -126,7 +127,7 @@ class Workspace:
         changes = repo.diff(base.commit, self.sources)
         config_changed = any(CONFIG_NAME in change.paths for change in changes)
         base_config = self._config_at(base.commit) if config_changed else self.config
-        causes = direct_causes(self.config, changes, base_config, config_changed=config_changed)
+        causes = direct_causes(self.config, changes, base_config, config_changed=config_changed, present=frozenset(self.sources.paths()))
         # images.yaml new since the base, or unreadable there: nothing can be the same.
         same = frozenset() if base_config is None else same_as_base(
             self.config, self.fingerprints, causes, base_config, lambda: repo.commit_tree(base.commit))
@@ -215,7 +216,7 @@ class Workspace:
         paths = self.sources.paths()
         present = frozenset(paths)
         for spec in self.config.images:
-            ignore = spec.dockerignore if spec.dockerignore in present else context_ignore(spec)
+            ignore = ignore_file(spec, present)
             ignore_lines = read_repo_text(self.root, ignore).splitlines() if ignore in present else []
             text = read_repo_text(self.root, spec.dockerfile)
             declared = {path for path, _ in self.fingerprints[spec.name].files}
@@ -231,11 +232,15 @@ class Workspace:
             if spec.wheels:
                 wheelhouse.ensure(spec.wheels, entry.platforms, log_path=self.root / STATE_DIR / "logs" / "bake-wheels.log",
                                   say=lambda line, name=entry.name: say(f"[{name}] {line}"))
-        requests = [build_request(self.config, entry, labels=self._labels(), registry=self.registry,
+        requests = [build_request(self.config, entry, self._context(entry), labels=self._labels(), registry=self.registry,
                                   registry_cache=self.options.registry_cache) for entry in entries]
         definition = bake_definition(requests, {spec.name: spec.parent for spec in self.config.images})
         write_bake(path, definition)
         return definition
+
+    def _context(self, entry: ImagePlan) -> AssembledContext:
+        """The image's build context for a bake file: assembled as `invoke build` assembles it, kept for bake to read."""
+        return assemble_context(self.config.image(entry.name), entry.files, self.root, self.root / STATE_DIR / "contexts" / entry.name)
 
     def executor(self, *, say=print, progress: Progress | None = None) -> Executor:
         return Executor(
@@ -299,20 +304,29 @@ class Workspace:
         default = (self.default_branch or "main").removeprefix("origin/")
         return event_from_git(repo.head() or "", repo.tags_at_head(), repo.branch(), default)
 
-    def release(self, *, version: str | None = None, dry_run: bool = False, say=print) -> tuple[Promotion, ...]:
-        """Give this commit's already-built images the version's tags, by copying manifests in the registry."""
+    def release(self, *, version: str | None = None, dry_run: bool = False, force: bool = False, say=print) -> tuple[Promotion, ...]:
+        """Give this commit's already-built images the version's tags, by copying manifests in the registry.
+
+        A version tag that already names another digest is refused unless ``force``.
+        """
         event = self.event()
         if version:
             event = Event("tag", event.sha, version, event.default_branch)
-        check_release_event(event)  # no version, or not semver: refused before the registry is asked anything
+        for note in event.notes:
+            say(note)
+        own = str(check_release_event(event))  # no version, or a tag that breaks a rule: refused before the registry is asked
         digests: dict[str, str | None] = {}
         registry_tags: dict[str, tuple[str, ...]] = {}
+        version_digests: dict[str, str | None] = {}
         for spec in self.config.images:
             if spec.push:
                 _, name, tag = split_ref(self.ref(spec.name))
                 digests[spec.name] = self.registry.manifest_digest(name, tag)
                 registry_tags[spec.name] = self.registry.tags(name)
-        promotions = plan_release(self.config, self.fingerprints, event, digests, registry_tags, self.tag_policy)
+                if own in registry_tags[spec.name]:
+                    version_digests[spec.name] = self.registry.manifest_digest(name, own)
+        promotions = plan_release(self.config, self.fingerprints, event, digests, registry_tags, self.tag_policy,
+                                  version_digests=version_digests, force=force)
         for promotion in promotions:
             for note in promotion.notes:
                 say(f"[{promotion.image}] {note}")

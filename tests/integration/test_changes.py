@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from imagegraph.changes import UnknownRef
+from imagegraph.context import assemble_context
 from imagegraph.plan import Decision
 from imagegraph.workspace import BuildOptions, Workspace
 from tests.integration.conftest import commit_all, git, init_repo, one_error_line
@@ -49,7 +50,7 @@ def family_files() -> dict[str, str]:
 def outside_ci(monkeypatch):
     """These tests decide what CI looks like; the CI running them must not leak in."""
     for name in list(os.environ):
-        if name.startswith("GITHUB_") or name in ("IMAGEGRAPH_REGISTRY", "IMAGEGRAPH_PLATFORMS"):
+        if name.startswith(("GITHUB_", "CI_")) or name in ("GITLAB_CI", "IMAGEGRAPH_REGISTRY", "IMAGEGRAPH_PLATFORMS"):
             monkeypatch.delenv(name)
 
 
@@ -326,6 +327,98 @@ def test_a_shallow_clone_that_cannot_deepen_falls_back_and_says_so(repo, tmp_pat
     assert [e.name for e in entries] == ALL  # without history every image must be checked by fingerprint
 
 
+def pull_request_branch(repo: Path, *, main_moves_on: bool = True) -> str:
+    """A branch `pr` that changes the service code, main moving on after it forked; returns the fork point."""
+    fork = head(repo)
+    git(repo, "checkout", "-qb", "pr")
+    edit(repo, "src/scorer/model.py", append="\n# pr change\n")
+    commit_all(repo, "pr: code")
+    for n in range(3):
+        edit(repo, "docs/pr.md", append=f"pr {n}\n")
+        commit_all(repo, f"pr docs {n}")
+    git(repo, "checkout", "-q", "main")
+    if main_moves_on:
+        for n in range(3):
+            edit(repo, "docs/main.md", append=f"main {n}\n")
+            commit_all(repo, f"main docs {n}")
+    return fork
+
+
+@pytest.mark.parametrize("since", ["main", "origin/main", "fork"])
+@pytest.mark.parametrize("depth", [("--depth=1",), ()], ids=["shallow", "full"])
+def test_a_clone_of_a_pull_request_branch_finds_its_base_with_since(repo, tmp_path, since, depth):
+    fork = pull_request_branch(repo)
+    pr = clone(repo, tmp_path / "pr", *depth, "--branch", "pr")
+    explanation, entries = workspace(pr, since=fork if since == "fork" else since).affected()
+    # the base is the fork point, never the branch's own tip (FETCH_HEAD rewritten by deepening)
+    assert explanation.base.commit == fork, explanation.to_dict()
+    assert [e.name for e in entries] == ["app"]
+
+
+def test_a_shallow_pull_request_clone_whose_base_cannot_be_fetched_refuses_since(repo, tmp_path):
+    pull_request_branch(repo)
+    pr = clone(repo, tmp_path / "pr", "--depth=1", "--branch", "pr")
+    shutil.rmtree(repo)
+    with pytest.raises(UnknownRef, match="--since main: unknown revision"):
+        workspace(pr, since="main").affected()
+
+
+def gitlab(monkeypatch, **env: str) -> None:
+    monkeypatch.setenv("GITLAB_CI", "true")
+    monkeypatch.setenv("CI_DEFAULT_BRANCH", "main")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.mark.parametrize("depth", [("--depth=1",), ()], ids=["shallow", "full"])
+def test_gitlab_merge_request_compares_with_its_diff_base(repo, tmp_path, monkeypatch, depth):
+    fork = pull_request_branch(repo)
+    pr = clone(repo, tmp_path / "pr", *depth, "--branch", "pr")
+    gitlab(monkeypatch, CI_MERGE_REQUEST_IID="4", CI_MERGE_REQUEST_DIFF_BASE_SHA=fork, CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main",
+           CI_COMMIT_BEFORE_SHA="0" * 40)
+    explanation, entries = workspace(pr).affected()
+    assert (explanation.base.commit, explanation.base.how) == (fork, "merge request !4: merge base with main")
+    assert [e.name for e in entries] == ["app"]
+
+
+def test_gitlab_merge_request_with_only_the_target_branch_name(repo, tmp_path, monkeypatch):
+    fork = pull_request_branch(repo)
+    pr = clone(repo, tmp_path / "pr", "--depth=1", "--branch", "pr")
+    gitlab(monkeypatch, CI_MERGE_REQUEST_IID="4", CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main")
+    explanation, entries = workspace(pr).affected()
+    assert explanation.base.commit == fork
+    assert [e.name for e in entries] == ["app"]
+
+
+def test_gitlab_push_compares_with_the_commit_before_it(repo, tmp_path, monkeypatch):
+    before = head(repo)
+    edit(repo, "src/scorer/model.py", append="\n# pushed\n")
+    commit_all(repo, "code")
+    edit(repo, "docs/a.md", "a\n")
+    commit_all(repo, "docs")
+    shallow = clone(repo, tmp_path / "shallow", "--depth=1")
+    gitlab(monkeypatch, CI_COMMIT_BEFORE_SHA=before, CI_COMMIT_BRANCH="main")
+    explanation, entries = workspace(shallow).affected()
+    assert (explanation.base.commit, explanation.base.how) == (before, f"previous push {before[:7]}")
+    assert [e.name for e in entries] == ["app"]
+
+
+def test_gitlab_push_whose_before_sha_is_gone_checks_every_image_and_says_so(repo, tmp_path, monkeypatch):
+    edit(repo, "src/scorer/model.py", append="\n# pushed\n")
+    commit_all(repo, "code")
+    shallow = clone(repo, tmp_path / "shallow", "--depth=1")
+    gitlab(monkeypatch, CI_COMMIT_BEFORE_SHA="f" * 40, CI_COMMIT_BRANCH="main")
+    explanation, entries = workspace(shallow).affected()
+    assert explanation.base is None and "f" * 7 in explanation.note and "deciding by fingerprints alone" in explanation.note
+    assert [e.name for e in entries] == ALL
+
+
+def test_gitlab_first_pipeline_of_the_default_branch_is_all_new(repo, monkeypatch):
+    gitlab(monkeypatch, CI_COMMIT_BEFORE_SHA="0" * 40, CI_COMMIT_BRANCH="main")
+    explanation, entries = workspace(repo).affected()
+    assert "everything is new" in explanation.base.how and [e.name for e in entries] == ALL
+
+
 def test_two_clones_in_different_places_agree_on_every_fingerprint(repo, tmp_path):
     other = clone(repo, tmp_path / "elsewhere" / "deeper" / "clone")
     here = {name: fp.digest for name, fp in workspace(repo).fingerprints.items()}
@@ -411,3 +504,103 @@ def test_a_file_the_dockerfile_copies_but_images_yaml_does_not_declare_is_a_warn
 
 def test_this_repositorys_own_images_declare_every_file_their_dockerfiles_use(repo):
     assert workspace(repo).input_warnings() == ()
+
+
+def test_a_merge_in_progress_is_refused_with_one_line(repo):
+    git(repo, "checkout", "-qb", "other")
+    edit(repo, "src/scorer/model.py", append="\n# theirs\n")
+    commit_all(repo, "theirs")
+    git(repo, "checkout", "-q", "main")
+    edit(repo, "src/scorer/model.py", append="\n# ours\n")
+    commit_all(repo, "ours")
+    assert subprocess.run(["git", "-C", str(repo), "merge", "-q", "other"], capture_output=True).returncode != 0
+    line = one_error_line(run_invoke(repo, "affected", "--since", "HEAD~1"))
+    assert "a merge is in progress with unmerged paths (src/scorer/model.py)" in line and "git merge --abort" in line
+
+
+# -- every setting that changes the result, and nothing else ----------------------------------------------------------
+
+
+def test_a_root_dockerignore_change_rebuilds_no_image_that_has_its_own(repo):
+    edit(repo, ".dockerignore", append="docs\n")
+    commit_all(repo, "root ignore")
+    explanation, entries = workspace(repo, since="HEAD~1").affected()
+    assert entries == () and explanation.ignored == (".dockerignore",)
+
+
+def test_a_root_dockerignore_change_rebuilds_the_image_that_reads_it(repo):
+    git(repo, "rm", "-q", ".devcontainer/Dockerfile.dockerignore")
+    commit_all(repo, "devcontainer uses the root ignore file")
+    edit(repo, ".dockerignore", append="docs\n")
+    commit_all(repo, "root ignore")
+    assert affected(repo, since="HEAD~1") == ["devcontainer"]
+
+
+def test_the_python_version_in_images_yaml_rebuilds_every_image_with_wheels(repo):
+    edit(repo, "images.yaml", (repo / "images.yaml").read_text().replace('python: "3.11"', 'python: "3.12"'))
+    commit_all(repo, "python 3.12")
+    explanation, entries = workspace(repo, since="HEAD~1").affected()
+    assert [e.name for e in entries] == ALL
+    assert explanation.causes == {name: ("images.yaml",) for name in ALL}
+
+
+def test_a_data_file_named_like_requirements_is_content_not_requirements(repo):
+    edit(repo, "src/scorer/requirements-model.txt", "weights==3\n")
+    commit_all(repo, "model data")
+    edit(repo, "src/scorer/requirements-model.txt", append="# retrained on 2026-11 data\n")
+    commit_all(repo, "comment in a data file")
+    explanation, entries = workspace(repo, since="HEAD~1").affected()
+    assert [e.name for e in entries] == ["app"] and "app" not in explanation.same_as_base
+
+
+def test_spacing_in_a_wheel_requirement_rebuilds_nothing(repo):
+    path = repo / "requirements/requirements.txt"
+    pinned = next(line for line in path.read_text().splitlines() if "==" in line and not line.startswith("#"))
+    name, version = pinned.split("==", 1)
+    edit(repo, "requirements/requirements.txt", path.read_text().replace(pinned, f"{name.upper()} == {version}"))
+    commit_all(repo, "spacing")
+    plan = workspace(repo, since="HEAD~1").plan()
+    assert plan.to_build() == () and "not in substance" in plan.image("app").reason
+
+
+# -- one definition of an image's inputs: what is hashed is what the builder gets -------------------------------------
+
+
+def test_a_git_ignored_file_under_an_input_glob_is_neither_hashed_nor_sent(repo, tmp_path):
+    edit(repo, ".gitignore", "*.local\n")
+    commit_all(repo, "ignore local files")
+    before = workspace(repo).fingerprints["app"]
+    edit(repo, "src/scorer/settings.local", "SECRET=1\n")  # .dockerignore lets it through; git ignores it
+    ws = workspace(repo)
+    app = ws.fingerprints["app"]
+    assert app == before
+    built = assemble_context(ws.config.image("app"), app.files, ws.root, tmp_path / "ctx")
+    sent = sorted(p.relative_to(built.root).as_posix() for p in built.root.rglob("*") if p.is_file())
+    assert sent == sorted(path for path, _ in app.files) and "src/scorer/settings.local" not in sent
+
+
+def test_an_untracked_file_under_an_input_glob_is_hashed_and_sent(repo, tmp_path):
+    edit(repo, "src/scorer/extra.py", "X = 1\n")
+    ws = workspace(repo)
+    app = ws.fingerprints["app"]
+    assert "src/scorer/extra.py" in dict(app.files)
+    built = assemble_context(ws.config.image("app"), app.files, ws.root, tmp_path / "ctx")
+    assert (built.root / "src/scorer/extra.py").read_text() == "X = 1\n"
+    assert not (built.root / "README.md").exists()
+
+
+def test_a_single_branch_clone_without_since_compares_with_the_remotes_default_branch(repo, tmp_path):
+    fork = pull_request_branch(repo)
+    pr = clone(repo, tmp_path / "pr", "--depth=1", "--branch", "pr")  # no main, no origin/main here
+    explanation, entries = workspace(pr).affected()
+    assert (explanation.base.commit, explanation.base.how) == (fork, "merge base with the remote's default branch")
+    assert [e.name for e in entries] == ["app"]
+
+
+def test_no_default_branch_and_no_remote_checks_every_image_and_says_so(repo):
+    git(repo, "branch", "-m", "main", "trunk")
+    edit(repo, "src/scorer/model.py", append="\n# change\n")
+    commit_all(repo, "code")
+    explanation, entries = workspace(repo).affected()
+    assert explanation.base is None and "deciding by fingerprints alone" in explanation.note
+    assert [e.name for e in entries] == ALL

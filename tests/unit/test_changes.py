@@ -58,7 +58,7 @@ def test_locally_the_merge_base_with_the_default_branch_is_not_trusted():
     assert (request.rev, request.merge_base, request.trusted) == ("origin/main", True, False)
     other_event = choose_base(None, {**GH, "GITHUB_EVENT_NAME": "workflow_dispatch"}, {}, default_branch="main")
     assert (other_event.rev, other_event.trusted) == ("main", False)
-    assert choose_base(None, {}, {}, default_branch=None).rev == "HEAD"
+    assert (choose_base(None, {}, {}, default_branch=None).rev, choose_base(None, {}, {}, default_branch=None).fetch) == ("origin/HEAD", "HEAD")
 
 
 class History:
@@ -171,3 +171,102 @@ def test_images_yaml_counts_only_for_images_whose_settings_changed(family):
     assert set(direct_causes(config, change, None, config_changed=True)) == {"base", "ci", "app", "devcontainer"}
     moved = replace(before, registry_address=RegistryAddress("other", 5000))
     assert set(direct_causes(config, change, moved, config_changed=True)) == {"base", "ci", "app", "devcontainer"}
+
+
+class ShallowPullRequestClone:
+    """`git clone --depth 1 --branch pr`: main is not here; every fetch rewrites FETCH_HEAD, as git does."""
+
+    HEAD = "p" * 40
+    MAIN = "m" * 40
+    FORK = "f" * 40
+
+    def __init__(self):
+        self.fetch_head = None
+        self.deepened = 0
+        self.fetches: list[tuple[str, ...]] = []
+
+    def head(self):
+        return self.HEAD
+
+    def resolve(self, rev):
+        return {"FETCH_HEAD": self.fetch_head, self.MAIN: self.MAIN if self.fetch_head else None}.get(rev)
+
+    def merge_base(self, a, b):
+        if a == b:
+            return a
+        return self.FORK if {a, b} == {self.MAIN, self.HEAD} and self.deepened else None
+
+    def is_shallow(self):
+        return True
+
+    def has_remote(self, remote="origin"):
+        return True
+
+    def fetch(self, remote, *args):
+        self.fetches.append(args)
+        if args[-1] == "main":
+            self.fetch_head = self.MAIN
+        else:  # deepening fetches the clone's own branch again
+            self.deepened += 1
+            self.fetch_head = self.HEAD
+        return None
+
+
+@pytest.mark.parametrize("rev", ["main", "origin/main"])
+def test_a_base_fetched_by_name_is_pinned_before_deepening_rewrites_fetch_head(rev):
+    history = ShallowPullRequestClone()
+    base, note = locate_base(history, BaseRequest(rev=rev, how=f"--since {rev}", fetch=rev, explicit=True))
+    assert (base.commit, note) == (ShallowPullRequestClone.FORK, "")
+    assert history.fetches == [("--depth=50", "main"), ("--deepen=50",)]
+
+
+def test_since_a_branch_only_the_remote_has_uses_the_remote_tracking_branch():
+    history = History(known={"origin/main"}, merge_base="m" * 40)
+    base, _ = locate_base(history, request("main", explicit=True))
+    assert base.commit == "m" * 40 and base.how.endswith("(as origin/main)") and history.fetches == []
+
+
+GL = {"GITLAB_CI": "true", "CI_DEFAULT_BRANCH": "main"}
+
+
+def test_gitlab_merge_request_uses_its_diff_base_sha():
+    env = {**GL, "CI_MERGE_REQUEST_IID": "9", "CI_MERGE_REQUEST_DIFF_BASE_SHA": "b" * 40, "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+           "CI_COMMIT_BEFORE_SHA": ZERO_SHA}
+    request = choose_base(None, env, {}, default_branch=None)
+    assert (request.rev, request.merge_base, request.trusted, request.fetch) == ("b" * 40, True, True, "b" * 40)
+    assert request.how == "merge request !9: merge base with main"
+
+
+def test_gitlab_merge_request_without_a_diff_base_uses_its_target_branch():
+    request = choose_base(None, {**GL, "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "release"}, {}, default_branch=None)
+    assert (request.rev, request.fetch, request.trusted) == ("origin/release", "release", True)
+
+
+def test_gitlab_push_compares_with_the_commit_before_it_itself():
+    request = choose_base(None, {**GL, "CI_COMMIT_BEFORE_SHA": "c" * 40, "CI_COMMIT_BRANCH": "topic"}, {}, default_branch=None)
+    assert (request.rev, request.merge_base, request.trusted, request.fetch) == ("c" * 40, False, True, "c" * 40)
+
+
+def test_gitlab_new_branch_uses_the_merge_base_with_the_default_branch_and_the_default_branch_is_all_new():
+    new_branch = choose_base(None, {**GL, "CI_COMMIT_BEFORE_SHA": ZERO_SHA, "CI_COMMIT_BRANCH": "topic"}, {}, default_branch=None)
+    assert (new_branch.rev, new_branch.fetch, new_branch.trusted) == ("origin/main", "main", True)
+    first = choose_base(None, {**GL, "CI_COMMIT_BEFORE_SHA": ZERO_SHA, "CI_COMMIT_BRANCH": "main"}, {}, default_branch=None)
+    assert (first.rev, first.trusted) == (EMPTY_TREE, False)
+
+
+def test_the_root_dockerignore_is_a_cause_only_for_images_that_read_it(family):
+    config = load_config(family)
+    present = {"docker/Dockerfile.base.dockerignore", "docker/Dockerfile.ci.dockerignore", "docker/Dockerfile.dockerignore", ".dockerignore"}
+    change = [Change(".dockerignore", "modified")]
+    assert direct_causes(config, change, config, config_changed=False, present=present) == {"devcontainer": (".dockerignore",)}
+    # its own ignore file deleted in the same change: the root one is what the builder reads now
+    gone = [*change, Change("docker/Dockerfile.dockerignore", "deleted")]
+    causes = direct_causes(config, gone, config, config_changed=False, present=present - {"docker/Dockerfile.dockerignore"})
+    assert causes == {"app": (".dockerignore", "docker/Dockerfile.dockerignore"), "devcontainer": (".dockerignore",)}
+
+
+def test_the_python_setting_is_a_cause_for_images_with_wheels(family):
+    config = load_config(family)
+    before = replace(config, python="3.12")
+    causes = direct_causes(config, [Change("images.yaml", "modified")], before, config_changed=True)
+    assert set(causes) == {"base", "ci", "app", "devcontainer"}

@@ -140,3 +140,121 @@ def test_glob_that_matches_nothing_is_an_error(family):
 def test_normalize_requirements():
     text = "b==2  # why\n\n# header\na==1\n\tc==3\t# tab comment\nb==2\n"
     assert normalize_requirements(text) == "a==1\nb==2\nc==3\n"
+
+
+# -- what pip would see, and only in files declared as wheel requirements --------------------------------------------
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    ("starlette==1.10.0\n", "starlette == 1.10.0\n"),
+    ("starlette==1.10.0\n", "Starlette==1.10\n"),
+    ("starlette==1.10.0\n", "starlette==1.10.0  # pinned\n# header\n\n"),
+    ("zope.interface>=5,<6\n", "Zope_Interface <6 , >=5.0\n"),
+    ("uvicorn[standard,httptools]==0.54\n", "uvicorn[httptools, Standard]==0.54.0\n"),
+    ("torch==2.3.0; python_version<'3.12'\n", 'torch==2.3.0 ; python_version < "3.12"\n'),
+    ("a==1\nb==2\n", "b==2\na==1\na==1\n"),
+    ("numpy==2.0 --hash=sha256:abc\n", "numpy==2.0 \\\n    --hash sha256:abc\n"),
+    ("--extra-index-url=https://x/simple\ntorch==2.3\n", "torch==2.3\n--extra-index-url https://x/simple\n"),
+])
+def test_requirement_forms_pip_reads_alike_are_one_requirement(before, after):
+    assert normalize_requirements(before) == normalize_requirements(after)
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    ("starlette==1.10.0\n", "starlette==1.10.1\n"),
+    ("starlette==1.10.0\n", "starlette>=1.10.0\n"),
+    ("foo~=1.4\n", "foo~=1.4.0\n"),  # compatible release depends on the number of parts
+    ("foo==1.0.*\n", "foo==1.*\n"),
+    ("uvicorn==0.54\n", "uvicorn[standard]==0.54\n"),
+    ("torch==2.3.0; python_version<'3.12'\n", "torch==2.3.0; python_version<'3.13'\n"),
+    ("torch==2.3\n", "torch==2.3\n--extra-index-url https://x/simple\n"),
+    ("a==1#not-a-comment\n", "a==1#other\n"),
+    ("./pkg-a\n", "./pkg-b\n"),
+])
+def test_a_change_pip_would_see_counts(before, after):
+    assert normalize_requirements(before) != normalize_requirements(after)
+
+
+def test_spacing_in_a_wheel_requirement_rebuilds_nothing(family, baseline):
+    assert changed(family, baseline, "requirements/requirements.txt", "starlette == 1.10.0\nUvicorn==0.54\n") == set()
+
+
+def test_a_data_file_named_like_requirements_counts_byte_for_byte(family):
+    # a file of the app's inputs, copied into the image as it is: a comment in it is content
+    files = {**FAMILY_FILES, "src/svc/requirements-model.txt": "weights==3\n"}
+    before = tags(family, files)
+    after = tags(family, {**files, "src/svc/requirements-model.txt": "weights==3\n# retrained\n"})
+    assert {name for name in before if before[name] != after[name]} == {"app"}
+
+
+def test_a_file_that_is_one_images_wheels_and_another_images_input_counts_byte_for_byte_there(family):
+    text = (family / "images.yaml").read_text().replace('inputs: ["src/svc/**"]', 'inputs: ["src/svc/**", "requirements/requirements-dev.txt"]')
+    (family / "images.yaml").write_text(text)
+    before = tags(family, FAMILY_FILES)
+    after = tags(family, {**FAMILY_FILES, "requirements/requirements-dev.txt": "pytest==9.0.0  # test runner\n"})
+    assert {name for name in before if before[name] != after[name]} == {"app"}
+
+
+# -- every setting that changes the result -----------------------------------------------------------------------------
+
+
+def test_the_python_version_that_picks_the_wheels_counts(family):
+    config = load_config(family)
+    before = fingerprint_images(config, MemorySources(FAMILY_FILES))
+    after = fingerprint_images(replace(config, python="3.12"), MemorySources(FAMILY_FILES))
+    assert all(after[name].digest != before[name].digest for name in before)
+
+
+def test_an_image_without_wheels_does_not_depend_on_the_python_setting(family):
+    text = (family / "images.yaml").read_text().replace("    wheels: [requirements/requirements-torch.txt]\n", "")
+    (family / "images.yaml").write_text(text)
+    config = load_config(family)
+    before = fingerprint_images(config, MemorySources(FAMILY_FILES))
+    after = fingerprint_images(replace(config, python="3.12"), MemorySources(FAMILY_FILES))
+    assert after["base"].digest == before["base"].digest and after["app"].digest != before["app"].digest
+
+
+@pytest.mark.parametrize(("setting", "value"), [("target", "deps"), ("platforms", ("linux/arm64",)), ("build_args", (("MODE", "x"),)),
+                                                ("dockerfile", "docker/Dockerfile.ci"), ("parent", None)])
+def test_each_image_setting_counts(family, setting, value):
+    config = load_config(family)
+    before = fingerprint_images(config, MemorySources(FAMILY_FILES))
+    app = replace(config.image("app"), **{setting: value})
+    after = fingerprint_images(replace(config, images=tuple(app if s.name == "app" else s for s in config.images)), MemorySources(FAMILY_FILES))
+    assert after["app"].digest != before["app"].digest and after["base"].digest == before["base"].digest
+
+
+def test_the_root_dockerignore_counts_only_for_images_without_their_own(family):
+    own = {**FAMILY_FILES, ".dockerignore": ".git\n", "docker/Dockerfile.base.dockerignore": "*\n", "docker/Dockerfile.ci.dockerignore": "*\n",
+           "docker/Dockerfile.dockerignore": "*\n!src/svc\n"}
+    before = tags(family, own)
+    after = tags(family, {**own, ".dockerignore": ".git\n.nox\n"})
+    # devcontainer has no .devcontainer/Dockerfile.dockerignore: the builder reads the root one for it alone
+    assert {name for name in before if before[name] != after[name]} == {"devcontainer"}
+    files = dict(fingerprint_images(load_config(family), MemorySources(own))["app"].files)
+    assert "docker/Dockerfile.dockerignore" in files and ".dockerignore" not in files
+
+
+def test_a_declared_file_the_ignore_file_drops_is_neither_hashed_nor_counted(family):
+    files = {**FAMILY_FILES, "docker/Dockerfile.dockerignore": "*\n!src/svc\n**/*.md\n", "src/svc/NOTES.md": "draft\n"}
+    before = fingerprint_images(load_config(family), MemorySources(files))
+    after = fingerprint_images(load_config(family), MemorySources({**files, "src/svc/NOTES.md": "another draft\n"}))
+    assert after["app"].digest == before["app"].digest
+    assert "src/svc/NOTES.md" not in dict(before["app"].files) and "src/svc/app.py" in dict(before["app"].files)
+    # the ignore file itself, the Dockerfile and the wheels' requirements always count, though `*` drops them
+    assert {"docker/Dockerfile", "docker/Dockerfile.dockerignore", "requirements/requirements.txt"} <= set(dict(before["app"].files))
+
+
+def test_a_wheels_file_that_includes_another_file_is_refused_with_the_fix(family):
+    files = {**FAMILY_FILES, "requirements/requirements.txt": "-r requirements-dev.txt\nstarlette==1.10.0\n"}
+    with pytest.raises(ConfigError, match=r"wheels: requirements/requirements.txt includes another file \(--requirement requirements-dev.txt\)"):
+        tags(family, files)
+    # an older commit is what it was: fingerprinted, not refused
+    assert fingerprint_images(load_config(family), MemorySources(files), strict=False)["app"].digest
+
+
+def test_a_wheels_file_may_include_another_of_the_images_wheels_files(family):
+    files = {**FAMILY_FILES, "requirements/requirements-dev.txt": "-r requirements.txt\npytest==9.0.0\n"}
+    # ci (fingerprinted before devcontainer) lists both files under wheels; devcontainer only the one that includes
+    with pytest.raises(ConfigError, match=r"image 'devcontainer': wheels: requirements/requirements-dev.txt includes another file"):
+        tags(family, files)

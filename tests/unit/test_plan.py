@@ -193,3 +193,11 @@ def test_a_trusted_base_that_was_never_published_is_distrusted(world):
     plan = make_plan(config, fingerprints, {ref: Availability() for ref in refs.values()}, explanation=code)
     assert [e.name for e in plan.to_build()] == ["base", "ci", "app", "devcontainer"]
     assert plan.image("ci").reason == "parent base is rebuilt"
+
+
+def test_each_entry_carries_the_files_its_build_context_holds(world):
+    config, fingerprints, _ = world
+    plan = make_plan(config, fingerprints, {})
+    assert {entry.name: entry.files for entry in plan.images} == {name: fp.files for name, fp in fingerprints.items()}
+    assert "src/svc/app.py" in dict(plan.image("app").files) and "src/svc/app.py" not in dict(plan.image("ci").files)
+    assert "files" not in plan.image("app").to_dict()

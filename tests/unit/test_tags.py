@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from imagegraph.tags import Event, TagError, TagPolicy, Version, event_from_env, event_from_git, oci_labels, tags_for
+from imagegraph.tags import Event, TagError, TagPolicy, Version, event_from_env, event_from_git, oci_labels, tag_rule, tags_for
 
 FP = "0123456789abcdef"
 SHA = "1234567deadbeef" + "0" * 25
@@ -54,10 +56,27 @@ def test_the_edge_tag_is_configurable():
     assert tags_for(Event("branch", SHA, "main"), FP, [], TagPolicy(edge="latest-dev")).tags == (FP, "latest-dev", "sha-1234567")
 
 
-@pytest.mark.parametrize("bad", ["v1.2", "1.2.3", "v1.2.3.4", "v01.2.3", "release-7", "v1.2.3+build.5"])
+@pytest.mark.parametrize("bad", ["v1.2", "v1.2.3.4", "v01.2.3", "release-7", "v1.2.3+build..5"])
 def test_a_version_tag_that_is_not_semver_is_one_clear_line(bad):
-    with pytest.raises(TagError, match=r"is not semver; tag releases as vX\.Y\.Z"):
+    with pytest.raises(TagError, match=r"is not semver: a release tag is vMAJOR\.MINOR\.PATCH"):
         tags_for(Event("tag", SHA, bad), FP, [])
+
+
+@pytest.mark.parametrize(("tag", "rule", "fix"), [
+    ("v1.4.0+build.5", "build metadata (+build.5) is not allowed in a tag name", "v1.4.0"),
+    ("1.0.0", "a leading v is required", "v1.0.0"),
+    ("V1.0.0", "the leading v must be lowercase", "v1.0.0"),
+    ("2.0.0-rc.1+sha.abc", "a leading v is required and build metadata (+sha.abc) is not allowed", "v2.0.0-rc.1"),
+])
+def test_a_semver_tag_that_breaks_a_project_rule_names_the_rule(tag, rule, fix):
+    assert rule in tag_rule(tag) and "is semver, but" in tag_rule(tag)
+    with pytest.raises(TagError, match=re.escape(f"tag the release {fix}")):
+        tags_for(Event("tag", SHA, tag), FP, [])
+
+
+@pytest.mark.parametrize("good", ["v1.0.0", "v0.1.0-rc.1", "v10.20.30-alpha.beta.1"])
+def test_release_tags_break_no_rule(good):
+    assert tag_rule(good) is None
 
 
 def test_semver_precedence():
@@ -74,6 +93,21 @@ def test_events_from_github_actions():
     assert event_from_env({**gh, "GITHUB_REF": "refs/heads/trunk"}, repo) == Event("branch", SHA, "trunk", "trunk")
     assert event_from_env({**gh, "GITHUB_REF": "refs/pull/42/merge", "GITHUB_EVENT_NAME": "pull_request"}, repo) == Event("pull_request", SHA, "", "trunk", 42)
     assert event_from_env({"GITHUB_REF": "refs/heads/main"}, {}) is None
+
+
+def test_the_highest_version_tag_at_head_wins_and_the_others_are_named():
+    event = event_from_git(SHA, ["v1.10.0", "v1.9.0", "v1.10.0-rc.1", "nightly"], "main", "main")
+    assert (event.kind, event.ref) == ("tag", "v1.10.0")  # semver precedence, not alphabetical
+    assert event.notes == ("several version tags at HEAD: v1.10.0 is the highest, so v1.10.0-rc.1, v1.9.0 are not released",)
+
+
+def test_a_version_like_tag_that_breaks_a_rule_is_never_ignored_silently():
+    event = event_from_git(SHA, ["1.0.0"], "main", "main")
+    assert (event.kind, event.ref) == ("branch", "main")
+    assert event.refused == ("tag 1.0.0 at HEAD is not a release tag: '1.0.0' is semver, but a leading v is required; tag the release v1.0.0",)
+    assert event.notes == event.refused
+    beside = event_from_git(SHA, ["v1.0.0", "V1.0.0"], "main", "main")
+    assert beside.ref == "v1.0.0" and any("V1.0.0" in note and "lowercase" in note for note in beside.notes)
 
 
 def test_events_from_git():

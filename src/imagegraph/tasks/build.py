@@ -167,11 +167,12 @@ def affected(c, since=None, force=None, target=None, platform=None, json_=False,
 @task(help={
     "version": "release this version (vX.Y.Z or vX.Y.Z-rc.N) instead of the version tag at HEAD / in $GITHUB_REF",
     "dry-run": "print the tags each image would get; move none",
+    "force": "replace a version tag the registry already has on another digest (refused without it; the note names the old digest)",
     "registry": _SELECT_HELP["registry"],
     "platform": _SELECT_HELP["platform"],
 }, iterable=["platform"])
 @user_errors
-def release(c, version=None, dry_run=False, registry=None, platform=None):
+def release(c, version=None, dry_run=False, force=False, registry=None, platform=None):
     """Promote this commit's images to the version's tags.
 
     The version comes from the tag at HEAD (or $GITHUB_REF, or --version);
@@ -180,7 +181,7 @@ def release(c, version=None, dry_run=False, registry=None, platform=None):
     """
     started = time.monotonic()
     workspace = Workspace(options=build_options(registry=registry, platform=platform))
-    promotions = workspace.release(version=version, dry_run=dry_run, say=_note)
+    promotions = workspace.release(version=version, dry_run=dry_run, force=force, say=_note)
     rows = [(p.image, p.source, p.digest[:19] + "...", ", ".join(p.tags) or "-") for p in promotions]
     print(table(("image", "from", "digest", "would get" if dry_run else "tagged"), rows))
     if not dry_run:

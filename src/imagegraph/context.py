@@ -1,0 +1,139 @@
+"""The build context: exactly the files an image's fingerprint covers, and nothing else.
+
+One definition of an image's inputs serves both sides: the fingerprint's
+file list (:attr:`imagegraph.fingerprint.Fingerprint.files`) is what gets
+hashed, and :func:`assemble_context` copies exactly those files into a fresh
+directory that the builder receives as its context (bind-mount sources
+included), with the wheel folders of the image's declared requirements. A
+file the fingerprint does not cover (undeclared, git-ignored, untracked
+under an ignored folder) cannot reach an image, and a file that changed
+since it was fingerprinted is refused rather than built under the old
+fingerprint.
+
+Files are copied (never hard-linked: an edit in place would reach the
+context through the link) with git's view of them: mode 0644 or 0755 and a
+fixed modification time, so two checkouts of one commit send the builder the
+same bytes and metadata. Wheels are hard-linked from the wheelhouse: they are
+named by their content and never edited in place.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from .config import ImageSpec
+from .errors import ImagegraphError
+from .fingerprint import REQUIREMENTS_ID, requirements_id
+from .repo import blob_id
+from .wheelhouse import WHEELHOUSE_DIR
+
+__all__ = ["AssembledContext", "ContextChanged", "ContextLayout", "assemble_context", "context_layout"]
+
+#: The modification time of every file and folder of an assembled context (1980-01-01, the oldest a zip holds).
+FIXED_MTIME = 315532800
+
+
+class ContextChanged(ImagegraphError):
+    """An input changed (or vanished) between fingerprinting and building."""
+
+
+@dataclass(frozen=True)
+class ContextLayout:
+    """What an image's build context holds, as paths relative to the project root (pure: nothing read yet)."""
+
+    #: (path, content id) of every file, exactly the fingerprint's.
+    files: tuple[tuple[str, str], ...]
+    #: The wheelhouse folders of the image's declared requirements (``.wheelhouse/<stem>``).
+    wheel_folders: tuple[str, ...]
+    #: The context directory and the Dockerfile, relative to the assembled root.
+    context: str
+    dockerfile: str
+
+
+@dataclass(frozen=True)
+class AssembledContext:
+    """A context on disk: hand ``context`` and ``dockerfile`` to the builder."""
+
+    root: Path
+    context: Path
+    dockerfile: Path
+    files: int
+    #: Bytes written (copied inputs) and bytes hard-linked (wheels: no new disk space).
+    copied_bytes: int
+    linked_bytes: int
+
+
+def context_layout(spec: ImageSpec, files: Sequence[tuple[str, str]]) -> ContextLayout:
+    """The context of ``spec`` from its fingerprint's file list (``Fingerprint.files``)."""
+    folders = tuple(sorted({f"{WHEELHOUSE_DIR}/{PurePosixPath(requirements).stem}" for requirements in spec.wheels}))
+    return ContextLayout(files=tuple(files), wheel_folders=folders, context=spec.context, dockerfile=spec.dockerfile)
+
+
+def assemble_context(spec: ImageSpec, files: Sequence[tuple[str, str]], root: Path, dest: Path) -> AssembledContext:
+    """Write the context of ``spec`` into ``dest`` (emptied first) from the files under ``root``; see the module doc."""
+    layout = context_layout(spec, files)
+    root, dest = Path(root), Path(dest)
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    copied = linked = 0
+    for path, content_id in layout.files:
+        copied += _copy_verified(root, dest, path, content_id)
+    for folder in layout.wheel_folders:
+        linked += _link_wheels(root / folder, dest / folder)
+    _fix_folder_times(dest)
+    return AssembledContext(root=dest, context=dest / layout.context, dockerfile=dest / layout.dockerfile,
+                            files=len(layout.files), copied_bytes=copied, linked_bytes=linked)
+
+
+def _copy_verified(root: Path, dest: Path, path: str, content_id: str) -> int:
+    """Copy one input, refusing it when its content is not the one fingerprinted; the bytes written."""
+    source, target = root / path, dest / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        info = source.lstat()
+        is_link = stat.S_ISLNK(info.st_mode)
+        data = os.readlink(source).encode() if is_link else source.read_bytes()
+    except OSError:
+        raise ContextChanged(f"{path} vanished after it was fingerprinted; run the build again") from None
+    if content_id.startswith(f"{REQUIREMENTS_ID} "):  # read as pip reads it: its mode is not part of its id
+        mode, actual = "100755" if info.st_mode & 0o111 else "100644", requirements_id(data)
+    else:
+        mode = "120000" if is_link else "100755" if info.st_mode & 0o111 else "100644"
+        actual = f"{mode} {blob_id(data)}"
+    if actual != content_id:
+        raise ContextChanged(f"{path} changed after it was fingerprinted; run the build again (the plan is made afresh)")
+    if is_link:
+        os.symlink(data.decode(), target)
+    else:
+        target.write_bytes(data)
+        target.chmod(0o755 if mode == "100755" else 0o644)
+    os.utime(target, (FIXED_MTIME, FIXED_MTIME), follow_symlinks=False)
+    return len(data)
+
+
+def _link_wheels(folder: Path, target: Path) -> int:
+    """Hard-link a wheelhouse folder's files (a copy across filesystems); the bytes linked."""
+    if not folder.is_dir():
+        return 0  # no wheels fetched: the build's bind mount says which folder is missing
+    target.mkdir(parents=True, exist_ok=True)
+    total = 0
+    for wheel in sorted(folder.iterdir()):
+        if not wheel.is_file():
+            continue
+        try:
+            os.link(wheel, target / wheel.name)
+        except OSError:
+            shutil.copy2(wheel, target / wheel.name)
+        total += wheel.stat().st_size
+    return total
+
+
+def _fix_folder_times(dest: Path) -> None:
+    for folder, _, _ in os.walk(dest, topdown=False):
+        os.chmod(folder, 0o755)
+        os.utime(folder, (FIXED_MTIME, FIXED_MTIME))

@@ -1,0 +1,57 @@
+"""Release planning, pure: promotions only from built digests, and never destructive."""
+
+from __future__ import annotations
+
+import pytest
+
+from imagegraph.release import ReleaseError, check_release_event, plan_release
+from imagegraph.tags import Event, TagError, event_from_git
+
+SHA = "a" * 40
+OURS = {"base": "sha256:" + "b" * 64, "ci": "sha256:" + "c" * 64, "app": "sha256:" + "d" * 64, "devcontainer": "sha256:" + "e" * 64}
+OTHER = "sha256:" + "0" * 64
+
+
+def release(world, version="v1.3.0", **kw):
+    config, fingerprints, _ = world
+    return plan_release(config, fingerprints, Event("tag", SHA, version), OURS, {}, **kw)
+
+
+def test_a_new_version_gets_its_tags(world):
+    promotions = release(world)
+    assert {p.image: p.tags for p in promotions} == dict.fromkeys(OURS, ("1.3.0", "1.3", "latest"))
+
+
+def test_a_version_already_on_another_digest_is_refused(world):
+    with pytest.raises(ReleaseError, match=r"1\.3\.0 is already released on other digests \(app:1\.3\.0 is sha256:000000000000…\); "
+                                           r"a published version never moves: release a new version, or pass --force"):
+        release(world, version_digests={"app": OTHER, "base": OURS["base"]})
+
+
+def test_force_replaces_it_and_says_what_it_replaced(world):
+    promotions = {p.image: p for p in release(world, version_digests={"app": OTHER, "base": OURS["base"]}, force=True)}
+    assert f"--force: 1.3.0 replaced: it was {OTHER}, now {OURS['app']}" in promotions["app"].notes
+    assert "1.3.0 already names this digest: re-released, nothing changes for it" in promotions["base"].notes
+    assert promotions["app"].tags == ("1.3.0", "1.3", "latest")
+
+
+def test_re_releasing_the_same_digests_is_no_conflict(world):
+    promotions = release(world, version_digests=dict(OURS))
+    assert all("already names this digest" in " ".join(p.notes) for p in promotions)
+
+
+def test_an_unbuilt_image_stops_the_whole_release(world):
+    config, fingerprints, _ = world
+    with pytest.raises(ReleaseError, match=r"app:[0-9a-f]{16} not in the registry"):
+        plan_release(config, fingerprints, Event("tag", SHA, "v1.3.0"), {**OURS, "app": None}, {})
+
+
+def test_a_tag_without_the_v_is_refused_with_its_rule_not_as_no_tag():
+    event = event_from_git(SHA, ["1.0.0"], "main", "main")
+    refusal = r"nothing to release: tag 1\.0\.0 at HEAD is not a release tag: .*a leading v is required; tag the release v1\.0\.0"
+    with pytest.raises(ReleaseError, match=refusal):
+        check_release_event(event)
+    with pytest.raises(ReleaseError, match=r"HEAD has no version tag"):
+        check_release_event(event_from_git(SHA, ["nightly"], "main", "main"))
+    with pytest.raises(TagError, match=r"build metadata \(\+build\.5\) is not allowed in a tag name"):
+        check_release_event(Event("tag", SHA, "v1.4.0+build.5"))
