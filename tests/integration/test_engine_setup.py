@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -220,3 +222,17 @@ def test_the_executor_refuses_to_start_dockerd_beside_one_that_answers(engine, s
         executor.execute(StartDockerd(DEFAULT_HOST, f"http://{DEFAULT_REGISTRY}"))
     assert not (state_dir / "dockerd.pid").exists()
     assert engine.ping()
+
+
+def test_a_container_builder_is_made_only_when_asked_and_an_unpullable_one_leaves_nothing(engine, tmp_path):
+    if any("moby/buildkit" in tag for image in engine.images.list() for tag in image.tags):
+        pytest.skip("moby/buildkit is in this engine: the builder would start")
+    name = f"imagegraph-test-{tmp_path.name[-12:].replace('_', '-').strip('-')}"
+    result = subprocess.run([sys.executable, "-m", "invoke", "engine.builder", "--name", name, "--state-dir", str(tmp_path)],
+                            cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=300)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 1, result.stdout + result.stderr
+    assert lines[0].startswith(f"error: the docker-container builder {name} needs the image moby/buildkit"), lines[0]
+    assert lines[0].endswith("the half-made builder was removed")
+    listed = Runner().run(Command.of("docker", "buildx", "ls")).output
+    assert name not in listed

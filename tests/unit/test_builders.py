@@ -22,6 +22,7 @@ from imagegraph.engine.builders import (
     choose_builder,
     container_builder_commands,
     count_steps,
+    create_container_builder,
     lost_layer,
     named_builder,
     observe_builder,
@@ -563,3 +564,44 @@ def test_only_a_build_is_repaired_never_an_imagetools_join():
     assert join.argv[1:4] == ("buildx", "imagetools", "create")
     assert buildx.repair(join, "layer does not exist") is None
     assert buildx.repair(Command.of("/usr/bin/docker", "push", REF), "layer does not exist") is None
+
+
+# --- a container builder, only when asked -----------------------------------------
+
+PULL_FAILED = ('ERROR: Error response from daemon: failed to resolve reference "docker.io/moby/buildkit:buildx-stable-1": '
+               "failed to do request: dial tcp: lookup registry-1.docker.io: no such host\n")
+
+
+def container_answers(bootstrap: Result, config_dir: Path) -> dict[tuple[str, ...], Result]:
+    docker = "/usr/local/bin/docker"
+    return {
+        (docker, "buildx", "version"): Result(0, VERSION),
+        (docker, "buildx", "create", "--name", "farm", "--driver", "docker-container", "--driver-opt", "network=host",
+         "--buildkitd-config", str(config_dir / "buildkitd-farm.toml")): Result(0, "farm\n"),
+        (docker, "buildx", "inspect", "--bootstrap", "farm"): bootstrap,
+        (docker, "buildx", "rm", "farm"): Result(0, ""),
+    }
+
+
+def test_a_container_builder_is_created_with_plain_http_for_a_loopback_registry_and_started(two_clients, tmp_path):
+    runner, said = ScriptedRunner(container_answers(Result(0, INSPECT_CONTAINER), tmp_path)), []
+    info = create_container_builder(runner, "farm", registry="127.0.0.1:5000", config_dir=tmp_path, say=said.append)
+    assert info.driver == "docker-container"
+    assert (tmp_path / "buildkitd-farm.toml").read_text() == buildkitd_config("127.0.0.1:5000")
+    assert [argv[1:3] for argv in runner.seen[1:]] == [("buildx", "inspect"), ("buildx", "create"), ("buildx", "inspect")]
+    assert said[-1] == "builder farm runs; build on it with `invoke build --builder farm` (or BUILDX_BUILDER=farm)"
+
+
+def test_a_container_builder_whose_image_cannot_be_pulled_is_removed_and_the_error_says_what_to_do(two_clients, tmp_path):
+    runner = ScriptedRunner(container_answers(Result(1, PULL_FAILED), tmp_path))
+    with pytest.raises(EngineError, match=r"^the docker-container builder farm needs the image moby/buildkit:buildx-stable-1, "
+                                          r"which cannot be pulled here; load it .*; the half-made builder was removed$"):
+        create_container_builder(runner, "farm", registry="127.0.0.1:5000", config_dir=tmp_path, say=lambda _: None)
+    assert runner.seen[-1] == ("/usr/local/bin/docker", "buildx", "rm", "farm")
+
+
+def test_an_existing_builder_of_that_name_is_left_as_it_is(two_clients, tmp_path):
+    runner = ScriptedRunner({("/usr/local/bin/docker", "buildx", "version"): Result(0, VERSION),
+                             ("/usr/local/bin/docker", "buildx", "inspect", "farm"): Result(0, INSPECT_CONTAINER)})
+    create_container_builder(runner, "farm", registry=None, config_dir=tmp_path, say=lambda _: None)
+    assert_created_nothing(runner)

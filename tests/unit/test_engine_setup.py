@@ -16,7 +16,7 @@ import pytest
 from imagegraph.engine import seed
 from imagegraph.engine.builders import BuilderChoice, BuildxBuilder
 from imagegraph.engine.images import image_store_of
-from imagegraph.engine.install import Distribution, EnginePackages, engine_packages
+from imagegraph.engine.install import Distribution, EnginePackages, engine_packages, parse_docker_version
 from imagegraph.engine.seed import (
     BuildImage,
     BuildRootfs,
@@ -65,7 +65,6 @@ from imagegraph.engine.setup import (
     mirror_configured,
     observe_emulation,
     parse_binfmt_entry,
-    parse_client_version,
     parse_registry_address,
     parse_stat,
     read_pidfile,
@@ -758,9 +757,9 @@ def test_processes_and_pidfiles_are_read_from_proc(tmp_path):
 
 
 def test_client_versions_and_mirrors():
-    assert parse_client_version("Docker version 20.10.24+dfsg1, build 297e128\n") == "20.10.24+dfsg1"
-    assert parse_client_version("Docker version 28.2.2, build e6534b4") == "28.2.2"
-    assert parse_client_version("nonsense") is None
+    assert parse_docker_version("Docker version 20.10.24+dfsg1, build 297e128\n") == "20.10.24+dfsg1"
+    assert parse_docker_version("Docker version 28.2.2, build e6534b4") == "28.2.2"
+    assert parse_docker_version("nonsense") is None
     assert mirror_configured(["http://127.0.0.1:5000/"], "127.0.0.1:5000")
     assert not mirror_configured(["http://127.0.0.1:5000/"], "127.0.0.1:5055")
     assert not mirror_configured([], "127.0.0.1:5000")
@@ -834,7 +833,7 @@ def test_engine_tasks_are_wired_with_help_for_every_flag():
     from imagegraph.tasks import engine as tasks
 
     assert tasks.ns.name == "engine"
-    assert sorted(tasks.ns.task_names) == ["down", "status", "up"]
+    assert sorted(tasks.ns.task_names) == ["builder", "down", "status", "up"]
     for name in tasks.ns.task_names:
         task = tasks.ns[name]
         assert task.__doc__ or task.body.__doc__

@@ -12,7 +12,7 @@ from imagegraph.engine.install import (
     EnginePackages,
     engine_packages,
     engine_too_old,
-    parse_dockerd_version,
+    parse_docker_version,
     parse_os_release,
     version_major,
 )
@@ -212,8 +212,8 @@ def test_support_packages_alone():
         ("Docker version", None),
     ],
 )
-def test_parse_dockerd_version(output, version):
-    assert parse_dockerd_version(output) == version
+def test_parse_docker_version(output, version):
+    assert parse_docker_version(output) == version
 
 
 @pytest.mark.parametrize(

@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -55,6 +54,7 @@ __all__ = [
     "choose_builder",
     "container_builder_commands",
     "count_steps",
+    "create_container_builder",
     "docker_clients",
     "lost_layer",
     "named_builder",
@@ -339,10 +339,6 @@ class BuilderChoice:
         return f"{self.builder or 'current builder'} ({self.driver} driver)"
 
 
-#: Drivers whose builder exports multi-platform images and a registry cache itself.
-CONTAINER_DRIVERS = ("docker-container", "kubernetes", "remote", "cloud")
-
-
 def choose_builder(facts: BuilderFacts) -> BuilderChoice:
     """The builder imagegraph uses, from facts alone.
 
@@ -398,6 +394,46 @@ def observe_builder(runner: Runner, *, named: str | None = None, named_from: str
         info = parse_inspect(inspect.output) if inspect.returncode == 0 else None
         return BuilderFacts(client, version.output.strip() or None, named, named_from, info, image_store)
     return BuilderFacts(None, named=named, named_from=named_from, image_store=image_store)
+
+
+def create_container_builder(runner: Runner, name: str, *, registry: str | None, config_dir: Path,
+                             say: Callable[[str], None]) -> BuilderInfo:
+    """Make the docker-container builder ``name`` (only ever when asked: `invoke engine.builder`), started and ready.
+
+    An existing builder of that name is left as it is. If it cannot start
+    (its image ``moby/buildkit`` cannot be pulled here), the half-made
+    builder is removed again and the error says what to do.
+    """
+    client = next((c for c in docker_clients() if runner.run(Command.of(c, "buildx", "version"), check=False).returncode == 0), None)
+    if client is None:
+        choose_builder(BuilderFacts(None))  # raises the one line that names the fix
+        raise AssertionError("unreachable")
+    existing = runner.run(Command.of(client, "buildx", "inspect", name), check=False)
+    info = parse_inspect(existing.output) if existing.returncode == 0 else None
+    if info is not None:
+        say(f"builder {name} exists ({info.driver} driver, {info.status or 'status unknown'}); left as it is")
+        return info
+    config = buildkitd_config(registry)
+    config_path = None
+    if config:
+        config_dir.mkdir(parents=True, exist_ok=True)
+        config_path = config_dir / f"buildkitd-{name}.toml"
+        config_path.write_text(config)
+    create, bootstrap = container_builder_commands(client, name, config_path)
+    runner.run(create)
+    say(f"builder {name} created (docker-container driver, host network); starting it")
+    started = runner.run(bootstrap, check=False)
+    if started.returncode != 0:
+        runner.run(Command.of(client, "buildx", "rm", name), check=False)
+        image = builder_image_missing(started.output) or "moby/buildkit"
+        raise EngineError(
+            f"the docker-container builder {name} needs the image {image}, which cannot be pulled here; "
+            f"load it into the engine (`docker load`) and run `invoke engine.builder` again, or build on the current builder "
+            f"(drop --builder / $BUILDX_BUILDER); the half-made builder was removed"
+        )
+    info = parse_inspect(started.output) or BuilderInfo(name, "docker-container")
+    say(f"builder {name} runs; build on it with `invoke build --builder {name}` (or BUILDX_BUILDER={name})")
+    return info
 
 
 def select_builder(runner: Runner, *, named: str | None = None, named_from: str = "", image_store: str | None = None) -> BuildxBuilder:
@@ -468,12 +504,11 @@ def buildkitd_config(registry: str | None) -> str:
     return ""
 
 
-def docker_clients() -> list[str]:
-    """Every distinct docker client: the one on PATH first, then the usual install places."""
-    found: list[str] = []
-    for candidate in (shutil.which("docker"), "/usr/bin/docker", "/usr/local/bin/docker"):
-        if candidate and os.access(candidate, os.X_OK):
-            real = os.path.realpath(candidate)
-            if real not in (os.path.realpath(f) for f in found):
-                found.append(candidate)
-    return found
+def docker_clients() -> tuple[str, ...]:
+    """Every distinct ``docker`` executable: PATH order, then the usual install places."""
+    seen: dict[str, str] = {}
+    for directory in (*os.environ.get("PATH", "").split(os.pathsep), "/usr/local/bin", "/usr/bin"):
+        candidate = Path(directory or ".") / "docker"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            seen.setdefault(os.path.realpath(candidate), str(candidate))
+    return tuple(seen.values())

@@ -15,6 +15,7 @@ binfmt-support, debootstrap) always come from the distribution itself.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from ..errors import EngineError
@@ -27,7 +28,7 @@ __all__ = [
     "EnginePackages",
     "engine_packages",
     "engine_too_old",
-    "parse_dockerd_version",
+    "parse_docker_version",
     "parse_os_release",
     "version_major",
 ]
@@ -167,11 +168,10 @@ def engine_too_old(version: str | None) -> bool:
     return major is not None and major < MIN_ENGINE_MAJOR
 
 
-def parse_dockerd_version(output: str) -> str | None:
-    """``Docker version 26.1.5+dfsg1, build a72d7cd`` -> ``26.1.5+dfsg1``."""
+def parse_docker_version(output: str) -> str | None:
+    """``Docker version 26.1.5+dfsg1, build a72d7cd`` -> ``26.1.5+dfsg1`` (as `dockerd --version` and `docker --version` print it)."""
     words = output.replace(",", " ").split()
-    for index, word in enumerate(words[:-1]):
-        if word.lower() == "version":
-            return words[index + 1]
+    for before, word in itertools.pairwise(words):
+        if before.lower() == "version":
+            return word
     return None
-

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import ipaddress
-import itertools
 import json
 import os
 import re
@@ -37,13 +36,14 @@ from ..errors import EngineError, ImagegraphError, RegistryError, ToolMissing
 from ..runner import Command, Runner
 from . import seed as seeding
 from .builders import BuilderChoice, choose_builder, observe_builder, select_builder
+from .builders import docker_clients as find_docker_clients
 from .images import image_store_of
 from .install import (
     Distribution,
     EnginePackages,
     engine_packages,
     engine_too_old,
-    parse_dockerd_version,
+    parse_docker_version,
     parse_os_release,
 )
 from .seed import DEFAULT_SEED_PLATFORMS, SeedFacts
@@ -337,7 +337,7 @@ def observe_machine(os_release_path: Path = Path("/etc/os-release"), runner: Run
     version = None
     if "dockerd" in tools:
         result = runner.run(Command.of(tools["dockerd"], "--version"), check=False)
-        version = parse_dockerd_version(result.output) if result.returncode == 0 else None
+        version = parse_docker_version(result.output) if result.returncode == 0 else None
     buildx = any(runner.run(Command.of(client, "buildx", "version"), check=False).returncode == 0 for client in find_docker_clients())
     return MachineFacts(os.geteuid() == 0, is_debian_like(text), tools, parse_os_release(text), version, buildx)
 
@@ -1170,26 +1170,6 @@ class DockerClientInfo:
     buildx: bool
 
 
-def parse_client_version(output: str) -> str | None:
-    """``Docker version 20.10.24+dfsg1, build 297e128`` -> ``20.10.24+dfsg1``."""
-    words = output.replace(",", " ").split()
-    for before, word in itertools.pairwise(words):
-        if before.lower() == "version":
-            return word
-    return None
-
-
-def find_docker_clients() -> tuple[str, ...]:
-    """Every distinct ``docker`` executable: PATH order, then the usual install places."""
-    seen: dict[str, str] = {}
-    dirs = [*os.environ.get("PATH", "").split(os.pathsep), "/usr/local/bin", "/usr/bin"]
-    for directory in dirs:
-        candidate = Path(directory or ".") / "docker"
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            seen.setdefault(os.path.realpath(candidate), str(candidate))
-    return tuple(seen.values())
-
-
 def observe_clients(runner: Runner) -> tuple[DockerClientInfo, ...]:
     found = []
     for path in find_docker_clients():
@@ -1197,7 +1177,7 @@ def observe_clients(runner: Runner) -> tuple[DockerClientInfo, ...]:
         buildx = runner.run(Command.of(path, "buildx", "version"), check=False)
         found.append(DockerClientInfo(
             path,
-            parse_client_version(version.output) if version.returncode == 0 else None,
+            parse_docker_version(version.output) if version.returncode == 0 else None,
             buildx.returncode == 0,
         ))
     return tuple(found)

@@ -1,19 +1,23 @@
-"""Tasks that make the container engine usable: `invoke engine.up`, `engine.status`, `engine.down`.
+"""Tasks that make the container engine usable: `invoke engine.up`, `engine.status`, `engine.down`, `engine.builder`.
 
 Wiring only: the work is in :mod:`imagegraph.engine.setup`.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from invoke import Collection, task
 
+from ..engine.builders import CONTAINER_BUILDER, create_container_builder
 from ..engine.seed import DEFAULT_SEED_PLATFORMS
-from ..engine.setup import DEFAULT_REGISTRY, engine_down, engine_status, engine_up
+from ..engine.setup import DEFAULT_REGISTRY, default_state_dir, engine_down, engine_status, engine_up
 from ..errors import InputError
-from ..values import parse_platforms, parse_registry, shown, split_list
+from ..runner import Runner
+from ..values import parse_builder_name, parse_platforms, parse_registry, shown, split_list
 from ._common import user_errors
 
-__all__ = ["down", "ns", "status", "up"]
+__all__ = ["builder", "down", "ns", "status", "up"]
 
 _REGISTRY_HELP = f"the local registry, HOST:PORT (default {DEFAULT_REGISTRY})"
 _STATE_HELP = "where pids, logs and the registry's data live (default /var/lib/imagegraph as root, else ~/.local/state/imagegraph)"
@@ -82,4 +86,21 @@ def down(c, state_dir=None):
     engine_down(state_dir=_folder(state_dir, "--state-dir"))
 
 
-ns = Collection("engine", up, status, down)
+@task(help={
+    "name": f"the builder's name (default {CONTAINER_BUILDER})",
+    "registry": _REGISTRY_HELP + "; a loopback one is reached over plain HTTP",
+    "state-dir": _STATE_HELP,
+})
+@user_errors
+def builder(c, name=CONTAINER_BUILDER, registry=DEFAULT_REGISTRY, state_dir=None):
+    """Create a docker-container buildx builder (only when asked).
+
+    It runs the image moby/buildkit, which must be pullable or loaded; if
+    it cannot start, it is removed again and the error says what to do.
+    Build on it with `invoke build --builder NAME`.
+    """
+    create_container_builder(Runner(), parse_builder_name(name, "--name"), registry=str(_registry(registry)),
+                             config_dir=Path(_folder(state_dir, "--state-dir") or default_state_dir()), say=print)
+
+
+ns = Collection("engine", up, status, down, builder)
