@@ -32,7 +32,7 @@ from .fingerprint import REQUIREMENTS_ID, requirements_id
 from .repo import blob_id
 from .wheelhouse import WHEELHOUSE_DIR
 
-__all__ = ["AssembledContext", "ContextChanged", "ContextLayout", "assemble_context", "context_layout"]
+__all__ = ["AssembledContext", "ContextChanged", "ContextLayout", "assemble_context", "assemble_image_context", "context_layout"]
 
 #: The modification time of every file and folder of an assembled context (1980-01-01, the oldest a zip holds).
 FIXED_MTIME = 315532800
@@ -88,6 +88,24 @@ def assemble_context(spec: ImageSpec, files: Sequence[tuple[str, str]], root: Pa
     _fix_folder_times(dest)
     return AssembledContext(root=dest, context=dest / layout.context, dockerfile=dest / layout.dockerfile,
                             files=len(layout.files), copied_bytes=copied, linked_bytes=linked)
+
+
+def assemble_image_context(spec: ImageSpec, files: Sequence[tuple[str, str]], root: Path, contexts: Path,
+                           fingerprint: str) -> AssembledContext:
+    """The context of one planned image, in ``contexts/<image>/<fingerprint>``: a folder whose path names its content.
+
+    BuildKit sends a context folder incrementally, by its path, and takes a
+    file whose size and modification time did not change as unchanged. The
+    times here are fixed, so one folder reused for other content could keep a
+    stale file of the same size: a new fingerprint gets a new folder. The
+    image's earlier folders go.
+    """
+    image_dir = Path(contexts) / spec.name
+    if image_dir.is_dir():
+        for earlier in image_dir.iterdir():
+            if earlier.name != fingerprint:
+                shutil.rmtree(earlier, ignore_errors=True)
+    return assemble_context(spec, files, root, image_dir / fingerprint)
 
 
 def _copy_verified(root: Path, dest: Path, path: str, content_id: str) -> int:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Config
-from .context import AssembledContext, assemble_context
+from .context import AssembledContext, assemble_image_context
 from .engine.builders import Builder, BuildRequest, StepCount, count_steps, platform_suffix
 from .engine.images import LocalImages
 from .errors import CommandFailed, ImagegraphError
@@ -198,7 +198,7 @@ class Executor:
                                    follow=lambda command: self.progress.follow(entry.name, tracker_for(command.argv)))
             phases.add("wheels", time.monotonic() - started)
         # the builder receives exactly the files the fingerprint covers (and the wheel folders), nothing else
-        context = assemble_context(spec, entry.files, self.config.root, self.contexts_dir / entry.name)
+        context = assemble_image_context(spec, entry.files, self.config.root, self.contexts_dir, entry.fingerprint)
         request = build_request(self.config, entry, context, labels=self.labels, registry=self.registry,
                                 registry_cache=self.registry_cache)
         steps = StepCount()

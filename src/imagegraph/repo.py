@@ -215,6 +215,11 @@ class Repository:
         return [item for item in str(out).split("\0") if item]
 
 
+#: imagegraph's own working folders (logs, reports, assembled contexts, wheels): never an image's input,
+#: even where the repository's .gitignore does not list them (an input glob such as `hello.txt` matches at any depth).
+OWN_FOLDERS = (".imagegraph/", ".wheelhouse/")
+
+
 class WorkingTree:
     """The files of the checkout as a build would see them: tracked and untracked-but-not-ignored.
 
@@ -242,7 +247,7 @@ class WorkingTree:
         for entry in entries:
             xy, path = entry[:2], entry[3:]
             rel = repository._relative(path)
-            if rel is None:
+            if rel is None or (xy == "??" and rel.startswith(OWN_FOLDERS)):
                 continue
             self.status[rel] = xy
             if xy in UNMERGED:

@@ -17,7 +17,7 @@ from .bake import bake_definition, write_bake
 from .buildreport import BuildReport, ReportStore, check_targets, make_report, recipe_of, to_markdown
 from .changes import Explanation, choose_base, direct_causes, locate_base, read_event, same_as_base
 from .config import CONFIG_NAME, Config, config_from_text, load_config, override_platforms, read_repo_text
-from .context import AssembledContext, assemble_context
+from .context import AssembledContext, assemble_image_context
 from .dockerfile import check_dockerfiles, undeclared_inputs
 from .engine.builders import Builder, BuilderChoice, check_platforms, choose_builder, named_builder, observe_builder
 from .engine.images import LocalImages
@@ -240,7 +240,8 @@ class Workspace:
 
     def _context(self, entry: ImagePlan) -> AssembledContext:
         """The image's build context for a bake file: assembled as `invoke build` assembles it, kept for bake to read."""
-        return assemble_context(self.config.image(entry.name), entry.files, self.root, self.root / STATE_DIR / "contexts" / entry.name)
+        return assemble_image_context(self.config.image(entry.name), entry.files, self.root, self.root / STATE_DIR / "contexts",
+                                      entry.fingerprint)
 
     def executor(self, *, say=print, progress: Progress | None = None) -> Executor:
         return Executor(

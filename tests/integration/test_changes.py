@@ -201,6 +201,16 @@ def test_ignored_files_never_count(repo):
     assert affected(repo, since="HEAD") == []
 
 
+def test_imagegraph_own_folders_never_count_even_where_git_does_not_ignore_them(repo):
+    # an assembled context holds copies of inputs: `src/scorer/**` style globs would match them at any depth
+    assert not (repo / ".gitignore").exists()  # the family lists no ignore file at all
+    before = {name: fp.tag for name, fp in workspace(repo).fingerprints.items()}
+    edit(repo, ".imagegraph/contexts/app/src/scorer/app.py", "print('a copy')\n")
+    edit(repo, ".wheelhouse/requirements/x-1.0-py3-none-any.whl", "not a wheel\n")
+    assert {name: fp.tag for name, fp in workspace(repo).fingerprints.items()} == before
+    assert affected(repo, since="HEAD") == []
+
+
 def test_locally_the_base_is_the_merge_base_with_the_default_branch(repo):
     git(repo, "checkout", "-qb", "feature")
     edit(repo, "src/scorer/model.py", append="\n# feature work\n")

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from imagegraph.context import assemble_context
+from imagegraph.context import assemble_context, assemble_image_context
 from imagegraph.dockerfile import context_excludes
 from imagegraph.workspace import BuildOptions, Workspace
 from tests.integration.conftest import init_repo
@@ -91,7 +91,7 @@ def built_content(root: Path, work: Path) -> tuple[str, str]:
     workspace = Workspace(root, BuildOptions(registry="127.0.0.1:9"))
     spec = workspace.config.image("app")
     fingerprint = workspace.fingerprints["app"]
-    context = assemble_context(spec, fingerprint.files, workspace.root, work / "context")
+    context = assemble_image_context(spec, fingerprint.files, workspace.root, work / "contexts", fingerprint.tag)
     tag = f"imagegraph-property:{uuid.uuid4().hex[:12]}"
     argv = ["docker", "buildx", "build", "--quiet", "--load", "--tag", tag, "--file", str(context.dockerfile),
             *(flag for key, value in spec.build_args for flag in ("--build-arg", f"{key}={value}")), str(context.context)]

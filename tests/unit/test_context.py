@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from imagegraph.config import load_config
-from imagegraph.context import FIXED_MTIME, ContextChanged, assemble_context, context_layout
+from imagegraph.context import FIXED_MTIME, ContextChanged, assemble_context, assemble_image_context, context_layout
 from imagegraph.fingerprint import fingerprint_images
 from imagegraph.repo import blob_id
 
@@ -138,3 +138,17 @@ def test_assembling_again_starts_from_an_empty_folder(checkout, tmp_path):
     (tmp_path / "ctx/left-over.txt").write_text("from an earlier build\n")
     built = assemble_context(config.image("app"), app.files, checkout, tmp_path / "ctx")
     assert not (built.root / "left-over.txt").exists()
+
+
+def test_each_fingerprint_gets_a_folder_of_its_own_and_the_images_earlier_ones_go(checkout, tmp_path):
+    # BuildKit syncs a context folder by path, trusting size and time; the times are fixed, so a path must name one content
+    config = load_config(checkout)
+    first = fingerprints(checkout)["app"]
+    one = assemble_image_context(config.image("app"), first.files, checkout, tmp_path / "contexts", first.tag)
+    assert one.root == tmp_path / "contexts" / "app" / first.tag
+    (checkout / "src/svc/app.py").write_text("print('hullo')\n")  # same size, other content
+    second = fingerprints(checkout)["app"]
+    assert second.tag != first.tag
+    two = assemble_image_context(config.image("app"), second.files, checkout, tmp_path / "contexts", second.tag)
+    assert two.root != one.root and (two.root / "src/svc/app.py").read_text() == "print('hullo')\n"
+    assert sorted(p.name for p in (tmp_path / "contexts" / "app").iterdir()) == [second.tag]
