@@ -48,6 +48,7 @@ __all__ = [
     "BuildxBuilder",
     "Repair",
     "StepCount",
+    "build_mode",
     "builder_image_missing",
     "buildkitd_config",
     "check_platforms",
@@ -193,6 +194,11 @@ def _common_flags(request: BuildRequest) -> list[str]:
     return flags
 
 
+def build_mode(multi_platform: bool) -> str:
+    """How a builder builds several platforms, in words (for `invoke build` and `engine.status`)."""
+    return "one build for all platforms, registry cache mode=max" if multi_platform else "a build per platform joined by imagetools, inline cache"
+
+
 @dataclass(frozen=True)
 class BuildxBuilder:
     """``docker buildx build`` on one buildx builder, in one of two modes the builder's driver allows.
@@ -215,10 +221,7 @@ class BuildxBuilder:
     name: str = "buildx"
 
     def describe(self) -> str:
-        what = self.summary or (self.builder or "the current builder")
-        how = "one build for all platforms, registry cache mode=max" if self.multi_platform else \
-            "a build per platform joined by imagetools, inline cache"
-        return f"buildx {what}: {how}"
+        return f"buildx {self.summary or self.builder or 'the current builder'}: {build_mode(self.multi_platform)}"
 
     def _base(self) -> list[str]:
         argv = [self.docker, "buildx", "build", "--progress", "plain"]

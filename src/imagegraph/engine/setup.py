@@ -35,7 +35,7 @@ from docker.context import ContextAPI
 from ..errors import EngineError, ImagegraphError, RegistryError, ToolMissing
 from ..runner import Command, Runner
 from . import seed as seeding
-from .builders import BuilderChoice, choose_builder, observe_builder, select_builder
+from .builders import BuilderChoice, build_mode, choose_builder, observe_builder, select_builder
 from .builders import docker_clients as find_docker_clients
 from .images import image_store_of
 from .install import (
@@ -280,12 +280,7 @@ def read_pidfile(path: Path | str) -> PidFile | None:
 # === the machine ===========================================================
 
 def is_debian_like(os_release: str) -> bool:
-    ids: list[str] = []
-    for line in os_release.splitlines():
-        key, _, value = line.partition("=")
-        if key in ("ID", "ID_LIKE"):
-            ids += value.strip().strip("\"'").lower().split()
-    return any(i in ("debian", "ubuntu") for i in ids)
+    return parse_os_release(os_release).family is not None
 
 
 @dataclass(frozen=True)
@@ -339,7 +334,8 @@ def observe_machine(os_release_path: Path = Path("/etc/os-release"), runner: Run
         result = runner.run(Command.of(tools["dockerd"], "--version"), check=False)
         version = parse_docker_version(result.output) if result.returncode == 0 else None
     buildx = any(runner.run(Command.of(client, "buildx", "version"), check=False).returncode == 0 for client in find_docker_clients())
-    return MachineFacts(os.geteuid() == 0, is_debian_like(text), tools, parse_os_release(text), version, buildx)
+    distro = parse_os_release(text)
+    return MachineFacts(os.geteuid() == 0, distro.family is not None, tools, distro, version, buildx)
 
 
 def _install_fix(tools: str) -> str:
@@ -487,7 +483,7 @@ def decide_daemon(facts: DaemonFacts, machine: MachineFacts, registry: str, imag
     actions: list[DaemonAction] = []
     if not machine.engine_current:
         if not machine.can_apt_install:
-            raise EngineError(_no_current_engine(machine, facts.host))
+            raise EngineError(_no_current_engine(machine))
         actions.append(InstallPackages(machine.engine_packages(), _outdated_reason(machine)))
     elif not machine.is_root:
         raise EngineError(
@@ -553,7 +549,7 @@ def _decide_running(facts: DaemonFacts, machine: MachineFacts, mirror: str, imag
     actions: list[DaemonAction] = []
     if outdated or not machine.engine_current:
         if not machine.can_apt_install:
-            raise EngineError(_no_current_engine(machine, facts.host))
+            raise EngineError(_no_current_engine(machine))
         reason = f"dockerd {version} is older than Docker 23" if outdated else _outdated_reason(machine)
         actions += [StopProcess(pidfile.pid, "dockerd", f"{reason}: upgrading", pidfile.path), InstallPackages(machine.engine_packages(), reason)]
     else:
@@ -571,7 +567,7 @@ def _outdated_reason(machine: MachineFacts) -> str:
     return "no buildx plugin"
 
 
-def _no_current_engine(machine: MachineFacts, host: str) -> str:
+def _no_current_engine(machine: MachineFacts) -> str:
     if not machine.has("dockerd"):
         return ("Docker is not installed and no engine answers: install Docker Engine (23 or later, with buildx) or Docker Desktop "
                 "(https://docs.docker.com/get-docker/), or rerun `invoke engine.up` as root on Debian/Ubuntu")
@@ -636,7 +632,6 @@ def observe_daemon(paths: StatePaths, host: str | None = None) -> DaemonFacts:
         mirrors=tuple((info.get("RegistryConfig") or {}).get("Mirrors") or ()),
         image_store=image_store_of(info),
     )
-
 
 
 def mirror_configured(mirrors: Sequence[str], registry: str) -> bool:
@@ -1140,8 +1135,7 @@ class EngineStatus:
         ) or "none"
         if self.builder is not None:
             choice = self.builder
-            builder = (f"{choice.builder or 'the current builder'}, {choice.driver} driver, "
-                       f"{'one build for all platforms, registry cache' if choice.multi_platform else 'a build per platform, inline cache'}; "
+            builder = (f"{choice.builder or 'the current builder'}, {choice.driver} driver, {build_mode(choice.multi_platform)}; "
                        f"platforms {', '.join(choice.platforms) or 'not known until it starts'}")
         else:
             builder = self.builder_problem or "none"
