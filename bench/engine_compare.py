@@ -52,7 +52,13 @@ ADDED_REQUIREMENT = "six==1.17.0"
 
 
 def empty_engine(client: docker.DockerClient) -> None:
-    """A fresh runner's engine: no image but the base OS image, no build cache."""
+    """A fresh runner's engine: no image but the base OS image, no build cache.
+
+    Refuses to start while containers exist: their images could not go, and would answer steps a fresh runner cannot.
+    """
+    containers = client.containers.list(all=True)
+    if containers:
+        raise SystemExit(f"containers exist ({', '.join(c.name for c in containers)}): remove them, the benchmark empties the engine")
     for image in client.images.list():
         if not any(tag.split("/", 1)[-1].startswith(KEEP) for tag in image.tags):
             client.images.remove(image.id, force=True)

@@ -24,7 +24,7 @@ from .registry import Registry, split_ref
 from .runner import Command, Runner
 from .wheelhouse import Wheelhouse
 
-__all__ = ["Executor", "ImageResult", "build_request"]
+__all__ = ["Executor", "ImageResult", "build_request", "prepare_build"]
 
 
 def build_request(config: Config, entry: ImagePlan, context: AssembledContext, *, labels: Mapping[str, str],
@@ -84,6 +84,19 @@ class ImageResult:
         return f"{self.name}: {self.error}{where}"
 
 
+def prepare_build(config: Config, entry: ImagePlan, wheelhouse: Wheelhouse, contexts_dir: Path, *, labels: Mapping[str, str],
+                  registry: Registry | None, registry_cache: bool, log_path: Path | None = None,
+                  say: Callable[[str], None] = lambda _: None,
+                  follow: Callable[[Command], Callable[[str], None] | None] = lambda _: None) -> BuildRequest:
+    """Everything one planned image's build needs on disk, and the request for it: its wheels fetched, its context
+    assembled from exactly the files its fingerprint covers (nothing else reaches the builder). `invoke build` and a bake file alike."""
+    spec = config.image(entry.name)
+    if spec.wheels:
+        wheelhouse.ensure(spec.wheels, entry.platforms, log_path=log_path, say=say, follow=follow)
+    context = assemble_image_context(spec, entry.files, config.root, contexts_dir, entry.fingerprint)
+    return build_request(config, entry, context, labels=labels, registry=registry, registry_cache=registry_cache)
+
+
 class Executor:
     def __init__(
         self,
@@ -95,6 +108,7 @@ class Executor:
         local: LocalImages,
         registry: Registry | None,
         log_dir: Path,
+        contexts_dir: Path | None = None,
         labels: Mapping[str, str] | None = None,
         jobs: int = 2,
         say: Callable[[str], None] = print,
@@ -108,8 +122,8 @@ class Executor:
         self.local = local
         self.registry = registry
         self.log_dir = log_dir
-        #: Where each image's build context is assembled (``<image>/``), beside the logs.
-        self.contexts_dir = log_dir.parent / "contexts"
+        #: Where each image's build context is assembled (``<image>/<fingerprint>/``); beside the logs unless given.
+        self.contexts_dir = contexts_dir or log_dir.parent / "contexts"
         self.labels = dict(labels or {})
         self.jobs = max(1, jobs)
         self.registry_cache = registry_cache
@@ -190,17 +204,15 @@ class Executor:
             phases.add(phase.split()[0], time.monotonic() - started)
 
     def _build(self, entry: ImagePlan, log: Path, phases: _Phases) -> StepCount:
-        spec = self.config.image(entry.name)
-        if spec.wheels:
+        wheels = bool(self.config.image(entry.name).wheels)
+        if wheels:
             self.progress.phase(entry.name, "wheels")
-            started = time.monotonic()
-            self.wheelhouse.ensure(spec.wheels, entry.platforms, log_path=log, say=lambda line: self.say(f"[{entry.name}] {line}"),
-                                   follow=lambda command: self.progress.follow(entry.name, tracker_for(command.argv)))
+        started = time.monotonic()
+        request = prepare_build(self.config, entry, self.wheelhouse, self.contexts_dir, labels=self.labels, registry=self.registry,
+                                registry_cache=self.registry_cache, log_path=log, say=lambda line: self.say(f"[{entry.name}] {line}"),
+                                follow=lambda command: self.progress.follow(entry.name, tracker_for(command.argv)))
+        if wheels:
             phases.add("wheels", time.monotonic() - started)
-        # the builder receives exactly the files the fingerprint covers (and the wheel folders), nothing else
-        context = assemble_image_context(spec, entry.files, self.config.root, self.contexts_dir, entry.fingerprint)
-        request = build_request(self.config, entry, context, labels=self.labels, registry=self.registry,
-                                registry_cache=self.registry_cache)
         steps = StepCount()
         repaired = False
         for command in self.builder.commands(request):

@@ -17,12 +17,11 @@ from .bake import bake_definition, write_bake
 from .buildreport import BuildReport, ReportStore, check_targets, make_report, recipe_of, to_markdown
 from .changes import Explanation, choose_base, direct_causes, locate_base, read_event, same_as_base
 from .config import CONFIG_NAME, Config, config_from_text, load_config, override_platforms, read_repo_text
-from .context import AssembledContext, assemble_image_context
 from .dockerfile import check_dockerfiles, undeclared_inputs
 from .engine.builders import Builder, BuilderChoice, check_platforms, choose_builder, named_builder, observe_builder
 from .engine.images import LocalImages
 from .errors import ConfigError, ImagegraphError
-from .execute import Executor, ImageResult, build_request
+from .execute import Executor, ImageResult, prepare_build
 from .fingerprint import Fingerprint, fingerprint_images, ignore_file
 from .inventory import read_inventory
 from .plan import Availability, Decision, ImagePlan, Plan, affected, lookups_needed, make_plan, trust_broken
@@ -223,31 +222,29 @@ class Workspace:
             warnings.extend(str(w) for w in undeclared_inputs(spec, text, paths, ignore_lines, declared))
         return tuple(warnings)
 
+    @property
+    def contexts_dir(self) -> Path:
+        """Where build contexts are assembled, one folder per image and fingerprint (bake files point into it)."""
+        return self.root / STATE_DIR / "contexts"
+
     def bake(self, plan: Plan, path: Path, *, say=print) -> dict:
         """Write the bake definition of what ``plan`` builds to ``path``, after fetching the wheels its builds bind-mount."""
-        entries = plan.to_build()
         wheelhouse = Wheelhouse(self.root, self.runner, python=self.config.python)
-        for entry in entries:
-            spec = self.config.image(entry.name)
-            if spec.wheels:
-                wheelhouse.ensure(spec.wheels, entry.platforms, log_path=self.root / STATE_DIR / "logs" / "bake-wheels.log",
+        labels = self._labels()
+        requests = [prepare_build(self.config, entry, wheelhouse, self.contexts_dir, labels=labels,
+                                  registry=self.registry, registry_cache=self.options.registry_cache,
+                                  log_path=self.root / STATE_DIR / "logs" / "bake-wheels.log",
                                   say=lambda line, name=entry.name: say(f"[{name}] {line}"))
-        requests = [build_request(self.config, entry, self._context(entry), labels=self._labels(), registry=self.registry,
-                                  registry_cache=self.options.registry_cache) for entry in entries]
+                    for entry in plan.to_build()]
         definition = bake_definition(requests, {spec.name: spec.parent for spec in self.config.images})
         write_bake(path, definition)
         return definition
-
-    def _context(self, entry: ImagePlan) -> AssembledContext:
-        """The image's build context for a bake file: assembled as `invoke build` assembles it, kept for bake to read."""
-        return assemble_image_context(self.config.image(entry.name), entry.files, self.root, self.root / STATE_DIR / "contexts",
-                                      entry.fingerprint)
 
     def executor(self, *, say=print, progress: Progress | None = None) -> Executor:
         return Executor(
             self.config, self.builder, self.runner,
             Wheelhouse(self.root, self.runner, python=self.config.python),
-            local=self.local, registry=self.registry, log_dir=self.root / STATE_DIR / "logs",
+            local=self.local, registry=self.registry, log_dir=self.root / STATE_DIR / "logs", contexts_dir=self.contexts_dir,
             labels=self._labels(), jobs=self.options.jobs, say=say, registry_cache=self.options.registry_cache, progress=progress,
         )
 
