@@ -22,6 +22,7 @@ from .values import (
     RegistryAddress,
     check_repository,
     did_you_mean,
+    is_tag,
     parse_build_arg_name,
     parse_builder_name,
     parse_image_name,
@@ -69,7 +70,6 @@ _IMAGE_KEYS = (
     "build_args",
     "push",
 )
-_EDGE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 # BuildKit stage names: a letter, then letters, digits, '-', '_', '.'.
 _STAGE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 
@@ -327,7 +327,7 @@ def parse_config(data: Any, root: Path) -> Config:
     python = parse_python_version(_string(data, "python", "3.11", "python"), f"{_at(data, 'python')}: python")
     tags = _section(data, "tags", _TAGS_KEYS)
     edge_tag = _string(tags, "edge", "edge", "tags: edge")
-    if not _EDGE_TAG.fullmatch(edge_tag) or edge_tag == "latest":
+    if not is_tag(edge_tag) or edge_tag == "latest":
         raise ConfigError(_at(tags, "edge"), f"tags: edge: {edge_tag!r} is not a usable tag; pick a name such as edge or latest-dev")
     push_pull_requests = _flag(tags, "push_pull_requests", False, "tags: push_pull_requests")
     retention = _section(data, "retention", _RETENTION_KEYS)

@@ -25,6 +25,7 @@ __all__ = [
     "Platform",
     "RegistryAddress",
     "did_you_mean",
+    "is_tag",
     "parse_build_arg_name",
     "parse_builder_name",
     "parse_count",
@@ -178,9 +179,14 @@ def parse_reference(text: str, origin: str) -> str:
     return text
 
 
+def is_tag(text: str) -> bool:
+    """Whether ``text`` is a tag by the distribution spec's grammar."""
+    return _TAG.fullmatch(text) is not None
+
+
 def parse_tag(text: str, origin: str) -> str:
     """A tag: letters, digits, ``_ . -``, not starting with ``.`` or ``-``, at most 128 characters."""
-    if not _TAG.fullmatch(text):
+    if not is_tag(text):
         raise InputError(origin, f"{shown(text)} is not a tag: up to 128 letters, digits, _ . - and not starting with . or -; e.g. edge")
     return text
 
