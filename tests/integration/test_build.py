@@ -246,7 +246,10 @@ def test_a_platform_the_builder_cannot_build_is_refused_before_any_build(repo):
         allowed.check_platforms(allowed.plan())
 
 def test_a_bake_file_of_the_plan_pushes_the_fingerprint_tags_invoke_build_would(repo, registry, docker_client):
-    planned = Workspace(repo, BuildOptions()).plan()
+    workspace = Workspace(repo, BuildOptions())
+    if not workspace.builder_choice.multi_platform:
+        pytest.skip("bake builds every platform of a target at once, which the docker driver on the classic image store cannot")
+    planned = workspace.plan()
     refs = {entry.name: entry.ref for entry in planned.images}
     result = run_invoke(repo, "plan", "--bake", "out/bake.json")
     assert result.returncode == 0, result.stderr
