@@ -523,7 +523,10 @@ def test_a_merge_in_progress_is_refused_with_one_line(repo):
     git(repo, "checkout", "-q", "main")
     edit(repo, "src/scorer/model.py", append="\n# ours\n")
     commit_all(repo, "ours")
-    assert subprocess.run(["git", "-C", str(repo), "merge", "-q", "other"], capture_output=True).returncode != 0
+    # an identity of its own: where git has none configured (the CI image), merge would stop before it starts
+    merging = subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid", "merge", "-q", "other"],
+                             capture_output=True, text=True)
+    assert merging.returncode != 0 and "CONFLICT" in merging.stdout + merging.stderr, merging.stdout + merging.stderr
     line = one_error_line(run_invoke(repo, "affected", "--since", "HEAD~1"))
     assert "a merge is in progress with unmerged paths (src/scorer/model.py)" in line and "git merge --abort" in line
 
