@@ -226,7 +226,8 @@ class Executor:
                 # once per image: a second failure after the repair is a real one
                 repaired = True
                 self.say(f"[{entry.name}] {repair.explanation}")
-                self._run(entry.name, repair.command, log, phases)
+                if repair.command is not None:
+                    self._run(entry.name, repair.command, log, phases)
                 output = self._run(entry.name, command, log, phases)
             steps += count_steps(output)
         self._write_cache_tags(entry, request)

@@ -118,9 +118,9 @@ class Builder(Protocol):
 
 @dataclass(frozen=True)
 class Repair:
-    """A command that clears a known engine failure, and the line that tells the user what happened."""
+    """What clears a known failure before the command runs again (None: nothing, a retry is enough), and the line that says so."""
 
-    command: Command
+    command: Command | None
     explanation: str
 
 
@@ -138,6 +138,19 @@ def _prune_lost_layers(docker: str, command: Command, reason: str) -> Repair | N
         "the engine's build cache names a layer dockerd no longer has (a known dockerd fault after an unclean stop);"
         " pruning the build cache (images stay, the registry cache still applies) and building again",
     )
+
+
+#: How BuildKit reports a 5xx from the registry ("unexpected status from HEAD request to http://...: 500 Internal Server Error").
+REGISTRY_5XX = re.compile(r"unexpected status(?: from \w+ request to \S+)?: 5\d\d\b")
+
+
+def _retry_registry_race(command: Command, reason: str) -> Repair | None:
+    """The distribution registry answers 500 to a read of a tag that is being written (its tag files are not written
+    atomically), and buildx's docker driver writes each pushed tag twice (BuildKit, then dockerd): a build can hit it."""
+    if "build" not in command.argv[1:3] or not REGISTRY_5XX.search(reason):
+        return None
+    return Repair(None, "the registry answered a server error (5xx) while the image was pushed (its tags are written non-atomically);"
+                        " building again: every step is cached, only the push is redone")
 
 
 @dataclass(frozen=True)
@@ -276,7 +289,7 @@ class BuildxBuilder:
 
     def repair(self, command: Command, reason: str) -> Repair | None:
         # a container-based builder keeps its own layers; the docker driver is the engine's BuildKit, with its faults
-        return _prune_lost_layers(self.docker, command, reason)
+        return _prune_lost_layers(self.docker, command, reason) or _retry_registry_race(command, reason)
 
 
 # === which builder ==========================================================
