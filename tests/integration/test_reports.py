@@ -10,7 +10,7 @@ import pytest
 from imagegraph.buildreport import BuildReport
 from imagegraph.registry import Registry
 from tests.integration.conftest import commit_all, init_repo, one_error_line, run_invoke
-from tests.integration.test_build import FILES, SMALL_FAMILY
+from tests.integration.test_build import SMALL_FAMILY, family_files
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,7 @@ def repo(tmp_path, registry, namespace, monkeypatch):
     monkeypatch.delenv("IMAGEGRAPH_PLATFORMS", raising=False)
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     config = SMALL_FAMILY.format(registry=registry, namespace=namespace) + "report:\n  targets: {code_change_seconds: 600, max_layers: 30}\n"
-    return init_repo(tmp_path / "repo", {"images.yaml": config, **FILES, "tasks.py": "from imagegraph.tasks import namespace  # noqa: F401\n"})
+    return init_repo(tmp_path / "repo", {"images.yaml": config, **family_files(namespace), "tasks.py": "from imagegraph.tasks import namespace  # noqa: F401\n"})
 
 
 def build(repo, summary, *flags):
@@ -33,15 +33,15 @@ def reports(repo):
     return sorted((repo / ".imagegraph/reports").glob("*.json"))
 
 
-def test_every_build_writes_a_report_that_round_trips_through_invoke_report(repo, tmp_path):
+def test_every_build_writes_a_report_that_round_trips_through_invoke_report(repo, tmp_path, namespace):
     summary = tmp_path / "step-summary.md"
     summary.write_text("earlier step\n")
 
     first = build(repo, summary, "--no-cache")
     # progress: each Dockerfile step of each platform is a line when it ends (a multi-platform build names the platform)
     for platform in ("linux/amd64", "linux/arm64"):
-        assert re.search(rf"^\[base\] step (?:{platform} )?2/2 RUN uname -m > /arch.txt: done$", first, re.MULTILINE), first
-    assert re.search(r"^\[tools\] step (?:linux/amd64 )?2/2 RUN echo tools > /tools.txt: done$", first, re.MULTILINE)
+        assert re.search(rf"^\[base\] step (?:{platform} )?2/2 RUN echo {re.escape(namespace)} > /family.txt && uname -m > /arch.txt: done$", first, re.MULTILINE), first
+    assert re.search(rf"^\[tools\] step (?:linux/amd64 )?2/2 RUN echo tools {re.escape(namespace)} > /tools.txt: done$", first, re.MULTILINE)
     assert "[base] pushed 127.0.0.1:5000/" in first and "\x1b[" not in first
     (path,) = reports(repo)
     report = BuildReport.from_json(path.read_text())
