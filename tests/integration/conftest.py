@@ -63,3 +63,18 @@ def private_registry(tmp_path, docker_client):
     server = start_registry(tmp_path / "registry")
     yield server
     server.stop()
+
+
+@pytest.fixture
+def fault_proxy(registry):
+    """A fault-injecting proxy in front of the shared registry (tests/integration/faultproxy.py); closed afterwards.
+
+    Talk to ``fault_proxy.address`` instead of the registry; script faults with
+    ``fault_proxy.inject(Answer(500), "GET", r"/manifests/v1$", nth=2)``; read
+    what reached it with ``fault_proxy.seen(...)``. For another registry behind
+    it (a ``private_registry``), use ``start_fault_proxy(address)`` as a context manager.
+    """
+    from tests.integration.faultproxy import start_fault_proxy
+
+    with start_fault_proxy(registry) as proxy:
+        yield proxy
