@@ -12,7 +12,9 @@ a regular expression searched in the path), from which matching request on it
 applies (``nth``, counting from 1) and for how many (``times``, None: all that
 follow). The first rule that applies to a request decides it; requests no rule
 claims are forwarded. Every request is recorded (method, path, the fault
-applied, the status the client got).
+applied, the status the client got, when it arrived). A TLS handshake is
+answered as a plain-HTTP server answers it, so that clients which try HTTPS
+first (dockerd's containerd resolver) fall back to HTTP as with the registry.
 
     proxy = start_fault_proxy("127.0.0.1:5000")
     proxy.inject(Answer(500, detail="invalid checksum digest format"), "GET", r"/manifests/v1$", nth=2)
@@ -37,6 +39,7 @@ import re
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -118,12 +121,13 @@ class Rule:
 
 @dataclass
 class Seen:
-    """One request that reached the proxy. ``status`` is what the client got; None when it got no (whole) answer."""
+    """One request that reached the proxy, ``at`` its arrival (time.monotonic()). ``status`` is what the client got; None: no (whole) answer."""
 
     method: str
     path: str
     fault: Fault | None = None
     status: int | None = None
+    at: float = field(default_factory=time.monotonic)
 
 
 # --- the proxy -------------------------------------------------------------------------
@@ -205,6 +209,15 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # the record is proxy.seen(); stderr stays the test's
+
+    def handle_one_request(self) -> None:
+        # Clients of a 127.0.0.0/8 registry (containerd's resolver in dockerd) try TLS first and fall back to plain
+        # HTTP when the answer is an HTTP response. http.server would answer a ClientHello in HTTP/0.9 (a bare body).
+        if self.rfile.peek(1)[:1] == b"\x16":  # a TLS handshake record
+            self.wfile.write(b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+            self.close_connection = True
+            return
+        super().handle_one_request()
 
     def do_GET(self) -> None:
         self._handle()
