@@ -33,6 +33,7 @@ in front of any other (a ``private_registry``, say).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import re
@@ -142,6 +143,7 @@ class FaultProxy:
         self._rules: list[Rule] = []
         self._seen: list[Seen] = []
         self._closing = threading.Event()
+        self._connections: set[socket.socket] = set()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self.address = f"127.0.0.1:{self._server.server_address[1]}"
@@ -175,6 +177,11 @@ class FaultProxy:
         self._closing.set()
         self._server.shutdown()
         self._server.server_close()
+        with self._lock:
+            open_now = list(self._connections)
+        for connection in open_now:  # kept-alive connections would otherwise still be served
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         self._thread.join(timeout=5)
 
     def __enter__(self) -> FaultProxy:
@@ -182,6 +189,13 @@ class FaultProxy:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _track(self, connection: socket.socket, open_: bool) -> None:
+        with self._lock:
+            if open_:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
 
     def _decide(self, method: str, path: str) -> Seen:
         with self._lock:
@@ -209,6 +223,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # the record is proxy.seen(); stderr stays the test's
+
+    def setup(self) -> None:
+        super().setup()
+        self.owner._track(self.connection, True)
+
+    def finish(self) -> None:
+        self.owner._track(self.connection, False)
+        super().finish()
 
     def handle_one_request(self) -> None:
         # Clients of a 127.0.0.0/8 registry (containerd's resolver in dockerd) try TLS first and fall back to plain
@@ -244,9 +266,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                     self._forward(seen)
         except (TimeoutError, ConnectionError, BrokenPipeError):
             self.close_connection = True  # the client went away (its timeout, say): nothing to answer
+            seen.status = None
 
     def _answer(self, answer: Answer, seen: Seen) -> None:
         body = answer.payload()
+        seen.status = answer.status  # before the client can have it, so that the record is complete when it acts
         self.send_response_only(answer.status)
         headers = {"Content-Type": "application/json", "Content-Length": str(len(body)),
                    "Docker-Distribution-Api-Version": "registry/2.0", **answer.headers}
@@ -256,7 +280,6 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
         self.wfile.flush()
-        seen.status = answer.status
 
     def _drop(self, reset: bool) -> None:
         self.close_connection = True
@@ -331,6 +354,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self.send_header("Transfer-Encoding", "chunked")
         if reply.getheader("Connection", "").lower() == "close" or cut_after is not None:
             self.close_connection = True
+        if cut_after is None:
+            seen.status = reply.status  # before the client can have it, so that the record is complete when it acts
         self.end_headers()
         sent = 0
         while not bodiless:
@@ -349,4 +374,3 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if rechunk else data)
             sent += len(data)
         self.wfile.flush()
-        seen.status = reply.status
