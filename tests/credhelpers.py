@@ -18,23 +18,23 @@ __all__ = ["CredentialHelper", "write_credential_helper", "write_helper_config"]
 
 _PROGRAM = """#!{python}
 import json, sys
+BROKEN, EXIT_CODE, RAW, KNOWN = {broken!r}, {exit_code!r}, {raw!r}, json.loads({known!r})
 with open({log!r}, "a") as log:
     server = sys.stdin.read().strip()
     log.write(server + "\\n")
 if sys.argv[1:] != ["get"]:
     print("only get is implemented here")
     sys.exit(1)
-if {broken!r} is not None:
-    print({broken!r})
-    sys.exit({exit_code})
-if {raw!r} is not None:
-    print({raw!r})
+if BROKEN is not None:
+    print(BROKEN)
+    sys.exit(EXIT_CODE)
+if RAW is not None:
+    print(RAW)
     sys.exit(0)
-known = json.loads({known!r})
-if server not in known:
+if server not in KNOWN:
     print("credentials not found in native keychain")
     sys.exit(1)
-print(json.dumps({{"ServerURL": server, "Username": known[server][0], "Secret": known[server][1]}}))
+print(json.dumps({{"ServerURL": server, "Username": KNOWN[server][0], "Secret": KNOWN[server][1]}}))
 """
 
 

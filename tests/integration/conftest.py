@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
+import docker
 import pytest
 
 from tests.conftest import write_tree
@@ -44,15 +47,21 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
+def remove_local_images(docker_client, wanted: Callable[[str], bool]) -> None:
+    """Remove the engine's tags that ``wanted`` picks; an image that another user of the engine removed meanwhile is no error."""
+    for entry in docker_client.api.images():  # a list, not a get per image: those can vanish between the two
+        for tag in entry.get("RepoTags") or ():
+            if wanted(tag):
+                with contextlib.suppress(docker.errors.ImageNotFound):
+                    docker_client.images.remove(tag, force=True)
+
+
 @pytest.fixture
 def namespace(docker_client, registry):
     """A registry namespace of this test's own; its local images are removed afterwards."""
     name = f"imagegraph-test/{uuid.uuid4().hex[:8]}"
     yield name
-    for image in docker_client.images.list():
-        for tag in image.tags:
-            if f"/{name}/" in tag:
-                docker_client.images.remove(tag, force=True)
+    remove_local_images(docker_client, lambda tag: f"/{name}/" in tag)
 
 
 @pytest.fixture
