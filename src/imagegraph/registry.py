@@ -140,9 +140,6 @@ class RetryPolicy:
         return tuple(waits)
 
 
-NO_RETRIES = RetryPolicy(tries=1)
-
-
 # --- HTTP to one registry ----------------------------------------------------------------
 
 
