@@ -20,6 +20,7 @@ first (dockerd's containerd resolver) fall back to HTTP as with the registry.
     proxy.inject(Answer(500, detail="invalid checksum digest format"), "GET", r"/manifests/v1$", nth=2)
     proxy.inject(Answer(429, headers={"Retry-After": "1"}), "HEAD", r"/manifests/", times=1)
     proxy.inject(Stall(3), "GET", r"/tags/list")       # waits 3 s, then forwards
+    held = proxy.inject(Hold(), "PUT", r"/manifests/").fault  # waits for held.release(), then forwards
     proxy.inject(Drop(), "GET", r"/manifests/")        # closes the connection without an answer
     proxy.inject(Cut(after=10), "GET", r"/manifests/") # forwards, then closes after 10 bytes of the body
     Registry(proxy.address)...
@@ -45,7 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-__all__ = ["Answer", "Cut", "Drop", "Fault", "FaultProxy", "Rule", "Seen", "Stall", "start_fault_proxy"]
+__all__ = ["Answer", "Cut", "Drop", "Fault", "FaultProxy", "Hold", "Rule", "Seen", "Stall", "start_fault_proxy"]
 
 #: Headers about one connection, not the message: never relayed (RFC 9110 7.6.1). Expect: the proxy answers 100-continue itself.
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te",
@@ -78,6 +79,27 @@ class Stall:
     seconds: float
 
 
+@dataclass(frozen=True, eq=False)
+class Hold:
+    """Hold the request, unforwarded, until the test calls ``release()`` (or the proxy closes): to act while it is in flight.
+
+        held = proxy.inject(Hold(), "PUT", r"/manifests/v2$").fault
+        ... start the push in a thread ...
+        assert held.wait_until_held(10)   # the PUT is at the proxy, not yet at the registry
+        ... interrupt, move a tag, look at the registry ...
+        held.release()                    # now it is forwarded
+    """
+
+    arrived: threading.Event = field(default_factory=threading.Event, repr=False)
+    released: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def wait_until_held(self, timeout: float) -> bool:
+        return self.arrived.wait(timeout)
+
+    def release(self) -> None:
+        self.released.set()
+
+
 @dataclass(frozen=True)
 class Drop:
     """Close the connection without an answer; ``reset`` closes it with a TCP reset instead of a clean close."""
@@ -92,7 +114,7 @@ class Cut:
     after: int = 0
 
 
-Fault = Answer | Stall | Drop | Cut
+Fault = Answer | Stall | Hold | Drop | Cut
 
 
 @dataclass
@@ -259,6 +281,13 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                     if self.owner._closing.wait(seconds):
                         self._drop(reset=False)
                         return
+                    self._forward(seen)
+                case Hold() as hold:
+                    hold.arrived.set()
+                    while not hold.released.wait(0.05):
+                        if self.owner._closing.is_set():
+                            self._drop(reset=False)
+                            return
                     self._forward(seen)
                 case Cut(after=after):
                     self._forward(seen, cut_after=after)

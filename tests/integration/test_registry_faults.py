@@ -12,6 +12,7 @@ import hashlib
 import re
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -21,7 +22,7 @@ from imagegraph.engine import seed
 from imagegraph.engine.setup import probe_registry
 from imagegraph.errors import RegistryError
 from imagegraph.registry import Registry, RetryPolicy
-from tests.integration.faultproxy import Answer, Cut, Drop, FaultProxy, Stall, start_fault_proxy
+from tests.integration.faultproxy import Answer, Cut, Drop, FaultProxy, Hold, Stall, start_fault_proxy
 from tests.integration.oci_seed import Seeder
 
 pytestmark = pytest.mark.integration
@@ -185,3 +186,17 @@ def test_buildx_pushes_through_the_proxy(fault_proxy, namespace, tmp_path, docke
     assert digest is not None and digest in result.stderr
     uploads = [s for s in fault_proxy.seen(path=r"/blobs/uploads/.") if s.method in ("PUT", "PATCH")]
     assert uploads and all(s.status in (201, 202) for s in uploads)
+
+
+def test_a_held_request_reaches_the_registry_only_when_released(fault_proxy, tiny):
+    name, digest = tiny
+    held = fault_proxy.inject(Hold(), "PUT", rf"/{name}/manifests/moved$").fault
+    done: list[str] = []
+    copying = threading.Thread(target=lambda: done.append(Registry(fault_proxy.address).copy_tag(name, "v1", "moved")))
+    copying.start()
+    assert held.wait_until_held(10)
+    time.sleep(0.3)
+    assert done == [] and Registry(fault_proxy.upstream).manifest_digest(name, "moved") is None  # in flight, not yet written
+    held.release()
+    copying.join(10)
+    assert done == [digest] and Registry(fault_proxy.upstream).manifest_digest(name, "moved") == digest
