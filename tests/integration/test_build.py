@@ -17,7 +17,7 @@ from imagegraph.plan import Decision
 from imagegraph.registry import Registry, split_ref
 from imagegraph.values import KNOWN_PLATFORMS
 from imagegraph.workspace import BuildOptions, Workspace
-from tests.integration.conftest import commit_all, git, init_repo, remove_images, run_invoke
+from tests.integration.conftest import commit_all, git, init_repo, remove_local_images, run_invoke
 
 pytestmark = pytest.mark.integration
 
@@ -169,7 +169,7 @@ def test_failed_parent_stops_its_children_and_names_the_log(repo):
 
 def empty_the_engine(docker_client, namespace: str) -> None:
     """What a fresh CI runner has: none of this family's images and no build cache at all."""
-    remove_images(docker_client, f"/{namespace}/")
+    remove_local_images(docker_client, lambda tag: f"/{namespace}/" in tag)
     docker_client.api.prune_builds(all=True)
     # BuildKit lets go of a finished build's records a moment later; what it still holds, a later prune takes.
     # (Records another build on this engine holds stay: the steps here are this test's own, so they cannot answer them.)
