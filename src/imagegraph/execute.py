@@ -23,6 +23,7 @@ from .bake import bake_definition, write_bake
 from .chain import BakeOutput, bake_groups
 from .config import Config
 from .context import AssembledContext, assemble_image_context
+from .dockerfile import instruction_texts
 from .engine.builders import Builder, BuildRequest, StepCount, count_steps, platform_suffix
 from .engine.images import LocalImages
 from .errors import CommandFailed, ImagegraphError
@@ -188,7 +189,7 @@ class Executor:
             self.progress.begin(name)
         finished_at: dict[str, float] = {}
         output = BakeOutput(names)
-        command = None
+        command: Command | None = None
         try:
             requests = []
             for entry in members:
@@ -204,6 +205,8 @@ class Executor:
             if command is None:
                 return {}, members
             prepared = time.monotonic()
+            output = BakeOutput(names, {request.image: instruction_texts(request.dockerfile.read_text(encoding="utf-8", errors="replace"))
+                                        for request in requests})
             followers = {name: self.progress.follow(name, tracker_for(("docker", "buildx", "build"))) for name in names}
             for name in names:
                 self.progress.phase(name, "build")
@@ -240,6 +243,7 @@ class Executor:
         repairable = error is not None and self.builder.repair(command, error.reason) is not None
         results: dict[str, ImageResult] = {}
         again: list[ImagePlan] = []
+        names = {entry.name for entry in members}
         for entry in members:
             own = output.output_of(entry.name)
             logs[entry.name].write_text(f"(built in one bake with {', '.join(m.name for m in members if m is not entry)}; "
@@ -256,7 +260,9 @@ class Executor:
                 cached = f", {steps.cached}/{steps.total} steps cached" if steps.total else ""
                 self.say(f"[{entry.name}] done in {seconds:.1f}s{cached} ({phases.summary()})")
                 results[entry.name] = result
-            elif entry.name in failed and not repairable:
+            elif entry.name in failed and not repairable and (parent not in names or (parent in results and results[parent].ok)):
+                # A vertex a child shares with its parent may carry only the child's name: a failure under a child's
+                # name counts as the child's only once its parent is known to be done; otherwise both build alone.
                 self.say(f"[{entry.name}] FAILED after {seconds:.1f}s: {error}")
                 for line in failure_context(own):
                     self.say(f"[{entry.name}]   {line}")
