@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -49,10 +50,27 @@ def namespace(docker_client, registry):
     """A registry namespace of this test's own; its local images are removed afterwards."""
     name = f"imagegraph-test/{uuid.uuid4().hex[:8]}"
     yield name
-    for image in docker_client.images.list():
-        for tag in image.tags:
-            if f"/{name}/" in tag:
-                docker_client.images.remove(tag, force=True)
+    remove_images(docker_client, f"/{name}/")
+
+
+def remove_images(docker_client, part: str) -> None:
+    """Remove every local tag that contains ``part``.
+
+    On the containerd image store, listing images while another client
+    deletes some can answer 404 for content that just went: list again.
+    """
+    import docker
+
+    for attempt in range(3):
+        try:
+            tags = [tag for image in docker_client.images.list() for tag in image.tags if part in tag]
+            break
+        except docker.errors.NotFound:
+            if attempt == 2:
+                raise
+    for tag in tags:
+        with contextlib.suppress(docker.errors.NotFound):  # gone already
+            docker_client.images.remove(tag, force=True)
 
 
 @pytest.fixture

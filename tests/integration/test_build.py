@@ -7,6 +7,7 @@ import os
 import subprocess
 import time
 
+import docker
 import pytest
 
 from imagegraph.engine.builders import StepCount
@@ -16,7 +17,7 @@ from imagegraph.plan import Decision
 from imagegraph.registry import Registry, split_ref
 from imagegraph.values import KNOWN_PLATFORMS
 from imagegraph.workspace import BuildOptions, Workspace
-from tests.integration.conftest import commit_all, git, init_repo, run_invoke
+from tests.integration.conftest import commit_all, git, init_repo, remove_images, run_invoke
 
 pytestmark = pytest.mark.integration
 
@@ -168,17 +169,21 @@ def test_failed_parent_stops_its_children_and_names_the_log(repo):
 
 def empty_the_engine(docker_client, namespace: str) -> None:
     """What a fresh CI runner has: none of this family's images and no build cache at all."""
-    for image in docker_client.images.list():
-        for tag in image.tags:
-            if f"/{namespace}/" in tag:
-                docker_client.images.remove(tag, force=True)
+    remove_images(docker_client, f"/{namespace}/")
     docker_client.api.prune_builds(all=True)
     # BuildKit lets go of a finished build's records a moment later; what it still holds, a later prune takes.
     # (Records another build on this engine holds stay: the steps here are this test's own, so they cannot answer them.)
     deadline = time.monotonic() + 20
-    while docker_client.df().get("BuildCache") and time.monotonic() < deadline:
+    while build_cache_left(docker_client) and time.monotonic() < deadline:
         time.sleep(1)
         docker_client.api.prune_builds(all=True)
+
+
+def build_cache_left(docker_client) -> bool:
+    try:
+        return bool(docker_client.df().get("BuildCache"))
+    except docker.errors.NotFound:  # the containerd store lists images too, and one went while it did
+        return True
 
 
 def test_an_empty_engine_reuses_layers_from_the_registry_cache(repo, docker_client, registry, namespace):
