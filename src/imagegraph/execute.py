@@ -181,6 +181,10 @@ class Executor:
     def _bake(self, members: list[ImagePlan]) -> tuple[dict[str, ImageResult], list[ImagePlan]]:
         """Build ``members`` (a parent first, then images built on it) in one bake; (their results, those left to build alone)."""
         names = [entry.name for entry in members]
+        bake_file = self.log_dir.parent / "bake" / f"{names[0]}.json"
+        command = self.builder.bake_command(bake_file, names)
+        if command is None:
+            return {}, members
         logs = {name: self.log_dir / f"{name}.log" for name in names}
         started = time.monotonic()
         for name, log in logs.items():
@@ -189,7 +193,6 @@ class Executor:
             self.progress.begin(name)
         finished_at: dict[str, float] = {}
         output = BakeOutput(names)
-        command: Command | None = None
         try:
             requests = []
             for entry in members:
@@ -199,11 +202,7 @@ class Executor:
                     self.config, entry, self.wheelhouse, self.contexts_dir, labels=self.labels, registry=self.registry,
                     registry_cache=self.registry_cache, log_path=logs[entry.name], say=lambda line, n=entry.name: self.say(f"[{n}] {line}"),
                     follow=lambda c, n=entry.name: self.progress.follow(n, tracker_for(c.argv))))
-            bake_file = self.log_dir.parent / "bake" / f"{names[0]}.json"
             write_bake(bake_file, bake_definition(requests, {entry.name: self.config.image(entry.name).parent for entry in members}))
-            command = self.builder.bake_command(bake_file, names)
-            if command is None:
-                return {}, members
             prepared = time.monotonic()
             output = BakeOutput(names, {request.image: instruction_texts(request.dockerfile.read_text(encoding="utf-8", errors="replace"))
                                         for request in requests})
