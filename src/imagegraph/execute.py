@@ -204,8 +204,7 @@ class Executor:
                     follow=lambda c, n=entry.name: self.progress.follow(n, tracker_for(c.argv))))
             write_bake(bake_file, bake_definition(requests, {entry.name: self.config.image(entry.name).parent for entry in members}))
             prepared = time.monotonic()
-            output = BakeOutput(names, {request.image: instruction_texts(request.dockerfile.read_text(encoding="utf-8", errors="replace"))
-                                        for request in requests})
+            output = BakeOutput(names, {request.image: _instructions_of(request.dockerfile) for request in requests})
             followers = {name: self.progress.follow(name, tracker_for(("docker", "buildx", "build"))) for name in names}
             for name in names:
                 self.progress.phase(name, "build")
@@ -382,6 +381,13 @@ class Executor:
             size=info.size if info else None, layers=info.layers if info else None,
             digest=digest, pushed=digest is not None, log=log, steps=steps, phases=phases,
         )
+
+
+def _instructions_of(dockerfile: Path) -> tuple[str, ...]:
+    try:
+        return instruction_texts(dockerfile.read_text(encoding="utf-8", errors="replace"))
+    except OSError:  # the build will say what is wrong with it
+        return ()
 
 
 class _Phases:
