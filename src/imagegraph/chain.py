@@ -48,6 +48,7 @@ def bake_groups(entries: Sequence[ImagePlan], parents: Mapping[str, str | None])
 _NAMED = re.compile(r"^#(\d+) \[(\S+?)(?: ([^\]]*))?\] ?(.*)$")
 _VERTEX = re.compile(r"^#(\d+) ")
 _ERROR = re.compile(r"^#(\d+) ERROR")
+_STEP_NUMBER = re.compile(r"\d+/\d+$")
 
 
 def _step_pattern(instruction: str) -> re.Pattern[str]:
@@ -60,31 +61,38 @@ class BakeOutput:
     """Bake's plain progress, taken apart per target, each line as a build of that image alone would print it.
 
     BuildKit solves a vertex that targets share once, and names it after the
-    target that reached it first: a parent's step often carries a child's
-    name (the child's graph holds its parent's steps). So a step belongs to
-    the earliest target in plan order (a parent before its children) whose
-    Dockerfile has that instruction; a vertex that is no Dockerfile step
-    (loading, exporting, pushing) belongs to the target it is named after.
+    target that reached it first. A parent's step often carries a child's
+    name (the child's graph holds its parent's steps), and two children of
+    one parent share the steps their Dockerfiles have in common. So a
+    Dockerfile step belongs to the nearest-the-root ancestor of the target it
+    is named after whose Dockerfile has that instruction; failing that, to the
+    target and every sibling (same parent) whose Dockerfile has it. A vertex
+    that is no Dockerfile step (loading, exporting, pushing) belongs to the
+    target it is named after.
     """
 
-    def __init__(self, targets: Sequence[str], instructions: Mapping[str, Sequence[str]] | None = None) -> None:
-        self._rank = {target: index for index, target in enumerate(targets)}
+    def __init__(self, targets: Sequence[str], instructions: Mapping[str, Sequence[str]] | None = None,
+                 parents: Mapping[str, str | None] | None = None) -> None:
+        self._targets = tuple(targets)
+        self._parents = {target: (parents or {}).get(target) for target in targets}
         self._steps = {target: tuple(_step_pattern(text) for text in (instructions or {}).get(target, ())) for target in targets}
-        self._owner: dict[str, str] = {}
+        self._owners: dict[str, frozenset[str]] = {}
         self._lines: list[tuple[str | None, str]] = []
         self._errors: set[str] = set()
 
-    def feed(self, line: str) -> tuple[str | None, str]:
-        """(the image ``line`` is about, or None for bake's own lines; the line without the target in its name)."""
+    def feed(self, line: str) -> tuple[frozenset[str], str]:
+        """(the images ``line`` is about, none for bake's own lines; the line without the target in its name)."""
         vertex: str | None
         named = _NAMED.match(line)
-        if named and named.group(2) in self._rank:
+        if named and named.group(2) in self._parents:
             vertex, target, rest, text = named.groups()
-            if rest and re.search(r"\d+/\d+$", rest):
-                target = self._step_owner(target, " ".join(text.split()))
-            known = self._owner.get(vertex)
-            if known is None or self._rank[target] < self._rank[known]:
-                self._owner[vertex] = target
+            is_step = bool(rest) and _STEP_NUMBER.search(rest) is not None
+            owners = self._step_owners(target, " ".join(text.split())) if is_step else frozenset({target})
+            known = self._owners.get(vertex, frozenset())
+            if known and all(any(self._is_ancestor(owner, other) for owner in owners) for other in known):
+                self._owners[vertex] = owners  # named by a parent after a child: the parent's
+            elif not any(self._is_ancestor(other, owner) for other in known for owner in owners):
+                self._owners[vertex] = known | owners
             line = f"#{vertex} [{rest}] {text}" if rest else f"#{vertex} {text}"
         else:
             match = _VERTEX.match(line)
@@ -92,18 +100,34 @@ class BakeOutput:
             if vertex is not None and _ERROR.match(line):
                 self._errors.add(vertex)
         self._lines.append((vertex, line))
-        return (self._owner.get(vertex) if vertex is not None else None), line
+        return (self._owners.get(vertex, frozenset()) if vertex is not None else frozenset()), line
 
-    def _step_owner(self, named: str, text: str) -> str:
-        for target, rank in self._rank.items():
-            if rank < self._rank[named] and any(pattern.fullmatch(text) for pattern in self._steps[target]):
-                return target
-        return named
+    def _ancestors(self, target: str) -> list[str]:
+        """``target``'s ancestors in this bake, the root first."""
+        found: list[str] = []
+        parent = self._parents.get(target)
+        while parent in self._parents and parent is not None:
+            found.insert(0, parent)
+            parent = self._parents.get(parent)
+        return found
+
+    def _is_ancestor(self, candidate: str, target: str) -> bool:
+        return candidate in self._ancestors(target)
+
+    def _has(self, target: str, text: str) -> bool:
+        return any(pattern.fullmatch(text) for pattern in self._steps[target])
+
+    def _step_owners(self, named: str, text: str) -> frozenset[str]:
+        for ancestor in self._ancestors(named):
+            if self._has(ancestor, text):
+                return frozenset({ancestor})
+        parent = self._parents.get(named)
+        return frozenset({named, *(t for t in self._targets if t != named and self._parents.get(t) == parent and self._has(t, text))})
 
     def output_of(self, image: str) -> str:
         """The lines of ``image``'s own vertices, and bake's lines about no vertex (its closing error, say)."""
-        return "\n".join(line for vertex, line in self._lines if vertex is None or self._owner.get(vertex) == image)
+        return "\n".join(line for vertex, line in self._lines if vertex is None or image in self._owners.get(vertex, ()))
 
     def failed(self) -> frozenset[str]:
         """The images a failed vertex belongs to."""
-        return frozenset(self._owner[vertex] for vertex in self._errors if vertex in self._owner)
+        return frozenset(owner for vertex in self._errors for owner in self._owners.get(vertex, ()))

@@ -204,7 +204,8 @@ class Executor:
                     follow=lambda c, n=entry.name: self.progress.follow(n, tracker_for(c.argv))))
             write_bake(bake_file, bake_definition(requests, {entry.name: self.config.image(entry.name).parent for entry in members}))
             prepared = time.monotonic()
-            output = BakeOutput(names, {request.image: _instructions_of(request.dockerfile) for request in requests})
+            output = BakeOutput(names, {request.image: _instructions_of(request.dockerfile) for request in requests},
+                                {name: self.config.image(name).parent for name in names})
             followers = {name: self.progress.follow(name, tracker_for(("docker", "buildx", "build"))) for name in names}
             for name in names:
                 self.progress.phase(name, "build")
@@ -212,8 +213,8 @@ class Executor:
                          f"in one bake ({members[names.index(name)].reason}); log: {logs[name]}")
 
             def route(line: str) -> None:
-                image, own = output.feed(line)
-                if image is not None:
+                images, own = output.feed(line)
+                for image in images:
                     finished_at[image] = time.monotonic()
                     follower = followers[image]
                     if follower is not None:

@@ -71,7 +71,7 @@ DOCKERFILES = {
 
 
 def split(text: str) -> BakeOutput:
-    output = BakeOutput(["base", "app", "tools"], DOCKERFILES)
+    output = BakeOutput(["base", "app", "tools"], DOCKERFILES, {"app": "base", "tools": "base"})
     for line in text.splitlines():
         output.feed(line)
     return output
@@ -85,13 +85,26 @@ def test_a_parents_step_named_after_a_child_counts_for_the_parent():
 
 
 def test_lines_lose_the_target_name_and_keep_the_rest():
-    output = BakeOutput(["base", "app"], DOCKERFILES)
+    output = BakeOutput(["base", "app"], DOCKERFILES, {"app": "base"})
     assert output.feed("#19 [base linux/arm64 2/2] RUN echo x > /family.txt && uname -m > /arch.txt") == (
-        "base", "#19 [linux/arm64 2/2] RUN echo x > /family.txt && uname -m > /arch.txt")
-    assert output.feed("#19 0.213 hello") == ("base", "#19 0.213 hello")
-    assert output.feed("#20 [app] exporting to image") == ("app", "#20 exporting to image")
-    assert output.feed("#1 [internal] load local bake definitions") == (None, "#1 [internal] load local bake definitions")
-    assert output.feed("ERROR: failed to solve") == (None, "ERROR: failed to solve")
+        {"base"}, "#19 [linux/arm64 2/2] RUN echo x > /family.txt && uname -m > /arch.txt")
+    assert output.feed("#19 0.213 hello") == ({"base"}, "#19 0.213 hello")
+    assert output.feed("#20 [app] exporting to image") == ({"app"}, "#20 exporting to image")
+    assert output.feed("#1 [internal] load local bake definitions") == (set(), "#1 [internal] load local bake definitions")
+    assert output.feed("ERROR: failed to solve") == (set(), "ERROR: failed to solve")
+
+
+def test_a_step_two_siblings_share_counts_for_both_and_a_parents_for_the_parent_alone():
+    instructions = {"base": ["RUN setup"], "ci": ["RUN apt-get install -y git", "RUN pip install ci"],
+                    "devcontainer": ["RUN apt-get install -y git", "RUN useradd dev"], "app": ["RUN apt-get install -y git"]}
+    output = BakeOutput(["base", "ci", "devcontainer", "other"], instructions, {"ci": "base", "devcontainer": "base", "other": None})
+    for line in ["#3 [ci 2/3] RUN setup", "#3 DONE 1.0s", "#4 [ci 1/3] RUN apt-get install -y git", "#4 DONE 2.0s",
+                 "#5 [ci 2/3] RUN pip install ci", "#5 DONE 1.0s", "#6 [devcontainer 2/3] RUN useradd dev", "#6 CACHED",
+                 "#3 [base 2/2] RUN setup"]:
+        output.feed(line)
+    assert count_steps(output.output_of("base")) == StepCount(cached=0, total=1)
+    assert count_steps(output.output_of("ci")) == StepCount(cached=0, total=2)
+    assert count_steps(output.output_of("devcontainer")) == StepCount(cached=1, total=2)
 
 
 def test_a_failed_step_names_the_image_it_belongs_to():
