@@ -299,8 +299,8 @@ def _undo(registry: TagRegistry, written: Sequence[Move], err: ImagegraphError, 
         try:
             registry.copy_tag(move.repository, move.previous or "", move.tag)
         except ImagegraphError as again:
-            stuck = [*restore[position:], *created]
-            return _partial(stuck, failed, err, again, rerun, notes)
+            still = {*restore[position:], *created}
+            return _partial([m for m in written if m in still], failed, err, again, rerun, notes)
     back = f"{', '.join(m.label for m in reversed(restore))} {'names its' if len(restore) == 1 else 'name their'} previous digest again"
     if created:
         left = ", ".join(m.label for m in reversed(created))
