@@ -106,10 +106,10 @@ class Repository:
         """Whether ``ancestor`` is ``descendant`` or one of its ancestors (both must be known commits)."""
         return self.repo.is_ancestor(ancestor, descendant)
 
-    def descendants(self, commit: str) -> frozenset[str]:
-        """The commits any ref reaches that descend from ``commit`` (itself excluded): the newer work on top of it."""
+    def commits(self) -> frozenset[str]:
+        """Every commit any ref reaches (what this clone can order)."""
         try:
-            return frozenset(self.repo.git.rev_list("--all", "--ancestry-path", f"^{commit}").split())
+            return frozenset(self.repo.git.rev_list("--all").split())
         except git.GitCommandError:
             return frozenset()
 

@@ -42,6 +42,7 @@ __all__ = [
     "TagMoves",
     "TagRegistry",
     "TagRequest",
+    "Witness",
     "decide_branch_tag",
     "move_family_tags",
     "order_moves",
@@ -68,7 +69,8 @@ class History(Protocol):
 
     def resolve(self, rev: str) -> str | None: ...
     def is_ancestor(self, ancestor: str, descendant: str) -> bool: ...
-    def descendants(self, commit: str) -> frozenset[str]: ...
+    def commits(self) -> frozenset[str]: ...
+    def fetch(self, remote: str, *args: str) -> str | None: ...
 
 
 class Relation(Enum):
@@ -138,28 +140,44 @@ def rollback_plan(written: Sequence[Move], now: Mapping[tuple[str, str], str | N
     return tuple(m for m in ours if m.previous is not None), tuple(m for m in ours if m.previous is None)
 
 
-def decide_branch_tag(tag: str, ours: str, relations: Mapping[str, tuple[str, Relation]], newer_witness: str | None) -> str | None:
-    """Why the family's ``tag`` must stay where it is, or None to move it.
+@dataclass(frozen=True)
+class Witness:
+    """A commit that tells where a branch tag stands: the image's revision label, or a sha tag on the same image."""
 
-    ``relations`` maps each image whose tag would change to (the commit its
-    image there was built at, how it stands to ``ours``). ``newer_witness``
-    is a ``<image>:sha-<7>`` tag of a commit newer than ``ours`` that names
-    the same digest as the tag now, if one was found.
+    #: What says so, ending where the commit goes: ``app:edge's image was built at`` (the label) or
+    #: ``app:edge's image carries app:sha-89abcde, tagged for`` (a sha tag naming the same digest).
+    source: str
+    commit: str
+    relation: Relation
 
-    Only evidence of a newer family holds a tag back: an image built at a
-    descendant of ``ours``, or a sha tag of a descendant on it. A commit this
-    clone cannot order (not in it, or on another line of history) is no
-    evidence: images are reused across branches, so the image a tag names is
-    often built at a pull request's merge commit that no clone of the
-    default branch has, and holding back on it would pin the tag for good.
+
+def decide_branch_tag(tag: str, ours: str, witnesses: Mapping[str, Sequence[Witness]]) -> str | None:
+    """Why the family's ``tag`` must stay where it is, or None to move it; ``witnesses`` per image whose tag would change.
+
+    Two kinds of witness say which commit a tag stands for: the revision
+    label of the image it names (the commit that *built* the image: for a
+    reused image an older one, or a pull request's merge commit), and the
+    ``sha-<7>`` tags on the same image (the default branch moves them with
+    ``edge``, so they name the commits whose runs moved it).
+
+    - any witness newer than ``ours`` holds the tag back for the whole family:
+      a newer run already moved it;
+    - an image with no witness this clone knows holds it back too: nothing
+      says the move is forward (fetching the history fixes it);
+    - otherwise (every image has a same, older or unrelated witness) it moves.
+      An unrelated commit is history that was rewritten (a force push): what
+      edge names is on no line that leads here.
     """
-    newer = sorted(image for image, (_, how) in relations.items() if how is Relation.NEWER)
-    if newer:
-        built = relations[newer[0]][0]
-        return (f"{tag} stays: a newer run moved it ({newer[0]}:{tag} is {built[:7]}'s image, "
-                f"a descendant of this build's {ours[:7]})")
-    if newer_witness:
-        return f"{tag} stays: a newer run moved it ({newer_witness} names the same image as {newer_witness.split(':')[0]}:{tag})"
+    for _, found in sorted(witnesses.items()):
+        for witness in found:
+            if witness.relation is Relation.NEWER:
+                return (f"{tag} stays: a newer run moved it ({witness.source} {witness.commit[:7]}, "
+                        f"a descendant of this build's {ours[:7]})")
+    for image, found in sorted(witnesses.items()):
+        if all(w.relation is Relation.UNKNOWN for w in found):
+            named = f" ({found[0].source} {found[0].commit[:7]})" if found else " (no revision label, no sha tag)"
+            return (f"{tag} stays: nothing shows that moving {image}:{tag} is forward{named}, a commit this clone does not have; "
+                    f"fetch the branch's history (git fetch origin) and rerun")
     return None
 
 
@@ -251,38 +269,42 @@ def _look(registry: TagRegistry, requests: Sequence[TagRequest]) -> tuple[dict[s
 
 
 def _held_branch_tags(registry: TagRegistry, history: History, commit: str, moves: Sequence[Move]) -> dict[str, str]:
-    """tag -> why it stays, for the branch tags a newer run already moved (decided for the whole family at once)."""
+    """tag -> why it stays, for the branch tags that must not move (decided for the whole family at once)."""
+    changing = [m for m in moves if m.previous is not None and m.previous != m.digest]
+    if not changing:
+        return {}
+    found = _witnesses(registry, history, commit, changing)
+    if any(w.relation is Relation.UNKNOWN for ws in found.values() for w in ws) and history.fetch("origin") is None:
+        found = _witnesses(registry, history, commit, changing)  # the history may now hold a newer run's commit
     held: dict[str, str] = {}
-    descendants: frozenset[str] | None = None
-    for tag in dict.fromkeys(m.tag for m in moves):
-        changing = [m for m in moves if m.tag == tag and m.previous is not None and m.previous != m.digest]
-        relations: dict[str, tuple[str, Relation]] = {}
-        for move in changing:
-            assert move.previous is not None
-            built = image_labels(registry, move.repository, move.previous).get(REVISION_LABEL, "")
-            relations[move.image] = (built, relation(history, built, commit) if built else Relation.UNKNOWN)
-        witness = None
-        if changing and not any(how is Relation.NEWER for _, how in relations.values()):
-            if descendants is None:
-                descendants = history.descendants(commit)
-            witness = _newer_witness(registry, changing, descendants)
-        why = decide_branch_tag(tag, commit, relations, witness)
+    for tag in dict.fromkeys(m.tag for m in changing):
+        why = decide_branch_tag(tag, commit, {m.image: found[m] for m in changing if m.tag == tag})
         if why:
             held[tag] = why
     return held
 
 
-def _newer_witness(registry: TagRegistry, changing: Sequence[Move], descendants: frozenset[str]) -> str | None:
-    """A ``sha-<7>`` tag of a commit newer than this build's that names what the tag names now (it moved with it)."""
-    if not descendants:
-        return None
-    newer = {sha[:7] for sha in descendants}
+def _witnesses(registry: TagRegistry, history: History, commit: str, changing: Sequence[Move]) -> dict[Move, list[Witness]]:
+    """Per move, the commits its tag's current image was built at or tagged for (see :func:`decide_branch_tag`)."""
+    known = {sha[:7]: sha for sha in history.commits()}
+    sha_tags: dict[str, dict[str, str | None]] = {}
+    found: dict[Move, list[Witness]] = {}
     for move in changing:
-        for tag in registry.tags(move.repository):
-            if tag.startswith("sha-") and tag[4:] in newer and tag != move.tag \
-                    and registry.manifest_digest(move.repository, tag) == move.previous:
-                return f"{move.image}:{tag}"
-    return None
+        assert move.previous is not None
+        witnesses = []
+        built = image_labels(registry, move.repository, move.previous).get(REVISION_LABEL, "")
+        if built:
+            witnesses.append(Witness(f"{move.label}'s image was built at", built, relation(history, built, commit)))
+        if move.repository not in sha_tags:
+            # only sha tags of commits this clone has can tell anything: those are read, no others
+            names = [t for t in registry.tags(move.repository) if t.startswith("sha-") and t[4:] in known]
+            sha_tags[move.repository] = {t: registry.manifest_digest(move.repository, t) for t in names}
+        for tag, digest in sha_tags[move.repository].items():
+            if digest == move.previous and tag != move.tag:
+                witnesses.append(Witness(f"{move.label}'s image carries {move.image}:{tag}, tagged for", known[tag[4:]],
+                                         relation(history, known[tag[4:]], commit)))
+        found[move] = witnesses
+    return found
 
 
 def _undo(registry: TagRegistry, written: Sequence[Move], err: ImagegraphError, rerun: str, notes: tuple[str, ...]) -> TagMoves:

@@ -13,6 +13,7 @@ from imagegraph.tagmove import (
     Outcome,
     Relation,
     TagRequest,
+    Witness,
     decide_branch_tag,
     move_family_tags,
     order_moves,
@@ -28,8 +29,11 @@ MAIN = ["c1", "c2", "c3", "c4"]  # c1 <- c2 <- c3 <- c4 on the default branch
 
 
 class FakeHistory:
-    def __init__(self, line=MAIN, elsewhere=("x9",)):
-        self.line, self.elsewhere = list(line), set(elsewhere)
+    """A default branch (a list, oldest first) and commits on other lines; ``fetch`` brings in ``upstream`` commits."""
+
+    def __init__(self, line=MAIN, elsewhere=("x9",), upstream=()):
+        self.line, self.elsewhere, self.upstream = list(line), set(elsewhere), list(upstream)
+        self.fetches = 0
 
     def resolve(self, rev):
         return rev if rev in self.line or rev in self.elsewhere else None
@@ -39,8 +43,14 @@ class FakeHistory:
             return self.line.index(ancestor) <= self.line.index(descendant)
         return ancestor == descendant
 
-    def descendants(self, commit):
-        return frozenset(self.line[self.line.index(commit) + 1:]) if commit in self.line else frozenset()
+    def commits(self):
+        return frozenset(self.line) | self.elsewhere
+
+    def fetch(self, remote, *args):
+        self.fetches += 1
+        self.line += self.upstream
+        self.upstream = []
+        return None
 
 
 class FakeRegistry:
@@ -204,26 +214,52 @@ def test_edge_moved_by_a_newer_run_stays_for_the_whole_family():
     notes: list[str] = []
     result = move(registry, say=notes.append)
     assert result.outcome is Outcome.MOVED
-    assert notes == ["edge stays: a newer run moved it (app:edge is c4's image, a descendant of this build's c3)"]
+    assert notes == ["edge stays: a newer run moved it (app:edge's image was built at c4, a descendant of this build's c3)"]
     assert result.line == "tags: moved sha-c3 on base, ci, app; edge stays where it is (see above)"
     assert edges(registry) == {name: f"sha256:b-{name}" for name in FAMILY}
     assert "edge" not in " ".join(t for tags in result.tagged.values() for t in tags)
 
 
 def test_a_sha_tag_of_a_newer_commit_on_the_image_holds_edge_back_when_the_labels_cannot_tell():
-    # B's app was reused from a pull request: built at a merge commit no clone of main has
+    # B's images were reused from a pull request: built at a merge commit no clone of main has
     registry = family_registry(old_commit="x-pr-merge")
     for name in FAMILY:
         registry.put(name, "sha-c4", OLD[name])
     result = move(registry)
-    assert "edge stays: a newer run moved it (base:sha-c4 names the same image as base:edge)" in result.notes
+    assert "edge stays: a newer run moved it (app:edge's image carries app:sha-c4, tagged for c4, a descendant of this build's c3)" in result.notes
     assert edges(registry) == OLD
 
 
-def test_an_image_built_at_a_commit_this_clone_cannot_order_does_not_hold_edge_forever():
+def test_a_newer_run_this_clone_did_not_know_is_found_after_a_fetch():
+    registry = family_registry(old_commit="c4")  # B (c4) was pushed after this clone was made
+    history = FakeHistory(line=MAIN[:3], upstream=["c4"])
+    result = move(registry, history=history)
+    assert history.fetches == 1
+    assert "edge stays: a newer run moved it (app:edge's image was built at c4, a descendant of this build's c3)" in result.notes
+    assert edges(registry) == OLD
+
+
+def test_an_image_reused_from_another_line_moves_on_the_sha_tag_of_the_run_that_placed_it():
     registry = family_registry(old_commit="x-pr-merge")
+    for name in FAMILY:
+        registry.put(name, "sha-c2", OLD[name])
     result = move(registry)
     assert result.outcome is Outcome.MOVED and edges(registry) == NEW
+
+
+def test_edge_on_rewritten_history_moves():
+    registry = family_registry(old_commit="x9")  # known, but on no line that leads here: a force push
+    assert move(registry).outcome is Outcome.MOVED and edges(registry) == NEW
+
+
+def test_no_known_witness_holds_edge_and_says_how_to_fix_it():
+    registry = family_registry(old_commit="x-pr-merge")
+    history = FakeHistory()
+    result = move(registry, history=history)
+    assert history.fetches == 1
+    assert result.notes == ("edge stays: nothing shows that moving app:edge is forward (app:edge's image was built at x-pr-me), a commit "
+                            "this clone does not have; fetch the branch's history (git fetch origin) and rerun",)
+    assert edges(registry) == OLD and registry.repos["app"]["sha-c3"] == NEW["app"]
 
 
 def test_nothing_to_move_when_every_tag_is_already_there():
@@ -253,13 +289,16 @@ def test_relation(theirs, ours, expected):
     assert relation(FakeHistory(), theirs, ours) is expected
 
 
-def test_the_decision_needs_evidence_of_a_newer_family():
-    older = {"app": ("c2", Relation.OLDER), "base": ("x9", Relation.UNRELATED)}
-    assert decide_branch_tag("edge", "c3", older, None) is None
-    assert decide_branch_tag("edge", "c3", {**older, "ci": ("c4", Relation.NEWER)}, None) == \
-        "edge stays: a newer run moved it (ci:edge is c4's image, a descendant of this build's c3)"
-    assert decide_branch_tag("edge", "c3", older, "app:sha-c4") == \
-        "edge stays: a newer run moved it (app:sha-c4 names the same image as app:edge)"
+def test_the_decision_needs_a_witness_and_no_newer_one():
+    older = {"app": [Witness("app:edge's image was built at", "c2", Relation.OLDER)],
+             "base": [Witness("base:edge's image was built at", "x9", Relation.UNRELATED)]}
+    assert decide_branch_tag("edge", "c3", older) is None
+    newer = {**older, "ci": [Witness("ci:edge's image was built at", "c1", Relation.OLDER),
+                             Witness("ci:edge's image carries ci:sha-c4, tagged for", "c4", Relation.NEWER)]}
+    assert decide_branch_tag("edge", "c3", newer) == \
+        "edge stays: a newer run moved it (ci:edge's image carries ci:sha-c4, tagged for c4, a descendant of this build's c3)"
+    assert decide_branch_tag("edge", "c3", {**older, "ci": []}).startswith(
+        "edge stays: nothing shows that moving ci:edge is forward (no revision label, no sha tag)")
 
 
 def test_order_and_rollback_plan():
