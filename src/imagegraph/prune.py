@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from .errors import RegistryError
 from .inventory import read_inventory
 from .retention import RETENTION_TAG, Manifest, RetentionPolicy, Verdict, deletion_order, note_doomed, plan_retention, ripe
 
@@ -104,19 +105,31 @@ def write_doomed(registry: PruneRegistry, repository: str, doomed: dict[str, str
 
 def prune(registry: PruneRegistry, repositories: Sequence[str], policy: RetentionPolicy, *, apply: bool, grace: timedelta,
           now: Callable[[], datetime], say: Callable[[str], None] = lambda line: None) -> Pruning:
-    """The retention plan of ``repositories``; with ``apply``, the deletions it allows now (see the module's guards)."""
+    """The retention plan of ``repositories``; with ``apply``, the deletions it allows now (see the module's guards).
+
+    A dry run records the doomed digests too (the record is all it writes):
+    the scheduled dry run starts the grace period, so the deletion started
+    by hand later deletes what was doomed then and still is.
+    """
     cache: dict = {}
     looked = read_inventory(registry, repositories, cache=cache)
     verdicts = plan_retention(looked, policy)
-    if not apply:
-        return Pruning(verdicts)
     doomed = deletion_order(verdicts)
     first_seen: dict[str, dict[str, str]] = {}
     for repository in repositories:
         before = read_doomed(registry, repository)
         first_seen[repository] = note_doomed(before, [m.digest for m in doomed if m.repository == repository], now())
-        if first_seen[repository] != before:
+        if first_seen[repository] == before:
+            continue
+        try:
             write_doomed(registry, repository, first_seen[repository])
+        except RegistryError as err:
+            if apply:
+                raise
+            # a dry run may have read-only credentials: it starts no grace period then, and says so
+            say(f"note: the record of doomed digests in {repository} was not written ({err}); the grace period starts at the next run that can")
+    if not apply:
+        return Pruning(verdicts, waiting=tuple((m, first_seen[m.repository][m.digest]) for m in doomed))
     due = {(repository, digest) for repository, seen in first_seen.items() for digest in ripe(seen, now(), grace)}
     tags_at_look = {(m.repository, m.digest): frozenset(m.tags) for m in looked}
     deleted: list[Manifest] = []

@@ -94,7 +94,9 @@ def test_dry_run_lists_what_would_go_and_why_and_deletes_nothing(seeded):
     assert "pre-release superseded by 1.1.0" in out
     assert "beyond the 2 most recent" in out
     assert "platform manifest (linux/amd64) of deleted app:a-old" in out
-    assert {name: seed.tags(name) for name in (BASE, APP)} == before
+    assert {name: seed.tags(name) - {RETENTION_TAG} for name in (BASE, APP)} == before
+    # all a dry run writes: the record that starts the grace period of what it found doomed
+    assert len(read_doomed(Registry(seed.address), APP)) == 5
 
 
 def test_cleanup_keeps_everything_a_kept_image_needs_through_garbage_collection(seeded, private_registry, docker_client):
