@@ -413,6 +413,31 @@ class Registry:
             raise RegistryError(f"registry {self.host} answered {response.status_code} for {what}")
 
 
+    # -- writing blobs and manifests (small documents a tool keeps in the registry itself) --------------------------
+
+    def push_blob(self, name: str, data: bytes) -> str:
+        """Upload ``data`` as a blob of repository ``name`` (monolithic: for small documents); returns its digest."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        scope = f"repository:{name}:pull,push"
+        if self._request("HEAD", f"/{name}/blobs/{digest}", scope=scope, headers={}).status_code == 200:
+            return digest
+        start = self._request("POST", f"/{name}/blobs/uploads/", scope=scope, headers={})
+        self._raise_for(start, f"starting an upload to {name}")
+        location = start.headers.get("Location", "")
+        path = location.split("/v2", 1)[1] if "/v2/" in location else location
+        put = self._request("PUT", f"{path}{'&' if '?' in path else '?'}digest={digest}", scope=scope,
+                            headers={"Content-Type": "application/octet-stream"}, data=data)
+        self._raise_for(put, f"uploading blob {digest[:19]} to {name}")
+        return digest
+
+    def put_manifest(self, name: str, reference: str, data: bytes, media_type: str) -> str:
+        """Store manifest ``data`` as ``name:reference`` (a tag or its digest); returns the digest the registry gives it."""
+        put = self._request("PUT", f"/{name}/manifests/{reference}", scope=f"repository:{name}:pull,push",
+                            headers={"Content-Type": media_type}, data=data)
+        self._raise_for(put, f"writing {name}:{reference}")
+        return put.headers.get("Docker-Content-Digest") or "sha256:" + hashlib.sha256(data).hexdigest()
+
+
 def _credentials_for(host: str) -> _Credentials | None:
     """Credentials for ``host``: $IMAGEGRAPH_REGISTRY_USER/PASSWORD, else what ``docker login`` left in the docker config.
 

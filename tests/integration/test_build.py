@@ -215,9 +215,11 @@ def test_an_empty_engine_reuses_layers_from_the_registry_cache(repo, docker_clie
 def test_the_default_branch_moves_edge_and_sha_tags_only_when_every_image_built(repo, registry, namespace, monkeypatch):
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     results, workspace = build(repo)
-    tagged = workspace.publish_tags(tuple(results.values()), say=lambda _: None)
+    moves = workspace.publish_tags(tuple(results.values()), say=lambda _: None)
+    tagged = moves.tagged
     head = git(repo, "rev-parse", "HEAD").strip()
     assert tagged == dict.fromkeys(("base", "app", "tools"), ("edge", f"sha-{head[:7]}"))
+    assert moves.line == f"tags: moved edge, sha-{head[:7]} on base, app, tools"
     client = Registry(registry)
     for name in tagged:
         digest = results[name].digest
@@ -225,13 +227,13 @@ def test_the_default_branch_moves_edge_and_sha_tags_only_when_every_image_built(
         assert client.manifest_digest(f"{namespace}/{name}", f"sha-{head[:7]}") == digest
     failed = (*(r for n, r in results.items() if n != "tools"), ImageResult("tools", Decision.BUILD, results["tools"].ref, "x", error="boom"))
     notes: list[str] = []
-    assert workspace.publish_tags(failed, say=notes.append) == {}
-    assert notes == ["no tags moved: tools failed"]
+    held = workspace.publish_tags(failed, say=notes.append)
+    assert held.tagged == {} and held.line == "tags: none moved: tools failed"
     # a build of uncommitted work is not HEAD's: it gets its fingerprint tags only
     (repo / "src/svc/__init__.py").write_text("print('version 2')\n")
     dirty_results, dirty = build(repo)
-    assert dirty.publish_tags(tuple(dirty_results.values()), say=notes.append) == {}
-    assert notes[-1].startswith("no tags moved: uncommitted changes to image inputs (src/svc/__init__.py)")
+    held = dirty.publish_tags(tuple(dirty_results.values()), say=notes.append)
+    assert held.tagged == {} and held.line.startswith("tags: none moved: uncommitted changes to image inputs (src/svc/__init__.py)")
     assert client.manifest_digest(f"{namespace}/app", "edge") == results["app"].digest
 
 
@@ -243,10 +245,10 @@ def test_a_pull_request_pushes_its_pr_tag_only_when_asked(repo, registry, namesp
     monkeypatch.delenv("GITHUB_EVENT_PATH", raising=False)
     workspace = Workspace(repo, BuildOptions(since="HEAD"))
     notes: list[str] = []
-    assert workspace.publish_tags(tuple(results.values()), say=notes.append) == {}
+    assert workspace.publish_tags(tuple(results.values()), say=notes.append).tagged == {}
     assert "pr-42 is built and tested, not pushed (push it with --push-pr)" in notes[0]
     asked = Workspace(repo, BuildOptions(since="HEAD", push_pr=True))
-    assert asked.publish_tags(tuple(results.values()), say=notes.append) == dict.fromkeys(("base", "app", "tools"), ("pr-42",))
+    assert asked.publish_tags(tuple(results.values()), say=notes.append).tagged == dict.fromkeys(("base", "app", "tools"), ("pr-42",))
     assert Registry(registry).manifest_digest(f"{namespace}/app", "pr-42") == results["app"].digest
 
 
