@@ -1,80 +1,27 @@
 """Family tag moves on the real registry: a 500 in the middle puts back what moved, and edge never moves backwards.
 
-The 500 comes from a small proxy in front of the real registry that fails
-one chosen manifest PUT (the registry behind it is real; only that answer is
-made up).
+The 500 comes from the fault proxy (tests/integration/faultproxy.py) in front
+of the real registry, failing every PUT of one chosen tag (the registry behind
+it is real; only those answers are made up).
 """
 
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import re
 
 import pytest
-import requests
 
 from imagegraph.registry import Registry, split_ref
 from imagegraph.workspace import BuildOptions, Workspace
 from tests.integration.conftest import commit_all, git, run_invoke
+from tests.integration.faultproxy import Answer
 from tests.integration.oci_seed import Seeder
 from tests.integration.test_build import build, repo  # noqa: F401 (the small family fixture)
 
 pytestmark = pytest.mark.integration
 
 FAMILY = ("base", "app", "tools")
-_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding"}
-
-
-class FaultyProxy:
-    """Forwards to ``upstream``; the n-th PUT of a manifest for which ``fail`` is true answers 500 without reaching it."""
-
-    def __init__(self, upstream: str, fail: Callable[[int, str], bool]) -> None:
-        self.upstream, self.fail = upstream, fail
-        self.puts: list[tuple[str, int]] = []
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def forward(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self.command == "PUT" and "/manifests/" in self.path:
-                    number = len(proxy.puts) + 1
-                    if proxy.fail(number, self.path):
-                        proxy.puts.append((self.path, 500))
-                        self.send_response(500)
-                        self.send_header("Content-Length", "0")
-                        self.end_headers()
-                        return
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-                answer = requests.request(self.command, f"http://{proxy.upstream}{self.path}", headers=headers, data=body,
-                                          allow_redirects=False, timeout=30)
-                if self.command == "PUT" and "/manifests/" in self.path:
-                    proxy.puts.append((self.path, answer.status_code))
-                self.send_response(answer.status_code)
-                for key, value in answer.headers.items():
-                    if key.lower() not in _HOP:
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(answer.content)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(answer.content)
-
-            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = forward
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def pushed(client: Registry, results) -> dict[str, str | None]:
     """The digest each image's fingerprint tag names (a reused image's result carries none)."""
     return {name: client.manifest_digest(*split_ref(results[name].ref)[1:]) for name in FAMILY}
@@ -84,7 +31,7 @@ def edges(client: Registry, namespace: str, tag: str = "edge") -> dict[str, str 
     return {name: client.manifest_digest(f"{namespace}/{name}", tag) for name in FAMILY}
 
 
-def test_a_500_on_the_third_tag_copy_rolls_back_and_says_so_in_one_line(repo, registry, namespace, monkeypatch):  # noqa: F811
+def test_a_500_on_the_third_tag_copy_rolls_back_and_says_so_in_one_line(repo, registry, namespace, fault_proxy, monkeypatch):  # noqa: F811
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     first, workspace = build(repo)
     assert workspace.publish_tags(tuple(first.values()), say=lambda _: None).ok
@@ -97,20 +44,20 @@ def test_a_500_on_the_third_tag_copy_rolls_back_and_says_so_in_one_line(repo, re
     commit_all(repo, "a new base")
     second, _ = build(repo)
     head = git(repo, "rev-parse", "HEAD").strip()
-    proxy = FaultyProxy(registry, lambda number, path: number == 3)
-    try:
-        # the same commit through the proxy: every image is found and reused, then its tags move
-        result = run_invoke(repo, "build", "--registry", proxy.address, "--progress", "plain")
-    finally:
-        proxy.close()
+    # every try at the third tag (the client retries a 500 a few times: it stays down)
+    fault_proxy.inject(Answer(500), "PUT", rf"^/v2/{re.escape(namespace)}/tools/manifests/edge$", times=None)
+    # the same commit through the proxy: every image is found and reused, then its tags move
+    result = run_invoke(repo, "build", "--registry", fault_proxy.address, "--progress", "plain")
     assert result.returncode == 1, result.stdout + result.stderr
-    failed_path, status = proxy.puts[2]
-    assert status == 500 and failed_path == f"/v2/{namespace}/tools/manifests/edge"
+    puts = [(seen.path, seen.status) for seen in fault_proxy.seen("PUT", r"/manifests/")]
+    assert puts[:2] == [(f"/v2/{namespace}/base/manifests/edge", 201), (f"/v2/{namespace}/app/manifests/edge", 201)]
+    assert puts[2] == (f"/v2/{namespace}/tools/manifests/edge", 500)
     # the table and the report are there, and one line says in which state the tags are
     assert "reuse" in result.stdout and "report: .imagegraph/reports/" in result.stdout
     state = [line for line in (result.stdout + result.stderr).splitlines() if "tags:" in line]
-    assert state == [f"error: tags: rolled back (registry {proxy.address} answered 500 for tagging {namespace}/tools:edge): "
-                     "base:edge, app:edge name their previous digest again; rerun `invoke build` to move them"]
+    assert len(state) == 1, state
+    assert state[0].startswith(f"error: tags: rolled back (registry {fault_proxy.address} answered 500 "), state
+    assert state[0].endswith("): base:edge, app:edge name their previous digest again; rerun `invoke build` to move them"), state
     assert "Traceback" not in result.stderr and "tagged edge" not in result.stdout
     assert edges(client, namespace) == before  # the family's edge is whole: the first family's
     assert edges(client, namespace, f"sha-{head[:7]}") == dict.fromkeys(FAMILY)  # the new tags were never created
