@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from .defaults import DEFAULT_REGISTRY
 from .errors import ConfigError, InputError
 from .values import (
     Platform,
@@ -49,7 +50,6 @@ __all__ = [
 ]
 
 CONFIG_NAME = "images.yaml"
-DEFAULT_REGISTRY = "127.0.0.1:5000"
 REGISTRY_ENV = "IMAGEGRAPH_REGISTRY"
 _DEFAULT_ADDRESS = parse_registry(DEFAULT_REGISTRY, "DEFAULT_REGISTRY")
 

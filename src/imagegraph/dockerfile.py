@@ -17,17 +17,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import posixpath
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from docker.utils.build import PatternMatcher
-from docker.utils.fnmatch import translate as dockerignore_regex
-
 from .config import CONFIG_NAME, Config, ImageSpec, read_repo_text
+from .dockerignore import context_excludes
 from .errors import InputError
 from .values import did_you_mean
 
@@ -494,7 +491,7 @@ def used_files(sources: Sequence[Source], context_files: Sequence[str], ignore_l
         candidates = [path for path in context_files if path in exact or path.startswith(below) or any(p.match(path) for p in patterns)]
     if not candidates:
         return {}
-    ignored = _IgnoreFile(ignore_lines)
+    ignored = context_excludes(ignore_lines)
     used: dict[str, Source] = {}
     for path in candidates:
         if path in used:
@@ -603,65 +600,6 @@ def _go_glob(pattern: str) -> re.Pattern[str] | None:
             out.append(re.escape(char))
             index += 1
     return re.compile("".join(out) + "(?:/|$)")
-
-
-class _IgnoreFile:
-    """Whether the ignore file keeps a path out of the context, exactly as docker-py's ``PatternMatcher.walk`` decides.
-
-    The walk skips a folder the patterns exclude unless a ``!`` pattern points
-    inside it, and asks ``PatternMatcher.matches`` about everything else. Here
-    folder decisions are cached, and a file that no pattern's regex matches is
-    settled by its folder's result (the only other thing ``matches`` looks at),
-    so ``matches`` itself only runs for the few files a pattern names.
-    """
-
-    def __init__(self, lines: Sequence[str]) -> None:
-        # The client strips lines and drops blanks and comments before the matcher sees them.
-        patterns = [line.strip() for line in lines]
-        patterns = [line for line in patterns if line and not line.startswith("#")]
-        self._matcher = PatternMatcher(patterns) if patterns else None
-        self._patterns = tuple(self._matcher.patterns) if self._matcher else ()
-        self._reincluded = tuple(p.cleaned_pattern for p in self._patterns if p.exclusion)
-        # docker-py matches case-insensitively through its own fnmatch; the same translation, compiled once.
-        self._named = re.compile("|".join(f"(?:{dockerignore_regex(p.cleaned_pattern.lower())})" for p in self._patterns) or "(?!)")
-        self._folders: dict[str, tuple[bool, bool]] = {"": (False, False)}
-
-    def __call__(self, path: str) -> bool:
-        if self._matcher is None:
-            return False
-        folder = path.rpartition("/")[0]
-        pruned, inherited = self._folder(folder)
-        if pruned:
-            return True
-        if self._named.match(path.lower()) is None:
-            return inherited
-        return self._matcher.matches(_native(path))
-
-    def _folder(self, folder: str) -> tuple[bool, bool]:
-        """(the walk never enters it, what ``matches`` decides for a file in it that no pattern names)."""
-        known = self._folders.get(folder)
-        if known is not None:
-            return known
-        assert self._matcher is not None
-        parent_pruned, _ = self._folder(folder.rpartition("/")[0])
-        parts = folder.split("/")
-        inherited = False
-        for pattern in self._patterns:
-            if len(pattern.dirs) <= len(parts) and pattern.match(os.sep.join(parts[: len(pattern.dirs)])):
-                inherited = not pattern.exclusion
-        excluded = self._matcher.matches(_native(folder))
-        pruned = parent_pruned or (excluded and not any(p.startswith(folder) for p in self._reincluded))
-        self._folders[folder] = (pruned, inherited)
-        return pruned, inherited
-
-
-def context_excludes(ignore_lines: Sequence[str]) -> Callable[[str], bool]:
-    """Whether an ignore file with these lines keeps a context-relative path out of the context."""
-    return _IgnoreFile(ignore_lines)
-
-
-def _native(path: str) -> str:
-    return path if os.sep == "/" else path.replace("/", os.sep)
 
 
 # --- checking a Dockerfile against its image ---------------------------------------------------------------------

@@ -28,13 +28,13 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import docker.auth
-import docker.errors
-import requests
-import urllib3.exceptions
+from typing import TYPE_CHECKING
 
 from .errors import RegistryError
+
+if TYPE_CHECKING:  # loaded when the registry is first asked (planning a docs-only change never asks it)
+    import docker.errors
+    import requests
 
 __all__ = ["MANIFEST_TYPES", "Registry", "RegistryHTTP", "RetryPolicy", "parse_retry_after", "split_ref"]
 
@@ -145,6 +145,7 @@ class RetryPolicy:
 
 def _problem(err: requests.RequestException) -> str:
     """What went wrong with the connection, in the words of the one-line error."""
+    import requests
     if isinstance(err, requests.ConnectTimeout):
         return "did not accept a connection in time"
     if isinstance(err, requests.Timeout):
@@ -156,6 +157,8 @@ def _problem(err: requests.RequestException) -> str:
 
 def _refused(err: requests.RequestException) -> bool:
     """No connection was made at all: nothing listens there (as opposed to a connection reset or cut mid-answer)."""
+    import requests
+    import urllib3.exceptions
     if isinstance(err, requests.ConnectTimeout):
         return True
     if not isinstance(err, requests.ConnectionError) or isinstance(err, requests.ReadTimeout):
@@ -205,7 +208,11 @@ class RegistryHTTP:
         self.base = f"{'http' if self.insecure else 'https'}://{host}/v2"
         self.timeout = timeout
         self.retry = retry
-        self.session = session or requests.Session()
+        if session is None:
+            import requests
+
+            session = requests.Session()
+        self.session = session
         self._sleep = sleep
         self._clock = clock
         self._wallclock = wallclock
@@ -213,6 +220,8 @@ class RegistryHTTP:
 
     def request(self, method: str, path: str, *, headers: dict[str, str] | None = None, data: bytes | None = None) -> requests.Response:
         """The registry's answer to ``method /v2{path}``, once it is not a passing fault; raises the one-line error when tries run out."""
+        import requests
+
         retryable = self.retry.idempotent(method, path)
         started = self._clock()
         sent = 0
@@ -242,6 +251,8 @@ class RegistryHTTP:
             self._sleep(delay)
 
     def _unreachable(self, err: requests.RequestException) -> str:
+        import requests
+
         if isinstance(err, requests.ConnectTimeout):
             return f"registry {self.host} did not answer within {self.timeout:.0f}s; check that it is up (`invoke engine.status`)"
         return f"registry {self.host} is not reachable; start it with `invoke engine.up` or set IMAGEGRAPH_REGISTRY"
@@ -379,6 +390,8 @@ class Registry:
         return {}
 
     def _authenticate(self, challenge: requests.Response, scope: str) -> None:
+        import requests
+
         header = challenge.headers.get("WWW-Authenticate", "")
         scheme, _, params = header.partition(" ")
         if self._credentials is None and scheme.lower() == "basic":
@@ -464,11 +477,14 @@ def _credentials_for(host: str) -> _Credentials | None:
     if not isinstance(auths, dict) or not isinstance(helpers, dict) or not isinstance(store, str | None):
         raise garbled
     # An entry without a secret is where `docker login` with a helper leaves a mark; docker-py would call it garbled.
-    ours = {key: entry for key, entry in auths.items() if docker.auth.convert_to_hostname(key) == host
+    ours = {key: entry for key, entry in auths.items() if _hostname(key) == host
             and (not isinstance(entry, dict) or entry.get("auth") or entry.get("identitytoken"))}
     relevant = {"auths": ours, **({"credsStore": store} if store else {}), **({"credHelpers": helpers} if helpers else {})}
     if not ours and not store and not helpers:
         return None
+    import docker.auth  # only now: the docker client library costs a start-up that most runs never need
+    import docker.errors
+
     try:
         config = docker.auth.load_config(config_dict=relevant)
     except (docker.errors.DockerException, ValueError, TypeError, AttributeError):  # binascii.Error and UnicodeDecodeError are ValueErrors
@@ -494,6 +510,11 @@ def _credentials_for(host: str) -> _Credentials | None:
     if found.get("username") is not None and found.get("password") is not None:
         return _Credentials(found["username"], found["password"])
     return None
+
+
+def _hostname(key: str) -> str:
+    """The registry host an ``auths`` key names (``https://host/v1/`` -> ``host``), as the docker CLI reads the key."""
+    return key.removeprefix("http://").removeprefix("https://").split("/", 1)[0]
 
 
 def _helper_failed(helper: str | None, host: str, path: Path, err: docker.errors.DockerException) -> str:

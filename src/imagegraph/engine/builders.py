@@ -69,8 +69,6 @@ __all__ = [
 #: ("failed to get layer sha256:…: layer does not exist", or the bare "ERROR: layer does not exist").
 LOST_LAYER = re.compile(r"(?:^|: )layer does not exist$")
 
-#: The name `invoke engine.builder` gives the docker-container builder it creates (only when asked to).
-CONTAINER_BUILDER = "imagegraph"
 
 
 @dataclass(frozen=True)

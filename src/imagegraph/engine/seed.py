@@ -28,6 +28,7 @@ from typing import Any
 
 import requests
 
+from ..defaults import DEFAULT_SEED_PLATFORMS
 from ..errors import EngineError, RegistryError, ToolMissing
 from ..registry import RegistryHTTP
 from ..runner import Command, Runner
@@ -67,7 +68,6 @@ SEED_PLATFORMS: Mapping[str, str] = {
     "linux/s390x": "s390x",
     "linux/386": "i386",
 }
-DEFAULT_SEED_PLATFORMS = ("linux/amd64", "linux/arm64")
 
 _MACHINE_PLATFORMS = {
     "x86_64": "linux/amd64",

@@ -32,6 +32,7 @@ import docker
 import requests
 from docker.context import ContextAPI
 
+from ..defaults import DEFAULT_REGISTRY
 from ..errors import EngineError, ImagegraphError, RegistryError, ToolMissing
 from ..registry import RegistryHTTP, RetryPolicy
 from ..runner import Command, Runner
@@ -63,7 +64,6 @@ __all__ = [
 Narrate = Callable[[str], None]
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
-DEFAULT_REGISTRY = "127.0.0.1:5000"
 #: The image stores a dockerd of ours can use: containerd (multi-platform images, registry cache) or the classic one.
 IMAGE_STORES = ("containerd", "classic")
 

@@ -9,11 +9,8 @@ from pathlib import Path
 
 from invoke import Collection, task
 
-from ..engine.builders import CONTAINER_BUILDER, create_container_builder
-from ..engine.seed import DEFAULT_SEED_PLATFORMS
-from ..engine.setup import DEFAULT_REGISTRY, default_state_dir, engine_down, engine_status, engine_up
+from ..defaults import CONTAINER_BUILDER, DEFAULT_REGISTRY, DEFAULT_SEED_PLATFORMS
 from ..errors import InputError
-from ..runner import Runner
 from ..values import parse_builder_name, parse_platforms, parse_registry, shown, split_list
 from ._common import user_errors
 
@@ -62,6 +59,8 @@ def up(c, seed=True, registry=DEFAULT_REGISTRY, platforms=None, state_dir=None, 
     local registry on 127.0.0.1 and QEMU emulation, and seeds
     python:3.11-slim offline. A running engine or registry is reused as is.
     """
+    from ..engine.setup import engine_up
+
     status = engine_up(registry=_registry(registry), seed=seed, platforms=_platforms(platforms), state_dir=_folder(state_dir, "--state-dir"),
                        cache_dir=_folder(cache_dir, "--cache-dir"), image_store=image_store or None)
     print()
@@ -76,6 +75,8 @@ def status(c, registry=DEFAULT_REGISTRY, state_dir=None):
     Also the registry mirror, the seeded base image, the docker clients and
     which builder `build` would use.
     """
+    from ..engine.setup import engine_status
+
     print("\n".join(engine_status(registry=_registry(registry), state_dir=_folder(state_dir, "--state-dir")).lines()))
 
 
@@ -83,6 +84,8 @@ def status(c, registry=DEFAULT_REGISTRY, state_dir=None):
 @user_errors
 def down(c, state_dir=None):
     """Stop what `engine.up` started (never what it reused)."""
+    from ..engine.setup import engine_down
+
     engine_down(state_dir=_folder(state_dir, "--state-dir"))
 
 
@@ -99,6 +102,10 @@ def builder(c, name=CONTAINER_BUILDER, registry=DEFAULT_REGISTRY, state_dir=None
     it cannot start, it is removed again and the error says what to do.
     Build on it with `invoke build --builder NAME`.
     """
+    from ..engine.builders import create_container_builder
+    from ..engine.setup import default_state_dir
+    from ..runner import Runner
+
     create_container_builder(Runner(), parse_builder_name(name, "--name"), registry=str(_registry(registry)),
                              config_dir=Path(_folder(state_dir, "--state-dir") or default_state_dir()), say=print)
 
