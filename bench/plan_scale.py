@@ -361,7 +361,9 @@ def _invoke_command() -> list[str]:
 
 def _subprocess_env() -> dict[str, str]:
     """The working copy's imagegraph (not whatever is installed), and the generated images.yaml's registry, not the user's override."""
-    env = {k: v for k, v in os.environ.items() if k != "IMAGEGRAPH_REGISTRY"}
+    # PYTHONDONTWRITEBYTECODE off: a user's Python keeps compiled modules (pip compiles on install, imports cache
+    # __pycache__), so every run but the first loads bytecode; with it set, each run would compile every module anew.
+    env = {k: v for k, v in os.environ.items() if k not in ("IMAGEGRAPH_REGISTRY", "PYTHONDONTWRITEBYTECODE")}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH", "")) if p)
     return env
 
@@ -474,6 +476,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7, help="timed rounds; medians reported (default 7, after one untimed warm-up round)")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="generate into DIR and keep it; reused as is when generated with the same parameters")
     parser.add_argument("--json", action="store_true", help="write the results as JSON to stdout (the table goes to stderr)")
+    parser.add_argument("--against", metavar="REV", help="also time `invoke plan` with imagegraph as of REV (a commit of this repository), "
+                        "interleaved in the same rounds: a ratio free of the machine's noise")
     args = parser.parse_args()
     if args.files < 200 or args.commits < 2 or args.repeat < 1:
         raise fail("need --files >= 200, --commits >= 2, --repeat >= 1")
@@ -493,7 +497,9 @@ def main() -> None:
         else:
             phases = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in repo.phases.items())
             say(f"generated {repo.path} in {repo.generated_seconds:.1f}s ({phases})")
-        results = run_benchmark(repo, args.repeat, invoke, Workspace)
+        with tempfile.TemporaryDirectory(prefix="imagegraph-against-") as other:
+            against = export_src(args.against, Path(other)) if args.against else None
+            results = run_benchmark(repo, args.repeat, invoke, Workspace, against=(args.against, against) if against else None)
     finally:
         dispose()
     report = {"machine": machine(), "repo": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(repo).items()}, **results}
@@ -507,7 +513,17 @@ def main() -> None:
         print(table)
 
 
-def run_benchmark(repo: Repo, repeat: int, invoke: list[str], workspace_type: type) -> dict[str, Any]:
+def export_src(revision: str, dest: Path) -> Path:
+    """imagegraph's source as of ``revision``, written under ``dest``; its ``src`` folder (for PYTHONPATH)."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "src"], capture_output=True)
+    if archive.returncode != 0:
+        raise fail(f"--against {revision}: {archive.stderr.decode(errors='replace').strip() or 'git archive failed'}")
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return dest / "src"
+
+
+def run_benchmark(repo: Repo, repeat: int, invoke: list[str], workspace_type: type,
+                  against: tuple[str, Path] | None = None) -> dict[str, Any]:
     env = _subprocess_env()
     helped = subprocess.run([*invoke, "plan", "--help"], cwd=repo.path, env=env, capture_output=True, text=True)
     if helped.returncode != 0:
@@ -532,6 +548,14 @@ def run_benchmark(repo: Repo, repeat: int, invoke: list[str], workspace_type: ty
         Scenario("plan_since_far", f"invoke plan --since HEAD~{far}, clean{without}", plan_runner(repo.path, plan_args(f"HEAD~{far}"), env)),
         Scenario("fingerprints", "Workspace(root).fingerprints, in-process", fingerprints_runner(repo.path, workspace_type)),
     ]
+    if against is not None:
+        revision, other_src = against
+        other_env = {**env, "PYTHONPATH": os.pathsep.join(p for p in (str(other_src), os.environ.get("PYTHONPATH", "")) if p)}
+        scenarios += [
+            Scenario("plan_since_head1_against", f"  the same, imagegraph as of {revision}", plan_runner(repo.path, plan_args("HEAD~1"), other_env)),
+            Scenario("plan_dirty_against", f"  invoke plan, 1 edit + 1 untracked, imagegraph as of {revision}",
+                     dirty_runner(repo.path, edited, untracked, plan_runner(repo.path, [*invoke, "plan"], other_env))),
+        ]
     # The baseline hashes exactly the files the fingerprints cover: union over the images of Fingerprint.files paths.
     paths = sorted({p for fp in workspace_type(repo.path).fingerprints.values() for p, _ in fp.files})
     input_bytes = sum((repo.path / p).stat().st_size for p in paths)
