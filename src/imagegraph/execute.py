@@ -195,13 +195,17 @@ class Executor:
         output = BakeOutput(names)
         try:
             requests = []
+            wheels: dict[str, float] = {}  # seconds spent fetching each image's wheels (as a lone build counts them)
             for entry in members:
+                began = time.monotonic()
                 if self.config.image(entry.name).wheels:
                     self.progress.phase(entry.name, "wheels")
                 requests.append(prepare_build(
                     self.config, entry, self.wheelhouse, self.contexts_dir, labels=self.labels, registry=self.registry,
                     registry_cache=self.registry_cache, log_path=logs[entry.name], say=lambda line, n=entry.name: self.say(f"[{n}] {line}"),
                     follow=lambda c, n=entry.name: self.progress.follow(n, tracker_for(c.argv))))
+                if self.config.image(entry.name).wheels:
+                    wheels[entry.name] = time.monotonic() - began
             write_bake(bake_file, bake_definition(requests, {entry.name: self.config.image(entry.name).parent for entry in members}))
             prepared = time.monotonic()
             output = BakeOutput(names, {request.image: _instructions_of(request.dockerfile) for request in requests},
@@ -225,7 +229,7 @@ class Executor:
                 self.runner.run(command, log_path=self.log_dir / f"bake-{names[0]}.log", on_line=route)
             except CommandFailed as err:
                 error = err
-            return self._bake_results(members, logs, output, error, command, started, prepared, finished_at)
+            return self._bake_results(members, logs, output, error, command, started, prepared, finished_at, wheels)
         except ImagegraphError:
             # wheels or a context that cannot be prepared: each image alone says which, as a lone build does
             return {}, members
@@ -234,8 +238,8 @@ class Executor:
                 self.progress.end(name)
 
     def _bake_results(self, members: list[ImagePlan], logs: Mapping[str, Path], output: BakeOutput, error: CommandFailed | None,
-                      command: Command, started: float, prepared: float,
-                      finished_at: Mapping[str, float]) -> tuple[dict[str, ImageResult], list[ImagePlan]]:
+                      command: Command, started: float, prepared: float, finished_at: Mapping[str, float],
+                      wheels: Mapping[str, float]) -> tuple[dict[str, ImageResult], list[ImagePlan]]:
         bake_log = self.log_dir / f"bake-{members[0].name}.log"
         failed = output.failed() if error is not None else frozenset()
         # a known engine fault (lost layers, a registry hiccup) is repaired by building alone, where repairs live
@@ -250,9 +254,9 @@ class Executor:
             parent = self.config.image(entry.name).parent
             seconds = finished_at.get(entry.name, time.monotonic()) - started
             phases = _Phases()
-            if prepared - started >= 0.01:
-                phases.add("wheels", prepared - started)
-            phases.add("build", seconds - (prepared - started))
+            if entry.name in wheels:
+                phases.add("wheels", wheels[entry.name])
+            phases.add("build", finished_at.get(entry.name, time.monotonic()) - prepared)
             if error is None or self._pushed(entry):
                 steps = count_steps(own)
                 result = self._describe(entry, seconds, str(logs[entry.name]), steps, phases.items())
