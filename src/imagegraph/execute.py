@@ -2,7 +2,9 @@
 
 The executor decides nothing. Each image whose parent is done starts at once
 (not level by level), so a slow sibling never holds up an unrelated child.
-A failed image stops its descendants and nothing else.
+A failed image stops its descendants and nothing else. When the run is
+stopped (the runner's :class:`~imagegraph.interrupt.Stop`), the running images
+end as "interrupted" and the rest as "not built"; nothing new starts.
 """
 
 from __future__ import annotations
@@ -18,13 +20,17 @@ from .context import AssembledContext, assemble_image_context
 from .engine.builders import Builder, BuildRequest, StepCount, count_steps, platform_suffix
 from .engine.images import LocalImages
 from .errors import CommandFailed, ImagegraphError
+from .interrupt import Stopped, signal_name
 from .plan import Decision, ImagePlan, Plan
 from .progress import Progress, failure_context, phase_of, tracker_for
 from .registry import Registry, split_ref
 from .runner import Command, Runner
 from .wheelhouse import Wheelhouse
 
-__all__ = ["Executor", "ImageResult", "build_request", "prepare_build"]
+__all__ = ["INTERRUPTED", "NOT_BUILT", "Executor", "ImageResult", "build_request", "prepare_build"]
+
+#: How a stopped run leaves an image it was to build: stopped while running, or never started.
+INTERRUPTED, NOT_BUILT = "interrupted", "not built"
 
 
 def build_request(config: Config, entry: ImagePlan, context: AssembledContext, *, labels: Mapping[str, str],
@@ -70,6 +76,8 @@ class ImageResult:
     steps: StepCount = field(default_factory=StepCount)
     #: Where the time went: (phase, seconds) for wheels, build <platform>, push, manifest.
     phases: tuple[tuple[str, float], ...] = ()
+    #: :data:`INTERRUPTED` or :data:`NOT_BUILT` when the run was stopped before this image's work was done.
+    stopped: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -144,7 +152,9 @@ class Executor:
                     if parent is not None and parent not in results:
                         continue
                     waiting.remove(entry)
-                    if parent is not None and not results[parent].ok:
+                    if (not_started := self._stopped_before(entry)) is not None:
+                        results[entry.name] = not_started
+                    elif parent is not None and not results[parent].ok:
                         results[entry.name] = self._blocked(entry, parent)
                     elif entry.decision is Decision.BUILD or entry.push_existing:
                         futures[pool.submit(self._work, entry)] = entry.name
@@ -156,12 +166,23 @@ class Executor:
                         results[futures.pop(future)] = future.result()
         return tuple(results[entry.name] for entry in plan.images)
 
+    def _stopped_before(self, entry: ImagePlan) -> ImageResult | None:
+        """The result of work the run was stopped before starting; None when it may start."""
+        stop = self.runner.stop
+        if stop is None or stop.signum is None or not (entry.decision is Decision.BUILD or entry.push_existing):
+            return None
+        return ImageResult(entry.name, entry.decision, entry.ref, entry.reason, stopped=NOT_BUILT,
+                           error=f"not built: the run was stopped by {signal_name(stop.signum)} first")
+
     def _blocked(self, entry: ImagePlan, parent: str) -> ImageResult:
         if entry.decision is Decision.BUILD or entry.push_existing:
             return ImageResult(entry.name, entry.decision, entry.ref, entry.reason, error=f"not built: parent {parent} failed")
         return ImageResult(entry.name, entry.decision, entry.ref, entry.reason)
 
     def _work(self, entry: ImagePlan) -> ImageResult:
+        not_started = self._stopped_before(entry)
+        if not_started is not None:  # queued behind --jobs when the stop came
+            return not_started
         log = self.log_dir / f"{entry.name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("")
@@ -181,6 +202,11 @@ class Executor:
             cached = f", {steps.cached}/{steps.total} steps cached" if steps.total else ""
             self.say(f"[{entry.name}] done in {seconds:.1f}s{cached} ({phases.summary()})")
             return result
+        except Stopped as err:
+            seconds = time.monotonic() - started
+            self.say(f"[{entry.name}] {INTERRUPTED} after {seconds:.1f}s ({signal_name(err.signum)})")
+            return ImageResult(entry.name, entry.decision, entry.ref, entry.reason, seconds=seconds, error=str(err), log=str(log),
+                               phases=phases.items(), stopped=INTERRUPTED)
         except ImagegraphError as err:
             seconds = time.monotonic() - started
             # the message ends with the command's last line; these say what led to it
