@@ -152,6 +152,14 @@ class Repository:
             return lines[-1].strip("'") if lines else f"git fetch exited with {err.status}"
         return None
 
+    def restart_helpers(self) -> None:
+        """Start git's long-lived helper processes (``cat-file --batch``) afresh when next needed.
+
+        A Ctrl-C at the terminal reaches every process of its group, git's
+        helpers too: after one, the next object read would meet a broken pipe.
+        """
+        self.repo.git.clear_cache()
+
     # -- changes --------------------------------------------------------------
 
     def diff(self, base: str, worktree: WorkingTree | None = None) -> tuple[Change, ...]:

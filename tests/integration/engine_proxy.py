@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from contextlib import suppress
 from pathlib import Path
 
 __all__ = ["EngineProxy"]
@@ -41,15 +42,11 @@ class EngineProxy:
             sockets, self._open = self._open, set()
         self._server.close()
         for sock in sockets:
-            try:
+            with suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
-        try:
+        with suppress(FileNotFoundError):
             os.unlink(self.path)
-        except FileNotFoundError:
-            pass
 
     def _accept(self) -> None:
         while True:

@@ -94,6 +94,8 @@ def _execute(workspace: Workspace, plan: Plan, stop: Stop, *, progress: str, no_
     """Build, tag and report: a stop (SIGINT, SIGTERM) ends the running builds, moves no tag and still writes the report."""
     board = Progress(live={"auto": None, "tty": True, "plain": False}[progress])
     results = workspace.executor(progress=board).run(plan)
+    if stop.requested:
+        workspace.repository.restart_helpers()
     tagged = {} if no_tags or stop.requested else workspace.publish_tags(results, say=_note)
     print()
     print(format_results(results))
@@ -112,8 +114,8 @@ def _execute(workspace: Workspace, plan: Plan, stop: Stop, *, progress: str, no_
     except ImagegraphError as err:  # the images are built and pushed: a report must not fail the build
         _note(f"warning: no build report written: {err}")
     except OSError as err:
-        _note(f"warning: no build report written: {err.filename or workspace.root / STATE_DIR}: {err.strerror}; "
-              "free disk space or make .imagegraph/ writable")
+        _note(f"warning: no build report written ({err.filename or 'the report'}: {err.strerror}); "
+              f"check that {STATE_DIR}/reports/ is writable and its disk has space")
     if stop.signum is not None:
         interrupted = [r.name for r in results if r.stopped == INTERRUPTED]
         moved = "; tags moved: " + ", ".join(tagged) if any(tagged.values()) else ", no tags moved"
