@@ -15,11 +15,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Config
+from .config import DEFAULT_REGISTRY, Config
 from .context import AssembledContext, assemble_image_context
 from .engine.builders import Builder, BuildRequest, StepCount, count_steps, platform_suffix
 from .engine.images import LocalImages
 from .errors import CommandFailed, ImagegraphError
+from .failures import engine_lost, engine_lost_message, registry_lost, registry_lost_message
 from .interrupt import Stopped, signal_name
 from .plan import Decision, ImagePlan, Plan
 from .progress import Progress, failure_context, phase_of, tracker_for
@@ -211,13 +212,37 @@ class Executor:
             seconds = time.monotonic() - started
             # the message ends with the command's last line; these say what led to it
             detail = failure_context(getattr(err, "output_tail", ""))
-            self.say(f"[{entry.name}] FAILED after {seconds:.1f}s: {err}")
+            error = self._explain(entry, err)
+            self.say(f"[{entry.name}] FAILED after {seconds:.1f}s: {error}")
             for line in detail:
                 self.say(f"[{entry.name}]   {line}")
-            return ImageResult(entry.name, entry.decision, entry.ref, entry.reason, seconds=seconds, error=str(err), log=str(log),
+            return ImageResult(entry.name, entry.decision, entry.ref, entry.reason, seconds=seconds, error=error, log=str(log),
                                phases=phases.items())
         finally:
             self.progress.end(entry.name)
+
+    def _explain(self, entry: ImagePlan, err: ImagegraphError) -> str:
+        """The failure in the user's words: an engine or registry that went away is named, with the fix, once it is
+        seen not to answer any more (a build step's own "unexpected EOF" is no lost engine)."""
+        if not isinstance(err, CommandFailed):
+            return str(err)
+        reason = err.reason.removeprefix("ERROR: ")
+        if engine_lost(err.output_tail) and not self.local.answers():
+            return engine_lost_message(f"{entry.name} was built", reason)
+        registry = self.registry
+        lost = registry_lost(err.output_tail, registry.host) if registry is not None else None
+        if registry is not None and lost is not None and not self._registry_answers(entry):
+            return registry_lost_message(registry.host, entry.name, lost, local=registry.host == DEFAULT_REGISTRY)
+        return str(err)
+
+    def _registry_answers(self, entry: ImagePlan) -> bool:
+        assert self.registry is not None
+        _, name, tag = split_ref(entry.ref)
+        try:
+            self.registry.manifest_digest(name, tag)
+        except ImagegraphError:
+            return False
+        return True
 
     def _run(self, image: str, command: Command, log: Path, phases: _Phases) -> str:
         """Run one command as a phase of ``image``'s work, its output followed live; returns the output."""
@@ -272,9 +297,13 @@ class Executor:
 
     def _describe(self, entry: ImagePlan, seconds: float, log: str, steps: StepCount,
                   phases: tuple[tuple[str, float], ...] = ()) -> ImageResult:
-        info = self.local.info(entry.ref)
-        if info is None and len(entry.platforms) > 1:
-            info = self.local.info(f"{entry.ref}-{platform_suffix(entry.platforms[0])}")
+        try:
+            info = self.local.info(entry.ref)
+            if info is None and len(entry.platforms) > 1:
+                info = self.local.info(f"{entry.ref}-{platform_suffix(entry.platforms[0])}")
+        except ImagegraphError as err:  # built and pushed all the same: only its size and layers are not known
+            self.say(f"[{entry.name}] warning: size and layers not known: {err}")
+            info = None
         digest = None
         if entry.push and self.registry is not None:
             _, name, tag = split_ref(entry.ref)

@@ -1,4 +1,4 @@
-"""A run that is stopped (SIGINT, SIGTERM) or loses its engine: the real CLI on the real engine, one line saying what happened."""
+"""A run that is stopped by SIGINT or SIGTERM: the real CLI on the real engine, one line saying what happened."""
 
 from __future__ import annotations
 

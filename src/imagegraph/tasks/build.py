@@ -96,7 +96,11 @@ def _execute(workspace: Workspace, plan: Plan, stop: Stop, *, progress: str, no_
     results = workspace.executor(progress=board).run(plan)
     if stop.requested:
         workspace.repository.restart_helpers()
-    tagged = {} if no_tags or stop.requested else workspace.publish_tags(results, say=_note)
+    tagging_failed = None
+    try:
+        tagged = {} if no_tags or stop.requested else workspace.publish_tags(results, say=_note)
+    except ImagegraphError as err:  # the registry went away after the pushes: the report still says what was built
+        tagged, tagging_failed = {}, err
     print()
     print(format_results(results))
     for image, tags in tagged.items():
@@ -123,6 +127,8 @@ def _execute(workspace: Workspace, plan: Plan, stop: Stop, *, progress: str, no_
                    f"report: {report or 'not written (see the warning above)'}", code=exit_code(stop.signum))
     if failed:
         raise Exit(f"error: {failed[0].failure}", code=1)
+    if tagging_failed is not None:
+        raise tagging_failed
 
 
 @task(iterable=["force", "target", "platform"], help={
