@@ -533,7 +533,8 @@ class ReportStore:
         stamp = report.started.replace("-", "").replace(":", "").replace("Z", "")
         path = _create_new(self.folder, f"{stamp}-{report.short}", report.to_json())
         path.with_suffix(".md").write_text(markdown, encoding="utf-8")
-        for old in sorted(self.folder.glob("*.json"))[: -self.keep]:
+        # by stem, so that "<time>-<commit>" comes before the "-2" of a run that started in the same second
+        for old in sorted(self.folder.glob("*.json"), key=lambda path: path.stem)[: -self.keep]:
             old.unlink()
             old.with_suffix(".md").unlink(missing_ok=True)
         return path
@@ -546,7 +547,7 @@ class ReportStore:
                 found.append((path, read_report(path)))
             except ReportError as err:
                 self.skipped.append(str(err))
-        found.sort(key=lambda item: (item[1].started, item[0].name))
+        found.sort(key=lambda item: (item[1].started, item[0].stem))
         return found
 
 

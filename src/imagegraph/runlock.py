@@ -43,7 +43,7 @@ class BuildLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             handle = self.path.open("a+", encoding="utf-8")
         except OSError as err:
-            raise ImagegraphError(f"{self.path}: cannot be created ({err.strerror}); make {self.path.parent} writable and run again") from None
+            raise ImagegraphError(f"{self.path}: cannot be created ({err.strerror}); make {self.path.parent} a writable folder and run again") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

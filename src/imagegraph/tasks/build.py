@@ -150,7 +150,8 @@ def plan(c, force=None, target=None, platform=None, registry=None, since=None, j
     result = workspace.plan(say=_note)
     if bake:
         path = Path(bake)
-        definition = workspace.bake(result, path, say=_note)
+        with BuildLock(workspace.root / STATE_DIR, say=_note):  # it assembles contexts and fetches wheels as a build does
+            definition = workspace.bake(result, path, say=_note)
         names = ", ".join(definition["target"]) or "nothing"
         _note(f"bake file: {path} builds {names}; run `docker buildx bake -f {path}` (images are pushed to their fingerprint tags)")
     if json_:
