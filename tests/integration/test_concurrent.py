@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
 
+from imagegraph.runlock import BuildLock
 from tests.integration.test_interrupt import processes, wait_for
 from tests.integration.test_lost_services import sleeping_repo
 
@@ -38,3 +40,16 @@ def test_a_second_build_waits_for_the_first_then_reuses_its_images(tmp_path, reg
     assert len(reports) == 2, reports
     decisions = [[image["decision"] for image in json.loads(path.read_text())["images"]] for path in reports]
     assert decisions == [["build"], ["reuse"]]
+
+
+def test_a_build_waiting_for_the_lock_stops_at_once_on_sigterm(tmp_path, namespace):
+    repo, _ = sleeping_repo(tmp_path, "127.0.0.1:5000", namespace, 1)
+    with BuildLock(repo / ".imagegraph", say=lambda line: None):
+        waiting = start(repo)
+        assert waiting.stderr is not None
+        first_line = waiting.stderr.readline()  # printed once the build reached the lock
+        waiting.send_signal(signal.SIGTERM)
+        _, rest = waiting.communicate(timeout=10)
+    assert first_line == f"waiting for the build in pid {os.getpid()} to finish ({repo / '.imagegraph/build.lock'} is locked)\n"
+    assert waiting.returncode == 143, rest
+    assert rest == "interrupted: SIGTERM before any image started; nothing built, no tags moved, no report\n"
