@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -28,8 +29,14 @@ def alive(pid: int) -> bool:
 
 
 def run_then_stop(stop: Stop, command: Command, signum: int = signal.SIGINT, after: float = 0.5):
-    caught: list[BaseException] = []
-    worker = threading.Thread(target=lambda: caught.append(pytest.raises(Stopped, Runner(stop).run, command).value))
+    caught: list[Stopped] = []
+
+    def work() -> None:
+        with pytest.raises(Stopped) as raised:
+            Runner(stop).run(command)
+        caught.append(raised.value)
+
+    worker = threading.Thread(target=work)
     worker.start()
     time.sleep(after)
     started = time.monotonic()
@@ -46,7 +53,7 @@ def test_a_stop_ends_the_command_and_everything_it_started(tmp_path):
     assert str(stopped) == "interrupted by SIGINT" and seconds < 2
     grandchild = int(pids.read_text())
     time.sleep(0.2)
-    assert not alive(grandchild) or open(f"/proc/{grandchild}/stat").read().split()[2] == "Z"
+    assert not alive(grandchild) or Path(f"/proc/{grandchild}/stat").read_text().split()[2] == "Z"  # or a zombie
 
 
 def test_a_command_that_ignores_sigterm_is_killed_after_the_grace(tmp_path):
