@@ -697,6 +697,11 @@ def stages(text: str) -> Stages:
     return Stages(tuple(froms), frozenset(global_args))
 
 
+def instruction_texts(text: str) -> tuple[str, ...]:
+    """Every instruction of a Dockerfile but FROM and ARG, each as one line: what BuildKit names a step after."""
+    return tuple(line.strip() for _, line in _instructions(text)[1] if _split_keyword(line)[0] not in ("FROM", "ARG"))
+
+
 def check_dockerfile(spec: ImageSpec, text: str) -> None:
     """Refuse what would build the wrong image or none: no FROM, an unknown target, a child whose parent is not pinned."""
     found = stages(text)

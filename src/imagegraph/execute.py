@@ -5,6 +5,12 @@ The executor decides nothing. Each image whose parent is done starts at once
 A failed image stops its descendants and nothing else. When the run is
 stopped (the runner's :class:`~imagegraph.interrupt.Stop`), the running images
 end as "interrupted" and the rest as "not built"; nothing new starts.
+
+A parent built in this run together with children built on it goes to the
+builder as one bake where the builder can (see :mod:`imagegraph.chain`):
+the children start on the parent's result while its layers are exported.
+What that bake leaves undone (a sibling cancelled by another's failure) is
+built on its own afterwards, so a failure still stops only descendants.
 """
 
 from __future__ import annotations
@@ -15,8 +21,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .bake import bake_definition, write_bake
+from .chain import BakeOutput, bake_groups
 from .config import DEFAULT_REGISTRY, Config
 from .context import AssembledContext, assemble_image_context
+from .dockerfile import instruction_texts
 from .engine.builders import Builder, BuildRequest, StepCount, count_steps, platform_suffix
 from .engine.images import LocalImages
 from .errors import CommandFailed, ImagegraphError
@@ -145,26 +154,39 @@ class Executor:
     def run(self, plan: Plan) -> tuple[ImageResult, ...]:
         results: dict[str, ImageResult] = {}
         waiting = [entry for entry in plan.images]
-        futures: dict[Future[ImageResult], str] = {}
+        futures: dict[Future[tuple[dict[str, ImageResult], list[ImagePlan]]], str] = {}
+        parents = {spec.name: spec.parent for spec in self.config.images}
+        groups = {group[0]: group for group in bake_groups(plan.images, parents)} if self.registry is not None else {}
         with self.progress, ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="imagegraph") as pool:
             while waiting or futures:
                 for entry in list(waiting):
-                    parent = self.config.image(entry.name).parent
-                    if parent is not None and parent not in results:
+                    parent = parents.get(entry.name)
+                    if entry not in waiting or (parent is not None and parent not in results):
                         continue
                     waiting.remove(entry)
                     if (not_started := self._stopped_before(entry)) is not None:
                         results[entry.name] = not_started
                     elif parent is not None and not results[parent].ok:
                         results[entry.name] = self._blocked(entry, parent)
+                    elif entry.name in groups:
+                        group = groups.pop(entry.name)  # once: what the bake leaves undone is built alone
+                        members = [entry, *(e for e in waiting if e.name in group)]
+                        for member in members[1:]:
+                            waiting.remove(member)
+                        futures[pool.submit(self._bake, members)] = entry.name
                     elif entry.decision is Decision.BUILD or entry.push_existing:
-                        futures[pool.submit(self._work, entry)] = entry.name
+                        futures[pool.submit(lambda e: ({e.name: self._work(e)}, []), entry)] = entry.name
                     else:
                         results[entry.name] = ImageResult(entry.name, entry.decision, entry.ref, entry.reason)
                 if futures:
                     done, _ = wait(futures, return_when=FIRST_COMPLETED)
                     for future in done:
-                        results[futures.pop(future)] = future.result()
+                        futures.pop(future)
+                        finished, again = future.result()
+                        results.update(finished)
+                        # left undone by a bake: built on their own, each when its parent is done
+                        waiting.extend(again)
+                        waiting.sort(key=plan.images.index)
         return tuple(results[entry.name] for entry in plan.images)
 
     def _stopped_before(self, entry: ImagePlan) -> ImageResult | None:
@@ -174,6 +196,114 @@ class Executor:
             return None
         return ImageResult(entry.name, entry.decision, entry.ref, entry.reason, stopped=NOT_BUILT,
                            error=f"not built: the run was stopped by {signal_name(stop.signum)} first")
+
+    def _bake(self, members: list[ImagePlan]) -> tuple[dict[str, ImageResult], list[ImagePlan]]:
+        """Build ``members`` (a parent first, then images built on it) in one bake; (their results, those left to build alone)."""
+        names = [entry.name for entry in members]
+        bake_file = self.log_dir.parent / "bake" / f"{names[0]}.json"
+        command = self.builder.bake_command(bake_file, names)
+        if command is None:
+            return {}, members
+        logs = {name: self.log_dir / f"{name}.log" for name in names}
+        started = time.monotonic()
+        for name, log in logs.items():
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text("")
+            self.progress.begin(name)
+        finished_at: dict[str, float] = {}
+        output = BakeOutput(names)
+        try:
+            requests = []
+            for entry in members:
+                if self.config.image(entry.name).wheels:
+                    self.progress.phase(entry.name, "wheels")
+                requests.append(prepare_build(
+                    self.config, entry, self.wheelhouse, self.contexts_dir, labels=self.labels, registry=self.registry,
+                    registry_cache=self.registry_cache, log_path=logs[entry.name], say=lambda line, n=entry.name: self.say(f"[{n}] {line}"),
+                    follow=lambda c, n=entry.name: self.progress.follow(n, tracker_for(c.argv))))
+            write_bake(bake_file, bake_definition(requests, {entry.name: self.config.image(entry.name).parent for entry in members}))
+            prepared = time.monotonic()
+            output = BakeOutput(names, {request.image: _instructions_of(request.dockerfile) for request in requests},
+                                {name: self.config.image(name).parent for name in names})
+            followers = {name: self.progress.follow(name, tracker_for(("docker", "buildx", "build"))) for name in names}
+            for name in names:
+                self.progress.phase(name, "build")
+                self.say(f"[{name}] building {', '.join(members[names.index(name)].platforms)} with {', '.join(n for n in names if n != name)} "
+                         f"in one bake ({members[names.index(name)].reason}); log: {logs[name]}")
+
+            def route(line: str) -> None:
+                images, own = output.feed(line)
+                for image in images:
+                    finished_at[image] = time.monotonic()
+                    follower = followers[image]
+                    if follower is not None:
+                        follower(own)
+
+            error: CommandFailed | None = None
+            try:
+                self.runner.run(command, log_path=self.log_dir / f"bake-{names[0]}.log", on_line=route)
+            except CommandFailed as err:
+                error = err
+            return self._bake_results(members, logs, output, error, command, started, prepared, finished_at)
+        except Stopped as err:
+            seconds = time.monotonic() - started
+            for name in names:
+                self.say(f"[{name}] {INTERRUPTED} after {seconds:.1f}s ({signal_name(err.signum)})")
+            return {entry.name: ImageResult(entry.name, entry.decision, entry.ref, entry.reason, seconds=seconds, error=str(err),
+                                            log=str(logs[entry.name]), stopped=INTERRUPTED) for entry in members}, []
+        except ImagegraphError:
+            # wheels or a context that cannot be prepared: each image alone says which, as a lone build does
+            return {}, members
+        finally:
+            for name in names:
+                self.progress.end(name)
+
+    def _bake_results(self, members: list[ImagePlan], logs: Mapping[str, Path], output: BakeOutput, error: CommandFailed | None,
+                      command: Command, started: float, prepared: float,
+                      finished_at: Mapping[str, float]) -> tuple[dict[str, ImageResult], list[ImagePlan]]:
+        bake_log = self.log_dir / f"bake-{members[0].name}.log"
+        failed = output.failed() if error is not None else frozenset()
+        # a known engine fault (lost layers, a registry hiccup) is repaired by building alone, where repairs live
+        repairable = error is not None and self.builder.repair(command, error.reason) is not None
+        results: dict[str, ImageResult] = {}
+        again: list[ImagePlan] = []
+        names = {entry.name for entry in members}
+        for entry in members:
+            own = output.output_of(entry.name)
+            logs[entry.name].write_text(f"(built in one bake with {', '.join(m.name for m in members if m is not entry)}; "
+                                        f"the whole output: {bake_log})\n{own}\n")
+            parent = self.config.image(entry.name).parent
+            seconds = finished_at.get(entry.name, time.monotonic()) - started
+            phases = _Phases()
+            if prepared - started >= 0.01:
+                phases.add("wheels", prepared - started)
+            phases.add("build", seconds - (prepared - started))
+            if error is None or self._pushed(entry):
+                steps = count_steps(own)
+                result = self._describe(entry, seconds, str(logs[entry.name]), steps, phases.items())
+                cached = f", {steps.cached}/{steps.total} steps cached" if steps.total else ""
+                self.say(f"[{entry.name}] done in {seconds:.1f}s{cached} ({phases.summary()})")
+                results[entry.name] = result
+            elif entry.name in failed and not repairable and (parent not in names or (parent in results and results[parent].ok)):
+                # A vertex a child shares with its parent may carry only the child's name: a failure under a child's
+                # name counts as the child's only once its parent is known to be done; otherwise both build alone.
+                self.say(f"[{entry.name}] FAILED after {seconds:.1f}s: {error}")
+                for line in failure_context(own):
+                    self.say(f"[{entry.name}]   {line}")
+                results[entry.name] = ImageResult(entry.name, entry.decision, entry.ref, entry.reason, seconds=seconds, error=str(error),
+                                                  log=str(logs[entry.name]), phases=phases.items())
+            elif parent in results and not results[parent].ok:
+                results[entry.name] = self._blocked(entry, parent)
+            else:
+                again.append(entry)
+        return results, again
+
+    def _pushed(self, entry: ImagePlan) -> bool:
+        _, name, tag = split_ref(entry.ref)
+        try:
+            return self.registry is not None and self.registry.manifest_digest(name, tag) is not None
+        except ImagegraphError:
+            return False
 
     def _blocked(self, entry: ImagePlan, parent: str) -> ImageResult:
         if entry.decision is Decision.BUILD or entry.push_existing:
@@ -313,6 +443,13 @@ class Executor:
             size=info.size if info else None, layers=info.layers if info else None,
             digest=digest, pushed=digest is not None, log=log, steps=steps, phases=phases,
         )
+
+
+def _instructions_of(dockerfile: Path) -> tuple[str, ...]:
+    try:
+        return instruction_texts(dockerfile.read_text(encoding="utf-8", errors="replace"))
+    except OSError:  # the build will say what is wrong with it
+        return ()
 
 
 class _Phases:

@@ -133,6 +133,17 @@ class Repository:
             return None
         return bases[0].hexsha if bases else None
 
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """Whether ``ancestor`` is ``descendant`` or one of its ancestors (both must be known commits)."""
+        return self.repo.is_ancestor(ancestor, descendant)
+
+    def commits(self) -> frozenset[str]:
+        """Every commit any ref reaches (what this clone can order)."""
+        try:
+            return frozenset(self.repo.git.rev_list("--all").split())
+        except git.GitCommandError:
+            return frozenset()
+
     def is_shallow(self) -> bool:
         return self.repo.git.rev_parse("--is-shallow-repository").strip() == "true"
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 
 from .errors import ImagegraphError
@@ -31,16 +32,21 @@ from .tags import CACHE_TAG, Version
 
 __all__ = [
     "DEFAULT_PROTECTED",
+    "RETENTION_TAG",
     "Manifest",
     "RetentionError",
     "RetentionPolicy",
     "Verdict",
     "check_kept_closure",
     "deletion_order",
+    "note_doomed",
     "plan_retention",
+    "ripe",
 ]
 
-DEFAULT_PROTECTED = ("latest", f"{CACHE_TAG}*")
+#: The tag of the small document in each repository that records which digests cleanup found doomed, and when.
+RETENTION_TAG = "imagegraph-retention"
+DEFAULT_PROTECTED = ("latest", f"{CACHE_TAG}*", RETENTION_TAG)
 
 
 class RetentionError(ImagegraphError):
@@ -89,7 +95,7 @@ class RetentionPolicy:
             raise RetentionError(f"keep must be at least 1 (got {self.keep}); the newest build is never deleted")
 
     def protected(self, tag: str) -> bool:
-        return tag == self.edge or any(fnmatchcase(tag, pattern) for pattern in self.protect)
+        return tag in (self.edge, RETENTION_TAG) or any(fnmatchcase(tag, pattern) for pattern in self.protect)
 
 
 @dataclass(frozen=True)
@@ -107,13 +113,21 @@ class _Repo:
     listed_by: dict[str, list[str]] = field(default_factory=dict)
 
 
-def plan_retention(manifests: Iterable[Manifest], policy: RetentionPolicy) -> tuple[Verdict, ...]:
-    """A verdict for every manifest, keep or delete, with the reason in words."""
+def plan_retention(manifests: Iterable[Manifest], policy: RetentionPolicy,
+                   pinned: Mapping[tuple[str, str], str] | None = None) -> tuple[Verdict, ...]:
+    """A verdict for every manifest, keep or delete, with the reason in words.
+
+    ``pinned`` maps (repository, digest) to why it is kept whatever the policy
+    says (e.g. tagged after cleanup looked); what it needs is kept with it.
+    """
     repos = _index(manifests)
     kept: dict[tuple[str, str], str] = {}
     gone: dict[tuple[str, str], str] = {}
     for repo in repos.values():
         _keep_roots(repo, policy, kept, gone)
+    for key, why in (pinned or {}).items():
+        if key[0] in repos and key[1] in repos[key[0]].manifests:
+            kept[key] = why
     _close(repos, kept)
     verdicts = []
     for repo in repos.values():
@@ -237,6 +251,30 @@ def check_kept_closure(verdicts: Sequence[Verdict]) -> None:
         for ref in manifest.parents:
             if status.get(_resolve(repos, ref) or ("", "")) is False:
                 raise RetentionError(f"refusing: kept {manifest.label()} was built on {ref}, which the plan deletes")
+
+
+def note_doomed(seen: Mapping[str, str], doomed: Iterable[str], now: datetime) -> dict[str, str]:
+    """digest -> when a cleanup first found it doomed (ISO 8601, UTC), after this run found ``doomed``.
+
+    A digest doomed before keeps its first time; a newly doomed one gets
+    ``now``; one no longer doomed is forgotten (if it is doomed again later,
+    its grace period starts again), and so does one whose time is unreadable.
+    """
+    stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {digest: seen[digest] if _when(seen.get(digest, "")) is not None else stamp for digest in doomed}
+
+
+def ripe(seen: Mapping[str, str], now: datetime, grace: timedelta) -> frozenset[str]:
+    """The digests first found doomed at least ``grace`` before ``now`` (all of them with no grace)."""
+    return frozenset(digest for digest, first in seen.items()
+                     if grace <= timedelta(0) or ((when := _when(first)) is not None and when <= now - grace))
+
+
+def _when(stamp: str) -> datetime | None:
+    try:
+        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def deletion_order(verdicts: Iterable[Verdict]) -> tuple[Manifest, ...]:

@@ -17,6 +17,7 @@ import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from .errors import InputError
 
@@ -29,6 +30,7 @@ __all__ = [
     "parse_build_arg_name",
     "parse_builder_name",
     "parse_count",
+    "parse_duration",
     "parse_image_name",
     "parse_namespace",
     "parse_platform",
@@ -241,6 +243,18 @@ def parse_count(text: str | int, origin: str, *, minimum: int = 1, example: str 
     if value is None or value < minimum:
         raise InputError(origin, f"{shown(str(text))} is not a whole number of at least {minimum}; e.g. {example}")
     return value
+
+
+_DURATION = re.compile(r"(\d+)([smhd]?)")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str, origin: str, *, example: str = "1h") -> timedelta:
+    """A span of time: a whole number with s, m, h or d (``90s``, ``30m``, ``1h``, ``7d``); a bare number is seconds."""
+    match = _DURATION.fullmatch(text.strip().lower()) if isinstance(text, str) else None
+    if match is None:
+        raise InputError(origin, f"{shown(str(text))} is not a duration; give a whole number with s, m, h or d, e.g. {example} (0 for none)")
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
 def parse_builder_name(text: str, origin: str) -> str:

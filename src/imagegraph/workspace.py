@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 
@@ -23,14 +23,15 @@ from .engine.images import LocalImages
 from .errors import ConfigError, ImagegraphError
 from .execute import Executor, ImageResult, prepare_build
 from .fingerprint import Fingerprint, fingerprint_images, ignore_file, large_inputs
-from .inventory import read_inventory
 from .plan import Availability, Decision, ImagePlan, Plan, affected, lookups_needed, make_plan, trust_broken
 from .progress import Progress
+from .prune import Pruning, prune
 from .registry import Registry, split_ref
 from .release import Promotion, check_release_event, plan_release
 from .repo import EMPTY_TREE, Repository, WorkingTree
-from .retention import DEFAULT_PROTECTED, RetentionPolicy, Verdict, deletion_order, plan_retention
+from .retention import DEFAULT_PROTECTED, RetentionPolicy
 from .runner import Runner
+from .tagmove import Outcome, TagMoves, TagRequest, move_family_tags, verify_tags
 from .tags import Event, TagPolicy, Version, event_from_env, event_from_git, oci_labels, source_url, tags_for
 from .values import Platform, RegistryAddress, parse_platforms, parse_registry, split_list
 from .wheelhouse import Wheelhouse
@@ -38,6 +39,8 @@ from .wheelhouse import Wheelhouse
 __all__ = ["BuildOptions", "Workspace", "find_root"]
 
 STATE_DIR = ".imagegraph"
+#: How long a digest must have been found doomed before cleanup deletes it: longer than a pipeline takes from build to release.
+DEFAULT_GRACE = timedelta(hours=1)
 DEFAULT_BRANCHES = ("main", "master")
 
 
@@ -303,10 +306,14 @@ class Workspace:
         default = (self.default_branch or "main").removeprefix("origin/")
         return event_from_git(repo.head() or "", repo.tags_at_head(), repo.branch(), default)
 
-    def release(self, *, version: str | None = None, dry_run: bool = False, force: bool = False, say=print) -> tuple[Promotion, ...]:
+    def release(self, *, version: str | None = None, dry_run: bool = False, force: bool = False,
+                say=print) -> tuple[tuple[Promotion, ...], TagMoves]:
         """Give this commit's already-built images the version's tags, by copying manifests in the registry.
 
-        A version tag that already names another digest is refused unless ``force``.
+        A version tag that already names another digest is refused unless
+        ``force``. The tags move all or nothing (:mod:`imagegraph.tagmove`) and
+        are read back afterwards: a tag that is gone or names another digest
+        makes the outcome a failure.
         """
         event = self.event()
         if version:
@@ -329,33 +336,41 @@ class Workspace:
         for promotion in promotions:
             for note in promotion.notes:
                 say(f"[{promotion.image}] {note}")
-            if dry_run:
-                continue
-            for tag in promotion.tags:
-                self.registry.copy_tag(promotion.repository, promotion.source, tag)
-        return promotions
+        if dry_run:
+            return promotions, TagMoves(Outcome.UNCHANGED, "tags: dry run: none moved")
+        rerun = f"`invoke release --version v{own}{' --force' if force else ''}`"
+        moves = move_family_tags(self.registry, [TagRequest(p.image, p.repository, p.source, p.tags, expected=p.digest)
+                                                 for p in promotions], rerun=rerun, say=say)
+        if not moves.ok:
+            return promotions, moves
+        problem = verify_tags(self.registry, moves.holds)
+        if problem:
+            return promotions, replace(moves, outcome=Outcome.PARTIAL, line=f"tags: release {own} is not whole: {problem}; rerun {rerun}")
+        return promotions, moves
 
-    def publish_tags(self, results: Sequence[ImageResult], *, say=print) -> dict[str, tuple[str, ...]]:
+    def publish_tags(self, results: Sequence[ImageResult], *, say=print) -> TagMoves:
         """Give every pushed image the event's moving tags (edge and sha-<7> on the default branch, pr-<N> when asked).
 
         All or nothing: when any image failed, no tag moves, so ``edge`` never
-        names a family of which half is new. Version tags come from `invoke release`.
+        names a family of which half is new; a registry error while moving puts
+        back what moved (see :mod:`imagegraph.tagmove`). Branch tags move only
+        forward: a newer commit's run that already moved them wins. Version tags
+        come from `invoke release`.
         """
         event = self.event()
         if event.kind == "tag":
             say(f"{event.ref}: version tags are given by `invoke release` (promotion of these digests), not by the build")
-            return {}
+            return TagMoves(Outcome.UNCHANGED, "tags: fingerprint tags only (version tags come from `invoke release`)")
         failed = [r.name for r in results if not r.ok]
         if failed:
-            say(f"no tags moved: {', '.join(failed)} failed")
-            return {}
+            return TagMoves(Outcome.UNCHANGED, f"tags: none moved: {', '.join(failed)} failed")
         inputs = {path for fingerprint in self.fingerprints.values() for path, _ in fingerprint.files}
         dirty = sorted(inputs & set(self.sources.status))
         if dirty:
             shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
-            say(f"no tags moved: uncommitted changes to image inputs ({shown}); the images are not {event.sha[:7]}'s, commit first")
-            return {}
-        applied: dict[str, tuple[str, ...]] = {}
+            return TagMoves(Outcome.UNCHANGED, f"tags: none moved: uncommitted changes to image inputs ({shown}); "
+                                               f"the images are not {event.sha[:7]}'s, commit first")
+        requests = []
         for result in results:
             spec = self.config.image(result.name)
             if not spec.push or result.decision is Decision.SKIP:
@@ -367,21 +382,24 @@ class Workspace:
                 continue
             _, name, fingerprint = split_ref(self.ref(spec.name))
             extra = tuple(t for t in tagset.tags if t != fingerprint)
-            for tag in extra:
-                self.registry.copy_tag(name, fingerprint, tag)
-            applied[spec.name] = extra
-        return applied
+            if extra:
+                requests.append(TagRequest(spec.name, name, fingerprint, extra, expected=result.digest))
+        if not requests:
+            return TagMoves(Outcome.UNCHANGED, "tags: fingerprint tags only")
+        return move_family_tags(self.registry, requests, rerun="`invoke build`", branch_tags=lambda tag: True,
+                                commit=event.sha or self.repository.head(), history=self.repository, say=say)
 
-    def cleanup(self, *, keep: int | None = None, protect: Sequence[str] = (), apply: bool = False) -> tuple[Verdict, ...]:
-        """Retention over the family's repositories: the verdicts, and with ``apply`` the deletions done (indexes first)."""
+    def cleanup(self, *, keep: int | None = None, protect: Sequence[str] = (), apply: bool = False,
+                grace: timedelta = DEFAULT_GRACE, say=print) -> Pruning:
+        """Retention over the family's repositories: the verdicts, and with ``apply`` the deletions done (indexes first).
+
+        Deletes only digests an earlier run found doomed at least ``grace``
+        ago, and none that was tagged after the look (see :mod:`imagegraph.prune`).
+        """
         policy = RetentionPolicy(keep=keep if keep is not None else self.config.keep, edge=self.config.edge_tag,
                                  protect=(*DEFAULT_PROTECTED, *self.config.protect, *protect))
         repositories = [self.config.repository(spec.name).split("/", 1)[1] for spec in self.config.images if spec.push]
-        verdicts = plan_retention(read_inventory(self.registry, repositories), policy)
-        if apply:
-            for manifest in deletion_order(verdicts):
-                self.registry.delete_manifest(manifest.repository, manifest.digest)
-        return verdicts
+        return prune(self.registry, repositories, policy, apply=apply, grace=grace, now=lambda: datetime.now(UTC), say=say)
 
     def check_platforms(self, plan: Plan) -> None:
         """Refuse, before anything runs, to build for a platform the builder can neither run nor emulate."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
+import docker
 import pytest
 
 from tests.conftest import write_tree
@@ -44,15 +47,32 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
+def remove_local_images(docker_client, wanted: Callable[[str], bool]) -> None:
+    """Remove the engine's tags that ``wanted`` picks; an image that another user of the engine removed meanwhile is no error.
+
+    On the containerd image store, a listing made while another client deletes
+    images can answer 404 for content that just went: then it lists again.
+    """
+    for attempt in range(3):
+        try:
+            entries = docker_client.api.images()  # a list, not a get per image: those can vanish between the two
+            break
+        except docker.errors.NotFound:
+            if attempt == 2:
+                raise
+    for entry in entries:
+        for tag in entry.get("RepoTags") or ():
+            if wanted(tag):
+                with contextlib.suppress(docker.errors.NotFound):
+                    docker_client.images.remove(tag, force=True)
+
+
 @pytest.fixture
 def namespace(docker_client, registry):
     """A registry namespace of this test's own; its local images are removed afterwards."""
     name = f"imagegraph-test/{uuid.uuid4().hex[:8]}"
     yield name
-    for image in docker_client.images.list():
-        for tag in image.tags:
-            if f"/{name}/" in tag:
-                docker_client.images.remove(tag, force=True)
+    remove_local_images(docker_client, lambda tag: f"/{name}/" in tag)
 
 
 @pytest.fixture
@@ -63,3 +83,18 @@ def private_registry(tmp_path, docker_client):
     server = start_registry(tmp_path / "registry")
     yield server
     server.stop()
+
+
+@pytest.fixture
+def fault_proxy(registry):
+    """A fault-injecting proxy in front of the shared registry (tests/integration/faultproxy.py); closed afterwards.
+
+    Talk to ``fault_proxy.address`` instead of the registry; script faults with
+    ``fault_proxy.inject(Answer(500), "GET", r"/manifests/v1$", nth=2)``; read
+    what reached it with ``fault_proxy.seen(...)``. For another registry behind
+    it (a ``private_registry``), use ``start_fault_proxy(address)`` as a context manager.
+    """
+    from tests.integration.faultproxy import start_fault_proxy
+
+    with start_fault_proxy(registry) as proxy:
+        yield proxy

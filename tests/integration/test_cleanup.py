@@ -6,10 +6,17 @@ garbage-collecting cannot touch what other tests use.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
+from invoke import Context, Exit
 
 from imagegraph.engine.images import image_store_of
+from imagegraph.prune import read_doomed, write_doomed
 from imagegraph.registry import Registry
+from imagegraph.retention import RETENTION_TAG
+from imagegraph.tasks.build import cleanup as cleanup_task
+from imagegraph.workspace import Workspace
 from tests.conftest import FAMILY, FAMILY_FILES, write_tree
 from tests.integration.conftest import one_error_line, run_invoke
 from tests.integration.oci_seed import Seeder
@@ -87,19 +94,22 @@ def test_dry_run_lists_what_would_go_and_why_and_deletes_nothing(seeded):
     assert "pre-release superseded by 1.1.0" in out
     assert "beyond the 2 most recent" in out
     assert "platform manifest (linux/amd64) of deleted app:a-old" in out
-    assert {name: seed.tags(name) for name in (BASE, APP)} == before
+    assert {name: seed.tags(name) - {RETENTION_TAG} for name in (BASE, APP)} == before
+    # all a dry run writes: the record that starts the grace period of what it found doomed
+    assert len(read_doomed(Registry(seed.address), APP)) == 5
 
 
 def test_cleanup_keeps_everything_a_kept_image_needs_through_garbage_collection(seeded, private_registry, docker_client):
     root, seed, untagged = seeded
     pr7_layer = seed.http.get(f"{seed.base}/{APP}/manifests/pr-7", headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
                               ).json()["layers"][0]["digest"]
-    result = run_invoke(root, "cleanup", "--keep", "2", "--yes")
+    result = run_invoke(root, "cleanup", "--keep", "2", "--yes", "--grace", "0")
     assert result.returncode == 0, result.stderr
     assert "garbage-collect" in result.stdout and "--delete-untagged" in result.stdout
 
     for name in (BASE, APP):
-        assert seed.tags(name) == KEPT[name], name
+        # and the record of what was found doomed, kept in the registry for the next run's grace period
+        assert seed.tags(name) == KEPT[name] | {"imagegraph-retention"}, name
     # untagged platform manifests: those of kept lists stay (one of them also listed by a deleted list), the others go
     assert seed.exists(BASE, untagged["b03-amd64"]) and seed.exists(BASE, untagged["b03-arm64"])
     assert seed.exists(APP, untagged["110-arm64"])
@@ -133,7 +143,7 @@ def test_cleanup_keeps_everything_a_kept_image_needs_through_garbage_collection(
 
 def test_gone_tags_are_gone(seeded):
     root, seed, _ = seeded
-    assert run_invoke(root, "cleanup", "--keep", "2", "--yes").returncode == 0
+    assert run_invoke(root, "cleanup", "--keep", "2", "--yes", "--grace", "0").returncode == 0
     for name, tags in GONE.items():
         assert not tags & seed.tags(name)
 
@@ -149,4 +159,98 @@ def test_a_registry_that_refuses_deletes_is_one_line(seeded, private_registry):
     config = private_registry.config
     config.write_text(config.read_text().replace("enabled: true", "enabled: false"))
     private_registry.start()
-    assert "does not allow deletes" in one_error_line(run_invoke(root, "cleanup", "--keep", "2", "--yes"))
+    assert "does not allow deletes" in one_error_line(run_invoke(root, "cleanup", "--keep", "2", "--yes", "--grace", "0"))
+
+
+class Interleaved(Registry):
+    """The registry, with another writer's step run at a chosen point of cleanup's work (deterministic races)."""
+
+    def __init__(self, address: str, *, before_reread=None, before_delete=None) -> None:
+        super().__init__(address)
+        self.before_reread, self.before_delete = before_reread, before_delete
+        self.listings: dict[str, int] = {}
+
+    def tags(self, name: str) -> tuple[str, ...]:
+        self.listings[name] = self.listings.get(name, 0) + 1
+        if self.listings[name] == 2 and name == APP and self.before_reread:
+            self.before_reread()  # after cleanup's look, before the second look that precedes its first delete
+            self.before_reread = None
+        return super().tags(name)
+
+    def delete_manifest(self, name: str, digest: str) -> bool:
+        if self.before_delete:
+            self.before_delete(name, digest)  # after the second look: the delete itself is delayed
+        return super().delete_manifest(name, digest)
+
+
+def cleanup_with(root, registry: Registry, **kw):
+    workspace = Workspace(root)
+    workspace.registry = registry  # type: ignore[misc]
+    notes: list[str] = []
+    return workspace.cleanup(keep=2, apply=True, say=notes.append, **kw), notes
+
+
+def test_a_release_between_cleanups_look_and_its_delete_is_spared(seeded, private_registry):
+    root, seed, _ = seeded
+    a090 = seed.http.head(f"{seed.base}/{APP}/manifests/a090", headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
+                          ).headers["Docker-Content-Digest"]
+    released = Registry(private_registry.address)
+    registry = Interleaved(private_registry.address, before_reread=lambda: released.copy_tag(APP, a090, "1.2.0"))
+    pruning, notes = cleanup_with(root, registry, grace=timedelta(0))
+    assert not pruning.broken
+    spared = {m.label(): why for m, why in pruning.spared}
+    assert spared == {"app:0.9.0": "tagged after cleanup looked: 1.2.0", "base:b01": "base of kept app:1.2.0"}
+    assert "spared app:0.9.0: tagged after cleanup looked: 1.2.0" in notes
+    # the release is whole: its tag, its image and the base it was built on, pulled blob by blob
+    assert seed.exists(APP, "1.2.0") and seed.walk(APP, "1.2.0") == 2 and seed.exists(BASE, "b01")
+    # the rest of what was doomed went
+    assert not {"pr-7", "1.1.0-rc.1", "a-old"} & seed.tags(APP) and "b04" not in seed.tags(BASE)
+
+
+def test_a_kept_tag_lost_to_a_delayed_delete_fails_cleanup_in_one_line(seeded, private_registry, monkeypatch):
+    root, seed, _ = seeded
+    other = Registry(private_registry.address)
+
+    def release_onto_the_doomed(name: str, digest: str) -> None:
+        if name == APP and "latest" in seed.tags(APP) and digest != other.manifest_digest(APP, "latest") \
+                and seed.http.get(f"{seed.base}/{APP}/manifests/{digest}").json().get("config"):
+            other.copy_tag(APP, digest, "latest")  # latest re-pointed onto the digest this DELETE is about to remove
+
+    registry = Interleaved(private_registry.address, before_delete=release_onto_the_doomed)
+    monkeypatch.chdir(root)
+    monkeypatch.setattr(Workspace, "registry", property(lambda self: registry))
+    with pytest.raises(Exit) as info:
+        cleanup_task(Context(), keep="2", yes=True, grace="0")
+    assert info.value.code == 1
+    assert str(info.value.message) == ("error: after the deletions app:latest no longer resolves; push again what is gone "
+                                       "(`invoke build` on its commit, then `invoke release` for a version)")
+
+
+def test_a_digest_is_deleted_only_after_the_grace_period(seeded, private_registry):
+    root, seed, _ = seeded
+    before = {name: seed.tags(name) for name in (BASE, APP)}
+    first = run_invoke(root, "cleanup", "--keep", "2", "--yes")
+    assert first.returncode == 0, first.stderr
+    assert "deleted 0 manifest(s)" in first.stdout
+    assert "waiting 7: found doomed less than 1h ago; a `cleanup --yes` from " in first.stdout
+    # nothing went; the registry now holds the record of what was found doomed, and when
+    assert {name: seed.tags(name) - {RETENTION_TAG} for name in (BASE, APP)} == before
+    registry = Registry(private_registry.address)
+    record = read_doomed(registry, APP)
+    assert len(record) == 5 and len(read_doomed(registry, BASE)) == 2
+
+    # an hour and a bit later (the record says so), the next run deletes what is still doomed
+    earlier = (datetime.now(UTC) - timedelta(hours=1, minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for name in (BASE, APP):
+        write_doomed(registry, name, dict.fromkeys(read_doomed(registry, name), earlier))
+    second = run_invoke(root, "cleanup", "--keep", "2", "--yes")
+    assert second.returncode == 0, second.stderr
+    assert "deleted 7 manifest(s)" in second.stdout and "every kept tag still resolves (read back after the deletions)" in second.stdout
+    for name, tags in GONE.items():
+        assert not tags & seed.tags(name)
+    assert read_doomed(registry, APP) == {} and read_doomed(registry, BASE) == {}
+
+
+def test_a_bad_grace_is_one_line(seeded):
+    root, _, _ = seeded
+    assert "--grace: '1 week' is not a duration" in one_error_line(run_invoke(root, "cleanup", "--yes", "--grace", "1 week"))

@@ -23,7 +23,8 @@ import requests
 
 from imagegraph.errors import RegistryError
 from imagegraph.registry import Registry, split_ref
-from tests.integration.conftest import git, init_repo, one_error_line, run_invoke
+from tests.credhelpers import write_credential_helper, write_helper_config
+from tests.integration.conftest import git, init_repo, one_error_line, remove_local_images, run_invoke
 from tests.integration.registries import PrivateRegistry, start_registry
 
 pytestmark = pytest.mark.integration
@@ -83,10 +84,7 @@ def auth_registry(tmp_path_factory, docker_client):
     server = start_registry(directory / "registry", htpasswd=htpasswd)
     yield server
     server.stop()
-    for image in docker_client.images.list():
-        for tag in image.tags:
-            if tag.startswith(f"{server.address}/"):
-                docker_client.images.remove(tag, force=True)
+    remove_local_images(docker_client, lambda tag: tag.startswith(f"{server.address}/"))
 
 
 @pytest.fixture(scope="module")
@@ -205,6 +203,62 @@ def test_no_credentials_says_they_are_needed(auth_registry, pushed):
         with pytest.raises(RegistryError) as caught:
             call()
         assert str(caught.value) == needs(auth_registry.address)
+
+
+# -- credential helpers: real programs on PATH, as `docker login` with a credsStore leaves the config ------
+
+
+@pytest.fixture
+def helpers(tmp_path, monkeypatch) -> Path:
+    """A directory first on PATH (for this process, the docker CLI and `invoke`) for the test's credential helpers."""
+    directory = tmp_path / "bin"
+    directory.mkdir()
+    monkeypatch.setenv("PATH", f"{directory}{os.pathsep}{os.environ['PATH']}")
+    return directory
+
+
+def helper_refused(address: str, helper: str) -> str:
+    return (f"registry {address} refused the credentials from the credential helper {helper}; "
+            f"run `docker login {address}` again (it stores them through that helper)")
+
+
+@pytest.mark.parametrize("setting", ["credHelpers", "credsStore"])
+def test_credentials_from_a_credential_helper(setting, auth_registry, pushed, helpers, tmp_path, monkeypatch):
+    helper = write_credential_helper(helpers, "imagegraph-test", {auth_registry.address: (USER, PASSWORD)})
+    config = write_helper_config(tmp_path / "helper-config", **(
+        {"cred_helpers": {auth_registry.address: helper.name}} if setting == "credHelpers" else {"creds_store": helper.name}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    look_up_list_and_copy(Registry(auth_registry.address), pushed)
+    assert helper.asked() == [auth_registry.address]  # asked once, for this registry, by the client's constructor
+
+
+def test_credentials_a_helper_gives_that_the_registry_refuses_name_the_helper(auth_registry, pushed, helpers, tmp_path, monkeypatch):
+    helper = write_credential_helper(helpers, "imagegraph-test", {auth_registry.address: (USER, WRONG)})
+    monkeypatch.setenv("DOCKER_CONFIG", str(write_helper_config(tmp_path / "c", cred_helpers={auth_registry.address: helper.name})))
+    with pytest.raises(RegistryError) as caught:
+        Registry(auth_registry.address).manifest_digest(REPOSITORY, "v1")
+    assert str(caught.value) == helper_refused(auth_registry.address, helper.program)
+    assert WRONG not in repr(caught.value)
+
+
+def test_the_cli_builds_with_a_credential_helper_and_names_it_when_it_fails(mono, auth_registry, helpers, tmp_path):
+    """buildx (through the docker CLI) and imagegraph's own lookups both get the credentials from the same helper."""
+    address = auth_registry.address
+    good = write_credential_helper(helpers, "good", {address: (USER, PASSWORD)})
+    built = run_invoke(mono, "build", DOCKER_CONFIG=str(write_helper_config(tmp_path / "good", cred_helpers={address: good.name})))
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert re.search(r"^tiny +build ", built.stdout, re.M) and PASSWORD not in built.stdout + built.stderr
+    assert address in good.asked()
+
+    locked = write_credential_helper(helpers, "locked", broken=f"keychain locked ({PASSWORD})", exit_code=4)
+    failed = run_invoke(mono, "plan", DOCKER_CONFIG=str(write_helper_config(tmp_path / "locked", cred_helpers={address: locked.name})))
+    assert one_error_line(failed) == (f"error: the credential helper {locked.program} exited 4 when asked for {address}; "
+                                      f"check it (`echo {address} | {locked.program} get`) or run `docker login {address}` again")
+    assert PASSWORD not in failed.stdout + failed.stderr
+
+    missing = run_invoke(mono, "plan", DOCKER_CONFIG=str(write_helper_config(tmp_path / "missing", cred_helpers={address: "absent"})))
+    assert one_error_line(missing).startswith(f"error: {tmp_path / 'missing' / 'config.json'} names the credential helper "
+                                              f"docker-credential-absent for {address}, but it is not on PATH; ")
 
 
 # -- through the CLI --------------------------------------------------------------------

@@ -25,7 +25,8 @@ def test_release_promotes_built_digests_without_building(repo, registry):  # noq
     client = Registry(registry)
     workspace = Workspace(repo, BuildOptions())
     started = time.monotonic()
-    promotions = workspace.release(version="v1.0.0", say=lambda _: None)
+    promotions, moves = workspace.release(version="v1.0.0", say=lambda _: None)
+    assert moves.ok and moves.line == "tags: moved 1.0.0, 1.0, latest on base, app, tools"
     seconds = time.monotonic() - started
     assert {p.image: p.tags for p in promotions} == dict.fromkeys(("base", "app", "tools"), ("1.0.0", "1.0", "latest"))
     for name, result in built.items():

@@ -11,6 +11,7 @@ from imagegraph.engine.builders import BuildxBuilder
 from imagegraph.errors import CommandFailed
 from imagegraph.execute import Executor
 from imagegraph.plan import Decision, ImagePlan, Plan
+from imagegraph.repo import blob_id
 from imagegraph.runner import Command, Result, Runner
 from imagegraph.wheelhouse import Wheelhouse
 from tests.conftest import write_tree
@@ -47,6 +48,9 @@ class ScriptedRunner(Runner):
         if log_path is not None:
             with log_path.open("a") as log:
                 log.write(f"$ {command.display()}\n{output}")
+        if on_line is not None:  # the real runner hands over each line as it comes
+            for line in output.splitlines():
+                on_line(line)
         if check and returncode:
             raise CommandFailed(command.argv, returncode, output_tail="".join(output.splitlines(keepends=True)[-12:]),
                                 log_path=str(log_path) if log_path else None)
@@ -181,3 +185,67 @@ def test_a_pushed_build_points_the_cache_tags_at_what_it_pushed_only_per_platfor
     assert [(argv[1], argv[2], argv[argv.index("--platform") + 1] if "--platform" in argv else argv[3]) for argv in runner.ran] == commands
     assert all("--push" in argv for argv in runner.ran if argv[2] == "build")
     assert registry.copies == copies
+
+
+FAMILY = """
+registry: 127.0.0.1:5000
+namespace: unit
+images:
+  base:
+    dockerfile: docker/Dockerfile.base
+  app:
+    dockerfile: docker/Dockerfile
+    parent: base
+"""
+FAMILY_FILES = {"docker/Dockerfile.base": "FROM python:3.11-slim\nRUN echo base > /base.txt\n",
+                "docker/Dockerfile": "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo app > /app.txt\n"}
+#: bake of both: base's RUN named after app, which reached it first
+BAKED = ("#5 [app linux/amd64 2/2] RUN echo base > /base.txt\n#5 DONE 0.3s\n#6 [app 1/2] RUN echo app > /app.txt\n#6 DONE 0.2s\n"
+         "#7 [base] exporting to image\n#7 DONE 0.1s\n#8 [app] exporting to image\n#8 DONE 0.1s\n")
+#: bake of both that failed in app's own step; base was cancelled, so whose step failed is not known
+BAKE_FAILED = ("#5 [app linux/amd64 2/2] RUN echo base > /base.txt\n#5 CANCELED\n#6 [app 1/2] RUN echo app > /app.txt\n"
+               "#6 ERROR: process did not complete successfully: exit code: 3\nERROR: failed to solve: exit code: 3\n")
+
+
+class FakeRegistry:
+    """The registry at its seam: which fingerprint tags were pushed."""
+
+    insecure = True
+
+    def __init__(self, pushed: set[str]) -> None:
+        self.pushed = pushed
+
+    def manifest_digest(self, name: str, tag: str) -> str | None:
+        return f"sha256:{name.replace('/', '-')}" if name.rsplit("/", 1)[1] in self.pushed else None
+
+
+def run_family(tmp_path, runner: ScriptedRunner, registry: FakeRegistry):
+    write_tree(tmp_path, {"images.yaml": FAMILY, **FAMILY_FILES})
+    config = load_config(tmp_path)
+    entries = tuple(ImagePlan(name, Decision.BUILD, "forced", str(n) * 16, f"127.0.0.1:5000/unit/{name}:{str(n) * 16}",
+                              "127.0.0.1:5000/unit/base:" + "0" * 16 if name == "app" else None, ("linux/amd64",), push=True,
+                              files=((dockerfile, f"100644 {blob_id(FAMILY_FILES[dockerfile].encode())}"),))
+                    for n, (name, dockerfile) in enumerate((("base", "docker/Dockerfile.base"), ("app", "docker/Dockerfile"))))
+    executor = Executor(config, BuildxBuilder(docker="docker"), runner, Wheelhouse(config.root, runner),
+                        local=NoImages(), registry=registry, log_dir=config.root / "logs", say=lambda _: None)
+    return {result.name: result for result in executor.run(Plan(entries, "127.0.0.1:5000"))}
+
+
+def test_a_parent_and_its_child_build_in_one_bake_each_with_its_own_steps(tmp_path):
+    runner = ScriptedRunner({"buildx": [BAKED]})
+    results = run_family(tmp_path, runner, FakeRegistry({"base", "app"}))
+    assert [argv[1:3] for argv in runner.ran] == [("buildx", "bake")]
+    assert runner.ran[0][-2:] == ("base", "app")
+    assert {name: (r.ok, r.steps.total) for name, r in results.items()} == {"base": (True, 1), "app": (True, 1)}
+    assert "RUN echo app" in (tmp_path / "logs/app.log").read_text()
+    assert "RUN echo app" not in (tmp_path / "logs/base.log").read_text()
+
+
+def test_what_a_failed_bake_leaves_undone_builds_alone_and_fails_there(tmp_path):
+    alone_ok = "#5 [2/2] RUN echo base > /base.txt\n#5 DONE 0.3s\n"
+    runner = ScriptedRunner({"buildx": [(1, BAKE_FAILED), alone_ok, (1, BUILD_FAILED)]})
+    results = run_family(tmp_path, runner, FakeRegistry(set()))
+    # base's fate was unknown (cancelled): built alone, then app alone, which fails for real
+    assert [argv[1:3] for argv in runner.ran] == [("buildx", "bake"), ("buildx", "build"), ("buildx", "build")]
+    assert results["base"].ok
+    assert "exit code: 3" in results["app"].error

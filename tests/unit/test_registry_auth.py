@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 
 import pytest
 import requests
 
 from imagegraph.errors import RegistryError
 from imagegraph.registry import Registry
+from tests.credhelpers import write_credential_helper, write_helper_config
 
 HOST = "registry.example.com"
 REALM = "https://auth.example.com/token"
@@ -227,6 +229,115 @@ def test_a_challenge_without_a_realm_is_one_line(credentials):
 ], ids=["not-base64", "not-utf8", "entry-not-object", "auths-not-object"])
 def test_a_garbled_docker_config_is_one_line_that_names_the_file(auths, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"auths": auths}))
+    with pytest.raises(RegistryError) as caught:
+        Registry(HOST, session=TokenRegistry())
+    assert str(caught.value) == f"{tmp_path / 'config.json'}: the credentials for {HOST} are garbled; run `docker login {HOST}` again"
+
+
+# -- credential helpers (real programs on PATH; the registry is the fake above) ----------------
+
+
+@pytest.fixture
+def helpers(tmp_path, monkeypatch):
+    """A directory first on PATH for the test's credential helpers."""
+    directory = tmp_path / "bin"
+    directory.mkdir()
+    monkeypatch.setenv("PATH", f"{directory}{os.pathsep}{os.environ['PATH']}")
+    return directory
+
+
+def test_a_credential_helper_gives_the_credentials(helpers, tmp_path):
+    helper = write_credential_helper(helpers, "vault", {HOST: (USER, PASSWORD)})
+    write_helper_config(tmp_path, cred_helpers={HOST: "vault"})
+    fake = TokenRegistry()
+    assert Registry(HOST, session=fake).manifest_digest("team/app", "v1") == DIGEST
+    assert fake.token_requests[0][2] == (USER, PASSWORD) and helper.asked() == [HOST]
+
+
+def test_the_host_s_own_helper_wins_over_the_store_and_the_store_serves_the_rest(helpers, tmp_path):
+    own = write_credential_helper(helpers, "own", {HOST: (USER, PASSWORD)})
+    store = write_credential_helper(helpers, "store", {HOST: (USER, WRONG), "other.example.com": (USER, PASSWORD)})
+    write_helper_config(tmp_path, cred_helpers={HOST: "own"}, creds_store="store")
+    fake = TokenRegistry()
+    assert Registry(HOST, session=fake).manifest_digest("team/app", "v1") == DIGEST
+    assert fake.token_requests[0][2] == (USER, PASSWORD) and own.asked() == [HOST] and store.asked() == []
+    write_helper_config(tmp_path, creds_store="store")
+    with pytest.raises(RegistryError, match="from the credential helper docker-credential-store"):
+        Registry(HOST, session=TokenRegistry()).manifest_digest("team/app", "v1")
+    assert store.asked() == [HOST]
+
+
+def test_the_environment_wins_and_the_helper_is_not_even_run(helpers, tmp_path, credentials):
+    helper = write_credential_helper(helpers, "vault", {HOST: (USER, WRONG)})
+    write_helper_config(tmp_path, cred_helpers={HOST: "vault"})
+    fake = TokenRegistry()
+    assert Registry(HOST, session=fake).manifest_digest("team/app", "v1") == DIGEST
+    assert helper.asked() == []
+
+
+def test_credentials_a_helper_gives_that_are_refused_name_the_helper(helpers, tmp_path):
+    write_credential_helper(helpers, "vault", {HOST: (USER, WRONG)})
+    write_helper_config(tmp_path, cred_helpers={HOST: "vault"})
+    with pytest.raises(RegistryError) as caught:
+        Registry(HOST, session=TokenRegistry()).manifest_digest("team/app", "v1")
+    assert str(caught.value) == (f"registry {HOST} refused the credentials from the credential helper docker-credential-vault; "
+                                 f"run `docker login {HOST}` again (it stores them through that helper)")
+    assert WRONG not in repr(caught.value)
+
+
+def test_a_helper_that_knows_nothing_of_the_host_leaves_the_auths_entry(helpers, tmp_path):
+    helper = write_credential_helper(helpers, "store", {"other.example.com": (USER, WRONG)})
+    auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    write_helper_config(tmp_path, creds_store="store", auths={HOST: {"auth": auth}})
+    fake = TokenRegistry()
+    assert Registry(HOST, session=fake).manifest_digest("team/app", "v1") == DIGEST
+    assert fake.token_requests[0][2] == (USER, PASSWORD) and helper.asked() == [HOST]
+    write_helper_config(tmp_path, creds_store="store")
+    with pytest.raises(RegistryError) as caught:
+        Registry(HOST, session=TokenRegistry()).manifest_digest("team/app", "v1")
+    assert str(caught.value) == needs()
+
+
+def test_a_missing_helper_is_one_line_that_names_it(helpers, tmp_path):
+    write_helper_config(tmp_path, cred_helpers={HOST: "nowhere"})
+    with pytest.raises(RegistryError) as caught:
+        Registry(HOST, session=TokenRegistry())
+    config = tmp_path / "config.json"
+    assert str(caught.value) == (f"{config} names the credential helper docker-credential-nowhere for {HOST}, but it is not on PATH; "
+                                 f"install it, or remove it from {config} and run `docker login {HOST}`")
+
+
+@pytest.mark.parametrize(("behaviour", "expected"), [
+    ({"broken": f"keychain locked; last secret was {PASSWORD}", "exit_code": 3},
+     f"the credential helper docker-credential-vault exited 3 when asked for {HOST}; "
+     f"check it (`echo {HOST} | docker-credential-vault get`) or run `docker login {HOST}` again"),
+    ({"raw": f"{USER}:{PASSWORD}"},
+     f"the credential helper docker-credential-vault answered something that is not credentials for {HOST}; "
+     f"check it (`echo {HOST} | docker-credential-vault get`) or run `docker login {HOST}` again"),
+], ids=["fails", "not-json"])
+def test_a_helper_that_fails_is_one_line_that_names_it_without_its_output(behaviour, expected, helpers, tmp_path):
+    helper = write_credential_helper(helpers, "vault", **behaviour)
+    write_helper_config(tmp_path, cred_helpers={HOST: "vault"})
+    with pytest.raises(RegistryError) as caught:
+        Registry(HOST, session=TokenRegistry())
+    assert str(caught.value) == expected and helper.asked() == [HOST]
+    assert PASSWORD not in repr(caught.value) and caught.value.__cause__ is None
+
+
+def test_a_garbled_entry_for_another_registry_does_not_stop_this_one(tmp_path):
+    auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {"other.example.com": "garbled", HOST: {"auth": auth}}}))
+    fake = TokenRegistry()
+    assert Registry(HOST, session=fake).manifest_digest("team/app", "v1") == DIGEST
+    assert fake.token_requests[0][2] == (USER, PASSWORD)
+
+
+@pytest.mark.parametrize("document", [
+    {"credHelpers": ["not", "a", "mapping"]},
+    {"credsStore": {"not": "a name"}},
+], ids=["helpers-not-object", "store-not-string"])
+def test_garbled_helper_settings_are_one_line_that_names_the_file(document, tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(document))
     with pytest.raises(RegistryError) as caught:
         Registry(HOST, session=TokenRegistry())
     assert str(caught.value) == f"{tmp_path / 'config.json'}: the credentials for {HOST} are garbled; run `docker login {HOST}` again"

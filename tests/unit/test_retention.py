@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from imagegraph.retention import Manifest, RetentionError, RetentionPolicy, Verdict, check_kept_closure, deletion_order, plan_retention
+from imagegraph.retention import (
+    Manifest,
+    RetentionError,
+    RetentionPolicy,
+    Verdict,
+    check_kept_closure,
+    deletion_order,
+    note_doomed,
+    plan_retention,
+    ripe,
+)
 
 APP, BASE = "ns/app", "ns/base"
 
@@ -170,3 +181,36 @@ def test_an_untagged_manifest_no_list_names_goes_with_its_reason():
     result = verdicts([m(APP, "a", "latest", day=1), m(APP, "orphan", day=2)], keep=5)
     assert not result["orphan"].keep
     assert result["orphan"].reason == "untagged: no tag and no kept index names it"
+
+
+def test_a_digest_tagged_after_cleanup_looked_is_kept_with_what_it_needs():
+    manifests = family()
+    looked = verdicts(manifests, keep=2)
+    assert not looked["old"].keep and not looked["old-amd64"].keep and not looked["b1"].keep
+    pinned = {(APP, digest(f"{APP}/old")): "tagged after cleanup looked: 1.9.0"}
+    again = {_NAMES[v.manifest.digest]: v for v in plan_retention(manifests, RetentionPolicy(keep=2), pinned)}
+    assert again["old"].keep and again["old"].reason == "tagged after cleanup looked: 1.9.0"
+    assert again["old-amd64"].keep and again["b1"].keep  # its own platform manifest, the base it was built on
+
+
+def test_doomed_digests_keep_the_time_they_were_first_found():
+    first, later = datetime(2026, 3, 1, 12, tzinfo=UTC), datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
+    seen = note_doomed({}, ["d1", "d2"], first)
+    assert seen == {"d1": "2026-03-01T12:00:00Z", "d2": "2026-03-01T12:00:00Z"}
+    # d2 was tagged meanwhile (no longer doomed): forgotten; d3 is new; a garbled time starts again
+    again = note_doomed({**seen, "d4": "yesterday"}, ["d1", "d3", "d4"], later)
+    assert again == {"d1": "2026-03-01T12:00:00Z", "d3": "2026-03-01T12:30:00Z", "d4": "2026-03-01T12:30:00Z"}
+
+
+def test_only_digests_doomed_for_the_grace_period_are_ripe():
+    seen = {"d1": "2026-03-01T11:00:00Z", "d2": "2026-03-01T11:59:59Z", "d3": "garbled"}
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    assert ripe(seen, now, timedelta(hours=1)) == {"d1"}
+    assert ripe(seen, now, timedelta(seconds=1)) == {"d1", "d2"}
+    assert ripe(seen, now, timedelta(0)) == {"d1", "d2", "d3"}  # --grace 0: everything doomed goes now
+
+
+def test_the_record_of_doomed_digests_is_never_retentions_to_delete():
+    record = m(APP, "record", "imagegraph-retention", day=1)
+    result = verdicts([*family(), record], keep=1, protect=())
+    assert result["record"].keep

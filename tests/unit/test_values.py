@@ -10,6 +10,7 @@ from imagegraph.values import (
     RegistryAddress,
     parse_builder_name,
     parse_count,
+    parse_duration,
     parse_namespace,
     parse_platform,
     parse_reference,
@@ -103,3 +104,13 @@ def test_image_references_as_docker_tag_takes_them():
         assert parse_reference(good, "--tag") == good
     for bad in ("App:v1", "app:", "app:-x", "a b"):
         refusal(parse_reference, bad, "--tag")
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("0", 0), ("90", 90), ("90s", 90), ("30m", 1800), ("1h", 3600), ("7d", 604800), ("2H", 7200)])
+def test_durations_are_a_whole_number_and_a_unit(text, seconds):
+    assert parse_duration(text, "--grace").total_seconds() == seconds
+
+
+@pytest.mark.parametrize("text", ["", "1.5h", "-1h", "1w", "h", "1 h"])
+def test_bad_durations_are_refused_with_an_example(text):
+    assert refusal(parse_duration, text, "--grace").startswith("--grace: ") and "e.g. 1h (0 for none)" in refusal(parse_duration, text, "--grace")

@@ -107,6 +107,10 @@ class Builder(Protocol):
 
     def commands(self, request: BuildRequest) -> tuple[Command, ...]: ...
 
+    def bake_command(self, bake_file: Path, targets: Sequence[str]) -> Command | None:
+        """The command that builds ``targets`` of a bake file in one session; None when this builder builds one image at a time."""
+        ...
+
     def cache_copies(self, request: BuildRequest) -> tuple[tuple[str, str], ...]:
         """(tag, cache tag) pairs to copy inside the registry after a pushed build; () when the build wrote its cache itself."""
         ...
@@ -246,6 +250,12 @@ class BuildxBuilder:
         if self.multi_platform:
             return (self._multi(request),)
         return self._per_platform(request)
+
+    def bake_command(self, bake_file: Path, targets: Sequence[str]) -> Command | None:
+        # bake's targets push a multi-platform index and a registry cache: what the classic store's docker driver cannot
+        if not self.multi_platform:
+            return None
+        return Command.of(self.docker, "buildx", "bake", "--progress", "plain", *self._builder_flag(), "--file", str(bake_file), *targets)
 
     def _multi(self, request: BuildRequest) -> Command:
         argv = [*self._base(), "--platform", ",".join(request.platforms), *_common_flags(request), "--tag", request.ref]

@@ -29,6 +29,7 @@ from typing import Any
 import requests
 
 from ..errors import EngineError, RegistryError, ToolMissing
+from ..registry import RegistryHTTP
 from ..runner import Command, Runner
 from .builders import Builder, BuildRequest, platform_suffix
 
@@ -356,10 +357,10 @@ def registry_platforms(index: Mapping[str, Any]) -> tuple[str, ...]:
 
 def probe_base_platforms(registry: str, session: requests.Session | None = None, timeout: float = 5.0) -> tuple[str, ...]:
     """Platforms the registry serves for library/python:3.11-slim; () when absent or unreachable."""
-    http = session or requests.Session()
-    url = f"http://{registry}/v2/{BASE_REPOSITORY}/manifests/{BASE_TAG}"
+    http = RegistryHTTP(registry, scheme="http", session=session, timeout=timeout)
     try:
-        response = http.get(url, headers={"Accept": ", ".join(_INDEX_TYPES + _MANIFEST_TYPES)}, timeout=timeout)
+        response = http.request("GET", f"/{BASE_REPOSITORY}/manifests/{BASE_TAG}",
+                                headers={"Accept": ", ".join(_INDEX_TYPES + _MANIFEST_TYPES)})
         if response.status_code != 200:
             return ()
         document = response.json()
@@ -369,23 +370,23 @@ def probe_base_platforms(registry: str, session: requests.Session | None = None,
         digest = document.get("config", {}).get("digest")
         if not digest:
             return ()
-        config = http.get(f"http://{registry}/v2/{BASE_REPOSITORY}/blobs/{digest}", timeout=timeout)
+        config = http.request("GET", f"/{BASE_REPOSITORY}/blobs/{digest}")
         if config.status_code != 200:
             return ()
         return (_platform_of(config.json()),)
-    except (requests.RequestException, ValueError):
+    except (RegistryError, ValueError):
         return ()
 
 
 def probe_pushed_platforms(registry: str, candidates: Iterable[str], session: requests.Session | None = None,
                            timeout: float = 5.0) -> tuple[str, ...]:
-    http = session or requests.Session()
+    http = RegistryHTTP(registry, scheme="http", session=session, timeout=timeout)
     present = []
     for platform in candidates:
-        url = f"http://{registry}/v2/{BASE_REPOSITORY}/manifests/{BASE_TAG}-{platform_suffix(platform)}"
         try:
-            response = http.head(url, headers={"Accept": ", ".join(_MANIFEST_TYPES)}, timeout=timeout)
-        except requests.RequestException:
+            response = http.request("HEAD", f"/{BASE_REPOSITORY}/manifests/{BASE_TAG}-{platform_suffix(platform)}",
+                                    headers={"Accept": ", ".join(_MANIFEST_TYPES)})
+        except RegistryError:
             continue
         if response.status_code == 200:
             present.append(platform)

@@ -33,6 +33,7 @@ import requests
 from docker.context import ContextAPI
 
 from ..errors import EngineError, ImagegraphError, RegistryError, ToolMissing
+from ..registry import RegistryHTTP, RetryPolicy
 from ..runner import Command, Runner
 from . import seed as seeding
 from .builders import BuilderChoice, build_mode, choose_builder, observe_builder, select_builder
@@ -717,9 +718,10 @@ def decide_registry(facts: RegistryFacts, machine: MachineFacts, state_dir: Path
 
 
 def probe_registry(address: str, timeout: float = 3.0) -> bool:
+    """A registry answers at ``address`` (plain HTTP, as dockerd's mirror); passing faults are tried again within ``timeout``."""
     try:
-        response = requests.get(f"http://{address}/v2/", timeout=timeout)
-    except requests.RequestException:
+        response = RegistryHTTP(address, scheme="http", timeout=timeout, retry=RetryPolicy(total=timeout)).request("GET", "/")
+    except RegistryError:
         return False
     return response.status_code in (200, 401) and "Docker-Distribution-Api-Version" in response.headers
 

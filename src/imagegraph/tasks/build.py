@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from invoke import Exit, task
@@ -19,8 +19,8 @@ from ..progress import Progress
 from ..report import affected_matrix, format_explanation, format_plan, format_results, format_retention, garbage_collection_hint, github_outputs, table
 from ..runlock import BuildLock
 from ..runner import Runner
-from ..values import shown
-from ..workspace import STATE_DIR, Workspace
+from ..values import parse_duration, shown
+from ..workspace import DEFAULT_GRACE, STATE_DIR, Workspace
 from ._common import build_options, count_flag, user_errors
 
 _SELECT_HELP = {
@@ -96,11 +96,8 @@ def _execute(workspace: Workspace, plan: Plan, stop: Stop, *, progress: str, no_
     results = workspace.executor(progress=board).run(plan)
     if stop.requested:
         workspace.repository.restart_helpers()
-    tagging_failed = None
-    try:
-        tagged = {} if no_tags or stop.requested else workspace.publish_tags(results, say=_note)
-    except ImagegraphError as err:  # the registry went away after the pushes: the report still says what was built
-        tagged, tagging_failed = {}, err
+    moves = None if no_tags or stop.requested else workspace.publish_tags(results, say=_note)
+    tagged = moves.tagged if moves else {}
     print()
     print(format_results(results))
     for image, tags in tagged.items():
@@ -126,9 +123,16 @@ def _execute(workspace: Workspace, plan: Plan, stop: Stop, *, progress: str, no_
         raise Exit(f"interrupted: {signal_name(stop.signum)}; stopped {', '.join(interrupted) or 'nothing'}{moved}; "
                    f"report: {report or 'not written (see the warning above)'}", code=exit_code(stop.signum))
     if failed:
+        print(moves.line if moves else "tags: none moved (--no-tags)")
         raise Exit(f"error: {failed[0].failure}", code=1)
-    if tagging_failed is not None:
-        raise tagging_failed
+    _tag_state(moves.line if moves else "tags: none moved (--no-tags)", moves is None or moves.ok)
+
+
+def _tag_state(line: str, ok: bool) -> None:
+    """The one line that says in which state the tags are: printed, or the run's error when the move failed."""
+    if not ok:
+        raise Exit(f"error: {line}", code=1)
+    print(line)
 
 
 @task(iterable=["force", "target", "platform"], help={
@@ -217,11 +221,13 @@ def release(c, version=None, dry_run=False, force=False, registry=None, platform
     """
     started = time.monotonic()
     workspace = Workspace(options=build_options(registry=registry, platform=platform))
-    promotions = workspace.release(version=version, dry_run=dry_run, force=force, say=_note)
-    rows = [(p.image, p.source, p.digest[:19] + "...", ", ".join(p.tags) or "-") for p in promotions]
+    promotions, moves = workspace.release(version=version, dry_run=dry_run, force=force, say=_note)
+    tagged = moves.tagged
+    rows = [(p.image, p.source, p.digest[:19] + "...", ", ".join(p.tags if dry_run else tagged.get(p.image, ())) or "-") for p in promotions]
     print(table(("image", "from", "digest", "would get" if dry_run else "tagged"), rows))
-    if not dry_run:
+    if not dry_run and moves.ok:
         print(f"\nreleased {len(promotions)} image(s) in {time.monotonic() - started:.2f}s: nothing rebuilt, digests unchanged")
+    _tag_state(moves.line, moves.ok)
 
 
 @task(help={"image": "the image whose fingerprint reference to print", "platform": _SELECT_HELP["platform"],
@@ -243,24 +249,29 @@ def ref(c, image, platform=None, registry=None):
         "keep": "how many versions / builds to keep per image beyond the protected ones (default: images.yaml retention: keep, else 10)",
         "protect": "never delete tags matching this pattern, e.g. 'stable-*' (repeatable; adds to images.yaml retention: protect)",
         "yes": "delete what the table lists (without it, nothing is deleted: a dry run)",
+        "grace": "delete only what an earlier `cleanup --yes` found doomed at least this long ago, e.g. 30m, 1h, 7d (default 1h; 0: now)",
         "show-kept": "list what stays too, with the reason",
         "registry": _SELECT_HELP["registry"],
     },
 )
 @user_errors
-def cleanup(c, keep=None, protect=None, yes=False, show_kept=False, registry=None):
+def cleanup(c, keep=None, protect=None, yes=False, grace=None, show_kept=False, registry=None):
     """Delete old images from the registry (dry run unless --yes).
 
     Keeps, per image, the N newest versions and builds, every protected tag
     (latest, the edge tag, buildcache*, --protect patterns), the newest
     release, and everything a kept image needs (its platform manifests and
-    its bases). Prints what goes and why; --yes deletes it, indexes first.
+    its bases). Prints what goes and why; --yes deletes it, indexes first:
+    what an earlier run found doomed at least --grace ago, and nothing tagged
+    since cleanup looked. Every kept tag is read back afterwards.
     """
     started = time.monotonic()
     kept = None if keep is None else count_flag(keep, "--keep", default=10)
     patterns = tuple(_pattern(p) for p in protect or ())
+    wait = DEFAULT_GRACE if grace is None else parse_duration(grace, "--grace")
     workspace = Workspace(options=build_options(registry=registry))
-    verdicts = workspace.cleanup(keep=kept, protect=patterns, apply=yes)
+    pruning = workspace.cleanup(keep=kept, protect=patterns, apply=yes, grace=wait, say=_note)
+    verdicts = pruning.verdicts
     print(format_retention(verdicts, show_kept=show_kept))
     doomed = [v for v in verdicts if not v.keep]
     if not doomed:
@@ -268,8 +279,32 @@ def cleanup(c, keep=None, protect=None, yes=False, show_kept=False, registry=Non
     elif not yes:
         print(f"\ndry run: nothing deleted. Delete these {len(doomed)} manifest(s) with `invoke cleanup --yes`")
     else:
-        print(f"\ndeleted {len(doomed)} manifest(s) in {time.monotonic() - started:.1f}s (indexes first; every kept tag still resolves)")
-        print(garbage_collection_hint(workspace.config.registry))
+        print(f"\ndeleted {len(pruning.deleted)} manifest(s) in {time.monotonic() - started:.1f}s (indexes first)")
+        if pruning.spared:
+            print(f"spared {len(pruning.spared)}: tagged after cleanup looked")
+        if pruning.waiting:
+            print(f"waiting {len(pruning.waiting)}: found doomed less than {_span(wait)} ago; a `cleanup --yes` from "
+                  f"{_after(min(first for _, first in pruning.waiting), wait)} on deletes what is still doomed then (--grace 0: now)")
+        if pruning.broken:
+            raise Exit(f"error: after the deletions {', '.join(pruning.broken[:3])}{' and more' if len(pruning.broken) > 3 else ''} "
+                       f"no longer {'resolves' if len(pruning.broken) == 1 else 'resolve'}; push again what is gone "
+                       f"(`invoke build` on its commit, then `invoke release` for a version)", code=1)
+        print("every kept tag still resolves (read back after the deletions)")
+        if pruning.deleted:
+            print(garbage_collection_hint(workspace.config.registry))
+
+
+def _span(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _after(first: str, grace: timedelta) -> str:
+    when = datetime.strptime(first, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) + grace
+    return when.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _pattern(text: str) -> str:
