@@ -17,7 +17,8 @@ from tests.integration.conftest import commit_all, git, init_repo
 
 pytestmark = pytest.mark.integration
 
-#: base builds in a second; slow's RUN sleeps until it is stopped; after waits for slow (never started when slow is stopped).
+#: base builds in a second; slow's RUN sleeps until it is stopped; after waits for slow (never started when slow is stopped:
+#: not pushed, so it is no part of a bake with slow).
 FAMILY = """
 registry: {registry}
 namespace: {namespace}
@@ -33,6 +34,7 @@ images:
     dockerfile: docker/Dockerfile.after
     parent: slow
     platforms: [linux/amd64]
+    push: false
 """
 
 
