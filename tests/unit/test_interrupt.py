@@ -17,7 +17,7 @@ from imagegraph.plan import Decision, ImagePlan, Plan
 from imagegraph.runner import Command, Runner
 from imagegraph.wheelhouse import Wheelhouse
 from tests.conftest import write_tree
-from tests.unit.test_execute import DOCKER_DRIVER, NoImages
+from tests.unit.test_execute import DOCKER_DRIVER, FakeRegistry, NoImages, run_family
 
 
 def alive(pid: int) -> bool:
@@ -106,3 +106,11 @@ def test_the_executor_marks_the_running_image_interrupted_and_the_rest_not_built
     assert {name: (r.ok, r.stopped) for name, r in results.items()} == {
         "base": (False, "interrupted"), "app": (False, "not built"), "other": (False, "not built")}
     assert results["app"].error == "not built: the run was stopped by SIGINT first"
+
+
+def test_a_stopped_bake_marks_every_image_in_it_interrupted(tmp_path):
+    runner = StoppingRunner(Stop())
+    results = run_family(tmp_path, runner, FakeRegistry(set()))
+    assert runner.ran == ["app"]  # the one bake of base and app (its last argument is its last target)
+    assert {name: (r.ok, r.stopped, r.error) for name, r in results.items()} == {
+        "base": (False, "interrupted", "interrupted by SIGINT"), "app": (False, "interrupted", "interrupted by SIGINT")}
