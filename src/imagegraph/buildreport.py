@@ -84,6 +84,8 @@ class ImageRecord:
     #: What the image is built *from*, short of its code: parent, Dockerfile, .dockerignore, requirements, target, build
     #: args, platforms. Two builds of the same recipe differ in code only.
     recipe: str = ""
+    #: "interrupted" (running when the run was stopped) or "not built" (never started because of the stop); None otherwise.
+    stopped: str | None = None
 
     @property
     def built(self) -> bool:
@@ -99,7 +101,7 @@ class ImageRecord:
             "seconds": self.seconds, "phases": dict(self.phases), "size": self.size, "layers": self.layers,
             "steps": {"cached": self.cached_steps, "total": self.total_steps}, "digest": self.digest, "tags": list(self.tags),
             "ref": self.ref, "parent": self.parent, "platforms": list(self.platforms), "changed": list(self.changed),
-            "recipe": self.recipe,
+            "recipe": self.recipe, "stopped": self.stopped,
         }
 
     @staticmethod
@@ -114,8 +116,13 @@ class ImageRecord:
             cached_steps=steps.whole("cached"), total_steps=steps.whole("total"),
             digest=read.text("digest", optional=True), tags=read.texts("tags"), ref=read.text("ref"),
             parent=read.text("parent", optional=True), platforms=read.texts("platforms"), changed=read.texts("changed"),
-            recipe=read.text("recipe"),
+            recipe=read.text("recipe"), stopped=read.text("stopped", optional=True) if "stopped" in data else None,
         )
+
+    @property
+    def outcome(self) -> str:
+        """One word for a table: the decision, "failed", or how a stop left it (interrupted, not built)."""
+        return self.stopped or ("failed" if not self.ok else self.decision)
 
 
 @dataclass(frozen=True)
@@ -297,7 +304,7 @@ def make_report(config: Config, plan: Plan, results: Sequence[ImageResult], *, t
             cached_steps=result.steps.cached, total_steps=result.steps.total, digest=digest,
             tags=(fingerprint_tag, *tagged.get(result.name, ())), ref=entry.ref,
             parent=config.image(result.name).parent, platforms=entry.platforms, changed=entry.changed,
-            recipe=recipes.get(result.name, ""),
+            recipe=recipes.get(result.name, ""), stopped=result.stopped,
         ))
     explanation = plan.explanation
     since = "" if explanation is None or explanation.base is None else f"{explanation.base.short} ({explanation.base.how})"
@@ -449,7 +456,7 @@ def to_markdown(report: BuildReport, checks: Sequence[TargetCheck] = ()) -> str:
         "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for image in report.images:
-        decision = "**failed**" if not image.ok else "**built**" if image.built else image.decision
+        decision = f"**{image.outcome}**" if not image.ok else "**built**" if image.built else image.decision
         why = image.error if image.error else image.reason
         time = f"{image.seconds:.1f} s" if image.seconds else "–"
         hits = f"{image.cached_steps}/{image.total_steps} ({image.hit_rate:.0%})" if image.total_steps else "–"
@@ -476,7 +483,7 @@ def to_text(report: BuildReport, comparisons: Sequence[Comparison], checks: Sequ
     rows = []
     for image in report.images:
         hits = f"{image.cached_steps}/{image.total_steps}" if image.total_steps else "-"
-        rows.append((image.name, "FAILED" if not image.ok else image.decision, f"{image.seconds:.1f}s" if image.seconds else "-",
+        rows.append((image.name, image.outcome.upper() if not image.ok else image.decision, f"{image.seconds:.1f}s" if image.seconds else "-",
                      human_size(image.size), str(image.layers if image.layers is not None else "-"), hits,
                      (image.digest or "-")[:19], ", ".join(image.tags[1:]) or "-"))
     images = table(("image", "decision", "time", "size", "layers", "cached", "digest", "tags moved"), rows)
@@ -521,12 +528,13 @@ class ReportStore:
     skipped: list[str] = field(default_factory=list)
 
     def save(self, report: BuildReport, markdown: str) -> Path:
+        """Write ``<time>-<commit>.json`` and its ``.md``; a name another run took first gets ``-2``, ``-3``, ... (never overwritten)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         stamp = report.started.replace("-", "").replace(":", "").replace("Z", "")
-        path = self.folder / f"{stamp}-{report.short}.json"
-        path.write_text(report.to_json(), encoding="utf-8")
+        path = _create_new(self.folder, f"{stamp}-{report.short}", report.to_json())
         path.with_suffix(".md").write_text(markdown, encoding="utf-8")
-        for old in sorted(self.folder.glob("*.json"))[: -self.keep]:
+        # by stem, so that "<time>-<commit>" comes before the "-2" of a run that started in the same second
+        for old in sorted(self.folder.glob("*.json"), key=lambda path: path.stem)[: -self.keep]:
             old.unlink()
             old.with_suffix(".md").unlink(missing_ok=True)
         return path
@@ -539,8 +547,21 @@ class ReportStore:
                 found.append((path, read_report(path)))
             except ReportError as err:
                 self.skipped.append(str(err))
-        found.sort(key=lambda item: (item[1].started, item[0].name))
+        found.sort(key=lambda item: (item[1].started, item[0].stem))
         return found
+
+
+def _create_new(folder: Path, stem: str, text: str) -> Path:
+    """Write ``text`` to a file of ``folder`` no one else has: ``stem.json``, else ``stem-2.json``, ... (exclusive create)."""
+    for number in range(1, 1000):
+        path = folder / f"{stem}{'' if number == 1 else f'-{number}'}.json"
+        try:
+            with path.open("x", encoding="utf-8") as out:
+                out.write(text)
+        except FileExistsError:
+            continue
+        return path
+    raise ReportError(f"{folder}: 999 reports are named {stem}*.json; delete old reports there and run again")
 
 
 # -- chart ------------------------------------------------------------------------

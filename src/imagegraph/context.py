@@ -29,7 +29,7 @@ from pathlib import Path, PurePosixPath
 from .config import ImageSpec
 from .errors import ImagegraphError
 from .fingerprint import REQUIREMENTS_ID, requirements_id
-from .repo import blob_id
+from .repo import blob_id, file_blob_id, read_small
 from .wheelhouse import WHEELHOUSE_DIR
 
 __all__ = ["AssembledContext", "ContextChanged", "ContextLayout", "assemble_context", "assemble_image_context", "context_layout"]
@@ -115,23 +115,27 @@ def _copy_verified(root: Path, dest: Path, path: str, content_id: str) -> int:
     try:
         info = source.lstat()
         is_link = stat.S_ISLNK(info.st_mode)
-        data = os.readlink(source).encode() if is_link else source.read_bytes()
+        mode = "120000" if is_link else "100755" if info.st_mode & 0o111 else "100644"
+        if is_link:
+            link = os.readlink(source)
+            actual = f"{mode} {blob_id(link.encode())}"
+        elif content_id.startswith(f"{REQUIREMENTS_ID} "):  # read as pip reads it: its mode is not part of its id
+            data = read_small(path, info.st_size, source.read_bytes)
+            actual = requirements_id(data)
+            target.write_bytes(data)
+        else:  # copied and hashed in one pass, a chunk at a time: an input may be gigabytes
+            actual = f"{mode} {file_blob_id(source, copy_to=target)}"
     except OSError:
         raise ContextChanged(f"{path} vanished after it was fingerprinted; run the build again") from None
-    if content_id.startswith(f"{REQUIREMENTS_ID} "):  # read as pip reads it: its mode is not part of its id
-        mode, actual = "100755" if info.st_mode & 0o111 else "100644", requirements_id(data)
-    else:
-        mode = "120000" if is_link else "100755" if info.st_mode & 0o111 else "100644"
-        actual = f"{mode} {blob_id(data)}"
     if actual != content_id:
+        target.unlink(missing_ok=True)
         raise ContextChanged(f"{path} changed after it was fingerprinted; run the build again (the plan is made afresh)")
     if is_link:
-        os.symlink(data.decode(), target)
+        os.symlink(link, target)
     else:
-        target.write_bytes(data)
         target.chmod(0o755 if mode == "100755" else 0o644)
     os.utime(target, (FIXED_MTIME, FIXED_MTIME), follow_symlinks=False)
-    return len(data)
+    return info.st_size
 
 
 def _link_wheels(folder: Path, target: Path) -> int:

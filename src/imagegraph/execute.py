@@ -2,7 +2,9 @@
 
 The executor decides nothing. Each image whose parent is done starts at once
 (not level by level), so a slow sibling never holds up an unrelated child.
-A failed image stops its descendants and nothing else.
+A failed image stops its descendants and nothing else. When the run is
+stopped (the runner's :class:`~imagegraph.interrupt.Stop`), the running images
+end as "interrupted" and the rest as "not built"; nothing new starts.
 
 A parent built in this run together with children built on it goes to the
 builder as one bake where the builder can (see :mod:`imagegraph.chain`):
@@ -21,19 +23,24 @@ from pathlib import Path
 
 from .bake import bake_definition, write_bake
 from .chain import BakeOutput, bake_groups
-from .config import Config
+from .config import DEFAULT_REGISTRY, Config
 from .context import AssembledContext, assemble_image_context
 from .dockerfile import instruction_texts
 from .engine.builders import Builder, BuildRequest, StepCount, count_steps, platform_suffix
 from .engine.images import LocalImages
 from .errors import CommandFailed, ImagegraphError
+from .failures import engine_lost, engine_lost_message, registry_lost, registry_lost_message
+from .interrupt import Stopped, signal_name
 from .plan import Decision, ImagePlan, Plan
 from .progress import Progress, failure_context, phase_of, tracker_for
 from .registry import Registry, split_ref
 from .runner import Command, Runner
 from .wheelhouse import Wheelhouse
 
-__all__ = ["Executor", "ImageResult", "build_request", "prepare_build"]
+__all__ = ["INTERRUPTED", "NOT_BUILT", "Executor", "ImageResult", "build_request", "prepare_build"]
+
+#: How a stopped run leaves an image it was to build: stopped while running, or never started.
+INTERRUPTED, NOT_BUILT = "interrupted", "not built"
 
 
 def build_request(config: Config, entry: ImagePlan, context: AssembledContext, *, labels: Mapping[str, str],
@@ -79,6 +86,8 @@ class ImageResult:
     steps: StepCount = field(default_factory=StepCount)
     #: Where the time went: (phase, seconds) for wheels, build <platform>, push, manifest.
     phases: tuple[tuple[str, float], ...] = ()
+    #: :data:`INTERRUPTED` or :data:`NOT_BUILT` when the run was stopped before this image's work was done.
+    stopped: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -155,7 +164,9 @@ class Executor:
                     if entry not in waiting or (parent is not None and parent not in results):
                         continue
                     waiting.remove(entry)
-                    if parent is not None and not results[parent].ok:
+                    if (not_started := self._stopped_before(entry)) is not None:
+                        results[entry.name] = not_started
+                    elif parent is not None and not results[parent].ok:
                         results[entry.name] = self._blocked(entry, parent)
                     elif entry.name in groups:
                         group = groups.pop(entry.name)  # once: what the bake leaves undone is built alone
@@ -178,6 +189,14 @@ class Executor:
                         waiting.sort(key=plan.images.index)
         return tuple(results[entry.name] for entry in plan.images)
 
+    def _stopped_before(self, entry: ImagePlan) -> ImageResult | None:
+        """The result of work the run was stopped before starting; None when it may start."""
+        stop = self.runner.stop
+        if stop is None or stop.signum is None or not (entry.decision is Decision.BUILD or entry.push_existing):
+            return None
+        return ImageResult(entry.name, entry.decision, entry.ref, entry.reason, stopped=NOT_BUILT,
+                           error=f"not built: the run was stopped by {signal_name(stop.signum)} first")
+
     def _bake(self, members: list[ImagePlan]) -> tuple[dict[str, ImageResult], list[ImagePlan]]:
         """Build ``members`` (a parent first, then images built on it) in one bake; (their results, those left to build alone)."""
         names = [entry.name for entry in members]
@@ -195,13 +214,17 @@ class Executor:
         output = BakeOutput(names)
         try:
             requests = []
+            wheels: dict[str, float] = {}  # seconds spent fetching each image's wheels (as a lone build counts them)
             for entry in members:
+                began = time.monotonic()
                 if self.config.image(entry.name).wheels:
                     self.progress.phase(entry.name, "wheels")
                 requests.append(prepare_build(
                     self.config, entry, self.wheelhouse, self.contexts_dir, labels=self.labels, registry=self.registry,
                     registry_cache=self.registry_cache, log_path=logs[entry.name], say=lambda line, n=entry.name: self.say(f"[{n}] {line}"),
                     follow=lambda c, n=entry.name: self.progress.follow(n, tracker_for(c.argv))))
+                if self.config.image(entry.name).wheels:
+                    wheels[entry.name] = time.monotonic() - began
             write_bake(bake_file, bake_definition(requests, {entry.name: self.config.image(entry.name).parent for entry in members}))
             prepared = time.monotonic()
             output = BakeOutput(names, {request.image: _instructions_of(request.dockerfile) for request in requests},
@@ -225,7 +248,13 @@ class Executor:
                 self.runner.run(command, log_path=self.log_dir / f"bake-{names[0]}.log", on_line=route)
             except CommandFailed as err:
                 error = err
-            return self._bake_results(members, logs, output, error, command, started, prepared, finished_at)
+            return self._bake_results(members, logs, output, error, command, started, prepared, finished_at, wheels)
+        except Stopped as err:
+            seconds = time.monotonic() - started
+            for name in names:
+                self.say(f"[{name}] {INTERRUPTED} after {seconds:.1f}s ({signal_name(err.signum)})")
+            return {entry.name: ImageResult(entry.name, entry.decision, entry.ref, entry.reason, seconds=seconds, error=str(err),
+                                            log=str(logs[entry.name]), stopped=INTERRUPTED) for entry in members}, []
         except ImagegraphError:
             # wheels or a context that cannot be prepared: each image alone says which, as a lone build does
             return {}, members
@@ -234,8 +263,8 @@ class Executor:
                 self.progress.end(name)
 
     def _bake_results(self, members: list[ImagePlan], logs: Mapping[str, Path], output: BakeOutput, error: CommandFailed | None,
-                      command: Command, started: float, prepared: float,
-                      finished_at: Mapping[str, float]) -> tuple[dict[str, ImageResult], list[ImagePlan]]:
+                      command: Command, started: float, prepared: float, finished_at: Mapping[str, float],
+                      wheels: Mapping[str, float]) -> tuple[dict[str, ImageResult], list[ImagePlan]]:
         bake_log = self.log_dir / f"bake-{members[0].name}.log"
         failed = output.failed() if error is not None else frozenset()
         # a known engine fault (lost layers, a registry hiccup) is repaired by building alone, where repairs live
@@ -250,9 +279,9 @@ class Executor:
             parent = self.config.image(entry.name).parent
             seconds = finished_at.get(entry.name, time.monotonic()) - started
             phases = _Phases()
-            if prepared - started >= 0.01:
-                phases.add("wheels", prepared - started)
-            phases.add("build", seconds - (prepared - started))
+            if entry.name in wheels:
+                phases.add("wheels", wheels[entry.name])
+            phases.add("build", finished_at.get(entry.name, time.monotonic()) - prepared)
             if error is None or self._pushed(entry):
                 steps = count_steps(own)
                 result = self._describe(entry, seconds, str(logs[entry.name]), steps, phases.items())
@@ -286,6 +315,9 @@ class Executor:
         return ImageResult(entry.name, entry.decision, entry.ref, entry.reason)
 
     def _work(self, entry: ImagePlan) -> ImageResult:
+        not_started = self._stopped_before(entry)
+        if not_started is not None:  # queued behind --jobs when the stop came
+            return not_started
         log = self.log_dir / f"{entry.name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("")
@@ -305,17 +337,46 @@ class Executor:
             cached = f", {steps.cached}/{steps.total} steps cached" if steps.total else ""
             self.say(f"[{entry.name}] done in {seconds:.1f}s{cached} ({phases.summary()})")
             return result
+        except Stopped as err:
+            seconds = time.monotonic() - started
+            self.say(f"[{entry.name}] {INTERRUPTED} after {seconds:.1f}s ({signal_name(err.signum)})")
+            return ImageResult(entry.name, entry.decision, entry.ref, entry.reason, seconds=seconds, error=str(err), log=str(log),
+                               phases=phases.items(), stopped=INTERRUPTED)
         except ImagegraphError as err:
             seconds = time.monotonic() - started
             # the message ends with the command's last line; these say what led to it
             detail = failure_context(getattr(err, "output_tail", ""))
-            self.say(f"[{entry.name}] FAILED after {seconds:.1f}s: {err}")
+            error = self._explain(entry, err)
+            self.say(f"[{entry.name}] FAILED after {seconds:.1f}s: {error}")
             for line in detail:
                 self.say(f"[{entry.name}]   {line}")
-            return ImageResult(entry.name, entry.decision, entry.ref, entry.reason, seconds=seconds, error=str(err), log=str(log),
+            return ImageResult(entry.name, entry.decision, entry.ref, entry.reason, seconds=seconds, error=error, log=str(log),
                                phases=phases.items())
         finally:
             self.progress.end(entry.name)
+
+    def _explain(self, entry: ImagePlan, err: ImagegraphError) -> str:
+        """The failure in the user's words: an engine or registry that went away is named, with the fix, once it is
+        seen not to answer any more (a build step's own "unexpected EOF" is no lost engine)."""
+        if not isinstance(err, CommandFailed):
+            return str(err)
+        reason = err.reason.removeprefix("ERROR: ")
+        if engine_lost(err.output_tail) and not self.local.answers():
+            return engine_lost_message(f"{entry.name} was built", reason)
+        registry = self.registry
+        lost = registry_lost(err.output_tail, registry.host) if registry is not None else None
+        if registry is not None and lost is not None and not self._registry_answers(entry):
+            return registry_lost_message(registry.host, entry.name, lost, local=registry.host == DEFAULT_REGISTRY)
+        return str(err)
+
+    def _registry_answers(self, entry: ImagePlan) -> bool:
+        assert self.registry is not None
+        _, name, tag = split_ref(entry.ref)
+        try:
+            self.registry.manifest_digest(name, tag)
+        except ImagegraphError:
+            return False
+        return True
 
     def _run(self, image: str, command: Command, log: Path, phases: _Phases) -> str:
         """Run one command as a phase of ``image``'s work, its output followed live; returns the output."""
@@ -370,9 +431,13 @@ class Executor:
 
     def _describe(self, entry: ImagePlan, seconds: float, log: str, steps: StepCount,
                   phases: tuple[tuple[str, float], ...] = ()) -> ImageResult:
-        info = self.local.info(entry.ref)
-        if info is None and len(entry.platforms) > 1:
-            info = self.local.info(f"{entry.ref}-{platform_suffix(entry.platforms[0])}")
+        try:
+            info = self.local.info(entry.ref)
+            if info is None and len(entry.platforms) > 1:
+                info = self.local.info(f"{entry.ref}-{platform_suffix(entry.platforms[0])}")
+        except ImagegraphError as err:  # built and pushed all the same: only its size and layers are not known
+            self.say(f"[{entry.name}] warning: size and layers not known: {err}")
+            info = None
         digest = None
         if entry.push and self.registry is not None:
             _, name, tag = split_ref(entry.ref)

@@ -23,7 +23,7 @@ import bisect
 import hashlib
 import posixpath
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,14 +41,19 @@ __all__ = [
     "Fingerprint",
     "Fingerprinter",
     "InputFiles",
+    "LargeInput",
     "Sources",
     "fingerprint_images",
     "ignore_file",
     "input_files",
+    "large_inputs",
     "normalize_requirements",
 ]
 
 SCHEME = "imagegraph-fingerprint/3"
+#: An input at least this large is named in a warning: every build copies it into the image's context, and hashes it while
+#: git's index cannot say its id (uncommitted).
+LARGE_INPUT_BYTES = 100_000_000
 #: The content id prefix of a wheel requirements file, hashed as pip reads it.
 REQUIREMENTS_ID = "requirements"
 TAG_LENGTH = 16
@@ -90,6 +95,31 @@ class InputFiles:
     @property
     def all(self) -> tuple[str, ...]:
         return tuple(sorted({*self.fixed, *self.matched}))
+
+
+@dataclass(frozen=True)
+class LargeInput:
+    """An input file of :data:`LARGE_INPUT_BYTES` or more, and the images it goes into."""
+
+    path: str
+    size: int
+    images: tuple[str, ...]
+
+    def __str__(self) -> str:
+        size = f"{self.size / 1e9:.1f} GB" if self.size >= 1e9 else f"{self.size / 1e6:.0f} MB"
+        return (f"{self.path} is {size}, an input of {', '.join(self.images)}: every build copies it into the context (and hashes it "
+                "while it is uncommitted); if no image needs it, leave it out of inputs: in images.yaml or list it in the .dockerignore")
+
+
+def large_inputs(fingerprints: Mapping[str, Fingerprint], size: Callable[[str], int],
+                 limit: int = LARGE_INPUT_BYTES) -> tuple[LargeInput, ...]:
+    """Every input of ``limit`` bytes or more, once, with the images that take it (``size`` tells a path's bytes)."""
+    images: dict[str, list[str]] = {}
+    for name, fingerprint in fingerprints.items():
+        for path, _ in fingerprint.files:
+            images.setdefault(path, []).append(name)
+    sizes = {path: size(path) for path in images}
+    return tuple(LargeInput(path, sizes[path], tuple(names)) for path, names in sorted(images.items()) if sizes[path] >= limit)
 
 
 def normalize_requirements(text: str) -> str:

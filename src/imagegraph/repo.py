@@ -14,16 +14,17 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import git
 
-from .errors import ImagegraphError
+from .errors import ImagegraphError, InputError
 
-__all__ = ["EMPTY_TREE", "Change", "CommitTree", "Repository", "UnmergedPaths", "WorkingTree", "blob_id"]
+__all__ = ["EMPTY_TREE", "Change", "CommitTree", "Repository", "UnmergedPaths", "WorkingTree", "blob_id", "file_blob_id", "read_small"]
 
 #: git's id of the empty tree: the base of "everything is new" (a first commit).
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
@@ -37,9 +38,39 @@ class UnmergedPaths(ImagegraphError):
     """A merge (rebase, cherry-pick) stopped on conflicts: the checkout is no content anyone can build."""
 
 
+#: How much of a file is in memory at once while it is hashed or copied, whatever its size.
+CHUNK_BYTES = 1 << 20
+#: The most a file read whole as text may hold (a requirements or ignore file, images.yaml at a commit): far beyond any real one.
+TEXT_LIMIT_BYTES = 16 << 20
+
+
 def blob_id(data: bytes) -> str:
     """The id git gives a blob with these bytes (what `git hash-object` prints)."""
     return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def file_blob_id(path: Path, copy_to: Path | None = None) -> str:
+    """:func:`blob_id` of a file's content, read in chunks (constant memory at any size); ``copy_to`` gets the same bytes."""
+    with path.open("rb") as source, (copy_to.open("wb") if copy_to is not None else nullcontext()) as target:
+        size = os.fstat(source.fileno()).st_size
+        digest = hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False)
+        seen = 0
+        while chunk := source.read(CHUNK_BYTES):
+            digest.update(chunk)
+            seen += len(chunk)
+            if target is not None:
+                target.write(chunk)
+    if seen != size:
+        raise ImagegraphError(f"{path} changed while it was read ({size} bytes, then {seen}); run this again once nothing writes to it")
+    return digest.hexdigest()
+
+
+def read_small(path: str, size: int, read: Callable[[], bytes]) -> bytes:
+    """``read()``, for a file read whole as text; refused in one line when it is far larger than any such file."""
+    if size > TEXT_LIMIT_BYTES:
+        raise InputError(path, f"is {size / 1e6:.0f} MB, too large to be a requirements or ignore file (read whole, as text); "
+                               "name the right file in images.yaml")
+    return read()
 
 
 @dataclass(frozen=True)
@@ -162,6 +193,14 @@ class Repository:
             lines = [line.strip() for line in str(err.stderr or err).splitlines() if line.strip()]
             return lines[-1].strip("'") if lines else f"git fetch exited with {err.status}"
         return None
+
+    def restart_helpers(self) -> None:
+        """Start git's long-lived helper processes (``cat-file --batch``) afresh when next needed.
+
+        A Ctrl-C at the terminal reaches every process of its group, git's
+        helpers too: after one, the next object read would meet a broken pipe.
+        """
+        self.repo.git.clear_cache()
 
     # -- changes --------------------------------------------------------------
 
@@ -289,15 +328,23 @@ class WorkingTree:
         full = self.root / path
         info = full.lstat()
         if stat.S_ISLNK(info.st_mode):
-            mode, data = "120000", os.readlink(full).encode()
+            mode, oid = "120000", blob_id(os.readlink(full).encode())
         else:
-            mode, data = ("100755" if info.st_mode & 0o111 else "100644"), full.read_bytes()
+            mode, oid = ("100755" if info.st_mode & 0o111 else "100644"), file_blob_id(full)
         self.hashed += 1
-        self._ids[path] = known = f"{mode} {blob_id(data)}"
+        self._ids[path] = known = f"{mode} {oid}"
         return known
 
+    def size(self, path: str) -> int:
+        """Bytes on disk (a symbolic link: its target's name); 0 when it cannot be seen."""
+        try:
+            return (self.root / path).lstat().st_size
+        except OSError:
+            return 0
+
     def read(self, path: str) -> bytes:
-        return (self.root / path).read_bytes()
+        full = self.root / path
+        return read_small(path, self.size(path), full.read_bytes)
 
 
 class CommitTree:
@@ -324,5 +371,7 @@ class CommitTree:
         return self._ids[path]
 
     def read(self, path: str) -> bytes:
-        oid = self._ids[path].split(" ", 1)[1]
-        return self._repo.repo.odb.stream(bytes.fromhex(oid)).read()
+        stream = self._repo.repo.odb.stream(bytes.fromhex(self._ids[path].split(" ", 1)[1]))
+        if stream.size > TEXT_LIMIT_BYTES:
+            self._repo.restart_helpers()  # git's cat-file is mid-answer: the next read needs a fresh one
+        return read_small(path, stream.size, stream.read)

@@ -54,7 +54,7 @@ def format_plan(plan: Plan) -> str:
 def format_results(results: Sequence[ImageResult]) -> str:
     rows = []
     for r in results:
-        decision = r.decision.value if r.ok else "FAILED"
+        decision = r.decision.value if r.ok else (r.stopped or "failed").upper()
         time = f"{r.seconds:.1f}s" if r.seconds else "-"
         cached = f"{r.steps.cached}/{r.steps.total}" if r.steps.total else "-"
         rows.append((r.name, decision, r.ref.rsplit("/", 1)[-1], human_size(r.size), str(r.layers or "-"), cached, time, r.error or r.reason))

@@ -12,10 +12,12 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import CommandFailed, ToolMissing
+from .interrupt import Stop
 
 __all__ = ["Command", "Result", "Runner", "mask"]
 
@@ -67,7 +69,18 @@ class Runner:
 
     ``on_line`` receives each output line as it arrives (already masked), which
     is how long builds show progress without the runner knowing about it.
+
+    With a ``stop`` (:class:`imagegraph.interrupt.Stop`), each command runs in
+    a session of its own, which only the stop ends, and a command that ends
+    after the stop was asked for raises :class:`~imagegraph.interrupt.Stopped`
+    whatever it printed (the docker client's "context canceled" is no failure).
     """
+
+    #: A class default too, so a stand-in runner that keeps its own ``__init__`` runs without one.
+    stop: Stop | None = None
+
+    def __init__(self, stop: Stop | None = None) -> None:
+        self.stop = stop
 
     def run(
         self,
@@ -83,6 +96,8 @@ class Runner:
         if os.sep not in program and shutil.which(program) is None:
             raise ToolMissing(f"`{program}` is not installed or not on PATH; run `invoke engine.up` to install the engine tools")
         env = {**os.environ, **dict(command.env)}
+        if self.stop is not None:
+            self.stop.check()
         log = None
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,22 +112,26 @@ class Runner:
                 stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
+                start_new_session=self.stop is not None,
             )
-            if stdin is not None:
-                feeder = threading.Thread(target=_feed, args=(proc, stdin), daemon=True)
-                feeder.start()
-            assert proc.stdout is not None
-            for raw in proc.stdout:
-                line = mask(raw.decode("utf-8", "replace"), command.secrets)
-                lines.append(line)
-                if log is not None:
-                    log.write(line)
-                if on_line is not None:
-                    on_line(line.rstrip("\n"))
-            returncode = proc.wait(timeout=timeout)
+            with self.stop.tracking(proc) if self.stop is not None else nullcontext():
+                if stdin is not None:
+                    feeder = threading.Thread(target=_feed, args=(proc, stdin), daemon=True)
+                    feeder.start()
+                assert proc.stdout is not None
+                for raw in proc.stdout:
+                    line = mask(raw.decode("utf-8", "replace"), command.secrets)
+                    lines.append(line)
+                    if log is not None:
+                        log.write(line)
+                    if on_line is not None:
+                        on_line(line.rstrip("\n"))
+                returncode = proc.wait(timeout=timeout)
         finally:
             if log is not None:
                 log.close()
+        if returncode != 0 and self.stop is not None:
+            self.stop.check()
         output = "".join(lines)
         if check and returncode != 0:
             raise CommandFailed(

@@ -22,7 +22,7 @@ from .engine.builders import Builder, BuilderChoice, check_platforms, choose_bui
 from .engine.images import LocalImages
 from .errors import ConfigError, ImagegraphError
 from .execute import Executor, ImageResult, prepare_build
-from .fingerprint import Fingerprint, fingerprint_images, ignore_file
+from .fingerprint import Fingerprint, fingerprint_images, ignore_file, large_inputs
 from .plan import Availability, Decision, ImagePlan, Plan, affected, lookups_needed, make_plan, trust_broken
 from .progress import Progress
 from .prune import Pruning, prune
@@ -213,7 +213,7 @@ class Workspace:
         return explanation, affected(self.config, self.fingerprints, explanation, selected=self.options.targets, force=self.options.force)
 
     def input_warnings(self) -> tuple[str, ...]:
-        """Files a Dockerfile uses that images.yaml does not declare as the image's inputs."""
+        """Files a Dockerfile uses that images.yaml does not declare as the image's inputs, and inputs so large they cost every build."""
         warnings: list[str] = []
         paths = self.sources.paths()
         present = frozenset(paths)
@@ -223,6 +223,7 @@ class Workspace:
             text = read_repo_text(self.root, spec.dockerfile)
             declared = {path for path, _ in self.fingerprints[spec.name].files}
             warnings.extend(str(w) for w in undeclared_inputs(spec, text, paths, ignore_lines, declared))
+        warnings.extend(str(big) for big in large_inputs(self.fingerprints, self.sources.size))
         return tuple(warnings)
 
     @property

@@ -174,3 +174,24 @@ def test_store_keeps_the_newest_and_skips_what_it_cannot_read(tmp_path):
     loaded = store.load()
     assert [r.started for _, r in loaded] == ["2026-11-21T07:01:00Z", "2026-11-21T07:02:00Z"]
     assert len(store.skipped) == 1 and "junk.json: schema 'x'" in store.skipped[0]
+
+
+def test_two_runs_of_one_second_and_commit_keep_both_reports(tmp_path):
+    store = ReportStore(tmp_path / "reports")
+    first = report(record("app", ok=False, error="interrupted by SIGINT", stopped="interrupted"))
+    second = report(record("app"))
+    paths = [store.save(first, "first\n"), store.save(second, "second\n")]
+    assert [p.name for p in paths] == ["20261121T070000-aaaaaaa.json", "20261121T070000-aaaaaaa-2.json"]
+    assert [BuildReport.from_json(p.read_text()) for p in paths] == [first, second]
+    assert [p.with_suffix(".md").read_text() for p in paths] == ["first\n", "second\n"]
+    assert [r for _, r in store.load()] == [first, second]
+
+
+def test_an_interrupted_image_is_marked_so_and_older_reports_without_the_field_still_read():
+    stopped = report(record("base", ok=False, error="interrupted by SIGTERM", stopped="interrupted"),
+                     record("app", ok=False, error="not built: the run was stopped by SIGTERM first", stopped="not built"))
+    assert [image["stopped"] for image in stopped.to_dict()["images"]] == ["interrupted", "not built"]
+    assert "| base | **interrupted** | interrupted by SIGTERM |" in to_markdown(stopped)
+    older = report(record("app")).to_dict()
+    del older["images"][0]["stopped"]
+    assert BuildReport.from_dict(older).images[0].stopped is None

@@ -210,6 +210,7 @@ BAKE_FAILED = ("#5 [app linux/amd64 2/2] RUN echo base > /base.txt\n#5 CANCELED\
 class FakeRegistry:
     """The registry at its seam: which fingerprint tags were pushed."""
 
+    host = "127.0.0.1:5000"
     insecure = True
 
     def __init__(self, pushed: set[str]) -> None:

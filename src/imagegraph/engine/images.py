@@ -31,7 +31,12 @@ class ImageInfo:
     platform: str
 
 
+UNREACHABLE = "the Docker engine is not reachable; run `invoke engine.up` (or start Docker) and retry"
+
+
 class LocalImages:
+    """An engine that stops answering, at any call, is one :class:`EngineError`: never a connection error's own text."""
+
     def __init__(self, client: object | None = None) -> None:
         self._client = client
 
@@ -44,14 +49,37 @@ class LocalImages:
                 self._client = docker.from_env()
                 self._client.ping()
             except docker.errors.DockerException:
-                raise EngineError("the Docker engine is not reachable; run `invoke engine.up` (or start Docker) and retry") from None
+                raise EngineError(UNREACHABLE) from None
         return self._client
+
+    def answers(self) -> bool:
+        """Whether the engine answers now (after a command failed as if it had gone)."""
+        try:
+            self._ask(lambda client: client.ping())
+        except EngineError:
+            return False
+        return True
+
+    def _ask(self, question):
+        """``question(client)``, with a lost connection (refused, reset, cut mid-answer) as one EngineError."""
+        import docker
+        import requests
+
+        try:
+            return question(self.client)
+        except docker.errors.NotFound:
+            raise
+        except docker.errors.APIError as err:
+            said = " ".join(str(err.explanation or "").split())[:200]
+            raise EngineError(f"the Docker engine refused a query ({err.status_code}: {said}); check it with `invoke engine.status`") from None
+        except (requests.RequestException, docker.errors.DockerException):
+            raise EngineError(UNREACHABLE) from None
 
     def info(self, ref: str) -> ImageInfo | None:
         import docker
 
         try:
-            image = self.client.images.get(ref)
+            image = self._ask(lambda client: client.images.get(ref))
         except docker.errors.ImageNotFound:
             return None
         attrs = image.attrs
@@ -61,7 +89,7 @@ class LocalImages:
 
     def image_store(self) -> str:
         """``containerd`` or ``classic``: where the engine keeps images."""
-        return image_store_of(self.client.info())
+        return image_store_of(self._ask(lambda client: client.info()))
 
     def has(self, ref: str) -> bool:
         return self.info(ref) is not None

@@ -12,11 +12,15 @@ from pathlib import Path
 from invoke import Exit, task
 
 from ..errors import ConfigError, ImagegraphError, InputError
-from ..plan import Decision
+from ..execute import INTERRUPTED
+from ..interrupt import Interrupted, Stop, exit_code, signal_name
+from ..plan import Decision, Plan
 from ..progress import Progress
 from ..report import affected_matrix, format_explanation, format_plan, format_results, format_retention, garbage_collection_hint, github_outputs, table
+from ..runlock import BuildLock
+from ..runner import Runner
 from ..values import parse_duration, shown
-from ..workspace import DEFAULT_GRACE, Workspace
+from ..workspace import DEFAULT_GRACE, STATE_DIR, Workspace
 from ._common import build_options, count_flag, user_errors
 
 _SELECT_HELP = {
@@ -61,23 +65,38 @@ def build(c, force=None, target=None, platform=None, no_cache=False, dry_run=Fal
     started_at = datetime.now(UTC)
     if progress not in ("auto", "tty", "plain"):
         raise InputError("--progress", f"{shown(progress)} is not auto, tty or plain; e.g. --progress plain")
-    workspace = Workspace(options=build_options(registry=registry, platform=platform, force=force, target=target,
-                                                no_cache=no_cache, jobs=jobs, builder=builder, since=since, push_pr=push_pr,
-                                                registry_cache=not no_registry_cache))
-    plan = workspace.plan(say=_note)
-    print(f"registry: {workspace.config.registry}")
-    print(format_explanation(plan.explanation))
-    for warning in plan.warnings:
-        _note(f"warning: {warning}")
-    if dry_run:
-        print(format_plan(plan))
-        return
-    if plan.to_build():
-        workspace.check_platforms(plan)
-        print(f"builder: {workspace.builder.describe()}")
+    stop = Stop()
+    try:
+        with stop.handling():
+            workspace = Workspace(options=build_options(registry=registry, platform=platform, force=force, target=target,
+                                                        no_cache=no_cache, jobs=jobs, builder=builder, since=since, push_pr=push_pr,
+                                                        registry_cache=not no_registry_cache), runner=Runner(stop=stop))
+            with BuildLock(workspace.root / STATE_DIR, say=_note):
+                plan = workspace.plan(say=_note)
+                print(f"registry: {workspace.config.registry}")
+                print(format_explanation(plan.explanation))
+                for warning in plan.warnings:
+                    _note(f"warning: {warning}")
+                if dry_run:
+                    print(format_plan(plan))
+                    return
+                if plan.to_build():
+                    workspace.check_platforms(plan)
+                    print(f"builder: {workspace.builder.describe()}")
+                with stop.piecewise():
+                    _execute(workspace, plan, stop, progress=progress, no_tags=no_tags, started=started, started_at=started_at)
+    except Interrupted as err:
+        raise Exit(f"interrupted: {signal_name(err.signum)} before any image started; nothing built, no tags moved, no report",
+                   code=exit_code(err.signum)) from None
+
+
+def _execute(workspace: Workspace, plan: Plan, stop: Stop, *, progress: str, no_tags: bool, started: float, started_at: datetime) -> None:
+    """Build, tag and report: a stop (SIGINT, SIGTERM) ends the running builds, moves no tag and still writes the report."""
     board = Progress(live={"auto": None, "tty": True, "plain": False}[progress])
     results = workspace.executor(progress=board).run(plan)
-    moves = None if no_tags else workspace.publish_tags(results, say=_note)
+    if stop.requested:
+        workspace.repository.restart_helpers()
+    moves = None if no_tags or stop.requested else workspace.publish_tags(results, say=_note)
     tagged = moves.tagged if moves else {}
     print()
     print(format_results(results))
@@ -88,11 +107,21 @@ def build(c, force=None, target=None, platform=None, no_cache=False, dry_run=Fal
     failed = [r for r in results if not r.ok]
     done = sum(1 for r in results if r.ok and (r.decision is Decision.BUILD or r.pushed))
     print(f"\n{done} image(s) built or pushed{f', {len(failed)} failed' if failed else ''} in {seconds:.1f}s")
+    report = None
     try:
         path, _ = workspace.save_report(workspace.report(plan, results, tagged, started=started_at, seconds=seconds))
-        print(f"report: {path.relative_to(workspace.root)} (and .md); `invoke report` compares it with earlier runs")
-    except (ImagegraphError, OSError) as err:  # the images are built and pushed: a report must not fail the build
+        report = str(path.relative_to(workspace.root))
+        print(f"report: {report} (and .md); `invoke report` compares it with earlier runs")
+    except ImagegraphError as err:  # the images are built and pushed: a report must not fail the build
         _note(f"warning: no build report written: {err}")
+    except OSError as err:
+        _note(f"warning: no build report written ({err.filename or 'the report'}: {err.strerror}); "
+              f"check that {STATE_DIR}/reports/ is writable and its disk has space")
+    if stop.signum is not None:
+        interrupted = [r.name for r in results if r.stopped == INTERRUPTED]
+        moved = "; tags moved: " + ", ".join(tagged) if any(tagged.values()) else ", no tags moved"
+        raise Exit(f"interrupted: {signal_name(stop.signum)}; stopped {', '.join(interrupted) or 'nothing'}{moved}; "
+                   f"report: {report or 'not written (see the warning above)'}", code=exit_code(stop.signum))
     if failed:
         print(moves.line if moves else "tags: none moved (--no-tags)")
         raise Exit(f"error: {failed[0].failure}", code=1)
@@ -125,7 +154,8 @@ def plan(c, force=None, target=None, platform=None, registry=None, since=None, j
     result = workspace.plan(say=_note)
     if bake:
         path = Path(bake)
-        definition = workspace.bake(result, path, say=_note)
+        with BuildLock(workspace.root / STATE_DIR, say=_note):  # it assembles contexts and fetches wheels as a build does
+            definition = workspace.bake(result, path, say=_note)
         names = ", ".join(definition["target"]) or "nothing"
         _note(f"bake file: {path} builds {names}; run `docker buildx bake -f {path}` (images are pushed to their fingerprint tags)")
     if json_:
