@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
+from .buildkit import parse
 from .plan import Decision, ImagePlan
 
 __all__ = ["BakeOutput", "bake_groups"]
@@ -44,11 +45,6 @@ def bake_groups(entries: Sequence[ImagePlan], parents: Mapping[str, str | None])
     return tuple(tuple(members) for members in groups.values() if len(members) > 1)
 
 
-#: ``#12 [base linux/amd64 2/2] RUN ...``: bake names each vertex after the target that asked for it first.
-_NAMED = re.compile(r"^#(\d+) \[(\S+?)(?: ([^\]]*))?\] ?(.*)$")
-_VERTEX = re.compile(r"^#(\d+) ")
-_ERROR = re.compile(r"^#(\d+) ERROR")
-_STEP_NUMBER = re.compile(r"\d+/\d+$")
 
 
 def _step_pattern(instruction: str) -> re.Pattern[str]:
@@ -82,23 +78,20 @@ class BakeOutput:
 
     def feed(self, line: str) -> tuple[frozenset[str], str]:
         """(the images ``line`` is about, none for bake's own lines; the line without the target in its name)."""
-        vertex: str | None
-        named = _NAMED.match(line)
-        if named and named.group(2) in self._parents:
-            vertex, target, rest, text = named.groups()
-            is_step = bool(rest) and _STEP_NUMBER.search(rest) is not None
-            owners = self._step_owners(target, " ".join(text.split())) if is_step else frozenset({target})
+        parsed = parse(line)
+        vertex = parsed.vertex
+        target, _, rest = parsed.bracket.partition(" ")
+        if parsed.kind in ("step", "vertex") and vertex is not None and target in self._parents:
+            is_step = parsed.kind == "step" and bool(rest)
+            owners = self._step_owners(target, " ".join(parsed.text.split())) if is_step else frozenset({target})
             known = self._owners.get(vertex, frozenset())
             if known and all(any(self._is_ancestor(owner, other) for owner in owners) for other in known):
                 self._owners[vertex] = owners  # named by a parent after a child: the parent's
             elif not any(self._is_ancestor(other, owner) for other in known for owner in owners):
                 self._owners[vertex] = known | owners
-            line = f"#{vertex} [{rest}] {text}" if rest else f"#{vertex} {text}"
-        else:
-            match = _VERTEX.match(line)
-            vertex = match.group(1) if match else None
-            if vertex is not None and _ERROR.match(line):
-                self._errors.add(vertex)
+            line = f"#{vertex} [{rest}] {parsed.text}" if rest else f"#{vertex} {parsed.text}"
+        elif parsed.kind == "error" and vertex is not None:
+            self._errors.add(vertex)
         self._lines.append((vertex, line))
         return (self._owners.get(vertex, frozenset()) if vertex is not None else frozenset()), line
 

@@ -22,17 +22,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .bake import bake_definition, write_bake
+from .buildkit import StepCount, count_steps
 from .chain import BakeOutput, bake_groups
 from .config import DEFAULT_REGISTRY, Config
 from .context import AssembledContext, assemble_image_context
 from .dockerfile import instruction_texts
-from .engine.builders import Builder, BuildRequest, StepCount, count_steps, platform_suffix
+from .engine.builders import Builder, BuildRequest, platform_suffix
 from .engine.images import LocalImages
 from .errors import CommandFailed, ImagegraphError
 from .failures import engine_lost, engine_lost_message, registry_lost, registry_lost_message
 from .interrupt import Stopped, signal_name
 from .plan import Decision, ImagePlan, Plan
-from .progress import Progress, failure_context, phase_of, tracker_for
+from .progress import BuildKitTracker, Progress, failure_context, phase_of, tracker_for
 from .registry import Registry, split_ref
 from .runner import Command, Runner
 from .wheelhouse import Wheelhouse
@@ -222,14 +223,14 @@ class Executor:
                 requests.append(prepare_build(
                     self.config, entry, self.wheelhouse, self.contexts_dir, labels=self.labels, registry=self.registry,
                     registry_cache=self.registry_cache, log_path=logs[entry.name], say=lambda line, n=entry.name: self.say(f"[{n}] {line}"),
-                    follow=lambda c, n=entry.name: self.progress.follow(n, tracker_for(c.argv))))
+                    follow=lambda c, n=entry.name: self.progress.follow(n, tracker_for(c))))
                 if self.config.image(entry.name).wheels:
                     wheels[entry.name] = time.monotonic() - began
             write_bake(bake_file, bake_definition(requests, {entry.name: self.config.image(entry.name).parent for entry in members}))
             prepared = time.monotonic()
             output = BakeOutput(names, {request.image: _instructions_of(request.dockerfile) for request in requests},
                                 {name: self.config.image(name).parent for name in names})
-            followers = {name: self.progress.follow(name, tracker_for(("docker", "buildx", "build"))) for name in names}
+            followers = {name: self.progress.follow(name, BuildKitTracker()) for name in names}
             for name in names:
                 self.progress.phase(name, "build")
                 self.say(f"[{name}] building {', '.join(members[names.index(name)].platforms)} with {', '.join(n for n in names if n != name)} "
@@ -331,7 +332,7 @@ class Executor:
                 steps = self._build(entry, log, phases)
             else:
                 self.say(f"[{entry.name}] pushing the local image to the registry")
-                self._run(entry.name, Command.of(self.builder.docker, "push", entry.ref), log, phases)
+                self._run(entry.name, Command.of(self.builder.docker, "push", entry.ref, purpose="push"), log, phases)
             seconds = time.monotonic() - started
             result = self._describe(entry, seconds, str(log), steps, phases.items())
             cached = f", {steps.cached}/{steps.total} steps cached" if steps.total else ""
@@ -380,11 +381,11 @@ class Executor:
 
     def _run(self, image: str, command: Command, log: Path, phases: _Phases) -> str:
         """Run one command as a phase of ``image``'s work, its output followed live; returns the output."""
-        phase = phase_of(command.argv)
+        phase = phase_of(command)
         self.progress.phase(image, phase)
         started = time.monotonic()
         try:
-            return self.runner.run(command, log_path=log, on_line=self.progress.follow(image, tracker_for(command.argv))).output
+            return self.runner.run(command, log_path=log, on_line=self.progress.follow(image, tracker_for(command))).output
         finally:
             phases.add(phase.split()[0], time.monotonic() - started)
 
@@ -395,7 +396,7 @@ class Executor:
         started = time.monotonic()
         request = prepare_build(self.config, entry, self.wheelhouse, self.contexts_dir, labels=self.labels, registry=self.registry,
                                 registry_cache=self.registry_cache, log_path=log, say=lambda line: self.say(f"[{entry.name}] {line}"),
-                                follow=lambda command: self.progress.follow(entry.name, tracker_for(command.argv)))
+                                follow=lambda command: self.progress.follow(entry.name, tracker_for(command)))
         if wheels:
             phases.add("wheels", time.monotonic() - started)
         steps = StepCount()

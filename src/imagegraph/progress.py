@@ -26,6 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
+from .buildkit import parse as parse_buildkit
+from .runner import Command
+
 __all__ = ["BuildKitTracker", "PipTracker", "Progress", "PushTracker", "Tracker", "elapsed", "failure_context", "phase_of",
            "tracker_for"]
 
@@ -65,14 +68,9 @@ class _Step:
     cached: bool = False
 
 
-_BK_STEP = re.compile(r"^#(\d+) \[([^\]]*?) ?(\d+)/(\d+)\] (.+)$")
-_BK_CACHED = re.compile(r"^#(\d+) CACHED\s*$")
-_BK_DONE = re.compile(r"^#(\d+) DONE ([\d.]+)s\s*$")
-_BK_ERROR = re.compile(r"^#(\d+) ERROR")
-#: buildx --push: BuildKit pushes the image itself ("pushing manifest for REF@sha256:... 0.1s done").
-_BK_PUSHED = re.compile(r"^#\d+ pushing manifest for ([^@\s]+)(?:@sha256:[0-9a-f]+)? [\d.]+s done\s*$")
-_BK_OTHER = re.compile(r"^#(\d+) (exporting to image|exporting cache|pushing layers|writing image|naming to|"
-                       r"importing cache manifest|transferring context: [\d.]+\w?B)")
+#: What BuildKit says while a vertex is at work that no step line says: the phase after the last step.
+_BK_PHASES = ("exporting to image", "exporting cache", "pushing layers", "writing image", "naming to", "importing cache manifest",
+              "transferring context")
 
 
 @dataclass
@@ -84,37 +82,33 @@ class BuildKitTracker:
     current: str = "starting"
 
     def feed(self, line: str) -> list[str]:
-        match = _BK_STEP.match(line)
-        if match:
-            vertex, label, number, total, text = match.groups()
-            if text.split()[0].upper() == "FROM":
+        parsed = parse_buildkit(line)
+        vertex = parsed.vertex
+        if parsed.kind == "step" and vertex is not None:
+            if parsed.instruction == "FROM":
                 return []
-            step = self.steps.setdefault(vertex, _Step(label.strip(), int(number), int(total), text))
+            step = self.steps.setdefault(vertex, _Step(parsed.label, parsed.number, parsed.total, parsed.text))
             self.current = self._title(step)
             return []
-        match = _BK_CACHED.match(line)
-        if match and match.group(1) in self.steps:
-            step = self.steps[match.group(1)]
+        step = self.steps.get(vertex) if vertex is not None else None
+        if parsed.kind == "cached" and step is not None:
             if step.cached:
                 return []
             step.cached = True  # BuildKit prints no DONE for a cached step
             return [f"{self._title(step)}: cached"]
-        match = _BK_DONE.match(line)
-        if match and match.group(1) in self.steps:
-            step = self.steps[match.group(1)]
+        if parsed.kind == "done" and step is not None and parsed.seconds is not None:
             if step.cached:
                 return []
-            how = f"done in {elapsed(float(match.group(2)))}" if float(match.group(2)) >= 1 else "done"
+            how = f"done in {elapsed(parsed.seconds)}" if parsed.seconds >= 1 else "done"
             return [f"{self._title(step)}: {how}"]
-        match = _BK_ERROR.match(line)
-        if match and match.group(1) in self.steps:
-            return [f"{self._title(self.steps[match.group(1)])}: failed"]
-        match = _BK_PUSHED.match(line)
-        if match:
-            return [f"pushed {match.group(1)}"]
-        match = _BK_OTHER.match(line)
-        if match:
-            self.current = match.group(2)
+        if parsed.kind == "error" and step is not None:
+            return [f"{self._title(step)}: failed"]
+        if parsed.kind == "pushed":
+            return [f"pushed {parsed.ref}"]
+        if parsed.kind == "other":
+            phase = next((p for p in _BK_PHASES if parsed.text.startswith(p)), None)
+            if phase is not None:
+                self.current = parsed.text if phase == "transferring context" else phase
         return []
 
     def describe(self) -> str:
@@ -126,9 +120,6 @@ class BuildKitTracker:
         return f"step {where}{step.number}/{step.total} {_shorten(step.text)}"
 
 
-_BK_LOG = re.compile(r"^#(\d+) \d+\.\d+ (.*)$")
-
-
 def failure_context(output: str, limit: int = 3) -> tuple[str, ...]:
     """What explains a failed command beyond its last line (which its error message already ends with).
 
@@ -137,9 +128,10 @@ def failure_context(output: str, limit: int = 3) -> tuple[str, ...]:
     (pip, docker push), the lines just before the last.
     """
     lines = [line.rstrip() for line in output.splitlines() if line.strip()]
-    failed = next((match.group(1) for line in reversed(lines) if (match := _BK_ERROR.match(line))), None)
+    parsed = [parse_buildkit(line) for line in lines]
+    failed = next((line.vertex for line in reversed(parsed) if line.kind == "error"), None)
     if failed is not None:
-        printed = [match.group(2) for line in lines if (match := _BK_LOG.match(line)) and match.group(1) == failed]
+        printed = [line.text for line in parsed if line.kind == "log" and line.vertex == failed]
         return tuple(printed[-limit:])
     return tuple(lines[-limit - 1 : -1])
 
@@ -210,37 +202,19 @@ class PipTracker:
         return f"{state}, downloading {_shorten(self.downloading, 48)}" if self.downloading else state
 
 
-def _words(argv: tuple[str, ...]) -> list[str]:
-    """The arguments that are not flags: the subcommand first (``build``, ``buildx build``, ``push``, ``download``)."""
-    return [a for a in argv[1:] if not a.startswith("-")]
+def phase_of(command: Command) -> str:
+    """What a command does, as a phase name (``build linux/amd64``, ``push``, ``manifest``): what it was made for."""
+    return command.purpose or command.argv[0]
 
 
-def _builds(words: list[str]) -> bool:
-    return words[:1] == ["build"] or words[:2] == ["buildx", "build"]
-
-
-def phase_of(argv: tuple[str, ...]) -> str:
-    """What a builder command does, as a phase name: ``build linux/amd64``, ``push``, ``manifest``."""
-    words = _words(argv)
-    if _builds(words):
-        platform = argv[argv.index("--platform") + 1] if "--platform" in argv else ""
-        return f"build {platform}".strip()
-    if words[:2] == ["builder", "prune"]:
-        return "prune"
-    if words[:3] == ["buildx", "imagetools", "create"]:
-        return "manifest"
-    return words[0] if words else argv[0]
-
-
-def tracker_for(argv: tuple[str, ...]) -> Tracker | None:
-    """The tracker that understands what ``argv`` prints; None for commands that print nothing worth following."""
-    words = _words(argv)
-    if "download" in argv and any(a.endswith("pip") for a in argv[:3]):
-        requirements = argv[argv.index("--requirement") + 1].rsplit("/", 1)[-1] if "--requirement" in argv else ""
-        return PipTracker(requirements)
-    if _builds(words):
+def tracker_for(command: Command) -> Tracker | None:
+    """The tracker that understands what ``command`` prints, by what it was made for; None when nothing is worth following."""
+    kind, _, detail = command.purpose.partition(" ")
+    if kind == "wheels":
+        return PipTracker(detail)
+    if kind == "build":
         return BuildKitTracker()
-    if words[:1] == ["push"]:
+    if kind == "push":
         return PushTracker()
     return None
 

@@ -35,16 +35,20 @@ class Command:
     secrets: tuple[str, ...] = field(default=(), repr=False)
     #: What to tell the user when the command fails, e.g. the fix.
     hint: str = ""
+    #: What it is for, as a phase of an image's work: ``build linux/amd64``, ``push``, ``manifest``, ``prune``,
+    #: ``wheels requirements.txt``; its first word also says whose output it prints (BuildKit, docker push, pip).
+    purpose: str = ""
 
     @staticmethod
     def of(*argv: str, env: Mapping[str, str] | None = None, cwd: str | os.PathLike[str] | None = None,
-           secrets: Sequence[str] = (), hint: str = "") -> Command:
+           secrets: Sequence[str] = (), hint: str = "", purpose: str = "") -> Command:
         return Command(
             argv=tuple(str(a) for a in argv),
             env=tuple(sorted((env or {}).items())),
             cwd=None if cwd is None else str(cwd),
             secrets=tuple(s for s in secrets if s),
             hint=hint,
+            purpose=purpose,
         )
 
     def display(self) -> str:

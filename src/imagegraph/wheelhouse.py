@@ -70,6 +70,7 @@ class Wheelhouse:
             *tags, "--python-version", self.python, "--implementation", "cp", "--abi", abi,
             "--dest", str(dest), "--requirement", str(self.root / requirements),
             hint=f"check that every package in {requirements} has a wheel for {platform} and Python {self.python}",
+            purpose=f"wheels {Path(requirements).name}",
         )
 
     def ensure(self, requirements: Iterable[str], platforms: Iterable[str], *,

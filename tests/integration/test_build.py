@@ -10,7 +10,7 @@ import time
 import docker
 import pytest
 
-from imagegraph.engine.builders import StepCount
+from imagegraph.buildkit import StepCount
 from imagegraph.errors import EngineError
 from imagegraph.execute import ImageResult
 from imagegraph.plan import Decision

@@ -9,19 +9,18 @@ from pathlib import Path
 
 import pytest
 
+from imagegraph.buildkit import StepCount, count_steps
 from imagegraph.engine.builders import (
     BuilderChoice,
     BuilderFacts,
     BuilderInfo,
     BuildRequest,
     BuildxBuilder,
-    StepCount,
     builder_image_missing,
     buildkitd_config,
     check_platforms,
     choose_builder,
     container_builder_commands,
-    count_steps,
     create_container_builder,
     lost_layer,
     named_builder,

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from imagegraph.buildkit import StepCount
 from imagegraph.buildreport import (
     BuildReport,
     ImageRecord,
@@ -21,7 +22,6 @@ from imagegraph.buildreport import (
     to_text,
 )
 from imagegraph.config import ReportTargets, load_config
-from imagegraph.engine.builders import StepCount
 from imagegraph.execute import ImageResult
 from imagegraph.plan import Decision, ImagePlan, Plan
 

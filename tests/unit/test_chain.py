@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from imagegraph.buildkit import StepCount, count_steps
 from imagegraph.chain import BakeOutput, bake_groups
-from imagegraph.engine.builders import StepCount, count_steps
 from imagegraph.plan import Decision, ImagePlan
 
 PARENTS = {"base": None, "ci": "base", "app": "base", "devcontainer": "base", "tools": "app", "other": None}

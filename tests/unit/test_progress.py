@@ -8,7 +8,7 @@ from pathlib import Path
 
 from imagegraph.engine.builders import BuildRequest, BuildxBuilder
 from imagegraph.progress import BuildKitTracker, PipTracker, Progress, PushTracker, elapsed, failure_context, phase_of, tracker_for
-from imagegraph.runner import Runner
+from imagegraph.runner import Command, Runner
 from imagegraph.wheelhouse import Wheelhouse
 
 # `docker build --progress plain` then `docker push` of the app image, as the engine printed them.
@@ -78,30 +78,27 @@ def test_pip_download_shows_what_is_resolved_saved_and_in_flight():
 
 
 def test_each_builder_command_gets_its_tracker_and_phase(tmp_path):
+    # what a command is for travels with it (its purpose); nothing reads its argv back to learn it
     request = BuildRequest(image="app", dockerfile=tmp_path / "Dockerfile", context=tmp_path, ref="r:5000/ns/app:abc",
                            platforms=("linux/amd64", "linux/arm64"), push=True)
     per_platform = BuildxBuilder(multi_platform=False).commands(request)
-    assert [phase_of(c.argv) for c in per_platform[:2]] == ["build linux/amd64", "build linux/arm64"]
-    assert [type(tracker_for(c.argv)).__name__ for c in per_platform] == ["BuildKitTracker", "BuildKitTracker", "NoneType"]
+    assert [phase_of(c) for c in per_platform] == ["build linux/amd64", "build linux/arm64", "manifest"]
+    assert [type(tracker_for(c)).__name__ for c in per_platform] == ["BuildKitTracker", "BuildKitTracker", "NoneType"]
     (buildx,) = BuildxBuilder(builder="farm").commands(request)
-    assert phase_of(buildx.argv) == "build linux/amd64,linux/arm64" and isinstance(tracker_for(buildx.argv), BuildKitTracker)
-    push = ("/usr/bin/docker", "push", "r:5000/ns/app:abc")
-    assert phase_of(push) == "push" and isinstance(tracker_for(push), PushTracker)
-    prune = ("/usr/bin/docker", "builder", "prune", "--all", "--force")
-    assert phase_of(prune) == "prune" and tracker_for(prune) is None
+    assert phase_of(buildx) == "build linux/amd64,linux/arm64" and isinstance(tracker_for(buildx), BuildKitTracker)
+    bake = BuildxBuilder().bake_command(tmp_path / "bake.json", ["base", "app"])
+    assert bake is not None and phase_of(bake) == "build" and isinstance(tracker_for(bake), BuildKitTracker)
+    repair = BuildxBuilder(docker="/usr/bin/docker").repair(buildx, "failed to solve: layer does not exist")
+    assert repair is not None and repair.command is not None
+    assert phase_of(repair.command) == "prune" and tracker_for(repair.command) is None
     (tmp_path / "r.txt").write_text("click==8.5.1\n")
     download = Wheelhouse(tmp_path, Runner()).download_command("r.txt", "linux/amd64", tmp_path / "d")
     assert "--quiet" not in download.argv  # the tracker needs pip's lines
-    tracker = tracker_for(download.argv)
+    tracker = tracker_for(download)
     assert isinstance(tracker, PipTracker) and tracker.requirements == "r.txt"
-
-
-def test_the_imagetools_join_is_the_manifest_phase(tmp_path):
-    request = BuildRequest(image="app", dockerfile=tmp_path / "Dockerfile", context=tmp_path, ref="r:5000/ns/app:abc",
-                           platforms=("linux/amd64", "linux/arm64"), push=True)
-    join = BuildxBuilder(multi_platform=False).commands(request)[-1]
-    assert join.argv[1:4] == ("buildx", "imagetools", "create")
-    assert phase_of(join.argv) == "manifest"
+    anything = Command.of("/usr/bin/docker", "push", "r:5000/ns/app:abc")  # no purpose given: a phase named after the program
+    assert phase_of(anything) == "/usr/bin/docker" and tracker_for(anything) is None
+    assert isinstance(tracker_for(Command.of("docker", "push", "x", purpose="push")), PushTracker)
 
 
 def test_elapsed_is_short():

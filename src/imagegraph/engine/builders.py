@@ -47,14 +47,12 @@ __all__ = [
     "BuilderInfo",
     "BuildxBuilder",
     "Repair",
-    "StepCount",
     "build_mode",
     "builder_image_missing",
     "buildkitd_config",
     "check_platforms",
     "choose_builder",
     "container_builder_commands",
-    "count_steps",
     "create_container_builder",
     "docker_clients",
     "lost_layer",
@@ -132,10 +130,10 @@ def lost_layer(reason: str) -> bool:
 
 
 def _prune_lost_layers(docker: str, command: Command, reason: str) -> Repair | None:
-    if "build" not in command.argv[1:3] or not lost_layer(reason):
+    if not command.purpose.startswith("build") or not lost_layer(reason):
         return None
     return Repair(
-        Command.of(docker, "builder", "prune", "--all", "--force",
+        Command.of(docker, "builder", "prune", "--all", "--force", purpose="prune",
                    hint="the engine's build cache could not be pruned; run `docker builder prune --all --force` by hand"),
         "the engine's build cache names a layer dockerd no longer has (a known dockerd fault after an unclean stop);"
         " pruning the build cache (images stay, the registry cache still applies) and building again",
@@ -149,44 +147,10 @@ REGISTRY_5XX = re.compile(r"unexpected status(?: from \w+ request to \S+)?: 5\d\
 def _retry_registry_race(command: Command, reason: str) -> Repair | None:
     """The distribution registry answers 500 to a read of a tag that is being written (its tag files are not written
     atomically), and buildx's docker driver writes each pushed tag twice (BuildKit, then dockerd): a build can hit it."""
-    if "build" not in command.argv[1:3] or not REGISTRY_5XX.search(reason):
+    if not command.purpose.startswith("build") or not REGISTRY_5XX.search(reason):
         return None
     return Repair(None, "the registry answered a server error (5xx) while the image was pushed (its tags are written non-atomically);"
                         " building again: every step is cached, only the push is redone")
-
-
-@dataclass(frozen=True)
-class StepCount:
-    """Dockerfile steps a build ran, and how many of them came from a cache (local or registry)."""
-
-    cached: int = 0
-    total: int = 0
-
-    def __add__(self, other: StepCount) -> StepCount:
-        return StepCount(self.cached + other.cached, self.total + other.total)
-
-
-# "#7 [2/4] RUN ...", "#9 [runtime 3/5] COPY ...", and buildx's "#9 [linux/arm64 runtime 3/5] COPY ..."
-_STEP = re.compile(r"^#(\d+) \[(?:[^\]]* )?\d+/\d+\] (\w+)")
-_CACHED = re.compile(r"^#(\d+) CACHED\s*$")
-
-
-def count_steps(output: str) -> StepCount:
-    """Count the Dockerfile steps in BuildKit's plain progress output, and those it answered from cache.
-
-    FROM lines are not steps (they resolve an image, they never run).
-    """
-    steps: set[str] = set()
-    cached: set[str] = set()
-    for line in output.splitlines():
-        match = _STEP.match(line)
-        if match and match.group(2).upper() != "FROM":
-            steps.add(match.group(1))
-            continue
-        match = _CACHED.match(line)
-        if match:
-            cached.add(match.group(1))
-    return StepCount(len(cached & steps), len(steps))
 
 
 def platform_suffix(platform: str) -> str:
@@ -253,7 +217,8 @@ class BuildxBuilder:
         # bake's targets push a multi-platform index and a registry cache: what the classic store's docker driver cannot
         if not self.multi_platform:
             return None
-        return Command.of(self.docker, "buildx", "bake", "--progress", "plain", *self._builder_flag(), "--file", str(bake_file), *targets)
+        return Command.of(self.docker, "buildx", "bake", "--progress", "plain", *self._builder_flag(), "--file", str(bake_file), *targets,
+                          purpose="build")
 
     def _multi(self, request: BuildRequest) -> Command:
         argv = [*self._base(), "--platform", ",".join(request.platforms), *_common_flags(request), "--tag", request.ref]
@@ -269,7 +234,7 @@ class BuildxBuilder:
         elif len(request.platforms) == 1:
             argv.append("--load")
         argv.append(str(request.context))
-        return Command.of(*argv)
+        return Command.of(*argv, purpose=f"build {','.join(request.platforms)}")
 
     def _per_platform(self, request: BuildRequest) -> tuple[Command, ...]:
         steps: list[Command] = []
@@ -281,10 +246,11 @@ class BuildxBuilder:
                 if not request.no_cache:
                     argv += ["--cache-from", f"type=registry,ref={request.cache_repository}:{CACHE_TAG}-{platform_suffix(platform)}"]
             argv += ["--push" if request.push else "--load", str(request.context)]
-            steps.append(Command.of(*argv))
+            steps.append(Command.of(*argv, purpose=f"build {platform}"))
         if request.push and len(request.platforms) > 1:
             members = [request.platform_tag(p) for p in request.platforms]
-            steps.append(Command.of(self.docker, "buildx", "imagetools", "create", *self._builder_flag(), "--tag", request.ref, *members))
+            steps.append(Command.of(self.docker, "buildx", "imagetools", "create", *self._builder_flag(), "--tag", request.ref, *members,
+                                    purpose="manifest"))
         return tuple(steps)
 
     def _builder_flag(self) -> list[str]:
