@@ -20,24 +20,16 @@ import docker
 import pytest
 import requests
 
+from imagegraph.defaults import DEFAULT_REGISTRY
 from imagegraph.engine import seed
-from imagegraph.engine.builders import parse_inspect, select_builder
+from imagegraph.engine.builders import docker_clients, parse_inspect, select_builder
+from imagegraph.engine.decide import StartDockerd
+from imagegraph.engine.facts import DEFAULT_HOST, mirror_configured
 from imagegraph.engine.images import image_store_of
-from imagegraph.engine.setup import (
-    DEFAULT_HOST,
-    DEFAULT_REGISTRY,
-    Executor,
-    StartDockerd,
-    StatePaths,
-    connect,
-    engine_down,
-    engine_status,
-    engine_up,
-    find_docker_clients,
-    mirror_configured,
-    observe_machine,
-    resolve_docker_host,
-)
+from imagegraph.engine.observe import connect, observe_machine, resolve_docker_host
+from imagegraph.engine.setup import engine_down, engine_status, engine_up
+from imagegraph.engine.state import StatePaths
+from imagegraph.engine.steps import Executor
 from imagegraph.errors import EngineError
 from imagegraph.runner import Command, Runner
 
@@ -102,7 +94,7 @@ def test_status_matches_what_docker_py_sees(engine, state_dir):
     assert status.api_version == version["ApiVersion"]
     assert status.mirrors == tuple(info["RegistryConfig"]["Mirrors"] or ())
     assert status.host == resolve_docker_host()
-    assert [c.path for c in status.clients] == list(find_docker_clients())
+    assert [c.path for c in status.clients] == list(docker_clients())
     on_path = Runner().run(Command.of(status.clients[0].path, "buildx", "version"), check=False) if status.clients else None
     assert status.buildx == (on_path is not None and on_path.returncode == 0)
     assert not status.daemon_managed  # nothing in a fresh state dir
@@ -165,7 +157,7 @@ def test_seeded_python_serves_amd64_and_arm64_through_the_mirror(engine):
     engine_up(seed=True, narrate=lines.append)
     assert any(line.startswith("engine: reusing python:3.11-slim in 127.0.0.1:5000") for line in lines)
 
-    docker_cli = find_docker_clients()[0]
+    docker_cli = docker_clients()[0]
     run = Runner().run
     # No public registry is reachable: this pull can only come through the
     # mirror. Native only, so the plain name others build FROM keeps its platform.
@@ -201,7 +193,7 @@ def test_a_second_seed_builds_from_the_rootfs_cache_without_debootstrap(engine, 
     assert not any(isinstance(a, seed.BuildRootfs) for a in actions)
     lines: list[str] = []
     builder = select_builder(Runner(), image_store=image_store_of(engine.info()))
-    executor = seed.SeedExecutor(Runner(), builder, find_docker_clients()[0], cache, state_dir, lines.append)
+    executor = seed.SeedExecutor(Runner(), builder, docker_clients()[0], cache, state_dir, lines.append)
     tags = [a.tag for a in actions if isinstance(a, seed.BuildImage)]
     try:
         started = time.monotonic()

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from imagegraph.engine import seed
-from imagegraph.engine.setup import probe_registry
+from imagegraph.engine.observe import probe_registry
 from imagegraph.errors import RegistryError
 from imagegraph.registry import Registry, RetryPolicy
 from tests.integration.faultproxy import Answer, Cut, Drop, FaultProxy, Hold, Stall, start_fault_proxy

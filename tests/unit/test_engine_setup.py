@@ -15,8 +15,47 @@ import pytest
 
 from imagegraph.engine import seed
 from imagegraph.engine.builders import BuilderChoice, BuildxBuilder
+from imagegraph.engine.decide import (
+    EnableBinfmts,
+    InstallPackages,
+    MountBinfmt,
+    NoEmulation,
+    RemovePidfile,
+    ReuseDaemon,
+    ReuseRegistry,
+    StartDockerd,
+    StartRegistry,
+    StopProcess,
+    WaitForDaemon,
+    decide_daemon,
+    decide_down,
+    decide_emulation,
+    decide_registry,
+)
+from imagegraph.engine.facts import (
+    CONTAINERD_CONFIG,
+    CONTAINERD_PIDFILE,
+    DEFAULT_HOST,
+    DOCKER_PIDFILE,
+    BinfmtEntry,
+    DaemonFacts,
+    DockerClientInfo,
+    EmulationFacts,
+    MachineFacts,
+    PidFile,
+    Proc,
+    RegistryFacts,
+    emulated_platforms,
+    is_debian_like,
+    is_loopback,
+    mirror_configured,
+    parse_binfmt_entry,
+    parse_registry_address,
+)
 from imagegraph.engine.images import image_store_of
 from imagegraph.engine.install import Distribution, EnginePackages, engine_packages, parse_docker_version
+from imagegraph.engine.observe import observe_emulation
+from imagegraph.engine.procs import parse_stat, read_pidfile, read_process, read_processes
 from imagegraph.engine.seed import (
     BuildImage,
     BuildRootfs,
@@ -26,55 +65,9 @@ from imagegraph.engine.seed import (
     SkipSeed,
     decide_seed,
 )
-from imagegraph.engine.setup import (
-    CONTAINERD_CONFIG,
-    CONTAINERD_PIDFILE,
-    DEFAULT_HOST,
-    DOCKER_PIDFILE,
-    BinfmtEntry,
-    DaemonFacts,
-    DockerClientInfo,
-    EmulationFacts,
-    EnableBinfmts,
-    EngineStatus,
-    Executor,
-    InstallPackages,
-    MachineFacts,
-    MountBinfmt,
-    NoEmulation,
-    PidFile,
-    Proc,
-    RegistryFacts,
-    RemovePidfile,
-    ReuseDaemon,
-    ReuseRegistry,
-    StartDockerd,
-    StartRegistry,
-    StatePaths,
-    StopProcess,
-    WaitForDaemon,
-    daemon_config,
-    decide_daemon,
-    decide_down,
-    decide_emulation,
-    decide_registry,
-    default_state_dir,
-    emulated_platforms,
-    is_debian_like,
-    is_loopback,
-    mirror_configured,
-    observe_emulation,
-    parse_binfmt_entry,
-    parse_registry_address,
-    parse_stat,
-    read_pidfile,
-    read_process,
-    read_processes,
-    registry_config,
-    registry_config_address,
-    stop_process,
-    unrestored_images,
-)
+from imagegraph.engine.state import StatePaths, daemon_config, default_state_dir, registry_config, registry_config_address
+from imagegraph.engine.status import EngineStatus
+from imagegraph.engine.steps import Executor, stop_process, unrestored_images
 from imagegraph.errors import EngineError, RegistryError, ToolMissing
 from imagegraph.runner import Runner
 
@@ -875,7 +868,7 @@ class AptRunner(Runner):
 def _apt_executor(tmp_path, monkeypatch, after: MachineFacts) -> tuple[Executor, AptRunner]:
     for sub in ("sources.list.d", "preferences.d"):
         (tmp_path / "apt" / sub).mkdir(parents=True)
-    monkeypatch.setattr("imagegraph.engine.setup.observe_machine", lambda **_: after)
+    monkeypatch.setattr("imagegraph.engine.steps.observe_machine", lambda **_: after)
     runner = AptRunner()
     return Executor(runner, StatePaths(tmp_path / "state"), FRESH_DEBIAN, lambda line: None, apt_dir=tmp_path / "apt"), runner
 

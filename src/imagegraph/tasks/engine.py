@@ -103,7 +103,7 @@ def builder(c, name=CONTAINER_BUILDER, registry=DEFAULT_REGISTRY, state_dir=None
     Build on it with `invoke build --builder NAME`.
     """
     from ..engine.builders import create_container_builder
-    from ..engine.setup import default_state_dir
+    from ..engine.state import default_state_dir
     from ..runner import Runner
 
     create_container_builder(Runner(), parse_builder_name(name, "--name"), registry=str(_registry(registry)),
