@@ -82,3 +82,15 @@ def registry(docker_client) -> str:
     except requests.RequestException:
         pytest.skip(f"no registry at {REGISTRY}; run `invoke engine.up`")
     return REGISTRY
+
+
+def with_request(config, entry, contexts):
+    """A hand-made plan entry as `Workspace.plan` completes it: parent, wheels, context layout and build request (no labels)."""
+    from dataclasses import replace
+
+    from imagegraph.context import context_layout
+    from imagegraph.request import build_request
+
+    spec = config.image(entry.name)
+    entry = replace(entry, parent=spec.parent, wheels=spec.wheels, layout=context_layout(spec, entry.files))
+    return replace(entry, request=build_request(config, entry, entry.layout, contexts, labels={}, insecure_registry=True, registry_cache=True))

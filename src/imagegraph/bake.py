@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .engine.builders import BuildRequest
+from .request import BuildRequest
 from .tags import CACHE_TAG
 
 __all__ = ["GROUP", "bake_definition", "bake_json", "write_bake"]

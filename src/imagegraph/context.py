@@ -30,9 +30,11 @@ from .config import ImageSpec
 from .errors import ImagegraphError
 from .fingerprint import REQUIREMENTS_ID, requirements_id
 from .repo import blob_id, file_blob_id, read_small
+from .request import context_folder
 from .wheelhouse import WHEELHOUSE_DIR
 
-__all__ = ["AssembledContext", "ContextChanged", "ContextLayout", "assemble_context", "assemble_image_context", "context_layout"]
+__all__ = ["AssembledContext", "ContextChanged", "ContextLayout", "assemble_context", "assemble_image_context", "assemble_layout",
+           "assemble_planned", "context_layout"]
 
 #: The modification time of every file and folder of an assembled context (1980-01-01, the oldest a zip holds).
 FIXED_MTIME = 315532800
@@ -76,7 +78,11 @@ def context_layout(spec: ImageSpec, files: Sequence[tuple[str, str]]) -> Context
 
 def assemble_context(spec: ImageSpec, files: Sequence[tuple[str, str]], root: Path, dest: Path) -> AssembledContext:
     """Write the context of ``spec`` into ``dest`` (emptied first) from the files under ``root``; see the module doc."""
-    layout = context_layout(spec, files)
+    return assemble_layout(context_layout(spec, files), root, dest)
+
+
+def assemble_layout(layout: ContextLayout, root: Path, dest: Path) -> AssembledContext:
+    """Write the context ``layout`` describes into ``dest`` (emptied first) from the files under ``root``."""
     root, dest = Path(root), Path(dest)
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
@@ -92,6 +98,11 @@ def assemble_context(spec: ImageSpec, files: Sequence[tuple[str, str]], root: Pa
 
 def assemble_image_context(spec: ImageSpec, files: Sequence[tuple[str, str]], root: Path, contexts: Path,
                            fingerprint: str) -> AssembledContext:
+    """The context of one image, in ``contexts/<image>/<fingerprint>`` (see :func:`assemble_planned`)."""
+    return assemble_planned(spec.name, context_layout(spec, files), root, contexts, fingerprint)
+
+
+def assemble_planned(image: str, layout: ContextLayout, root: Path, contexts: Path, fingerprint: str) -> AssembledContext:
     """The context of one planned image, in ``contexts/<image>/<fingerprint>``: a folder whose path names its content.
 
     BuildKit sends a context folder incrementally, by its path, and takes a
@@ -100,12 +111,12 @@ def assemble_image_context(spec: ImageSpec, files: Sequence[tuple[str, str]], ro
     stale file of the same size: a new fingerprint gets a new folder. The
     image's earlier folders go.
     """
-    image_dir = Path(contexts) / spec.name
-    if image_dir.is_dir():
-        for earlier in image_dir.iterdir():
+    folder = context_folder(contexts, image, fingerprint)
+    if folder.parent.is_dir():
+        for earlier in folder.parent.iterdir():
             if earlier.name != fingerprint:
                 shutil.rmtree(earlier, ignore_errors=True)
-    return assemble_context(spec, files, root, image_dir / fingerprint)
+    return assemble_layout(layout, root, folder)
 
 
 def _copy_verified(root: Path, dest: Path, path: str, content_id: str) -> int:

@@ -24,10 +24,10 @@ from pathlib import Path
 from .bake import bake_definition, write_bake
 from .buildkit import StepCount, count_steps
 from .chain import BakeOutput, bake_groups
-from .config import DEFAULT_REGISTRY, Config
-from .context import AssembledContext, assemble_image_context
+from .context import assemble_planned
+from .defaults import DEFAULT_REGISTRY
 from .dockerfile import instruction_texts
-from .engine.builders import Builder, BuildRequest, platform_suffix
+from .engine.builders import Builder
 from .engine.images import LocalImages
 from .errors import CommandFailed, ImagegraphError
 from .failures import engine_lost, engine_lost_message, registry_lost, registry_lost_message
@@ -35,39 +35,14 @@ from .interrupt import Stopped, signal_name
 from .plan import Decision, ImagePlan, Plan
 from .progress import BuildKitTracker, Progress, failure_context, phase_of, tracker_for
 from .registry import Registry, split_ref
+from .request import BuildRequest, platform_suffix
 from .runner import Command, Runner
 from .wheelhouse import Wheelhouse
 
-__all__ = ["INTERRUPTED", "NOT_BUILT", "Executor", "ImageResult", "build_request", "prepare_build"]
+__all__ = ["INTERRUPTED", "NOT_BUILT", "Executor", "ImageResult", "prepare_build"]
 
 #: How a stopped run leaves an image it was to build: stopped while running, or never started.
 INTERRUPTED, NOT_BUILT = "interrupted", "not built"
-
-
-def build_request(config: Config, entry: ImagePlan, context: AssembledContext, *, labels: Mapping[str, str],
-                  registry: Registry | None, registry_cache: bool) -> BuildRequest:
-    """What the builder is asked for one planned image, on its assembled context: the same for `invoke build` and a bake file."""
-    spec = config.image(entry.name)
-    build_args = dict(spec.build_args)
-    if entry.parent_ref:
-        build_args["BASE_IMAGE"] = entry.parent_ref
-    all_labels = {**labels, "org.opencontainers.image.title": entry.name, "imagegraph.fingerprint": entry.fingerprint}
-    if entry.parent_ref:
-        all_labels["imagegraph.parent"] = entry.parent_ref
-    return BuildRequest(
-        image=entry.name,
-        dockerfile=context.dockerfile,
-        context=context.context,
-        ref=entry.ref,
-        platforms=entry.platforms,
-        target=spec.target,
-        build_args=tuple(sorted(build_args.items())),
-        labels=tuple(sorted(all_labels.items())),
-        push=entry.push,
-        no_cache=entry.no_cache,
-        insecure_registry=registry.insecure if registry else False,
-        cache_repository=config.repository(entry.name) if spec.push and registry and registry_cache else None,
-    )
 
 
 @dataclass(frozen=True)
@@ -103,23 +78,23 @@ class ImageResult:
         return f"{self.name}: {self.error}{where}"
 
 
-def prepare_build(config: Config, entry: ImagePlan, wheelhouse: Wheelhouse, contexts_dir: Path, *, labels: Mapping[str, str],
-                  registry: Registry | None, registry_cache: bool, log_path: Path | None = None,
+def prepare_build(entry: ImagePlan, wheelhouse: Wheelhouse, root: Path, contexts_dir: Path, *, log_path: Path | None = None,
                   say: Callable[[str], None] = lambda _: None,
                   follow: Callable[[Command], Callable[[str], None] | None] = lambda _: None) -> BuildRequest:
-    """Everything one planned image's build needs on disk, and the request for it: its wheels fetched, its context
-    assembled from exactly the files its fingerprint covers (nothing else reaches the builder). `invoke build` and a bake file alike."""
-    spec = config.image(entry.name)
-    if spec.wheels:
-        wheelhouse.ensure(spec.wheels, entry.platforms, log_path=log_path, say=say, follow=follow)
-    context = assemble_image_context(spec, entry.files, config.root, contexts_dir, entry.fingerprint)
-    return build_request(config, entry, context, labels=labels, registry=registry, registry_cache=registry_cache)
+    """Put on disk what the plan's build request for ``entry`` names: its wheels fetched, its context assembled from
+    exactly the files its fingerprint covers (nothing else reaches the builder). `invoke build` and a bake file alike."""
+    if entry.request is None or entry.layout is None:
+        raise ImagegraphError(f"the plan has no build request for {entry.name} (decision: {entry.decision.value}); make the plan afresh")
+    if entry.wheels:
+        wheelhouse.ensure(entry.wheels, entry.platforms, log_path=log_path, say=say, follow=follow)
+    assemble_planned(entry.name, entry.layout, root, contexts_dir, entry.fingerprint)
+    return entry.request
 
 
 class Executor:
     def __init__(
         self,
-        config: Config,
+        root: Path,
         builder: Builder,
         runner: Runner,
         wheelhouse: Wheelhouse,
@@ -128,13 +103,12 @@ class Executor:
         registry: Registry | None,
         log_dir: Path,
         contexts_dir: Path | None = None,
-        labels: Mapping[str, str] | None = None,
         jobs: int = 2,
         say: Callable[[str], None] = print,
-        registry_cache: bool = True,
         progress: Progress | None = None,
     ) -> None:
-        self.config = config
+        #: The project root: where the plan's input files are read from (the plan says which, and what to build).
+        self.root = Path(root)
         self.builder = builder
         self.runner = runner
         self.wheelhouse = wheelhouse
@@ -143,9 +117,7 @@ class Executor:
         self.log_dir = log_dir
         #: Where each image's build context is assembled (``<image>/<fingerprint>/``); beside the logs unless given.
         self.contexts_dir = contexts_dir or log_dir.parent / "contexts"
-        self.labels = dict(labels or {})
         self.jobs = max(1, jobs)
-        self.registry_cache = registry_cache
         #: Live progress on a terminal, plain lines and a heartbeat in a log; ``say`` receives the lines when no board is given.
         self.progress = progress or Progress(say=say)
 
@@ -156,7 +128,7 @@ class Executor:
         results: dict[str, ImageResult] = {}
         waiting = [entry for entry in plan.images]
         futures: dict[Future[tuple[dict[str, ImageResult], list[ImagePlan]]], str] = {}
-        parents = {spec.name: spec.parent for spec in self.config.images}
+        parents = {entry.name: entry.parent for entry in plan.images}
         groups = {group[0]: group for group in bake_groups(plan.images, parents)} if self.registry is not None else {}
         with self.progress, ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="imagegraph") as pool:
             while waiting or futures:
@@ -218,18 +190,17 @@ class Executor:
             wheels: dict[str, float] = {}  # seconds spent fetching each image's wheels (as a lone build counts them)
             for entry in members:
                 began = time.monotonic()
-                if self.config.image(entry.name).wheels:
+                if entry.wheels:
                     self.progress.phase(entry.name, "wheels")
                 requests.append(prepare_build(
-                    self.config, entry, self.wheelhouse, self.contexts_dir, labels=self.labels, registry=self.registry,
-                    registry_cache=self.registry_cache, log_path=logs[entry.name], say=lambda line, n=entry.name: self.say(f"[{n}] {line}"),
-                    follow=lambda c, n=entry.name: self.progress.follow(n, tracker_for(c))))
-                if self.config.image(entry.name).wheels:
+                    entry, self.wheelhouse, self.root, self.contexts_dir, log_path=logs[entry.name],
+                    say=lambda line, n=entry.name: self.say(f"[{n}] {line}"), follow=lambda c, n=entry.name: self.progress.follow(n, tracker_for(c))))
+                if entry.wheels:
                     wheels[entry.name] = time.monotonic() - began
-            write_bake(bake_file, bake_definition(requests, {entry.name: self.config.image(entry.name).parent for entry in members}))
+            write_bake(bake_file, bake_definition(requests, {entry.name: entry.parent for entry in members}))
             prepared = time.monotonic()
             output = BakeOutput(names, {request.image: _instructions_of(request.dockerfile) for request in requests},
-                                {name: self.config.image(name).parent for name in names})
+                                {entry.name: entry.parent for entry in members})
             followers = {name: self.progress.follow(name, BuildKitTracker()) for name in names}
             for name in names:
                 self.progress.phase(name, "build")
@@ -277,7 +248,7 @@ class Executor:
             own = output.output_of(entry.name)
             logs[entry.name].write_text(f"(built in one bake with {', '.join(m.name for m in members if m is not entry)}; "
                                         f"the whole output: {bake_log})\n{own}\n")
-            parent = self.config.image(entry.name).parent
+            parent = entry.parent
             seconds = finished_at.get(entry.name, time.monotonic()) - started
             phases = _Phases()
             if entry.name in wheels:
@@ -390,12 +361,12 @@ class Executor:
             phases.add(phase.split()[0], time.monotonic() - started)
 
     def _build(self, entry: ImagePlan, log: Path, phases: _Phases) -> StepCount:
-        wheels = bool(self.config.image(entry.name).wheels)
+        wheels = bool(entry.wheels)
         if wheels:
             self.progress.phase(entry.name, "wheels")
         started = time.monotonic()
-        request = prepare_build(self.config, entry, self.wheelhouse, self.contexts_dir, labels=self.labels, registry=self.registry,
-                                registry_cache=self.registry_cache, log_path=log, say=lambda line: self.say(f"[{entry.name}] {line}"),
+        request = prepare_build(entry, self.wheelhouse, self.root, self.contexts_dir, log_path=log,
+                                say=lambda line: self.say(f"[{entry.name}] {line}"),
                                 follow=lambda command: self.progress.follow(entry.name, tracker_for(command)))
         if wheels:
             phases.add("wheels", time.monotonic() - started)

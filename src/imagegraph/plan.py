@@ -13,11 +13,18 @@ from __future__ import annotations
 import enum
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from .changes import Explanation
 from .config import Config
+from .context import context_layout
 from .fingerprint import Fingerprint
 from .graph import ancestors, build_order, children, descendants, with_ancestors
+
+if TYPE_CHECKING:
+    from .context import ContextLayout
+    from .request import BuildRequest
+    from .tags import PlannedTag
 
 __all__ = ["Availability", "Decision", "ImagePlan", "Plan", "affected", "lookups_needed", "make_plan", "trust_broken"]
 
@@ -56,6 +63,16 @@ class ImagePlan:
     #: (path, content id) of every file the fingerprint covers: exactly what the build context holds
     #: (imagegraph.context.assemble_context); not in to_dict, the fingerprint stands for it there.
     files: tuple[tuple[str, str], ...] = ()
+    #: The parent image's name (None for a root): the executor waits for it.
+    parent: str | None = None
+    #: The requirements files whose wheels the build bind-mounts (fetched before it).
+    wheels: tuple[str, ...] = ()
+    #: What the build context holds, as paths (imagegraph.context.ContextLayout); None when nothing is built.
+    layout: ContextLayout | None = None
+    #: What the builder is asked (imagegraph.request.BuildRequest), for an image that is built.
+    request: BuildRequest | None = None
+    #: Every tag this image gets, and the rule each moves by (imagegraph.tags.planned_tags).
+    tags: tuple[PlannedTag, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -70,6 +87,10 @@ class ImagePlan:
             "push_existing": self.push_existing,
             "no_cache": self.no_cache,
             "changed": list(self.changed),
+            "parent": self.parent,
+            "wheels": list(self.wheels),
+            "build": self.request.to_dict() if self.request is not None else None,
+            "tags": [tag.to_dict() for tag in self.tags],
         }
 
 
@@ -216,6 +237,9 @@ def make_plan(
             no_cache=no_cache and decision is Decision.BUILD,
             changed=causes.get(name, ()),
             files=fingerprints[name].files,
+            parent=spec.parent,
+            wheels=spec.wheels,
+            layout=context_layout(spec, fingerprints[name].files) if decision is Decision.BUILD else None,
         ))
     options = {"platforms": ",".join(platforms)} if platforms else {}
     return Plan(images=tuple(entries), registry=config.registry, options=options, explanation=explanation, warnings=tuple(warnings))

@@ -50,6 +50,11 @@ _LOOPBACK = re.compile(r"^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
+def is_loopback(host: str) -> bool:
+    """A registry on this machine (localhost, 127.x, [::1]), which dockerd and imagegraph speak to over plain HTTP."""
+    return bool(_LOOPBACK.match(host))
+
+
 def split_ref(ref: str) -> tuple[str, str, str]:
     """``host:5000/ns/name:tag`` -> (``host:5000``, ``ns/name``, ``tag``)."""
     host, _, rest = ref.partition("/")
@@ -204,7 +209,7 @@ class RegistryHTTP:
                  clock: Callable[[], float] = time.monotonic, wallclock: Callable[[], float] = time.time) -> None:
         self.host = host
         #: Plain HTTP: loopback registries (as dockerd treats them) unless ``scheme`` says.
-        self.insecure = bool(_LOOPBACK.match(host)) if scheme is None else scheme == "http"
+        self.insecure = is_loopback(host) if scheme is None else scheme == "http"
         self.base = f"{'http' if self.insecure else 'https'}://{host}/v2"
         self.timeout = timeout
         self.retry = retry

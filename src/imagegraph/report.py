@@ -51,6 +51,25 @@ def format_plan(plan: Plan) -> str:
     return table(("image", "decision", "fingerprint", "platforms", "parent", "reason"), rows)
 
 
+def format_tags(plan: Plan) -> str:
+    """Which tags this plan moves, image by image, and the rules they move by (each rule said once)."""
+    rules: dict[str, str] = {}
+    lines = []
+    for entry in plan.images:
+        moving = [t for t in entry.tags if t.moves and t.kind != "fingerprint"]
+        held = [t for t in entry.tags if not t.moves and t.kind != "fingerprint"]
+        if not moving and not held:
+            continue
+        parts = [", ".join(t.tag for t in moving)] if moving else []
+        parts += [f"{t.tag} (not moved)" for t in held]
+        lines.append(f"  {entry.name}: {'; '.join(parts)}")
+        for tag in (*moving, *held):
+            rules.setdefault(tag.kind, tag.rule)
+    if not lines:
+        return "tags: fingerprint tags only"
+    return "\n".join(["tags:", *lines, *(f"  {kind}: {rule}" for kind, rule in rules.items())])
+
+
 def format_results(results: Sequence[ImageResult]) -> str:
     rows = []
     for r in results:

@@ -153,6 +153,54 @@ def tags_for(event: Event, fingerprint: str, registry_tags: Iterable[str], polic
     return TagSet((fingerprint,), push=True)
 
 
+@dataclass(frozen=True)
+class PlannedTag:
+    """A tag the plan says an image gets, and the rule that lets it move (what `invoke plan` shows)."""
+
+    tag: str
+    #: fingerprint (the content address, pushed with the image), branch (edge / latest-dev), commit (sha-<7>),
+    #: pull_request (pr-<N>), version (X.Y.Z, X.Y, latest: given by `invoke release`).
+    kind: str
+    #: Whether `invoke build` moves it in this run (a version tag or an unpushed pr-<N> does not).
+    moves: bool
+    rule: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"tag": self.tag, "kind": self.kind, "moves": self.moves, "rule": self.rule}
+
+
+#: The gate every moving tag of a build passes (imagegraph.tagmove carries it out).
+FAMILY_RULE = "moves with the whole family, only when every image built and pushed and the image inputs are committed; all or nothing"
+
+
+def planned_tags(event: Event, fingerprint: str, policy: TagPolicy = DEFAULT_POLICY, *, push: bool = True) -> tuple[PlannedTag, ...]:
+    """The tags an image gets for ``event``, each with the rule it moves by: the decision `invoke build` carries out."""
+    if not push:
+        return (PlannedTag(fingerprint, "fingerprint", False, "local only (push: false): tagged in the engine, never pushed"),)
+    own = PlannedTag(fingerprint, "fingerprint", True, "pushed with the image: its content address, never moved")
+    if event.kind == "tag":
+        rule = tag_rule(event.ref)
+        version = Version.parse(event.ref) if rule is None else None
+        if version is None:
+            return (own,)
+        what = (str(version),) if not version.stable else (str(version), f"{version.major}.{version.minor}", "latest")
+        return (own, *(PlannedTag(t, "version", False, "given by `invoke release` to the tested digest; X.Y and latest only when it is "
+                                                         "the newest of its line / the highest stable version") for t in what))
+    tagset = tags_for(event, fingerprint, (), policy)
+    planned = [own]
+    for tag in tagset.tags[1:]:
+        if tag == policy.edge:
+            planned.append(PlannedTag(tag, "branch", True, f"{FAMILY_RULE}; forward only: stays when it names a newer commit than {event.sha[:7]}"))
+        elif tag.startswith("sha-"):
+            planned.append(PlannedTag(tag, "commit", True, FAMILY_RULE))
+        elif tag.startswith("pr-"):
+            rule = FAMILY_RULE if tagset.push else "built and tested, not pushed (push it with --push-pr)"
+            planned.append(PlannedTag(tag, "pull_request", tagset.push, rule))
+    if event.kind == "branch" and event.ref != event.default_branch:
+        planned.append(PlannedTag(policy.edge, "branch", False, f"moves only on {event.default_branch}; this is branch {event.ref}"))
+    return tuple(planned)
+
+
 def tag_rule(tag: str) -> str | None:
     """The project rule a version tag breaks, in words; None for a release tag (``vX.Y.Z`` or ``vX.Y.Z-pre``)."""
     if _SEMVER.match(tag) and tag.startswith("v"):

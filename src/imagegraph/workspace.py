@@ -26,13 +26,14 @@ from .fingerprint import Fingerprint, fingerprint_images, ignore_file, large_inp
 from .plan import Availability, Decision, ImagePlan, Plan, affected, lookups_needed, make_plan, trust_broken
 from .progress import Progress
 from .prune import Pruning, prune
-from .registry import Registry, split_ref
+from .registry import Registry, is_loopback, split_ref
 from .release import Promotion, check_release_event, plan_release
 from .repo import EMPTY_TREE, Repository, WorkingTree
+from .request import build_request
 from .retention import DEFAULT_PROTECTED, RetentionPolicy
 from .runner import Runner
 from .tagmove import Outcome, TagMoves, TagRequest, move_family_tags, verify_tags
-from .tags import Event, TagPolicy, Version, event_from_env, event_from_git, oci_labels, source_url, tags_for
+from .tags import Event, TagPolicy, Version, event_from_env, event_from_git, oci_labels, planned_tags, source_url
 from .values import Platform, RegistryAddress, parse_platforms, parse_registry, split_list
 from .wheelhouse import Wheelhouse
 
@@ -193,11 +194,26 @@ class Workspace:
         if trust_broken(self.config, self.fingerprints, explanation, availability):
             say("the base commit's images are not all published: looking up every image")
             availability.update(self._look_up(lookups_needed(self.config, explanation, trust=False, **select) - asked))
-        return make_plan(
+        plan = make_plan(
             self.config, self.fingerprints, availability, explanation=explanation,
             selected=self.options.targets, force=self.options.force,
             no_cache=self.options.no_cache, platforms=tuple(map(str, self.options.platforms)), warnings=self.input_warnings(),
         )
+        return self._with_work(plan)
+
+    def _with_work(self, plan: Plan) -> Plan:
+        """The plan with what carrying it out takes: each built image's build request, and every image's tags with their rules."""
+        event = self.event()
+        labels = self._labels() if plan.to_build() else {}
+        insecure = is_loopback(self.config.registry_address.domain)
+        entries = []
+        for entry in plan.images:
+            request = None
+            if entry.layout is not None:
+                request = build_request(self.config, entry, entry.layout, self.contexts_dir, labels=labels, insecure_registry=insecure,
+                                        registry_cache=self.options.registry_cache)
+            entries.append(replace(entry, request=request, tags=planned_tags(event, entry.fingerprint, self.tag_policy, push=entry.push)))
+        return replace(plan, images=tuple(entries))
 
     def _look_up(self, names) -> dict[str, Availability]:
         availability: dict[str, Availability] = {}
@@ -234,22 +250,20 @@ class Workspace:
     def bake(self, plan: Plan, path: Path, *, say=print) -> dict:
         """Write the bake definition of what ``plan`` builds to ``path``, after fetching the wheels its builds bind-mount."""
         wheelhouse = Wheelhouse(self.root, self.runner, python=self.config.python)
-        labels = self._labels()
-        requests = [prepare_build(self.config, entry, wheelhouse, self.contexts_dir, labels=labels,
-                                  registry=self.registry, registry_cache=self.options.registry_cache,
+        requests = [prepare_build(entry, wheelhouse, self.root, self.contexts_dir,
                                   log_path=self.root / STATE_DIR / "logs" / "bake-wheels.log",
                                   say=lambda line, name=entry.name: say(f"[{name}] {line}"))
                     for entry in plan.to_build()]
-        definition = bake_definition(requests, {spec.name: spec.parent for spec in self.config.images})
+        definition = bake_definition(requests, {entry.name: entry.parent for entry in plan.images})
         write_bake(path, definition)
         return definition
 
     def executor(self, *, say=print, progress: Progress | None = None) -> Executor:
         return Executor(
-            self.config, self.builder, self.runner,
+            self.root, self.builder, self.runner,
             Wheelhouse(self.root, self.runner, python=self.config.python),
             local=self.local, registry=self.registry, log_dir=self.root / STATE_DIR / "logs", contexts_dir=self.contexts_dir,
-            labels=self._labels(), jobs=self.options.jobs, say=say, registry_cache=self.options.registry_cache, progress=progress,
+            jobs=self.options.jobs, say=say, progress=progress,
         )
 
     @property
@@ -348,14 +362,16 @@ class Workspace:
             return promotions, replace(moves, outcome=Outcome.PARTIAL, line=f"tags: release {own} is not whole: {problem}; rerun {rerun}")
         return promotions, moves
 
-    def publish_tags(self, results: Sequence[ImageResult], *, say=print) -> TagMoves:
+    def publish_tags(self, results: Sequence[ImageResult], *, plan: Plan | None = None, say=print) -> TagMoves:
         """Give every pushed image the event's moving tags (edge and sha-<7> on the default branch, pr-<N> when asked).
 
         All or nothing: when any image failed, no tag moves, so ``edge`` never
         names a family of which half is new; a registry error while moving puts
         back what moved (see :mod:`imagegraph.tagmove`). Branch tags move only
         forward: a newer commit's run that already moved them wins. Version tags
-        come from `invoke release`.
+        come from `invoke release`. The tags are the plan's (each image's
+        ``tags``, decided by :func:`imagegraph.tags.planned_tags`); without a
+        plan, the same decision is made here.
         """
         event = self.event()
         if event.kind == "tag":
@@ -370,18 +386,17 @@ class Workspace:
             shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
             return TagMoves(Outcome.UNCHANGED, f"tags: none moved: uncommitted changes to image inputs ({shown}); "
                                                f"the images are not {event.sha[:7]}'s, commit first")
+        planned = {entry.name: entry.tags for entry in plan.images} if plan is not None else {}
         requests = []
         for result in results:
             spec = self.config.image(result.name)
             if not spec.push or result.decision is Decision.SKIP:
                 continue
-            tagset = tags_for(event, self.fingerprints[spec.name].tag, (), self.tag_policy)
-            for note in tagset.notes:
-                say(f"[{spec.name}] {note}")
-            if not tagset.push:
-                continue
+            tags = planned.get(spec.name) or planned_tags(event, self.fingerprints[spec.name].tag, self.tag_policy, push=spec.push)
+            for held in (t for t in tags if not t.moves and t.kind != "fingerprint"):
+                say(f"[{spec.name}] {held.tag} not moved: {held.rule}")
             _, name, fingerprint = split_ref(self.ref(spec.name))
-            extra = tuple(t for t in tagset.tags if t != fingerprint)
+            extra = tuple(t.tag for t in tags if t.moves and t.tag != fingerprint)
             if extra:
                 requests.append(TagRequest(spec.name, name, fingerprint, extra, expected=result.digest))
         if not requests:

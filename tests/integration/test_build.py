@@ -246,7 +246,7 @@ def test_a_pull_request_pushes_its_pr_tag_only_when_asked(repo, registry, namesp
     workspace = Workspace(repo, BuildOptions(since="HEAD"))
     notes: list[str] = []
     assert workspace.publish_tags(tuple(results.values()), say=notes.append).tagged == {}
-    assert "pr-42 is built and tested, not pushed (push it with --push-pr)" in notes[0]
+    assert notes[0] == "[base] pr-42 not moved: built and tested, not pushed (push it with --push-pr)"
     asked = Workspace(repo, BuildOptions(since="HEAD", push_pr=True))
     assert asked.publish_tags(tuple(results.values()), say=notes.append).tagged == dict.fromkeys(("base", "app", "tools"), ("pr-42",))
     assert Registry(registry).manifest_digest(f"{namespace}/app", "pr-42") == results["app"].digest

@@ -14,7 +14,6 @@ from imagegraph.engine.builders import (
     BuilderChoice,
     BuilderFacts,
     BuilderInfo,
-    BuildRequest,
     BuildxBuilder,
     builder_image_missing,
     buildkitd_config,
@@ -30,6 +29,7 @@ from imagegraph.engine.builders import (
     select_builder,
 )
 from imagegraph.errors import EngineError, ToolMissing
+from imagegraph.request import BuildRequest
 from imagegraph.runner import Command, Result
 
 REF = "127.0.0.1:5000/ns/app:0123456789abcdef"

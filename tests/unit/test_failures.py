@@ -13,7 +13,7 @@ from imagegraph.execute import Executor
 from imagegraph.failures import engine_lost, engine_lost_message, registry_lost, registry_lost_message
 from imagegraph.plan import Decision, ImagePlan, Plan
 from imagegraph.wheelhouse import Wheelhouse
-from tests.conftest import write_tree
+from tests.conftest import with_request, write_tree
 from tests.unit.test_execute import DOCKER_DRIVER, ScriptedRunner
 
 DATA = Path(__file__).parent / "data"
@@ -84,9 +84,9 @@ def build_one(tmp_path, output: str, *, engine_up: bool, registry=None):
     config = load_config(tmp_path)
     runner = ScriptedRunner({"buildx": [(1, output)]})
     entry = ImagePlan("app", Decision.BUILD, "forced", "f" * 16, f"{REGISTRY}/unit/app:" + "f" * 16, None, ("linux/amd64",), push=True)
-    executor = Executor(config, DOCKER_DRIVER, runner, Wheelhouse(config.root, runner), local=Engine(engine_up), registry=registry,
+    executor = Executor(config.root, DOCKER_DRIVER, runner, Wheelhouse(config.root, runner), local=Engine(engine_up), registry=registry,
                         log_dir=tmp_path / "logs", say=lambda line: None)
-    (result,) = executor.run(Plan((entry,), REGISTRY))
+    (result,) = executor.run(Plan((with_request(config, entry, executor.contexts_dir),), REGISTRY))
     return result
 
 

@@ -16,7 +16,7 @@ from imagegraph.interrupt import Stop, Stopped
 from imagegraph.plan import Decision, ImagePlan, Plan
 from imagegraph.runner import Command, Runner
 from imagegraph.wheelhouse import Wheelhouse
-from tests.conftest import write_tree
+from tests.conftest import with_request, write_tree
 from tests.unit.test_execute import DOCKER_DRIVER, FakeRegistry, NoImages, run_family
 
 
@@ -99,9 +99,9 @@ def test_the_executor_marks_the_running_image_interrupted_and_the_rest_not_built
     runner = StoppingRunner(Stop())
     entries = tuple(ImagePlan(name, Decision.BUILD, "forced", "0" * 16, f"127.0.0.1:5000/unit/{name}:" + "0" * 16,
                               None, ("linux/amd64",), push=False) for name in ("base", "app", "other"))
-    executor = Executor(config, DOCKER_DRIVER, runner, Wheelhouse(config.root, runner), local=NoImages(), registry=None,
+    executor = Executor(config.root, DOCKER_DRIVER, runner, Wheelhouse(config.root, runner), local=NoImages(), registry=None,
                         log_dir=tmp_path / "logs", jobs=1, say=lambda line: None)
-    results = {r.name: r for r in executor.run(Plan(entries, "127.0.0.1:5000"))}
+    results = {r.name: r for r in executor.run(Plan(tuple(with_request(config, e, executor.contexts_dir) for e in entries), "127.0.0.1:5000"))}
     assert len(runner.ran) == 1
     assert {name: (r.ok, r.stopped) for name, r in results.items()} == {
         "base": (False, "interrupted"), "app": (False, "not built"), "other": (False, "not built")}

@@ -6,8 +6,9 @@ import io
 import time
 from pathlib import Path
 
-from imagegraph.engine.builders import BuildRequest, BuildxBuilder
+from imagegraph.engine.builders import BuildxBuilder
 from imagegraph.progress import BuildKitTracker, PipTracker, Progress, PushTracker, elapsed, failure_context, phase_of, tracker_for
+from imagegraph.request import BuildRequest
 from imagegraph.runner import Command, Runner
 from imagegraph.wheelhouse import Wheelhouse
 

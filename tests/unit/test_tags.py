@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from imagegraph.tags import Event, TagError, TagPolicy, Version, event_from_env, event_from_git, oci_labels, tag_rule, tags_for
+from imagegraph.tags import Event, PlannedTag, TagError, TagPolicy, Version, event_from_env, event_from_git, oci_labels, planned_tags, tag_rule, tags_for
 
 FP = "0123456789abcdef"
 SHA = "1234567deadbeef" + "0" * 25
@@ -142,3 +142,31 @@ def test_source_url_never_carries_credentials(remote, env, expected):
     url = source_url(remote, env)
     assert url == expected
     assert url is None or ("SECRET" not in url and "@" not in url)
+
+
+# --- the tags a plan carries -----------------------------------------------------------------------------------------
+
+
+def _kinds(tags: tuple[PlannedTag, ...]) -> list[tuple[str, str, bool]]:
+    return [(t.tag, t.kind, t.moves) for t in tags]
+
+
+def test_planned_tags_on_the_default_branch_move_edge_forward_only_and_sha_with_the_family():
+    tags = planned_tags(Event("branch", sha="abcdef1234", ref="main"), "f" * 16)
+    assert _kinds(tags) == [("f" * 16, "fingerprint", True), ("edge", "branch", True), ("sha-abcdef1", "commit", True)]
+    assert "forward only" in tags[1].rule and "all or nothing" in tags[2].rule
+
+
+def test_planned_tags_elsewhere_say_what_does_not_move_and_why():
+    feature = planned_tags(Event("branch", sha="abcdef1234", ref="feature"), "f" * 16, TagPolicy(edge="latest-dev"))
+    assert _kinds(feature)[-1] == ("latest-dev", "branch", False) and "moves only on main" in feature[-1].rule
+    pr = planned_tags(Event("pull_request", sha="abcdef1234", pr_number=7), "f" * 16)
+    assert _kinds(pr) == [("f" * 16, "fingerprint", True), ("pr-7", "pull_request", False)] and "--push-pr" in pr[1].rule
+    pushed = planned_tags(Event("pull_request", sha="abc", pr_number=7), "f" * 16,
+                          TagPolicy(push_pull_requests=True))
+    assert _kinds(pushed)[1] == ("pr-7", "pull_request", True)
+    release = planned_tags(Event("tag", sha="abc", ref="v1.4.0"), "f" * 16)
+    assert _kinds(release)[1:] == [("1.4.0", "version", False), ("1.4", "version", False), ("latest", "version", False)]
+    assert all("invoke release" in t.rule for t in release[1:])
+    assert _kinds(planned_tags(Event("tag", sha="abc", ref="v2.0.0-rc.1"), "f" * 16))[1:] == [("2.0.0-rc.1", "version", False)]
+    assert _kinds(planned_tags(Event("branch", sha="abc", ref="main"), "f" * 16, push=False)) == [("f" * 16, "fingerprint", False)]

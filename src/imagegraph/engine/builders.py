@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..errors import EngineError, ToolMissing
+from ..request import BuildRequest, platform_suffix
 from ..runner import Command, Runner
 from ..tags import CACHE_TAG
 
@@ -67,31 +68,6 @@ __all__ = [
 #: ("failed to get layer sha256:…: layer does not exist", or the bare "ERROR: layer does not exist").
 LOST_LAYER = re.compile(r"(?:^|: )layer does not exist$")
 
-
-
-@dataclass(frozen=True)
-class BuildRequest:
-    image: str
-    dockerfile: Path
-    context: Path
-    #: The fingerprint reference the result is tagged (and pushed) as.
-    ref: str
-    platforms: tuple[str, ...]
-    target: str | None = None
-    build_args: tuple[tuple[str, str], ...] = ()
-    labels: tuple[tuple[str, str], ...] = ()
-    push: bool = True
-    no_cache: bool = False
-    #: The registry speaks plain HTTP (a local registry).
-    insecure_registry: bool = False
-    #: The image's repository (registry/namespace/name) whose cache tags builds read, and pushed builds write.
-    cache_repository: str | None = None
-    #: Attach buildx's provenance attestation (an ``unknown/unknown`` manifest in the index) where the builder makes one.
-    provenance: bool = True
-
-    def platform_tag(self, platform: str) -> str:
-        """Where one platform's image goes: the reference itself for a single-platform build, else ref-<platform>."""
-        return self.ref if len(self.platforms) == 1 else f"{self.ref}-{platform_suffix(platform)}"
 
 
 class Builder(Protocol):
@@ -151,11 +127,6 @@ def _retry_registry_race(command: Command, reason: str) -> Repair | None:
         return None
     return Repair(None, "the registry answered a server error (5xx) while the image was pushed (its tags are written non-atomically);"
                         " building again: every step is cached, only the push is redone")
-
-
-def platform_suffix(platform: str) -> str:
-    """``linux/arm64/v8`` -> ``arm64-v8``: the tag suffix of a single-platform image."""
-    return "-".join(platform.split("/")[1:])
 
 
 def _common_flags(request: BuildRequest) -> list[str]:

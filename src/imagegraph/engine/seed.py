@@ -31,8 +31,9 @@ import requests
 from ..defaults import DEFAULT_SEED_PLATFORMS
 from ..errors import EngineError, RegistryError, ToolMissing
 from ..registry import RegistryHTTP
+from ..request import BuildRequest, platform_suffix
 from ..runner import Command, Runner
-from .builders import Builder, BuildRequest, platform_suffix
+from .builders import Builder
 
 __all__ = [
     "BASE_REPOSITORY",

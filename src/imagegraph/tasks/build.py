@@ -16,7 +16,17 @@ from ..execute import INTERRUPTED
 from ..interrupt import Interrupted, Stop, exit_code, signal_name
 from ..plan import Decision, Plan
 from ..progress import Progress
-from ..report import affected_matrix, format_explanation, format_plan, format_results, format_retention, garbage_collection_hint, github_outputs, table
+from ..report import (
+    affected_matrix,
+    format_explanation,
+    format_plan,
+    format_results,
+    format_retention,
+    format_tags,
+    garbage_collection_hint,
+    github_outputs,
+    table,
+)
 from ..runlock import BuildLock
 from ..runner import Runner
 from ..values import parse_duration, shown
@@ -79,6 +89,7 @@ def build(c, force=None, target=None, platform=None, no_cache=False, dry_run=Fal
                     _note(f"warning: {warning}")
                 if dry_run:
                     print(format_plan(plan))
+                    print(format_tags(plan))
                     return
                 if plan.to_build():
                     workspace.check_platforms(plan)
@@ -96,7 +107,7 @@ def _execute(workspace: Workspace, plan: Plan, stop: Stop, *, progress: str, no_
     results = workspace.executor(progress=board).run(plan)
     if stop.requested:
         workspace.repository.restart_helpers()
-    moves = None if no_tags or stop.requested else workspace.publish_tags(results, say=_note)
+    moves = None if no_tags or stop.requested else workspace.publish_tags(results, plan=plan, say=_note)
     tagged = moves.tagged if moves else {}
     print()
     print(format_results(results))
@@ -163,6 +174,7 @@ def plan(c, force=None, target=None, platform=None, registry=None, since=None, j
         return
     print(format_explanation(result.explanation))
     print(format_plan(result))
+    print(format_tags(result))
     for warning in result.warnings:
         _note(f"warning: {warning}")
 
