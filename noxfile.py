@@ -45,7 +45,9 @@ def test(session: nox.Session) -> None:
                                                    "IMAGEGRAPH_TEST_IMAGE_STORE", "CI")
                    if name in os.environ]
     if not session.posargs:
-        # The devcontainer needs the host (the CLI bind-mounts host paths): its session runs after this one.
+        # The devcontainer needs the host (the CLI bind-mounts host paths), and so do the tests that watch a build's
+        # processes in the engine: their sessions run after this one.
+        session.notify("host")
         session.notify("devcontainer")
     session.log(f"running the suite in {image}")
     session.run(
@@ -61,6 +63,13 @@ def test(session: nox.Session) -> None:
         image, "python", "-m", "pytest", *session.posargs,
         external=True,
     )
+
+
+@nox.session
+def host(session: nox.Session) -> None:
+    """The tests that watch a build's processes in the engine (interrupts, a lost engine, two builds at once), on the host."""
+    session.install("-e", ".", "pytest")
+    session.run("pytest", "-m", "host", "tests/integration", *session.posargs)
 
 
 @nox.session

@@ -22,6 +22,7 @@ def start(repo) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
 
 
+@pytest.mark.host
 def test_a_second_build_waits_for_the_first_then_reuses_its_images(tmp_path, registry, namespace, monkeypatch):
     monkeypatch.delenv("IMAGEGRAPH_PLATFORMS", raising=False)
     repo, marker = sleeping_repo(tmp_path, registry, namespace, 4)

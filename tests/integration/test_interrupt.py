@@ -15,7 +15,7 @@ import pytest
 from imagegraph.registry import Registry
 from tests.integration.conftest import commit_all, git, init_repo
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.host]
 
 #: base builds in a second; slow's RUN sleeps until it is stopped; after waits for slow (never started when slow is stopped:
 #: not pushed, so it is no part of a bake with slow).
@@ -49,9 +49,18 @@ def files(registry: str, namespace: str, slow_step: str) -> dict[str, str]:
 
 
 def processes(text: str) -> list[str]:
-    """Command lines of the running processes that contain ``text`` (this test's own marker)."""
-    lines = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=True).stdout.splitlines()
-    return [line for line in lines if text in line and "ps -eo" not in line]
+    """``pid args`` of the running processes whose command line contains ``text`` (this test's own marker), from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:  # gone meanwhile
+            continue
+        if text in args:
+            found.append(f"{entry.name} {args}")
+    return found
 
 
 def wait_for(condition, seconds: float, what: str):

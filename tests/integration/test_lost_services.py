@@ -17,7 +17,7 @@ from tests.integration.conftest import init_repo
 from tests.integration.engine_proxy import EngineProxy
 from tests.integration.test_interrupt import processes, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.host]
 
 ONE_IMAGE = """
 registry: {registry}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -71,7 +72,7 @@ def test_nothing_starts_after_a_stop(tmp_path):
 
 
 def test_a_runner_without_a_stop_runs_commands_in_the_callers_group():
-    output = Runner().run(Command.of("sh", "-c", "ps -o pgid= -p $$")).output
+    output = Runner().run(Command.of(sys.executable, "-c", "import os; print(os.getpgrp())")).output
     assert int(output) == os.getpgrp()
 
 
