@@ -36,12 +36,12 @@ from pathlib import Path
 from typing import Protocol
 
 from ..errors import EngineError, ToolMissing
+from ..registry import is_loopback
 from ..request import BuildRequest, platform_suffix
 from ..runner import Command, Runner
 from ..tags import CACHE_TAG
 
 __all__ = [
-    "BuildRequest",
     "Builder",
     "BuilderChoice",
     "BuilderFacts",
@@ -60,7 +60,6 @@ __all__ = [
     "named_builder",
     "observe_builder",
     "parse_inspect",
-    "platform_suffix",
     "select_builder",
 ]
 
@@ -460,7 +459,7 @@ def _variantless(platform: str) -> str:
 
 def buildkitd_config(registry: str | None) -> str:
     """buildkitd.toml for a container builder: plain HTTP for a loopback registry (as dockerd assumes for 127.0.0.0/8)."""
-    if registry and re.match(r"^(localhost|127\.\d+\.\d+\.\d+)(:\d+)?$", registry):
+    if registry and is_loopback(registry):
         return f'[registry."{registry}"]\n  http = true\n  insecure = true\n'
     return ""
 
