@@ -13,16 +13,21 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
+import subprocess
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
-
-import git
+from typing import TYPE_CHECKING
 
 from .errors import ImagegraphError, InputError
+
+if TYPE_CHECKING:
+    import git
 
 __all__ = ["EMPTY_TREE", "Change", "CommitTree", "Repository", "UnmergedPaths", "WorkingTree", "blob_id", "file_blob_id", "read_small"]
 
@@ -100,15 +105,29 @@ class Repository:
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root).resolve()
-        try:
-            self.repo = git.Repo(self.root, search_parent_directories=True)
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-            raise ImagegraphError(f"{self.root} is not inside a git repository; imagegraph reads inputs and changes from git: run `git init` there") from None
-        top = Path(self.repo.working_tree_dir or self.root).resolve()
+        found = subprocess.run(["git", "-C", str(self.root), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
+        if found.returncode != 0 or not found.stdout.strip():
+            raise ImagegraphError(f"{self.root} is not inside a git repository; imagegraph reads inputs and changes from git: run `git init` there")
+        top = Path(found.stdout.strip()).resolve()
         rel = self.root.relative_to(top).as_posix()
         #: The project root relative to the repository's top level, with a trailing slash ("" at the top).
         self.prefix = "" if rel == "." else rel + "/"
         self.top = top
+
+    @cached_property
+    def repo(self) -> git.Repo:
+        """GitPython's view of the repository, opened on first use.
+
+        Diffs, commits, refs and object reads go through it; the working
+        tree's listing (:class:`WorkingTree`) does not, so a plan that only
+        needs the checkout never loads GitPython (about 70 ms).
+        """
+        import git
+
+        try:
+            return git.Repo(self.top)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise ImagegraphError(f"{self.root} is not inside a git repository; imagegraph reads inputs and changes from git: run `git init` there") from None
 
     # -- commits --------------------------------------------------------------
 
@@ -121,12 +140,14 @@ class Repository:
 
     def resolve(self, rev: str) -> str | None:
         """The commit ``rev`` names (branch, tag, sha, HEAD~2, ...), or None when it names none."""
+        import git  # loaded with self.repo
         try:
             return self.repo.rev_parse(f"{rev}^{{commit}}").hexsha
         except (git.BadName, git.BadObject, ValueError, IndexError):
             return None
 
     def merge_base(self, a: str, b: str) -> str | None:
+        import git  # loaded with self.repo
         try:
             bases = self.repo.merge_base(a, b)
         except git.GitCommandError:
@@ -139,6 +160,7 @@ class Repository:
 
     def commits(self) -> frozenset[str]:
         """Every commit any ref reaches (what this clone can order)."""
+        import git  # loaded with self.repo
         try:
             return frozenset(self.repo.git.rev_list("--all").split())
         except git.GitCommandError:
@@ -149,6 +171,7 @@ class Repository:
 
     def remote_default_branch(self, remote: str = "origin") -> str | None:
         """``origin/main`` from ``refs/remotes/origin/HEAD``, when the clone recorded it."""
+        import git  # loaded with self.repo
         try:
             target = self.repo.git.symbolic_ref(f"refs/remotes/{remote}/HEAD", "--short").strip()
         except git.GitCommandError:
@@ -171,6 +194,7 @@ class Repository:
         return self.repo.commit(commit).committed_datetime
 
     def remote_url(self, remote: str = "origin") -> str | None:
+        import git  # loaded with self.repo
         try:
             return self.repo.remote(remote).url
         except (ValueError, git.GitCommandError):
@@ -187,6 +211,7 @@ class Repository:
 
     def fetch(self, remote: str, *args: str) -> str | None:
         """Run ``git fetch``; the one-line reason on failure (no network, no such remote), None on success."""
+        import git  # loaded with self.repo
         try:
             self.repo.git.fetch("--no-tags", "--quiet", remote, *args)
         except git.GitCommandError as err:
@@ -261,8 +286,30 @@ class Repository:
 
     def git_lines(self, *args: str) -> list[str]:
         """NUL-separated output of a git command run at the top level."""
-        out = self.repo.git.execute(["git", "-C", str(self.top), "--no-optional-locks", *args], strip_newline_in_stdout=False)
-        return [item for item in str(out).split("\0") if item]
+        return _finish(self.git_start(*args), f"git {args[0]}")
+
+    def git_start(self, *args: str) -> subprocess.Popen[bytes]:
+        """A git command run at the top level, started now; read its output later (several run side by side)."""
+        return subprocess.Popen(["git", "-C", str(self.top), "--no-optional-locks", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+
+
+#: One entry of `git ls-files --stage -z`, stage 0: the content id ("<mode> <blob id>") and the path.
+_INDEX_ENTRY = re.compile(r"(\d{6} [0-9a-f]{40,64}) \d\t([^\0]*)\0")
+
+
+def _output(process: subprocess.Popen[bytes], what: str) -> str:
+    """What a started git command printed; its own error line when it failed."""
+    out, err = process.communicate()
+    if process.returncode != 0:
+        detail = err.decode("utf-8", "replace").strip().splitlines()
+        raise ImagegraphError(f"`{what}` failed: {detail[-1] if detail else f'exit status {process.returncode}'}")
+    return out.decode("utf-8", "surrogateescape")
+
+
+def _finish(process: subprocess.Popen[bytes], what: str) -> list[str]:
+    """The NUL-separated items a started git command printed."""
+    return [item for item in _output(process, what).split("\0") if item]
 
 
 #: imagegraph's own working folders (logs, reports, assembled contexts, wheels): never an image's input,
@@ -282,46 +329,65 @@ class WorkingTree:
     def __init__(self, repository: Repository) -> None:
         self._repo = repository
         self.root = repository.root
-        index: dict[str, str] = {}
-        for line in repository.git_lines("ls-files", "--stage", "-z", "--", repository._pathspec()):
-            meta, _, path = line.partition("\t")
-            mode, oid, _stage = meta.split(" ")
-            rel = repository._relative(path)
-            if rel is not None:
-                index[rel] = f"{mode} {oid}"
-        dirty: set[str] = set()
-        #: path -> the two-letter porcelain status (index, work tree) of every file that differs from HEAD.
-        self.status: dict[str, str] = {}
-        entries = repository.git_lines("status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--ignore-submodules",
-                                       "--", repository._pathspec())
-        for entry in entries:
+        # Both git commands start now and run side by side (on a large checkout the status is most of the wait);
+        # their output is read when the tree is first asked something, so a caller can do other work meanwhile.
+        self._status = repository.git_start("status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames",
+                                            "--ignore-submodules", "--", repository._pathspec())
+        self._listing = repository.git_start("ls-files", "--stage", "-z", "--", repository._pathspec())
+        self._read = False
+        #: How many files had to be read from disk to identify them (for reports and benchmarks).
+        self.hashed = 0
+
+    def _load(self) -> None:
+        if self._read:
+            return
+        self._read = True
+        prefix = self._repo.prefix
+        # "<mode> <blob id> <stage>\t<path>": the content id is "<mode> <blob id>", as fingerprints name it.
+        # One regular expression over the whole listing: a Python loop per file is most of the cost on 20,000 files.
+        listing = _output(self._listing, "git ls-files --stage")
+        entries = _INDEX_ENTRY.findall(listing) if not prefix else [
+            (oid, path[len(prefix):]) for oid, path in _INDEX_ENTRY.findall(listing) if path.startswith(prefix)]
+        index = {path: oid for oid, path in entries}
+        dirty: list[str] = []
+        status: dict[str, str] = {}
+        for entry in _finish(self._status, "git status"):
             xy, path = entry[:2], entry[3:]
-            rel = repository._relative(path)
+            rel = self._repo._relative(path)
             if rel is None or (xy == "??" and rel.startswith(OWN_FOLDERS)):
                 continue
-            self.status[rel] = xy
+            status[rel] = xy
             if xy in UNMERGED:
                 continue  # refused below, all of them named at once
             if xy[1] == "D" or xy == "D ":
                 index.pop(rel, None)
             elif xy == "??" or xy[1] in "MT":
-                dirty.add(rel)
+                dirty.append(rel)
                 index.pop(rel, None)
-        unmerged = sorted(path for path, xy in self.status.items() if xy in UNMERGED)
+        self._status_of = status
+        unmerged = sorted(path for path, xy in status.items() if xy in UNMERGED)
         if unmerged:
             shown = ", ".join(unmerged[:3]) + (f" and {len(unmerged) - 3} more" if len(unmerged) > 3 else "")
             raise UnmergedPaths(f"a merge is in progress with unmerged paths ({shown}); resolve them and commit, "
                                 "or abort it (git merge --abort, git rebase --abort), then run this again")
         self._ids = index
-        self._dirty = dirty
-        self._paths = tuple(sorted({*index, *dirty}))
-        #: How many files had to be read from disk to identify them (for reports and benchmarks).
-        self.hashed = 0
+        self._dirty = frozenset(dirty)
+        paths = [*index, *dirty]
+        paths.sort()  # git lists the index in order already, so this is one linear pass plus the few dirty paths
+        self._paths = tuple(paths)
+
+    @property
+    def status(self) -> dict[str, str]:
+        """path -> the two-letter porcelain status (index, work tree) of every file that differs from HEAD."""
+        self._load()
+        return self._status_of
 
     def paths(self) -> Sequence[str]:
+        self._load()
         return self._paths
 
     def oid(self, path: str) -> str:
+        self._load()
         known = self._ids.get(path)
         if known is not None:
             return known
