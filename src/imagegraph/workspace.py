@@ -14,7 +14,6 @@ from functools import cached_property
 from pathlib import Path
 
 from .bake import bake_definition, write_bake
-from .buildreport import BuildReport, ReportStore, check_targets, make_report, recipe_of, to_markdown
 from .changes import Explanation, choose_base, direct_causes, locate_base, read_event, same_as_base
 from .config import CONFIG_NAME, Config, config_from_text, load_config, override_platforms, read_repo_text
 from .dockerfile import check_dockerfiles, undeclared_inputs
@@ -29,6 +28,11 @@ from .prune import Pruning, prune
 from .registry import Registry, is_loopback, split_ref
 from .release import Promotion, check_release_event, plan_release
 from .repo import EMPTY_TREE, Repository, WorkingTree
+from .reports.make import make_report, recipe_of
+from .reports.record import BuildReport
+from .reports.render import to_markdown
+from .reports.store import ReportStore
+from .reports.trends import check_targets
 from .request import build_request
 from .retention import DEFAULT_PROTECTED, RetentionPolicy
 from .runner import Runner
