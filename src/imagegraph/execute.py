@@ -26,7 +26,7 @@ from .buildkit import StepCount, count_steps
 from .chain import BakeOutput, bake_groups
 from .context import assemble_planned
 from .defaults import DEFAULT_REGISTRY
-from .dockerfile import instruction_texts
+from .dockerfile_syntax import instruction_texts
 from .engine.builders import Builder
 from .engine.images import LocalImages
 from .errors import CommandFailed, ImagegraphError

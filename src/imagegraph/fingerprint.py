@@ -33,7 +33,7 @@ from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
 
 from .config import CONFIG_NAME, Config, ImageSpec
-from .dockerfile import context_excludes
+from .dockerignore import context_excludes
 from .errors import ConfigError
 from .graph import build_order
 
