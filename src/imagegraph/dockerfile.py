@@ -18,7 +18,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from .config import CONFIG_NAME, Config, ImageSpec, read_repo_text
+from .config import Config, ImageSpec, read_repo_text
+from .defaults import CONFIG_NAME
 from .dockerfile_context import WHOLE_CONTEXT, Source, context_sources, used_files
 from .dockerfile_syntax import stages
 from .errors import InputError

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from .bake import bake_definition, write_bake
 from .changes import Explanation, choose_base, direct_causes, locate_base, read_event, same_as_base
-from .config import CONFIG_NAME, Config, config_from_text, load_config, override_platforms, read_repo_text
+from .config import Config, config_from_text, load_config, override_platforms, read_repo_text
+from .defaults import CONFIG_NAME
 from .dockerfile import check_dockerfiles, undeclared_inputs
 from .engine.builders import Builder, BuilderChoice, check_platforms, choose_builder, named_builder, observe_builder
 from .engine.images import LocalImages

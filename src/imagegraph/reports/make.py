@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 
-from ..config import CONFIG_NAME, Config
+from ..config import Config
+from ..defaults import CONFIG_NAME
 from ..execute import ImageResult
 from ..plan import Plan
 from .record import BASE_REBUILD, CODE_CHANGE, DEPENDENCY_CHANGE, NO_CHANGE, REBUILD, BuildReport, ImageRecord
