@@ -26,7 +26,8 @@ from .fingerprint import Fingerprint, fingerprint_images, ignore_file, large_inp
 from .plan import Availability, Decision, ImagePlan, Plan, affected, lookups_needed, make_plan, trust_broken
 from .progress import Progress
 from .prune import Pruning, prune
-from .registry import Registry, is_loopback, split_ref
+from .registry import Registry, split_ref
+from .registry_http import is_loopback
 from .release import Promotion, check_release_event, plan_release
 from .repo import EMPTY_TREE, Repository, WorkingTree
 from .reports.make import make_report, recipe_of

@@ -21,7 +21,8 @@ import requests
 from imagegraph.engine import seed
 from imagegraph.engine.observe import probe_registry
 from imagegraph.errors import RegistryError
-from imagegraph.registry import Registry, RetryPolicy
+from imagegraph.registry import Registry
+from imagegraph.registry_http import RetryPolicy
 from tests.integration.faultproxy import Answer, Cut, Drop, FaultProxy, Hold, Stall, start_fault_proxy
 from tests.integration.oci_seed import Seeder
 

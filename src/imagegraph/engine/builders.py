@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..errors import EngineError, ToolMissing
-from ..registry import is_loopback
+from ..registry_http import is_loopback
 from ..request import BuildRequest, platform_suffix
 from ..runner import Command, Runner
 from ..tags import CACHE_TAG

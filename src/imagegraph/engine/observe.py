@@ -21,7 +21,7 @@ import requests
 from docker.context import ContextAPI
 
 from ..errors import RegistryError
-from ..registry import RegistryHTTP, RetryPolicy
+from ..registry_http import RegistryHTTP, RetryPolicy
 from ..runner import Command, Runner
 from . import seed as seeding
 from .builders import docker_clients

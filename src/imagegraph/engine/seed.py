@@ -30,7 +30,7 @@ import requests
 
 from ..defaults import DEFAULT_SEED_PLATFORMS
 from ..errors import EngineError, RegistryError, ToolMissing
-from ..registry import RegistryHTTP
+from ..registry_http import RegistryHTTP
 from ..request import BuildRequest, platform_suffix
 from ..runner import Command, Runner
 from .builders import Builder
