@@ -18,7 +18,8 @@ from .changes import Explanation, choose_base, direct_causes, locate_base, read_
 from .config import Config, config_from_text, load_config, override_platforms, read_repo_text
 from .defaults import CONFIG_NAME
 from .dockerfile import check_dockerfiles, undeclared_inputs
-from .engine.builders import Builder, BuilderChoice, check_platforms, choose_builder, named_builder, observe_builder
+from .engine.builder_choice import BuilderChoice, check_platforms, choose_builder, named_builder, observe_builder
+from .engine.builders import Builder
 from .engine.images import LocalImages
 from .errors import ConfigError, ImagegraphError
 from .execute import Executor, ImageResult, prepare_build

@@ -22,7 +22,7 @@ import requests
 
 from imagegraph.defaults import DEFAULT_REGISTRY
 from imagegraph.engine import seed, seed_build
-from imagegraph.engine.builders import docker_clients, parse_inspect, select_builder
+from imagegraph.engine.builder_choice import docker_clients, parse_inspect, select_builder
 from imagegraph.engine.decide import StartDockerd
 from imagegraph.engine.facts import DEFAULT_HOST, mirror_configured
 from imagegraph.engine.images import image_store_of

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from imagegraph.engine import seed, seed_build
-from imagegraph.engine.builders import BuilderChoice, BuildxBuilder
+from imagegraph.engine.builder_choice import BuilderChoice
+from imagegraph.engine.builders import BuildxBuilder
 from imagegraph.engine.decide import (
     EnableBinfmts,
     InstallPackages,

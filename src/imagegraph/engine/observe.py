@@ -25,7 +25,7 @@ from ..registry_http import RegistryHTTP, RetryPolicy
 from ..runner import Command, Runner
 from . import seed as seeding
 from . import seed_build
-from .builders import docker_clients
+from .builder_choice import docker_clients
 from .facts import (
     BINFMT_DIR,
     CONTAINERD_PIDFILE,

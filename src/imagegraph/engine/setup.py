@@ -23,7 +23,7 @@ from ..errors import EngineError, ImagegraphError
 from ..runner import Runner
 from . import seed as seeding
 from . import seed_build
-from .builders import choose_builder, docker_clients, observe_builder, select_builder
+from .builder_choice import choose_builder, docker_clients, observe_builder, select_builder
 from .decide import DownAction, NoEmulation, StopProcess, UpAction, decide_daemon, decide_down, decide_emulation, decide_registry, install_fix
 from .facts import MachineFacts, emulated_platforms, parse_registry_address
 from .lock import exclusive
