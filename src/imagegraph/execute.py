@@ -11,6 +11,11 @@ builder as one bake where the builder can (see :mod:`imagegraph.chain`):
 the children start on the parent's result while its layers are exported.
 What that bake leaves undone (a sibling cancelled by another's failure) is
 built on its own afterwards, so a failure still stops only descendants.
+
+This module stays whole at some 440 lines on purpose: nearly all of it is the
+one :class:`Executor`, whose scheduling, bakes and per-image work share its
+state (the results so far, the stop, the progress), and cutting the class in
+two would only spread that state over modules.
 """
 
 from __future__ import annotations
