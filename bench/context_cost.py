@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from imagegraph.context import assemble_context  # noqa: E402
-from imagegraph.dockerfile import _IgnoreFile  # noqa: E402  (the client's ignore rules, as the Dockerfile checks apply them)
+from imagegraph.dockerignore import _IgnoreFile  # noqa: E402  (the client's ignore rules, as the Dockerfile checks apply them)
 from imagegraph.fingerprint import ignore_file  # noqa: E402
 from imagegraph.runner import Runner  # noqa: E402
 from imagegraph.wheelhouse import Wheelhouse  # noqa: E402

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from .config import CONFIG_NAME, Config
+from .config import Config
+from .defaults import CONFIG_NAME
 from .errors import ImagegraphError
 from .fingerprint import Fingerprint, Fingerprinter, Sources, matches
 from .graph import build_order

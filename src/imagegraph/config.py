@@ -1,22 +1,38 @@
-"""images.yaml: read it, validate it, and turn it into frozen dataclasses.
+"""images.yaml as frozen dataclasses (:class:`Config`, :class:`ImageSpec`): read the file, validate it, build the model.
 
 Reading and validating are separate steps so every I/O failure and every
 mistake in the file becomes one :class:`ConfigError` line naming the file,
-the key and the fix, never a traceback.
+the key and the fix, never a traceback. The YAML itself is read by
+:mod:`imagegraph.config_yaml`; each field by the readers of
+:mod:`imagegraph.config_fields`. This module holds the model and what ties
+the fields together: the keys each section knows, the image settings, the
+parent links.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .defaults import DEFAULT_REGISTRY
+from .config_fields import (
+    check_file,
+    described,
+    located,
+    read_flag,
+    read_repo_path,
+    read_section,
+    read_string,
+    read_strings,
+    read_whole,
+    reject_unknown,
+    repo_path,
+)
+from .config_yaml import YamlMapping, load_yaml
+from .defaults import CONFIG_NAME, DEFAULT_REGISTRY
 from .errors import ConfigError, InputError
 from .values import (
     Platform,
@@ -35,21 +51,18 @@ from .values import (
 )
 
 __all__ = [
-    "CONFIG_NAME",
     "Config",
     "ImageSpec",
     "ReportTargets",
     "config_from_text",
     "decode_text",
     "load_config",
-    "load_yaml",
     "override_platforms",
     "parse_config",
     "read_repo_text",
     "registry_from_env",
 ]
 
-CONFIG_NAME = "images.yaml"
 REGISTRY_ENV = "IMAGEGRAPH_REGISTRY"
 _DEFAULT_ADDRESS = parse_registry(DEFAULT_REGISTRY, "DEFAULT_REGISTRY")
 
@@ -193,111 +206,6 @@ def registry_from_env(environ: Mapping[str, str]) -> RegistryAddress | None:
     return None if text is None else parse_registry(text, f"${REGISTRY_ENV}")
 
 
-# -- YAML ------------------------------------------------------------------------
-
-
-class YamlMapping(dict):  # type: ignore[type-arg]
-    """A mapping from images.yaml that remembers, per key, its line and the value's text as written."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: dict[Any, int] = {}
-        self.written: dict[Any, str] = {}
-        self.line = 0
-
-
-class _Loader(yaml.SafeLoader):
-    """Safe YAML without aliases (no alias bombs, no shared values) and without duplicate keys."""
-
-    def __init__(self, text: str, name: str) -> None:
-        super().__init__(text)
-        self.name = name
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise ConfigError(f"{self.name}:{event.start_mark.line + 1}",
-                             f"alias *{event.anchor} is not supported (no anchors, aliases or << merges); write the value out")
-        return super().compose_node(parent, index)
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Iterator[YamlMapping]:
-    data = YamlMapping()
-    data.line = node.start_mark.line + 1
-    yield data
-    for key_node, value_node in node.value:
-        line = key_node.start_mark.line + 1
-        key = loader.construct_object(key_node, deep=False)
-        if not isinstance(key, (str, int, float, bool)) and key is not None:
-            raise ConfigError(f"{loader.name}:{line}", "a key must be a plain word; write `name: value`")
-        if key in data:
-            raise ConfigError(f"{loader.name}:{line}", f"duplicate key {shown(str(key))} (first at line {data.lines[key]}); "
-                                                      "keep one, a second would silently replace the first")
-        data[key] = loader.construct_object(value_node, deep=False)
-        data.lines[key] = line
-        if isinstance(value_node, yaml.ScalarNode):
-            data.written[key] = value_node.value
-
-
-_Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
-
-
-def load_yaml(text: str, name: str) -> Any:
-    """The YAML document in ``text``; any fault is one ConfigError at its real line."""
-    loader = None
-    try:
-        loader = _Loader(text, name)
-        return loader.get_single_data()
-    except yaml.reader.ReaderError as err:
-        line = text.count("\n", 0, err.position) + 1
-        raise ConfigError(f"{name}:{line}", f"character U+{err.character:04X} is not allowed in YAML; remove it") from None
-    except yaml.MarkedYAMLError as err:
-        raise ConfigError(*_yaml_fault(err, name)) from None
-    except yaml.YAMLError as err:
-        raise ConfigError(name, f"is not valid YAML: {err}; fix the syntax") from None
-    except RecursionError:
-        raise ConfigError(name, "is nested too deeply to be images.yaml; fix the brackets") from None
-    finally:
-        if loader is not None:
-            loader.dispose()
-
-
-def _yaml_fault(err: yaml.MarkedYAMLError, name: str) -> tuple[str, str]:
-    """(file:line, message) of a YAML error, at the line the mistake is on.
-
-    A scanner gives up where the broken token ends (a key without its colon,
-    an unclosed quote or bracket: often lines later); the construct it was
-    reading starts on the real line. A block structure is wrong where the
-    parser found the unexpected token.
-    """
-    context = err.context or ""
-    starts_there = context.startswith(("while scanning", "while parsing a flow", "while parsing a quoted"))
-    mark = err.context_mark if starts_there and err.context_mark is not None else err.problem_mark
-    mark = mark or err.context_mark
-    where = f"{name}:{mark.line + 1}" if mark is not None else name
-    noticed = err.problem_mark.line + 1 if err.problem_mark is not None else None
-    later = f" (noticed at line {noticed})" if mark is not None and noticed not in (None, mark.line + 1) else ""
-    what = " ".join(part for part in (context, err.problem) if part)
-    return where, f"is not valid YAML: {what}{later}; fix the syntax"
-
-
-def _at(data: Any, key: Any) -> str:
-    """Where ``key`` of ``data`` is written: ``images.yaml:12``, or just the file when the line is not known."""
-    line = data.lines.get(key) if isinstance(data, YamlMapping) else None
-    return f"{CONFIG_NAME}:{line}" if line else CONFIG_NAME
-
-
-def _described(data: Any, key: Any) -> str:
-    """The value at ``key`` as a reader wrote it, for a message: a YAML number keeps its spelling (3.10, not 3.1)."""
-    value = data[key]
-    written = data.written.get(key) if isinstance(data, YamlMapping) else None
-    kind = "nothing" if value is None else {bool: "true/false", int: "a number", float: "a number", list: "a list"}.get(type(value))
-    kind = kind or ("a mapping" if isinstance(value, Mapping) else type(value).__name__)
-    if written is not None and isinstance(value, float) and written != repr(value):
-        return f"the number {written}, which YAML reads as {value!r}"
-    return f"{kind} {shown(written if written is not None else str(value))}" if value is not None else "nothing (null)"
-
-
 # -- validation ------------------------------------------------------------------
 
 
@@ -305,36 +213,36 @@ def parse_config(data: Any, root: Path) -> Config:
     """Validate the parsed YAML document and check it against the files under ``root``."""
     if not isinstance(data, Mapping):
         raise ConfigError(CONFIG_NAME, "must be a mapping with an `images:` key")
-    _reject_unknown(data, _TOP_KEYS, "top level")
+    reject_unknown(data, _TOP_KEYS, "top level")
     images_data = data.get("images")
     if not isinstance(images_data, Mapping) or not images_data:
-        raise ConfigError(_at(data, "images"), "`images:` must map image names to their settings")
-    specs = tuple(_parse_image(name, body, root, _at(images_data, name)) for name, body in images_data.items())
+        raise ConfigError(located(data, "images"), "`images:` must map image names to their settings")
+    specs = tuple(_parse_image(name, body, root, located(images_data, name)) for name, body in images_data.items())
     names = [spec.name for spec in specs]
     for spec in specs:
         if spec.parent is not None and spec.parent not in names:
             raise ConfigError(
-                _at(images_data[spec.name], "parent"),
+                located(images_data[spec.name], "parent"),
                 f"image {spec.name!r}: parent {spec.parent!r} is not an image here{did_you_mean(spec.parent, names)}; "
                 f"declare it under `images:` or remove `parent:`",
             )
     _check_acyclic(specs)
-    registry = parse_registry(_string(data, "registry", DEFAULT_REGISTRY, "registry"), f"{_at(data, 'registry')}: registry",
+    registry = parse_registry(read_string(data, "registry", DEFAULT_REGISTRY, "registry"), f"{located(data, 'registry')}: registry",
                               fallback=f"the default, {DEFAULT_REGISTRY}")
-    namespace = parse_namespace(_string(data, "namespace", "imagegraph", "namespace"), f"{_at(data, 'namespace')}: namespace")
+    namespace = parse_namespace(read_string(data, "namespace", "imagegraph", "namespace"), f"{located(data, 'namespace')}: namespace")
     for spec in specs:
-        check_repository(registry, namespace, spec.name, _at(images_data, spec.name))
-    python = parse_python_version(_string(data, "python", "3.11", "python"), f"{_at(data, 'python')}: python")
-    tags = _section(data, "tags", _TAGS_KEYS)
-    edge_tag = _string(tags, "edge", "edge", "tags: edge")
+        check_repository(registry, namespace, spec.name, located(images_data, spec.name))
+    python = parse_python_version(read_string(data, "python", "3.11", "python"), f"{located(data, 'python')}: python")
+    tags = read_section(data, "tags", _TAGS_KEYS)
+    edge_tag = read_string(tags, "edge", "edge", "tags: edge")
     if not is_tag(edge_tag) or edge_tag == "latest":
-        raise ConfigError(_at(tags, "edge"), f"tags: edge: {edge_tag!r} is not a usable tag; pick a name such as edge or latest-dev")
-    push_pull_requests = _flag(tags, "push_pull_requests", False, "tags: push_pull_requests")
-    retention = _section(data, "retention", _RETENTION_KEYS)
-    keep = _whole(retention, "keep", 10, 1, "retention: keep", "whole number of at least 1")
-    protect = tuple(_strings(retention, "protect", "retention: protect"))
-    targets, history = _parse_report(_section(data, "report", _REPORT_KEYS))
-    builder = parse_builder_name(_string(data, "builder", None, "builder"), f"{_at(data, 'builder')}: builder") \
+        raise ConfigError(located(tags, "edge"), f"tags: edge: {edge_tag!r} is not a usable tag; pick a name such as edge or latest-dev")
+    push_pull_requests = read_flag(tags, "push_pull_requests", False, "tags: push_pull_requests")
+    retention = read_section(data, "retention", _RETENTION_KEYS)
+    keep = read_whole(retention, "keep", 10, 1, "retention: keep", "whole number of at least 1")
+    protect = tuple(read_strings(retention, "protect", "retention: protect"))
+    targets, history = _parse_report(read_section(data, "report", _REPORT_KEYS))
+    builder = parse_builder_name(read_string(data, "builder", None, "builder"), f"{located(data, 'builder')}: builder") \
         if data.get("builder") is not None else None
     return Config(root=root, images=specs, registry_address=registry, namespace=namespace, python=python, edge_tag=edge_tag,
                   push_pull_requests=push_pull_requests, keep=keep, protect=protect, targets=targets, report_history=history,
@@ -342,8 +250,8 @@ def parse_config(data: Any, root: Path) -> Config:
 
 
 def _parse_report(report: Mapping[str, Any]) -> tuple[ReportTargets, int]:
-    history = _whole(report, "history", 100, 2, "report: history", "whole number of at least 2 (reports kept)")
-    targets = _section(report, "targets", _TARGET_KEYS)
+    history = read_whole(report, "history", 100, 2, "report: history", "whole number of at least 2 (reports kept)")
+    targets = read_section(report, "targets", _TARGET_KEYS)
     defaults = ReportTargets()
 
     def number(key: str, default: float, *, whole: bool = False, upper: float | None = None) -> float:
@@ -352,7 +260,7 @@ def _parse_report(report: Mapping[str, Any]) -> tuple[ReportTargets, int]:
         if not isinstance(value, kind) or isinstance(value, bool) or not value > 0 or (upper is not None and value > upper) \
                 or value == float("inf"):
             limit = f"between 0 and {upper:g}" if upper is not None else ("a whole number above 0" if whole else "a number above 0")
-            raise ConfigError(_at(targets, key), f"report: targets: {key} must be {limit}, got {_described(targets, key)}")
+            raise ConfigError(located(targets, key), f"report: targets: {key} must be {limit}, got {described(targets, key)}")
         return value
 
     return ReportTargets(
@@ -362,16 +270,6 @@ def _parse_report(report: Mapping[str, Any]) -> tuple[ReportTargets, int]:
     ), history
 
 
-def _section(data: Mapping[str, Any], key: str, known: tuple[str, ...]) -> Mapping[str, Any]:
-    section = data.get(key)
-    if section is None:
-        return {}
-    if not isinstance(section, Mapping):
-        raise ConfigError(_at(data, key), f"{key}: must be a mapping with the keys {', '.join(known)}, got {_described(data, key)}")
-    _reject_unknown(section, known, key)
-    return section
-
-
 def _parse_image(name: Any, body: Any, root: Path, origin: str) -> ImageSpec:
     if not isinstance(name, str):
         raise ConfigError(origin, f"image name {name!r} is not a name; image names are lowercase words such as base or app")
@@ -379,41 +277,41 @@ def _parse_image(name: Any, body: Any, root: Path, origin: str) -> ImageSpec:
     where = f"image {name!r}"
     if not isinstance(body, Mapping):
         raise ConfigError(origin, f"{where}: settings must be a mapping (dockerfile:, parent:, inputs:, ...)")
-    _reject_unknown(body, _IMAGE_KEYS, where)
+    reject_unknown(body, _IMAGE_KEYS, where)
     if "dockerfile" not in body:
         raise ConfigError(origin, f"{where}: `dockerfile:` is required (e.g. dockerfile: docker/Dockerfile.{name})")
-    dockerfile = _repo_path(body, "dockerfile", where)
-    _check_file(root, dockerfile, _at(body, "dockerfile"), f"{where}: dockerfile", ())
-    context = _repo_path(body, "context", where, default=".")
+    dockerfile = read_repo_path(body, "dockerfile", where)
+    check_file(root, dockerfile, located(body, "dockerfile"), f"{where}: dockerfile", ())
+    context = read_repo_path(body, "context", where, default=".")
     if not (root / context).is_dir():
-        raise ConfigError(_at(body, "context"), f"{where}: context {context} is not a directory; fix the path")
-    wheels = tuple(_repo_path_item(p, _at(body, "wheels"), f"{where}: wheels") for p in _strings(body, "wheels", f"{where}: wheels"))
+        raise ConfigError(located(body, "context"), f"{where}: context {context} is not a directory; fix the path")
+    wheels = tuple(repo_path(p, located(body, "wheels"), f"{where}: wheels") for p in read_strings(body, "wheels", f"{where}: wheels"))
     for requirements in wheels:
-        _check_file(root, requirements, _at(body, "wheels"), f"{where}: wheels", wheels)
-    platforms = parse_platforms(_strings(body, "platforms", f"{where}: platforms", default=("linux/amd64",)),
-                                f"{_at(body, 'platforms')}: {where}: platforms")
-    push = _flag(body, "push", True, f"{where}: push")
+        check_file(root, requirements, located(body, "wheels"), f"{where}: wheels", wheels)
+    platforms = parse_platforms(read_strings(body, "platforms", f"{where}: platforms", default=("linux/amd64",)),
+                                f"{located(body, 'platforms')}: {where}: platforms")
+    push = read_flag(body, "push", True, f"{where}: push")
     parent = None
     if body.get("parent") is not None:
-        parent = _string(body, "parent", None, f"{where}: parent")
+        parent = read_string(body, "parent", None, f"{where}: parent")
         if parent == name:
-            raise ConfigError(_at(body, "parent"), f"{where}: an image cannot be its own parent; remove `parent:` or name another image")
-    target = None if body.get("target") is None else _string(body, "target", None, f"{where}: target")
+            raise ConfigError(located(body, "parent"), f"{where}: an image cannot be its own parent; remove `parent:` or name another image")
+    target = None if body.get("target") is None else read_string(body, "target", None, f"{where}: target")
     if target is not None and not _STAGE.fullmatch(target):
-        raise ConfigError(_at(body, "target"), f"{where}: target {shown(target)} is not a stage name (as `FROM ... AS name` gives it)")
+        raise ConfigError(located(body, "target"), f"{where}: target {shown(target)} is not a stage name (as `FROM ... AS name` gives it)")
     return ImageSpec(
         name=name,
         dockerfile=dockerfile,
         context=context,
         parent=parent,
-        inputs=tuple(_repo_path_item(p, _at(body, "inputs"), f"{where}: inputs", glob=True)
-                     for p in _strings(body, "inputs", f"{where}: inputs")),
+        inputs=tuple(repo_path(p, located(body, "inputs"), f"{where}: inputs", glob=True)
+                     for p in read_strings(body, "inputs", f"{where}: inputs")),
         wheels=wheels,
         platforms=tuple(str(p) for p in platforms),
         target=target,
         build_args=_build_args(body, where),
         push=push,
-        description=_string(body, "description", "", f"{where}: description"),
+        description=read_string(body, "description", "", f"{where}: description"),
     )
 
 
@@ -423,10 +321,10 @@ def _build_args(body: Mapping[str, Any], where: str) -> tuple[tuple[str, str], .
         return ()
     args = body["build_args"]
     if not isinstance(args, Mapping):
-        raise ConfigError(_at(body, "build_args"), f"{where}: build_args must be a mapping of NAME: value, got {_described(body, 'build_args')}")
+        raise ConfigError(located(body, "build_args"), f"{where}: build_args must be a mapping of NAME: value, got {described(body, 'build_args')}")
     pairs: list[tuple[str, str]] = []
     for key, value in args.items():
-        origin = f"{_at(args, key)}: {where}: build_args"
+        origin = f"{located(args, key)}: {where}: build_args"
         name = parse_build_arg_name(str(key), origin) if isinstance(key, str) else parse_build_arg_name(repr(key), origin)
         if name == "BASE_IMAGE":
             raise ConfigError(origin, "BASE_IMAGE is set by imagegraph from `parent:`; remove it")
@@ -438,12 +336,14 @@ def _build_args(body: Mapping[str, Any], where: str) -> tuple[tuple[str, str], .
         elif isinstance(value, int) and not isinstance(value, bool):
             text = str(value)
         else:
-            raise ConfigError(origin, f"{name}: {_described(args, key)} is not a value --build-arg can pass; "
+            raise ConfigError(origin, f"{name}: {described(args, key)} is not a value --build-arg can pass; "
                                      f'write a string, e.g. {name}: "value" (an empty one is "")')
         if "\0" in text:
             raise ConfigError(origin, f"{name}: the value holds a NUL character, which no command line can pass; remove it")
         pairs.append((name, text))
     return tuple(sorted(pairs))
+
+
 def _check_acyclic(specs: Iterable[ImageSpec]) -> None:
     parent_of = {spec.name: spec.parent for spec in specs}
     for start in parent_of:
@@ -455,86 +355,6 @@ def _check_acyclic(specs: Iterable[ImageSpec]) -> None:
                 raise ConfigError(CONFIG_NAME, f"parent cycle {cycle}; one of these images must not name the next as parent")
             seen.append(node)
             node = parent_of.get(node)
-
-
-def _reject_unknown(data: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:
-    for key in data:
-        if key not in known:
-            raise ConfigError(_at(data, key), f"{where}: unknown key {shown(str(key))}{did_you_mean(str(key), known)}; "
-                                             f"known keys: {', '.join(known)}")
-
-
-def _did_you_mean_file(root: Path, relpath: str, listed: Iterable[str]) -> str:
-    """A close file beside ``relpath`` that the image does not already list (a listed one cannot be what was meant)."""
-    parent = (root / relpath).parent
-    if not parent.is_dir():
-        return ""
-    siblings = [str(PurePosixPath(relpath).parent / p.name) for p in parent.iterdir() if p.is_file()]
-    return did_you_mean(relpath, [s for s in siblings if s not in set(listed)])
-
-
-def _check_file(root: Path, relpath: str, origin: str, where: str, listed: Iterable[str]) -> None:
-    path = root / relpath
-    if path.is_dir():
-        inside = sorted(p.name for p in path.iterdir() if p.is_file() and not p.name.endswith(".dockerignore"))
-        example = f"{relpath}/{inside[0]}" if inside else f"{relpath}/<file>"
-        raise ConfigError(origin, f"{where}: {relpath} is a directory; name the file in it, e.g. {example}")
-    if not path.is_file():
-        raise ConfigError(origin, f"{where}: {relpath} does not exist{_did_you_mean_file(root, relpath, listed)}; fix the path")
-
-
-def _string(data: Mapping[str, Any], key: str, default: str | None, where: str) -> str:
-    if key not in data and default is not None:
-        return default
-    value = data[key]
-    if not isinstance(value, str):
-        example = f'"{data.written[key]}"' if isinstance(data, YamlMapping) and data.written.get(key) else '"..."'
-        raise ConfigError(_at(data, key), f"{where}: expected a string, got {_described(data, key)}; quote it: {key}: {example}")
-    if "\0" in value:
-        raise ConfigError(_at(data, key), f"{where}: holds a NUL character; remove it")
-    return value
-
-
-def _strings(data: Mapping[str, Any], key: str, where: str, default: tuple[str, ...] = ()) -> list[str]:
-    value = data.get(key)
-    if value is None:
-        if key in data:
-            raise ConfigError(_at(data, key), f"{where}: is empty; list at least one or remove `{key}:`")
-        return list(default)
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(_at(data, key), f"{where}: expected a list of strings, e.g. [a, b]; quote numbers")
-    return list(value)
-
-
-def _flag(data: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
-    value = data.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(_at(data, key), f"{where} must be true or false, got {_described(data, key)}")
-    return value
-
-
-def _whole(data: Mapping[str, Any], key: str, default: int, minimum: int, where: str, what: str) -> int:
-    value = data.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(_at(data, key), f"{where} must be a {what}, got {_described(data, key)}")
-    return value
-
-
-def _repo_path(data: Mapping[str, Any], key: str, where: str, *, default: str | None = None) -> str:
-    return _repo_path_item(_string(data, key, default, f"{where}: {key}"), _at(data, key), f"{where}: {key}")
-
-
-def _repo_path_item(text: str, origin: str, where: str, *, glob: bool = False) -> str:
-    """A path (or glob) inside the repository, normalised to POSIX form without ``./``."""
-    text = text.strip()
-    path = PurePosixPath(text)
-    if path.is_absolute() or ".." in path.parts:
-        raise ConfigError(origin, f"{where}: {text!r} points outside the repository; use a path relative to the directory of images.yaml")
-    if not text or (not glob and any(ch in text for ch in "*?[")) or not text.isprintable():
-        raise ConfigError(origin, f"{where}: {shown(text)} is not a plain relative path; e.g. docker/Dockerfile")
-    return str(path) if str(path) != "" else "."
 
 
 def override_platforms(config: Config, platforms: tuple[Platform, ...]) -> Config:

@@ -29,8 +29,8 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .plan import Decision, ImagePlan
-from .report import table
 from .runner import Command, Result, Runner
+from .tables import table
 
 __all__ = [
     "CONFIG_PATH",

@@ -11,6 +11,11 @@ builder as one bake where the builder can (see :mod:`imagegraph.chain`):
 the children start on the parent's result while its layers are exported.
 What that bake leaves undone (a sibling cancelled by another's failure) is
 built on its own afterwards, so a failure still stops only descendants.
+
+This module stays whole at some 440 lines on purpose: nearly all of it is the
+one :class:`Executor`, whose scheduling, bakes and per-image work share its
+state (the results so far, the stop, the progress), and cutting the class in
+two would only spread that state over modules.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from .buildkit import StepCount, count_steps
 from .chain import BakeOutput, bake_groups
 from .context import assemble_planned
 from .defaults import DEFAULT_REGISTRY
-from .dockerfile import instruction_texts
+from .dockerfile_syntax import instruction_texts
 from .engine.builders import Builder
 from .engine.images import LocalImages
 from .errors import CommandFailed, ImagegraphError

@@ -32,8 +32,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
 
-from .config import CONFIG_NAME, Config, ImageSpec
-from .dockerfile import context_excludes
+from .config import Config, ImageSpec
+from .defaults import CONFIG_NAME
+from .dockerignore import context_excludes
 from .errors import ConfigError
 from .graph import build_order
 

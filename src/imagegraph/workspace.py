@@ -14,11 +14,12 @@ from functools import cached_property
 from pathlib import Path
 
 from .bake import bake_definition, write_bake
-from .buildreport import BuildReport, ReportStore, check_targets, make_report, recipe_of, to_markdown
 from .changes import Explanation, choose_base, direct_causes, locate_base, read_event, same_as_base
-from .config import CONFIG_NAME, Config, config_from_text, load_config, override_platforms, read_repo_text
+from .config import Config, config_from_text, load_config, override_platforms, read_repo_text
+from .defaults import CONFIG_NAME
 from .dockerfile import check_dockerfiles, undeclared_inputs
-from .engine.builders import Builder, BuilderChoice, check_platforms, choose_builder, named_builder, observe_builder
+from .engine.builder_choice import BuilderChoice, check_platforms, choose_builder, named_builder, observe_builder
+from .engine.builders import Builder
 from .engine.images import LocalImages
 from .errors import ConfigError, ImagegraphError
 from .execute import Executor, ImageResult, prepare_build
@@ -26,9 +27,15 @@ from .fingerprint import Fingerprint, fingerprint_images, ignore_file, large_inp
 from .plan import Availability, Decision, ImagePlan, Plan, affected, lookups_needed, make_plan, trust_broken
 from .progress import Progress
 from .prune import Pruning, prune
-from .registry import Registry, is_loopback, split_ref
+from .registry import Registry, split_ref
+from .registry_http import is_loopback
 from .release import Promotion, check_release_event, plan_release
 from .repo import EMPTY_TREE, Repository, WorkingTree
+from .reports.make import make_report, recipe_of
+from .reports.record import BuildReport
+from .reports.render import to_markdown
+from .reports.store import ReportStore
+from .reports.trends import check_targets
 from .request import build_request
 from .retention import DEFAULT_PROTECTED, RetentionPolicy
 from .runner import Runner

@@ -21,8 +21,8 @@ import pytest
 import requests
 
 from imagegraph.defaults import DEFAULT_REGISTRY
-from imagegraph.engine import seed
-from imagegraph.engine.builders import docker_clients, parse_inspect, select_builder
+from imagegraph.engine import seed, seed_build
+from imagegraph.engine.builder_choice import docker_clients, parse_inspect, select_builder
 from imagegraph.engine.decide import StartDockerd
 from imagegraph.engine.facts import DEFAULT_HOST, mirror_configured
 from imagegraph.engine.images import image_store_of
@@ -150,7 +150,7 @@ def test_seeded_python_serves_amd64_and_arm64_through_the_mirror(engine):
         pytest.skip(f"no registry at {DEFAULT_REGISTRY}")
     status = engine_up(seed=True, platforms=("linux/amd64", "linux/arm64"))
     assert {"linux/amd64", "linux/arm64"} <= set(status.seeded_platforms)
-    assert set(seed.probe_base_platforms(DEFAULT_REGISTRY)) == set(status.seeded_platforms)
+    assert set(seed_build.probe_base_platforms(DEFAULT_REGISTRY)) == set(status.seeded_platforms)
 
     # Again: nothing to build.
     lines: list[str] = []
@@ -178,7 +178,7 @@ def test_a_second_seed_builds_from_the_rootfs_cache_without_debootstrap(engine, 
     """Seeds a registry on a spare port from the cached root filesystems (seconds, not minutes)."""
     cache = seed.default_cache_dir()
     platforms = ("linux/amd64", "linux/arm64")
-    if set(seed.cached_platforms(cache)) < set(platforms):
+    if set(seed_build.cached_platforms(cache)) < set(platforms):
         pytest.skip(f"no cached rootfs for {', '.join(platforms)} in {cache}; run `invoke engine.up` first")
     address = f"127.0.0.1:{spare_port()}"
     engine_up(registry=address, seed=False, state_dir=state_dir, narrate=lambda line: None)
@@ -186,14 +186,14 @@ def test_a_second_seed_builds_from_the_rootfs_cache_without_debootstrap(engine, 
     # registry: drive the seed plan for it directly.
     facts = seed.SeedFacts(
         registry=address, registry_reachable=True, mirror_configured=True, seeded_platforms=(), pushed_platforms=(),
-        cached_platforms=seed.cached_platforms(cache), emulated_platforms=("linux/arm64",), native_platform="linux/amd64",
+        cached_platforms=seed_build.cached_platforms(cache), emulated_platforms=("linux/arm64",), native_platform="linux/amd64",
         is_root=True, debootstrap_installed=True,
     )
     actions = seed.decide_seed(facts, platforms)
     assert not any(isinstance(a, seed.BuildRootfs) for a in actions)
     lines: list[str] = []
     builder = select_builder(Runner(), image_store=image_store_of(engine.info()))
-    executor = seed.SeedExecutor(Runner(), builder, docker_clients()[0], cache, state_dir, lines.append)
+    executor = seed_build.SeedExecutor(Runner(), builder, docker_clients()[0], cache, state_dir, lines.append)
     tags = [a.tag for a in actions if isinstance(a, seed.BuildImage)]
     try:
         started = time.monotonic()

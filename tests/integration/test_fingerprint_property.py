@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from imagegraph.context import assemble_context, assemble_image_context
-from imagegraph.dockerfile import context_excludes
+from imagegraph.dockerignore import context_excludes
 from imagegraph.workspace import BuildOptions, Workspace
 from tests.integration.conftest import init_repo
 

@@ -18,10 +18,11 @@ import time
 import pytest
 import requests
 
-from imagegraph.engine import seed
+from imagegraph.engine import seed, seed_build
 from imagegraph.engine.observe import probe_registry
 from imagegraph.errors import RegistryError
-from imagegraph.registry import Registry, RetryPolicy
+from imagegraph.registry import Registry
+from imagegraph.registry_http import RetryPolicy
 from tests.integration.faultproxy import Answer, Cut, Drop, FaultProxy, Hold, Stall, start_fault_proxy
 from tests.integration.oci_seed import Seeder
 
@@ -144,13 +145,13 @@ def test_engine_setup_probes_go_through_the_same_client(fault_proxy):
     assert probe_registry(fault_proxy.address)
     assert [s.status for s in fault_proxy.seen("GET", r"^/v2/$")] == [503, 200]
 
-    direct = seed.probe_base_platforms(fault_proxy.upstream)
+    direct = seed_build.probe_base_platforms(fault_proxy.upstream)
     if not direct:
         pytest.skip(f"{fault_proxy.upstream} serves no library/python:3.11-slim to probe; `invoke engine.up` seeds it")
     fault_proxy.inject(Answer(500, detail="invalid checksum digest format"), "GET", rf"/{seed.BASE_REPOSITORY}/manifests/{seed.BASE_TAG}$")
-    assert seed.probe_base_platforms(fault_proxy.address) == direct
+    assert seed_build.probe_base_platforms(fault_proxy.address) == direct
     fault_proxy.inject(Drop(), "HEAD", rf"/{seed.BASE_REPOSITORY}/manifests/")
-    assert seed.probe_pushed_platforms(fault_proxy.address, direct) == direct
+    assert seed_build.probe_pushed_platforms(fault_proxy.address, direct) == direct
 
 
 # -- the proxy itself: what other tests rely on ----------------------------------------------

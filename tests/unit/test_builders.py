@@ -10,26 +10,24 @@ from pathlib import Path
 import pytest
 
 from imagegraph.buildkit import StepCount, count_steps
-from imagegraph.engine.builders import (
+from imagegraph.engine.builder_choice import (
     BuilderChoice,
     BuilderFacts,
     BuilderInfo,
-    BuildxBuilder,
     builder_image_missing,
     buildkitd_config,
     check_platforms,
     choose_builder,
     container_builder_commands,
     create_container_builder,
-    lost_layer,
     named_builder,
     observe_builder,
     parse_inspect,
-    platform_suffix,
     select_builder,
 )
+from imagegraph.engine.builders import BuildxBuilder, lost_layer
 from imagegraph.errors import EngineError, ToolMissing
-from imagegraph.request import BuildRequest
+from imagegraph.request import BuildRequest, platform_suffix
 from imagegraph.runner import Command, Result
 
 REF = "127.0.0.1:5000/ns/app:0123456789abcdef"
@@ -373,7 +371,7 @@ class ScriptedRunner:
 
 @pytest.fixture
 def two_clients(monkeypatch):
-    monkeypatch.setattr("imagegraph.engine.builders.docker_clients", lambda: ["/usr/local/bin/docker", "/usr/bin/docker"])
+    monkeypatch.setattr("imagegraph.engine.builder_choice.docker_clients", lambda: ["/usr/local/bin/docker", "/usr/bin/docker"])
 
 
 VERSION = "github.com/docker/buildx 0.13.1 0.13.1+ds1-3\n"

@@ -8,7 +8,8 @@ import pytest
 from docker.utils.build import PatternMatcher
 
 from imagegraph.config import ImageSpec
-from imagegraph.dockerfile import InputWarning, Source, context_sources, undeclared_inputs, used_files
+from imagegraph.dockerfile import InputWarning, undeclared_inputs
+from imagegraph.dockerfile_context import Source, context_sources, used_files
 
 ROOT = Path(__file__).parents[2]
 REAL_DOCKERFILES = ("docker/Dockerfile", "docker/Dockerfile.base", "docker/Dockerfile.ci", ".devcontainer/Dockerfile")

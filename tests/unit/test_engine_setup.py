@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from imagegraph.engine import seed
-from imagegraph.engine.builders import BuilderChoice, BuildxBuilder
+from imagegraph.engine import seed, seed_build
+from imagegraph.engine.builder_choice import BuilderChoice
+from imagegraph.engine.builders import BuildxBuilder
 from imagegraph.engine.decide import (
     EnableBinfmts,
     InstallPackages,
@@ -625,23 +626,23 @@ def test_platforms_are_normalised_and_unknown_ones_rejected():
 
 def test_seed_commands_as_data(tmp_path):
     target = tmp_path / "rootfs"
-    assert seed.debootstrap_command("linux/arm64", target, "/usr/sbin/debootstrap").argv == (
+    assert seed_build.debootstrap_command("linux/arm64", target, "/usr/sbin/debootstrap").argv == (
         "/usr/sbin/debootstrap", "--arch=arm64", "--variant=minbase",
         "--include=python3,python3-pip,python3-venv,ca-certificates,tzdata", "bookworm", str(target),
     )
-    assert seed.tar_command(target, tmp_path / "r.tar").argv == (
+    assert seed_build.tar_command(target, tmp_path / "r.tar").argv == (
         "tar", "--numeric-owner", "-C", str(target), "-cf", str(tmp_path / "r.tar"), ".",
     )
-    assert [c.argv for c in seed.manifest_commands("/usr/bin/docker", LIST, (f"{LIST}-amd64", f"{LIST}-arm64"))] == [
+    assert [c.argv for c in seed_build.manifest_commands("/usr/bin/docker", LIST, (f"{LIST}-amd64", f"{LIST}-arm64"))] == [
         ("/usr/bin/docker", "manifest", "rm", LIST),
         ("/usr/bin/docker", "manifest", "create", "--insecure", LIST, f"{LIST}-amd64", f"{LIST}-arm64"),
         ("/usr/bin/docker", "manifest", "push", "--insecure", "--purge", LIST),
     ]
-    context = seed.context_dir(tmp_path, "linux/arm64")
+    context = seed_build.context_dir(tmp_path, "linux/arm64")
     # the seed image carries no provenance manifest: `docker manifest create` joins plain images only
     for multi_platform in (True, False):
         (build,) = BuildxBuilder(docker="/usr/bin/docker", multi_platform=multi_platform).commands(
-            seed.build_request(tmp_path, "linux/arm64", f"{LIST}-arm64"))
+            seed_build.build_request(tmp_path, "linux/arm64", f"{LIST}-arm64"))
         assert build.argv == ("/usr/bin/docker", "buildx", "build", "--progress", "plain", "--platform", "linux/arm64",
                               "--file", str(context / "Dockerfile"), "--provenance=false", "--tag", f"{LIST}-arm64", "--push",
                               str(context))
@@ -649,12 +650,12 @@ def test_seed_commands_as_data(tmp_path):
 
 
 def test_the_seed_dockerfile_never_pulls_a_frontend():
-    text = seed.dockerfile(with_ca_bundle=True)
+    text = seed_build.dockerfile(with_ca_bundle=True)
     assert "syntax" not in text
     assert text.splitlines()[:3] == ["FROM scratch", "ADD rootfs.tar /",
                                      "COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt"]
     assert 'CMD ["python3"]' in text and "LANG=C.UTF-8" in text
-    assert "COPY" not in seed.dockerfile(with_ca_bundle=False)
+    assert "COPY" not in seed_build.dockerfile(with_ca_bundle=False)
 
 
 def test_the_rootfs_is_made_to_behave_like_the_official_image(tmp_path):
@@ -664,8 +665,8 @@ def test_the_rootfs_is_made_to_behave_like_the_official_image(tmp_path):
     (tmp_path / "var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease").write_text("x")
     (tmp_path / "var/cache/apt/archives").mkdir(parents=True)
     (tmp_path / "var/cache/apt/archives/python3_3.11.2-1+b1_amd64.deb").write_text("x")
-    seed.make_official_like(tmp_path)
-    seed.make_official_like(tmp_path)  # a second pass (an interrupted run) is fine
+    seed_build.make_official_like(tmp_path)
+    seed_build.make_official_like(tmp_path)  # a second pass (an interrupted run) is fine
     assert os.readlink(tmp_path / "usr/local/bin/python") == "/usr/bin/python3"
     assert os.readlink(tmp_path / "usr/local/bin/pip") == "/usr/bin/pip3"
     assert not (tmp_path / "usr/lib/python3.11/EXTERNALLY-MANAGED").exists()
@@ -689,12 +690,12 @@ MANIFEST_LIST = {
 
 
 def test_index_platforms_drop_arm64_v8_and_attestations():
-    assert seed.registry_platforms(MANIFEST_LIST) == ("linux/amd64", "linux/arm64")
+    assert seed_build.registry_platforms(MANIFEST_LIST) == ("linux/amd64", "linux/arm64")
     attested = json.loads(json.dumps(MANIFEST_LIST))
     attested["manifests"][1]["platform"]["variant"] = "v8"  # how buildx labels arm64
     attested["manifests"].append({"platform": {"architecture": "unknown", "os": "unknown"}})
     attested["manifests"].append({"platform": {"architecture": "arm", "os": "linux", "variant": "v7"}})
-    assert seed.registry_platforms(attested) == ("linux/amd64", "linux/arm/v7", "linux/arm64")
+    assert seed_build.registry_platforms(attested) == ("linux/amd64", "linux/arm/v7", "linux/arm64")
 
 
 def test_cache_and_state_dirs_follow_xdg_and_root(tmp_path):
@@ -704,11 +705,11 @@ def test_cache_and_state_dirs_follow_xdg_and_root(tmp_path):
     assert seed.default_cache_dir({"XDG_CACHE_HOME": "/x/cache"}) == Path("/x/cache/imagegraph/seed")
     assert seed.default_cache_dir({}, home=tmp_path) == tmp_path / ".cache/imagegraph/seed"
     # The recipe is in the cache key: changing the packages rebuilds the rootfs.
-    assert seed.context_dir(tmp_path, "linux/arm/v7").name == f"{seed.recipe_key()}-arm-v7"
-    assert seed.cached_platforms(tmp_path) == ()
-    seed.context_dir(tmp_path, "linux/arm64").mkdir()
-    (seed.context_dir(tmp_path, "linux/arm64") / "rootfs.tar").write_bytes(b"")
-    assert seed.cached_platforms(tmp_path) == ("linux/arm64",)
+    assert seed_build.context_dir(tmp_path, "linux/arm/v7").name == f"{seed.recipe_key()}-arm-v7"
+    assert seed_build.cached_platforms(tmp_path) == ()
+    seed_build.context_dir(tmp_path, "linux/arm64").mkdir()
+    (seed_build.context_dir(tmp_path, "linux/arm64") / "rootfs.tar").write_bytes(b"")
+    assert seed_build.cached_platforms(tmp_path) == ("linux/arm64",)
 
 
 # --- parsers of the machine -----------------------------------------------

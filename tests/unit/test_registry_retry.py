@@ -15,7 +15,7 @@ import requests
 import urllib3.exceptions
 
 from imagegraph.errors import RegistryError
-from imagegraph.registry import RegistryHTTP, RetryPolicy, parse_retry_after
+from imagegraph.registry_http import RegistryHTTP, RetryPolicy, parse_retry_after
 
 HOST = "registry.example.com"
 NOW = 1_790_000_000.0  # epoch seconds of the injected wall clock

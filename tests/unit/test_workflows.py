@@ -27,11 +27,11 @@ from invoke.exceptions import ParseError
 from invoke.parser import Parser, ParserContext
 
 from imagegraph.changes import BaseRef, Explanation
+from imagegraph.ci_matrix import affected_matrix, github_outputs
 from imagegraph.config import Config, load_config
 from imagegraph.fingerprint import fingerprint_images
 from imagegraph.graph import ancestors, with_ancestors
 from imagegraph.plan import affected
-from imagegraph.report import affected_matrix, github_outputs
 from imagegraph.tasks import namespace
 from tests.conftest import FAMILY, FAMILY_FILES, write_tree
 from tests.unit.test_fingerprint import MemorySources

@@ -21,10 +21,11 @@ import requests
 from docker.context import ContextAPI
 
 from ..errors import RegistryError
-from ..registry import RegistryHTTP, RetryPolicy
+from ..registry_http import RegistryHTTP, RetryPolicy
 from ..runner import Command, Runner
 from . import seed as seeding
-from .builders import docker_clients
+from . import seed_build
+from .builder_choice import docker_clients
 from .facts import (
     BINFMT_DIR,
     CONTAINERD_PIDFILE,
@@ -225,9 +226,9 @@ def observe_seed(registry: str, paths: StatePaths, cache: Path, emulated: Sequen
         registry=registry,
         registry_reachable=answers,
         mirror_configured=mirror_configured(observe_daemon(paths).mirrors, registry),
-        seeded_platforms=seeding.probe_base_platforms(registry) if answers else (),
-        pushed_platforms=seeding.probe_pushed_platforms(registry, seeding.SEED_PLATFORMS) if answers else (),
-        cached_platforms=seeding.cached_platforms(cache),
+        seeded_platforms=seed_build.probe_base_platforms(registry) if answers else (),
+        pushed_platforms=seed_build.probe_pushed_platforms(registry, seeding.SEED_PLATFORMS) if answers else (),
+        cached_platforms=seed_build.cached_platforms(cache),
         emulated_platforms=tuple(emulated),
         native_platform=native,
         is_root=machine.is_root,

@@ -22,7 +22,8 @@ from ..defaults import DEFAULT_REGISTRY
 from ..errors import EngineError, ImagegraphError
 from ..runner import Runner
 from . import seed as seeding
-from .builders import choose_builder, docker_clients, observe_builder, select_builder
+from . import seed_build
+from .builder_choice import choose_builder, docker_clients, observe_builder, select_builder
 from .decide import DownAction, NoEmulation, StopProcess, UpAction, decide_daemon, decide_down, decide_emulation, decide_registry, install_fix
 from .facts import MachineFacts, emulated_platforms, parse_registry_address
 from .lock import exclusive
@@ -76,7 +77,7 @@ def engine_status(
         registry_managed=reg.answers and reg.managed,
         mirrors=daemon.mirrors,
         emulated_platforms=emulated_platforms(observe_emulation(), seeding.native_platform()),
-        seeded_platforms=seeding.probe_base_platforms(registry) if reg.answers else (),
+        seeded_platforms=seed_build.probe_base_platforms(registry) if reg.answers else (),
         clients=observe_clients(runner),
         state_dir=str(paths.root),
         image_store=daemon.image_store,
@@ -161,7 +162,7 @@ def _run_seed(actions: Sequence[seeding.SeedAction], registry: str, cache: Path,
               machine: MachineFacts, narrate: Narrate) -> None:
     builder = select_builder(runner, image_store=observe_daemon(paths).image_store)
     narrate(f"engine: seeding with {builder.describe()}; rootfs cache {cache}")
-    executor = seeding.SeedExecutor(runner, builder, docker_clients()[0], cache, paths.root, narrate,
+    executor = seed_build.SeedExecutor(runner, builder, docker_clients()[0], cache, paths.root, narrate,
                                     debootstrap=machine.tool("debootstrap"))
     paths.root.mkdir(parents=True, exist_ok=True)
     for action in actions:

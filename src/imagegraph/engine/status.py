@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import seed as seeding
-from .builders import BuilderChoice, build_mode
+from .builder_choice import BuilderChoice
+from .builders import build_mode
 from .facts import DockerClientInfo, mirror_configured
 
 __all__ = ["EngineStatus"]

@@ -11,24 +11,23 @@ from pathlib import Path
 
 from invoke import Exit, task
 
+from ..ci_matrix import affected_matrix, github_outputs
 from ..errors import ConfigError, ImagegraphError, InputError
 from ..execute import INTERRUPTED
 from ..interrupt import Interrupted, Stop, exit_code, signal_name
 from ..plan import Decision, Plan
 from ..progress import Progress
-from ..report import (
-    affected_matrix,
+from ..runlock import BuildLock
+from ..runner import Runner
+from ..tables import (
     format_explanation,
     format_plan,
     format_results,
     format_retention,
     format_tags,
     garbage_collection_hint,
-    github_outputs,
     table,
 )
-from ..runlock import BuildLock
-from ..runner import Runner
 from ..values import parse_duration, shown
 from ..workspace import DEFAULT_GRACE, STATE_DIR, Workspace
 from ._common import build_options, count_flag, user_errors

@@ -102,7 +102,7 @@ def builder(c, name=CONTAINER_BUILDER, registry=DEFAULT_REGISTRY, state_dir=None
     it cannot start, it is removed again and the error says what to do.
     Build on it with `invoke build --builder NAME`.
     """
-    from ..engine.builders import create_container_builder
+    from ..engine.builder_choice import create_container_builder
     from ..engine.state import default_state_dir
     from ..runner import Runner
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from invoke import Exit, task
 
-from ..buildreport import ReportError, check_targets, compare, draw_chart, read_report, to_markdown, to_text
+from ..reports.record import ReportError, read_report
+from ..reports.render import draw_chart, to_markdown, to_text
+from ..reports.trends import check_targets, compare
 from ..workspace import Workspace
 from ._common import count_flag, user_errors
 

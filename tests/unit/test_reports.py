@@ -8,22 +8,14 @@ from dataclasses import replace
 import pytest
 
 from imagegraph.buildkit import StepCount
-from imagegraph.buildreport import (
-    BuildReport,
-    ImageRecord,
-    ReportError,
-    ReportStore,
-    check_targets,
-    classify,
-    compare,
-    make_report,
-    recipe_of,
-    to_markdown,
-    to_text,
-)
 from imagegraph.config import ReportTargets, load_config
 from imagegraph.execute import ImageResult
 from imagegraph.plan import Decision, ImagePlan, Plan
+from imagegraph.reports.make import classify, make_report, recipe_of
+from imagegraph.reports.record import BuildReport, ImageRecord, ReportError
+from imagegraph.reports.render import to_markdown, to_text
+from imagegraph.reports.store import ReportStore
+from imagegraph.reports.trends import check_targets, compare
 
 
 @pytest.fixture
