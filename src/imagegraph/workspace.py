@@ -382,14 +382,16 @@ class Workspace:
         forward: a newer commit's run that already moved them wins. Version tags
         come from `invoke release`. The tags are the plan's (each image's
         ``tags``, decided by :func:`imagegraph.tags.planned_tags`); without a
-        plan, the same decision is made (:func:`imagegraph.publish.publication`
-        decides; this gathers the facts and carries the move out).
+        plan, the same decision is made. :func:`imagegraph.publish.publication`
+        decides all that; this gathers the facts and carries the move out.
         """
         event = self.event()
         planned = {entry.name: entry.tags for entry in plan.images} if plan is not None else {}
-        images = [FamilyImage(spec.name, *split_ref(self.ref(spec.name))[1:], push=spec.push, tags=planned.get(spec.name, ()))
-                  for spec in self.config.images]
-        inputs = {path for fingerprint in self.fingerprints.values() for path, _ in fingerprint.files}
+        images = []
+        for spec in self.config.images:
+            _, repository, fingerprint = split_ref(self.ref(spec.name))
+            images.append(FamilyImage(spec.name, repository, fingerprint, spec.push, planned.get(spec.name, ())))
+        inputs = {path for fp in self.fingerprints.values() for path, _ in fp.files}
         decided = publication(event, images, results, dirty=sorted(inputs & set(self.sources.status)), policy=self.tag_policy)
         for note in decided.notes:
             say(note)
