@@ -11,7 +11,7 @@ change since a base commit whose images were published needs no question.
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .request import BuildRequest
     from .tags import PlannedTag
 
-__all__ = ["Availability", "Decision", "ImagePlan", "Plan", "affected", "lookups_needed", "make_plan", "trust_broken"]
+__all__ = ["Availability", "Decision", "ImagePlan", "Plan", "affected", "availability_of", "lookups_needed", "make_plan", "trust_broken"]
 
 
 class Decision(enum.Enum):
@@ -41,6 +41,12 @@ class Availability:
 
     local: bool = False
     registry: bool = False
+
+
+def availability_of(ref: str, *, push: bool, in_registry: Callable[[str], bool], in_engine: Callable[[str], bool]) -> Availability:
+    """Where ``ref`` exists: the registry is asked only for a pushed image, the local engine only when the registry lacks it."""
+    registry = push and in_registry(ref)
+    return Availability(local=not registry and in_engine(ref), registry=registry)
 
 
 @dataclass(frozen=True)

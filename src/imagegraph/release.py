@@ -20,7 +20,7 @@ from .errors import ImagegraphError
 from .fingerprint import Fingerprint
 from .tags import DEFAULT_POLICY, Event, TagPolicy, Version, release_version, tags_for
 
-__all__ = ["Promotion", "ReleaseError", "check_release_event", "plan_release"]
+__all__ = ["Promotion", "ReleaseError", "check_release_event", "plan_release", "release_event"]
 
 
 class ReleaseError(ImagegraphError):
@@ -37,6 +37,13 @@ class Promotion:
     digest: str
     tags: tuple[str, ...]
     notes: tuple[str, ...] = ()
+
+
+def release_event(event: Event, version: str | None = None) -> Event:
+    """The event a release is of: this commit's, or ``version`` (`--version`) when given: it wins over the tags at HEAD, unmentioned."""
+    if not version:
+        return event
+    return Event("tag", event.sha, version, event.default_branch)
 
 
 def check_release_event(event: Event) -> Version:

@@ -25,11 +25,13 @@ from .errors import ImagegraphError
 __all__ = [
     "CACHE_TAG",
     "DEFAULT_POLICY",
+    "FORWARD_ONLY",
     "Event",
     "TagError",
     "TagPolicy",
     "TagSet",
     "Version",
+    "describe_event",
     "event_from_env",
     "event_from_git",
     "oci_labels",
@@ -169,7 +171,10 @@ class PlannedTag:
         return {"tag": self.tag, "kind": self.kind, "moves": self.moves, "rule": self.rule}
 
 
-#: The gate every moving tag of a build passes (imagegraph.tagmove carries it out).
+#: The kinds of tag a build moves only forward: one stays when a newer commit's run already moved it (imagegraph.tagmove).
+FORWARD_ONLY = frozenset({"branch", "commit", "pull_request"})
+
+#: The gate every moving tag of a build passes (imagegraph.publish decides it, imagegraph.tagmove carries it out).
 FAMILY_RULE = "moves with the whole family, only when every image built and pushed and the image inputs are committed; all or nothing"
 
 
@@ -295,6 +300,13 @@ def event_from_git(sha: str, tags_at_head: Iterable[str], branch: str | None, de
     if branch:
         return Event("branch", sha, branch, default_branch, notes=tuple(notes), refused=refused)
     return Event("local", sha, "", default_branch, notes=tuple(notes), refused=refused)
+
+
+def describe_event(event: Event) -> str:
+    """The event in words, for a build report: ``branch main``, ``tag v1.2.0``, ``pull request #42``, ``local``."""
+    described = {"tag": f"tag {event.ref}", "branch": f"branch {event.ref}",
+                 "pull_request": f"pull request #{event.pr_number}" if event.pr_number else "pull request"}
+    return described.get(event.kind, f"local{' ' + event.ref if event.ref else ''}")
 
 
 def oci_labels(*, revision: str, source: str | None, version: str | None, created: str) -> dict[str, str]:

@@ -24,12 +24,13 @@ from .engine.images import LocalImages
 from .errors import ConfigError, ImagegraphError
 from .execute import Executor, ImageResult, prepare_build
 from .fingerprint import Fingerprint, fingerprint_images, ignore_file, large_inputs
-from .plan import Availability, Decision, ImagePlan, Plan, affected, lookups_needed, make_plan, trust_broken
+from .plan import Availability, Decision, ImagePlan, Plan, affected, availability_of, lookups_needed, make_plan, trust_broken
 from .progress import Progress
 from .prune import Pruning, prune
+from .publish import FamilyImage, publication
 from .registry import Registry, split_ref
 from .registry_http import is_loopback
-from .release import Promotion, check_release_event, plan_release
+from .release import Promotion, check_release_event, plan_release, release_event
 from .repo import EMPTY_TREE, Repository, WorkingTree
 from .reports.make import make_report, recipe_of
 from .reports.record import BuildReport
@@ -40,7 +41,7 @@ from .request import build_request
 from .retention import DEFAULT_PROTECTED, RetentionPolicy
 from .runner import Runner
 from .tagmove import Outcome, TagMoves, TagRequest, move_family_tags, verify_tags
-from .tags import Event, TagPolicy, Version, event_from_env, event_from_git, oci_labels, planned_tags, source_url
+from .tags import Event, TagPolicy, Version, describe_event, event_from_env, event_from_git, oci_labels, planned_tags, source_url
 from .values import Platform, RegistryAddress, parse_platforms, parse_registry, split_list
 from .wheelhouse import Wheelhouse
 
@@ -99,10 +100,25 @@ def find_root(start: Path | None = None) -> Path:
 
 
 class Workspace:
-    def __init__(self, root: Path | None = None, options: BuildOptions | None = None, *, runner: Runner | None = None) -> None:
+    """The composition root: the config, this run's options, and the adapters every part reaches the world through.
+
+    The adapters are the seam: ``repository`` (git), ``registry`` (the
+    distribution registry), ``local`` (the engine's images),
+    ``builder_choice`` (which buildx builder builds; ``builder`` is made
+    from it) and ``runner`` (commands). Each one not given is the real one,
+    built on first use (so a plan that asks no registry loads no HTTP client).
+    The rules the workspace applies are pure functions elsewhere
+    (:mod:`imagegraph.plan`, :mod:`imagegraph.publish`, :mod:`imagegraph.release`,
+    :mod:`imagegraph.retention`); tests drive it through fakes of the adapters.
+    """
+
+    def __init__(self, root: Path | None = None, options: BuildOptions | None = None, *, runner: Runner | None = None,
+                 repository: Repository | None = None, registry: Registry | None = None, local: LocalImages | None = None,
+                 builder_choice: BuilderChoice | None = None) -> None:
         self.root = find_root(root)
         self.options = options or BuildOptions()
         self.runner = runner or Runner()
+        self._repository, self._registry, self._local, self._builder_choice = repository, registry, local, builder_choice
         config = load_config(self.root, registry=self.options.registry)
         # --platform wins; $IMAGEGRAPH_PLATFORMS is the same override for a whole environment.
         platforms = self.options.platforms or platforms_from_env(os.environ)
@@ -117,7 +133,7 @@ class Workspace:
 
     @cached_property
     def repository(self) -> Repository:
-        return Repository(self.root)
+        return self._repository if self._repository is not None else Repository(self.root)
 
     @cached_property
     def sources(self) -> WorkingTree:
@@ -169,15 +185,17 @@ class Workspace:
 
     @cached_property
     def registry(self) -> Registry:
-        return Registry(self.config.registry_address.domain)
+        return self._registry if self._registry is not None else Registry(self.config.registry_address.domain)
 
     @cached_property
     def local(self) -> LocalImages:
-        return LocalImages()
+        return self._local if self._local is not None else LocalImages()
 
     @cached_property
     def builder_choice(self) -> BuilderChoice:
         """Which buildx builder builds, and how (asked only when something is to be built)."""
+        if self._builder_choice is not None:
+            return self._builder_choice
         named, origin = named_builder(self.options.builder, os.environ, self.config.builder)
         facts = observe_builder(self.runner, named=named, named_from=origin, image_store=self.local.image_store())
         return choose_builder(facts)
@@ -223,12 +241,10 @@ class Workspace:
         return replace(plan, images=tuple(entries))
 
     def _look_up(self, names) -> dict[str, Availability]:
-        availability: dict[str, Availability] = {}
-        for name in sorted(names):
-            ref = self.ref(name)
-            in_registry = self.registry.has(ref) if self.config.image(name).push else False
-            availability[ref] = Availability(local=not in_registry and self.local.has(ref), registry=in_registry)
-        return availability
+        """Where each image's fingerprint tag exists (:func:`imagegraph.plan.availability_of` says whom to ask)."""
+        pushed = {self.ref(name): self.config.image(name).push for name in sorted(names)}
+        return {ref: availability_of(ref, push=push, in_registry=lambda ref: self.registry.has(ref), in_engine=lambda ref: self.local.has(ref))
+                for ref, push in pushed.items()}
 
     def affected(self, *, say=lambda line: None) -> tuple[Explanation, tuple[ImagePlan, ...]]:
         """The images CI must build, from git and fingerprints alone: the registry is not asked."""
@@ -296,14 +312,11 @@ class Workspace:
             except ImagegraphError:
                 info = None  # nothing was built, so the engine may be down: the report does without the size
             known[result.name] = (digest, info.size if info else None, info.layers if info else None)
-        event = self.event()
-        described = {"tag": f"tag {event.ref}", "branch": f"branch {event.ref}",
-                     "pull_request": f"pull request #{event.pr_number}" if event.pr_number else "pull request"}
         recipes = {entry.name: recipe_of(self.config, entry.name, self.fingerprints[entry.name].files, entry.parent_ref)
                    for entry in plan.images}
         return make_report(
             self.config, plan, results, tagged=tagged, started=started.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            seconds=seconds, commit=self.repository.head(), event=described.get(event.kind, f"local{' ' + event.ref if event.ref else ''}"),
+            seconds=seconds, commit=self.repository.head(), event=describe_event(self.event()),
             builder=self.builder.describe() if plan.to_build() else None, known=known, recipes=recipes,
             earlier=[report for _, report in self.reports.load()],
         )
@@ -336,9 +349,7 @@ class Workspace:
         are read back afterwards: a tag that is gone or names another digest
         makes the outcome a failure.
         """
-        event = self.event()
-        if version:
-            event = Event("tag", event.sha, version, event.default_branch)
+        event = release_event(self.event(), version)
         for note in event.notes:
             say(note)
         own = str(check_release_event(event))  # no version, or a tag that breaks a rule: refused before the registry is asked
@@ -378,37 +389,22 @@ class Workspace:
         forward: a newer commit's run that already moved them wins. Version tags
         come from `invoke release`. The tags are the plan's (each image's
         ``tags``, decided by :func:`imagegraph.tags.planned_tags`); without a
-        plan, the same decision is made here.
+        plan, the same decision is made. :func:`imagegraph.publish.publication`
+        decides all that; this gathers the facts and carries the move out.
         """
         event = self.event()
-        if event.kind == "tag":
-            say(f"{event.ref}: version tags are given by `invoke release` (promotion of these digests), not by the build")
-            return TagMoves(Outcome.UNCHANGED, "tags: fingerprint tags only (version tags come from `invoke release`)")
-        failed = [r.name for r in results if not r.ok]
-        if failed:
-            return TagMoves(Outcome.UNCHANGED, f"tags: none moved: {', '.join(failed)} failed")
-        inputs = {path for fingerprint in self.fingerprints.values() for path, _ in fingerprint.files}
-        dirty = sorted(inputs & set(self.sources.status))
-        if dirty:
-            shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
-            return TagMoves(Outcome.UNCHANGED, f"tags: none moved: uncommitted changes to image inputs ({shown}); "
-                                               f"the images are not {event.sha[:7]}'s, commit first")
         planned = {entry.name: entry.tags for entry in plan.images} if plan is not None else {}
-        requests = []
-        for result in results:
-            spec = self.config.image(result.name)
-            if not spec.push or result.decision is Decision.SKIP:
-                continue
-            tags = planned.get(spec.name) or planned_tags(event, self.fingerprints[spec.name].tag, self.tag_policy, push=spec.push)
-            for held in (t for t in tags if not t.moves and t.kind != "fingerprint"):
-                say(f"[{spec.name}] {held.tag} not moved: {held.rule}")
-            _, name, fingerprint = split_ref(self.ref(spec.name))
-            extra = tuple(t.tag for t in tags if t.moves and t.tag != fingerprint)
-            if extra:
-                requests.append(TagRequest(spec.name, name, fingerprint, extra, expected=result.digest))
-        if not requests:
-            return TagMoves(Outcome.UNCHANGED, "tags: fingerprint tags only")
-        return move_family_tags(self.registry, requests, rerun="`invoke build`", branch_tags=lambda tag: True,
+        images = []
+        for spec in self.config.images:
+            _, repository, fingerprint = split_ref(self.ref(spec.name))
+            images.append(FamilyImage(spec.name, repository, fingerprint, spec.push, planned.get(spec.name, ())))
+        inputs = {path for fp in self.fingerprints.values() for path, _ in fp.files}
+        decided = publication(event, images, results, dirty=sorted(inputs & set(self.sources.status)), policy=self.tag_policy)
+        for note in decided.notes:
+            say(note)
+        if decided.settled is not None:
+            return decided.settled
+        return move_family_tags(self.registry, decided.requests, rerun="`invoke build`", branch_tags=decided.forward_only.__contains__,
                                 commit=event.sha or self.repository.head(), history=self.repository, say=say)
 
     def cleanup(self, *, keep: int | None = None, protect: Sequence[str] = (), apply: bool = False,
