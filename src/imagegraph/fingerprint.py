@@ -25,18 +25,19 @@ import posixpath
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
-
-import pathspec
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name, canonicalize_version
-from packaging.version import InvalidVersion, Version
+from typing import TYPE_CHECKING, Protocol
 
 from .config import Config, ImageSpec
 from .defaults import CONFIG_NAME
 from .dockerignore import context_excludes
 from .errors import ConfigError
 from .graph import build_order
+
+# pathspec (input globs) and packaging (requirements as pip reads them) load when a fingerprint is computed,
+# not when a plan finds the fingerprints of unchanged content already known (see imagegraph.inputcache).
+if TYPE_CHECKING:
+    import pathspec
+    from packaging.requirements import Requirement
 
 __all__ = [
     "Fingerprint",
@@ -151,6 +152,9 @@ def _pip_line(line: str) -> str:
     if cut == 0:
         return " ".join(options)
     requirement = " ".join(tokens[:cut])
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.version import InvalidVersion
+
     try:
         parsed = _requirement(Requirement(requirement))
     except (InvalidRequirement, InvalidVersion):
@@ -176,6 +180,8 @@ def _options(tokens: Sequence[str]) -> list[str]:
 
 
 def _requirement(req: Requirement) -> str:
+    from packaging.utils import canonicalize_name
+
     extras = f"[{','.join(sorted(canonicalize_name(e) for e in req.extras))}]" if req.extras else ""
     target = f" @ {req.url}" if req.url else ",".join(sorted(_specifier(s.operator, s.version) for s in req.specifier))
     marker = f"; {req.marker}" if req.marker else ""
@@ -184,6 +190,9 @@ def _requirement(req: Requirement) -> str:
 
 def _specifier(operator: str, version: str) -> str:
     """One specifier as pip compares it: ``==1.10`` is ``==1.10.0``; ``~=1.4`` is not ``~=1.4.0``; ``===`` is literal."""
+    from packaging.utils import canonicalize_version
+    from packaging.version import Version
+
     if operator == "===":
         return f"==={version}"
     if version.endswith(".*"):
@@ -302,6 +311,10 @@ def input_files(spec: ImageSpec, paths: Sequence[str], present: frozenset[str] |
 
 def match_glob(pattern: str, paths: Sequence[str]) -> list[str]:
     """The sorted ``paths`` a gitignore-style pattern matches, scanning only its literal prefix's slice."""
+    folder = _whole_folder(pattern)
+    if folder is not None:  # `src/scorer/**`: the slice is the answer, no path needs a look
+        lo = bisect.bisect_left(paths, folder)
+        return list(paths[lo:bisect.bisect_left(paths, folder[:-1] + chr(ord(folder[-1]) + 1))])
     matcher = _compiled(pattern)
     prefix = _literal_prefix(pattern)
     if prefix:
@@ -322,7 +335,24 @@ def matches(spec: ImageSpec, path: str, present: Collection[str] | None = None) 
     """
     if path in _fixed_paths(spec, present):
         return True
-    return any(_compiled(pattern).match_file(path) for pattern in spec.inputs)
+    return any(path.startswith(folder) if (folder := _whole_folder(pattern)) is not None else _compiled(pattern).match_file(path)
+               for pattern in spec.inputs)
+
+
+def _whole_folder(pattern: str) -> str | None:
+    """``src/scorer/`` for ``src/scorer/**`` or ``/src/scorer/**``: a pattern that matches exactly everything below a folder.
+
+    None for any other pattern (wildcards or escapes before the ``/**``, a
+    negation, a bare ``**``): those go through the gitignore matcher.
+    """
+    if not pattern.endswith("/**") or pattern.startswith("!"):
+        return None
+    folder = pattern[:-2].lstrip("/")
+    if folder in ("", "/") or any(char in folder for char in "*?[]\\") or folder.startswith("#"):
+        return None
+    if any(part in ("", ".", "..") for part in folder[:-1].split("/")):
+        return None
+    return folder
 
 
 _SPECS: dict[str, pathspec.GitIgnoreSpec] = {}
@@ -331,6 +361,8 @@ _SPECS: dict[str, pathspec.GitIgnoreSpec] = {}
 def _compiled(pattern: str) -> pathspec.GitIgnoreSpec:
     spec = _SPECS.get(pattern)
     if spec is None:
+        import pathspec
+
         spec = _SPECS[pattern] = pathspec.GitIgnoreSpec.from_lines([pattern])
     return spec
 

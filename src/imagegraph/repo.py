@@ -16,7 +16,7 @@ import os
 import re
 import stat
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import ImagegraphError, InputError
+from .inputcache import InputCache, cache_key
 
 if TYPE_CHECKING:
     import git
@@ -103,8 +104,11 @@ _KINDS = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "T": "t
 class Repository:
     """A git repository seen from the project root inside it."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, *, cache: InputCache | None = None) -> None:
         self.root = Path(root).resolve()
+        #: Where diffs between two commits are kept (they never change); None: computed every time.
+        self._cache = cache
+        self._head: tuple[str | None] | None = None
         found = subprocess.run(["git", "-C", str(self.root), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
         if found.returncode != 0 or not found.stdout.strip():
             raise ImagegraphError(f"{self.root} is not inside a git repository; imagegraph reads inputs and changes from git: run `git init` there")
@@ -130,29 +134,26 @@ class Repository:
             raise ImagegraphError(f"{self.root} is not inside a git repository; imagegraph reads inputs and changes from git: run `git init` there") from None
 
     # -- commits --------------------------------------------------------------
+    # Questions with a one-line answer go to git directly (a few milliseconds each, no GitPython to load);
+    # diffs, commits and object reads go through GitPython (self.repo).
+
+    def _ask(self, *args: str) -> str | None:
+        """What ``git <args>`` prints, stripped; None when it fails (no such ref, no such setting)."""
+        done = subprocess.run(["git", "-C", str(self.top), "--no-optional-locks", *args], capture_output=True, stdin=subprocess.DEVNULL)
+        return done.stdout.decode("utf-8", "surrogateescape").strip() if done.returncode == 0 else None
 
     def head(self) -> str | None:
-        """HEAD's commit id; None before the first commit."""
-        try:
-            return self.repo.head.commit.hexsha
-        except ValueError:
-            return None
+        """HEAD's commit id; None before the first commit. Asked once: a run builds the commit it started on."""
+        if self._head is None:
+            self._head = (self._ask("rev-parse", "--verify", "-q", "HEAD^{commit}") or None,)
+        return self._head[0]
 
     def resolve(self, rev: str) -> str | None:
         """The commit ``rev`` names (branch, tag, sha, HEAD~2, ...), or None when it names none."""
-        import git  # loaded with self.repo
-        try:
-            return self.repo.rev_parse(f"{rev}^{{commit}}").hexsha
-        except (git.BadName, git.BadObject, ValueError, IndexError):
-            return None
+        return self._ask("rev-parse", "--verify", "-q", "--end-of-options", f"{rev}^{{commit}}") or None
 
     def merge_base(self, a: str, b: str) -> str | None:
-        import git  # loaded with self.repo
-        try:
-            bases = self.repo.merge_base(a, b)
-        except git.GitCommandError:
-            return None
-        return bases[0].hexsha if bases else None
+        return self._ask("merge-base", "--end-of-options", a, b) or None
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         """Whether ``ancestor`` is ``descendant`` or one of its ancestors (both must be known commits)."""
@@ -160,54 +161,38 @@ class Repository:
 
     def commits(self) -> frozenset[str]:
         """Every commit any ref reaches (what this clone can order)."""
-        import git  # loaded with self.repo
-        try:
-            return frozenset(self.repo.git.rev_list("--all").split())
-        except git.GitCommandError:
-            return frozenset()
+        return frozenset((self._ask("rev-list", "--all") or "").split())
 
     def is_shallow(self) -> bool:
-        return self.repo.git.rev_parse("--is-shallow-repository").strip() == "true"
+        return self._ask("rev-parse", "--is-shallow-repository") == "true"
 
     def remote_default_branch(self, remote: str = "origin") -> str | None:
         """``origin/main`` from ``refs/remotes/origin/HEAD``, when the clone recorded it."""
-        import git  # loaded with self.repo
-        try:
-            target = self.repo.git.symbolic_ref(f"refs/remotes/{remote}/HEAD", "--short").strip()
-        except git.GitCommandError:
-            return None
-        return target or None
+        return self._ask("symbolic-ref", "--short", "-q", f"refs/remotes/{remote}/HEAD") or None
 
     def branch(self) -> str | None:
         """The checked-out branch; None on a detached HEAD."""
-        try:
-            return self.repo.active_branch.name
-        except (TypeError, ValueError):
-            return None
+        return self._ask("symbolic-ref", "--short", "-q", "HEAD") or None
+
+    def branches(self) -> frozenset[str]:
+        """Every local and remote-tracking branch, by short name (``main``, ``origin/main``), in one question."""
+        listed = self._ask("for-each-ref", "--format=%(refname:short)", "refs/heads", "refs/remotes")
+        return frozenset((listed or "").splitlines())
 
     def tags_at_head(self) -> list[str]:
-        if self.head() is None:
-            return []
-        return self.repo.git.tag("--points-at", "HEAD").split()
+        return (self._ask("tag", "--points-at", "HEAD") or "").split()
 
     def commit_time(self, commit: str) -> datetime:
         return self.repo.commit(commit).committed_datetime
 
     def remote_url(self, remote: str = "origin") -> str | None:
-        import git  # loaded with self.repo
-        try:
-            return self.repo.remote(remote).url
-        except (ValueError, git.GitCommandError):
-            return None
+        return self._ask("config", "--get", f"remote.{remote}.url") or None
 
     def has_remote(self, remote: str = "origin") -> bool:
-        return any(r.name == remote for r in self.repo.remotes)
+        return remote in (self._ask("remote") or "").split()
 
     def config_value(self, section: str, option: str) -> str | None:
-        try:
-            return self.repo.config_reader().get_value(section, option)
-        except Exception:  # configparser's NoSectionError/NoOptionError and friends
-            return None
+        return self._ask("config", "--get", f"{section}.{option}") or None
 
     def fetch(self, remote: str, *args: str) -> str | None:
         """Run ``git fetch``; the one-line reason on failure (no network, no such remote), None on success."""
@@ -238,14 +223,12 @@ class Repository:
         :class:`WorkingTree` already took). Staged, unstaged and untracked
         files all count; ignored ones never do.
         """
-        worktree = worktree or self.working_tree()
+        worktree = worktree if worktree is not None else self.working_tree()
         head = self.head()
         found: dict[str, Change] = {}
         if head is not None:
-            before = self.repo.tree(EMPTY_TREE) if base == EMPTY_TREE else self.repo.commit(base)
-            for d in before.diff(self.repo.commit(head)):
-                for change in self._changes(d):
-                    found[change.path] = change
+            for change in self.committed_changes(base, head):
+                found[change.path] = change
         for path, xy in worktree.status.items():
             kind = "untracked" if xy == "??" else "deleted" if "D" in xy else "added" if xy[0] == "A" else "modified"
             earlier = found.get(path)
@@ -254,6 +237,27 @@ class Repository:
             elif kind == "deleted":  # committed since base, then deleted in the work tree (a rename's old path still counts)
                 found[path] = Change(path, "deleted", earlier.old_path)
         return tuple(found[path] for path in sorted(found))
+
+    def committed_changes(self, base: str, head: str) -> tuple[Change, ...]:
+        """The paths that differ between two commits: GitPython's tree-to-tree diff, renames found.
+
+        Two commit ids always give the same diff, so with a cache the answer
+        is kept by the pair, and the next plan against the same base (every
+        plan of a branch until the next commit) neither diffs nor loads GitPython.
+        """
+        key = cache_key(f"diff {base} {head} {self.prefix}", "", (__file__,)) if self._cache is not None else ""
+        if self._cache is not None:
+            known = self._cache.load(key)
+            if known is not None:
+                try:
+                    return tuple(Change(str(path), str(kind), old) for path, kind, old in known["changes"])
+                except (KeyError, TypeError, ValueError):
+                    pass
+        before = self.repo.tree(EMPTY_TREE) if base == EMPTY_TREE else self.repo.commit(base)
+        changes = tuple(change for d in before.diff(self.repo.commit(head)) for change in self._changes(d))
+        if self._cache is not None:
+            self._cache.save(key, {"changes": [[c.path, c.kind, c.old_path] for c in changes]})
+        return changes
 
     def _changes(self, d: git.Diff) -> list[Change]:
         kind = _KINDS.get(d.change_type or "M", "modified")
@@ -298,18 +302,18 @@ class Repository:
 _INDEX_ENTRY = re.compile(r"(\d{6} [0-9a-f]{40,64}) \d\t([^\0]*)\0")
 
 
-def _output(process: subprocess.Popen[bytes], what: str) -> str:
+def _output(process: subprocess.Popen[bytes], what: str) -> bytes:
     """What a started git command printed; its own error line when it failed."""
     out, err = process.communicate()
     if process.returncode != 0:
         detail = err.decode("utf-8", "replace").strip().splitlines()
         raise ImagegraphError(f"`{what}` failed: {detail[-1] if detail else f'exit status {process.returncode}'}")
-    return out.decode("utf-8", "surrogateescape")
+    return out
 
 
 def _finish(process: subprocess.Popen[bytes], what: str) -> list[str]:
     """The NUL-separated items a started git command printed."""
-    return [item for item in _output(process, what).split("\0") if item]
+    return [item for item in _output(process, what).decode("utf-8", "surrogateescape").split("\0") if item]
 
 
 #: imagegraph's own working folders (logs, reports, assembled contexts, wheels): never an image's input,
@@ -324,73 +328,128 @@ class WorkingTree:
     knows is unchanged; only files that differ from the index, and untracked
     ones, are read and hashed (as git would, ``blob <size>\\0<bytes>``), and
     only when a fingerprint asks for them.
+
+    Both git commands start when the tree is made and run side by side (on a
+    large checkout the status is most of the wait); their output is read when
+    the tree is first asked something, so the caller works meanwhile.
     """
 
     def __init__(self, repository: Repository) -> None:
         self._repo = repository
         self.root = repository.root
-        # Both git commands start now and run side by side (on a large checkout the status is most of the wait);
-        # their output is read when the tree is first asked something, so a caller can do other work meanwhile.
-        self._status = repository.git_start("status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames",
-                                            "--ignore-submodules", "--", repository._pathspec())
-        self._listing = repository.git_start("ls-files", "--stage", "-z", "--", repository._pathspec())
-        self._read = False
+        self._status_run = repository.git_start("status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames",
+                                                "--ignore-submodules", "--", repository._pathspec())
+        self._listing_run = repository.git_start("ls-files", "--stage", "-z", "--", repository._pathspec())
+        self._status: dict[str, str] | None = None
+        self._listing: bytes | None = None
+        self._ids: dict[str, str] = {}
+        self._paths: tuple[str, ...] | None = None
         #: How many files had to be read from disk to identify them (for reports and benchmarks).
         self.hashed = 0
-
-    def _load(self) -> None:
-        if self._read:
-            return
-        self._read = True
-        prefix = self._repo.prefix
-        # "<mode> <blob id> <stage>\t<path>": the content id is "<mode> <blob id>", as fingerprints name it.
-        # One regular expression over the whole listing: a Python loop per file is most of the cost on 20,000 files.
-        listing = _output(self._listing, "git ls-files --stage")
-        entries = _INDEX_ENTRY.findall(listing) if not prefix else [
-            (oid, path[len(prefix):]) for oid, path in _INDEX_ENTRY.findall(listing) if path.startswith(prefix)]
-        index = {path: oid for oid, path in entries}
-        dirty: list[str] = []
-        status: dict[str, str] = {}
-        for entry in _finish(self._status, "git status"):
-            xy, path = entry[:2], entry[3:]
-            rel = self._repo._relative(path)
-            if rel is None or (xy == "??" and rel.startswith(OWN_FOLDERS)):
-                continue
-            status[rel] = xy
-            if xy in UNMERGED:
-                continue  # refused below, all of them named at once
-            if xy[1] == "D" or xy == "D ":
-                index.pop(rel, None)
-            elif xy == "??" or xy[1] in "MT":
-                dirty.append(rel)
-                index.pop(rel, None)
-        self._status_of = status
-        unmerged = sorted(path for path, xy in status.items() if xy in UNMERGED)
-        if unmerged:
-            shown = ", ".join(unmerged[:3]) + (f" and {len(unmerged) - 3} more" if len(unmerged) > 3 else "")
-            raise UnmergedPaths(f"a merge is in progress with unmerged paths ({shown}); resolve them and commit, "
-                                "or abort it (git merge --abort, git rebase --abort), then run this again")
-        self._ids = index
-        self._dirty = frozenset(dirty)
-        paths = [*index, *dirty]
-        paths.sort()  # git lists the index in order already, so this is one linear pass plus the few dirty paths
-        self._paths = tuple(paths)
 
     @property
     def status(self) -> dict[str, str]:
         """path -> the two-letter porcelain status (index, work tree) of every file that differs from HEAD."""
-        self._load()
-        return self._status_of
+        if self._status is None:
+            status: dict[str, str] = {}
+            for entry in _output(self._status_run, "git status").decode("utf-8", "surrogateescape").split("\0"):
+                xy, path = entry[:2], entry[3:]
+                rel = self._repo._relative(path) if entry else None
+                if rel is not None and not (xy == "??" and rel.startswith(OWN_FOLDERS)):
+                    status[rel] = xy
+            unmerged = sorted(path for path, xy in status.items() if xy in UNMERGED)
+            if unmerged:
+                shown = ", ".join(unmerged[:3]) + (f" and {len(unmerged) - 3} more" if len(unmerged) > 3 else "")
+                raise UnmergedPaths(f"a merge is in progress with unmerged paths ({shown}); resolve them and commit, "
+                                    "or abort it (git merge --abort, git rebase --abort), then run this again")
+            self._status = status
+        return self._status
 
-    def paths(self) -> Sequence[str]:
-        self._load()
+    def dirty(self) -> tuple[str, ...]:
+        """The files whose content the index does not hold: changed in the work tree, or untracked (sorted)."""
+        return tuple(sorted(path for path, xy in self.status.items() if xy == "??" or xy[1] in "MT"))
+
+    def content_key(self) -> str:
+        """A digest of everything in the checkout a fingerprint can see: equal keys, equal files and content ids.
+
+        The index listing (every tracked path, mode and blob id) and the
+        content ids of the files that differ from it. Costs the hashing of the
+        listing and of the changed files, not a look at every file.
+        """
+        digest = hashlib.sha256(self._listing_bytes())
+        for path, xy in sorted(self.status.items()):
+            digest.update(f"\0{xy} {path}".encode("utf-8", "surrogateescape"))
+            if xy == "??" or xy[1] in "MT":
+                digest.update(b" " + self.oid(path).encode())
+        return digest.hexdigest()
+
+    def _listing_bytes(self) -> bytes:
+        if self._listing is None:
+            self._listing = _output(self._listing_run, "git ls-files --stage")
+        return self._listing
+
+    def _load(self) -> tuple[str, ...]:
+        if self._paths is not None:
+            return self._paths
+        status = self.status
+        prefix = self._repo.prefix
+        listing = self._listing_bytes().decode("utf-8", "surrogateescape")
+        # "<mode> <blob id> <stage>\t<path>": the content id is "<mode> <blob id>", as fingerprints name it.
+        # One regular expression over the whole listing: a Python loop per file is most of the cost on 20,000 files.
+        entries = _INDEX_ENTRY.findall(listing) if not prefix else [
+            (oid, path[len(prefix):]) for oid, path in _INDEX_ENTRY.findall(listing) if path.startswith(prefix)]
+        index = {path: oid for oid, path in entries}
+        dirty: list[str] = []
+        for path, xy in status.items():
+            if xy[1] == "D" or xy == "D ":
+                index.pop(path, None)
+            elif xy == "??" or xy[1] in "MT":
+                dirty.append(path)
+                index.pop(path, None)
+        self._ids = {**index, **self._ids}  # ids already hashed (content_key) stay
+        paths = [*index, *dirty]
+        paths.sort()  # git lists the index in order already, so this is one linear pass plus the few dirty paths
+        self._paths = tuple(paths)
         return self._paths
 
+    def paths(self) -> Sequence[str]:
+        return self._load()
+
+    def __contains__(self, path: object) -> bool:
+        """Whether ``path`` is a file of the tree, answered without listing the tree when the listing was not needed yet."""
+        if not isinstance(path, str):
+            return False
+        if self._paths is not None:
+            return path in self._ids or path in self._paths
+        xy = self.status.get(path)
+        if xy is not None:
+            return not (xy[1] == "D" or xy == "D ")
+        # An index entry "<mode> <blob id> 0\t<path>\0", found in the listing as git printed it.
+        listing = self._listing_bytes()
+        needle = b" 0\t" + path.encode("utf-8", "surrogateescape") + b"\0"
+        at = listing.find(needle)
+        while at != -1:
+            start = listing.rfind(b"\0", 0, at) + 1
+            if _INDEX_ENTRY.fullmatch(listing[start:at + len(needle)].decode("utf-8", "surrogateescape")):
+                return True
+            at = listing.find(needle, at + 1)
+        return False
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
     def oid(self, path: str) -> str:
-        self._load()
         known = self._ids.get(path)
         if known is not None:
             return known
+        if self._paths is None and self.status.get(path, "  ")[1] not in "?MT":
+            self._load()  # a file the index holds: its id is in the listing
+            known = self._ids.get(path)
+            if known is not None:
+                return known
         full = self.root / path
         info = full.lstat()
         if stat.S_ISLNK(info.st_mode):
@@ -404,7 +463,7 @@ class WorkingTree:
     def size(self, path: str) -> int:
         """Bytes on disk (a symbolic link: its target's name); 0 when it cannot be seen."""
         try:
-            return (self.root / path).lstat().st_size
+            return os.lstat(os.path.join(self.root, path)).st_size
         except OSError:
             return 0
 

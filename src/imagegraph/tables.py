@@ -7,11 +7,14 @@ the build report kept per run is :mod:`imagegraph.reports`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .changes import Explanation
-from .execute import ImageResult
 from .plan import Plan
-from .retention import Verdict
+
+if TYPE_CHECKING:
+    from .execute import ImageResult
+    from .retention import Verdict
 
 __all__ = [
     "format_explanation",

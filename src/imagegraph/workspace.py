@@ -12,38 +12,41 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .bake import bake_definition, write_bake
+from . import dockerfile as dockerfile_rules
+from . import dockerfile_context, dockerignore
+from . import fingerprint as fingerprint_rules
 from .changes import Explanation, choose_base, direct_causes, locate_base, read_event, same_as_base
 from .config import Config, config_from_text, load_config, override_platforms, read_repo_text
 from .defaults import CONFIG_NAME
 from .dockerfile import check_dockerfiles, undeclared_inputs
-from .engine.builder_choice import BuilderChoice, check_platforms, choose_builder, named_builder, observe_builder
-from .engine.builders import Builder
-from .engine.images import LocalImages
 from .errors import ConfigError, ImagegraphError
-from .execute import Executor, ImageResult, prepare_build
 from .fingerprint import Fingerprint, fingerprint_images, ignore_file, large_inputs
+from .inputcache import InputCache, cache_key
 from .plan import Availability, Decision, ImagePlan, Plan, affected, availability_of, lookups_needed, make_plan, trust_broken
-from .progress import Progress
-from .prune import Pruning, prune
-from .publish import FamilyImage, publication
 from .registry import Registry, split_ref
 from .registry_http import is_loopback
-from .release import Promotion, check_release_event, plan_release, release_event
 from .repo import EMPTY_TREE, Repository, WorkingTree
-from .reports.make import make_report, recipe_of
-from .reports.record import BuildReport
-from .reports.render import to_markdown
-from .reports.store import ReportStore
-from .reports.trends import check_targets
 from .request import build_request
-from .retention import DEFAULT_PROTECTED, RetentionPolicy
 from .runner import Runner
-from .tagmove import Outcome, TagMoves, TagRequest, move_family_tags, verify_tags
 from .tags import Event, TagPolicy, Version, describe_event, event_from_env, event_from_git, oci_labels, planned_tags, source_url
 from .values import Platform, RegistryAddress, parse_platforms, parse_registry, split_list
-from .wheelhouse import Wheelhouse
+
+# What planning needs is imported above; what only building, publishing, releasing, cleaning up or reporting
+# needs (the engine, the executor, tag moves, retention, reports) is imported where it is used, so `invoke plan`
+# loads none of it.
+if TYPE_CHECKING:
+    from .engine.builder_choice import BuilderChoice
+    from .engine.builders import Builder
+    from .engine.images import LocalImages
+    from .execute import Executor, ImageResult
+    from .progress import Progress
+    from .prune import Pruning
+    from .release import Promotion
+    from .reports.record import BuildReport
+    from .reports.store import ReportStore
+    from .tagmove import TagMoves
 
 __all__ = ["BuildOptions", "Workspace", "find_root"]
 
@@ -133,27 +136,58 @@ class Workspace:
 
     @cached_property
     def repository(self) -> Repository:
-        return self._repository if self._repository is not None else Repository(self.root)
+        if self._repository is not None:
+            return self._repository
+        return Repository(self.root, cache=InputCache(self.root / STATE_DIR / "cache" / "diffs"))
 
     @cached_property
     def sources(self) -> WorkingTree:
         return self.repository.working_tree()
 
-    @cached_property
+    @property
     def fingerprints(self) -> dict[str, Fingerprint]:
-        return fingerprint_images(self.config, self.sources)
+        return self._inputs[0]
+
+    @cached_property
+    def _inputs(self) -> tuple[dict[str, Fingerprint], tuple[str, ...]]:
+        """The fingerprints and the input warnings: computed, or the last plan's when the content is the same.
+
+        See :mod:`imagegraph.inputcache`: the key covers every tracked path and
+        content id, the changed files' content, the image definitions and the
+        code that computes both, so a hit is exactly what computing would give.
+        """
+        cache = InputCache(self.root / STATE_DIR / "cache" / "inputs")
+        code = (fingerprint_rules.__file__, dockerfile_rules.__file__, dockerfile_context.__file__, dockerignore.__file__, __file__)
+        key = cache_key(self.sources.content_key(), repr((self.config.images, self.config.python)), code)
+        found = cache.load(key)
+        if found is not None:
+            try:
+                fingerprints = {name: Fingerprint(image=name, digest=entry["digest"], files=tuple(map(tuple, entry["files"])))
+                                for name, entry in found["fingerprints"].items()}
+                warnings = tuple(found["warnings"])
+            except (KeyError, TypeError, ValueError):
+                pass  # an entry of another shape: computed again below
+            else:
+                if set(fingerprints) == {spec.name for spec in self.config.images}:
+                    return fingerprints, warnings
+        fingerprints = fingerprint_images(self.config, self.sources)
+        warnings = self._input_warnings(fingerprints)
+        cache.save(key, {"fingerprints": {name: {"digest": fp.digest, "files": fp.files} for name, fp in fingerprints.items()},
+                         "warnings": warnings})
+        return fingerprints, warnings
 
     def explain(self, *, say=lambda line: None) -> Explanation:
         """What git says changed since the base ref, and which images it touches."""
         repo = self.repository
+        sources = self.sources  # git lists the checkout from now on, while the base is located
         request = choose_base(self.options.since, os.environ, read_event(os.environ), default_branch=self.default_branch)
         base, note = locate_base(repo, request, say=say)
         if base is None:
             return Explanation(base=None, note=note)
-        changes = repo.diff(base.commit, self.sources)
+        changes = repo.diff(base.commit, sources)
         config_changed = any(CONFIG_NAME in change.paths for change in changes)
         base_config = self._config_at(base.commit) if config_changed else self.config
-        causes = direct_causes(self.config, changes, base_config, config_changed=config_changed, present=frozenset(self.sources.paths()))
+        causes = direct_causes(self.config, changes, base_config, config_changed=config_changed, present=sources)
         # images.yaml new since the base, or unreadable there: nothing can be the same.
         same = frozenset() if base_config is None else same_as_base(
             self.config, self.fingerprints, causes, base_config, lambda: repo.commit_tree(base.commit))
@@ -163,12 +197,12 @@ class Workspace:
     def default_branch(self) -> str | None:
         """What the repository calls its default branch (``origin/main``, ``main``, ...); None when it has none."""
         repo = self.repository
-        candidates = [repo.remote_default_branch(), *(f"origin/{b}" for b in DEFAULT_BRANCHES), *DEFAULT_BRANCHES,
-                      repo.config_value("init", "defaultBranch")]
-        for name in candidates:
-            if name and repo.resolve(name) is not None:
-                return name
-        return None
+        branches = repo.branches()
+        found = repo.remote_default_branch()
+        if found in branches:
+            return found
+        found = next((name for name in (*(f"origin/{b}" for b in DEFAULT_BRANCHES), *DEFAULT_BRANCHES) if name in branches), None)
+        return found or next((name for name in [repo.config_value("init", "defaultBranch")] if name in branches), None)
 
     def _config_at(self, commit: str) -> Config | None:
         """images.yaml as ``commit`` had it, with this run's overrides; None when it had none or it is invalid there."""
@@ -189,11 +223,13 @@ class Workspace:
 
     @cached_property
     def local(self) -> LocalImages:
+        from .engine.images import LocalImages
         return self._local if self._local is not None else LocalImages()
 
     @cached_property
     def builder_choice(self) -> BuilderChoice:
         """Which buildx builder builds, and how (asked only when something is to be built)."""
+        from .engine.builder_choice import choose_builder, named_builder, observe_builder
         if self._builder_choice is not None:
             return self._builder_choice
         named, origin = named_builder(self.options.builder, os.environ, self.config.builder)
@@ -253,6 +289,9 @@ class Workspace:
 
     def input_warnings(self) -> tuple[str, ...]:
         """Files a Dockerfile uses that images.yaml does not declare as the image's inputs, and inputs so large they cost every build."""
+        return self._inputs[1]
+
+    def _input_warnings(self, fingerprints: Mapping[str, Fingerprint]) -> tuple[str, ...]:
         warnings: list[str] = []
         paths = self.sources.paths()
         present = frozenset(paths)
@@ -260,9 +299,9 @@ class Workspace:
             ignore = ignore_file(spec, present)
             ignore_lines = read_repo_text(self.root, ignore).splitlines() if ignore in present else []
             text = read_repo_text(self.root, spec.dockerfile)
-            declared = {path for path, _ in self.fingerprints[spec.name].files}
+            declared = {path for path, _ in fingerprints[spec.name].files}
             warnings.extend(str(w) for w in undeclared_inputs(spec, text, paths, ignore_lines, declared))
-        warnings.extend(str(big) for big in large_inputs(self.fingerprints, self.sources.size))
+        warnings.extend(str(big) for big in large_inputs(fingerprints, self.sources.size))
         return tuple(warnings)
 
     @property
@@ -272,6 +311,9 @@ class Workspace:
 
     def bake(self, plan: Plan, path: Path, *, say=print) -> dict:
         """Write the bake definition of what ``plan`` builds to ``path``, after fetching the wheels its builds bind-mount."""
+        from .bake import bake_definition, write_bake
+        from .execute import prepare_build
+        from .wheelhouse import Wheelhouse
         wheelhouse = Wheelhouse(self.root, self.runner, python=self.config.python)
         requests = [prepare_build(entry, wheelhouse, self.root, self.contexts_dir,
                                   log_path=self.root / STATE_DIR / "logs" / "bake-wheels.log",
@@ -282,6 +324,8 @@ class Workspace:
         return definition
 
     def executor(self, *, say=print, progress: Progress | None = None) -> Executor:
+        from .execute import Executor
+        from .wheelhouse import Wheelhouse
         return Executor(
             self.root, self.builder, self.runner,
             Wheelhouse(self.root, self.runner, python=self.config.python),
@@ -291,11 +335,13 @@ class Workspace:
 
     @property
     def reports(self) -> ReportStore:
+        from .reports.store import ReportStore
         return ReportStore(self.root / STATE_DIR / "reports", keep=self.config.report_history)
 
     def report(self, plan: Plan, results: Sequence[ImageResult], tagged: Mapping[str, Sequence[str]], *, started: datetime,
                seconds: float) -> BuildReport:
         """The run's report; digest, size and layers of the images it did not build are looked up (registry, engine)."""
+        from .reports.make import make_report, recipe_of
         known: dict[str, tuple[str | None, int | None, int | None]] = {}
         for result in results:
             if result.seconds or result.decision is Decision.SKIP:
@@ -323,6 +369,8 @@ class Workspace:
 
     def save_report(self, report: BuildReport) -> tuple[Path, str]:
         """Write the report (JSON and Markdown) and append the Markdown to $GITHUB_STEP_SUMMARY when CI sets it."""
+        from .reports.render import to_markdown
+        from .reports.trends import check_targets
         markdown = to_markdown(report, check_targets(report, self.config.targets))
         path = self.reports.save(report, markdown)
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -349,6 +397,8 @@ class Workspace:
         are read back afterwards: a tag that is gone or names another digest
         makes the outcome a failure.
         """
+        from .release import check_release_event, plan_release, release_event
+        from .tagmove import Outcome, TagMoves, TagRequest, move_family_tags, verify_tags
         event = release_event(self.event(), version)
         for note in event.notes:
             say(note)
@@ -392,6 +442,8 @@ class Workspace:
         plan, the same decision is made. :func:`imagegraph.publish.publication`
         decides all that; this gathers the facts and carries the move out.
         """
+        from .publish import FamilyImage, publication
+        from .tagmove import move_family_tags
         event = self.event()
         planned = {entry.name: entry.tags for entry in plan.images} if plan is not None else {}
         images = []
@@ -414,6 +466,8 @@ class Workspace:
         Deletes only digests an earlier run found doomed at least ``grace``
         ago, and none that was tagged after the look (see :mod:`imagegraph.prune`).
         """
+        from .prune import prune
+        from .retention import DEFAULT_PROTECTED, RetentionPolicy
         policy = RetentionPolicy(keep=keep if keep is not None else self.config.keep, edge=self.config.edge_tag,
                                  protect=(*DEFAULT_PROTECTED, *self.config.protect, *protect))
         repositories = [self.config.repository(spec.name).split("/", 1)[1] for spec in self.config.images if spec.push]
@@ -421,6 +475,7 @@ class Workspace:
 
     def check_platforms(self, plan: Plan) -> None:
         """Refuse, before anything runs, to build for a platform the builder can neither run nor emulate."""
+        from .engine.builder_choice import check_platforms
         wanted = sorted({p for entry in plan.to_build() for p in entry.platforms})
         if wanted:
             check_platforms(wanted, self.builder_choice)

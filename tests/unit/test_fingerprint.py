@@ -4,10 +4,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from imagegraph.config import load_config
+from imagegraph.config import ImageSpec, load_config
 from imagegraph.errors import ConfigError
-from imagegraph.fingerprint import fingerprint_images, match_glob, normalize_requirements
+from imagegraph.fingerprint import fingerprint_images, match_glob, matches, normalize_requirements
 from imagegraph.repo import blob_id
 from tests.conftest import FAMILY_FILES
 
@@ -258,3 +260,22 @@ def test_a_wheels_file_may_include_another_of_the_images_wheels_files(family):
     # ci (fingerprinted before devcontainer) lists both files under wheels; devcontainer only the one that includes
     with pytest.raises(ConfigError, match=r"image 'devcontainer': wheels: requirements/requirements-dev.txt includes another file"):
         tags(family, files)
+
+
+_SEGMENTS = st.sampled_from(["src", "svc", "a b", "x.y", "-", "é", "s*", "q?", "[ab]", ".", "..", "", "#c", "lib"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(folder=st.lists(_SEGMENTS, min_size=1, max_size=3), anchored=st.booleans(),
+       paths=st.lists(st.lists(st.sampled_from(["src", "svc", "a b", "x.y", "é", "lib", "sx", "q1", "a", "#c"]), min_size=1, max_size=4)
+                      .map("/".join), max_size=25, unique=True))
+def test_a_folder_pattern_is_answered_by_its_slice_exactly_as_the_gitignore_matcher_answers(folder, anchored, paths):
+    """`dir/**` skips the gitignore matcher; whatever the folder's name, the answer is the matcher's."""
+    import pathspec
+
+    pattern = ("/" if anchored else "") + "/".join(folder) + "/**"
+    paths = sorted(paths)
+    matcher = pathspec.GitIgnoreSpec.from_lines([pattern])
+    assert match_glob(pattern, paths) == [p for p in paths if matcher.match_file(p)]
+    spec = ImageSpec(name="app", dockerfile="docker/Dockerfile", inputs=(pattern,))  # no generated path is one of its fixed files
+    assert [p for p in paths if matches(spec, p, frozenset(paths))] == [p for p in paths if matcher.match_file(p)]

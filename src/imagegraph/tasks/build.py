@@ -13,10 +13,8 @@ from invoke import Exit, task
 
 from ..ci_matrix import affected_matrix, github_outputs
 from ..errors import ConfigError, ImagegraphError, InputError
-from ..execute import INTERRUPTED
 from ..interrupt import Interrupted, Stop, exit_code, signal_name
 from ..plan import Decision, Plan
-from ..progress import Progress
 from ..runlock import BuildLock
 from ..runner import Runner
 from ..tables import (
@@ -102,6 +100,9 @@ def build(c, force=None, target=None, platform=None, no_cache=False, dry_run=Fal
 
 def _execute(workspace: Workspace, plan: Plan, stop: Stop, *, progress: str, no_tags: bool, started: float, started_at: datetime) -> None:
     """Build, tag and report: a stop (SIGINT, SIGTERM) ends the running builds, moves no tag and still writes the report."""
+    from ..execute import INTERRUPTED  # the executor and its progress board load only when something is built
+    from ..progress import Progress
+
     board = Progress(live={"auto": None, "tty": True, "plain": False}[progress])
     results = workspace.executor(progress=board).run(plan)
     if stop.requested:
