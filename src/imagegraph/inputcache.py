@@ -18,6 +18,7 @@ is a miss, never an error.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -65,10 +66,8 @@ class InputCache:
             return None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             return None
-        try:
+        with contextlib.suppress(OSError):
             os.utime(path)  # recently used: kept longest
-        except OSError:
-            pass
         return data
 
     def save(self, key: str, value: dict[str, Any]) -> None:
