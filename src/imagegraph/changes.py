@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from .config import Config
+from .config import Config, ImageSpec
 from .defaults import CONFIG_NAME
 from .errors import ImagegraphError
 from .fingerprint import Fingerprint, Fingerprinter, Sources, matches
@@ -33,6 +33,7 @@ __all__ = [
     "BaseRequest",
     "Explanation",
     "UnknownRef",
+    "base_digests",
     "choose_base",
     "direct_causes",
     "locate_base",
@@ -349,18 +350,18 @@ def _image_or_none(config: Config | None, name: str):
 
 
 def same_as_base(config: Config, current: Mapping[str, Fingerprint], causes: Mapping[str, Sequence[str]],
-                 base_config: Config | None, base_tree: Callable[[], Sources]) -> frozenset[str]:
+                 base_config: Config | None, base_digest: Callable[[ImageSpec, str], str]) -> frozenset[str]:
     """The images whose fingerprint is exactly the one the base commit had.
 
     Only what git points at is fingerprinted again: an image none of whose
     inputs changed, on a parent that is the same, is the same (the Merkle
     chain); an image on a changed parent is not. Only an image with changed
     inputs on an unchanged parent is fingerprinted over the base tree, which
-    is what tells a comment-only requirements edit from a real one. The base
-    tree is only listed (``base_tree()``) when that happens.
+    is what tells a comment-only requirements edit from a real one:
+    ``base_digest(spec, parent digest)`` is that image's digest over the base
+    tree (:func:`base_digests` makes one), asked only when that happens.
     """
     same: set[str] = set()
-    fingerprinter: Fingerprinter | None = None
     for name in build_order(config):
         parent = config.image(name).parent
         if parent is not None and parent not in same:
@@ -371,7 +372,18 @@ def same_as_base(config: Config, current: Mapping[str, Fingerprint], causes: Map
         before = _image_or_none(base_config, name)
         if before is None or base_config.repository(name) != config.repository(name):  # type: ignore[union-attr]
             continue
-        fingerprinter = fingerprinter or Fingerprinter(base_tree(), strict=False, python=base_config.python)  # type: ignore[union-attr]
-        if fingerprinter.image(before, current[parent].digest if parent else "").digest == current[name].digest:
+        if base_digest(before, current[parent].digest if parent else "") == current[name].digest:
             same.add(name)
     return frozenset(same)
+
+
+def base_digests(base_config: Config, base_tree: Callable[[], Sources]) -> Callable[[ImageSpec, str], str]:
+    """Digests over the base commit's tree, for :func:`same_as_base`; the tree is listed on the first question only."""
+    fingerprinter: Fingerprinter | None = None
+
+    def digest(spec: ImageSpec, parent_digest: str) -> str:
+        nonlocal fingerprinter
+        fingerprinter = fingerprinter or Fingerprinter(base_tree(), strict=False, python=base_config.python)
+        return fingerprinter.image(spec, parent_digest).digest
+
+    return digest

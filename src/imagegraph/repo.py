@@ -183,7 +183,11 @@ class Repository:
         return (self._ask("tag", "--points-at", "HEAD") or "").split()
 
     def commit_time(self, commit: str) -> datetime:
-        return self.repo.commit(commit).committed_datetime
+        """When ``commit`` was committed, in the committer's own offset."""
+        stamp = self._ask("show", "-s", "--format=%cI", "--end-of-options", f"{commit}^{{commit}}")
+        if not stamp:
+            raise ImagegraphError(f"git knows no commit {commit}; fetch it, or build from a checkout that has it")
+        return datetime.fromisoformat(stamp)
 
     def remote_url(self, remote: str = "origin") -> str | None:
         return self._ask("config", "--get", f"remote.{remote}.url") or None

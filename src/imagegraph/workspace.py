@@ -6,8 +6,11 @@ for a plan or an executor; no task repeats the config/CLI merge.
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -17,8 +20,8 @@ from typing import TYPE_CHECKING
 from . import dockerfile as dockerfile_rules
 from . import dockerfile_context, dockerignore
 from . import fingerprint as fingerprint_rules
-from .changes import Explanation, choose_base, direct_causes, locate_base, read_event, same_as_base
-from .config import Config, config_from_text, load_config, override_platforms, read_repo_text
+from .changes import Explanation, base_digests, choose_base, direct_causes, locate_base, read_event, same_as_base
+from .config import Config, ImageSpec, config_from_text, load_config, override_platforms, read_repo_text
 from .defaults import CONFIG_NAME
 from .dockerfile import check_dockerfiles, undeclared_inputs
 from .errors import ConfigError, ImagegraphError
@@ -190,8 +193,25 @@ class Workspace:
         causes = direct_causes(self.config, changes, base_config, config_changed=config_changed, present=sources)
         # images.yaml new since the base, or unreadable there: nothing can be the same.
         same = frozenset() if base_config is None else same_as_base(
-            self.config, self.fingerprints, causes, base_config, lambda: repo.commit_tree(base.commit))
+            self.config, self.fingerprints, causes, base_config, self._base_digests(base.commit, base_config))
         return Explanation(base=base, changes=changes, causes=causes, same_as_base=same, note=note)
+
+    def _base_digests(self, commit: str, base_config: Config) -> Callable[[ImageSpec, str], str]:
+        """An image's digest over a commit's tree, kept by the commit id (a commit never changes) like the inputs' results."""
+        compute = base_digests(base_config, lambda: self.repository.commit_tree(commit))
+        cache = InputCache(self.root / STATE_DIR / "cache" / "commits")
+        code = (fingerprint_rules.__file__, dockerignore.__file__)
+
+        def digest(spec: ImageSpec, parent_digest: str) -> str:
+            key = cache_key(f"commit {commit}", repr((spec, base_config.python, parent_digest)), code)
+            known = cache.load(key)
+            if known is not None and isinstance(known.get("digest"), str):
+                return known["digest"]
+            found = compute(spec, parent_digest)
+            cache.save(key, {"digest": found})
+            return found
+
+        return digest
 
     @cached_property
     def default_branch(self) -> str | None:
@@ -248,6 +268,9 @@ class Workspace:
         return f"{self.config.repository(name)}:{self.fingerprints[name].tag}"
 
     def plan(self, *, say=lambda line: None) -> Plan:
+        # The registry client's HTTP library loads in the background while git lists the checkout and the base is
+        # located (most of that is waiting on git), so the lookups that follow do not pay for it in line.
+        threading.Thread(target=importlib.import_module, args=("requests",), daemon=True, name="load-requests").start()
         explanation = self.explain(say=say)
         select = {"selected": self.options.targets, "force": self.options.force}
         asked = lookups_needed(self.config, explanation, **select)
@@ -279,8 +302,14 @@ class Workspace:
     def _look_up(self, names) -> dict[str, Availability]:
         """Where each image's fingerprint tag exists (:func:`imagegraph.plan.availability_of` says whom to ask)."""
         pushed = {self.ref(name): self.config.image(name).push for name in sorted(names)}
-        return {ref: availability_of(ref, push=push, in_registry=lambda ref: self.registry.has(ref), in_engine=lambda ref: self.local.has(ref))
-                for ref, push in pushed.items()}
+        if not pushed:
+            return {}
+        registry, local = self.registry, self.local  # made here, once, not by the threads
+        # Each lookup is a round trip or two (registry, engine): side by side, the plan waits for the slowest, not the sum.
+        with ThreadPoolExecutor(max_workers=min(8, len(pushed)), thread_name_prefix="look-up") as pool:
+            found = {ref: pool.submit(availability_of, ref, push=push, in_registry=registry.has, in_engine=local.has)
+                     for ref, push in pushed.items()}
+        return {ref: future.result() for ref, future in found.items()}
 
     def affected(self, *, say=lambda line: None) -> tuple[Explanation, tuple[ImagePlan, ...]]:
         """The images CI must build, from git and fingerprints alone: the registry is not asked."""
