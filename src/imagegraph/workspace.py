@@ -6,9 +6,7 @@ for a plan or an executor; no task repeats the config/CLI merge.
 
 from __future__ import annotations
 
-import importlib
 import os
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -268,9 +266,6 @@ class Workspace:
         return f"{self.config.repository(name)}:{self.fingerprints[name].tag}"
 
     def plan(self, *, say=lambda line: None) -> Plan:
-        # The registry client's HTTP library loads in the background while git lists the checkout and the base is
-        # located (most of that is waiting on git), so the lookups that follow do not pay for it in line.
-        threading.Thread(target=importlib.import_module, args=("requests",), daemon=True, name="load-requests").start()
         explanation = self.explain(say=say)
         select = {"selected": self.options.targets, "force": self.options.force}
         asked = lookups_needed(self.config, explanation, **select)
