@@ -12,7 +12,12 @@ scenario alike:
 
 - `invoke plan` end to end (a subprocess, as a user runs it), on a clean tree
   with `--since HEAD~1` (last commit touched docs only), with an uncommitted
-  edit and an untracked file under services/scorer/, and with `--since HEAD~50`
+  edit and an untracked file under services/scorer/, and with `--since HEAD~50`;
+  these find what earlier plans of the same content kept in .imagegraph/cache,
+  as every plan but the first after a change does, so one more runs
+  `--since HEAD~1` with that folder set aside (the first plan of a content)
+- the floors no plan goes below here: `invoke --version` (starting Python and
+  Invoke) and git's own status of the checkout
 - `Workspace(root).fingerprints` in-process (only that property is timed)
 - the baseline: read and sha256 every file the fingerprints cover, the way a
   tool that hashes bytes on every run would
@@ -396,6 +401,38 @@ def plan_runner(repo: Path, command: list[str], env: dict[str, str]) -> Callable
     return run
 
 
+def command_runner(cwd: Path, command: list[str], env: dict[str, str]) -> Callable[[], tuple[str, float]]:
+    def run() -> tuple[str, float]:
+        started = time.perf_counter()
+        result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+        if result.returncode != 0:
+            raise fail(f"`{' '.join(command)}` failed in {cwd}: {(result.stderr or result.stdout).strip()[-300:]}")
+        return result.stdout, seconds
+
+    return run
+
+
+def uncached_runner(repo: Path, run_plan: Callable[[], tuple[str, float]]) -> Callable[[], tuple[str, float]]:
+    """The first plan of a content: .imagegraph/cache is set aside for the run and put back after (neither is timed),
+    so the other scenarios of the round still find what they kept."""
+    cache = repo / ".imagegraph" / "cache"
+    aside = cache.with_name("cache.bench-aside")
+
+    def run() -> tuple[str, float]:
+        shutil.rmtree(aside, ignore_errors=True)
+        if cache.exists():
+            cache.rename(aside)
+        try:
+            return run_plan()
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+            if aside.exists():
+                aside.rename(cache)
+
+    return run
+
+
 def dirty_runner(repo: Path, edited: Path, untracked: Path, run_plan: Callable[[], tuple[str, float]]) -> Callable[[], tuple[str, float]]:
     """An uncommitted edit plus an untracked file, planned, then the tree restored; only the plan is timed."""
     original = edited.read_bytes()
@@ -546,7 +583,13 @@ def run_benchmark(repo: Repo, repeat: int, invoke: list[str], workspace_type: ty
         Scenario("plan_dirty", "invoke plan, 1 edit + 1 untracked in scorer",
                  dirty_runner(repo.path, edited, untracked, plan_runner(repo.path, [*invoke, "plan"], env))),
         Scenario("plan_since_far", f"invoke plan --since HEAD~{far}, clean{without}", plan_runner(repo.path, plan_args(f"HEAD~{far}"), env)),
+        Scenario("plan_uncached", "invoke plan --since HEAD~1, nothing kept (.imagegraph/cache emptied first)",
+                 uncached_runner(repo.path, plan_runner(repo.path, plan_args("HEAD~1"), env))),
         Scenario("fingerprints", "Workspace(root).fingerprints, in-process", fingerprints_runner(repo.path, workspace_type)),
+        # What no plan can go below on this machine: starting Python and Invoke, and git's own look at the checkout.
+        Scenario("floor_invoke", "floor: invoke --version (Python and Invoke start)", command_runner(repo.path, [*invoke, "--version"], env)),
+        Scenario("floor_git", "floor: git status --untracked-files=all", command_runner(
+            repo.path, ["git", "--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=all"], env)),
     ]
     if against is not None:
         revision, other_src = against
