@@ -583,7 +583,7 @@ def run_benchmark(repo: Repo, repeat: int, invoke: list[str], workspace_type: ty
         Scenario("plan_dirty", "invoke plan, 1 edit + 1 untracked in scorer",
                  dirty_runner(repo.path, edited, untracked, plan_runner(repo.path, [*invoke, "plan"], env))),
         Scenario("plan_since_far", f"invoke plan --since HEAD~{far}, clean{without}", plan_runner(repo.path, plan_args(f"HEAD~{far}"), env)),
-        Scenario("plan_uncached", "invoke plan --since HEAD~1, nothing kept (.imagegraph/cache emptied first)",
+        Scenario("plan_uncached", "invoke plan --since HEAD~1, first plan (cache set aside)",
                  uncached_runner(repo.path, plan_runner(repo.path, plan_args("HEAD~1"), env))),
         Scenario("fingerprints", "Workspace(root).fingerprints, in-process", fingerprints_runner(repo.path, workspace_type)),
         # What no plan can go below on this machine: starting Python and Invoke, and git's own look at the checkout.
