@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from .bake import bake_definition, write_bake
@@ -97,10 +98,15 @@ def prepare_build(entry: ImagePlan, wheelhouse: Wheelhouse, root: Path, contexts
 
 
 class Executor:
+    @cached_property
+    def builder(self) -> Builder:
+        made = self._builder
+        return made if hasattr(made, "commands") else made()  # type: ignore[operator,return-value]
+
     def __init__(
         self,
         root: Path,
-        builder: Builder,
+        builder: Builder | Callable[[], Builder],
         runner: Runner,
         wheelhouse: Wheelhouse,
         *,
@@ -114,7 +120,8 @@ class Executor:
     ) -> None:
         #: The project root: where the plan's input files are read from (the plan says which, and what to build).
         self.root = Path(root)
-        self.builder = builder
+        #: The builder, or what makes it on first use: a run that builds nothing never asks buildx about builders.
+        self._builder = builder
         self.runner = runner
         self.wheelhouse = wheelhouse
         self.local = local

@@ -351,7 +351,7 @@ class Workspace:
         from .execute import Executor
         from .wheelhouse import Wheelhouse
         return Executor(
-            self.root, self.builder, self.runner,
+            self.root, lambda: self.builder, self.runner,
             Wheelhouse(self.root, self.runner, python=self.config.python),
             local=self.local, registry=self.registry, log_dir=self.root / STATE_DIR / "logs", contexts_dir=self.contexts_dir,
             jobs=self.options.jobs, say=say, progress=progress,
