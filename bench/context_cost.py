@@ -4,7 +4,7 @@
 
 Today the builder receives the project root as its context and the docker
 client walks it, keeping what the image's ignore file lets through. With
-:func:`imagegraph.context.assemble_context` the builder receives a fresh
+:func:`imagegraph.adapters.context.assemble_context` the builder receives a fresh
 directory holding exactly the files the fingerprint covers (copied) and the
 image's wheel folders (hard-linked); the client walks that instead.
 
@@ -37,11 +37,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from imagegraph.context import assemble_context  # noqa: E402
-from imagegraph.dockerignore import _IgnoreFile  # noqa: E402  (the client's ignore rules, as the Dockerfile checks apply them)
-from imagegraph.fingerprint import ignore_file  # noqa: E402
-from imagegraph.runner import Runner  # noqa: E402
-from imagegraph.wheelhouse import Wheelhouse  # noqa: E402
+from imagegraph.adapters.context import assemble_context  # noqa: E402
+from imagegraph.adapters.runner import Runner  # noqa: E402
+from imagegraph.adapters.wheelhouse import Wheelhouse  # noqa: E402
+from imagegraph.core.dockerignore import _IgnoreFile  # noqa: E402  (the client's ignore rules, as the Dockerfile checks apply them)
+from imagegraph.core.fingerprint import ignore_file  # noqa: E402
 from imagegraph.workspace import Workspace  # noqa: E402
 
 

@@ -28,7 +28,7 @@ IMAGES = "registry: 127.0.0.1:5000\nnamespace: bench\nimages:\n  data:\n    dock
 STEP = """
 import resource, sys, time
 from pathlib import Path
-from imagegraph.context import assemble_image_context
+from imagegraph.adapters.context import assemble_image_context
 from imagegraph.workspace import Workspace
 started = time.monotonic()
 workspace = Workspace(Path(sys.argv[1]))

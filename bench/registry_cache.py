@@ -31,7 +31,7 @@ import docker
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from imagegraph.buildkit import StepCount  # noqa: E402
+from imagegraph.core.buildkit import StepCount  # noqa: E402
 from imagegraph.workspace import BuildOptions, Workspace  # noqa: E402
 
 REGISTRY = "127.0.0.1:5000"

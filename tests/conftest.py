@@ -88,8 +88,7 @@ def with_request(config, entry, contexts):
     """A hand-made plan entry as `Workspace.plan` completes it: parent, wheels, context layout and build request (no labels)."""
     from dataclasses import replace
 
-    from imagegraph.context import context_layout
-    from imagegraph.request import build_request
+    from imagegraph.core.request import build_request, context_layout
 
     spec = config.image(entry.name)
     entry = replace(entry, parent=spec.parent, wheels=spec.wheels, layout=context_layout(spec, entry.files))

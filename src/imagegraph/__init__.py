@@ -10,25 +10,25 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names as type checkers and editors see them
-    from .config import Config, ImageSpec, load_config
-    from .errors import ImagegraphError
-    from .fingerprint import Fingerprint, fingerprint_images
-    from .plan import Decision, ImagePlan, Plan, make_plan
+    from .core.config import Config, ImageSpec, load_config
+    from .core.errors import ImagegraphError
+    from .core.fingerprint import Fingerprint, fingerprint_images
+    from .core.plan import Decision, ImagePlan, Plan, make_plan
     from .workspace import BuildOptions, Workspace
 
 _HOMES = {
     "BuildOptions": "workspace",
-    "Config": "config",
-    "Decision": "plan",
-    "Fingerprint": "fingerprint",
-    "ImagePlan": "plan",
-    "ImageSpec": "config",
-    "ImagegraphError": "errors",
-    "Plan": "plan",
+    "Config": "core.config",
+    "Decision": "core.plan",
+    "Fingerprint": "core.fingerprint",
+    "ImagePlan": "core.plan",
+    "ImageSpec": "core.config",
+    "ImagegraphError": "core.errors",
+    "Plan": "core.plan",
     "Workspace": "workspace",
-    "fingerprint_images": "fingerprint",
-    "load_config": "config",
-    "make_plan": "plan",
+    "fingerprint_images": "core.fingerprint",
+    "load_config": "core.config",
+    "make_plan": "core.plan",
 }
 
 __all__ = [

@@ -3,17 +3,17 @@
 The executor decides nothing. Each image whose parent is done starts at once
 (not level by level), so a slow sibling never holds up an unrelated child.
 A failed image stops its descendants and nothing else. When the run is
-stopped (the runner's :class:`~imagegraph.interrupt.Stop`), the running images
+stopped (the runner's :class:`~imagegraph.adapters.interrupt.Stop`), the running images
 end as "interrupted" and the rest as "not built"; nothing new starts.
 
 A parent built in this run together with children built on it goes to the
-builder as one bake where the builder can (see :mod:`imagegraph.chain`):
+builder as one bake where the builder can (see :mod:`imagegraph.core.chain`):
 the children start on the parent's result while its layers are exported.
 What that bake leaves undone (a sibling cancelled by another's failure) is
 built on its own afterwards, so a failure still stops only descendants.
 
 This module stays whole at some 440 lines on purpose: nearly all of it is the
-one :class:`Executor`, whose scheduling, bakes and per-image work share its
+one :class:`BuildExecutor`, whose scheduling, bakes and per-image work share its
 state (the results so far, the stop, the progress), and cutting the class in
 two would only spread that state over modules.
 """
@@ -23,65 +23,29 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from .bake import bake_definition, write_bake
-from .buildkit import StepCount, count_steps
-from .chain import BakeOutput, bake_groups
-from .context import assemble_planned
-from .defaults import DEFAULT_REGISTRY
-from .dockerfile_syntax import instruction_texts
-from .engine.builders import Builder
-from .engine.images import LocalImages
-from .errors import CommandFailed, ImagegraphError
-from .failures import engine_lost, engine_lost_message, registry_lost, registry_lost_message
-from .interrupt import Stopped, signal_name
-from .plan import Decision, ImagePlan, Plan
-from .progress import BuildKitTracker, Progress, failure_context, phase_of, tracker_for
-from .registry import Registry, split_ref
-from .request import BuildRequest, platform_suffix
-from .runner import Command, Runner
-from .wheelhouse import Wheelhouse
+from .adapters.bake import bake_definition, write_bake
+from .adapters.context import assemble_planned
+from .adapters.engine.builders import Builder
+from .adapters.engine.images import LocalImages
+from .adapters.failures import engine_lost, engine_lost_message, registry_lost, registry_lost_message
+from .adapters.interrupt import Stopped, signal_name
+from .adapters.registry import Registry, split_ref
+from .adapters.runner import Command, Runner
+from .adapters.wheelhouse import Wheelhouse
+from .core.buildkit import StepCount, count_steps
+from .core.chain import BakeOutput, bake_groups
+from .core.defaults import DEFAULT_REGISTRY
+from .core.dockerfile_syntax import instruction_texts
+from .core.errors import CommandFailed, ImagegraphError
+from .core.plan import Decision, ImagePlan, Plan
+from .core.request import BuildRequest, platform_suffix
+from .core.result import INTERRUPTED, NOT_BUILT, ImageResult
+from .presentation.progress import BuildKitTracker, Progress, failure_context, phase_of, tracker_for
 
-__all__ = ["INTERRUPTED", "NOT_BUILT", "Executor", "ImageResult", "prepare_build"]
-
-#: How a stopped run leaves an image it was to build: stopped while running, or never started.
-INTERRUPTED, NOT_BUILT = "interrupted", "not built"
-
-
-@dataclass(frozen=True)
-class ImageResult:
-    name: str
-    decision: Decision
-    ref: str
-    reason: str
-    seconds: float = 0.0
-    size: int | None = None
-    layers: int | None = None
-    digest: str | None = None
-    pushed: bool = False
-    error: str | None = None
-    log: str | None = None
-    #: Dockerfile steps answered from a cache (the engine's or the registry's), and all steps run.
-    steps: StepCount = field(default_factory=StepCount)
-    #: Where the time went: (phase, seconds) for wheels, build <platform>, push, manifest.
-    phases: tuple[tuple[str, float], ...] = ()
-    #: :data:`INTERRUPTED` or :data:`NOT_BUILT` when the run was stopped before this image's work was done.
-    stopped: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    @property
-    def failure(self) -> str:
-        """One line: which image failed, why, and where its log is; '' when it did not fail."""
-        if self.error is None:
-            return ""
-        where = f" (log: {self.log})" if self.log and self.log not in self.error else ""
-        return f"{self.name}: {self.error}{where}"
+__all__ = ["BuildExecutor", "prepare_build"]
 
 
 def prepare_build(entry: ImagePlan, wheelhouse: Wheelhouse, root: Path, contexts_dir: Path, *, log_path: Path | None = None,
@@ -97,7 +61,7 @@ def prepare_build(entry: ImagePlan, wheelhouse: Wheelhouse, root: Path, contexts
     return entry.request
 
 
-class Executor:
+class BuildExecutor:
     @cached_property
     def builder(self) -> Builder:
         made = self._builder

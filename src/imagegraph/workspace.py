@@ -15,39 +15,40 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import dockerfile as dockerfile_rules
-from . import dockerfile_context, dockerignore
-from . import fingerprint as fingerprint_rules
-from .changes import Explanation, base_digests, choose_base, direct_causes, locate_base, read_event, same_as_base
-from .config import Config, ImageSpec, config_from_text, load_config, override_platforms, read_repo_text
-from .defaults import CONFIG_NAME
-from .dockerfile import check_dockerfiles, undeclared_inputs
-from .errors import ConfigError, ImagegraphError
-from .fingerprint import Fingerprint, fingerprint_images, ignore_file, large_inputs
-from .inputcache import InputCache, cache_key
-from .plan import Availability, Decision, ImagePlan, Plan, affected, availability_of, lookups_needed, make_plan, trust_broken
-from .registry import Registry, split_ref
-from .registry_http import is_loopback
-from .repo import EMPTY_TREE, Repository, WorkingTree
-from .request import build_request
-from .runner import Runner
-from .tags import Event, TagPolicy, Version, describe_event, event_from_env, event_from_git, oci_labels, planned_tags, source_url
-from .values import Platform, RegistryAddress, parse_platforms, parse_registry, split_list
+from .adapters.inputcache import InputCache, cache_key
+from .adapters.registry import Registry, split_ref
+from .adapters.registry_http import is_loopback
+from .adapters.repo import Repository, WorkingTree
+from .adapters.runner import Runner
+from .core import dockerfile as dockerfile_rules
+from .core import dockerfile_context, dockerignore
+from .core import fingerprint as fingerprint_rules
+from .core.changes import EMPTY_TREE, Explanation, base_digests, choose_base, direct_causes, locate_base, read_event, same_as_base
+from .core.config import Config, ImageSpec, config_from_text, load_config, override_platforms, read_repo_text
+from .core.defaults import CONFIG_NAME
+from .core.dockerfile import check_dockerfiles, undeclared_inputs
+from .core.errors import ConfigError, ImagegraphError
+from .core.fingerprint import Fingerprint, fingerprint_images, ignore_file, large_inputs
+from .core.plan import Availability, Decision, ImagePlan, Plan, affected, availability_of, lookups_needed, make_plan, trust_broken
+from .core.request import build_request
+from .core.tags import Event, TagPolicy, Version, describe_event, event_from_env, event_from_git, oci_labels, planned_tags, source_url
+from .core.values import Platform, RegistryAddress, parse_platforms, parse_registry, split_list
 
 # What planning needs is imported above; what only building, publishing, releasing, cleaning up or reporting
 # needs (the engine, the executor, tag moves, retention, reports) is imported where it is used, so `invoke plan`
 # loads none of it.
 if TYPE_CHECKING:
-    from .engine.builder_choice import BuilderChoice
-    from .engine.builders import Builder
-    from .engine.images import LocalImages
-    from .execute import Executor, ImageResult
-    from .progress import Progress
-    from .prune import Pruning
-    from .release import Promotion
-    from .reports.record import BuildReport
-    from .reports.store import ReportStore
-    from .tagmove import TagMoves
+    from .adapters.engine.builder_choice import BuilderChoice
+    from .adapters.engine.builders import Builder
+    from .adapters.engine.images import LocalImages
+    from .adapters.prune import Pruning
+    from .core.publish import TagMoves
+    from .core.release import Promotion
+    from .core.result import ImageResult
+    from .execute import BuildExecutor
+    from .presentation.progress import Progress
+    from .presentation.reports.record import BuildReport
+    from .presentation.reports.store import ReportStore
 
 __all__ = ["BuildOptions", "Workspace", "find_root"]
 
@@ -59,7 +60,7 @@ DEFAULT_BRANCHES = ("main", "master")
 
 @dataclass(frozen=True)
 class BuildOptions:
-    """One run's overrides, already parsed (tasks parse their flags with :mod:`imagegraph.values`)."""
+    """One run's overrides, already parsed (tasks parse their flags with :mod:`imagegraph.core.values`)."""
 
     #: A registry given as text (a library caller's ``BuildOptions(registry="host:5000")``) is parsed here, once.
     registry: RegistryAddress | None = None
@@ -106,23 +107,23 @@ def find_root(start: Path | None = None) -> Path:
 class Workspace:
     """The composition root: the config, this run's options, and the adapters every part reaches the world through.
 
-    The adapters are the seam: ``repository`` (git), ``registry`` (the
+    The adapters are the seam: ``git`` (the git repository), ``registry`` (the
     distribution registry), ``local`` (the engine's images),
     ``builder_choice`` (which buildx builder builds; ``builder`` is made
     from it) and ``runner`` (commands). Each one not given is the real one,
     built on first use (so a plan that asks no registry loads no HTTP client).
     The rules the workspace applies are pure functions elsewhere
-    (:mod:`imagegraph.plan`, :mod:`imagegraph.publish`, :mod:`imagegraph.release`,
-    :mod:`imagegraph.retention`); tests drive it through fakes of the adapters.
+    (:mod:`imagegraph.core.plan`, :mod:`imagegraph.core.publish`, :mod:`imagegraph.core.release`,
+    :mod:`imagegraph.core.retention`); tests drive it through fakes of the adapters.
     """
 
     def __init__(self, root: Path | None = None, options: BuildOptions | None = None, *, runner: Runner | None = None,
-                 repository: Repository | None = None, registry: Registry | None = None, local: LocalImages | None = None,
+                 git: Repository | None = None, registry: Registry | None = None, local: LocalImages | None = None,
                  builder_choice: BuilderChoice | None = None) -> None:
         self.root = find_root(root)
         self.options = options or BuildOptions()
         self.runner = runner or Runner()
-        self._repository, self._registry, self._local, self._builder_choice = repository, registry, local, builder_choice
+        self._git, self._registry, self._local, self._builder_choice = git, registry, local, builder_choice
         config = load_config(self.root, registry=self.options.registry)
         # --platform wins; $IMAGEGRAPH_PLATFORMS is the same override for a whole environment.
         platforms = self.options.platforms or platforms_from_env(os.environ)
@@ -136,14 +137,14 @@ class Workspace:
         check_dockerfiles(self.config)
 
     @cached_property
-    def repository(self) -> Repository:
-        if self._repository is not None:
-            return self._repository
+    def git(self) -> Repository:
+        if self._git is not None:
+            return self._git
         return Repository(self.root, cache=InputCache(self.root / STATE_DIR / "cache" / "diffs"))
 
     @cached_property
     def sources(self) -> WorkingTree:
-        return self.repository.working_tree()
+        return self.git.working_tree()
 
     @property
     def fingerprints(self) -> dict[str, Fingerprint]:
@@ -153,7 +154,7 @@ class Workspace:
     def _inputs(self) -> tuple[dict[str, Fingerprint], tuple[str, ...]]:
         """The fingerprints and the input warnings: computed, or the last plan's when the content is the same.
 
-        See :mod:`imagegraph.inputcache`: the key covers every tracked path and
+        See :mod:`imagegraph.adapters.inputcache`: the key covers every tracked path and
         content id, the changed files' content, the image definitions and the
         code that computes both, so a hit is exactly what computing would give.
         """
@@ -179,7 +180,7 @@ class Workspace:
 
     def explain(self, *, say=lambda line: None) -> Explanation:
         """What git says changed since the base ref, and which images it touches."""
-        repo = self.repository
+        repo = self.git
         sources = self.sources  # git lists the checkout from now on, while the base is located
         request = choose_base(self.options.since, os.environ, read_event(os.environ), default_branch=self.default_branch)
         base, note = locate_base(repo, request, say=say)
@@ -196,7 +197,7 @@ class Workspace:
 
     def _base_digests(self, commit: str, base_config: Config) -> Callable[[ImageSpec, str], str]:
         """An image's digest over a commit's tree, kept by the commit id (a commit never changes) like the inputs' results."""
-        compute = base_digests(base_config, lambda: self.repository.commit_tree(commit))
+        compute = base_digests(base_config, lambda: self.git.commit_tree(commit))
         cache = InputCache(self.root / STATE_DIR / "cache" / "commits")
         code = (fingerprint_rules.__file__, dockerignore.__file__)
 
@@ -214,7 +215,7 @@ class Workspace:
     @cached_property
     def default_branch(self) -> str | None:
         """What the repository calls its default branch (``origin/main``, ``main``, ...); None when it has none."""
-        repo = self.repository
+        repo = self.git
         branches = repo.branches()
         found = repo.remote_default_branch()
         if found in branches:
@@ -226,7 +227,7 @@ class Workspace:
         """images.yaml as ``commit`` had it, with this run's overrides; None when it had none or it is invalid there."""
         if commit == EMPTY_TREE:
             return None
-        tree = self.repository.commit_tree(commit)
+        tree = self.git.commit_tree(commit)
         if CONFIG_NAME not in tree.paths():
             return None
         try:
@@ -241,13 +242,13 @@ class Workspace:
 
     @cached_property
     def local(self) -> LocalImages:
-        from .engine.images import LocalImages
+        from .adapters.engine.images import LocalImages
         return self._local if self._local is not None else LocalImages()
 
     @cached_property
     def builder_choice(self) -> BuilderChoice:
         """Which buildx builder builds, and how (asked only when something is to be built)."""
-        from .engine.builder_choice import choose_builder, named_builder, observe_builder
+        from .adapters.engine.builder_choice import choose_builder, named_builder, observe_builder
         if self._builder_choice is not None:
             return self._builder_choice
         named, origin = named_builder(self.options.builder, os.environ, self.config.builder)
@@ -295,7 +296,7 @@ class Workspace:
         return replace(plan, images=tuple(entries))
 
     def _look_up(self, names) -> dict[str, Availability]:
-        """Where each image's fingerprint tag exists (:func:`imagegraph.plan.availability_of` says whom to ask)."""
+        """Where each image's fingerprint tag exists (:func:`imagegraph.core.plan.availability_of` says whom to ask)."""
         pushed = {self.ref(name): self.config.image(name).push for name in sorted(names)}
         if not pushed:
             return {}
@@ -335,9 +336,9 @@ class Workspace:
 
     def bake(self, plan: Plan, path: Path, *, say=print) -> dict:
         """Write the bake definition of what ``plan`` builds to ``path``, after fetching the wheels its builds bind-mount."""
-        from .bake import bake_definition, write_bake
+        from .adapters.bake import bake_definition, write_bake
+        from .adapters.wheelhouse import Wheelhouse
         from .execute import prepare_build
-        from .wheelhouse import Wheelhouse
         wheelhouse = Wheelhouse(self.root, self.runner, python=self.config.python)
         requests = [prepare_build(entry, wheelhouse, self.root, self.contexts_dir,
                                   log_path=self.root / STATE_DIR / "logs" / "bake-wheels.log",
@@ -347,10 +348,10 @@ class Workspace:
         write_bake(path, definition)
         return definition
 
-    def executor(self, *, say=print, progress: Progress | None = None) -> Executor:
-        from .execute import Executor
-        from .wheelhouse import Wheelhouse
-        return Executor(
+    def executor(self, *, say=print, progress: Progress | None = None) -> BuildExecutor:
+        from .adapters.wheelhouse import Wheelhouse
+        from .execute import BuildExecutor
+        return BuildExecutor(
             self.root, lambda: self.builder, self.runner,
             Wheelhouse(self.root, self.runner, python=self.config.python),
             local=self.local, registry=self.registry, log_dir=self.root / STATE_DIR / "logs", contexts_dir=self.contexts_dir,
@@ -359,13 +360,13 @@ class Workspace:
 
     @property
     def reports(self) -> ReportStore:
-        from .reports.store import ReportStore
+        from .presentation.reports.store import ReportStore
         return ReportStore(self.root / STATE_DIR / "reports", keep=self.config.report_history)
 
     def report(self, plan: Plan, results: Sequence[ImageResult], tagged: Mapping[str, Sequence[str]], *, started: datetime,
                seconds: float) -> BuildReport:
         """The run's report; digest, size and layers of the images it did not build are looked up (registry, engine)."""
-        from .reports.make import make_report, recipe_of
+        from .presentation.reports.make import make_report, recipe_of
         known: dict[str, tuple[str | None, int | None, int | None]] = {}
         for result in results:
             if result.seconds or result.decision is Decision.SKIP:
@@ -386,15 +387,15 @@ class Workspace:
                    for entry in plan.images}
         return make_report(
             self.config, plan, results, tagged=tagged, started=started.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            seconds=seconds, commit=self.repository.head(), event=describe_event(self.event()),
+            seconds=seconds, commit=self.git.head(), event=describe_event(self.event()),
             builder=self.builder.describe() if plan.to_build() else None, known=known, recipes=recipes,
             earlier=[report for _, report in self.reports.load()],
         )
 
     def save_report(self, report: BuildReport) -> tuple[Path, str]:
         """Write the report (JSON and Markdown) and append the Markdown to $GITHUB_STEP_SUMMARY when CI sets it."""
-        from .reports.render import to_markdown
-        from .reports.trends import check_targets
+        from .presentation.reports.render import to_markdown
+        from .presentation.reports.trends import check_targets
         markdown = to_markdown(report, check_targets(report, self.config.targets))
         path = self.reports.save(report, markdown)
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -408,7 +409,7 @@ class Workspace:
         from_ci = event_from_env(os.environ, read_event(os.environ))
         if from_ci is not None:
             return from_ci
-        repo = self.repository
+        repo = self.git
         default = (self.default_branch or "main").removeprefix("origin/")
         return event_from_git(repo.head() or "", repo.tags_at_head(), repo.branch(), default)
 
@@ -417,12 +418,13 @@ class Workspace:
         """Give this commit's already-built images the version's tags, by copying manifests in the registry.
 
         A version tag that already names another digest is refused unless
-        ``force``. The tags move all or nothing (:mod:`imagegraph.tagmove`) and
+        ``force``. The tags move all or nothing (:mod:`imagegraph.adapters.tagmove`) and
         are read back afterwards: a tag that is gone or names another digest
         makes the outcome a failure.
         """
-        from .release import check_release_event, plan_release, release_event
-        from .tagmove import Outcome, TagMoves, TagRequest, move_family_tags, verify_tags
+        from .adapters.tagmove import move_family_tags, verify_tags
+        from .core.publish import Outcome, TagMoves, TagRequest
+        from .core.release import check_release_event, plan_release, release_event
         event = release_event(self.event(), version)
         for note in event.notes:
             say(note)
@@ -459,15 +461,15 @@ class Workspace:
 
         All or nothing: when any image failed, no tag moves, so ``edge`` never
         names a family of which half is new; a registry error while moving puts
-        back what moved (see :mod:`imagegraph.tagmove`). Branch tags move only
+        back what moved (see :mod:`imagegraph.adapters.tagmove`). Branch tags move only
         forward: a newer commit's run that already moved them wins. Version tags
         come from `invoke release`. The tags are the plan's (each image's
-        ``tags``, decided by :func:`imagegraph.tags.planned_tags`); without a
-        plan, the same decision is made. :func:`imagegraph.publish.publication`
+        ``tags``, decided by :func:`imagegraph.core.tags.planned_tags`); without a
+        plan, the same decision is made. :func:`imagegraph.core.publish.publication`
         decides all that; this gathers the facts and carries the move out.
         """
-        from .publish import FamilyImage, publication
-        from .tagmove import move_family_tags
+        from .adapters.tagmove import move_family_tags
+        from .core.publish import FamilyImage, publication
         event = self.event()
         planned = {entry.name: entry.tags for entry in plan.images} if plan is not None else {}
         images = []
@@ -481,17 +483,17 @@ class Workspace:
         if decided.settled is not None:
             return decided.settled
         return move_family_tags(self.registry, decided.requests, rerun="`invoke build`", branch_tags=decided.forward_only.__contains__,
-                                commit=event.sha or self.repository.head(), history=self.repository, say=say)
+                                commit=event.sha or self.git.head(), history=self.git, say=say)
 
     def cleanup(self, *, keep: int | None = None, protect: Sequence[str] = (), apply: bool = False,
                 grace: timedelta = DEFAULT_GRACE, say=print) -> Pruning:
         """Retention over the family's repositories: the verdicts, and with ``apply`` the deletions done (indexes first).
 
         Deletes only digests an earlier run found doomed at least ``grace``
-        ago, and none that was tagged after the look (see :mod:`imagegraph.prune`).
+        ago, and none that was tagged after the look (see :mod:`imagegraph.adapters.prune`).
         """
-        from .prune import prune
-        from .retention import DEFAULT_PROTECTED, RetentionPolicy
+        from .adapters.prune import prune
+        from .core.retention import DEFAULT_PROTECTED, RetentionPolicy
         policy = RetentionPolicy(keep=keep if keep is not None else self.config.keep, edge=self.config.edge_tag,
                                  protect=(*DEFAULT_PROTECTED, *self.config.protect, *protect))
         repositories = [self.config.repository(spec.name).split("/", 1)[1] for spec in self.config.images if spec.push]
@@ -499,14 +501,14 @@ class Workspace:
 
     def check_platforms(self, plan: Plan) -> None:
         """Refuse, before anything runs, to build for a platform the builder can neither run nor emulate."""
-        from .engine.builder_choice import check_platforms
+        from .adapters.engine.builder_choice import check_platforms
         wanted = sorted({p for entry in plan.to_build() for p in entry.platforms})
         if wanted:
             check_platforms(wanted, self.builder_choice)
 
     def _labels(self) -> dict[str, str]:
         """OCI labels: revision, source, version (on a release) and created (the commit's time, so rebuilds are reproducible)."""
-        repo = self.repository
+        repo = self.git
         head = repo.head()
         if head is None:
             return {}

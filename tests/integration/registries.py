@@ -15,7 +15,7 @@ from pathlib import Path
 
 import requests
 
-from imagegraph.engine.state import registry_config
+from imagegraph.adapters.engine.state import registry_config
 
 __all__ = ["PrivateRegistry", "start_registry"]
 

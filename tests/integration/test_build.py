@@ -10,12 +10,12 @@ import time
 import docker
 import pytest
 
-from imagegraph.buildkit import StepCount
-from imagegraph.errors import EngineError
-from imagegraph.execute import ImageResult
-from imagegraph.plan import Decision
-from imagegraph.registry import Registry, split_ref
-from imagegraph.values import KNOWN_PLATFORMS
+from imagegraph.adapters.registry import Registry, split_ref
+from imagegraph.core.buildkit import StepCount
+from imagegraph.core.errors import EngineError
+from imagegraph.core.plan import Decision
+from imagegraph.core.result import ImageResult
+from imagegraph.core.values import KNOWN_PLATFORMS
 from imagegraph.workspace import BuildOptions, Workspace
 from tests.integration.conftest import commit_all, git, init_repo, remove_local_images, run_invoke
 

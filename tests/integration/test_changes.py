@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from imagegraph.changes import UnknownRef
-from imagegraph.context import assemble_context
-from imagegraph.plan import Decision
+from imagegraph.adapters.context import assemble_context
+from imagegraph.core.changes import UnknownRef
+from imagegraph.core.plan import Decision
 from imagegraph.workspace import BuildOptions, Workspace
 from tests.integration.conftest import commit_all, git, init_repo, one_error_line
 from tests.integration.conftest import run_invoke as invoke_cli

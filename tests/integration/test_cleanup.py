@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from invoke import Context, Exit
 
-from imagegraph.engine.images import image_store_of
-from imagegraph.prune import read_doomed, write_doomed
-from imagegraph.registry import Registry
-from imagegraph.retention import RETENTION_TAG
+from imagegraph.adapters.engine.images import image_store_of
+from imagegraph.adapters.prune import read_doomed, write_doomed
+from imagegraph.adapters.registry import Registry
+from imagegraph.core.retention import RETENTION_TAG
 from imagegraph.tasks.build import cleanup as cleanup_task
 from imagegraph.workspace import Workspace
 from tests.conftest import FAMILY, FAMILY_FILES, write_tree

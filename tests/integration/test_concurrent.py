@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from imagegraph.runlock import BuildLock
+from imagegraph.adapters.runlock import BuildLock
 from tests.integration.test_interrupt import processes, wait_for
 from tests.integration.test_lost_services import sleeping_repo
 

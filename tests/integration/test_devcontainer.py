@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from imagegraph.devcontainer import read_image_tag
+from imagegraph.adapters.devcontainer import read_image_tag
 from imagegraph.workspace import BuildOptions, Workspace
 from tests.integration.conftest import commit_all, git, one_error_line, run_invoke
 

@@ -20,18 +20,18 @@ import docker
 import pytest
 import requests
 
-from imagegraph.defaults import DEFAULT_REGISTRY
-from imagegraph.engine import seed, seed_build
-from imagegraph.engine.builder_choice import docker_clients, parse_inspect, select_builder
-from imagegraph.engine.decide import StartDockerd
-from imagegraph.engine.facts import DEFAULT_HOST, mirror_configured
-from imagegraph.engine.images import image_store_of
-from imagegraph.engine.observe import connect, observe_machine, resolve_docker_host
-from imagegraph.engine.setup import engine_down, engine_status, engine_up
-from imagegraph.engine.state import StatePaths
-from imagegraph.engine.steps import Executor
-from imagegraph.errors import EngineError
-from imagegraph.runner import Command, Runner
+from imagegraph.adapters.engine import seed, seed_build
+from imagegraph.adapters.engine.builder_choice import docker_clients, parse_inspect, select_builder
+from imagegraph.adapters.engine.decide import StartDockerd
+from imagegraph.adapters.engine.facts import DEFAULT_HOST, mirror_configured
+from imagegraph.adapters.engine.images import image_store_of
+from imagegraph.adapters.engine.observe import connect, observe_machine, resolve_docker_host
+from imagegraph.adapters.engine.setup import engine_down, engine_status, engine_up
+from imagegraph.adapters.engine.state import StatePaths
+from imagegraph.adapters.engine.steps import EngineExecutor
+from imagegraph.adapters.runner import Command, Runner
+from imagegraph.core.defaults import DEFAULT_REGISTRY
+from imagegraph.core.errors import EngineError
 
 pytestmark = pytest.mark.integration
 
@@ -209,7 +209,7 @@ def test_a_second_seed_builds_from_the_rootfs_cache_without_debootstrap(engine, 
 
 def test_the_executor_refuses_to_start_dockerd_beside_one_that_answers(engine, state_dir):
     """The last guard before spawning: even a wrong plan never starts a second daemon."""
-    executor = Executor(Runner(), StatePaths(state_dir), observe_machine(), lambda line: None)
+    executor = EngineExecutor(Runner(), StatePaths(state_dir), observe_machine(), lambda line: None)
     with pytest.raises(EngineError, match="a dockerd appeared"):
         executor.execute(StartDockerd(DEFAULT_HOST, f"http://{DEFAULT_REGISTRY}"))
     assert not (state_dir / "dockerd.pid").exists()

@@ -6,7 +6,7 @@ files written, deleted and made executable, a file outside the inputs, a file
 git ignores under the input glob, a declared file the image's ignore file
 drops, a build arg. After each edit the image is fingerprinted from the
 working tree, its context assembled from exactly the fingerprinted files
-(:func:`imagegraph.context.assemble_context`, as ``invoke build`` does), and
+(:func:`imagegraph.adapters.context.assemble_context`, as ``invoke build`` does), and
 built with buildx; the built content is the image's layer diff ids and its
 config (no timestamps in either: the context's files carry a fixed time).
 
@@ -28,8 +28,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from imagegraph.context import assemble_context, assemble_image_context
-from imagegraph.dockerignore import context_excludes
+from imagegraph.adapters.context import assemble_context, assemble_image_context
+from imagegraph.core.dockerignore import context_excludes
 from imagegraph.workspace import BuildOptions, Workspace
 from tests.integration.conftest import init_repo
 

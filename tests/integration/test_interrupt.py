@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from imagegraph.registry import Registry
+from imagegraph.adapters.registry import Registry
 from tests.integration.conftest import commit_all, git, init_repo
 
 pytestmark = [pytest.mark.integration, pytest.mark.host]

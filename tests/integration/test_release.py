@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from imagegraph.registry import Registry, split_ref
-from imagegraph.release import ReleaseError
+from imagegraph.adapters.registry import Registry, split_ref
+from imagegraph.core.release import ReleaseError
 from imagegraph.workspace import BuildOptions, Workspace
 from tests.integration.conftest import commit_all
 from tests.integration.test_build import build, repo  # noqa: F401 (the small family fixture)
@@ -68,7 +68,7 @@ def test_release_of_a_commit_never_built_moves_nothing(repo, registry):  # noqa:
 
 def test_a_version_that_is_not_semver_is_refused(repo, registry):  # noqa: F811
     build(repo, targets=("base",))
-    from imagegraph.tags import TagError
+    from imagegraph.core.tags import TagError
 
     with pytest.raises(TagError, match=r"'v1\.2' is not semver"):
         Workspace(repo, BuildOptions(targets=("base",))).release(version="v1.2", dry_run=True)

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from imagegraph.registry import Registry
-from imagegraph.reports.record import BuildReport
+from imagegraph.adapters.registry import Registry
+from imagegraph.presentation.reports.record import BuildReport
 from tests.integration.conftest import commit_all, init_repo, one_error_line, run_invoke
 from tests.integration.test_build import SMALL_FAMILY, family_files
 

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from imagegraph.registry import Registry, split_ref
+from imagegraph.adapters.registry import Registry, split_ref
 from imagegraph.workspace import BuildOptions, Workspace
 from tests.integration.conftest import commit_all, git, run_invoke
 from tests.integration.faultproxy import Answer

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from imagegraph.config import load_config
-from imagegraph.fingerprint import fingerprint_images
+from imagegraph.core.config import load_config
+from imagegraph.core.fingerprint import fingerprint_images
 from tests.conftest import FAMILY_FILES
 from tests.unit.test_fingerprint import MemorySources
 

@@ -152,7 +152,7 @@ def test_a_missing_requirements_file_suggests_none_the_image_lists(spoil):
 
 
 def test_build_args_keep_numbers_as_written(checkout, spoil):
-    from imagegraph.config import load_config
+    from imagegraph.core.config import load_config
 
     root = spoil({"images.yaml": with_build_args("{VERSION: 1.10, PORT: 8080, OCTAL: 010}")})
     assert dict(load_config(root).image("base").build_args) == {"VERSION": "1.10", "PORT": "8080", "OCTAL": "010"}
@@ -161,7 +161,7 @@ def test_build_args_keep_numbers_as_written(checkout, spoil):
 def test_an_unreachable_engine_names_the_docker_host_it_tried(monkeypatch):
     from invoke import Exit
 
-    from imagegraph.errors import EngineError
+    from imagegraph.core.errors import EngineError
     from imagegraph.tasks._common import user_errors
 
     @user_errors

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from imagegraph.buildkit import StepCount, count_steps
-from imagegraph.engine.builder_choice import (
+from imagegraph.adapters.engine.builder_choice import (
     BuilderChoice,
     BuilderFacts,
     BuilderInfo,
@@ -25,10 +24,11 @@ from imagegraph.engine.builder_choice import (
     parse_inspect,
     select_builder,
 )
-from imagegraph.engine.builders import BuildxBuilder, lost_layer
-from imagegraph.errors import EngineError, ToolMissing
-from imagegraph.request import BuildRequest, platform_suffix
-from imagegraph.runner import Command, Result
+from imagegraph.adapters.engine.builders import BuildxBuilder, lost_layer
+from imagegraph.adapters.runner import Command, Result
+from imagegraph.core.buildkit import StepCount, count_steps
+from imagegraph.core.errors import EngineError, ToolMissing
+from imagegraph.core.request import BuildRequest, platform_suffix
 
 REF = "127.0.0.1:5000/ns/app:0123456789abcdef"
 CACHE = "127.0.0.1:5000/ns/app"
@@ -371,7 +371,7 @@ class ScriptedRunner:
 
 @pytest.fixture
 def two_clients(monkeypatch):
-    monkeypatch.setattr("imagegraph.engine.builder_choice.docker_clients", lambda: ["/usr/local/bin/docker", "/usr/bin/docker"])
+    monkeypatch.setattr("imagegraph.adapters.engine.builder_choice.docker_clients", lambda: ["/usr/local/bin/docker", "/usr/bin/docker"])
 
 
 VERSION = "github.com/docker/buildx 0.13.1 0.13.1+ds1-3\n"

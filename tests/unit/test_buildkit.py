@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imagegraph.buildkit import Line, StepCount, count_steps, parse
+from imagegraph.core.buildkit import Line, StepCount, count_steps, parse
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from imagegraph.buildkit import StepCount, count_steps
-from imagegraph.chain import BakeOutput, bake_groups
-from imagegraph.plan import Decision, ImagePlan
+from imagegraph.core.buildkit import StepCount, count_steps
+from imagegraph.core.chain import BakeOutput, bake_groups
+from imagegraph.core.plan import Decision, ImagePlan
 
 PARENTS = {"base": None, "ci": "base", "app": "base", "devcontainer": "base", "tools": "app", "other": None}
 
@@ -119,7 +119,7 @@ def test_a_failed_step_names_the_image_it_belongs_to():
 
 
 def test_only_a_builder_that_builds_all_platforms_at_once_bakes(tmp_path):
-    from imagegraph.engine.builders import BuildxBuilder
+    from imagegraph.adapters.engine.builders import BuildxBuilder
 
     bake_file = tmp_path / "base.json"
     assert BuildxBuilder(docker="docker", multi_platform=False).bake_command(bake_file, ["base", "app"]) is None

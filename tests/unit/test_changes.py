@@ -6,10 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from imagegraph.changes import ZERO_SHA, BaseRequest, UnknownRef, choose_base, direct_causes, locate_base
-from imagegraph.config import load_config
-from imagegraph.repo import EMPTY_TREE, Change
-from imagegraph.values import RegistryAddress
+from imagegraph.core.changes import EMPTY_TREE, ZERO_SHA, BaseRequest, Change, UnknownRef, choose_base, direct_causes, locate_base
+from imagegraph.core.config import load_config
+from imagegraph.core.values import RegistryAddress
 
 GH = {"GITHUB_ACTIONS": "true"}
 

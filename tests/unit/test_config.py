@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from imagegraph.config import load_config, override_platforms, parse_config
-from imagegraph.errors import ConfigError, InputError
-from imagegraph.values import Platform
+from imagegraph.core.config import load_config, override_platforms, parse_config
+from imagegraph.core.errors import ConfigError, InputError
+from imagegraph.core.values import Platform
 from tests.conftest import FAMILY
 
 

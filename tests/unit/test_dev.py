@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from imagegraph.devcontainer import (
+from imagegraph.adapters.devcontainer import (
     HOOKS_PATH,
     MARKER_VARIABLE,
     Container,
@@ -27,9 +27,9 @@ from imagegraph.devcontainer import (
     tool_problem,
     up_command,
 )
-from imagegraph.errors import ConfigError
-from imagegraph.plan import Availability, make_plan
-from imagegraph.runner import Result
+from imagegraph.adapters.runner import Result
+from imagegraph.core.errors import ConfigError
+from imagegraph.core.plan import Availability, make_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKSPACE = Path("/workspace")

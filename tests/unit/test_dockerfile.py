@@ -7,9 +7,9 @@ import pathspec
 import pytest
 from docker.utils.build import PatternMatcher
 
-from imagegraph.config import ImageSpec
-from imagegraph.dockerfile import InputWarning, undeclared_inputs
-from imagegraph.dockerfile_context import Source, context_sources, used_files
+from imagegraph.core.config import ImageSpec
+from imagegraph.core.dockerfile import InputWarning, undeclared_inputs
+from imagegraph.core.dockerfile_context import Source, context_sources, used_files
 
 ROOT = Path(__file__).parents[2]
 REAL_DOCKERFILES = ("docker/Dockerfile", "docker/Dockerfile.base", "docker/Dockerfile.ci", ".devcontainer/Dockerfile")

@@ -6,7 +6,7 @@ from docker.utils.build import PatternMatcher
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imagegraph.dockerignore import IgnorePattern, _IgnoreFile, matches
+from imagegraph.core.dockerignore import IgnorePattern, _IgnoreFile, matches
 
 PARTS = st.sampled_from(["a", "b", "A", "ab", "*", "?", "**", "a*", "*b", "[ab]", "[!a]", "[", "..", ".", "x.py", ".dockerignore"])
 PATTERNS = st.builds(lambda neg, parts, lead: ("!" if neg else "") + ("/" if lead else "") + "/".join(parts),

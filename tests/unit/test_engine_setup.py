@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from imagegraph.engine import seed, seed_build
-from imagegraph.engine.builder_choice import BuilderChoice
-from imagegraph.engine.builders import BuildxBuilder
-from imagegraph.engine.decide import (
+from imagegraph.adapters.engine import seed, seed_build
+from imagegraph.adapters.engine.builder_choice import BuilderChoice
+from imagegraph.adapters.engine.builders import BuildxBuilder
+from imagegraph.adapters.engine.decide import (
     EnableBinfmts,
     InstallPackages,
     MountBinfmt,
@@ -33,7 +33,7 @@ from imagegraph.engine.decide import (
     decide_emulation,
     decide_registry,
 )
-from imagegraph.engine.facts import (
+from imagegraph.adapters.engine.facts import (
     CONTAINERD_CONFIG,
     CONTAINERD_PIDFILE,
     DEFAULT_HOST,
@@ -53,11 +53,11 @@ from imagegraph.engine.facts import (
     parse_binfmt_entry,
     parse_registry_address,
 )
-from imagegraph.engine.images import image_store_of
-from imagegraph.engine.install import Distribution, EnginePackages, engine_packages, parse_docker_version
-from imagegraph.engine.observe import observe_emulation
-from imagegraph.engine.procs import parse_stat, read_pidfile, read_process, read_processes
-from imagegraph.engine.seed import (
+from imagegraph.adapters.engine.images import image_store_of
+from imagegraph.adapters.engine.install import Distribution, EnginePackages, engine_packages, parse_docker_version
+from imagegraph.adapters.engine.observe import observe_emulation
+from imagegraph.adapters.engine.procs import parse_stat, read_pidfile, read_process, read_processes
+from imagegraph.adapters.engine.seed import (
     BuildImage,
     BuildRootfs,
     PushManifestList,
@@ -66,11 +66,11 @@ from imagegraph.engine.seed import (
     SkipSeed,
     decide_seed,
 )
-from imagegraph.engine.state import StatePaths, daemon_config, default_state_dir, registry_config, registry_config_address
-from imagegraph.engine.status import EngineStatus
-from imagegraph.engine.steps import Executor, stop_process, unrestored_images
-from imagegraph.errors import EngineError, RegistryError, ToolMissing
-from imagegraph.runner import Runner
+from imagegraph.adapters.engine.state import StatePaths, daemon_config, default_state_dir, registry_config, registry_config_address
+from imagegraph.adapters.engine.status import EngineStatus
+from imagegraph.adapters.engine.steps import EngineExecutor, stop_process, unrestored_images
+from imagegraph.adapters.runner import Runner
+from imagegraph.core.errors import EngineError, RegistryError, ToolMissing
 
 REGISTRY = "127.0.0.1:5000"
 MIRROR = f"http://{REGISTRY}"
@@ -514,7 +514,7 @@ def test_down_never_stops_a_reused_pid_and_does_nothing_without_pidfiles():
 
 
 def _spawn_sleep(tmp_path: Path) -> tuple[int, Path]:
-    executor = Executor(Runner(), StatePaths(tmp_path), ROOT_DEBIAN, lambda line: None)
+    executor = EngineExecutor(Runner(), StatePaths(tmp_path), ROOT_DEBIAN, lambda line: None)
     pidfile = tmp_path / "sleep.pid"
     spawned = executor._spawn(("sleep", "60"), tmp_path / "sleep.log", pidfile)
     return spawned.pid, pidfile
@@ -860,18 +860,18 @@ class AptRunner(Runner):
         self.ran: list[tuple[tuple[str, ...], dict[str, str]]] = []
 
     def run(self, command, *, check=True, log_path=None, on_line=None, **_):
-        from imagegraph.runner import Result
+        from imagegraph.adapters.runner import Result
 
         self.ran.append((command.argv, dict(command.env)))
         return Result(0, "")
 
 
-def _apt_executor(tmp_path, monkeypatch, after: MachineFacts) -> tuple[Executor, AptRunner]:
+def _apt_executor(tmp_path, monkeypatch, after: MachineFacts) -> tuple[EngineExecutor, AptRunner]:
     for sub in ("sources.list.d", "preferences.d"):
         (tmp_path / "apt" / sub).mkdir(parents=True)
-    monkeypatch.setattr("imagegraph.engine.steps.observe_machine", lambda **_: after)
+    monkeypatch.setattr("imagegraph.adapters.engine.steps.observe_machine", lambda **_: after)
     runner = AptRunner()
-    return Executor(runner, StatePaths(tmp_path / "state"), FRESH_DEBIAN, lambda line: None, apt_dir=tmp_path / "apt"), runner
+    return EngineExecutor(runner, StatePaths(tmp_path / "state"), FRESH_DEBIAN, lambda line: None, apt_dir=tmp_path / "apt"), runner
 
 
 def test_installing_on_debian_12_pins_trixie_for_the_engine_only(tmp_path, monkeypatch):

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from imagegraph.config import load_config
-from imagegraph.engine.builders import BuildxBuilder
-from imagegraph.errors import CommandFailed
-from imagegraph.execute import Executor
-from imagegraph.plan import Decision, ImagePlan, Plan
-from imagegraph.repo import blob_id
-from imagegraph.runner import Command, Result, Runner
-from imagegraph.wheelhouse import Wheelhouse
+from imagegraph.adapters.engine.builders import BuildxBuilder
+from imagegraph.adapters.repo import blob_id
+from imagegraph.adapters.runner import Command, Result, Runner
+from imagegraph.adapters.wheelhouse import Wheelhouse
+from imagegraph.core.config import load_config
+from imagegraph.core.errors import CommandFailed
+from imagegraph.core.plan import Decision, ImagePlan, Plan
+from imagegraph.execute import BuildExecutor
 from tests.conftest import with_request, write_tree
 
 DATA = Path(__file__).parent / "data"
@@ -75,7 +75,7 @@ DOCKER_DRIVER = BuildxBuilder(docker="/usr/bin/docker", multi_platform=False)
 def run(config, runner: ScriptedRunner, said: list[str], builder: BuildxBuilder = DOCKER_DRIVER):
     entry = ImagePlan("base", Decision.BUILD, "forced", "0" * 16, "127.0.0.1:5000/unit/base:" + "0" * 16, None,
                       ("linux/amd64",), push=False)
-    executor = Executor(config.root, builder, runner, Wheelhouse(config.root, runner),
+    executor = BuildExecutor(config.root, builder, runner, Wheelhouse(config.root, runner),
                         local=NoImages(), registry=None, log_dir=config.root / "logs", say=said.append)
     (result,) = executor.run(Plan((with_request(config, entry, executor.contexts_dir),), "127.0.0.1:5000"))
     return result
@@ -178,7 +178,7 @@ def test_a_pushed_build_points_the_cache_tags_at_what_it_pushed_only_per_platfor
     runner = ScriptedRunner({"buildx": [BUILT, BUILT, ""]})
     registry = RecordingRegistry()
     entry = ImagePlan("app", Decision.BUILD, "forced", "f" * 16, ref, None, ("linux/amd64", "linux/arm64"), push=True)
-    executor = Executor(config.root, builder, runner, Wheelhouse(config.root, runner), local=NoImages(), registry=registry,
+    executor = BuildExecutor(config.root, builder, runner, Wheelhouse(config.root, runner), local=NoImages(), registry=registry,
                         log_dir=tmp_path / "logs", say=lambda line: None)
     (result,) = executor.run(Plan((with_request(config, entry, executor.contexts_dir),), "127.0.0.1:5000"))
     assert result.ok and result.pushed, result.error
@@ -227,7 +227,7 @@ def run_family(tmp_path, runner: ScriptedRunner, registry: FakeRegistry):
                               "127.0.0.1:5000/unit/base:" + "0" * 16 if name == "app" else None, ("linux/amd64",), push=True,
                               files=((dockerfile, f"100644 {blob_id(FAMILY_FILES[dockerfile].encode())}"),))
                     for n, (name, dockerfile) in enumerate((("base", "docker/Dockerfile.base"), ("app", "docker/Dockerfile"))))
-    executor = Executor(config.root, BuildxBuilder(docker="docker"), runner, Wheelhouse(config.root, runner),
+    executor = BuildExecutor(config.root, BuildxBuilder(docker="docker"), runner, Wheelhouse(config.root, runner),
                         local=NoImages(), registry=registry, log_dir=config.root / "logs", say=lambda _: None)
     return {result.name: result for result in executor.run(Plan(tuple(with_request(config, e, executor.contexts_dir) for e in entries), "127.0.0.1:5000"))}
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from imagegraph.config import load_config
-from imagegraph.errors import EngineError
-from imagegraph.execute import Executor
-from imagegraph.failures import engine_lost, engine_lost_message, registry_lost, registry_lost_message
-from imagegraph.plan import Decision, ImagePlan, Plan
-from imagegraph.wheelhouse import Wheelhouse
+from imagegraph.adapters.failures import engine_lost, engine_lost_message, registry_lost, registry_lost_message
+from imagegraph.adapters.wheelhouse import Wheelhouse
+from imagegraph.core.config import load_config
+from imagegraph.core.errors import EngineError
+from imagegraph.core.plan import Decision, ImagePlan, Plan
+from imagegraph.execute import BuildExecutor
 from tests.conftest import with_request, write_tree
 from tests.unit.test_execute import DOCKER_DRIVER, ScriptedRunner
 
@@ -73,7 +73,7 @@ class GoneRegistry:
     insecure = True
 
     def manifest_digest(self, name: str, tag: str) -> str:
-        from imagegraph.errors import RegistryError
+        from imagegraph.core.errors import RegistryError
 
         raise RegistryError(f"registry {self.host} is not reachable")
 
@@ -84,7 +84,7 @@ def build_one(tmp_path, output: str, *, engine_up: bool, registry=None):
     config = load_config(tmp_path)
     runner = ScriptedRunner({"buildx": [(1, output)]})
     entry = ImagePlan("app", Decision.BUILD, "forced", "f" * 16, f"{REGISTRY}/unit/app:" + "f" * 16, None, ("linux/amd64",), push=True)
-    executor = Executor(config.root, DOCKER_DRIVER, runner, Wheelhouse(config.root, runner), local=Engine(engine_up), registry=registry,
+    executor = BuildExecutor(config.root, DOCKER_DRIVER, runner, Wheelhouse(config.root, runner), local=Engine(engine_up), registry=registry,
                         log_dir=tmp_path / "logs", say=lambda line: None)
     (result,) = executor.run(Plan((with_request(config, entry, executor.contexts_dir),), REGISTRY))
     return result

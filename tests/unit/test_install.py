@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imagegraph.engine.install import (
+from imagegraph.adapters.engine.install import (
     MIN_ENGINE_MAJOR,
     SUPPORT_PACKAGES,
     AptSource,
@@ -16,7 +16,7 @@ from imagegraph.engine.install import (
     parse_os_release,
     version_major,
 )
-from imagegraph.errors import EngineError
+from imagegraph.core.errors import EngineError
 
 # /etc/os-release as each distribution ships it.
 DEBIAN_12 = """\

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from imagegraph.config import load_config
-from imagegraph.execute import Executor
-from imagegraph.interrupt import Stop, Stopped
-from imagegraph.plan import Decision, ImagePlan, Plan
-from imagegraph.runner import Command, Runner
-from imagegraph.wheelhouse import Wheelhouse
+from imagegraph.adapters.interrupt import Stop, Stopped
+from imagegraph.adapters.runner import Command, Runner
+from imagegraph.adapters.wheelhouse import Wheelhouse
+from imagegraph.core.config import load_config
+from imagegraph.core.plan import Decision, ImagePlan, Plan
+from imagegraph.execute import BuildExecutor
 from tests.conftest import with_request, write_tree
 from tests.unit.test_execute import DOCKER_DRIVER, FakeRegistry, NoImages, run_family
 
@@ -100,7 +100,7 @@ def test_the_executor_marks_the_running_image_interrupted_and_the_rest_not_built
     runner = StoppingRunner(Stop())
     entries = tuple(ImagePlan(name, Decision.BUILD, "forced", "0" * 16, f"127.0.0.1:5000/unit/{name}:" + "0" * 16,
                               None, ("linux/amd64",), push=False) for name in ("base", "app", "other"))
-    executor = Executor(config.root, DOCKER_DRIVER, runner, Wheelhouse(config.root, runner), local=NoImages(), registry=None,
+    executor = BuildExecutor(config.root, DOCKER_DRIVER, runner, Wheelhouse(config.root, runner), local=NoImages(), registry=None,
                         log_dir=tmp_path / "logs", jobs=1, say=lambda line: None)
     results = {r.name: r for r in executor.run(Plan(tuple(with_request(config, e, executor.contexts_dir) for e in entries), "127.0.0.1:5000"))}
     assert len(runner.ran) == 1

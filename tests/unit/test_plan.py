@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from imagegraph.errors import ConfigError
-from imagegraph.graph import build_order, descendants, with_ancestors
-from imagegraph.plan import Availability, Decision, make_plan
+from imagegraph.core.errors import ConfigError
+from imagegraph.core.graph import build_order, descendants, with_ancestors
+from imagegraph.core.plan import Availability, Decision, make_plan
 
 
 def decisions(plan) -> dict[str, str]:
@@ -81,9 +81,8 @@ def test_no_cache_applies_only_to_builds(world):
 
 # -- plans explained by git --------------------------------------------------------
 
-from imagegraph.changes import BaseRef, Explanation  # noqa: E402
-from imagegraph.plan import affected, lookups_needed  # noqa: E402
-from imagegraph.repo import Change  # noqa: E402
+from imagegraph.core.changes import BaseRef, Change, Explanation  # noqa: E402
+from imagegraph.core.plan import affected, lookups_needed  # noqa: E402
 
 
 def explained(causes, same, *, trusted=True, changes=()):
@@ -182,7 +181,7 @@ def test_plan_json_round_trips(world):
 
 
 def test_a_trusted_base_that_was_never_published_is_distrusted(world):
-    from imagegraph.plan import trust_broken
+    from imagegraph.core.plan import trust_broken
 
     config, fingerprints, refs = world
     code = explained({"app": ("src/svc/app.py",)}, ALL - {"app"})

@@ -6,11 +6,11 @@ import io
 import time
 from pathlib import Path
 
-from imagegraph.engine.builders import BuildxBuilder
-from imagegraph.progress import BuildKitTracker, PipTracker, Progress, PushTracker, elapsed, failure_context, phase_of, tracker_for
-from imagegraph.request import BuildRequest
-from imagegraph.runner import Command, Runner
-from imagegraph.wheelhouse import Wheelhouse
+from imagegraph.adapters.engine.builders import BuildxBuilder
+from imagegraph.adapters.runner import Command, Runner
+from imagegraph.adapters.wheelhouse import Wheelhouse
+from imagegraph.core.request import BuildRequest
+from imagegraph.presentation.progress import BuildKitTracker, PipTracker, Progress, PushTracker, elapsed, failure_context, phase_of, tracker_for
 
 # `docker build --progress plain` then `docker push` of the app image, as the engine printed them.
 ENGINE_LOG = (Path(__file__).parent / "data" / "engine-build-and-push.log").read_text().splitlines()

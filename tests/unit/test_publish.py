@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imagegraph.plan import Decision
-from imagegraph.publish import FamilyImage, publication
-from imagegraph.tagmove import Outcome, TagRequest
-from imagegraph.tags import FORWARD_ONLY, Event, PlannedTag, TagPolicy, describe_event, planned_tags
+from imagegraph.core.plan import Decision
+from imagegraph.core.publish import FamilyImage, Outcome, TagRequest, publication
+from imagegraph.core.tags import FORWARD_ONLY, Event, PlannedTag, TagPolicy, describe_event, planned_tags
 
 SHA = "abcdef1" + "0" * 33
 MAIN = Event("branch", SHA, "main")

@@ -16,8 +16,8 @@ import os
 import pytest
 import requests
 
-from imagegraph.errors import RegistryError
-from imagegraph.registry import Registry
+from imagegraph.adapters.registry import Registry
+from imagegraph.core.errors import RegistryError
 from tests.credhelpers import write_credential_helper, write_helper_config
 
 HOST = "registry.example.com"

@@ -14,8 +14,8 @@ import pytest
 import requests
 import urllib3.exceptions
 
-from imagegraph.errors import RegistryError
-from imagegraph.registry_http import RegistryHTTP, RetryPolicy, parse_retry_after
+from imagegraph.adapters.registry_http import RegistryHTTP, RetryPolicy, parse_retry_after
+from imagegraph.core.errors import RegistryError
 
 HOST = "registry.example.com"
 NOW = 1_790_000_000.0  # epoch seconds of the injected wall clock

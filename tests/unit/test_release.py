@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from imagegraph.release import ReleaseError, check_release_event, plan_release
-from imagegraph.tags import Event, TagError, event_from_git
+from imagegraph.core.release import ReleaseError, check_release_event, plan_release
+from imagegraph.core.tags import Event, TagError, event_from_git
 
 SHA = "a" * 40
 OURS = {"base": "sha256:" + "b" * 64, "ci": "sha256:" + "c" * 64, "app": "sha256:" + "d" * 64, "devcontainer": "sha256:" + "e" * 64}

@@ -7,15 +7,15 @@ from dataclasses import replace
 
 import pytest
 
-from imagegraph.buildkit import StepCount
-from imagegraph.config import ReportTargets, load_config
-from imagegraph.execute import ImageResult
-from imagegraph.plan import Decision, ImagePlan, Plan
-from imagegraph.reports.make import classify, make_report, recipe_of
-from imagegraph.reports.record import BuildReport, ImageRecord, ReportError
-from imagegraph.reports.render import to_markdown, to_text
-from imagegraph.reports.store import ReportStore
-from imagegraph.reports.trends import check_targets, compare
+from imagegraph.core.buildkit import StepCount
+from imagegraph.core.config import ReportTargets, load_config
+from imagegraph.core.plan import Decision, ImagePlan, Plan
+from imagegraph.core.result import ImageResult
+from imagegraph.presentation.reports.make import classify, make_report, recipe_of
+from imagegraph.presentation.reports.record import BuildReport, ImageRecord, ReportError
+from imagegraph.presentation.reports.render import to_markdown, to_text
+from imagegraph.presentation.reports.store import ReportStore
+from imagegraph.presentation.reports.trends import check_targets, compare
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from imagegraph.retention import (
+from imagegraph.core.retention import (
     Manifest,
     RetentionError,
     RetentionPolicy,

@@ -11,13 +11,13 @@ import time
 
 import pytest
 
-from imagegraph.errors import ImagegraphError
-from imagegraph.runlock import BuildLock
+from imagegraph.adapters.runlock import BuildLock
+from imagegraph.core.errors import ImagegraphError
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from imagegraph.runlock import BuildLock
+from imagegraph.adapters.runlock import BuildLock
 with BuildLock(Path(sys.argv[1]), say=print):
     print("held", flush=True)
     time.sleep(float(sys.argv[2]))

@@ -22,9 +22,9 @@ def loaded_after(code: str) -> set[str]:
 @pytest.mark.parametrize("code", [
     "import imagegraph",
     "import imagegraph.tasks",  # what every `invoke` call loads, `invoke --list` and `invoke plan` too
-    "import imagegraph.plan, imagegraph.fingerprint, imagegraph.dockerfile, imagegraph.config",
+    "import imagegraph.core.plan, imagegraph.core.fingerprint, imagegraph.core.dockerfile, imagegraph.core.config",
     "from imagegraph.workspace import Workspace",
-    "from imagegraph.registry import Registry",
+    "from imagegraph.adapters.registry import Registry",
 ])
 def test_loads_no_engine_or_registry_client(code):
     assert not loaded_after(code) & set(ADAPTERS)

@@ -7,9 +7,9 @@ import tracemalloc
 
 import pytest
 
-from imagegraph.errors import InputError
-from imagegraph.fingerprint import Fingerprint, large_inputs
-from imagegraph.repo import CHUNK_BYTES, TEXT_LIMIT_BYTES, blob_id, file_blob_id, read_small
+from imagegraph.adapters.repo import CHUNK_BYTES, TEXT_LIMIT_BYTES, blob_id, file_blob_id, read_small
+from imagegraph.core.errors import InputError
+from imagegraph.core.fingerprint import Fingerprint, large_inputs
 
 
 def test_a_file_larger_than_a_chunk_gets_gits_own_blob_id(tmp_path):

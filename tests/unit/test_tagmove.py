@@ -6,13 +6,9 @@ import json
 
 import pytest
 
-from imagegraph.errors import RegistryError
-from imagegraph.tagmove import (
+from imagegraph.adapters.tagmove import (
     REVISION_LABEL,
-    Move,
-    Outcome,
     Relation,
-    TagRequest,
     Witness,
     decide_branch_tag,
     move_family_tags,
@@ -21,6 +17,8 @@ from imagegraph.tagmove import (
     rollback_plan,
     verify_tags,
 )
+from imagegraph.core.errors import RegistryError
+from imagegraph.core.publish import Move, Outcome, TagRequest
 
 FAMILY = ("base", "ci", "app")
 OLD = {name: f"sha256:old-{name}" for name in FAMILY}

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from imagegraph.tags import Event, PlannedTag, TagError, TagPolicy, Version, event_from_env, event_from_git, oci_labels, planned_tags, tag_rule, tags_for
+from imagegraph.core.tags import Event, PlannedTag, TagError, TagPolicy, Version, event_from_env, event_from_git, oci_labels, planned_tags, tag_rule, tags_for
 
 FP = "0123456789abcdef"
 SHA = "1234567deadbeef" + "0" * 25
@@ -137,7 +137,7 @@ def test_oci_labels():
     ("git@github.com:acme/fork.git", {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acme/mono"}, "https://github.com/acme/mono"),
 ])
 def test_source_url_never_carries_credentials(remote, env, expected):
-    from imagegraph.tags import source_url
+    from imagegraph.core.tags import source_url
 
     url = source_url(remote, env)
     assert url == expected

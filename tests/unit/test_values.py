@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from imagegraph.errors import InputError
-from imagegraph.values import (
+from imagegraph.core.errors import InputError
+from imagegraph.core.values import (
     Platform,
     RegistryAddress,
     parse_builder_name,

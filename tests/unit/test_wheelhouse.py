@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imagegraph.runner import Command, Result
-from imagegraph.wheelhouse import Wheelhouse, pip_platform_tags
+from imagegraph.adapters.runner import Command, Result
+from imagegraph.adapters.wheelhouse import Wheelhouse, pip_platform_tags
 
 
 class DownloadingRunner:

@@ -26,12 +26,12 @@ from invoke import Collection, Program
 from invoke.exceptions import ParseError
 from invoke.parser import Parser, ParserContext
 
-from imagegraph.changes import BaseRef, Explanation
-from imagegraph.ci_matrix import affected_matrix, github_outputs
-from imagegraph.config import Config, load_config
-from imagegraph.fingerprint import fingerprint_images
-from imagegraph.graph import ancestors, with_ancestors
-from imagegraph.plan import affected
+from imagegraph.core.changes import BaseRef, Explanation
+from imagegraph.core.config import Config, load_config
+from imagegraph.core.fingerprint import fingerprint_images
+from imagegraph.core.graph import ancestors, with_ancestors
+from imagegraph.core.plan import affected
+from imagegraph.presentation.ci_matrix import affected_matrix, github_outputs
 from imagegraph.tasks import namespace
 from tests.conftest import FAMILY, FAMILY_FILES, write_tree
 from tests.unit.test_fingerprint import MemorySources
@@ -89,7 +89,7 @@ def test_step_outputs_are_one_compact_json_line_each(family):
 
 
 def test_affected_writes_step_outputs_where_github_says(tmp_path, monkeypatch):
-    from imagegraph.errors import ConfigError
+    from imagegraph.core.errors import ConfigError
     from imagegraph.tasks.build import _write_step_outputs
 
     monkeypatch.delenv("GITHUB_OUTPUT", raising=False)

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from imagegraph.errors import RegistryError
-from imagegraph.execute import ImageResult
-from imagegraph.plan import Decision
-from imagegraph.registry import split_ref
-from imagegraph.release import ReleaseError
-from imagegraph.tagmove import REVISION_LABEL, Outcome
+from imagegraph.adapters.registry import split_ref
+from imagegraph.adapters.tagmove import REVISION_LABEL
+from imagegraph.core.errors import RegistryError
+from imagegraph.core.plan import Decision
+from imagegraph.core.publish import Outcome
+from imagegraph.core.release import ReleaseError
+from imagegraph.core.result import ImageResult
 from imagegraph.workspace import BuildOptions, Workspace
 from tests.conftest import write_tree
 
@@ -182,7 +183,7 @@ def workspace(repo: Path, registry: FakeRegistry, local: FakeLocal | None = None
 def built(workspace: Workspace, registry: FakeRegistry, *, failed=(), plan=None) -> tuple[ImageResult, ...]:
     """What a run of the workspace's plan reports: every selected image built, the pushed ones pushed to the fake registry."""
     plan = plan or workspace.plan()
-    head = workspace.repository.head() or ""
+    head = workspace.git.head() or ""
     results = []
     for entry in plan.images:
         digest = f"sha256:{entry.name}-{entry.fingerprint}"
@@ -429,7 +430,7 @@ def test_cleanup_keeps_by_the_configs_keep_protect_and_edge_and_looks_only_at_pu
 
 
 def test_adapters_not_given_are_the_real_ones_built_on_first_use(repo):
-    from imagegraph.registry import Registry
+    from imagegraph.adapters.registry import Registry
 
     ws = Workspace(repo, BuildOptions())
     assert "registry" not in vars(ws)

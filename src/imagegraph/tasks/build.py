@@ -11,13 +11,14 @@ from pathlib import Path
 
 from invoke import Exit, task
 
-from ..ci_matrix import affected_matrix, github_outputs
-from ..errors import ConfigError, ImagegraphError, InputError
-from ..interrupt import Interrupted, Stop, exit_code, signal_name
-from ..plan import Decision, Plan
-from ..runlock import BuildLock
-from ..runner import Runner
-from ..tables import (
+from ..adapters.interrupt import Interrupted, Stop, exit_code, signal_name
+from ..adapters.runlock import BuildLock
+from ..adapters.runner import Runner
+from ..core.errors import ConfigError, ImagegraphError, InputError
+from ..core.plan import Decision, Plan
+from ..core.values import parse_duration, shown
+from ..presentation.ci_matrix import affected_matrix, github_outputs
+from ..presentation.tables import (
     format_explanation,
     format_plan,
     format_results,
@@ -26,7 +27,6 @@ from ..tables import (
     garbage_collection_hint,
     table,
 )
-from ..values import parse_duration, shown
 from ..workspace import DEFAULT_GRACE, STATE_DIR, Workspace
 from ._common import build_options, count_flag, user_errors
 
@@ -100,13 +100,13 @@ def build(c, force=None, target=None, platform=None, no_cache=False, dry_run=Fal
 
 def _execute(workspace: Workspace, plan: Plan, stop: Stop, *, progress: str, no_tags: bool, started: float, started_at: datetime) -> None:
     """Build, tag and report: a stop (SIGINT, SIGTERM) ends the running builds, moves no tag and still writes the report."""
-    from ..execute import INTERRUPTED  # the executor and its progress board load only when something is built
-    from ..progress import Progress
+    from ..core.result import INTERRUPTED  # the executor and its progress board load only when something is built
+    from ..presentation.progress import Progress
 
     board = Progress(live={"auto": None, "tty": True, "plain": False}[progress])
     results = workspace.executor(progress=board).run(plan)
     if stop.requested:
-        workspace.repository.restart_helpers()
+        workspace.git.restart_helpers()
     moves = None if no_tags or stop.requested else workspace.publish_tags(results, plan=plan, say=_note)
     tagged = moves.tagged if moves else {}
     print()

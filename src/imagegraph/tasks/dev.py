@@ -1,6 +1,6 @@
 """Tasks of the devcontainer: `invoke dev.image` (host), `dev.post-create` (inside it), `dev.up`, `dev.pre-commit`.
 
-Wiring only: the decisions are in :mod:`imagegraph.devcontainer`.
+Wiring only: the decisions are in :mod:`imagegraph.adapters.devcontainer`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from invoke import Collection, task
 
-from ..devcontainer import (
+from ..adapters.devcontainer import (
     IMAGE,
     describe_image,
     find_cli,
@@ -28,9 +28,9 @@ from ..devcontainer import (
     tool_problem,
     up_command,
 )
-from ..errors import ImagegraphError, ToolMissing
-from ..runner import Command, Result, Runner
-from ..values import parse_reference
+from ..adapters.runner import Command, Result, Runner
+from ..core.errors import ImagegraphError, ToolMissing
+from ..core.values import parse_reference
 from ..workspace import Workspace, find_root
 from ._common import build_options, user_errors
 

@@ -1,6 +1,6 @@
 """Tasks that make the container engine usable: `invoke engine.up`, `engine.status`, `engine.down`, `engine.builder`.
 
-Wiring only: the work is in :mod:`imagegraph.engine.setup`.
+Wiring only: the work is in :mod:`imagegraph.adapters.engine.setup`.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 
 from invoke import Collection, task
 
-from ..defaults import CONTAINER_BUILDER, DEFAULT_REGISTRY, DEFAULT_SEED_PLATFORMS
-from ..errors import InputError
-from ..values import parse_builder_name, parse_platforms, parse_registry, shown, split_list
+from ..core.defaults import CONTAINER_BUILDER, DEFAULT_REGISTRY, DEFAULT_SEED_PLATFORMS
+from ..core.errors import InputError
+from ..core.values import parse_builder_name, parse_platforms, parse_registry, shown, split_list
 from ._common import user_errors
 
 __all__ = ["builder", "down", "ns", "status", "up"]
@@ -59,7 +59,7 @@ def up(c, seed=True, registry=DEFAULT_REGISTRY, platforms=None, state_dir=None, 
     local registry on 127.0.0.1 and QEMU emulation, and seeds
     python:3.11-slim offline. A running engine or registry is reused as is.
     """
-    from ..engine.setup import engine_up
+    from ..adapters.engine.setup import engine_up
 
     status = engine_up(registry=_registry(registry), seed=seed, platforms=_platforms(platforms), state_dir=_folder(state_dir, "--state-dir"),
                        cache_dir=_folder(cache_dir, "--cache-dir"), image_store=image_store or None)
@@ -75,7 +75,7 @@ def status(c, registry=DEFAULT_REGISTRY, state_dir=None):
     Also the registry mirror, the seeded base image, the docker clients and
     which builder `build` would use.
     """
-    from ..engine.setup import engine_status
+    from ..adapters.engine.setup import engine_status
 
     print("\n".join(engine_status(registry=_registry(registry), state_dir=_folder(state_dir, "--state-dir")).lines()))
 
@@ -84,7 +84,7 @@ def status(c, registry=DEFAULT_REGISTRY, state_dir=None):
 @user_errors
 def down(c, state_dir=None):
     """Stop what `engine.up` started (never what it reused)."""
-    from ..engine.setup import engine_down
+    from ..adapters.engine.setup import engine_down
 
     engine_down(state_dir=_folder(state_dir, "--state-dir"))
 
@@ -102,9 +102,9 @@ def builder(c, name=CONTAINER_BUILDER, registry=DEFAULT_REGISTRY, state_dir=None
     it cannot start, it is removed again and the error says what to do.
     Build on it with `invoke build --builder NAME`.
     """
-    from ..engine.builder_choice import create_container_builder
-    from ..engine.state import default_state_dir
-    from ..runner import Runner
+    from ..adapters.engine.builder_choice import create_container_builder
+    from ..adapters.engine.state import default_state_dir
+    from ..adapters.runner import Runner
 
     create_container_builder(Runner(), parse_builder_name(name, "--name"), registry=str(_registry(registry)),
                              config_dir=Path(_folder(state_dir, "--state-dir") or default_state_dir()), say=print)

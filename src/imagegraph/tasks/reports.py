@@ -28,9 +28,9 @@ def report(c, file=None, history=None, json_=False, markdown=False, chart=None, 
     then the targets of images.yaml's report: section. --chart draws the
     trend as a PNG; --json and --markdown print the report itself.
     """
-    from ..reports.record import ReportError, read_report  # loaded by this task only
-    from ..reports.render import draw_chart, to_markdown, to_text
-    from ..reports.trends import check_targets, compare
+    from ..presentation.reports.record import ReportError, read_report  # loaded by this task only
+    from ..presentation.reports.render import draw_chart, to_markdown, to_text
+    from ..presentation.reports.trends import check_targets, compare
 
     shown_runs = count_flag(history, "--history", default=10)
     if file is not None and not file.strip():

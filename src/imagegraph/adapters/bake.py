@@ -1,0 +1,80 @@
+"""A plan as a `docker buildx bake` definition: the images it builds, exactly as `invoke build` would.
+
+imagegraph decides what to build; any BuildKit can run it. The bake file
+holds one target per image the plan builds, each with the build request
+`invoke build` would send (:func:`imagegraph.execute.build_request`):
+Dockerfile, context, platforms, target stage, build arguments, labels,
+registry cache and the fingerprint tag. A child's ``BASE_IMAGE`` is its
+parent's fingerprint reference; when the parent is built in the same bake,
+a named context maps that reference to the parent's target, so bake builds
+the child on the parent's result without waiting for a push.
+
+The format is bake's JSON (``group`` and ``target``, keys as in HCL).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..core.request import BuildRequest
+from ..core.tags import CACHE_TAG
+
+__all__ = ["GROUP", "bake_definition", "bake_json", "write_bake"]
+
+#: The group that holds every target: what `docker buildx bake -f FILE` builds with no target named.
+GROUP = "default"
+
+
+def _target(request: BuildRequest, parent: str | None, parent_ref: str | None) -> dict[str, Any]:
+    target: dict[str, Any] = {
+        "context": str(request.context),
+        "dockerfile": str(request.dockerfile),
+        "platforms": list(request.platforms),
+        "args": dict(request.build_args),
+        "labels": dict(request.labels),
+        "tags": [request.ref],
+    }
+    if request.target:
+        target["target"] = request.target
+    if request.no_cache:
+        target["no-cache"] = True
+    if parent is not None and parent_ref is not None:
+        # FROM ${BASE_IMAGE} names the parent's reference; in this bake it is the parent target's result.
+        target["contexts"] = {parent_ref: f"target:{parent}"}
+    if request.cache_repository:
+        cache = f"type=registry,ref={request.cache_repository}:{CACHE_TAG}"
+        if not request.no_cache:
+            target["cache-from"] = [cache]
+        if request.push:
+            target["cache-to"] = [f"{cache},mode=max,ignore-error=true"]
+    if request.push:
+        target["output"] = ["type=registry"]
+    elif len(request.platforms) == 1:
+        target["output"] = ["type=docker"]
+    if not request.provenance:
+        target["attest"] = ["type=provenance,disabled=true"]
+    return target
+
+
+def bake_definition(requests: Sequence[BuildRequest], parents: Mapping[str, str | None]) -> dict[str, Any]:
+    """The bake definition of ``requests`` (parents first); ``parents`` maps an image to its parent image's name."""
+    built = {request.image: request for request in requests}
+    targets: dict[str, Any] = {}
+    for request in requests:
+        parent = parents.get(request.image)
+        in_bake = parent if parent in built else None
+        parent_ref = built[parent].ref if in_bake is not None and parent is not None else None
+        targets[request.image] = _target(request, in_bake, parent_ref)
+    return {"group": {GROUP: {"targets": list(targets)}}, "target": targets}
+
+
+def bake_json(definition: Mapping[str, Any]) -> str:
+    return json.dumps(definition, indent=2) + "\n"
+
+
+def write_bake(path: Path, definition: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(bake_json(definition), encoding="utf-8")

@@ -1,0 +1,280 @@
+"""Which buildx builder builds: observed (:func:`observe_builder`), chosen from those facts alone (:func:`choose_builder`),
+and, only when asked (`invoke engine.builder`), a docker-container builder created.
+
+A builder the user names (``--builder``, ``$BUILDX_BUILDER``, images.yaml's
+``builder:``) is used as it is (docker-container, kubernetes, remote, a
+hosted BuildKit); otherwise the current builder. Whether it builds every
+platform in one build with a registry cache, or one platform at a time (the
+docker driver on the classic image store), is decided here and carried out
+by :class:`~imagegraph.adapters.engine.builders.BuildxBuilder`.
+
+No builder is ever created implicitly: a docker-container builder needs the
+image ``moby/buildkit``, which an offline machine cannot pull, so one is made
+only when asked.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...core.errors import EngineError, ToolMissing
+from ..registry_http import is_loopback
+from ..runner import Command, Runner
+from .builders import BuildxBuilder
+
+__all__ = [
+    "BuilderChoice",
+    "BuilderFacts",
+    "BuilderInfo",
+    "builder_image_missing",
+    "buildkitd_config",
+    "check_platforms",
+    "choose_builder",
+    "container_builder_commands",
+    "create_container_builder",
+    "docker_clients",
+    "named_builder",
+    "observe_builder",
+    "parse_inspect",
+    "select_builder",
+]
+
+
+@dataclass(frozen=True)
+class BuilderInfo:
+    """What `docker buildx inspect [NAME]` says of a builder."""
+
+    name: str
+    driver: str
+    platforms: tuple[str, ...] = ()
+    #: e.g. ``running``, ``inactive`` (a container builder not started yet).
+    status: str = ""
+
+
+def parse_inspect(output: str) -> BuilderInfo | None:
+    """The builder's name, driver, status and platforms (``*`` marks the ones asked for at creation); None when unreadable."""
+    fields: dict[str, str] = {}
+    for line in output.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in ("Name", "Driver", "Status", "Platforms") and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    if "Name" not in fields or "Driver" not in fields:
+        return None
+    platforms = tuple(dict.fromkeys(p.strip().rstrip("*") for p in fields.get("Platforms", "").split(",") if p.strip()))
+    return BuilderInfo(fields["Name"], fields["Driver"], platforms, fields.get("Status", ""))
+
+
+@dataclass(frozen=True)
+class BuilderFacts:
+    """What the choice of builder depends on, observed once (see :func:`observe_builder`)."""
+
+    #: The docker client that has buildx; None when none has it.
+    client: str | None
+    #: ``docker buildx version`` of that client.
+    buildx_version: str | None = None
+    #: The builder the user named, and where the name came from (``--builder``, ``$BUILDX_BUILDER``, ``images.yaml``).
+    named: str | None = None
+    named_from: str = ""
+    #: `docker buildx inspect` of the named builder, or of the current one; None when there is no such builder.
+    builder: BuilderInfo | None = None
+    #: The engine's image store (``containerd`` or ``classic``); it matters for the docker driver only.
+    image_store: str | None = None
+
+
+@dataclass(frozen=True)
+class BuilderChoice:
+    """The decision: which builder, how it builds several platforms, and the line that says why."""
+
+    client: str
+    #: The ``--builder`` value; None for the current builder.
+    builder: str | None
+    driver: str
+    multi_platform: bool
+    platforms: tuple[str, ...]
+    reason: str
+
+    def make(self) -> BuildxBuilder:
+        return BuildxBuilder(docker=self.client, builder=self.builder, multi_platform=self.multi_platform, summary=self.summary)
+
+    @property
+    def summary(self) -> str:
+        return f"{self.builder or 'current builder'} ({self.driver} driver)"
+
+
+def choose_builder(facts: BuilderFacts) -> BuilderChoice:
+    """The builder imagegraph uses, from facts alone.
+
+    A builder the user names is used as it is: any driver (a shared BuildKit
+    is how a team outgrows one machine). Otherwise the current builder. The
+    docker driver does one multi-platform build with a registry cache on the
+    containerd image store; on the classic store it cannot (Docker's
+    documented limits), so it builds and pushes each platform and joins them.
+    No builder is ever created here.
+    """
+    if facts.client is None:
+        raise ToolMissing(
+            "no docker client here has the buildx plugin; `invoke engine.up` installs it (as root on Debian/Ubuntu), "
+            "or install docker-buildx (Debian/Ubuntu) or docker-buildx-plugin (Docker's packages)"
+        )
+    info = facts.builder
+    if info is None:
+        if facts.named:
+            raise ToolMissing(
+                f"no buildx builder named {facts.named!r} ({facts.named_from}); `docker buildx ls` lists the builders, "
+                f"`invoke engine.builder --name {facts.named}` creates a docker-container one"
+            )
+        raise EngineError("buildx has no current builder (`docker buildx inspect` failed); run `invoke engine.up`, or pick one with --builder")
+    chosen = f"{info.name}, named by {facts.named_from}" if facts.named else f"{info.name}, the current builder"
+    if info.driver != "docker":
+        return BuilderChoice(facts.client, facts.named, info.driver, True, info.platforms,
+                             f"builder {chosen}: {info.driver} driver, one build for all platforms with a registry cache")
+    if facts.image_store == "containerd":
+        return BuilderChoice(facts.client, facts.named, "docker", True, info.platforms,
+                             f"builder {chosen}: docker driver on the containerd image store, one build for all platforms with a registry cache")
+    return BuilderChoice(
+        facts.client, facts.named, "docker", False, info.platforms,
+        f"builder {chosen}: the docker driver on the classic image store builds one platform at a time with an inline cache "
+        f"(turn on the containerd image store, or name a docker-container builder with --builder, for one build and a registry cache)",
+    )
+
+
+def named_builder(flag: str | None, environ: Mapping[str, str], configured: str | None) -> tuple[str | None, str]:
+    """The builder the user named and where: ``--builder`` wins over ``$BUILDX_BUILDER`` over images.yaml's ``builder:``."""
+    for value, origin in ((flag, "--builder"), (environ.get("BUILDX_BUILDER"), "$BUILDX_BUILDER"), (configured, "images.yaml builder:")):
+        if value:
+            return value, origin
+    return None, ""
+
+
+def observe_builder(runner: Runner, *, named: str | None = None, named_from: str = "", image_store: str | None = None) -> BuilderFacts:
+    """Ask buildx (through ``runner``) what :func:`choose_builder` needs. Creates nothing."""
+    for client in docker_clients():
+        version = runner.run(Command.of(client, "buildx", "version"), check=False)
+        if version.returncode != 0:
+            continue
+        inspect = runner.run(Command.of(client, "buildx", "inspect", *([named] if named else [])), check=False)
+        info = parse_inspect(inspect.output) if inspect.returncode == 0 else None
+        return BuilderFacts(client, version.output.strip() or None, named, named_from, info, image_store)
+    return BuilderFacts(None, named=named, named_from=named_from, image_store=image_store)
+
+
+def create_container_builder(runner: Runner, name: str, *, registry: str | None, config_dir: Path,
+                             say: Callable[[str], None]) -> BuilderInfo:
+    """Make the docker-container builder ``name`` (only ever when asked: `invoke engine.builder`), started and ready.
+
+    An existing builder of that name is left as it is. If it cannot start
+    (its image ``moby/buildkit`` cannot be pulled here), the half-made
+    builder is removed again and the error says what to do.
+    """
+    client = next((c for c in docker_clients() if runner.run(Command.of(c, "buildx", "version"), check=False).returncode == 0), None)
+    if client is None:
+        choose_builder(BuilderFacts(None))  # raises the one line that names the fix
+        raise AssertionError("unreachable")
+    existing = runner.run(Command.of(client, "buildx", "inspect", name), check=False)
+    info = parse_inspect(existing.output) if existing.returncode == 0 else None
+    if info is not None:
+        say(f"builder {name} exists ({info.driver} driver, {info.status or 'status unknown'}); left as it is")
+        return info
+    config = buildkitd_config(registry)
+    config_path = None
+    if config:
+        config_dir.mkdir(parents=True, exist_ok=True)
+        config_path = config_dir / f"buildkitd-{name}.toml"
+        config_path.write_text(config)
+    create, bootstrap = container_builder_commands(client, name, config_path)
+    runner.run(create)
+    say(f"builder {name} created (docker-container driver, host network); starting it")
+    started = runner.run(bootstrap, check=False)
+    if started.returncode != 0:
+        runner.run(Command.of(client, "buildx", "rm", name), check=False)
+        image = builder_image_missing(started.output) or "moby/buildkit"
+        raise EngineError(
+            f"the docker-container builder {name} needs the image {image}, which cannot be pulled here; "
+            f"load it into the engine (`docker load`) and run `invoke engine.builder` again, or build on the current builder "
+            f"(drop --builder / $BUILDX_BUILDER); the half-made builder was removed"
+        )
+    info = parse_inspect(started.output) or BuilderInfo(name, "docker-container")
+    say(f"builder {name} runs; build on it with `invoke build --builder {name}` (or BUILDX_BUILDER={name})")
+    return info
+
+
+def select_builder(runner: Runner, *, named: str | None = None, named_from: str = "", image_store: str | None = None) -> BuildxBuilder:
+    """The builder to build on, observed and chosen in one call."""
+    return choose_builder(observe_builder(runner, named=named, named_from=named_from, image_store=image_store)).make()
+
+
+def container_builder_commands(client: str, name: str, config_path: Path | None) -> tuple[Command, ...]:
+    """Create (asked for explicitly: `invoke engine.builder`) a docker-container builder and start it.
+
+    Host networking, so that it reaches a registry on 127.0.0.1; ``config_path``
+    is a buildkitd.toml (see :func:`buildkitd_config`) for a plain-HTTP one.
+    """
+    argv = [client, "buildx", "create", "--name", name, "--driver", "docker-container", "--driver-opt", "network=host"]
+    if config_path is not None:
+        argv += ["--buildkitd-config", str(config_path)]
+    hint = f"buildx could not create the builder {name}"
+    bootstrap_hint = (
+        f"the builder {name} could not start; a docker-container builder runs the image moby/buildkit, which must be "
+        f"pullable or loaded (`docker load`); remove it with `docker buildx rm {name}` and build on the current builder instead"
+    )
+    return (Command.of(*argv, hint=hint), Command.of(client, "buildx", "inspect", "--bootstrap", name, hint=bootstrap_hint))
+
+
+#: How BuildKit says that it could not get the image a container-based builder runs.
+_BUILDER_IMAGE = re.compile(r"moby/buildkit[:@]\S*")
+
+
+def builder_image_missing(reason: str) -> str | None:
+    """The builder image a failure could not pull (``moby/buildkit:buildx-stable-1``), if that is why it failed."""
+    if "failed to resolve" not in reason and "pull" not in reason and "not found" not in reason:
+        return None
+    match = _BUILDER_IMAGE.search(reason)
+    return match.group(0).rstrip("\"',:") if match else None
+
+
+def check_platforms(wanted: Sequence[str], choice: BuilderChoice) -> None:
+    """One line naming the platforms the builder can neither run natively nor emulate, and the fix.
+
+    The builder's own list (`docker buildx inspect`) speaks for it wherever it
+    runs: the engine's emulation for the docker driver, a farm's nodes for a
+    remote one. An empty list (a container builder not started yet) says nothing.
+    """
+    if not choice.platforms:
+        return
+    runs = set(choice.platforms) | {p for native, compatible in _COMPATIBLE.items() if native in choice.platforms for p in compatible}
+    missing = [p for p in wanted if p not in runs and _variantless(p) not in runs]
+    if missing:
+        raise EngineError(
+            f"cannot build for {', '.join(missing)}: the builder {choice.builder or 'in use'} ({choice.driver} driver) runs only "
+            f"{', '.join(choice.platforms)}; register QEMU (`invoke engine.up`, as root), name another builder with --builder, "
+            f"or build for what it can with --platform"
+        )
+
+
+#: What a platform runs without emulation besides itself, though BuildKit may not list it.
+_COMPATIBLE = {"linux/amd64": ("linux/386",)}
+
+
+def _variantless(platform: str) -> str:
+    return "/".join(platform.split("/")[:2])
+
+
+def buildkitd_config(registry: str | None) -> str:
+    """buildkitd.toml for a container builder: plain HTTP for a loopback registry (as dockerd assumes for 127.0.0.0/8)."""
+    if registry and is_loopback(registry):
+        return f'[registry."{registry}"]\n  http = true\n  insecure = true\n'
+    return ""
+
+
+def docker_clients() -> tuple[str, ...]:
+    """Every distinct ``docker`` executable: PATH order, then the usual install places."""
+    seen: dict[str, str] = {}
+    for directory in (*os.environ.get("PATH", "").split(os.pathsep), "/usr/local/bin", "/usr/bin"):
+        candidate = Path(directory or ".") / "docker"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            seen.setdefault(os.path.realpath(candidate), str(candidate))
+    return tuple(seen.values())

@@ -1,0 +1,207 @@
+"""Builders: the exact commands that build a request on a buildx builder, and the repairs for its engine's known failures.
+
+Every build goes through ``docker buildx build`` (the engine users run:
+Docker 23 and later refuse to build with BuildKit without buildx). Which
+builder, and in which mode, is :mod:`imagegraph.adapters.engine.builder_choice`.
+Where the builder can export a multi-platform image and a registry cache (any
+container-based driver, or the docker driver on the containerd image store),
+each image is one build pushed as an index, with the cache
+(``type=registry,mode=max``, also the stages a target skips) at
+``<repository>:buildcache``. The docker driver on the classic image store can
+do neither: each platform is built and pushed on its own, carrying an inline
+cache that is copied to ``<repository>:buildcache-<platform>`` after its push
+(:meth:`BuildxBuilder.cache_copies`), and ``imagetools create`` joins them.
+
+Builders return :class:`~imagegraph.adapters.runner.Command` tuples; nothing runs
+here.
+
+A builder also knows its engine's known failures that a repair clears
+(:meth:`Builder.repair`): the engine's BuildKit can keep a cache record whose
+layer dockerd has lost (after an unclean stop), and then every build that
+reuses that step fails with ``layer does not exist`` until the build cache is
+pruned.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ...core.request import BuildRequest, platform_suffix
+from ...core.tags import CACHE_TAG
+from ..runner import Command
+
+__all__ = ["Builder", "BuildxBuilder", "Repair", "build_mode", "lost_layer"]
+
+#: How dockerd's BuildKit says that a cached step's layer is gone from the engine's layer store.
+#: ("failed to get layer sha256:…: layer does not exist", or the bare "ERROR: layer does not exist").
+LOST_LAYER = re.compile(r"(?:^|: )layer does not exist$")
+
+
+class Builder(Protocol):
+    name: str
+    #: The docker client the builder drives (also used to push an existing image).
+    docker: str
+
+    def describe(self) -> str: ...
+
+    def commands(self, request: BuildRequest) -> tuple[Command, ...]: ...
+
+    def bake_command(self, bake_file: Path, targets: Sequence[str]) -> Command | None:
+        """The command that builds ``targets`` of a bake file in one session; None when this builder builds one image at a time."""
+        ...
+
+    def cache_copies(self, request: BuildRequest) -> tuple[tuple[str, str], ...]:
+        """(tag, cache tag) pairs to copy inside the registry after a pushed build; () when the build wrote its cache itself."""
+        ...
+
+    def repair(self, command: Command, reason: str) -> Repair | None:
+        """What clears a known engine failure of ``command`` that ended with ``reason``; None when a retry would fail again."""
+        ...
+
+
+@dataclass(frozen=True)
+class Repair:
+    """What clears a known failure before the command runs again (None: nothing, a retry is enough), and the line that says so."""
+
+    command: Command | None
+    explanation: str
+
+
+def lost_layer(reason: str) -> bool:
+    """Whether a build failed because the engine's build cache names a layer that dockerd no longer has."""
+    return LOST_LAYER.search(reason.strip()) is not None
+
+
+def _prune_lost_layers(docker: str, command: Command, reason: str) -> Repair | None:
+    if not command.purpose.startswith("build") or not lost_layer(reason):
+        return None
+    return Repair(
+        Command.of(docker, "builder", "prune", "--all", "--force", purpose="prune",
+                   hint="the engine's build cache could not be pruned; run `docker builder prune --all --force` by hand"),
+        "the engine's build cache names a layer dockerd no longer has (a known dockerd fault after an unclean stop);"
+        " pruning the build cache (images stay, the registry cache still applies) and building again",
+    )
+
+
+#: How BuildKit reports a 5xx from the registry ("unexpected status from HEAD request to http://...: 500 Internal Server Error").
+REGISTRY_5XX = re.compile(r"unexpected status(?: from \w+ request to \S+)?: 5\d\d\b")
+
+
+def _retry_registry_race(command: Command, reason: str) -> Repair | None:
+    """The distribution registry answers 500 to a read of a tag that is being written (its tag files are not written
+    atomically), and buildx's docker driver writes each pushed tag twice (BuildKit, then dockerd): a build can hit it."""
+    if not command.purpose.startswith("build") or not REGISTRY_5XX.search(reason):
+        return None
+    return Repair(None, "the registry answered a server error (5xx) while the image was pushed (its tags are written non-atomically);"
+                        " building again: every step is cached, only the push is redone")
+
+
+def _common_flags(request: BuildRequest) -> list[str]:
+    flags = ["--file", str(request.dockerfile)]
+    if request.target:
+        flags += ["--target", request.target]
+    for key, value in request.build_args:
+        flags += ["--build-arg", f"{key}={value}"]
+    for key, value in request.labels:
+        flags += ["--label", f"{key}={value}"]
+    if request.no_cache:
+        flags.append("--no-cache")
+    if not request.provenance:
+        flags.append("--provenance=false")
+    return flags
+
+
+def build_mode(multi_platform: bool) -> str:
+    """How a builder builds several platforms, in words (for `invoke build` and `engine.status`)."""
+    return "one build for all platforms, registry cache mode=max" if multi_platform else "a build per platform joined by imagetools, inline cache"
+
+
+@dataclass(frozen=True)
+class BuildxBuilder:
+    """``docker buildx build`` on one buildx builder, in one of two modes the builder's driver allows.
+
+    ``multi_platform``: one build for every platform, pushed as an index,
+    with a registry cache (``type=registry,mode=max``) beside the image.
+    Otherwise (the docker driver on the classic image store, which can
+    neither export a multi-platform image nor a registry cache): one build
+    and push per platform, joined by ``docker buildx imagetools create``,
+    each carrying an inline cache that :meth:`cache_copies` points the
+    per-platform cache tags at.
+    """
+
+    docker: str = "docker"
+    #: The buildx builder to use (``--builder``); None for the current one.
+    builder: str | None = None
+    multi_platform: bool = True
+    #: What `describe` says about the builder, e.g. ``default (docker driver, containerd image store)``.
+    summary: str = ""
+    name: str = "buildx"
+
+    def describe(self) -> str:
+        return f"buildx {self.summary or self.builder or 'the current builder'}: {build_mode(self.multi_platform)}"
+
+    def _base(self) -> list[str]:
+        argv = [self.docker, "buildx", "build", "--progress", "plain"]
+        if self.builder:
+            argv += ["--builder", self.builder]
+        return argv
+
+    def commands(self, request: BuildRequest) -> tuple[Command, ...]:
+        if self.multi_platform:
+            return (self._multi(request),)
+        return self._per_platform(request)
+
+    def bake_command(self, bake_file: Path, targets: Sequence[str]) -> Command | None:
+        # bake's targets push a multi-platform index and a registry cache: what the classic store's docker driver cannot
+        if not self.multi_platform:
+            return None
+        return Command.of(self.docker, "buildx", "bake", "--progress", "plain", *self._builder_flag(), "--file", str(bake_file), *targets,
+                          purpose="build")
+
+    def _multi(self, request: BuildRequest) -> Command:
+        argv = [*self._base(), "--platform", ",".join(request.platforms), *_common_flags(request), "--tag", request.ref]
+        if request.cache_repository:
+            cache = f"type=registry,ref={request.cache_repository}:{CACHE_TAG}"
+            if not request.no_cache:
+                argv += ["--cache-from", cache]
+            if request.push:
+                # a failed cache export must not fail a build that pushed its image
+                argv += ["--cache-to", f"{cache},mode=max,ignore-error=true"]
+        if request.push:
+            argv.append("--push")
+        elif len(request.platforms) == 1:
+            argv.append("--load")
+        argv.append(str(request.context))
+        return Command.of(*argv, purpose=f"build {','.join(request.platforms)}")
+
+    def _per_platform(self, request: BuildRequest) -> tuple[Command, ...]:
+        steps: list[Command] = []
+        for platform in request.platforms:
+            argv = [*self._base(), "--platform", platform, *_common_flags(request), "--tag", request.platform_tag(platform)]
+            if request.cache_repository:
+                # the image carries its cache metadata; the last pushed build of this platform is the source
+                argv += ["--cache-to", "type=inline"]
+                if not request.no_cache:
+                    argv += ["--cache-from", f"type=registry,ref={request.cache_repository}:{CACHE_TAG}-{platform_suffix(platform)}"]
+            argv += ["--push" if request.push else "--load", str(request.context)]
+            steps.append(Command.of(*argv, purpose=f"build {platform}"))
+        if request.push and len(request.platforms) > 1:
+            members = [request.platform_tag(p) for p in request.platforms]
+            steps.append(Command.of(self.docker, "buildx", "imagetools", "create", *self._builder_flag(), "--tag", request.ref, *members,
+                                    purpose="manifest"))
+        return tuple(steps)
+
+    def _builder_flag(self) -> list[str]:
+        return ["--builder", self.builder] if self.builder else []
+
+    def cache_copies(self, request: BuildRequest) -> tuple[tuple[str, str], ...]:
+        if self.multi_platform or not (request.push and request.cache_repository):
+            return ()
+        return tuple((request.platform_tag(p), f"{CACHE_TAG}-{platform_suffix(p)}") for p in request.platforms)
+
+    def repair(self, command: Command, reason: str) -> Repair | None:
+        # a container-based builder keeps its own layers; the docker driver is the engine's BuildKit, with its faults
+        return _prune_lost_layers(self.docker, command, reason) or _retry_registry_race(command, reason)

@@ -1,0 +1,94 @@
+"""What the last plans found in the checkout, kept so the next plan of the same content does not look again.
+
+Fingerprinting a large checkout is one pass over every input path (globs,
+the ignore file, content ids), and the input checks another (the files each
+Dockerfile reads, the size of every input). Their results depend on nothing
+but the content: every tracked path with its mode and blob id, the content of
+the files that differ from the index, the image definitions, and the code
+that computes them. :meth:`imagegraph.adapters.repo.WorkingTree.content_key` digests
+the first two from what git prints anyway; :func:`cache_key` adds the rest.
+Equal key, equal result, so an entry is never stale, only unused; the folder
+keeps the newest :data:`KEEP` entries.
+
+The folder holds a ``.gitignore`` of ``*``, so git never sees it. An entry
+is a JSON file named by its key, written whole (temporary file,
+then rename), so a reader never sees half of one; one that cannot be read
+is a miss, never an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["FORMAT", "KEEP", "InputCache", "cache_key"]
+
+#: Bump when an entry's layout changes.
+FORMAT = 1
+#: How many entries the folder keeps (a few branches and a few edits in flight).
+KEEP = 8
+
+
+def cache_key(content: str, definition: str, code: Iterable[str]) -> str:
+    """The key of one result: the checkout's content key, the image definitions (as text), and the computing modules.
+
+    ``code`` are the source files whose rules the result follows; their
+    size and modification time stand for them, so an upgrade (or an edit of
+    an editable install) starts afresh.
+    """
+    digest = hashlib.sha256(f"imagegraph-inputs/{FORMAT}\0{content}\0{definition}".encode())
+    for path in code:
+        try:
+            info = os.stat(path)
+        except OSError:
+            info = None
+        digest.update(f"\0{path} {info.st_size if info else -1} {info.st_mtime_ns if info else -1}".encode())
+    return digest.hexdigest()
+
+
+class InputCache:
+    """A folder of results by key (see :func:`cache_key`)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def load(self, key: str) -> dict[str, Any] | None:
+        path = self.folder / f"{key}.json"
+        try:
+            data = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recently used: kept longest
+        return data
+
+    def save(self, key: str, value: dict[str, Any]) -> None:
+        """Store ``value`` under ``key``; a folder that cannot be written costs the next plan its time, nothing else."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            ignore = self.folder / ".gitignore"
+            if not ignore.exists():  # never a change git reports, nor a file `git add -A` commits, whatever the repository ignores
+                ignore.write_text("# imagegraph's cache of plan results: nothing here belongs in git\n*\n")
+            fd, temporary = tempfile.mkstemp(dir=self.folder, prefix=".entry-", suffix=".tmp")
+        except OSError:
+            return
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump({**value, "format": FORMAT}, out, separators=(",", ":"))
+            os.replace(temporary, self.folder / f"{key}.json")
+            self._trim()
+        except OSError:
+            Path(temporary).unlink(missing_ok=True)
+
+    def _trim(self) -> None:
+        entries = sorted(self.folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        for stale in entries[KEEP:]:
+            stale.unlink(missing_ok=True)

@@ -1,0 +1,175 @@
+"""Apply a retention plan to a live registry without deleting what was tagged after cleanup looked.
+
+Others write to the registry while cleanup runs: a build tags its images, a
+release tags a digest cleanup found doomed. The registry has no conditional
+delete, so three guards stand between the look and each DELETE:
+
+- *A grace period.* A digest is deleted only when an earlier cleanup run
+  already found it doomed at least ``grace`` ago; the first run that dooms it
+  only records it. Whatever is still at work on a digest (a pipeline between
+  its build and its release) has that long to tag it, and a tagged digest is
+  no longer doomed, which takes it off the record.
+- *A second look right before each delete.* The tags are read again (one
+  list per repository, one HEAD per tag; manifests and configs are cached by
+  digest, which never changes) and the plan is made again, with every digest
+  that gained a tag since the first look kept, with what it needs (the
+  platform manifests of an index, the base an image was built on). A digest
+  that the new plan keeps is spared and said.
+- *A check after.* Every tag kept at the look, and every one the last look
+  saw tagged afresh, must still resolve, and so must the platform manifests
+  of kept indexes; otherwise cleanup fails, naming the first one.
+
+The doomed record lives in the registry itself, one small OCI artifact per
+repository under the tag :data:`~imagegraph.core.retention.RETENTION_TAG`
+(protected from retention): CI runners share no disk, but every run that may
+clean up reaches the registry, and the record travels with the images it is
+about.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from ..core.errors import RegistryError
+from ..core.retention import RETENTION_TAG, Manifest, RetentionPolicy, Verdict, deletion_order, note_doomed, plan_retention, ripe
+from .inventory import read_inventory
+
+__all__ = ["RETENTION_TYPE", "Pruning", "prune", "read_doomed", "write_doomed"]
+
+#: The media type of the doomed record (a JSON object: {"doomed": {digest: first time found doomed}}).
+RETENTION_TYPE = "application/vnd.imagegraph.retention.v1+json"
+_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+_EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
+_EMPTY = b"{}"
+
+
+class PruneRegistry(Protocol):
+    """What cleanup asks of a registry (:class:`imagegraph.adapters.registry.Registry` is one)."""
+
+    def tags(self, name: str) -> tuple[str, ...]: ...
+    def manifest_digest(self, name: str, tag: str) -> str | None: ...
+    def inspect(self, name: str, reference: str) -> tuple[str, str, dict]: ...
+    def blob(self, name: str, digest: str) -> bytes: ...
+    def delete_manifest(self, name: str, digest: str) -> bool: ...
+    def push_blob(self, name: str, data: bytes) -> str: ...
+    def put_manifest(self, name: str, reference: str, data: bytes, media_type: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class Pruning:
+    """What a cleanup found and did."""
+
+    #: The plan made at the first look.
+    verdicts: tuple[Verdict, ...]
+    deleted: tuple[Manifest, ...] = ()
+    #: Doomed at the first look, kept at the second (tagged meanwhile): with why.
+    spared: tuple[tuple[Manifest, str], ...] = ()
+    #: Doomed, but first found doomed less than the grace period ago: with when it was first found.
+    waiting: tuple[tuple[Manifest, str], ...] = ()
+    #: Kept tags (``app:1.2.0``) or platform manifests that no longer resolve after the deletions.
+    broken: tuple[str, ...] = ()
+
+
+def read_doomed(registry: PruneRegistry, repository: str) -> dict[str, str]:
+    """digest -> when a cleanup first found it doomed, from the repository's record ({} when it has none)."""
+    if registry.manifest_digest(repository, RETENTION_TAG) is None:
+        return {}
+    _, _, body = registry.inspect(repository, RETENTION_TAG)
+    layers = [layer for layer in body.get("layers", ()) if layer.get("mediaType") == RETENTION_TYPE]
+    if not layers:
+        return {}
+    try:
+        record = json.loads(registry.blob(repository, layers[0]["digest"]))
+    except ValueError:
+        return {}  # garbled: the times start again, which only delays deletions
+    doomed = record.get("doomed") if isinstance(record, dict) else None
+    return {str(k): str(v) for k, v in doomed.items()} if isinstance(doomed, dict) else {}
+
+
+def write_doomed(registry: PruneRegistry, repository: str, doomed: dict[str, str]) -> None:
+    """Replace the repository's record (an OCI artifact: empty config, one JSON layer)."""
+    data = json.dumps({"doomed": dict(sorted(doomed.items()))}, indent=1).encode()
+    layer = registry.push_blob(repository, data)
+    config = registry.push_blob(repository, _EMPTY)
+    manifest = {
+        "schemaVersion": 2, "mediaType": _OCI_MANIFEST, "artifactType": RETENTION_TYPE,
+        "config": {"mediaType": _EMPTY_TYPE, "digest": config, "size": len(_EMPTY)},
+        "layers": [{"mediaType": RETENTION_TYPE, "digest": layer, "size": len(data)}],
+    }
+    registry.put_manifest(repository, RETENTION_TAG, json.dumps(manifest).encode(), _OCI_MANIFEST)
+
+
+def prune(registry: PruneRegistry, repositories: Sequence[str], policy: RetentionPolicy, *, apply: bool, grace: timedelta,
+          now: Callable[[], datetime], say: Callable[[str], None] = lambda line: None) -> Pruning:
+    """The retention plan of ``repositories``; with ``apply``, the deletions it allows now (see the module's guards).
+
+    A dry run records the doomed digests too (the record is all it writes):
+    the scheduled dry run starts the grace period, so the deletion started
+    by hand later deletes what was doomed then and still is.
+    """
+    cache: dict = {}
+    looked = read_inventory(registry, repositories, cache=cache)
+    verdicts = plan_retention(looked, policy)
+    doomed = deletion_order(verdicts)
+    first_seen: dict[str, dict[str, str]] = {}
+    for repository in repositories:
+        before = read_doomed(registry, repository)
+        first_seen[repository] = note_doomed(before, [m.digest for m in doomed if m.repository == repository], now())
+        if first_seen[repository] == before:
+            continue
+        try:
+            write_doomed(registry, repository, first_seen[repository])
+        except RegistryError as err:
+            if apply:
+                raise
+            # a dry run may have read-only credentials: it starts no grace period then, and says so
+            say(f"note: the record of doomed digests in {repository} was not written ({err}); the grace period starts at the next run that can")
+    if not apply:
+        return Pruning(verdicts, waiting=tuple((m, first_seen[m.repository][m.digest]) for m in doomed))
+    due = {(repository, digest) for repository, seen in first_seen.items() for digest in ripe(seen, now(), grace)}
+    tags_at_look = {(m.repository, m.digest): frozenset(m.tags) for m in looked}
+    deleted: list[Manifest] = []
+    spared: list[tuple[Manifest, str]] = []
+    waiting = [(m, first_seen[m.repository][m.digest]) for m in doomed if (m.repository, m.digest) not in due]
+    fresh_tags: dict[tuple[str, str], frozenset[str]] = {}
+    for manifest in (m for m in doomed if (m.repository, m.digest) in due):
+        key = (manifest.repository, manifest.digest)
+        fresh = read_inventory(registry, repositories, cache=cache)
+        fresh_tags = {(m.repository, m.digest): frozenset(m.tags) for m in fresh}
+        pinned = {k: f"tagged after cleanup looked: {', '.join(sorted(tags - tags_at_look.get(k, frozenset())))}"
+                  for k, tags in fresh_tags.items() if tags - tags_at_look.get(k, frozenset())}
+        again = {(v.manifest.repository, v.manifest.digest): v for v in plan_retention(fresh, policy, pinned)}
+        if key in again and again[key].keep:
+            spared.append((manifest, again[key].reason))
+            say(f"spared {manifest.label()}: {again[key].reason}")
+            continue
+        if registry.delete_manifest(manifest.repository, manifest.digest):
+            deleted.append(manifest)
+    gone = {(m.repository, m.digest) for m in deleted} | {(m.repository, m.digest) for m, _ in spared}
+    for repository, seen in first_seen.items():
+        left = {digest: first for digest, first in seen.items() if (repository, digest) not in gone}
+        if left != seen:
+            write_doomed(registry, repository, left)
+    fresh_new = {(repository, tag) for (repository, digest), tags in fresh_tags.items()
+                 for tag in tags - tags_at_look.get((repository, digest), frozenset())}
+    return Pruning(verdicts, tuple(deleted), tuple(spared), tuple(waiting), _broken(registry, verdicts, fresh_new))
+
+
+def _broken(registry: PruneRegistry, verdicts: Sequence[Verdict], fresh: set[tuple[str, str]]) -> tuple[str, ...]:
+    """Kept tags and the platform manifests of kept indexes that no longer resolve, read from the registry after the deletions."""
+    tags = {(v.manifest.repository, tag) for v in verdicts if v.keep for tag in v.manifest.tags} | fresh
+    broken = [f"{repository.rsplit('/', 1)[-1]}:{tag}" for repository, tag in sorted(tags) if not _resolves(registry, repository, tag)]
+    for verdict in verdicts:
+        if verdict.keep:
+            manifest = verdict.manifest
+            broken.extend(f"{manifest.label()}'s platform manifest {child[:19]}" for child in manifest.children
+                          if not _resolves(registry, manifest.repository, child))
+    return tuple(broken)
+
+
+def _resolves(registry: PruneRegistry, repository: str, reference: str) -> bool:
+    return registry.manifest_digest(repository, reference) is not None

@@ -1,0 +1,112 @@
+"""BuildKit's plain progress output (``--progress plain``), read in one place.
+
+Live progress (:mod:`imagegraph.presentation.progress`), the step counts of a result
+(:func:`count_steps`) and the split of a bake's output per image
+(:mod:`imagegraph.core.chain`) all read the same lines; each asks :func:`parse`
+what a line is rather than matching it again:
+
+    #7 [runtime 2/4] RUN pip install ...      a Dockerfile step starts (step)
+    #3 [internal] load build definition       a vertex that is no step (vertex)
+    #7 0.412 Collecting torch                 what a step prints (log)
+    #7 CACHED / #7 DONE 12.3s / #7 ERROR: ... how a vertex ends (cached, done, error)
+    #9 pushing manifest for REF@sha256:... 0.1s done   the image is in the registry (pushed)
+    #9 exporting to image                     anything else a vertex says (other)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["Line", "StepCount", "count_steps", "parse"]
+
+Kind = Literal["step", "vertex", "log", "cached", "done", "error", "pushed", "other", "none"]
+
+_VERTEX = re.compile(r"^#(\d+) (.*)$")
+_BRACKET = re.compile(r"^\[([^\]]*)\] ?(.*)$")
+_NUMBER = re.compile(r"^(.*?) ?(\d+)/(\d+)$")
+_DONE = re.compile(r"^DONE ([\d.]+)s\s*$")
+_LOG = re.compile(r"^(\d+\.\d+) (.*)$")
+_PUSHED = re.compile(r"^pushing manifest for ([^@\s]+)(?:@sha256:[0-9a-f]+)? [\d.]+s done\s*$")
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of plain progress, taken apart."""
+
+    kind: Kind
+    #: The vertex number (``#7``), as text; None for lines outside any vertex (a build's closing error, say).
+    vertex: str | None = None
+    #: What the brackets hold, whole: ``runtime 2/4``, ``linux/arm64 internal``, ``base linux/amd64 2/2`` (bake).
+    bracket: str = ""
+    #: For a step: what its brackets hold before the numbers (stage, platform; a bake's target first), and the numbers.
+    label: str = ""
+    number: int = 0
+    total: int = 0
+    #: The instruction (step), the vertex's name, the printed text (log), the message (error), the rest (other).
+    text: str = ""
+    seconds: float | None = None
+    #: The reference a ``pushed`` line names.
+    ref: str = ""
+
+    @property
+    def instruction(self) -> str:
+        """A step's Dockerfile keyword, upper case (``RUN``, ``COPY``, ``FROM``)."""
+        return self.text.split(maxsplit=1)[0].upper() if self.kind == "step" and self.text else ""
+
+
+def parse(line: str) -> Line:
+    match = _VERTEX.match(line.rstrip("\r\n"))
+    if match is None:
+        return Line("none", text=line)
+    vertex, rest = match.groups()
+    if rest.strip() == "CACHED":
+        return Line("cached", vertex)
+    if rest.startswith("ERROR"):
+        return Line("error", vertex, text=rest.removeprefix("ERROR").lstrip(": "))
+    done = _DONE.match(rest)
+    if done:
+        return Line("done", vertex, seconds=float(done.group(1)))
+    log = _LOG.match(rest)
+    if log:
+        return Line("log", vertex, seconds=float(log.group(1)), text=log.group(2))
+    pushed = _PUSHED.match(rest)
+    if pushed:
+        return Line("pushed", vertex, ref=pushed.group(1))
+    bracket = _BRACKET.match(rest)
+    if bracket:
+        inside, text = bracket.groups()
+        numbered = _NUMBER.match(inside)
+        if numbered:
+            label, number, total = numbered.groups()
+            return Line("step", vertex, inside, label.strip(), int(number), int(total), text)
+        return Line("vertex", vertex, inside, text=text)
+    return Line("other", vertex, text=rest)
+
+
+@dataclass(frozen=True)
+class StepCount:
+    """Dockerfile steps a build ran, and how many of them came from a cache (local or registry)."""
+
+    cached: int = 0
+    total: int = 0
+
+    def __add__(self, other: StepCount) -> StepCount:
+        return StepCount(self.cached + other.cached, self.total + other.total)
+
+
+def count_steps(output: str) -> StepCount:
+    """The Dockerfile steps in plain progress output, and those answered from a cache.
+
+    FROM lines are not steps (they resolve an image, they never run).
+    """
+    steps: set[str] = set()
+    cached: set[str] = set()
+    for text in output.splitlines():
+        line = parse(text)
+        if line.kind == "step" and line.instruction != "FROM" and line.vertex is not None:
+            steps.add(line.vertex)
+        elif line.kind == "cached" and line.vertex is not None:
+            cached.add(line.vertex)
+    return StepCount(len(cached & steps), len(steps))

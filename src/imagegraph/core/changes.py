@@ -1,0 +1,413 @@
+"""What changed, since when, and which images it touches: git explains the plan.
+
+Three steps, kept apart so each can be tested on its own:
+
+1. :func:`choose_base` (pure) picks the base ref the way users expect:
+   ``--since REF``; in CI (GitHub Actions, GitLab CI) the pull or merge
+   request's merge base or the previous pushed commit; locally the merge
+   base with the default branch.
+2. :func:`locate_base` finds that commit in the repository, deepening a
+   shallow clone as far as needed, or says why it cannot (then the plan falls
+   back to fingerprints alone and says so).
+3. :func:`direct_causes` (pure) maps the changed paths onto the images whose
+   declared inputs they are.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from .config import Config, ImageSpec
+from .defaults import CONFIG_NAME
+from .errors import ImagegraphError
+from .fingerprint import Fingerprint, Fingerprinter, Sources, matches
+from .graph import build_order
+
+__all__ = [
+    "EMPTY_TREE",
+    "BaseRef",
+    "BaseRequest",
+    "Change",
+    "Explanation",
+    "UnknownRef",
+    "base_digests",
+    "choose_base",
+    "direct_causes",
+    "locate_base",
+    "read_event",
+    "same_as_base",
+]
+
+#: git's id of the empty tree: the base of "everything is new" (a first commit).
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One path that differs between the base commit and the working tree."""
+
+    path: str
+    #: added, modified, deleted, renamed, type-changed or untracked.
+    kind: str
+    #: The path before a rename; None otherwise.
+    old_path: str | None = None
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Both sides of a rename count: the old path stops being an input, the new one starts."""
+        return (self.old_path, self.path) if self.old_path else (self.path,)
+
+    def describe(self) -> str:
+        return f"{self.old_path} → {self.path} {self.kind}" if self.old_path else f"{self.path} {self.kind}"
+
+
+ZERO_SHA = "0" * 40
+#: The base when no default branch is known here: the remote's, fetched by `git fetch origin HEAD`.
+REMOTE_DEFAULT = "origin/HEAD"
+
+
+class UnknownRef(ImagegraphError):
+    """``--since`` names nothing git knows."""
+
+
+@dataclass(frozen=True)
+class BaseRequest:
+    """Which commit to compare with, before looking in the repository."""
+
+    #: A revision git can resolve (branch, tag, sha, HEAD~3), or EMPTY_TREE for "everything is new".
+    rev: str
+    #: How it was chosen, for people: "--since v1.2.0", "pull request #12: merge base with main", ...
+    how: str
+    #: Compare with merge-base(rev, HEAD) rather than rev itself (what a branch changed, not what main gained since).
+    merge_base: bool = True
+    #: The images of this commit were published (CI built it, or the user says so with --since): images
+    #: whose inputs did not change since need not be looked up in the registry.
+    trusted: bool = False
+    #: What to fetch from the remote when the commit is missing (a shallow or partial clone).
+    fetch: str | None = None
+    #: Whether an unresolvable rev is the user's mistake (--since) rather than a missing default branch.
+    explicit: bool = False
+
+
+@dataclass(frozen=True)
+class BaseRef:
+    """The base commit found in the repository."""
+
+    commit: str
+    how: str
+    trusted: bool
+
+    @property
+    def short(self) -> str:
+        return "the empty tree" if self.commit == EMPTY_TREE else self.commit[:7]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What git says about the working tree compared with the base commit."""
+
+    #: None when no base could be found: the plan then rests on fingerprints alone.
+    base: BaseRef | None
+    changes: tuple[Change, ...] = ()
+    #: image -> the changed paths that are its declared inputs (direct causes only).
+    causes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Images whose fingerprint is the one the base commit had: nothing that matters changed.
+    same_as_base: frozenset[str] = frozenset()
+    #: Why the explanation is partial (e.g. a shallow clone that could not be deepened).
+    note: str = ""
+
+    @property
+    def ignored(self) -> tuple[str, ...]:
+        """Changed paths that are no image's input (docs, README, tests, ...)."""
+        used = {path for paths in self.causes.values() for path in paths}
+        return tuple(sorted({p for change in self.changes for p in change.paths} - used - {CONFIG_NAME}))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "base": None if self.base is None else {"commit": self.base.commit, "how": self.base.how, "trusted": self.base.trusted},
+            "changed": [{"path": c.path, "kind": c.kind, **({"old_path": c.old_path} if c.old_path else {})} for c in self.changes],
+            "ignored": list(self.ignored),
+            "note": self.note,
+        }
+
+
+# -- 1. choosing the base ----------------------------------------------------------
+
+
+def read_event(env: Mapping[str, str]) -> dict[str, object]:
+    """The CI event payload (GitHub Actions writes it to $GITHUB_EVENT_PATH); {} when there is none."""
+    path = env.get("GITHUB_EVENT_PATH")
+    if not path:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def choose_base(since: str | None, env: Mapping[str, str], event: Mapping[str, object], *, default_branch: str | None) -> BaseRequest:
+    """Pick the base ref from the flag, the CI event, or the default branch.
+
+    ``default_branch`` is what the repository calls it locally (e.g.
+    ``origin/main``), None when it has none.
+    """
+    if since:
+        return BaseRequest(rev=since, how=f"--since {since}", trusted=True, fetch=since, explicit=True)
+    if env.get("GITHUB_ACTIONS") == "true":
+        request = _github_base(env, event, default_branch)
+        if request is not None:
+            return request
+    if env.get("GITLAB_CI") == "true":
+        request = _gitlab_base(env, default_branch)
+        if request is not None:
+            return request
+    if default_branch is None:
+        # `git fetch origin HEAD` brings the remote's default branch (a single-branch clone has no origin/main);
+        # without a remote the plan rests on fingerprints alone and says so, never on HEAD (an empty plan).
+        return BaseRequest(rev=REMOTE_DEFAULT, how="merge base with the remote's default branch", fetch="HEAD")
+    return BaseRequest(rev=default_branch, how=f"merge base with {default_branch}")
+
+
+def _github_base(env: Mapping[str, str], event: Mapping[str, object], default_branch: str | None) -> BaseRequest | None:
+    name = env.get("GITHUB_EVENT_NAME", "")
+    if name in ("pull_request", "pull_request_target"):
+        pr = _mapping(event.get("pull_request"))
+        base = _mapping(pr.get("base"))
+        branch = str(base.get("ref") or env.get("GITHUB_BASE_REF") or "")
+        sha = str(base.get("sha") or "")
+        number = pr.get("number") or event.get("number")
+        label = f"pull request #{number}" if number else "pull request"
+        if sha:
+            return BaseRequest(rev=sha, how=f"{label}: merge base with {branch or sha[:7]}", trusted=True, fetch=sha)
+        if branch:
+            return BaseRequest(rev=f"origin/{branch}", how=f"{label}: merge base with {branch}", trusted=True, fetch=branch)
+        return None
+    if name == "merge_group":
+        group = _mapping(event.get("merge_group"))
+        sha = str(group.get("base_sha") or "")
+        if sha:
+            return BaseRequest(rev=sha, how="merge queue: merge base with the queue's base", trusted=True, fetch=sha)
+        return None
+    if name == "push":
+        before = str(event.get("before") or "")
+        if before and before != ZERO_SHA:
+            # Not a merge base: a force push's `before` is no ancestor, and what matters is how the
+            # content differs from what CI built last time.
+            return BaseRequest(rev=before, how=f"previous push {before[:7]}", merge_base=False, trusted=True, fetch=before)
+        repo_default = str(_mapping(event.get("repository")).get("default_branch") or "")
+        if env.get("GITHUB_REF") == f"refs/heads/{repo_default}" and repo_default:
+            return BaseRequest(rev=EMPTY_TREE, how=f"first push of {repo_default}: everything is new", merge_base=False)
+        branch = f"origin/{repo_default}" if repo_default else default_branch
+        if branch:
+            return BaseRequest(rev=branch, how=f"new branch: merge base with {branch}", trusted=True, fetch=branch.removeprefix("origin/"))
+        return BaseRequest(rev=EMPTY_TREE, how="first push: everything is new", merge_base=False)
+    return None
+
+
+def _gitlab_base(env: Mapping[str, str], default_branch: str | None) -> BaseRequest | None:
+    """GitLab CI's predefined variables: a merge request's diff base, else the commit before the push."""
+    iid = env.get("CI_MERGE_REQUEST_IID", "")
+    label = f"merge request !{iid}" if iid else "merge request"
+    target = env.get("CI_MERGE_REQUEST_TARGET_BRANCH_NAME", "")
+    diff_base = env.get("CI_MERGE_REQUEST_DIFF_BASE_SHA", "")
+    if diff_base:
+        return BaseRequest(rev=diff_base, how=f"{label}: merge base with {target or diff_base[:7]}", trusted=True, fetch=diff_base)
+    if target:
+        return BaseRequest(rev=f"origin/{target}", how=f"{label}: merge base with {target}", trusted=True, fetch=target)
+    before = env.get("CI_COMMIT_BEFORE_SHA", "")
+    if before and before != ZERO_SHA:
+        # as a GitHub push: the previous pipeline's commit itself (a force push's is no ancestor)
+        return BaseRequest(rev=before, how=f"previous push {before[:7]}", merge_base=False, trusted=True, fetch=before)
+    # A new branch or tag, a scheduled or manual pipeline: CI_COMMIT_BEFORE_SHA is all zeros.
+    default = env.get("CI_DEFAULT_BRANCH", "")
+    if default and env.get("CI_COMMIT_BRANCH") == default:
+        return BaseRequest(rev=EMPTY_TREE, how=f"pipeline on {default} without a previous push: everything is new", merge_base=False)
+    branch = f"origin/{default}" if default else default_branch
+    if branch:
+        return BaseRequest(rev=branch, how=f"new branch: merge base with {branch}", trusted=True, fetch=branch.removeprefix("origin/"))
+    return None
+
+
+def _mapping(value: object) -> Mapping[str, object]:
+    return value if isinstance(value, Mapping) else {}
+
+
+# -- 2. finding it in the repository -----------------------------------------------
+
+
+class History(Protocol):
+    """The git operations locating a base needs (the seam: :class:`imagegraph.adapters.repo.Repository`)."""
+
+    def head(self) -> str | None: ...
+    def resolve(self, rev: str) -> str | None: ...
+    def merge_base(self, a: str, b: str) -> str | None: ...
+    def is_shallow(self) -> bool: ...
+    def has_remote(self, remote: str = "origin") -> bool: ...
+    def fetch(self, remote: str, *args: str) -> str | None: ...
+
+
+#: How far a shallow clone is deepened, step by step, before fetching all history.
+DEEPEN_STEPS = (50, 200, 1000)
+
+
+def locate_base(history: History, request: BaseRequest, *, remote: str = "origin", say=lambda line: None) -> tuple[BaseRef | None, str]:
+    """The base commit for ``request``, deepening a shallow clone as needed.
+
+    Returns (base, note): base None with a note when it cannot be found and
+    the plan must rest on fingerprints alone. An unknown ``--since`` ref in a
+    complete clone is the user's mistake and raises :class:`UnknownRef`.
+
+    A base fetched by name is pinned to its commit id at once: every later
+    ``git fetch`` (deepening) rewrites FETCH_HEAD, and a base read from it
+    then would be HEAD itself, an empty plan while the branch changed code.
+    """
+    head = history.head()
+    if request.rev == EMPTY_TREE:
+        return BaseRef(EMPTY_TREE, request.how, request.trusted), ""
+    if head is None:
+        if request.explicit:
+            raise UnknownRef(f"--since {request.rev}: this repository has no commit yet; commit first or drop --since")
+        return BaseRef(EMPTY_TREE, "no commit yet: everything is new", False), ""
+    how = request.how
+    commit = history.resolve(request.rev)
+    if commit is None and "/" not in request.rev and history.resolve(f"{remote}/{request.rev}") is not None:
+        # `--since main` in a clone that only has origin/main (a CI checkout of another branch)
+        commit = history.resolve(f"{remote}/{request.rev}")
+        how = f"{how} (as {remote}/{request.rev})"
+    steps = list(DEEPEN_STEPS)
+    while True:
+        if commit is not None:
+            base = history.merge_base(commit, head) if request.merge_base else commit
+            if base is not None:
+                return BaseRef(base, how, request.trusted), ""
+        shallow = history.is_shallow()
+        if commit is not None and not shallow:
+            # Complete history and still no merge base: unrelated histories, so everything is new.
+            return BaseRef(EMPTY_TREE, f"{how} (no common history: everything is new)", False), ""
+        if not history.has_remote(remote):
+            return _not_found(request, f"{request.rev} is not in this clone and there is no remote {remote!r} to fetch it from")
+        if commit is None:
+            commit, error = _fetch_base(history, request, remote, shallow, say)
+            if error:
+                return _not_found(request, error)
+            continue
+        if not shallow:
+            return _not_found(request, f"{request.rev} is not in this repository")
+        if steps:
+            step = steps.pop(0)
+            say(f"shallow clone: deepening by {step} commits to reach the base commit")
+            error = history.fetch(remote, f"--deepen={step}")
+        else:
+            say("shallow clone: fetching the whole history to reach the base commit")
+            error = history.fetch(remote, "--unshallow")
+            if error is None and history.is_shallow():
+                error = "still shallow after --unshallow"
+            if error is None:
+                steps = []  # one more look with the whole history, then the complete-clone rules apply
+        if error:
+            return _not_found(request, f"shallow clone without the base commit, and deepening failed: {error}")
+
+
+def _fetch_base(history: History, request: BaseRequest, remote: str, shallow: bool, say) -> tuple[str | None, str]:
+    """Fetch the base from the remote and pin it: (its commit id, "") or (None, why not)."""
+    what = (request.fetch or request.rev).removeprefix(f"{remote}/")  # the remote calls origin/main "main"
+    say(f"fetching {what} from {remote} to find the base commit")
+    depth = (f"--depth={DEEPEN_STEPS[0]}",) if shallow else ()
+    error = history.fetch(remote, *depth, what)
+    if error:
+        return None, f"cannot fetch {what} from {remote}: {error}"
+    # Read FETCH_HEAD now, before any other fetch overwrites it; a rev with a local name (a sha, origin/x) wins.
+    commit = history.resolve(request.rev) or history.resolve("FETCH_HEAD")
+    if commit is None:
+        return None, f"fetched {what} from {remote}, but it names no commit"
+    return commit, ""
+
+
+def _not_found(request: BaseRequest, why: str) -> tuple[BaseRef | None, str]:
+    if request.explicit:
+        raise UnknownRef(f"--since {request.rev}: unknown revision ({why}); give a branch, tag or commit that exists (see `git log --oneline`)")
+    return None, f"base ({request.how}) not found: {why}; deciding by fingerprints alone"
+
+
+# -- 3. which images the changes touch ------------------------------------------------
+
+
+def direct_causes(config: Config, changes: Sequence[Change], base_config: Config | None, *, config_changed: bool,
+                  present: Collection[str] | None = None) -> dict[str, tuple[str, ...]]:
+    """image -> the changed paths that are its inputs; images.yaml counts for an image whose settings changed.
+
+    ``base_config`` is images.yaml as the base commit had it (None when it
+    had none or it cannot be read: then every image counts as changed).
+    ``present`` are the paths of the working tree, which say which ignore
+    file each image's builder reads (None: both count).
+    """
+    touched: dict[str, set[str]] = {name: set() for name in config.names}
+    for change in changes:
+        for path in change.paths:
+            for spec in config.images:
+                if matches(spec, path, present):
+                    touched[spec.name].add(path)
+    if config_changed:
+        for spec in config.images:
+            if _settings_changed(config, base_config, spec.name):
+                touched[spec.name].add(CONFIG_NAME)
+    return {name: tuple(sorted(paths)) for name, paths in touched.items() if paths}
+
+
+def _settings_changed(config: Config, base_config: Config | None, name: str) -> bool:
+    """Whether images.yaml says something else about ``name`` than it did at the base (its Python, for wheels, included)."""
+    before = _image_or_none(base_config, name)
+    if before is None or before != config.image(name) or base_config.repository(name) != config.repository(name):  # type: ignore[union-attr]
+        return True
+    return bool(before.wheels) and base_config.python != config.python  # type: ignore[union-attr]
+
+
+def _image_or_none(config: Config | None, name: str):
+    if config is None or name not in config.names:
+        return None
+    return config.image(name)
+
+
+def same_as_base(config: Config, current: Mapping[str, Fingerprint], causes: Mapping[str, Sequence[str]],
+                 base_config: Config | None, base_digest: Callable[[ImageSpec, str], str]) -> frozenset[str]:
+    """The images whose fingerprint is exactly the one the base commit had.
+
+    Only what git points at is fingerprinted again: an image none of whose
+    inputs changed, on a parent that is the same, is the same (the Merkle
+    chain); an image on a changed parent is not. Only an image with changed
+    inputs on an unchanged parent is fingerprinted over the base tree, which
+    is what tells a comment-only requirements edit from a real one:
+    ``base_digest(spec, parent digest)`` is that image's digest over the base
+    tree (:func:`base_digests` makes one), asked only when that happens.
+    """
+    same: set[str] = set()
+    for name in build_order(config):
+        parent = config.image(name).parent
+        if parent is not None and parent not in same:
+            continue
+        if name not in causes:
+            same.add(name)
+            continue
+        before = _image_or_none(base_config, name)
+        if before is None or base_config.repository(name) != config.repository(name):  # type: ignore[union-attr]
+            continue
+        if base_digest(before, current[parent].digest if parent else "") == current[name].digest:
+            same.add(name)
+    return frozenset(same)
+
+
+def base_digests(base_config: Config, base_tree: Callable[[], Sources]) -> Callable[[ImageSpec, str], str]:
+    """Digests over the base commit's tree, for :func:`same_as_base`; the tree is listed on the first question only."""
+    fingerprinter: Fingerprinter | None = None
+
+    def digest(spec: ImageSpec, parent_digest: str) -> str:
+        nonlocal fingerprinter
+        fingerprinter = fingerprinter or Fingerprinter(base_tree(), strict=False, python=base_config.python)
+        return fingerprinter.image(spec, parent_digest).digest
+
+    return digest

@@ -1,0 +1,364 @@
+"""images.yaml as frozen dataclasses (:class:`Config`, :class:`ImageSpec`): read the file, validate it, build the model.
+
+Reading and validating are separate steps so every I/O failure and every
+mistake in the file becomes one :class:`ConfigError` line naming the file,
+the key and the fix, never a traceback. The YAML itself is read by
+:mod:`imagegraph.core.config_yaml`; each field by the readers of
+:mod:`imagegraph.core.config_fields`. This module holds the model and what ties
+the fields together: the keys each section knows, the image settings, the
+parent links.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .config_fields import (
+    check_file,
+    described,
+    located,
+    read_flag,
+    read_repo_path,
+    read_section,
+    read_string,
+    read_strings,
+    read_whole,
+    reject_unknown,
+    repo_path,
+)
+from .config_yaml import YamlMapping, load_yaml
+from .defaults import CONFIG_NAME, DEFAULT_REGISTRY
+from .errors import ConfigError, InputError
+from .values import (
+    Platform,
+    RegistryAddress,
+    check_repository,
+    did_you_mean,
+    is_tag,
+    parse_build_arg_name,
+    parse_builder_name,
+    parse_image_name,
+    parse_namespace,
+    parse_platforms,
+    parse_python_version,
+    parse_registry,
+    shown,
+)
+
+__all__ = [
+    "Config",
+    "ImageSpec",
+    "ReportTargets",
+    "config_from_text",
+    "decode_text",
+    "load_config",
+    "override_platforms",
+    "parse_config",
+    "read_repo_text",
+    "registry_from_env",
+]
+
+REGISTRY_ENV = "IMAGEGRAPH_REGISTRY"
+_DEFAULT_ADDRESS = parse_registry(DEFAULT_REGISTRY, "DEFAULT_REGISTRY")
+
+_TOP_KEYS = ("registry", "namespace", "python", "builder", "tags", "retention", "report", "images")
+_TAGS_KEYS = ("edge", "push_pull_requests")
+_RETENTION_KEYS = ("keep", "protect")
+_REPORT_KEYS = ("targets", "history")
+_TARGET_KEYS = ("code_change_seconds", "max_layers", "cache_hit_rate")
+_IMAGE_KEYS = (
+    "description",
+    "dockerfile",
+    "context",
+    "parent",
+    "inputs",
+    "wheels",
+    "platforms",
+    "target",
+    "build_args",
+    "push",
+)
+# BuildKit stage names: a letter, then letters, digits, '-', '_', '.'.
+_STAGE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One image of the family, exactly as images.yaml declares it (paths relative to the root)."""
+
+    name: str
+    dockerfile: str
+    context: str = "."
+    parent: str | None = None
+    inputs: tuple[str, ...] = ()
+    #: Requirements files whose wheels are fetched on the host into .wheelhouse/<stem>/.
+    wheels: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = ("linux/amd64",)
+    target: str | None = None
+    build_args: tuple[tuple[str, str], ...] = ()
+    push: bool = True
+    description: str = ""
+
+    @property
+    def dockerignore(self) -> str:
+        """The ignore file BuildKit applies: ``<Dockerfile>.dockerignore`` wins over the context's."""
+        return f"{self.dockerfile}.dockerignore"
+
+
+@dataclass(frozen=True)
+class ReportTargets:
+    """What `invoke report` holds a build to (report: targets: in images.yaml)."""
+
+    #: Wall time of a build that rebuilt images for a code change only (no requirements or Dockerfile changed).
+    code_change_seconds: float = 120.0
+    #: Layers any one image may have.
+    max_layers: int = 40
+    #: Share of Dockerfile steps answered from a cache, over the images a run built.
+    cache_hit_rate: float = 0.5
+
+
+@dataclass(frozen=True)
+class Config:
+    root: Path
+    images: tuple[ImageSpec, ...]
+    registry_address: RegistryAddress = _DEFAULT_ADDRESS
+    namespace: str = "imagegraph"
+    #: The Python version (major.minor) of the images, for fetching matching wheels.
+    python: str = "3.11"
+    #: tags: the default branch's moving tag, and whether pull request tags (pr-N) are pushed.
+    edge_tag: str = "edge"
+    push_pull_requests: bool = False
+    #: retention: how many recent builds/versions `invoke cleanup` keeps per image, and tag patterns it never deletes.
+    keep: int = 10
+    protect: tuple[str, ...] = ()
+    #: report: the targets builds are held to, and how many build reports .imagegraph/reports keeps.
+    targets: ReportTargets = ReportTargets()
+    report_history: int = 100
+    #: The buildx builder to build on (a team's shared BuildKit, say); None: the current one. --builder and $BUILDX_BUILDER win.
+    builder: str | None = None
+
+    @property
+    def registry(self) -> str:
+        """The registry as images show it: ``host[:port][/path]``."""
+        return str(self.registry_address)
+
+    def image(self, name: str, origin: str = CONFIG_NAME) -> ImageSpec:
+        for spec in self.images:
+            if spec.name == name:
+                return spec
+        raise ConfigError(origin, f"no image named {shown(name)}{did_you_mean(name, self.names)}; images: {', '.join(self.names)}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.images)
+
+    def repository(self, name: str) -> str:
+        """The image's repository in the registry, e.g. ``127.0.0.1:5000/imagegraph/base``."""
+        return "/".join(part for part in (self.registry, self.namespace, name) if part)
+
+
+def load_config(root: Path | str, *, registry: RegistryAddress | None = None) -> Config:
+    """Read ``<root>/images.yaml``; ``registry`` (or $IMAGEGRAPH_REGISTRY) overrides the file's."""
+    root = Path(root).resolve()
+    path = root / CONFIG_NAME
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(str(path), "not found; run from the repository root or create images.yaml (see README)") from None
+    except OSError as err:
+        raise ConfigError(str(path), f"cannot be read: {err.strerror}; check that it is a readable file") from None
+    return config_from_text(decode_text(data, CONFIG_NAME), root, registry=registry)
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """A file's bytes as UTF-8 text; a byte that is not UTF-8 is one error naming the file, line and byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise InputError(f"{name}:{line}", f"byte 0x{data[err.start]:02x} is not UTF-8; save the file as UTF-8") from None
+
+
+def read_repo_text(root: Path, relpath: str) -> str:
+    """A text file of the repository (a Dockerfile, an ignore file) as UTF-8; unreadable or not UTF-8 is one error naming it."""
+    try:
+        data = (root / relpath).read_bytes()
+    except OSError as err:
+        raise InputError(relpath, f"cannot be read: {err.strerror}; check that it is a readable file") from None
+    return decode_text(data, relpath)
+
+
+def config_from_text(text: str, root: Path, *, registry: RegistryAddress | None = None) -> Config:
+    """images.yaml's text (from disk, or from an older commit) as a validated Config."""
+    config = parse_config(load_yaml(text, CONFIG_NAME), root)
+    override = registry or registry_from_env(os.environ)
+    return replace(config, registry_address=override) if override else config
+
+
+def registry_from_env(environ: Mapping[str, str]) -> RegistryAddress | None:
+    """$IMAGEGRAPH_REGISTRY, parsed; None when unset. Set but empty is refused: an unset shell variable must not pick a registry."""
+    text = environ.get(REGISTRY_ENV)
+    return None if text is None else parse_registry(text, f"${REGISTRY_ENV}")
+
+
+# -- validation ------------------------------------------------------------------
+
+
+def parse_config(data: Any, root: Path) -> Config:
+    """Validate the parsed YAML document and check it against the files under ``root``."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(CONFIG_NAME, "must be a mapping with an `images:` key")
+    reject_unknown(data, _TOP_KEYS, "top level")
+    images_data = data.get("images")
+    if not isinstance(images_data, Mapping) or not images_data:
+        raise ConfigError(located(data, "images"), "`images:` must map image names to their settings")
+    specs = tuple(_parse_image(name, body, root, located(images_data, name)) for name, body in images_data.items())
+    names = [spec.name for spec in specs]
+    for spec in specs:
+        if spec.parent is not None and spec.parent not in names:
+            raise ConfigError(
+                located(images_data[spec.name], "parent"),
+                f"image {spec.name!r}: parent {spec.parent!r} is not an image here{did_you_mean(spec.parent, names)}; "
+                f"declare it under `images:` or remove `parent:`",
+            )
+    _check_acyclic(specs)
+    registry = parse_registry(read_string(data, "registry", DEFAULT_REGISTRY, "registry"), f"{located(data, 'registry')}: registry",
+                              fallback=f"the default, {DEFAULT_REGISTRY}")
+    namespace = parse_namespace(read_string(data, "namespace", "imagegraph", "namespace"), f"{located(data, 'namespace')}: namespace")
+    for spec in specs:
+        check_repository(registry, namespace, spec.name, located(images_data, spec.name))
+    python = parse_python_version(read_string(data, "python", "3.11", "python"), f"{located(data, 'python')}: python")
+    tags = read_section(data, "tags", _TAGS_KEYS)
+    edge_tag = read_string(tags, "edge", "edge", "tags: edge")
+    if not is_tag(edge_tag) or edge_tag == "latest":
+        raise ConfigError(located(tags, "edge"), f"tags: edge: {edge_tag!r} is not a usable tag; pick a name such as edge or latest-dev")
+    push_pull_requests = read_flag(tags, "push_pull_requests", False, "tags: push_pull_requests")
+    retention = read_section(data, "retention", _RETENTION_KEYS)
+    keep = read_whole(retention, "keep", 10, 1, "retention: keep", "whole number of at least 1")
+    protect = tuple(read_strings(retention, "protect", "retention: protect"))
+    targets, history = _parse_report(read_section(data, "report", _REPORT_KEYS))
+    builder = parse_builder_name(read_string(data, "builder", None, "builder"), f"{located(data, 'builder')}: builder") \
+        if data.get("builder") is not None else None
+    return Config(root=root, images=specs, registry_address=registry, namespace=namespace, python=python, edge_tag=edge_tag,
+                  push_pull_requests=push_pull_requests, keep=keep, protect=protect, targets=targets, report_history=history,
+                  builder=builder)
+
+
+def _parse_report(report: Mapping[str, Any]) -> tuple[ReportTargets, int]:
+    history = read_whole(report, "history", 100, 2, "report: history", "whole number of at least 2 (reports kept)")
+    targets = read_section(report, "targets", _TARGET_KEYS)
+    defaults = ReportTargets()
+
+    def number(key: str, default: float, *, whole: bool = False, upper: float | None = None) -> float:
+        value = targets.get(key, default)
+        kind = int if whole else (int, float)
+        if not isinstance(value, kind) or isinstance(value, bool) or not value > 0 or (upper is not None and value > upper) \
+                or value == float("inf"):
+            limit = f"between 0 and {upper:g}" if upper is not None else ("a whole number above 0" if whole else "a number above 0")
+            raise ConfigError(located(targets, key), f"report: targets: {key} must be {limit}, got {described(targets, key)}")
+        return value
+
+    return ReportTargets(
+        code_change_seconds=float(number("code_change_seconds", defaults.code_change_seconds)),
+        max_layers=int(number("max_layers", defaults.max_layers, whole=True)),
+        cache_hit_rate=float(number("cache_hit_rate", defaults.cache_hit_rate, upper=1)),
+    ), history
+
+
+def _parse_image(name: Any, body: Any, root: Path, origin: str) -> ImageSpec:
+    if not isinstance(name, str):
+        raise ConfigError(origin, f"image name {name!r} is not a name; image names are lowercase words such as base or app")
+    parse_image_name(name, f"{origin}: image")
+    where = f"image {name!r}"
+    if not isinstance(body, Mapping):
+        raise ConfigError(origin, f"{where}: settings must be a mapping (dockerfile:, parent:, inputs:, ...)")
+    reject_unknown(body, _IMAGE_KEYS, where)
+    if "dockerfile" not in body:
+        raise ConfigError(origin, f"{where}: `dockerfile:` is required (e.g. dockerfile: docker/Dockerfile.{name})")
+    dockerfile = read_repo_path(body, "dockerfile", where)
+    check_file(root, dockerfile, located(body, "dockerfile"), f"{where}: dockerfile", ())
+    context = read_repo_path(body, "context", where, default=".")
+    if not (root / context).is_dir():
+        raise ConfigError(located(body, "context"), f"{where}: context {context} is not a directory; fix the path")
+    wheels = tuple(repo_path(p, located(body, "wheels"), f"{where}: wheels") for p in read_strings(body, "wheels", f"{where}: wheels"))
+    for requirements in wheels:
+        check_file(root, requirements, located(body, "wheels"), f"{where}: wheels", wheels)
+    platforms = parse_platforms(read_strings(body, "platforms", f"{where}: platforms", default=("linux/amd64",)),
+                                f"{located(body, 'platforms')}: {where}: platforms")
+    push = read_flag(body, "push", True, f"{where}: push")
+    parent = None
+    if body.get("parent") is not None:
+        parent = read_string(body, "parent", None, f"{where}: parent")
+        if parent == name:
+            raise ConfigError(located(body, "parent"), f"{where}: an image cannot be its own parent; remove `parent:` or name another image")
+    target = None if body.get("target") is None else read_string(body, "target", None, f"{where}: target")
+    if target is not None and not _STAGE.fullmatch(target):
+        raise ConfigError(located(body, "target"), f"{where}: target {shown(target)} is not a stage name (as `FROM ... AS name` gives it)")
+    return ImageSpec(
+        name=name,
+        dockerfile=dockerfile,
+        context=context,
+        parent=parent,
+        inputs=tuple(repo_path(p, located(body, "inputs"), f"{where}: inputs", glob=True)
+                     for p in read_strings(body, "inputs", f"{where}: inputs")),
+        wheels=wheels,
+        platforms=tuple(str(p) for p in platforms),
+        target=target,
+        build_args=_build_args(body, where),
+        push=push,
+        description=read_string(body, "description", "", f"{where}: description"),
+    )
+
+
+def _build_args(body: Mapping[str, Any], where: str) -> tuple[tuple[str, str], ...]:
+    """NAME: value pairs passed as --build-arg; a value is taken exactly as written (1.10 stays 1.10), null/list/map refused."""
+    if body.get("build_args") is None:
+        return ()
+    args = body["build_args"]
+    if not isinstance(args, Mapping):
+        raise ConfigError(located(body, "build_args"), f"{where}: build_args must be a mapping of NAME: value, got {described(body, 'build_args')}")
+    pairs: list[tuple[str, str]] = []
+    for key, value in args.items():
+        origin = f"{located(args, key)}: {where}: build_args"
+        name = parse_build_arg_name(str(key), origin) if isinstance(key, str) else parse_build_arg_name(repr(key), origin)
+        if name == "BASE_IMAGE":
+            raise ConfigError(origin, "BASE_IMAGE is set by imagegraph from `parent:`; remove it")
+        written = args.written.get(key) if isinstance(args, YamlMapping) else None
+        if isinstance(value, str):
+            text = value
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and written is not None:
+            text = written
+        elif isinstance(value, int) and not isinstance(value, bool):
+            text = str(value)
+        else:
+            raise ConfigError(origin, f"{name}: {described(args, key)} is not a value --build-arg can pass; "
+                                     f'write a string, e.g. {name}: "value" (an empty one is "")')
+        if "\0" in text:
+            raise ConfigError(origin, f"{name}: the value holds a NUL character, which no command line can pass; remove it")
+        pairs.append((name, text))
+    return tuple(sorted(pairs))
+
+
+def _check_acyclic(specs: Iterable[ImageSpec]) -> None:
+    parent_of = {spec.name: spec.parent for spec in specs}
+    for start in parent_of:
+        seen = [start]
+        node = parent_of[start]
+        while node is not None:
+            if node in seen:
+                cycle = " -> ".join([*seen[seen.index(node):], node])
+                raise ConfigError(CONFIG_NAME, f"parent cycle {cycle}; one of these images must not name the next as parent")
+            seen.append(node)
+            node = parent_of.get(node)
+
+
+def override_platforms(config: Config, platforms: tuple[Platform, ...]) -> Config:
+    """The same family built for ``platforms`` instead of what each image declares (`--platform`, $IMAGEGRAPH_PLATFORMS)."""
+    names = tuple(str(p) for p in dict.fromkeys(platforms))
+    images = tuple(replace(spec, platforms=names) for spec in config.images)
+    return replace(config, images=images)

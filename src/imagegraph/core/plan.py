@@ -1,0 +1,319 @@
+"""The plan: for each image, what to do and why. Pure: no I/O happens here.
+
+``make_plan`` takes what the world looks like (fingerprints, what git says
+changed since the base commit, which fingerprint tags already exist locally or
+in the registry, what the user asked for) and decides; the executor then
+carries the plan out without deciding anything. ``lookups_needed`` says which
+images the registry must be asked about at all: an image whose inputs did not
+change since a base commit whose images were published needs no question.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from .changes import Explanation
+from .config import Config
+from .fingerprint import Fingerprint
+from .graph import ancestors, build_order, children, descendants, with_ancestors
+from .request import context_layout
+
+if TYPE_CHECKING:
+    from .request import BuildRequest, ContextLayout
+    from .tags import PlannedTag
+
+__all__ = ["Availability", "Decision", "ImagePlan", "Plan", "affected", "availability_of", "lookups_needed", "make_plan", "trust_broken"]
+
+
+class Decision(enum.Enum):
+    BUILD = "build"
+    REUSE = "reuse"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Where an image with a given fingerprint tag already exists."""
+
+    local: bool = False
+    registry: bool = False
+
+
+def availability_of(ref: str, *, push: bool, in_registry: Callable[[str], bool], in_engine: Callable[[str], bool]) -> Availability:
+    """Where ``ref`` exists: the registry is asked only for a pushed image, the local engine only when the registry lacks it."""
+    registry = push and in_registry(ref)
+    return Availability(local=not registry and in_engine(ref), registry=registry)
+
+
+@dataclass(frozen=True)
+class ImagePlan:
+    name: str
+    decision: Decision
+    reason: str
+    fingerprint: str
+    #: The fingerprint reference, e.g. 127.0.0.1:5000/imagegraph/base:3f2c...
+    ref: str
+    #: The parent's exact fingerprint reference the child is built FROM.
+    parent_ref: str | None
+    platforms: tuple[str, ...]
+    push: bool
+    #: True when the image exists only in the local engine and must be pushed.
+    push_existing: bool = False
+    no_cache: bool = False
+    #: The changed paths (since the base commit) that are this image's own inputs.
+    changed: tuple[str, ...] = ()
+    #: (path, content id) of every file the fingerprint covers: exactly what the build context holds
+    #: (imagegraph.adapters.context.assemble_context); not in to_dict, the fingerprint stands for it there.
+    files: tuple[tuple[str, str], ...] = ()
+    #: The parent image's name (None for a root): the executor waits for it.
+    parent: str | None = None
+    #: The requirements files whose wheels the build bind-mounts (fetched before it).
+    wheels: tuple[str, ...] = ()
+    #: What the build context holds, as paths (imagegraph.core.request.ContextLayout); None when nothing is built.
+    layout: ContextLayout | None = None
+    #: What the builder is asked (imagegraph.core.request.BuildRequest), for an image that is built.
+    request: BuildRequest | None = None
+    #: Every tag this image gets, and the rule each moves by (imagegraph.core.tags.planned_tags).
+    tags: tuple[PlannedTag, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "decision": self.decision.value,
+            "reason": self.reason,
+            "fingerprint": self.fingerprint,
+            "ref": self.ref,
+            "parent_ref": self.parent_ref,
+            "platforms": list(self.platforms),
+            "push": self.push,
+            "push_existing": self.push_existing,
+            "no_cache": self.no_cache,
+            "changed": list(self.changed),
+            "parent": self.parent,
+            "wheels": list(self.wheels),
+            "build": self.request.to_dict() if self.request is not None else None,
+            "tags": [tag.to_dict() for tag in self.tags],
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    images: tuple[ImagePlan, ...]
+    registry: str
+    options: Mapping[str, str] = field(default_factory=dict)
+    explanation: Explanation | None = None
+    #: Things worth a look that change no decision (e.g. a file a Dockerfile copies but images.yaml does not declare).
+    warnings: tuple[str, ...] = ()
+
+    def image(self, name: str) -> ImagePlan:
+        for entry in self.images:
+            if entry.name == name:
+                return entry
+        raise KeyError(name)
+
+    def to_build(self) -> tuple[ImagePlan, ...]:
+        return tuple(e for e in self.images if e.decision is Decision.BUILD)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "registry": self.registry,
+            "options": dict(self.options),
+            "git": None if self.explanation is None else self.explanation.to_dict(),
+            "images": [entry.to_dict() for entry in self.images],
+            "warnings": list(self.warnings),
+        }
+
+
+def _forced(config: Config, force: Collection[str]) -> dict[str, str]:
+    forced: dict[str, str] = {}
+    for name in force:
+        config.image(name)  # unknown names fail with "did you mean"
+        forced.setdefault(name, f"forced (--force {name})")
+        for child in descendants(config, name):
+            forced.setdefault(child, f"parent {name} is forced")
+    return forced
+
+
+def _trusted_same(explanation: Explanation | None) -> frozenset[str]:
+    """Images unchanged since a base whose images were published: they need no registry lookup."""
+    if explanation is None or explanation.base is None or not explanation.base.trusted:
+        return frozenset()
+    return explanation.same_as_base
+
+
+def lookups_needed(config: Config, explanation: Explanation | None, *, selected: Collection[str] = (), force: Collection[str] = (),
+                   trust: bool = True) -> frozenset[str]:
+    """The images whose fingerprint tags the registry (or local engine) must be asked about.
+
+    Every wanted image that is neither forced nor known unchanged since a
+    trusted base; and the ancestors of those, because an image that may be
+    built needs its parent to exist. A docs-only change asks nothing.
+    ``trust=False`` asks about every image that is not forced (see
+    :func:`trust_broken`).
+    """
+    wanted = with_ancestors(config, selected) if selected else frozenset(config.names)
+    forced = _forced(config, force)
+    trusted = _trusted_same(explanation) if trust else frozenset()
+    maybe_built = {name for name in wanted if name not in trusted}
+    need = {name for name in maybe_built if name not in forced}
+    for name in maybe_built:
+        need.update(a for a in ancestors(config, name) if a not in forced)
+    return frozenset(need)
+
+
+def trust_broken(config: Config, fingerprints: Mapping[str, Fingerprint], explanation: Explanation | None,
+                 availability: Mapping[str, Availability]) -> bool:
+    """Whether a lookup found an image missing that the trusted base should have published.
+
+    Then the base's images were not all published after all (its CI run
+    failed, or imagegraph's fingerprint scheme changed since), and every
+    image must be looked up rather than assumed.
+    """
+    for name in _trusted_same(explanation):
+        found = availability.get(f"{config.repository(name)}:{fingerprints[name].tag}")
+        if found is not None and not (found.registry or found.local):
+            return True
+    return False
+
+
+def make_plan(
+    config: Config,
+    fingerprints: Mapping[str, Fingerprint],
+    availability: Mapping[str, Availability],
+    *,
+    explanation: Explanation | None = None,
+    selected: Collection[str] = (),
+    force: Collection[str] = (),
+    no_cache: bool = False,
+    platforms: tuple[str, ...] = (),
+    warnings: Sequence[str] = (),
+) -> Plan:
+    """Decide build / reuse / skip for every image, with the reason in words.
+
+    ``availability`` maps fingerprint refs to where they exist; a ref it does
+    not mention was not looked up (see :func:`lookups_needed`). ``selected``
+    limits the work to those images and what they stand on (all images when
+    empty); ``force`` rebuilds those images and their dependents even when
+    their fingerprint tags exist. ``platforms`` is the override already folded
+    into the fingerprints, echoed in the plan.
+    """
+    wanted = with_ancestors(config, selected) if selected else frozenset(config.names)
+    forced = _forced(config, force)
+    trusted = _trusted_same(explanation)
+    causes = dict(explanation.causes) if explanation is not None else {}
+    same = explanation.same_as_base if explanation is not None else frozenset()
+    since = _since(explanation)
+    decided: dict[str, tuple[Decision, str, bool]] = {}
+    for name in build_order(config):
+        spec = config.image(name)
+        ref = f"{config.repository(name)}:{fingerprints[name].tag}"
+        found = availability.get(ref)
+        if name not in wanted:
+            decided[name] = (Decision.SKIP, "not selected", False)
+        elif name in forced:
+            decided[name] = (Decision.BUILD, forced[name], False)
+        elif found is None and name in trusted:
+            decided[name] = (Decision.REUSE, _unchanged(causes.get(name, ()), since), False)
+        elif found is not None and found.registry:
+            decided[name] = (Decision.REUSE, _in_registry(name, causes.get(name, ()), same, since), False)
+        elif found is not None and found.local:
+            decided[name] = (Decision.REUSE, "fingerprint tag already in the local engine (pushed now)" if spec.push
+                             else "fingerprint tag already in the local engine", spec.push)
+        else:
+            decided[name] = (Decision.BUILD, "", False)
+    reasons = _build_reasons(config, decided, causes, same, since)
+    entries = []
+    for name in build_order(config):
+        spec = config.image(name)
+        decision, reason, push_existing = decided[name]
+        entries.append(ImagePlan(
+            name=name,
+            decision=decision,
+            reason=reasons.get(name, reason),
+            fingerprint=fingerprints[name].tag,
+            ref=f"{config.repository(name)}:{fingerprints[name].tag}",
+            parent_ref=f"{config.repository(spec.parent)}:{fingerprints[spec.parent].tag}" if spec.parent else None,
+            platforms=spec.platforms,
+            push=spec.push,
+            push_existing=push_existing,
+            no_cache=no_cache and decision is Decision.BUILD,
+            changed=causes.get(name, ()),
+            files=fingerprints[name].files,
+            parent=spec.parent,
+            wheels=spec.wheels,
+            layout=context_layout(spec, fingerprints[name].files) if decision is Decision.BUILD else None,
+        ))
+    options = {"platforms": ",".join(platforms)} if platforms else {}
+    return Plan(images=tuple(entries), registry=config.registry, options=options, explanation=explanation, warnings=tuple(warnings))
+
+
+def _since(explanation: Explanation | None) -> str:
+    if explanation is None or explanation.base is None:
+        return ""
+    return f"{explanation.base.short} ({explanation.base.how})"
+
+
+def _paths(paths: Sequence[str]) -> str:
+    shown = ", ".join(paths[:3])
+    return shown if len(paths) <= 3 else f"{shown} and {len(paths) - 3} more"
+
+
+def _unchanged(causes: Sequence[str], since: str) -> str:
+    if causes:
+        return f"{_paths(causes)} changed, but not in substance: same fingerprint as {since}"
+    return f"unchanged since {since}"
+
+
+def _in_registry(name: str, causes: Sequence[str], same: Collection[str], since: str) -> str:
+    if name in same:
+        return _unchanged(causes, since) + "; fingerprint tag in the registry"
+    if causes:
+        return f"{_paths(causes)} changed, to content already built: fingerprint tag in the registry"
+    return "fingerprint tag already in the registry"
+
+
+def _build_reasons(config: Config, decided: Mapping[str, tuple[Decision, str, bool]], causes: Mapping[str, Sequence[str]],
+                   same: Collection[str], since: str) -> dict[str, str]:
+    """Why each image builds: the chain from cause to image, e.g. "requirements/requirements-torch.txt changed → base → ci"."""
+    chains: dict[str, str] = {}  # image -> "<paths> changed → ... → image", for images rebuilt because of a change
+    reasons: dict[str, str] = {}
+    for name in build_order(config):
+        decision, reason, _ = decided[name]
+        if decision is not Decision.BUILD:
+            continue
+        if reason:  # forced
+            reasons[name] = reason
+            continue
+        parent = config.image(name).parent
+        parent_built = parent is not None and decided[parent][0] is Decision.BUILD
+        if name in causes:
+            chains[name] = f"{_paths(causes[name])} changed → {name}"
+            built_children = [c for c in children(config, name) if decided[c][0] is Decision.BUILD]
+            reasons[name] = chains[name] + (f" → {', '.join(built_children)}" if built_children else "")
+            reasons[name] += f" (and parent {parent} is rebuilt)" if parent_built else ""
+        elif parent_built and parent in chains:
+            chains[name] = reasons[name] = f"{chains[parent]} → {name}"
+        elif parent_built:
+            reasons[name] = f"parent {parent} is rebuilt"
+        elif name in same:
+            reasons[name] = f"unchanged since {since}, but its fingerprint tag is not in the registry"
+        else:
+            reasons[name] = "no image with this fingerprint yet"
+    return reasons
+
+
+def affected(config: Config, fingerprints: Mapping[str, Fingerprint], explanation: Explanation, *,
+             selected: Collection[str] = (), force: Collection[str] = ()) -> tuple[ImagePlan, ...]:
+    """The images whose fingerprints differ from the base commit's (plus forced ones): what CI must build.
+
+    Decided from git and fingerprints alone, as if every image of the base
+    commit were published; nothing is looked up. Without a base (a shallow
+    clone that could not be deepened) every selected image counts.
+    """
+    if explanation.base is not None:
+        explanation = replace(explanation, base=replace(explanation.base, trusted=True))
+    plan = make_plan(config, fingerprints, {}, explanation=explanation, selected=selected, force=force)
+    return plan.to_build()

@@ -1,0 +1,279 @@
+"""The values a user gives imagegraph, parsed once at the edge into typed values.
+
+Every parser takes the text and where it came from (``--registry``,
+``$IMAGEGRAPH_PLATFORMS``, ``images.yaml:12``) and either returns a typed
+value or raises :class:`~imagegraph.core.errors.InputError`: one line that names
+the value, its origin and the fix. Code past the edge takes these values and
+never parses the text again.
+
+Names follow the OCI distribution spec's reference grammar (the one the
+``docker`` CLI and every registry apply); platforms are the ones BuildKit
+builds for.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from .errors import InputError
+
+__all__ = [
+    "KNOWN_PLATFORMS",
+    "Platform",
+    "RegistryAddress",
+    "did_you_mean",
+    "is_tag",
+    "parse_build_arg_name",
+    "parse_builder_name",
+    "parse_count",
+    "parse_duration",
+    "parse_image_name",
+    "parse_namespace",
+    "parse_platform",
+    "parse_platforms",
+    "parse_python_version",
+    "parse_reference",
+    "parse_registry",
+    "parse_tag",
+    "split_list",
+]
+
+# distribution/reference grammar: path components are lowercase; a domain is DNS-like, an IPv4 or a bracketed IPv6.
+_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+_DOMAIN_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
+_IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+\]")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_MAX_NAME = 255
+# buildx: builder names start with a letter; then letters, digits, '.', '-', '_'.
+_BUILDER = re.compile(r"[A-Za-z][A-Za-z0-9._-]*")
+_ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PYTHON = re.compile(r"3\.(0|[1-9][0-9]?)")
+
+#: os/arch[/variant] that BuildKit builds images for.
+KNOWN_PLATFORMS = (
+    "linux/amd64", "linux/amd64/v2", "linux/amd64/v3", "linux/amd64/v4",
+    "linux/arm64", "linux/arm/v7", "linux/arm/v6", "linux/arm/v5",
+    "linux/386", "linux/ppc64le", "linux/s390x", "linux/riscv64",
+    "linux/mips64le", "linux/mips64", "linux/loong64",
+    "windows/amd64", "windows/arm64",
+)
+#: Names other tools use for a platform, and the one BuildKit knows it by.
+_PLATFORM_ALIASES = {
+    "x86_64": "amd64", "x86-64": "amd64", "x64": "amd64", "aarch64": "arm64", "armhf": "arm/v7", "armel": "arm/v6",
+    "arm": "arm/v7", "arm64/v8": "arm64", "i386": "386", "i686": "386", "x86": "386",
+}
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest choice, or nothing when none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def shown(text: str, limit: int = 80) -> str:
+    """A value as a message quotes it: repr (so blanks and control characters show), cut to ``limit``."""
+    quoted = repr(text)
+    return quoted if len(quoted) <= limit else f"{quoted[:limit - 4]}...{quoted[0]}"
+
+
+def _refuse_blank(text: str, origin: str, example: str) -> None:
+    if not text.strip():
+        raise InputError(origin, f"is empty; give a value, e.g. {example}")
+    if text != text.strip() or any(ch.isspace() for ch in text):
+        raise InputError(origin, f"{shown(text)} contains whitespace; write it without blanks, e.g. {example}")
+    if not text.isprintable():
+        raise InputError(origin, f"{shown(text)} contains control characters; e.g. {example}")
+
+
+@dataclass(frozen=True)
+class RegistryAddress:
+    """Where images are pushed: ``host[:port][/path]``, e.g. ``127.0.0.1:5000`` or ``ghcr.io/acme``."""
+
+    host: str
+    port: int | None = None
+    #: Repository path prefix inside the registry (``acme`` of ``ghcr.io/acme``); "" for none.
+    path: str = ""
+
+    @property
+    def domain(self) -> str:
+        """``host[:port]``: what the registry's HTTP API is addressed by."""
+        return self.host if self.port is None else f"{self.host}:{self.port}"
+
+    def __str__(self) -> str:
+        return "/".join(part for part in (self.domain, self.path) if part)
+
+
+def parse_registry(text: str, origin: str, *, fallback: str = "images.yaml's") -> RegistryAddress:
+    """``host[:port][/path]`` by the reference grammar; a URL scheme, an empty or a malformed host is refused."""
+    example = "127.0.0.1:5000 or ghcr.io/acme"
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", text)
+    if scheme:
+        rest = text[scheme.end():].rstrip("/")
+        raise InputError(origin, f"{shown(text)} is a URL; give the registry without {scheme.group(1)}://, e.g. {shown(rest or '127.0.0.1:5000')} "
+                                 "(loopback registries are spoken to over plain HTTP, others over HTTPS)")
+    if not text.strip():
+        raise InputError(origin, f"is empty (an unset shell variable?); give a registry such as 127.0.0.1:5000, "
+                                 f"or leave it out to use {fallback}")
+    _refuse_blank(text, origin, example)
+    domain, _, path = text.rstrip("/").partition("/")
+    host, port = _split_port(domain, text, origin)
+    if not (_IPV6.fullmatch(host) or all(_DOMAIN_LABEL.fullmatch(label) for label in host.split("."))):
+        raise InputError(origin, f"{shown(text)}: {shown(host)} is not a host name or IP address; e.g. {example}")
+    if path and not all(_COMPONENT.fullmatch(part) for part in path.split("/")):
+        raise InputError(origin, f"{shown(text)}: the path {shown(path)} must be lowercase letters, digits and . _ - between "
+                                 f"them, parts split by '/'; e.g. {path.lower().strip('/._-') or 'acme'}")
+    return RegistryAddress(host=host, port=port, path=path)
+
+
+def _split_port(domain: str, text: str, origin: str) -> tuple[str, int | None]:
+    host, colon, port_text = domain.rpartition(":") if not domain.endswith("]") else (domain, "", "")
+    if not colon:
+        return domain, None
+    if not host:
+        raise InputError(origin, f"{shown(text)} has no host before ':'; e.g. 127.0.0.1:5000")
+    if not port_text.isascii() or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise InputError(origin, f"{shown(text)}: port {shown(port_text)} is not a number from 1 to 65535; e.g. 127.0.0.1:5000")
+    return host, int(port_text)
+
+
+def parse_namespace(text: str, origin: str) -> str:
+    """A repository path prefix such as ``acme`` or ``acme/images``; "" for none."""
+    text = text.strip("/")
+    if text and not all(_COMPONENT.fullmatch(part) for part in text.split("/")):
+        fixed = "/".join(filter(None, (re.sub(r"[^a-z0-9._-]+", "-", part.lower()).strip("._-") for part in text.split("/"))))
+        raise InputError(origin, f"{shown(text)} is not a registry namespace: lowercase letters, digits and . _ - between them, "
+                                 f"parts split by '/'; e.g. {shown(fixed or 'acme')}")
+    return text
+
+
+def parse_image_name(text: str, origin: str) -> str:
+    """An image's name, the last part of its repository: ``base``, ``my-app``."""
+    if not _COMPONENT.fullmatch(text):
+        raise InputError(origin, f"{shown(text)} is not an image name: lowercase letters and digits, with . _ - between them (a repository name)")
+    return text
+
+
+def check_repository(registry: RegistryAddress, namespace: str, name: str, origin: str) -> None:
+    """Refuse a full repository name longer than the 255 characters registries accept."""
+    full = "/".join(part for part in (registry.path, namespace, name) if part)
+    if len(full) > _MAX_NAME:
+        raise InputError(origin, f"repository {full[:40]}... is {len(full)} characters, registries accept {_MAX_NAME}; shorten the namespace")
+
+
+def parse_reference(text: str, origin: str) -> str:
+    """An image reference ``[registry/]path[:tag]``, as `docker tag` takes it, e.g. ``imagegraph-devcontainer:local``."""
+    example = "imagegraph-devcontainer:local"
+    _refuse_blank(text, origin, example)
+    first, slash, rest = text.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        parse_registry(first, origin)
+    else:
+        rest = text
+    path, colon, tag = rest.rpartition(":") if ":" in rest.rpartition("/")[2] else (rest, "", "")
+    if not path or not all(_COMPONENT.fullmatch(part) for part in path.split("/")):
+        raise InputError(origin, f"{shown(text)} is not an image reference: lowercase path parts, then an optional :tag; e.g. {example}")
+    if colon:
+        parse_tag(tag, origin)
+    return text
+
+
+def is_tag(text: str) -> bool:
+    """Whether ``text`` is a tag by the distribution spec's grammar."""
+    return _TAG.fullmatch(text) is not None
+
+
+def parse_tag(text: str, origin: str) -> str:
+    """A tag: letters, digits, ``_ . -``, not starting with ``.`` or ``-``, at most 128 characters."""
+    if not is_tag(text):
+        raise InputError(origin, f"{shown(text)} is not a tag: up to 128 letters, digits, _ . - and not starting with . or -; e.g. edge")
+    return text
+
+
+@dataclass(frozen=True, order=True)
+class Platform:
+    """``os/arch[/variant]``, one BuildKit knows."""
+
+    os: str
+    arch: str
+    variant: str = ""
+
+    def __str__(self) -> str:
+        return "/".join(part for part in (self.os, self.arch, self.variant) if part)
+
+
+def parse_platform(text: str, origin: str) -> Platform:
+    if text in KNOWN_PLATFORMS:
+        return Platform(*text.split("/"))
+    _refuse_blank(text, origin, "linux/amd64")
+    os_name, _, arch = text.lower().partition("/")
+    alias = _PLATFORM_ALIASES.get(arch)
+    if alias and f"{os_name}/{alias}" in KNOWN_PLATFORMS:
+        hint = f" (BuildKit calls it {os_name}/{alias})"
+    else:
+        hint = did_you_mean(text, KNOWN_PLATFORMS) or did_you_mean(text.lower(), KNOWN_PLATFORMS)
+    raise InputError(origin, f"{shown(text)} is not a platform BuildKit builds for{hint}; use os/arch[/variant], "
+                             "e.g. linux/amd64, linux/arm64 or linux/arm/v7")
+
+
+def parse_platforms(texts: Iterable[str], origin: str) -> tuple[Platform, ...]:
+    """Platforms in the order given, duplicates dropped; at least one."""
+    platforms = tuple(dict.fromkeys(parse_platform(text, origin) for text in texts))
+    if not platforms:
+        raise InputError(origin, "names no platform; give at least one, e.g. linux/amd64")
+    return platforms
+
+
+def split_list(text: str, origin: str, example: str) -> tuple[str, ...]:
+    """A comma list (``a,b``) of non-empty items; an empty item (``a,,b``, ``''``) is refused, not skipped."""
+    items = tuple(item.strip() for item in text.split(","))
+    if not all(items):
+        raise InputError(origin, f"{shown(text)} has an empty item; e.g. {example}")
+    return items
+
+
+def parse_count(text: str | int, origin: str, *, minimum: int = 1, example: str = "2") -> int:
+    """A whole number of at least ``minimum`` (jobs, reports, versions kept)."""
+    value = text if isinstance(text, int) and not isinstance(text, bool) else None
+    if isinstance(text, str) and text.strip().isascii() and text.strip().isdigit():
+        value = int(text.strip())
+    if value is None or value < minimum:
+        raise InputError(origin, f"{shown(str(text))} is not a whole number of at least {minimum}; e.g. {example}")
+    return value
+
+
+_DURATION = re.compile(r"(\d+)([smhd]?)")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str, origin: str, *, example: str = "1h") -> timedelta:
+    """A span of time: a whole number with s, m, h or d (``90s``, ``30m``, ``1h``, ``7d``); a bare number is seconds."""
+    match = _DURATION.fullmatch(text.strip().lower()) if isinstance(text, str) else None
+    if match is None:
+        raise InputError(origin, f"{shown(str(text))} is not a duration; give a whole number with s, m, h or d, e.g. {example} (0 for none)")
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+def parse_builder_name(text: str, origin: str) -> str:
+    """The form of a buildx builder name (whether it exists is the builder's to say)."""
+    if not _BUILDER.fullmatch(text):
+        raise InputError(origin, f"{shown(text)} is not a buildx builder name (a letter, then letters, digits, . _ -); "
+                                 "`docker buildx ls` lists the builders")
+    return text
+
+
+def parse_build_arg_name(text: str, origin: str) -> str:
+    if not _ARG_NAME.fullmatch(text):
+        raise InputError(origin, f"{shown(text)} is not a build argument name (letters, digits and _, not starting with a digit), "
+                                 "as `ARG NAME` declares it")
+    return text
+
+
+def parse_python_version(text: str, origin: str) -> str:
+    """``3.<minor>``, e.g. ``3.11``."""
+    if not _PYTHON.fullmatch(text):
+        raise InputError(origin, f"{shown(text)} is not a major.minor Python version; e.g. \"3.11\"")
+    return text

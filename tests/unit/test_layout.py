@@ -1,0 +1,177 @@
+"""The package's folders are its architecture, and each module's imports keep to its layer's rules.
+
+- ``core/`` is pure: it imports only core, the standard library (none of its process, network or
+  locking modules) and the pure libraries yaml, pathspec and packaging;
+- ``adapters/`` talk to git, the engine, the registry, processes and files: they import core and
+  adapters, and they alone import git, docker, requests and urllib3;
+- ``presentation/`` is what people and CI read: core and presentation, and of the adapters only the
+  plain values listed in PRESENTATION_MAY_USE;
+- ``execute`` (the executor) and ``workspace`` (the composition root) sit on top; ``tasks/`` wires
+  Invoke to the workspace and is imported by nothing.
+
+Every import counts, at the top, under TYPE_CHECKING or inside a function: a dependency is a
+dependency, whenever it loads. The few exceptions are named, and a stale one fails too.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+PACKAGE = SRC / "imagegraph"
+
+LAYERS = ("core", "adapters", "presentation", "tasks")
+TOP_MODULES = {"imagegraph", "imagegraph.workspace", "imagegraph.execute"}
+#: Third-party libraries core may import: pure, no I/O of their own.
+CORE_LIBRARIES = {"yaml", "pathspec", "packaging"}
+#: Standard-library modules that do process, network, signal or lock work: never in core.
+IO_STDLIB = {"subprocess", "socket", "signal", "fcntl", "shutil", "threading", "multiprocessing", "concurrent", "asyncio",
+             "http", "urllib", "ssl", "select", "selectors", "tempfile", "pty", "grp", "pwd", "ftplib", "smtplib", "sqlite3"}
+#: The libraries that talk to git, the engine and the registry: adapters only.
+ADAPTER_LIBRARIES = {"git", "docker", "requests", "urllib3"}
+#: (importer, imported module) -> the names it may take across the rule; each must still be used.
+ADAPTERS_MAY_USE = {
+    # the devcontainer's tool check prints with the plain-text table helper
+    ("imagegraph.adapters.devcontainer", "imagegraph.presentation.tables"): {"table"},
+}
+PRESENTATION_MAY_USE = {
+    # commands are data: progress reads which command a line of output came from
+    ("imagegraph.presentation.progress", "imagegraph.adapters.runner"): {"Command"},
+}
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(SRC).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+MODULES = modules()
+
+
+def imports(module: str) -> list[tuple[str, tuple[str, ...], int]]:
+    """(imported module, names taken from it, line) for every import of ``module``; a submodule imported by name counts as itself."""
+    path = MODULES[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.extend((alias.name, (), node.lineno) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                if f"{target}.{alias.name}" in MODULES:
+                    found.append((f"{target}.{alias.name}", (), node.lineno))
+                else:
+                    found.append((target, (alias.name,), node.lineno))
+    return found
+
+
+def layer(module: str) -> str:
+    parts = module.split(".")
+    if module in TOP_MODULES:
+        return parts[-1] if len(parts) > 1 else "package"
+    return parts[1] if len(parts) > 1 and parts[1] in LAYERS else "stray"
+
+
+def internal(target: str) -> bool:
+    return target == "imagegraph" or target.startswith("imagegraph.")
+
+
+def violations(module: str, found: list[tuple[str, tuple[str, ...], int]], used: set | None = None) -> list[str]:
+    """What ``module``'s imports break, one line each; ``used`` collects the exceptions that were needed."""
+    used = set() if used is None else used
+    own = layer(module)
+    bad = []
+    for target, names, line in found:
+        where = f"{module}:{line} imports {target}" + (f" ({', '.join(names)})" if names else "")
+        top = target.split(".")[0]
+        if not internal(target):
+            if own == "core" and top not in sys.stdlib_module_names and top not in CORE_LIBRARIES:
+                bad.append(f"{where}: core imports only the standard library and {sorted(CORE_LIBRARIES)}")
+            if own == "core" and top in IO_STDLIB:
+                bad.append(f"{where}: core does no process, network, signal or lock work")
+            if top in ADAPTER_LIBRARIES and own != "adapters":
+                bad.append(f"{where}: only adapters talk to git, the engine or the registry")
+            if top == "invoke" and own != "tasks":
+                bad.append(f"{where}: only tasks/ wires Invoke")
+            continue
+        theirs = layer(target) if target in MODULES else "package"
+        allowed = {
+            "core": {"core"},
+            "adapters": {"core", "adapters"},
+            "presentation": {"core", "presentation"},
+            "execute": {"core", "adapters", "presentation"},
+            "workspace": {"core", "adapters", "presentation", "execute"},
+            "tasks": {"core", "adapters", "presentation", "execute", "workspace", "tasks", "package"},
+            "package": {"core", "workspace"},
+        }.get(own, set())
+        if theirs in allowed:
+            continue
+        exceptions = {**ADAPTERS_MAY_USE, **PRESENTATION_MAY_USE}.get((module, target))
+        if exceptions is not None and names and set(names) <= exceptions:
+            used.add((module, target))
+            continue
+        bad.append(f"{where}: {own} may import {sorted(allowed) or 'nothing of the package'}, not {theirs}")
+    return bad
+
+
+def test_every_module_lives_in_a_layer():
+    strays = [m for m in MODULES if layer(m) == "stray"]
+    assert not strays, f"put these modules in core/, adapters/ or presentation/ (see the folders' __init__.py): {strays}"
+    for folder in LAYERS:
+        init = PACKAGE / folder / "__init__.py"
+        assert init.is_file() and ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))), f"{init} says what {folder}/ holds"
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_imports_keep_to_the_layers(module):
+    assert violations(module, imports(module)) == []
+
+
+def test_every_named_exception_is_still_needed():
+    used: set = set()
+    for module in MODULES:
+        violations(module, imports(module), used)
+    stale = set(ADAPTERS_MAY_USE) | set(PRESENTATION_MAY_USE)
+    assert stale - used == set(), "these exceptions are not needed any more: drop them from test_layout.py"
+
+
+@pytest.mark.parametrize(("module", "source", "broken"), [
+    ("imagegraph.core.plan", "from ..adapters.repo import Change", "core may import ['core'], not adapters"),
+    ("imagegraph.core.plan", "from ..presentation import tables", "not presentation"),
+    ("imagegraph.core.plan", "from .. import workspace", "not workspace"),
+    ("imagegraph.core.plan", "import subprocess", "no process, network"),
+    ("imagegraph.core.plan", "import requests", "only the standard library"),
+    ("imagegraph.presentation.tables", "from ..adapters.registry import Registry", "not adapters"),
+    ("imagegraph.presentation.progress", "from ..adapters.runner import Runner", "not adapters"),
+    ("imagegraph.presentation.tables", "import git", "only adapters talk to git"),
+    ("imagegraph.adapters.repo", "from ..execute import prepare_build", "not execute"),
+    ("imagegraph.execute", "from .workspace import Workspace", "not workspace"),
+    ("imagegraph.workspace", "from .tasks import build", "not tasks"),
+    ("imagegraph.core.plan", "from invoke import task", "only tasks/ wires Invoke"),
+])
+def test_a_broken_rule_is_caught(module, source, broken, tmp_path, monkeypatch):
+    probe = tmp_path / "probe.py"
+    probe.write_text(source + "\n")
+    monkeypatch.setitem(MODULES, module, probe)
+    assert any(broken in line for line in violations(module, imports(module)))
+
+
+def test_presentation_loads_no_engine_registry_or_git_client():
+    names = [m for m in MODULES if layer(m) == "presentation"]
+    probe = f"import sys, json\nimport {', '.join(names)}\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env={"PYTHONPATH": str(SRC)}, check=True)
+    assert not set(json.loads(done.stdout.splitlines()[-1])) & ADAPTER_LIBRARIES
