@@ -32,6 +32,10 @@ __all__ = [
 ]
 
 
+#: The longest file name (one path part) and path the file systems imagegraph runs on accept, in bytes (Linux NAME_MAX, PATH_MAX - 1).
+NAME_MAX_BYTES = 255
+PATH_MAX_BYTES = 4095
+
 def located(data: Any, key: Any) -> str:
     """Where ``key`` of ``data`` is written: ``images.yaml:12``, or just the file when the line is not known."""
     line = data.lines.get(key) if isinstance(data, YamlMapping) else None
@@ -77,6 +81,12 @@ def _did_you_mean_file(root: Path, relpath: str, listed: Iterable[str]) -> str:
 
 def check_file(root: Path, relpath: str, origin: str, where: str, listed: Iterable[str]) -> None:
     path = root / relpath
+    try:
+        path.stat()
+    except FileNotFoundError:
+        pass  # said below, with a close file when there is one
+    except OSError as err:  # too long for this file system, a loop of links, no permission: the system's own reason
+        raise ConfigError(origin, f"{where}: {shown(relpath)} cannot be read ({err.strerror or err}); fix the path") from None
     if path.is_dir():
         inside = sorted(p.name for p in path.iterdir() if p.is_file() and not p.name.endswith(".dockerignore"))
         example = f"{relpath}/{inside[0]}" if inside else f"{relpath}/<file>"
@@ -136,4 +146,10 @@ def repo_path(text: str, origin: str, where: str, *, glob: bool = False) -> str:
         raise ConfigError(origin, f"{where}: {text!r} points outside the repository; use a path relative to the directory of images.yaml")
     if not text or (not glob and any(ch in text for ch in "*?[")) or not text.isprintable():
         raise ConfigError(origin, f"{where}: {shown(text)} is not a plain relative path; e.g. docker/Dockerfile")
+    longest = max(path.parts, key=lambda part: len(part.encode("utf-8", "surrogateescape")), default="")
+    if len(longest.encode("utf-8", "surrogateescape")) > NAME_MAX_BYTES:
+        raise ConfigError(origin, f"{where}: {shown(text)} has a part of {len(longest.encode('utf-8', 'surrogateescape'))} bytes, "
+                                  f"longer than a file name can be ({NAME_MAX_BYTES}); fix the path")
+    if len(text.encode("utf-8", "surrogateescape")) > PATH_MAX_BYTES:
+        raise ConfigError(origin, f"{where}: {shown(text)} is longer than a path can be ({PATH_MAX_BYTES} bytes); fix the path")
     return str(path) if str(path) != "" else "."
