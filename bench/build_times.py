@@ -27,8 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from imagegraph.core.options import BuildOptions  # noqa: E402
 from imagegraph.core.plan import Decision  # noqa: E402
-from imagegraph.workspace import BuildOptions, Workspace  # noqa: E402
+from imagegraph.workspace import Workspace  # noqa: E402
 
 REGISTRY = "127.0.0.1:5000"
 PROBE = ROOT / "src" / "scorer" / "app.py"

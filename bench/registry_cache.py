@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from imagegraph.core.buildkit import StepCount  # noqa: E402
-from imagegraph.workspace import BuildOptions, Workspace  # noqa: E402
+from imagegraph.core.options import BuildOptions  # noqa: E402
+from imagegraph.workspace import Workspace  # noqa: E402
 
 REGISTRY = "127.0.0.1:5000"
 #: The seeded base OS image (python:3.11-slim), which a fresh runner has too.

@@ -18,7 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from imagegraph.workspace import BuildOptions, Workspace  # noqa: E402
+from imagegraph.core.options import BuildOptions  # noqa: E402
+from imagegraph.workspace import Workspace  # noqa: E402
 
 
 def main() -> None:

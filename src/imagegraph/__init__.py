@@ -13,11 +13,12 @@ if TYPE_CHECKING:  # the names as type checkers and editors see them
     from .core.config import Config, ImageSpec, load_config
     from .core.errors import ImagegraphError
     from .core.fingerprint import Fingerprint, fingerprint_images
+    from .core.options import BuildOptions
     from .core.plan import Decision, ImagePlan, Plan, make_plan
-    from .workspace import BuildOptions, Workspace
+    from .workspace import Workspace
 
 _HOMES = {
-    "BuildOptions": "workspace",
+    "BuildOptions": "core.options",
     "Config": "core.config",
     "Decision": "core.plan",
     "Fingerprint": "core.fingerprint",

@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .adapters.inputcache import InputCache, cache_key
 from .adapters.registry import Registry, split_ref
@@ -26,13 +26,13 @@ from .core import fingerprint as fingerprint_rules
 from .core.changes import EMPTY_TREE, Explanation, base_digests, choose_base, direct_causes, locate_base, read_event, same_as_base
 from .core.config import Config, ImageSpec, config_from_text, load_config, override_platforms, read_repo_text
 from .core.defaults import CONFIG_NAME
-from .core.dockerfile import check_dockerfiles, undeclared_inputs
+from .core.dockerfile import check_dockerfiles, input_warnings
 from .core.errors import ConfigError, ImagegraphError
-from .core.fingerprint import Fingerprint, fingerprint_images, ignore_file, large_inputs
+from .core.fingerprint import Fingerprint, fingerprint_images
+from .core.options import BuildOptions, platforms_from_env
 from .core.plan import Availability, Decision, ImagePlan, Plan, affected, availability_of, lookups_needed, make_plan, trust_broken
 from .core.request import build_request
 from .core.tags import Event, TagPolicy, Version, describe_event, event_from_env, event_from_git, oci_labels, planned_tags, source_url
-from .core.values import Platform, RegistryAddress, parse_platforms, parse_registry, split_list
 
 # What planning needs is imported above; what only building, publishing, releasing, cleaning up or reporting
 # needs (the engine, the executor, tag moves, retention, reports) is imported where it is used, so `invoke plan`
@@ -58,41 +58,10 @@ DEFAULT_GRACE = timedelta(hours=1)
 DEFAULT_BRANCHES = ("main", "master")
 
 
-@dataclass(frozen=True)
-class BuildOptions:
-    """One run's overrides, already parsed (tasks parse their flags with :mod:`imagegraph.core.values`)."""
-
-    #: A registry given as text (a library caller's ``BuildOptions(registry="host:5000")``) is parsed here, once.
-    registry: RegistryAddress | None = None
-    platforms: tuple[Platform, ...] = ()
-    force: tuple[str, ...] = ()
-    targets: tuple[str, ...] = ()
-    no_cache: bool = False
-    jobs: int = 2
-    builder: str | None = None
-    #: The base ref git compares with (`--since`); None picks it from CI or the default branch.
-    since: str | None = None
-    #: Push a pull request's pr-<N> tags too (images.yaml's tags: push_pull_requests, for one run).
-    push_pr: bool = False
-    #: Read and write the registry cache (buildcache tags); off, a cold engine rebuilds every step.
-    registry_cache: bool = True
-
-    def __post_init__(self) -> None:
-        if isinstance(self.registry, str):
-            object.__setattr__(self, "registry", parse_registry(self.registry, "BuildOptions(registry=...)"))
-        if any(isinstance(p, str) for p in self.platforms):
-            object.__setattr__(self, "platforms", parse_platforms(map(str, self.platforms), "BuildOptions(platforms=...)"))
-
-
-PLATFORMS_ENV = "IMAGEGRAPH_PLATFORMS"
-
-
-def platforms_from_env(environ: Mapping[str, str]) -> tuple[Platform, ...]:
-    """$IMAGEGRAPH_PLATFORMS (a comma list), parsed; () when unset. Set but empty is refused, like an empty flag."""
-    text = environ.get(PLATFORMS_ENV)
-    if text is None:
-        return ()
-    return parse_platforms(split_list(text, f"${PLATFORMS_ENV}", "linux/amd64,linux/arm64"), f"${PLATFORMS_ENV}")
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"not text: {value!r}")
+    return value
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -158,25 +127,22 @@ class Workspace:
         content id, the changed files' content, the image definitions and the
         code that computes both, so a hit is exactly what computing would give.
         """
-        cache = InputCache(self.root / STATE_DIR / "cache" / "inputs")
+        names = [spec.name for spec in self.config.images]
+
+        def compute() -> tuple[dict[str, Fingerprint], tuple[str, ...]]:
+            fingerprints = fingerprint_images(self.config, self.sources)
+            return fingerprints, input_warnings(self.config, self.sources, fingerprints, size=self.sources.size,
+                                                read_text=lambda path: read_repo_text(self.root, path))
+
+        def decode(entry: Mapping[str, Any]) -> tuple[dict[str, Fingerprint], tuple[str, ...]]:
+            fingerprints = {name: Fingerprint.from_dict(name, entry["fingerprints"][name]) for name in names}
+            return fingerprints, tuple(str(warning) for warning in entry["warnings"])
+
         code = (fingerprint_rules.__file__, dockerfile_rules.__file__, dockerfile_context.__file__, dockerignore.__file__, __file__)
         key = cache_key(self.sources.content_key(), repr((self.config.images, self.config.python)), code)
-        found = cache.load(key)
-        if found is not None:
-            try:
-                fingerprints = {name: Fingerprint(image=name, digest=entry["digest"], files=tuple(map(tuple, entry["files"])))
-                                for name, entry in found["fingerprints"].items()}
-                warnings = tuple(found["warnings"])
-            except (KeyError, TypeError, ValueError):
-                pass  # an entry of another shape: computed again below
-            else:
-                if set(fingerprints) == {spec.name for spec in self.config.images}:
-                    return fingerprints, warnings
-        fingerprints = fingerprint_images(self.config, self.sources)
-        warnings = self._input_warnings(fingerprints)
-        cache.save(key, {"fingerprints": {name: {"digest": fp.digest, "files": fp.files} for name, fp in fingerprints.items()},
-                         "warnings": warnings})
-        return fingerprints, warnings
+        return InputCache(self.root / STATE_DIR / "cache" / "inputs").remember(
+            key, compute, decode=decode,
+            encode=lambda found: {"fingerprints": {name: fp.to_dict() for name, fp in found[0].items()}, "warnings": found[1]})
 
     def explain(self, *, say=lambda line: None) -> Explanation:
         """What git says changed since the base ref, and which images it touches."""
@@ -203,12 +169,8 @@ class Workspace:
 
         def digest(spec: ImageSpec, parent_digest: str) -> str:
             key = cache_key(f"commit {commit}", repr((spec, base_config.python, parent_digest)), code)
-            known = cache.load(key)
-            if known is not None and isinstance(known.get("digest"), str):
-                return known["digest"]
-            found = compute(spec, parent_digest)
-            cache.save(key, {"digest": found})
-            return found
+            return cache.remember(key, lambda: compute(spec, parent_digest), encode=lambda found: {"digest": found},
+                                  decode=lambda entry: _text(entry["digest"]))
 
         return digest
 
@@ -315,19 +277,6 @@ class Workspace:
     def input_warnings(self) -> tuple[str, ...]:
         """Files a Dockerfile uses that images.yaml does not declare as the image's inputs, and inputs so large they cost every build."""
         return self._inputs[1]
-
-    def _input_warnings(self, fingerprints: Mapping[str, Fingerprint]) -> tuple[str, ...]:
-        warnings: list[str] = []
-        paths = self.sources.paths()
-        present = frozenset(paths)
-        for spec in self.config.images:
-            ignore = ignore_file(spec, present)
-            ignore_lines = read_repo_text(self.root, ignore).splitlines() if ignore in present else []
-            text = read_repo_text(self.root, spec.dockerfile)
-            declared = {path for path, _ in fingerprints[spec.name].files}
-            warnings.extend(str(w) for w in undeclared_inputs(spec, text, paths, ignore_lines, declared))
-        warnings.extend(str(big) for big in large_inputs(fingerprints, self.sources.size))
-        return tuple(warnings)
 
     @property
     def contexts_dir(self) -> Path:

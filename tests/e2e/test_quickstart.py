@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from imagegraph.workspace import BuildOptions, Workspace
+from imagegraph.core.options import BuildOptions
+from imagegraph.workspace import Workspace
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -13,10 +13,11 @@ import pytest
 from imagegraph.adapters.registry import Registry, split_ref
 from imagegraph.core.buildkit import StepCount
 from imagegraph.core.errors import EngineError
+from imagegraph.core.options import BuildOptions
 from imagegraph.core.plan import Decision
 from imagegraph.core.result import ImageResult
 from imagegraph.core.values import KNOWN_PLATFORMS
-from imagegraph.workspace import BuildOptions, Workspace
+from imagegraph.workspace import Workspace
 from tests.integration.conftest import commit_all, git, init_repo, remove_local_images, run_invoke
 
 pytestmark = pytest.mark.integration

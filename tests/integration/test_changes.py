@@ -18,8 +18,9 @@ import pytest
 
 from imagegraph.adapters.context import assemble_context
 from imagegraph.core.changes import UnknownRef
+from imagegraph.core.options import BuildOptions
 from imagegraph.core.plan import Decision
-from imagegraph.workspace import BuildOptions, Workspace
+from imagegraph.workspace import Workspace
 from tests.integration.conftest import commit_all, git, init_repo, one_error_line
 from tests.integration.conftest import run_invoke as invoke_cli
 

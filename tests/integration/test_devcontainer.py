@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 from imagegraph.adapters.devcontainer import read_image_tag
-from imagegraph.workspace import BuildOptions, Workspace
+from imagegraph.core.options import BuildOptions
+from imagegraph.workspace import Workspace
 from tests.integration.conftest import commit_all, git, one_error_line, run_invoke
 
 pytestmark = pytest.mark.integration

@@ -30,7 +30,8 @@ import yaml
 
 from imagegraph.adapters.context import assemble_context, assemble_image_context
 from imagegraph.core.dockerignore import context_excludes
-from imagegraph.workspace import BuildOptions, Workspace
+from imagegraph.core.options import BuildOptions
+from imagegraph.workspace import Workspace
 from tests.integration.conftest import init_repo
 
 hypothesis = pytest.importorskip("hypothesis")

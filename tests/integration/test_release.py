@@ -7,8 +7,9 @@ import time
 import pytest
 
 from imagegraph.adapters.registry import Registry, split_ref
+from imagegraph.core.options import BuildOptions
 from imagegraph.core.release import ReleaseError
-from imagegraph.workspace import BuildOptions, Workspace
+from imagegraph.workspace import Workspace
 from tests.integration.conftest import commit_all
 from tests.integration.test_build import build, repo  # noqa: F401 (the small family fixture)
 

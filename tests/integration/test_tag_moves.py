@@ -13,7 +13,8 @@ import re
 import pytest
 
 from imagegraph.adapters.registry import Registry, split_ref
-from imagegraph.workspace import BuildOptions, Workspace
+from imagegraph.core.options import BuildOptions
+from imagegraph.workspace import Workspace
 from tests.integration.conftest import commit_all, git, run_invoke
 from tests.integration.faultproxy import Answer
 from tests.integration.oci_seed import Seeder

@@ -18,11 +18,12 @@ import pytest
 from imagegraph.adapters.registry import split_ref
 from imagegraph.adapters.tagmove import REVISION_LABEL
 from imagegraph.core.errors import RegistryError
+from imagegraph.core.options import BuildOptions
 from imagegraph.core.plan import Decision
 from imagegraph.core.publish import Outcome
 from imagegraph.core.release import ReleaseError
 from imagegraph.core.result import ImageResult
-from imagegraph.workspace import BuildOptions, Workspace
+from imagegraph.workspace import Workspace
 from tests.conftest import write_tree
 
 FAMILY = """

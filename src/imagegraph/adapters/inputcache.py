@@ -23,9 +23,11 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 __all__ = ["FORMAT", "KEEP", "InputCache", "cache_key"]
 
@@ -57,6 +59,23 @@ class InputCache:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+
+    def remember(self, key: str, compute: Callable[[], T], *, encode: Callable[[T], dict[str, Any]],
+                 decode: Callable[[Mapping[str, Any]], T]) -> T:
+        """The value kept under ``key``, else ``compute()``'s, kept for next time.
+
+        An entry ``decode`` cannot read (it raises KeyError, TypeError or
+        ValueError: another shape, a damaged file) is computed again.
+        """
+        known = self.load(key)
+        if known is not None:
+            try:
+                return decode(known)
+            except (KeyError, TypeError, ValueError):
+                pass
+        value = compute()
+        self.save(key, encode(value))
+        return value
 
     def load(self, key: str) -> dict[str, Any] | None:
         path = self.folder / f"{key}.json"

@@ -227,19 +227,16 @@ class Repository:
         is kept by the pair, and the next plan against the same base (every
         plan of a branch until the next commit) neither diffs nor loads GitPython.
         """
-        key = cache_key(f"diff {base} {head} {self.prefix}", "", (__file__,)) if self._cache is not None else ""
-        if self._cache is not None:
-            known = self._cache.load(key)
-            if known is not None:
-                try:
-                    return tuple(Change(str(path), str(kind), old) for path, kind, old in known["changes"])
-                except (KeyError, TypeError, ValueError):
-                    pass
-        before = self.repo.tree(EMPTY_TREE) if base == EMPTY_TREE else self.repo.commit(base)
-        changes = tuple(change for d in before.diff(self.repo.commit(head)) for change in self._changes(d))
-        if self._cache is not None:
-            self._cache.save(key, {"changes": [[c.path, c.kind, c.old_path] for c in changes]})
-        return changes
+        def diff() -> tuple[Change, ...]:
+            before = self.repo.tree(EMPTY_TREE) if base == EMPTY_TREE else self.repo.commit(base)
+            return tuple(change for d in before.diff(self.repo.commit(head)) for change in self._changes(d))
+
+        if self._cache is None:
+            return diff()
+        return self._cache.remember(
+            cache_key(f"diff {base} {head} {self.prefix}", "", (__file__,)), diff,
+            encode=lambda changes: {"changes": [[c.path, c.kind, c.old_path] for c in changes]},
+            decode=lambda entry: tuple(Change(str(path), str(kind), None if old is None else str(old)) for path, kind, old in entry["changes"]))
 
     def _changes(self, d: git.Diff) -> list[Change]:
         kind = _KINDS.get(d.change_type or "M", "modified")

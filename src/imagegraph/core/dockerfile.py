@@ -14,21 +14,20 @@ takes from its context found with :mod:`imagegraph.core.dockerfile_context`.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from .config import Config, ImageSpec, read_repo_text
-from .defaults import CONFIG_NAME
+from .defaults import CONFIG_NAME, WHEELHOUSE_DIR
 from .dockerfile_context import WHOLE_CONTEXT, Source, context_sources, used_files
 from .dockerfile_syntax import stages
 from .errors import InputError
+from .fingerprint import Fingerprint, Sources, ignore_file, large_inputs
 from .values import did_you_mean
 
-__all__ = ["BASE_IMAGE", "InputWarning", "check_dockerfile", "check_dockerfiles", "undeclared_inputs"]
+__all__ = ["BASE_IMAGE", "InputWarning", "check_dockerfile", "check_dockerfiles", "input_warnings", "undeclared_inputs"]
 
-#: wheelhouse.WHEELHOUSE_DIR, repeated: wheelhouse imports fingerprint, which may well import this module.
-WHEELHOUSE_DIR = ".wheelhouse"
 _BASE_IMAGE = re.compile(r"\$(?:BASE_IMAGE\b|\{BASE_IMAGE\b)")
 BASE_IMAGE = "BASE_IMAGE"
 
@@ -102,6 +101,24 @@ def check_dockerfiles(config: Config) -> None:
 
 
 # --- checking images.yaml ---------------------------------------------------------------------------------------------
+
+
+def input_warnings(config: Config, sources: Sources, fingerprints: Mapping[str, Fingerprint], *,
+                   read_text: Callable[[str], str], size: Callable[[str], int]) -> tuple[str, ...]:
+    """Files a Dockerfile uses that images.yaml does not declare as the image's inputs, and inputs so large they cost every build.
+
+    ``read_text`` reads a file of the tree as text, ``size`` tells its bytes.
+    """
+    warnings: list[str] = []
+    paths = sources.paths()
+    present = frozenset(paths)
+    for spec in config.images:
+        ignore = ignore_file(spec, present)
+        ignore_lines = read_text(ignore).splitlines() if ignore in present else []
+        declared = {path for path, _ in fingerprints[spec.name].files}
+        warnings.extend(str(w) for w in undeclared_inputs(spec, read_text(spec.dockerfile), paths, ignore_lines, declared))
+    warnings.extend(str(big) for big in large_inputs(fingerprints, size))
+    return tuple(warnings)
 
 
 def undeclared_inputs(

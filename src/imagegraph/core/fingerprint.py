@@ -86,6 +86,18 @@ class Fingerprint:
     def tag(self) -> str:
         return self.digest[:TAG_LENGTH]
 
+    def to_dict(self) -> dict[str, object]:
+        return {"digest": self.digest, "files": [list(pair) for pair in self.files]}
+
+    @staticmethod
+    def from_dict(image: str, data: Mapping[str, object]) -> Fingerprint:
+        """The fingerprint :meth:`to_dict` wrote; ValueError when ``data`` is not one."""
+        digest, files = data["digest"], data["files"]
+        if not isinstance(digest, str) or not isinstance(files, list):
+            raise ValueError(f"not a fingerprint of {image}")
+        pairs = tuple((str(path), str(content)) for path, content in files)
+        return Fingerprint(image=image, digest=digest, files=pairs)
+
 
 @dataclass(frozen=True)
 class InputFiles:

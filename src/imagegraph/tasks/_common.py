@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 from invoke import Exit
 
 from ..core.errors import EngineError, ImagegraphError, InputError
+from ..core.options import BuildOptions
 from ..core.values import parse_builder_name, parse_count, parse_platforms, parse_registry, shown, split_list
-from ..workspace import BuildOptions
 
 __all__ = ["build_options", "count_flag", "user_errors"]
 
