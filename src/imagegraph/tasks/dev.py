@@ -1,6 +1,7 @@
 """Tasks of the devcontainer: `invoke dev.image` (host), `dev.post-create` (inside it), `dev.up`, `dev.pre-commit`.
 
-Wiring only: the decisions are in :mod:`imagegraph.adapters.devcontainer`.
+Wiring only: the decisions are in :mod:`imagegraph.adapters.devcontainer`, which each task loads
+when it runs (other tasks, `invoke plan` say, do not pay for it).
 """
 
 from __future__ import annotations
@@ -11,23 +12,6 @@ from pathlib import Path
 
 from invoke import Collection, task
 
-from ..adapters.devcontainer import (
-    IMAGE,
-    describe_image,
-    find_cli,
-    format_tools,
-    image_source,
-    in_devcontainer,
-    lint_command,
-    observe_container,
-    post_create_steps,
-    probes,
-    read_image_tag,
-    read_probe,
-    staged_python,
-    tool_problem,
-    up_command,
-)
 from ..adapters.runner import Command, Result, Runner
 from ..core.errors import ImagegraphError, ToolMissing
 from ..core.values import parse_reference
@@ -54,6 +38,8 @@ def image(c, tag=None, registry=None):
     (its parent comes from the registry). Then tagged as devcontainer.json's
     "image"; devcontainer.json runs this as its initializeCommand.
     """
+    from ..adapters.devcontainer import IMAGE, describe_image, image_source, read_image_tag  # loaded by this task only
+
     workspace = Workspace(options=build_options(registry=registry, target=(IMAGE,)))
     tag = read_image_tag(workspace.root) if tag is None else parse_reference(tag, "--tag")
     plan = workspace.plan(say=_note)
@@ -85,6 +71,16 @@ def post_create(c, host=False):
     of the tools, and one error line for the first that does not work.
     Writes into the checkout are made as the checkout's owner.
     """
+    from ..adapters.devcontainer import (
+        format_tools,
+        in_devcontainer,
+        observe_container,
+        post_create_steps,
+        probes,
+        read_probe,
+        tool_problem,
+    )
+
     if not host and not in_devcontainer():
         raise ImagegraphError("dev.post-create sets up the devcontainer (an install into its Python, this checkout's git config) "
                               "and this is not it: open the devcontainer (`invoke dev.up`), or pass --host to do the same here")
@@ -119,6 +115,8 @@ def up(c, rebuild=False):
     What an editor does when it opens the folder: `invoke dev.image`, the
     container, then `invoke dev.post-create` inside it.
     """
+    from ..adapters.devcontainer import find_cli, up_command
+
     cli = find_cli()
     if cli is None:
         raise ToolMissing("the Dev Containers CLI is not installed: `npm install --global @devcontainers/cli` "
@@ -135,6 +133,8 @@ def pre_commit(c):
 
     What .githooks/pre-commit runs; `git commit --no-verify` skips it once.
     """
+    from ..adapters.devcontainer import lint_command, staged_python
+
     root = find_root()
     runner = Runner()
     listed = runner.run(Command.of("git", "-C", str(root), "diff", "--cached", "--name-only", "--diff-filter=ACMR", "-z"))
