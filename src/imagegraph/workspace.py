@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .adapters.inputcache import InputCache, cache_key
 from .adapters.registry import Registry, split_ref
@@ -50,12 +50,23 @@ if TYPE_CHECKING:
     from .presentation.reports.record import BuildReport
     from .presentation.reports.store import ReportStore
 
-__all__ = ["BuildOptions", "Workspace", "find_root"]
+__all__ = ["Workspace", "find_root"]
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 STATE_DIR = ".imagegraph"
 #: How long a digest must have been found doomed before cleanup deletes it: longer than a pipeline takes from build to release.
 DEFAULT_GRACE = timedelta(hours=1)
 DEFAULT_BRANCHES = ("main", "master")
+
+
+def _side_by_side(ask: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """``ask`` of every item, in order; side by side, since each is a round trip or two to the registry or the engine."""
+    if len(items) <= 1:
+        return [ask(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(8, len(items)), thread_name_prefix="look-up") as pool:
+        return list(pool.map(ask, items))
 
 
 def _text(value: object) -> str:
@@ -263,11 +274,9 @@ class Workspace:
         if not pushed:
             return {}
         registry, local = self.registry, self.local  # made here, once, not by the threads
-        # Each lookup is a round trip or two (registry, engine): side by side, the plan waits for the slowest, not the sum.
-        with ThreadPoolExecutor(max_workers=min(8, len(pushed)), thread_name_prefix="look-up") as pool:
-            found = {ref: pool.submit(availability_of, ref, push=push, in_registry=registry.has, in_engine=local.has)
-                     for ref, push in pushed.items()}
-        return {ref: future.result() for ref, future in found.items()}
+        return dict(zip(pushed, _side_by_side(
+            lambda item: availability_of(item[0], push=item[1], in_registry=registry.has, in_engine=local.has), list(pushed.items())),
+            strict=True))
 
     def affected(self, *, say=lambda line: None) -> tuple[Explanation, tuple[ImagePlan, ...]]:
         """The images CI must build, from git and fingerprints alone: the registry is not asked."""
@@ -316,22 +325,24 @@ class Workspace:
                seconds: float) -> BuildReport:
         """The run's report; digest, size and layers of the images it did not build are looked up (registry, engine)."""
         from .presentation.reports.make import make_report, recipe_of
-        known: dict[str, tuple[str | None, int | None, int | None]] = {}
-        for result in results:
-            if result.seconds or result.decision is Decision.SKIP:
-                continue
+        unbuilt = [r for r in results if not r.seconds and r.decision is not Decision.SKIP]
+        registry, local = (self.registry, self.local) if unbuilt else (None, None)  # made here, once, not by the threads
+
+        def look_up(result: ImageResult) -> tuple[str | None, int | None, int | None]:
             digest = None
             if self.config.image(result.name).push:
                 _, name, tag = split_ref(result.ref)
                 try:
-                    digest = self.registry.manifest_digest(name, tag)
+                    digest = registry.manifest_digest(name, tag)
                 except ImagegraphError:
                     digest = None  # a report never fails a build
             try:
-                info = self.local.info(result.ref)
+                info = local.info(result.ref)
             except ImagegraphError:
                 info = None  # nothing was built, so the engine may be down: the report does without the size
-            known[result.name] = (digest, info.size if info else None, info.layers if info else None)
+            return digest, info.size if info else None, info.layers if info else None
+
+        known = dict(zip((r.name for r in unbuilt), _side_by_side(look_up, unbuilt), strict=True))
         recipes = {entry.name: recipe_of(self.config, entry.name, self.fingerprints[entry.name].files, entry.parent_ref)
                    for entry in plan.images}
         return make_report(
