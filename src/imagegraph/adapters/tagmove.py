@@ -27,6 +27,7 @@ tests against fakes of both.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
@@ -192,15 +193,17 @@ def move_family_tags(registry: TagRegistry, requests: Sequence[TagRequest], *, r
 
 
 def _look(registry: TagRegistry, requests: Sequence[TagRequest]) -> tuple[dict[str, str], dict[tuple[str, str], str | None]]:
+    """Every source's digest and every target tag's current one, read side by side (one round trip each, nothing written)."""
+    wanted = [(r.repository, r.source) for r in requests] + [(r.repository, tag) for r in requests for tag in r.tags]
+    with ThreadPoolExecutor(max_workers=min(8, len(wanted) or 1), thread_name_prefix="tag-look") as pool:
+        found = dict(zip(wanted, pool.map(lambda pair: registry.manifest_digest(*pair), wanted), strict=True))
     sources: dict[str, str] = {}
-    previous: dict[tuple[str, str], str | None] = {}
     for request in requests:
-        digest = registry.manifest_digest(request.repository, request.source)
+        digest = found[request.repository, request.source]
         if not digest:
             raise RegistryError(f"{request.image}:{request.source} is not in the registry (deleted since it was pushed?)")
         sources[request.image] = digest
-        for tag in request.tags:
-            previous[request.repository, tag] = registry.manifest_digest(request.repository, tag)
+    previous = {(r.repository, tag): found[r.repository, tag] for r in requests for tag in r.tags}
     return sources, previous
 
 

@@ -123,6 +123,10 @@ def parse_registry(text: str, origin: str, *, fallback: str = "images.yaml's") -
     host, port = _split_port(domain, text, origin)
     if not (_IPV6.fullmatch(host) or all(_DOMAIN_LABEL.fullmatch(label) for label in host.split("."))):
         raise InputError(origin, f"{shown(text)}: {shown(host)} is not a host name or IP address; e.g. {example}")
+    longest = max(host.split("."), key=len)
+    if not _IPV6.fullmatch(host) and (len(longest) > 63 or len(host) > 253):
+        what = f"a part of {len(longest)} characters (63 at most)" if len(longest) > 63 else f"{len(host)} characters (253 at most)"
+        raise InputError(origin, f"{shown(text)}: the host name has {what}, more than DNS allows; e.g. {example}")
     if path and not all(_COMPONENT.fullmatch(part) for part in path.split("/")):
         raise InputError(origin, f"{shown(text)}: the path {shown(path)} must be lowercase letters, digits and . _ - between "
                                  f"them, parts split by '/'; e.g. {path.lower().strip('/._-') or 'acme'}")
