@@ -10,6 +10,7 @@ line, within a few seconds.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 
@@ -21,6 +22,8 @@ from hypothesis import strategies as st
 from tests.conftest import FAMILY, FAMILY_FILES
 from tests.unit.cli import make_family, run_cli
 
+#: Examples per run; $FUZZ_EXAMPLES asks for more (say 1000) when hunting, the suite's run stays short.
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
 #: Seconds one run may take: the unreachable registry answers at once, so anything slower is a hang or a blow-up.
 RUN_LIMIT = 10.0
 
@@ -115,7 +118,7 @@ def assert_one_line_or_success(outcome, seconds: float, case: str) -> None:
         assert "\n" not in outcome.errors[0]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(argv=command_lines(), env=environments, config=st.none() | images_yamls(), dockerfile=st.none() | dockerfiles())
 def test_any_input_succeeds_or_says_one_error_line(checkout, argv, env, config, dockerfile):
     written = {}
