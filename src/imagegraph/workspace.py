@@ -7,6 +7,7 @@ for a plan or an executor; no task repeats the config/CLI merge.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -18,8 +19,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .adapters.inputcache import InputCache, cache_key
 from .adapters.registry import Registry, split_ref
 from .adapters.registry_http import is_loopback
-from .adapters.repo import Repository, WorkingTree
+from .adapters.repo import Repository
 from .adapters.runner import Runner
+from .adapters.trees import WorkingTree
 from .core import dockerfile as dockerfile_rules
 from .core import dockerfile_context, dockerignore
 from .core import fingerprint as fingerprint_rules
@@ -149,7 +151,8 @@ class Workspace:
             fingerprints = {name: Fingerprint.from_dict(name, entry["fingerprints"][name]) for name in names}
             return fingerprints, tuple(str(warning) for warning in entry["warnings"])
 
-        code = (fingerprint_rules.__file__, dockerfile_rules.__file__, dockerfile_context.__file__, dockerignore.__file__, __file__)
+        code = (fingerprint_rules.__file__, dockerfile_rules.__file__, dockerfile_context.__file__, dockerignore.__file__,
+                sys.modules[WorkingTree.__module__].__file__ or "", __file__)
         key = cache_key(self.sources.content_key(), repr((self.config.images, self.config.python)), code)
         return InputCache(self.root / STATE_DIR / "cache" / "inputs").remember(
             key, compute, decode=decode,

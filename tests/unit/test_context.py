@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from imagegraph.adapters.context import FIXED_MTIME, ContextChanged, assemble_context, assemble_image_context
-from imagegraph.adapters.repo import blob_id
+from imagegraph.adapters.trees import blob_id
 from imagegraph.core.config import load_config
 from imagegraph.core.fingerprint import fingerprint_images
 from imagegraph.core.request import context_layout

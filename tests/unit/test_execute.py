@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from imagegraph.adapters.engine.builders import BuildxBuilder
-from imagegraph.adapters.repo import blob_id
 from imagegraph.adapters.runner import Command, Result, Runner
+from imagegraph.adapters.trees import blob_id
 from imagegraph.adapters.wheelhouse import Wheelhouse
 from imagegraph.core.config import load_config
 from imagegraph.core.errors import CommandFailed

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imagegraph.adapters.repo import blob_id
+from imagegraph.adapters.trees import blob_id
 from imagegraph.core.config import ImageSpec, load_config
 from imagegraph.core.errors import ConfigError
 from imagegraph.core.fingerprint import fingerprint_images, match_glob, matches, normalize_requirements

@@ -7,7 +7,7 @@ import tracemalloc
 
 import pytest
 
-from imagegraph.adapters.repo import CHUNK_BYTES, TEXT_LIMIT_BYTES, blob_id, file_blob_id, read_small
+from imagegraph.adapters.trees import CHUNK_BYTES, TEXT_LIMIT_BYTES, blob_id, file_blob_id, read_small
 from imagegraph.core.errors import InputError
 from imagegraph.core.fingerprint import Fingerprint, large_inputs
 

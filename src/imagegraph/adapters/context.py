@@ -30,7 +30,7 @@ from ..core.config import ImageSpec
 from ..core.errors import ImagegraphError
 from ..core.fingerprint import REQUIREMENTS_ID, requirements_id
 from ..core.request import ContextLayout, context_folder, context_layout
-from .repo import blob_id, file_blob_id, read_small
+from .trees import blob_id, file_blob_id, read_small
 
 __all__ = ["AssembledContext", "ContextChanged", "assemble_context", "assemble_image_context", "assemble_layout", "assemble_planned"]
 

@@ -5,7 +5,7 @@ the ignore file, content ids), and the input checks another (the files each
 Dockerfile reads, the size of every input). Their results depend on nothing
 but the content: every tracked path with its mode and blob id, the content of
 the files that differ from the index, the image definitions, and the code
-that computes them. :meth:`imagegraph.adapters.repo.WorkingTree.content_key` digests
+that computes them. :meth:`imagegraph.adapters.trees.WorkingTree.content_key` digests
 the first two from what git prints anyway; :func:`cache_key` adds the rest.
 Equal key, equal result, so an entry is never stale, only unused; the folder
 keeps the newest :data:`KEEP` entries.

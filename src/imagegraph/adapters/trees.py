@@ -1,0 +1,277 @@
+"""What is in a tree, as fingerprints see it: the checkout (:class:`WorkingTree`) or one commit (:class:`CommitTree`).
+
+Both answer with git's own content ids (``"<mode> <blob id>"``), so
+planning a large repository reads almost nothing from disk: the checkout's
+ids come from the index, and only files that differ from it are hashed
+(:func:`file_blob_id`, a chunk at a time). :class:`imagegraph.adapters.repo.Repository`
+makes them; paths are relative to the project root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+import subprocess
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..core.changes import EMPTY_TREE
+from ..core.errors import ImagegraphError, InputError
+
+if TYPE_CHECKING:
+    from .repo import Repository
+
+__all__ = [
+    "CHUNK_BYTES", "OWN_FOLDERS", "TEXT_LIMIT_BYTES", "CommitTree", "UnmergedPaths", "WorkingTree", "blob_id", "file_blob_id",
+    "git_items", "git_output", "read_small",
+]
+
+#: porcelain status of a path with a merge conflict (git status --porcelain: "Unmerged" entries).
+UNMERGED = frozenset({"DD", "AU", "UD", "UA", "DU", "AA", "UU"})
+
+
+class UnmergedPaths(ImagegraphError):
+    """A merge (rebase, cherry-pick) stopped on conflicts: the checkout is no content anyone can build."""
+
+
+#: How much of a file is in memory at once while it is hashed or copied, whatever its size.
+CHUNK_BYTES = 1 << 20
+#: The most a file read whole as text may hold (a requirements or ignore file, images.yaml at a commit): far beyond any real one.
+TEXT_LIMIT_BYTES = 16 << 20
+
+
+def blob_id(data: bytes) -> str:
+    """The id git gives a blob with these bytes (what `git hash-object` prints)."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def file_blob_id(path: Path, copy_to: Path | None = None) -> str:
+    """:func:`blob_id` of a file's content, read in chunks (constant memory at any size); ``copy_to`` gets the same bytes."""
+    with path.open("rb") as source, (copy_to.open("wb") if copy_to is not None else nullcontext()) as target:
+        size = os.fstat(source.fileno()).st_size
+        digest = hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False)
+        seen = 0
+        while chunk := source.read(CHUNK_BYTES):
+            digest.update(chunk)
+            seen += len(chunk)
+            if target is not None:
+                target.write(chunk)
+    if seen != size:
+        raise ImagegraphError(f"{path} changed while it was read ({size} bytes, then {seen}); run this again once nothing writes to it")
+    return digest.hexdigest()
+
+
+def read_small(path: str, size: int, read: Callable[[], bytes]) -> bytes:
+    """``read()``, for a file read whole as text; refused in one line when it is far larger than any such file."""
+    if size > TEXT_LIMIT_BYTES:
+        raise InputError(path, f"is {size / 1e6:.0f} MB, too large to be a requirements or ignore file (read whole, as text); "
+                               "name the right file in images.yaml")
+    return read()
+
+
+#: One entry of `git ls-files --stage -z`, stage 0: the content id ("<mode> <blob id>") and the path.
+_INDEX_ENTRY = re.compile(r"(\d{6} [0-9a-f]{40,64}) \d\t([^\0]*)\0")
+
+
+def git_output(process: subprocess.Popen[bytes], what: str) -> bytes:
+    """What a started git command printed; its own error line when it failed."""
+    out, err = process.communicate()
+    if process.returncode != 0:
+        detail = err.decode("utf-8", "replace").strip().splitlines()
+        raise ImagegraphError(f"`{what}` failed: {detail[-1] if detail else f'exit status {process.returncode}'}")
+    return out
+
+
+def git_items(process: subprocess.Popen[bytes], what: str) -> list[str]:
+    """The NUL-separated items a started git command printed."""
+    return [item for item in git_output(process, what).decode("utf-8", "surrogateescape").split("\0") if item]
+
+
+#: imagegraph's own working folders (logs, reports, assembled contexts, wheels): never an image's input,
+#: even where the repository's .gitignore does not list them (an input glob such as `hello.txt` matches at any depth).
+OWN_FOLDERS = (".imagegraph/", ".wheelhouse/")
+
+
+class WorkingTree:
+    """The files of the checkout as a build would see them: tracked and untracked-but-not-ignored.
+
+    Ids come from the index (``git ls-files --stage``) for every file git
+    knows is unchanged; only files that differ from the index, and untracked
+    ones, are read and hashed (as git would, ``blob <size>\\0<bytes>``), and
+    only when a fingerprint asks for them.
+
+    Both git commands start when the tree is made and run side by side (on a
+    large checkout the status is most of the wait); their output is read when
+    the tree is first asked something, so the caller works meanwhile.
+    """
+
+    def __init__(self, repository: Repository) -> None:
+        self._repo = repository
+        self.root = repository.root
+        self._status_run = repository.git_start("status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames",
+                                                "--ignore-submodules", "--", repository._pathspec())
+        self._listing_run = repository.git_start("ls-files", "--stage", "-z", "--", repository._pathspec())
+        self._status: dict[str, str] | None = None
+        self._listing: bytes | None = None
+        self._ids: dict[str, str] = {}
+        self._paths: tuple[str, ...] | None = None
+        #: How many files had to be read from disk to identify them (for reports and benchmarks).
+        self.hashed = 0
+
+    @property
+    def status(self) -> dict[str, str]:
+        """path -> the two-letter porcelain status (index, work tree) of every file that differs from HEAD."""
+        if self._status is None:
+            status: dict[str, str] = {}
+            for entry in git_output(self._status_run, "git status").decode("utf-8", "surrogateescape").split("\0"):
+                xy, path = entry[:2], entry[3:]
+                rel = self._repo._relative(path) if entry else None
+                if rel is not None and not (xy == "??" and rel.startswith(OWN_FOLDERS)):
+                    status[rel] = xy
+            unmerged = sorted(path for path, xy in status.items() if xy in UNMERGED)
+            if unmerged:
+                shown = ", ".join(unmerged[:3]) + (f" and {len(unmerged) - 3} more" if len(unmerged) > 3 else "")
+                raise UnmergedPaths(f"a merge is in progress with unmerged paths ({shown}); resolve them and commit, "
+                                    "or abort it (git merge --abort, git rebase --abort), then run this again")
+            self._status = status
+        return self._status
+
+    def dirty(self) -> tuple[str, ...]:
+        """The files whose content the index does not hold: changed in the work tree, or untracked (sorted)."""
+        return tuple(sorted(path for path, xy in self.status.items() if xy == "??" or xy[1] in "MT"))
+
+    def content_key(self) -> str:
+        """A digest of everything in the checkout a fingerprint can see: equal keys, equal files and content ids.
+
+        The index listing (every tracked path, mode and blob id) and the
+        content ids of the files that differ from it. Costs the hashing of the
+        listing and of the changed files, not a look at every file.
+        """
+        digest = hashlib.sha256(self._listing_bytes())
+        for path, xy in sorted(self.status.items()):
+            digest.update(f"\0{xy} {path}".encode("utf-8", "surrogateescape"))
+            if xy == "??" or xy[1] in "MT":
+                digest.update(b" " + self.oid(path).encode())
+        return digest.hexdigest()
+
+    def _listing_bytes(self) -> bytes:
+        if self._listing is None:
+            self._listing = git_output(self._listing_run, "git ls-files --stage")
+        return self._listing
+
+    def _load(self) -> tuple[str, ...]:
+        if self._paths is not None:
+            return self._paths
+        status = self.status
+        prefix = self._repo.prefix
+        listing = self._listing_bytes().decode("utf-8", "surrogateescape")
+        # "<mode> <blob id> <stage>\t<path>": the content id is "<mode> <blob id>", as fingerprints name it.
+        # One regular expression over the whole listing: a Python loop per file is most of the cost on 20,000 files.
+        entries = _INDEX_ENTRY.findall(listing) if not prefix else [
+            (oid, path[len(prefix):]) for oid, path in _INDEX_ENTRY.findall(listing) if path.startswith(prefix)]
+        index = {path: oid for oid, path in entries}
+        dirty: list[str] = []
+        for path, xy in status.items():
+            if xy[1] == "D" or xy == "D ":
+                index.pop(path, None)
+            elif xy == "??" or xy[1] in "MT":
+                dirty.append(path)
+                index.pop(path, None)
+        self._ids = {**index, **self._ids}  # ids already hashed (content_key) stay
+        paths = [*index, *dirty]
+        paths.sort()  # git lists the index in order already, so this is one linear pass plus the few dirty paths
+        self._paths = tuple(paths)
+        return self._paths
+
+    def paths(self) -> Sequence[str]:
+        return self._load()
+
+    def __contains__(self, path: object) -> bool:
+        """Whether ``path`` is a file of the tree, answered without listing the tree when the listing was not needed yet."""
+        if not isinstance(path, str):
+            return False
+        if self._paths is not None:
+            return path in self._ids or path in self._paths
+        xy = self.status.get(path)
+        if xy is not None:
+            return not (xy[1] == "D" or xy == "D ")
+        # An index entry "<mode> <blob id> 0\t<path>\0", found in the listing as git printed it.
+        listing = self._listing_bytes()
+        needle = b" 0\t" + path.encode("utf-8", "surrogateescape") + b"\0"
+        at = listing.find(needle)
+        while at != -1:
+            start = listing.rfind(b"\0", 0, at) + 1
+            if _INDEX_ENTRY.fullmatch(listing[start:at + len(needle)].decode("utf-8", "surrogateescape")):
+                return True
+            at = listing.find(needle, at + 1)
+        return False
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def oid(self, path: str) -> str:
+        known = self._ids.get(path)
+        if known is not None:
+            return known
+        if self._paths is None and self.status.get(path, "  ")[1] not in "?MT":
+            self._load()  # a file the index holds: its id is in the listing
+            known = self._ids.get(path)
+            if known is not None:
+                return known
+        full = self.root / path
+        info = full.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            mode, oid = "120000", blob_id(os.readlink(full).encode())
+        else:
+            mode, oid = ("100755" if info.st_mode & 0o111 else "100644"), file_blob_id(full)
+        self.hashed += 1
+        self._ids[path] = known = f"{mode} {oid}"
+        return known
+
+    def size(self, path: str) -> int:
+        """Bytes on disk (a symbolic link: its target's name); 0 when it cannot be seen."""
+        try:
+            return os.lstat(os.path.join(self.root, path)).st_size
+        except OSError:
+            return 0
+
+    def read(self, path: str) -> bytes:
+        full = self.root / path
+        return read_small(path, self.size(path), full.read_bytes)
+
+
+class CommitTree:
+    """The files of one commit, straight from git's object database (nothing on disk is read)."""
+
+    def __init__(self, repository: Repository, commit: str) -> None:
+        self._repo = repository
+        self.commit = commit
+        ids: dict[str, str] = {}
+        if commit != EMPTY_TREE:
+            for line in repository.git_lines("ls-tree", "-r", "-z", "--full-tree", commit):
+                meta, _, path = line.partition("\t")
+                mode, kind, oid = meta.split(" ")
+                rel = repository._relative(path)
+                if rel is not None and kind in ("blob", "commit"):
+                    ids[rel] = f"{mode} {oid}"
+        self._ids = ids
+        self._paths = tuple(sorted(ids))
+
+    def paths(self) -> Sequence[str]:
+        return self._paths
+
+    def oid(self, path: str) -> str:
+        return self._ids[path]
+
+    def read(self, path: str) -> bytes:
+        stream = self._repo.repo.odb.stream(bytes.fromhex(self._ids[path].split(" ", 1)[1]))
+        if stream.size > TEXT_LIMIT_BYTES:
+            self._repo.restart_helpers()  # git's cat-file is mid-answer: the next read needs a fresh one
+        return read_small(path, stream.size, stream.read)
