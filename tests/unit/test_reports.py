@@ -145,6 +145,15 @@ def test_compare_uses_medians_of_like_runs():
     assert "against earlier runs" in to_text(latest, compare(latest, earlier), ())
 
 
+def test_a_run_cut_short_or_failed_sets_no_median_of_its_kind():
+    whole = [report(record("app", seconds=s / 2), seconds=s) for s in (20, 40, 60)]
+    cut = [report(record("app", seconds=1, ok=False, error="interrupted by SIGINT", stopped="interrupted"), seconds=s) for s in (2, 3)]
+    failed = report(record("app", seconds=4, ok=False, error="exited 1"), seconds=5)
+    rows = {(c.subject, c.measure): c for c in compare(report(record("app", seconds=15), seconds=25), [*cut, *whole, failed])}
+    run = rows[("run (code change)", "wall time")]
+    assert (run.before, run.runs) == (40, 3)  # with the cut and failed runs counted it would be the median of 2, 3, 5, 20, 40, 60: 12.5
+
+
 def test_markdown_is_a_table_with_targets_and_safe_cells():
     failed = report(record("app", seconds=2, error="`docker build` | exited 1", ok=False),
                     record("ci", "reuse", digest="sha256:" + "a" * 64, tags=("c1", "edge"), layers=5), seconds=3)

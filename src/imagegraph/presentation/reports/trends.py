@@ -75,8 +75,12 @@ class Comparison:
 
 def compare(latest: BuildReport, earlier: Sequence[BuildReport]) -> tuple[Comparison, ...]:
     """The last run against the median of ``earlier`` runs: the run's wall time (runs of the same kind), and for each image it
-    built: build time and cache hit rate (against earlier builds of it), size and layers (against every earlier run's)."""
-    same_kind = [r.seconds for r in earlier if r.kind == latest.kind]
+    built: build time and cache hit rate (against earlier builds of it), size and layers (against every earlier run's).
+
+    Only whole runs set the medians: a run that failed or that a stop cut short (Ctrl-C, SIGTERM) took a time that says
+    nothing about its kind.
+    """
+    same_kind = [r.seconds for r in earlier if r.kind == latest.kind and r.ok]
     rows = [Comparison(f"run ({latest.kind})", "wall time", latest.seconds, _median(same_kind), len(same_kind))]
     for image in latest.built:
         before = [i for r in earlier for i in r.images if i.name == image.name and i.built and i.ok]
