@@ -388,26 +388,17 @@ class Scenario:
         self.output = self.output or output
 
 
-def plan_runner(repo: Path, command: list[str], env: dict[str, str]) -> Callable[[], tuple[str, float]]:
-    def run() -> tuple[str, float]:
-        started = time.perf_counter()
-        result = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
-        seconds = time.perf_counter() - started
-        if result.returncode != 0:
-            detail = (result.stderr or result.stdout).strip().splitlines()
-            raise fail(f"`invoke {' '.join(command[command.index('plan'):])}` failed in {repo}: {detail[-1] if detail else f'exit status {result.returncode}'}")
-        return result.stdout, seconds
-
-    return run
-
-
 def command_runner(cwd: Path, command: list[str], env: dict[str, str]) -> Callable[[], tuple[str, float]]:
+    """Runs ``command`` once; its output and the seconds it took. `invoke plan ...` is named from `plan` on when it fails."""
+    named = " ".join(command[command.index("plan"):]) if "plan" in command else " ".join(command)
+
     def run() -> tuple[str, float]:
         started = time.perf_counter()
         result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - started
         if result.returncode != 0:
-            raise fail(f"`{' '.join(command)}` failed in {cwd}: {(result.stderr or result.stdout).strip()[-300:]}")
+            detail = (result.stderr or result.stdout).strip().splitlines()
+            raise fail(f"`{'invoke ' if 'plan' in command else ''}{named}` failed in {cwd}: {detail[-1] if detail else f'exit status {result.returncode}'}")
         return result.stdout, seconds
 
     return run
@@ -579,12 +570,12 @@ def run_benchmark(repo: Repo, repeat: int, invoke: list[str], workspace_type: ty
     untracked = edited.with_name("bench_untracked_new.py")
     without = "" if since else " (--since not supported yet: ran without it)"
     scenarios = [
-        Scenario("plan_since_head1", f"invoke plan --since HEAD~1, clean{without}", plan_runner(repo.path, plan_args("HEAD~1"), env)),
+        Scenario("plan_since_head1", f"invoke plan --since HEAD~1, clean{without}", command_runner(repo.path, plan_args("HEAD~1"), env)),
         Scenario("plan_dirty", "invoke plan, 1 edit + 1 untracked in scorer",
-                 dirty_runner(repo.path, edited, untracked, plan_runner(repo.path, [*invoke, "plan"], env))),
-        Scenario("plan_since_far", f"invoke plan --since HEAD~{far}, clean{without}", plan_runner(repo.path, plan_args(f"HEAD~{far}"), env)),
+                 dirty_runner(repo.path, edited, untracked, command_runner(repo.path, [*invoke, "plan"], env))),
+        Scenario("plan_since_far", f"invoke plan --since HEAD~{far}, clean{without}", command_runner(repo.path, plan_args(f"HEAD~{far}"), env)),
         Scenario("plan_uncached", "invoke plan --since HEAD~1, first plan (cache set aside)",
-                 uncached_runner(repo.path, plan_runner(repo.path, plan_args("HEAD~1"), env))),
+                 uncached_runner(repo.path, command_runner(repo.path, plan_args("HEAD~1"), env))),
         Scenario("fingerprints", "Workspace(root).fingerprints, in-process", fingerprints_runner(repo.path, workspace_type)),
         # What no plan can go below on this machine: starting Python and Invoke, and git's own look at the checkout.
         Scenario("floor_invoke", "floor: invoke --version (Python and Invoke start)", command_runner(repo.path, [*invoke, "--version"], env)),
@@ -595,9 +586,9 @@ def run_benchmark(repo: Repo, repeat: int, invoke: list[str], workspace_type: ty
         revision, other_src = against
         other_env = {**env, "PYTHONPATH": os.pathsep.join(p for p in (str(other_src), os.environ.get("PYTHONPATH", "")) if p)}
         scenarios += [
-            Scenario("plan_since_head1_against", f"  the same, imagegraph as of {revision}", plan_runner(repo.path, plan_args("HEAD~1"), other_env)),
+            Scenario("plan_since_head1_against", f"  the same, imagegraph as of {revision}", command_runner(repo.path, plan_args("HEAD~1"), other_env)),
             Scenario("plan_dirty_against", f"  invoke plan, 1 edit + 1 untracked, imagegraph as of {revision}",
-                     dirty_runner(repo.path, edited, untracked, plan_runner(repo.path, [*invoke, "plan"], other_env))),
+                     dirty_runner(repo.path, edited, untracked, command_runner(repo.path, [*invoke, "plan"], other_env))),
         ]
     # The baseline hashes exactly the files the fingerprints cover: union over the images of Fingerprint.files paths.
     paths = sorted({p for fp in workspace_type(repo.path).fingerprints.values() for p, _ in fp.files})

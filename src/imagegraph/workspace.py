@@ -71,6 +71,12 @@ def _side_by_side(ask: Callable[[T], R], items: Sequence[T]) -> list[R]:
         return list(pool.map(ask, items))
 
 
+def _rules_code() -> tuple[str, ...]:
+    """The modules whose rules make fingerprints and input checks: part of every kept result's key."""
+    return (fingerprint_rules.__file__, dockerfile_rules.__file__, dockerfile_context.__file__, dockerignore.__file__,
+            sys.modules[WorkingTree.__module__].__file__ or "", __file__)
+
+
 def _text(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError(f"not text: {value!r}")
@@ -122,7 +128,11 @@ class Workspace:
     def git(self) -> Repository:
         if self._git is not None:
             return self._git
-        return Repository(self.root, cache=InputCache(self.root / STATE_DIR / "cache" / "diffs"))
+        return Repository(self.root, cache=self._cache("diffs"))
+
+    def _cache(self, kind: str) -> InputCache:
+        """Where plans keep one kind of result (:mod:`imagegraph.adapters.inputcache`): inputs, commits, diffs."""
+        return InputCache(self.root / STATE_DIR / "cache" / kind)
 
     @cached_property
     def sources(self) -> WorkingTree:
@@ -151,10 +161,8 @@ class Workspace:
             fingerprints = {name: Fingerprint.from_dict(name, entry["fingerprints"][name]) for name in names}
             return fingerprints, tuple(str(warning) for warning in entry["warnings"])
 
-        code = (fingerprint_rules.__file__, dockerfile_rules.__file__, dockerfile_context.__file__, dockerignore.__file__,
-                sys.modules[WorkingTree.__module__].__file__ or "", __file__)
-        key = cache_key(self.sources.content_key(), repr((self.config.images, self.config.python)), code)
-        return InputCache(self.root / STATE_DIR / "cache" / "inputs").remember(
+        key = cache_key(self.sources.content_key(), repr((self.config.images, self.config.python)), _rules_code())
+        return self._cache("inputs").remember(
             key, compute, decode=decode,
             encode=lambda found: {"fingerprints": {name: fp.to_dict() for name, fp in found[0].items()}, "warnings": found[1]})
 
@@ -178,11 +186,10 @@ class Workspace:
     def _base_digests(self, commit: str, base_config: Config) -> Callable[[ImageSpec, str], str]:
         """An image's digest over a commit's tree, kept by the commit id (a commit never changes) like the inputs' results."""
         compute = base_digests(base_config, lambda: self.git.commit_tree(commit))
-        cache = InputCache(self.root / STATE_DIR / "cache" / "commits")
-        code = (fingerprint_rules.__file__, dockerignore.__file__)
+        cache = self._cache("commits")
 
         def digest(spec: ImageSpec, parent_digest: str) -> str:
-            key = cache_key(f"commit {commit}", repr((spec, base_config.python, parent_digest)), code)
+            key = cache_key(f"commit {commit}", repr((spec, base_config.python, parent_digest)), _rules_code())
             return cache.remember(key, lambda: compute(spec, parent_digest), encode=lambda found: {"digest": found},
                                   decode=lambda entry: _text(entry["digest"]))
 
@@ -193,11 +200,11 @@ class Workspace:
         """What the repository calls its default branch (``origin/main``, ``main``, ...); None when it has none."""
         repo = self.git
         branches = repo.branches()
-        found = repo.remote_default_branch()
-        if found in branches:
-            return found
-        found = next((name for name in (*(f"origin/{b}" for b in DEFAULT_BRANCHES), *DEFAULT_BRANCHES) if name in branches), None)
-        return found or next((name for name in [repo.config_value("init", "defaultBranch")] if name in branches), None)
+        candidates = (repo.remote_default_branch(), *(f"origin/{b}" for b in DEFAULT_BRANCHES), *DEFAULT_BRANCHES)
+        found = next((name for name in candidates if name in branches), None)
+        if found is None and (configured := repo.config_value("init", "defaultBranch")) in branches:
+            found = configured
+        return found
 
     def _config_at(self, commit: str) -> Config | None:
         """images.yaml as ``commit`` had it, with this run's overrides; None when it had none or it is invalid there."""

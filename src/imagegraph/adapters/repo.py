@@ -69,8 +69,9 @@ class Repository:
 
     def _ask(self, *args: str) -> str | None:
         """What ``git <args>`` prints, stripped; None when it fails (no such ref, no such setting)."""
-        done = subprocess.run(["git", "-C", str(self.top), "--no-optional-locks", *args], capture_output=True, stdin=subprocess.DEVNULL)
-        return done.stdout.decode("utf-8", "surrogateescape").strip() if done.returncode == 0 else None
+        asked = self.git_start(*args)
+        out, _ = asked.communicate()
+        return out.decode("utf-8", "surrogateescape").strip() if asked.returncode == 0 else None
 
     def head(self) -> str | None:
         """HEAD's commit id; None before the first commit. Asked once: a run builds the commit it started on."""
