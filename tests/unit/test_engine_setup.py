@@ -909,3 +909,17 @@ def test_an_install_that_leaves_no_current_engine_is_an_error(tmp_path, monkeypa
     # support packages alone are not held to that
     executor, _ = _apt_executor(tmp_path / "support", monkeypatch, OLD_DEBIAN)
     executor.execute(InstallPackages(EnginePackages(engine=())))
+
+
+def test_engine_up_seeds_what_a_run_will_build_and_no_more():
+    from imagegraph.core.options import seed_platforms
+    from imagegraph.core.values import parse_platforms
+
+    family = ("linux/amd64", "linux/arm64", "linux/amd64")
+    # $IMAGEGRAPH_PLATFORMS replaces every image's platforms: a foreign one nobody builds is never debootstrapped
+    assert seed_platforms(parse_platforms(["linux/amd64"], "$IMAGEGRAPH_PLATFORMS"), family, "linux/amd64") == (
+        ("linux/amd64",), "$IMAGEGRAPH_PLATFORMS")
+    assert seed_platforms((), family, "linux/amd64") == (("linux/amd64", "linux/arm64"), "images.yaml")
+    assert seed_platforms((), None, "linux/arm64") == (("linux/arm64",), "this machine")
+    assert seed_platforms((), (), "linux/amd64") == (("linux/amd64",), "this machine")
+

@@ -5,12 +5,15 @@ Wiring only: the work is in :mod:`imagegraph.adapters.engine.setup`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from invoke import Collection, task
 
-from ..core.defaults import CONTAINER_BUILDER, DEFAULT_REGISTRY, DEFAULT_SEED_PLATFORMS
-from ..core.errors import InputError
+from ..core.config import load_config
+from ..core.defaults import CONFIG_NAME, CONTAINER_BUILDER, DEFAULT_REGISTRY
+from ..core.errors import ImagegraphError, InputError
+from ..core.options import platforms_from_env, seed_platforms
 from ..core.values import parse_builder_name, parse_platforms, parse_registry, shown, split_list
 from ._common import user_errors
 
@@ -23,7 +26,25 @@ _STATE_HELP = "where pids, logs and the registry's data live (default /var/lib/i
 def _platforms(values: list[str] | None) -> tuple[str, ...]:
     # Repeated flags and comma lists alike: --platforms linux/amd64 --platforms linux/arm64 == --platforms linux/amd64,linux/arm64
     items = tuple(item for value in values or () for item in split_list(value, "--platforms", "--platforms linux/amd64,linux/arm64"))
-    return tuple(str(p) for p in parse_platforms(items, "--platforms")) if items else DEFAULT_SEED_PLATFORMS
+    if items:
+        return tuple(str(p) for p in parse_platforms(items, "--platforms"))
+    from ..adapters.engine.seed import native_platform
+
+    wanted, source = seed_platforms(platforms_from_env(os.environ), _family_platforms(), native_platform())
+    print(f"engine: seeding for {', '.join(wanted)} (from {source}; `invoke engine.up --platforms P` adds more)")
+    return wanted
+
+
+def _family_platforms() -> tuple[str, ...] | None:
+    """Every platform images.yaml (in this folder) declares; None without one. A broken file is `invoke plan`'s to report."""
+    if not Path(CONFIG_NAME).is_file():
+        return None
+    try:
+        config = load_config(Path.cwd())
+    except ImagegraphError as err:
+        print(f"engine: {CONFIG_NAME} is not readable ({err}); seeding for this machine's platform only")
+        return None
+    return tuple(platform for spec in config.images for platform in spec.platforms)
 
 
 def _registry(text: str) -> str:
@@ -45,7 +66,8 @@ def _folder(text: str | None, flag: str) -> str | None:
     help={
         "seed": "build and push the offline python:3.11-slim into the registry when it lacks it (--no-seed to skip)",
         "registry": _REGISTRY_HELP,
-        "platforms": f"platforms to seed python:3.11-slim for (repeatable, or comma list; default {','.join(DEFAULT_SEED_PLATFORMS)})",
+        "platforms": ("platforms to seed python:3.11-slim for (repeatable, or comma list; default: $IMAGEGRAPH_PLATFORMS, "
+                      "else every platform images.yaml declares, else this machine's)"),
         "state-dir": _STATE_HELP,
         "cache-dir": "where seed root filesystems are cached (default ~/.cache/imagegraph/seed)",
         "image-store": "containerd or classic: the image store of the dockerd it starts (default containerd); restarts its own dockerd to switch",

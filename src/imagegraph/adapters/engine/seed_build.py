@@ -258,7 +258,8 @@ class SeedExecutor:
                 for step in steps:
                     self.runner.run(step, log_path=self.log_dir / "seed-push.log")
                 key = "manifest list"
-        self.timings[key] = time.monotonic() - started
+        spent = self.timings[key] = time.monotonic() - started
+        self.narrate(f"engine: {key} done in {spent:.0f} s")
 
     def _build_rootfs(self, platform: str) -> None:
         context = context_dir(self.cache_dir, platform)
