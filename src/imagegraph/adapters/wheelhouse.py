@@ -84,6 +84,8 @@ class Wheelhouse:
         ``follow`` gives, for a download command, the callback that receives its output lines (live progress).
         """
         platforms = tuple(platforms)
+        if log_path is not None:
+            refuse_link(log_path)  # before a download is prepared in the cache, not once pip is about to write to it
         for requirements_file in requirements:
             with self._lock(requirements_file):
                 wanted: dict[str, Path] = {}
