@@ -55,7 +55,7 @@ def test_open_own_never_writes_through_a_link_at_the_file(tmp_path, sentinel):
     own_folder(root / ".imagegraph" / "logs", root)
     (root / ".imagegraph" / "logs" / "app.log").symlink_to(sentinel / "keep.txt")
     for mode in ("w", "a", "x"):
-        with pytest.raises(LinkRefused, match="app.log' is a symbolic link"):
+        with pytest.raises(LinkRefused, match=r"app\.log' is a symbolic link"):
             open_own(root / ".imagegraph" / "logs" / "app.log", root, mode)
     assert untouched(sentinel)
 
@@ -80,6 +80,6 @@ def test_the_report_store_neither_reads_nor_writes_through_a_link(tmp_path, sent
     os.unlink(root / ".imagegraph" / "reports")
     (root / ".imagegraph" / "reports").mkdir()
     (root / ".imagegraph" / "reports" / "20990101T000000-abcdef1.json").symlink_to(sentinel / "keep.txt")
-    with pytest.raises(LinkRefused, match="abcdef1.json' is a symbolic link"):
+    with pytest.raises(LinkRefused, match=r"abcdef1\.json' is a symbolic link"):
         store.load()
     assert untouched(sentinel)
