@@ -35,6 +35,7 @@ from .adapters.interrupt import Stopped, signal_name
 from .adapters.registry import Registry, split_ref
 from .adapters.runner import Command, Runner
 from .adapters.wheelhouse import Wheelhouse
+from .adapters.workdirs import write_own
 from .core.buildkit import StepCount, count_steps
 from .core.chain import BakeOutput, bake_groups
 from .core.defaults import DEFAULT_REGISTRY
@@ -156,8 +157,7 @@ class BuildExecutor:
         logs = {name: self.log_dir / f"{name}.log" for name in names}
         started = time.monotonic()
         for name, log in logs.items():
-            log.parent.mkdir(parents=True, exist_ok=True)
-            log.write_text("")
+            write_own(log, self.root, "")
             self.progress.begin(name)
         finished_at: dict[str, float] = {}
         output = BakeOutput(names)
@@ -173,7 +173,7 @@ class BuildExecutor:
                     say=lambda line, n=entry.name: self.say(f"[{n}] {line}"), follow=lambda c, n=entry.name: self.progress.follow(n, tracker_for(c))))
                 if entry.wheels:
                     wheels[entry.name] = time.monotonic() - began
-            write_bake(bake_file, bake_definition(requests, {entry.name: entry.parent for entry in members}))
+            write_bake(bake_file, bake_definition(requests, {entry.name: entry.parent for entry in members}), within=self.root)
             prepared = time.monotonic()
             output = BakeOutput(names, {request.image: _instructions_of(request.dockerfile) for request in requests},
                                 {entry.name: entry.parent for entry in members})
@@ -222,8 +222,8 @@ class BuildExecutor:
         names = {entry.name for entry in members}
         for entry in members:
             own = output.output_of(entry.name)
-            logs[entry.name].write_text(f"(built in one bake with {', '.join(m.name for m in members if m is not entry)}; "
-                                        f"the whole output: {bake_log})\n{own}\n")
+            write_own(logs[entry.name], self.root, f"(built in one bake with {', '.join(m.name for m in members if m is not entry)}; "
+                                                        f"the whole output: {bake_log})\n{own}\n")
             parent = entry.parent
             seconds = finished_at.get(entry.name, time.monotonic()) - started
             phases = _Phases()
@@ -267,8 +267,7 @@ class BuildExecutor:
         if not_started is not None:  # queued behind --jobs when the stop came
             return not_started
         log = self.log_dir / f"{entry.name}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text("")
+        write_own(log, self.root, "")
         started = time.monotonic()
         phases = _Phases()
         self.progress.begin(entry.name)

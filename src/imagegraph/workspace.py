@@ -23,7 +23,7 @@ from .adapters.repo import Repository
 from .adapters.runner import Runner
 from .adapters.trees import WorkingTree
 from .core import dockerfile as dockerfile_rules
-from .core import dockerfile_context, dockerignore
+from .core import dockerfile_context, dockerignore, links
 from .core import fingerprint as fingerprint_rules
 from .core.changes import EMPTY_TREE, Explanation, base_digests, choose_base, direct_causes, locate_base, read_event, same_as_base
 from .core.config import Config, ImageSpec, config_from_text, load_config, override_platforms, read_repo_text
@@ -73,7 +73,7 @@ def _side_by_side(ask: Callable[[T], R], items: Sequence[T]) -> list[R]:
 
 def _rules_code() -> tuple[str, ...]:
     """The modules whose rules make fingerprints and input checks: part of every kept result's key."""
-    return (fingerprint_rules.__file__, dockerfile_rules.__file__, dockerfile_context.__file__, dockerignore.__file__,
+    return (fingerprint_rules.__file__, dockerfile_rules.__file__, dockerfile_context.__file__, dockerignore.__file__, links.__file__,
             sys.modules[WorkingTree.__module__].__file__ or "", __file__)
 
 
@@ -132,7 +132,7 @@ class Workspace:
 
     def _cache(self, kind: str) -> InputCache:
         """Where plans keep one kind of result (:mod:`imagegraph.adapters.inputcache`): inputs, commits, diffs."""
-        return InputCache(self.root / STATE_DIR / "cache" / kind)
+        return InputCache(self.root / STATE_DIR / "cache" / kind, within=self.root)
 
     @cached_property
     def sources(self) -> WorkingTree:
@@ -154,6 +154,7 @@ class Workspace:
 
         def compute() -> tuple[dict[str, Fingerprint], tuple[str, ...]]:
             fingerprints = fingerprint_images(self.config, self.sources)
+            links.check_input_links(self.root, {name: fp.files for name, fp in fingerprints.items()})
             return fingerprints, input_warnings(self.config, self.sources, fingerprints, size=self.sources.size,
                                                 read_text=lambda path: read_repo_text(self.root, path))
 
@@ -306,14 +307,15 @@ class Workspace:
         """Write the bake definition of what ``plan`` builds to ``path``, after fetching the wheels its builds bind-mount."""
         from .adapters.bake import bake_definition, write_bake
         from .adapters.wheelhouse import Wheelhouse
+        from .adapters.workdirs import own_folder
         from .execute import prepare_build
         wheelhouse = Wheelhouse(self.root, self.runner, python=self.config.python)
-        requests = [prepare_build(entry, wheelhouse, self.root, self.contexts_dir,
-                                  log_path=self.root / STATE_DIR / "logs" / "bake-wheels.log",
+        logs = own_folder(self.root / STATE_DIR / "logs", self.root)
+        requests = [prepare_build(entry, wheelhouse, self.root, self.contexts_dir, log_path=logs / "bake-wheels.log",
                                   say=lambda line, name=entry.name: say(f"[{name}] {line}"))
                     for entry in plan.to_build()]
         definition = bake_definition(requests, {entry.name: entry.parent for entry in plan.images})
-        write_bake(path, definition)
+        write_bake(path, definition, within=self.root)  # inside the repository, no link on the way is followed
         return definition
 
     def executor(self, *, say=print, progress: Progress | None = None) -> BuildExecutor:
@@ -329,7 +331,7 @@ class Workspace:
     @property
     def reports(self) -> ReportStore:
         from .presentation.reports.store import ReportStore
-        return ReportStore(self.root / STATE_DIR / "reports", keep=self.config.report_history)
+        return ReportStore(self.root / STATE_DIR / "reports", keep=self.config.report_history, within=self.root)
 
     def report(self, plan: Plan, results: Sequence[ImageResult], tagged: Mapping[str, Sequence[str]], *, started: datetime,
                seconds: float) -> BuildReport:

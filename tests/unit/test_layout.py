@@ -43,6 +43,8 @@ ADAPTERS_MAY_USE = {
 PRESENTATION_MAY_USE = {
     # commands are data: progress reads which command a line of output came from
     ("imagegraph.presentation.progress", "imagegraph.adapters.runner"): {"Command"},
+    # the report store writes in imagegraph's own folder, .imagegraph/reports: through no link, as every working folder
+    ("imagegraph.presentation.reports.store", "imagegraph.adapters.workdirs"): {"no_follow", "open_own", "own_folder", "refuse_link"},
 }
 
 

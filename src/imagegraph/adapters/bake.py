@@ -21,6 +21,7 @@ from typing import Any
 
 from ..core.request import BuildRequest
 from ..core.tags import CACHE_TAG
+from .workdirs import write_own
 
 __all__ = ["GROUP", "bake_definition", "bake_json", "write_bake"]
 
@@ -75,6 +76,6 @@ def bake_json(definition: Mapping[str, Any]) -> str:
     return json.dumps(definition, indent=2) + "\n"
 
 
-def write_bake(path: Path, definition: Mapping[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(bake_json(definition), encoding="utf-8")
+def write_bake(path: Path, definition: Mapping[str, Any], *, within: Path) -> None:
+    """Write the bake file; inside ``within`` (the repository) no folder on the way and not the file itself may be a link."""
+    write_own(path, within, bake_json(definition))

@@ -31,6 +31,7 @@ from ..core.errors import ImagegraphError
 from ..core.fingerprint import REQUIREMENTS_ID, requirements_id
 from ..core.request import ContextLayout, context_folder, context_layout
 from .trees import blob_id, file_blob_id, read_small
+from .workdirs import own_folder, refuse_link, remove_own
 
 __all__ = ["AssembledContext", "ContextChanged", "assemble_context", "assemble_image_context", "assemble_layout", "assemble_planned"]
 
@@ -60,16 +61,23 @@ def assemble_context(spec: ImageSpec, files: Sequence[tuple[str, str]], root: Pa
     return assemble_layout(context_layout(spec, files), root, dest)
 
 
-def assemble_layout(layout: ContextLayout, root: Path, dest: Path) -> AssembledContext:
-    """Write the context ``layout`` describes into ``dest`` (emptied first) from the files under ``root``."""
+def assemble_layout(layout: ContextLayout, root: Path, dest: Path, *, within: Path | None = None) -> AssembledContext:
+    """Write the context ``layout`` describes into ``dest`` (emptied first) from the files under ``root``.
+
+    ``dest`` and the folders between it and ``within`` (the repository's root
+    for its own ``.imagegraph/contexts``; by default ``dest``'s folder) are
+    never links (:mod:`imagegraph.adapters.workdirs`): emptying one would empty
+    a folder elsewhere.
+    """
     root, dest = Path(root), Path(dest)
-    shutil.rmtree(dest, ignore_errors=True)
-    dest.mkdir(parents=True)
+    within = Path(within) if within is not None else dest.parent
+    remove_own(dest, within)
+    own_folder(dest, within)
     copied = linked = 0
     for path, content_id in layout.files:
         copied += _copy_verified(root, dest, path, content_id)
     for folder in layout.wheel_folders:
-        linked += _link_wheels(root / folder, dest / folder)
+        linked += _link_wheels(root, folder, dest / folder)
     _fix_folder_times(dest)
     return AssembledContext(root=dest, context=dest / layout.context, dockerfile=dest / layout.dockerfile,
                             files=len(layout.files), copied_bytes=copied, linked_bytes=linked)
@@ -91,11 +99,11 @@ def assemble_planned(image: str, layout: ContextLayout, root: Path, contexts: Pa
     image's earlier folders go.
     """
     folder = context_folder(contexts, image, fingerprint)
-    if folder.parent.is_dir():
-        for earlier in folder.parent.iterdir():
-            if earlier.name != fingerprint:
-                shutil.rmtree(earlier, ignore_errors=True)
-    return assemble_layout(layout, root, folder)
+    own_folder(folder.parent, root)  # .imagegraph, contexts, <image>: real folders, or refused before anything is listed
+    for earlier in folder.parent.iterdir():
+        if earlier.name != fingerprint:
+            remove_own(earlier, root)
+    return assemble_layout(layout, root, folder, within=root)
 
 
 def _copy_verified(root: Path, dest: Path, path: str, content_id: str) -> int:
@@ -128,13 +136,19 @@ def _copy_verified(root: Path, dest: Path, path: str, content_id: str) -> int:
     return info.st_size
 
 
-def _link_wheels(folder: Path, target: Path) -> int:
-    """Hard-link a wheelhouse folder's files (a copy across filesystems); the bytes linked."""
+def _link_wheels(root: Path, relative: str, target: Path) -> int:
+    """Hard-link a wheelhouse folder's files (a copy across filesystems); the bytes linked.
+
+    The wheelhouse is imagegraph's own folder: a link at it, above it or in
+    it is refused, so no file from elsewhere reaches a context through it.
+    """
+    folder = own_folder(root / relative, root, make=False)
     if not folder.is_dir():
         return 0  # no wheels fetched: the build's bind mount says which folder is missing
     target.mkdir(parents=True, exist_ok=True)
     total = 0
     for wheel in sorted(folder.iterdir()):
+        refuse_link(wheel)
         if not wheel.is_file():
             continue
         try:

@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .workdirs import no_follow, own_folder, write_own
+
 T = TypeVar("T")
 
 __all__ = ["FORMAT", "KEEP", "InputCache", "cache_key"]
@@ -57,8 +59,10 @@ def cache_key(content: str, definition: str, code: Iterable[str]) -> str:
 class InputCache:
     """A folder of results by key (see :func:`cache_key`)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, within: Path | None = None) -> None:
         self.folder = folder
+        #: Where the folder's own parts start (the repository's root): none of them may be a link (:mod:`.workdirs`).
+        self.within = within if within is not None else folder.parent
 
     def remember(self, key: str, compute: Callable[[], T], *, encode: Callable[[T], dict[str, Any]],
                  decode: Callable[[Mapping[str, Any]], T]) -> T:
@@ -80,7 +84,9 @@ class InputCache:
     def load(self, key: str) -> dict[str, Any] | None:
         path = self.folder / f"{key}.json"
         try:
-            data = json.loads(path.read_bytes())
+            own_folder(self.folder, self.within, make=False)
+            with open(path, "rb", opener=no_follow) as entry:
+                data = json.loads(entry.read())
         except (OSError, ValueError):
             return None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -92,10 +98,10 @@ class InputCache:
     def save(self, key: str, value: dict[str, Any]) -> None:
         """Store ``value`` under ``key``; a folder that cannot be written costs the next plan its time, nothing else."""
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            own_folder(self.folder, self.within)  # a link there is refused (not an OSError): it would be written through
             ignore = self.folder / ".gitignore"
-            if not ignore.exists():  # never a change git reports, nor a file `git add -A` commits, whatever the repository ignores
-                ignore.write_text("# imagegraph's cache of plan results: nothing here belongs in git\n*\n")
+            if not os.path.lexists(ignore):  # never a change git reports, nor a file `git add -A` commits, whatever the repository ignores
+                write_own(ignore, self.within, "# imagegraph's cache of plan results: nothing here belongs in git\n*\n")
             fd, temporary = tempfile.mkstemp(dir=self.folder, prefix=".entry-", suffix=".tmp")
         except OSError:
             return
@@ -108,6 +114,6 @@ class InputCache:
             Path(temporary).unlink(missing_ok=True)
 
     def _trim(self) -> None:
-        entries = sorted(self.folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        entries = sorted(self.folder.glob("*.json"), key=lambda p: p.lstat().st_mtime_ns, reverse=True)
         for stale in entries[KEEP:]:
             stale.unlink(missing_ok=True)

@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import IO
 
 from ..core.errors import ImagegraphError
+from .workdirs import open_own
 
 __all__ = ["BuildLock"]
 
@@ -33,15 +34,16 @@ LOCK_NAME = "build.lock"
 class BuildLock:
     """``with BuildLock(state_dir):`` holds the checkout's build lock, waiting (and saying so, once) while another run has it."""
 
-    def __init__(self, state_dir: Path, *, say: Callable[[str], None] = print) -> None:
+    def __init__(self, state_dir: Path, *, within: Path | None = None, say: Callable[[str], None] = print) -> None:
         self.path = Path(state_dir) / LOCK_NAME
+        #: Where the state folder's own parts start (the repository's root): none of them may be a link (:mod:`.workdirs`).
+        self.within = Path(within) if within is not None else Path(state_dir).parent
         self.say = say
         self._file: IO[str] | None = None
 
     def __enter__(self) -> BuildLock:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle = self.path.open("a+", encoding="utf-8")
+            handle = open_own(self.path, self.within, "a+")
         except OSError as err:
             raise ImagegraphError(f"{self.path}: cannot be created ({err.strerror}); make {self.path.parent} a writable folder and run again") from None
         try:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..core.errors import CommandFailed, ToolMissing
 from .interrupt import Stop
+from .workdirs import no_follow, refuse_link
 
 __all__ = ["Command", "Result", "Runner", "mask"]
 
@@ -105,7 +106,8 @@ class Runner:
         log = None
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True)
-            log = log_path.open("a", encoding="utf-8")
+            refuse_link(log_path)  # a log is never written through a link (the caller made its folder, see .workdirs)
+            log = open(log_path, "a", encoding="utf-8", opener=no_follow)  # noqa: SIM115 (closed below)
             log.write(f"$ {command.display()}\n")
         lines: list[str] = []
         try:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from ..core.changes import EMPTY_TREE
 from ..core.errors import ImagegraphError, InputError
+from ..core.links import inside
 
 if TYPE_CHECKING:
     from .repo import Repository
@@ -243,7 +244,7 @@ class WorkingTree:
             return 0
 
     def read(self, path: str) -> bytes:
-        full = self.root / path
+        full = inside(self.root, path)  # a link out of the repository is refused, its target never read
         return read_small(path, self.size(path), full.read_bytes)
 
 

@@ -20,7 +20,9 @@ from pathlib import Path
 
 from ..core.defaults import WHEELHOUSE_DIR
 from ..core.fingerprint import normalize_requirements
+from ..core.links import inside
 from .runner import Command, Runner
+from .workdirs import own_folder, refuse_link, remove_own, write_own
 
 __all__ = ["Wheelhouse", "pip_platform_tags"]
 
@@ -82,6 +84,8 @@ class Wheelhouse:
         ``follow`` gives, for a download command, the callback that receives its output lines (live progress).
         """
         platforms = tuple(platforms)
+        if log_path is not None:
+            refuse_link(log_path)  # before a download is prepared in the cache, not once pip is about to write to it
         for requirements_file in requirements:
             with self._lock(requirements_file):
                 wanted: dict[str, Path] = {}
@@ -89,23 +93,25 @@ class Wheelhouse:
                     cached = self._cached(requirements_file, platform, log_path, say, follow)
                     for wheel in cached.glob("*.whl"):
                         wanted[wheel.name] = wheel
-                _sync(self.folder(requirements_file), wanted)
+                _sync(self.folder(requirements_file), wanted, self.root)
 
     def _cached(self, requirements: str, platform: str, log_path: Path | None, say: Callable[[str], None],
                 follow: Callable[[Command], Callable[[str], None] | None]) -> Path:
-        text = normalize_requirements((self.root / requirements).read_text(encoding="utf-8"))
+        # pip reads the file too: a link out of the repository is refused before either does
+        text = normalize_requirements(inside(self.root, requirements).read_text(encoding="utf-8"))
         key = hashlib.sha256(f"{text}\n{platform}\n{self.python}".encode()).hexdigest()[:20]
         folder = self.cache_dir / f"{Path(requirements).stem}-{platform_slug(platform)}-{key}"
+        refuse_link(folder)  # the cache folder is the user's; what imagegraph names in it is its own
         if (folder / _COMPLETE).exists():
             return folder
         say(f"wheels: downloading {requirements} for {platform}")
         partial = folder.with_name(folder.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
+        remove_own(partial, self.cache_dir)
+        own_folder(partial, self.cache_dir)
         command = self.download_command(requirements, platform, partial)
         self.runner.run(command, log_path=log_path, on_line=follow(command))
-        (partial / _COMPLETE).write_text(requirements + "\n")
-        shutil.rmtree(folder, ignore_errors=True)
+        write_own(partial / _COMPLETE, self.cache_dir, requirements + "\n")
+        remove_own(folder, self.cache_dir)
         partial.rename(folder)
         return folder
 
@@ -118,12 +124,17 @@ def platform_slug(platform: str) -> str:
     return platform.replace("/", "-")
 
 
-def _sync(folder: Path, wanted: dict[str, Path]) -> None:
-    """Hard-link the wanted wheels into ``folder`` and drop every other file."""
-    folder.mkdir(parents=True, exist_ok=True)
+def _sync(folder: Path, wanted: dict[str, Path], root: Path) -> None:
+    """Hard-link the wanted wheels into ``folder`` (inside ``root``) and drop every other file.
+
+    ``.wheelhouse`` and its folders are imagegraph's own: a link at any of
+    them, or among the files, is refused rather than emptied or linked into.
+    """
+    own_folder(folder, root)
     for existing in folder.iterdir():
+        refuse_link(existing)
         if existing.name not in wanted:
-            existing.unlink()
+            remove_own(existing, root)
     for name, source in wanted.items():
         target = folder / name
         if target.exists():

@@ -15,7 +15,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .config_fields import (
@@ -34,6 +34,7 @@ from .config_fields import (
 from .config_yaml import YamlMapping, load_yaml
 from .defaults import CONFIG_NAME, DEFAULT_REGISTRY
 from .errors import ConfigError, InputError
+from .links import inside, link_outside
 from .values import (
     Platform,
     RegistryAddress,
@@ -165,7 +166,7 @@ class Config:
 def load_config(root: Path | str, *, registry: RegistryAddress | None = None) -> Config:
     """Read ``<root>/images.yaml``; ``registry`` (or $IMAGEGRAPH_REGISTRY) overrides the file's."""
     root = Path(root).resolve()
-    path = root / CONFIG_NAME
+    path = inside(root, CONFIG_NAME)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -187,7 +188,7 @@ def decode_text(data: bytes, name: str) -> str:
 def read_repo_text(root: Path, relpath: str) -> str:
     """A text file of the repository (a Dockerfile, an ignore file) as UTF-8; unreadable or not UTF-8 is one error naming it."""
     try:
-        data = (root / relpath).read_bytes()
+        data = inside(root, relpath).read_bytes()
     except OSError as err:
         raise InputError(relpath, f"cannot be read: {err.strerror}; check that it is a readable file") from None
     return decode_text(data, relpath)
@@ -281,13 +282,23 @@ def _parse_image(name: Any, body: Any, root: Path, origin: str) -> ImageSpec:
     if "dockerfile" not in body:
         raise ConfigError(origin, f"{where}: `dockerfile:` is required (e.g. dockerfile: docker/Dockerfile.{name})")
     dockerfile = read_repo_path(body, "dockerfile", where)
+    _refuse_outside(root, dockerfile, located(body, "dockerfile"), f"{where}: dockerfile")
     check_file(root, dockerfile, located(body, "dockerfile"), f"{where}: dockerfile", ())
     context = read_repo_path(body, "context", where, default=".")
+    _refuse_outside(root, context, located(body, "context"), f"{where}: context")
     if not (root / context).is_dir():
         raise ConfigError(located(body, "context"), f"{where}: context {context} is not a directory; fix the path")
+    # The ignore files the builder may read, whether or not they exist yet (a missing one is fine, a link out is not).
+    for key, ignore in (("dockerfile", f"{dockerfile}.dockerignore"), ("context", str(PurePosixPath(context) / ".dockerignore"))):
+        _refuse_outside(root, ignore, located(body, key), f"{where}: ignore file")
     wheels = tuple(repo_path(p, located(body, "wheels"), f"{where}: wheels") for p in read_strings(body, "wheels", f"{where}: wheels"))
     for requirements in wheels:
+        _refuse_outside(root, requirements, located(body, "wheels"), f"{where}: wheels")
         check_file(root, requirements, located(body, "wheels"), f"{where}: wheels", wheels)
+        if PurePosixPath(requirements).stem in (".", ".."):
+            raise ConfigError(located(body, "wheels"), f"{where}: wheels: {shown(requirements)} would get the wheel folder "
+                                                       f".wheelhouse/{PurePosixPath(requirements).stem}, which is no folder of its own; "
+                                                       "rename the file (e.g. requirements.txt)")
     platforms = parse_platforms(read_strings(body, "platforms", f"{where}: platforms", default=("linux/amd64",)),
                                 f"{located(body, 'platforms')}: {where}: platforms")
     push = read_flag(body, "push", True, f"{where}: push")
@@ -313,6 +324,13 @@ def _parse_image(name: Any, body: Any, root: Path, origin: str) -> ImageSpec:
         push=push,
         description=read_string(body, "description", "", f"{where}: description"),
     )
+
+
+def _refuse_outside(root: Path, relpath: str, origin: str, where: str) -> None:
+    """A path images.yaml names that a link on the way takes outside the repository: refused before anything reads it."""
+    found = link_outside(root, relpath)
+    if found is not None:
+        raise ConfigError(origin, f"{where}: {shown(relpath)} leads outside the repository through the link {found}; {found.fix()}")
 
 
 def _build_args(body: Mapping[str, Any], where: str) -> tuple[tuple[str, str], ...]:

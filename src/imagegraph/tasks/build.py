@@ -78,7 +78,7 @@ def build(c, force=None, target=None, platform=None, no_cache=False, dry_run=Fal
             workspace = Workspace(options=build_options(registry=registry, platform=platform, force=force, target=target,
                                                         no_cache=no_cache, jobs=jobs, builder=builder, since=since, push_pr=push_pr,
                                                         registry_cache=not no_registry_cache), runner=Runner(stop=stop))
-            with BuildLock(workspace.root / STATE_DIR, say=_note):
+            with BuildLock(workspace.root / STATE_DIR, within=workspace.root, say=_note):
                 plan = workspace.plan(say=_note)
                 print(f"registry: {workspace.config.registry}")
                 print(format_explanation(plan.explanation))
@@ -165,7 +165,7 @@ def plan(c, force=None, target=None, platform=None, registry=None, since=None, j
     result = workspace.plan(say=_note)
     if bake:
         path = Path(bake)
-        with BuildLock(workspace.root / STATE_DIR, say=_note):  # it assembles contexts and fetches wheels as a build does
+        with BuildLock(workspace.root / STATE_DIR, within=workspace.root, say=_note):  # it assembles contexts and fetches wheels as a build does
             definition = workspace.bake(result, path, say=_note)
         names = ", ".join(definition["target"]) or "nothing"
         _note(f"bake file: {path} builds {names}; run `docker buildx bake -f {path}` (images are pushed to their fingerprint tags)")
