@@ -23,7 +23,7 @@ from .adapters.repo import Repository
 from .adapters.runner import Runner
 from .adapters.trees import WorkingTree
 from .core import dockerfile as dockerfile_rules
-from .core import dockerfile_context, dockerignore
+from .core import dockerfile_check, dockerfile_context, dockerfile_syntax, dockerignore
 from .core import fingerprint as fingerprint_rules
 from .core.changes import EMPTY_TREE, Explanation, base_digests, choose_base, direct_causes, locate_base, read_event, same_as_base
 from .core.config import Config, ImageSpec, config_from_text, load_config, override_platforms, read_repo_text
@@ -73,7 +73,8 @@ def _side_by_side(ask: Callable[[T], R], items: Sequence[T]) -> list[R]:
 
 def _rules_code() -> tuple[str, ...]:
     """The modules whose rules make fingerprints and input checks: part of every kept result's key."""
-    return (fingerprint_rules.__file__, dockerfile_rules.__file__, dockerfile_context.__file__, dockerignore.__file__,
+    return (fingerprint_rules.__file__, dockerfile_rules.__file__, dockerfile_check.__file__, dockerfile_context.__file__,
+            dockerfile_syntax.__file__, dockerignore.__file__,
             sys.modules[WorkingTree.__module__].__file__ or "", __file__)
 
 
