@@ -470,6 +470,22 @@ class Workspace:
         repositories = [self.config.repository(spec.name).split("/", 1)[1] for spec in self.config.images if spec.push]
         return prune(self.registry, repositories, policy, apply=apply, grace=grace, now=lambda: datetime.now(UTC), say=say)
 
+    def check_named_builder(self, plan: Plan) -> str | None:
+        """The builder the user named (flag, $BUILDX_BUILDER, images.yaml), checked as a build would check it before it builds:
+        that it exists and runs the plan's platforms. The line that names it; None when none is named or nothing is to build.
+
+        A dry run asks only this much of buildx: with no builder named, it needs no engine.
+        """
+        from .adapters.engine.builder_choice import check_platforms, choose_builder, named_builder, observe_builder
+        named, origin = named_builder(self.options.builder, os.environ, self.config.builder)
+        if named is None or not plan.to_build():
+            return None
+        choice = self._builder_choice or choose_builder(observe_builder(self.runner, named=named, named_from=origin))
+        wanted = sorted({p for entry in plan.to_build() for p in entry.platforms})
+        if wanted:
+            check_platforms(wanted, choice)
+        return f"{choice.builder or named} ({choice.driver} driver), named by {origin}"
+
     def check_platforms(self, plan: Plan) -> None:
         """Refuse, before anything runs, to build for a platform the builder can neither run nor emulate."""
         from .adapters.engine.builder_choice import check_platforms
