@@ -23,7 +23,7 @@ from .adapters.repo import Repository
 from .adapters.runner import Runner
 from .adapters.trees import WorkingTree
 from .core import dockerfile as dockerfile_rules
-from .core import dockerfile_context, dockerignore, links
+from .core import dockerfile_check, dockerfile_context, dockerfile_syntax, dockerignore, links
 from .core import fingerprint as fingerprint_rules
 from .core.changes import EMPTY_TREE, Explanation, base_digests, choose_base, direct_causes, locate_base, read_event, same_as_base
 from .core.config import Config, ImageSpec, config_from_text, load_config, override_platforms, read_repo_text
@@ -73,7 +73,8 @@ def _side_by_side(ask: Callable[[T], R], items: Sequence[T]) -> list[R]:
 
 def _rules_code() -> tuple[str, ...]:
     """The modules whose rules make fingerprints and input checks: part of every kept result's key."""
-    return (fingerprint_rules.__file__, dockerfile_rules.__file__, dockerfile_context.__file__, dockerignore.__file__, links.__file__,
+    return (fingerprint_rules.__file__, dockerfile_rules.__file__, dockerfile_check.__file__, dockerfile_context.__file__,
+            dockerfile_syntax.__file__, dockerignore.__file__, links.__file__,
             sys.modules[WorkingTree.__module__].__file__ or "", __file__)
 
 
@@ -470,6 +471,22 @@ class Workspace:
                                  protect=(*DEFAULT_PROTECTED, *self.config.protect, *protect))
         repositories = [self.config.repository(spec.name).split("/", 1)[1] for spec in self.config.images if spec.push]
         return prune(self.registry, repositories, policy, apply=apply, grace=grace, now=lambda: datetime.now(UTC), say=say)
+
+    def check_named_builder(self, plan: Plan) -> str | None:
+        """The builder the user named (flag, $BUILDX_BUILDER, images.yaml), checked as a build would check it before it builds:
+        that it exists and runs the plan's platforms. The line that names it; None when none is named or nothing is to build.
+
+        A dry run asks only this much of buildx: with no builder named, it needs no engine.
+        """
+        from .adapters.engine.builder_choice import check_platforms, choose_builder, named_builder, observe_builder
+        named, origin = named_builder(self.options.builder, os.environ, self.config.builder)
+        if named is None or not plan.to_build():
+            return None
+        choice = self._builder_choice or choose_builder(observe_builder(self.runner, named=named, named_from=origin))
+        wanted = sorted({p for entry in plan.to_build() for p in entry.platforms})
+        if wanted:
+            check_platforms(wanted, choice)
+        return f"{choice.builder or named} ({choice.driver} driver), named by {origin}"
 
     def check_platforms(self, plan: Plan) -> None:
         """Refuse, before anything runs, to build for a platform the builder can neither run nor emulate."""

@@ -80,6 +80,17 @@ CASES = {
     "FROM ${BASE_IMAGE} without ARG": ({"docker/Dockerfile.ci": "FROM ${BASE_IMAGE}\n"}, ["affected"], {},
                                        ["docker/Dockerfile.ci:1", "no `ARG BASE_IMAGE`"]),
     "Dockerfile without FROM": ({"docker/Dockerfile.base": "RUN true\n"}, ["ref", "base"], {}, ["docker/Dockerfile.base", "has no FROM"]),
+    # Dockerfile lines BuildKit refuses, found before anything builds
+    "COPY with an unclosed JSON array": ({"docker/Dockerfile.base": 'FROM python:3.11-slim\nCOPY ["a", "b" /x\n'}, ["plan"], {},
+                                         ["docker/Dockerfile.base:2", "not a JSON array", "fix the array"]),
+    "an unknown instruction": ({"docker/Dockerfile.ci": "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPYY a /a\n"}, ["affected"], {},
+                               ["docker/Dockerfile.ci:3", "unknown instruction COPYY", "did you mean 'COPY'?"]),
+    "an unterminated heredoc": ({"docker/Dockerfile.base": "FROM python:3.11-slim\nRUN <<EOF\necho hi\n"}, ["build", "--dry-run"], {},
+                                ["docker/Dockerfile.base:2", "heredoc <<EOF is never closed", "`EOF`"]),
+    "an unclosed quote in RUN --mount": ({"docker/Dockerfile.base": 'FROM python:3.11-slim\nRUN --mount=type=cache,target="/root/.cache pip list\n'},
+                                         ["ref", "base"], {}, ["docker/Dockerfile.base:2", "--mount flag is never closed", "no command"]),
+    "a misspelt COPY flag": ({"docker/Dockerfile.base": "FROM python:3.11-slim\nCOPY --chonw=1 a /a\n"}, ["plan"], {},
+                             ["docker/Dockerfile.base:2", "COPY has no flag --chonw", "did you mean '--chown'?"]),
     # misleading before
     "registry with a scheme": ({"images.yaml": family_yaml("registry: 127.0.0.1:5000", "registry: http://127.0.0.1:5000")},
                                ["ref", "base"], {"IMAGEGRAPH_REGISTRY": NO_REGISTRY},
@@ -202,3 +213,20 @@ def test_an_alias_bomb_is_refused_in_bounded_time_and_memory(tmp_path):
                           preexec_fn=half_a_gigabyte, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT / "src"), "HOME": str(tmp_path)})
     assert time.monotonic() - started < 30
     assert done.returncode == 1 and done.stderr.startswith("error: images.yaml:") and "alias *a" in done.stderr
+
+
+def test_a_dockerfile_warning_names_the_image_file_and_line(spoil):
+    from imagegraph.workspace import Workspace
+
+    root = spoil({"docker/Dockerfile.base": 'FROM python:3.11-slim\nCMD ["serve", "--port"\n'})
+    warnings = Workspace(root).input_warnings()
+    assert any(w.startswith("image 'base': docker/Dockerfile.base:2: CMD starts like a JSON array but is not one") for w in warnings)
+
+
+def test_buildx_builder_from_the_environment_is_checked_as_a_name_before_buildx_sees_it():
+    from imagegraph.adapters.engine.builder_choice import named_builder
+    from imagegraph.core.errors import InputError
+
+    with pytest.raises(InputError, match=r"\$BUILDX_BUILDER: '--help' is not a buildx builder name"):
+        named_builder(None, {"BUILDX_BUILDER": "--help"}, None)
+    assert named_builder(None, {"BUILDX_BUILDER": "farm"}, "local") == ("farm", "$BUILDX_BUILDER")

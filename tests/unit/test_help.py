@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -61,3 +62,44 @@ def test_every_nox_session_says_what_it_is_for():
     for line in sessions:
         name, _, summary = line[2:].partition(" -> ")
         assert summary.endswith("."), f"nox session {name} has no one-line description"
+
+
+def _a_flag(name):
+    # a copy: Invoke consumes a task's help dict when it reads the task's arguments.
+    # A positional argument eats the word as its value, as Invoke does for any word there.
+    arguments = copy.deepcopy(TASKS[name]).get_arguments()
+    return next((arg for arg in arguments if len(arg.name) > 3 and not arg.positional), None)
+
+
+@pytest.mark.parametrize("name", sorted(name for name in TASKS if _a_flag(name)))
+def test_a_misspelt_flag_of_every_task_is_one_line_with_the_flag_it_resembles(name, tmp_path):
+    from tests.unit.cli import run_cli
+    flag = _a_flag(name)
+    long_name = "--" + flag.name.replace("_", "-")
+    typo = long_name[:3] + long_name[4:]  # one letter dropped
+    positionals = ["x" for arg in copy.deepcopy(TASKS[name]).get_arguments() if arg.positional]
+    done = run_cli(tmp_path, [name, *positionals, typo])
+    assert done.code == 1 and done.stdout == ""
+    assert done.stderr.strip() == f"error: invoke {name} has no flag {typo}; did you mean {long_name}?"
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["biuld"], "error: invoke has no task biuld; did you mean build?"),
+    (["engine.upp"], "error: invoke has no task engine.upp; did you mean engine.up?"),
+    (["xyzzy"], "error: invoke has no task xyzzy; `invoke --list` lists the tasks"),
+    (["build", "--zzzzzz"], "error: invoke build has no flag --zzzzzz; `invoke --help build` lists its flags"),
+    (["build", "--taget=ci"], "error: invoke build has no flag --taget; did you mean --target?"),
+    (["plan", "--no-registry-cach"], "error: invoke plan has no flag --no-registry-cach; did you mean --no-registry-cache?"),
+    (["build", "--dry-run", "--\x1b[2Jx"], "error: invoke build has no flag '--\\x1b[2Jx'; `invoke --help build` lists its flags"),
+])
+def test_unknown_words_are_one_line_with_the_likely_fix(argv, line, tmp_path):
+    from tests.unit.cli import run_cli
+    done = run_cli(tmp_path, argv)
+    assert (done.code, done.stderr.strip()) == (1, line)
+
+
+def test_the_invoke_command_itself_suggests_the_flag(tmp_path):
+    (tmp_path / "tasks.py").write_text("from imagegraph.tasks import namespace as ns\n")
+    done = subprocess.run([sys.executable, "-m", "invoke", "build", "--taget", "ci"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert (done.returncode, done.stderr) == (1, "error: invoke build has no flag --taget; did you mean --target?\n")

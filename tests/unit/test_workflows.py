@@ -310,7 +310,7 @@ def unknown_tasks(project: Project) -> list[str]:
             try:
                 invoke_tasks(project.tasks, run.argv[1:])
             except ParseError as err:
-                problems.append(f"{run.where}: `{shlex.join(run.argv)}`: {err} (`invoke --list` shows the tasks)")
+                problems.append(f"{run.where}: `{shlex.join(run.argv)}`: {str(err).removeprefix('error: ')}")
     return problems
 
 
@@ -563,8 +563,8 @@ def test_a_task_or_a_flag_that_does_not_exist_is_caught(project):
     ci["jobs"]["family"]["steps"].append({"run": "invoke build --no-such-flag"})
     problems = unknown_tasks(only(project, ci_yml=ci))
     assert len(problems) == 2
-    assert "ci.yml: plan: `invoke engine.up no-such-task`: No idea what 'no-such-task' is!" in problems[0]
-    assert "ci.yml: family: `invoke build --no-such-flag`" in problems[1]
+    assert "ci.yml: plan: `invoke engine.up no-such-task`: invoke has no task no-such-task; `invoke --list` lists the tasks" in problems[0]
+    assert "ci.yml: family: `invoke build --no-such-flag`: invoke build has no flag --no-such-flag;" in problems[1]
     assert invoke_tasks(namespace, ["engine.up", "build", "--target", "ci"]) == [("engine.up", {}), ("build", {"target": ["ci"]})]
     assert invoke_tasks(namespace, []) == [("build", {})] and invoke_tasks(namespace, ["--list"]) == []
 

@@ -20,6 +20,7 @@ from pathlib import PurePosixPath
 
 from .config import Config, ImageSpec, read_repo_text
 from .defaults import CONFIG_NAME, WHEELHOUSE_DIR
+from .dockerfile_check import syntax_problems
 from .dockerfile_context import WHOLE_CONTEXT, Source, context_sources, used_files
 from .dockerfile_syntax import stages
 from .errors import InputError
@@ -69,12 +70,16 @@ class InputWarning:
 
 
 def check_dockerfile(spec: ImageSpec, text: str) -> None:
-    """Refuse what would build the wrong image or none: no FROM, an unknown target, a child whose parent is not pinned."""
+    """Refuse what would build the wrong image or none: no FROM, a line BuildKit refuses, an unknown target, a child whose
+    parent is not pinned."""
     found = stages(text)
     where = f"image {spec.name!r}"
     if not found.froms:
         raise InputError(spec.dockerfile, f"has no FROM instruction, so {where} cannot build; start it with FROM <image>"
                                           f"{' (ARG BASE_IMAGE, then FROM ${BASE_IMAGE})' if spec.parent else ''}")
+    for problem in syntax_problems(text, target=spec.target):
+        if problem.error:
+            raise InputError(f"{spec.dockerfile}:{problem.line}", f"{problem.message} (BuildKit would refuse it when {where} builds)")
     if spec.target is not None and spec.target.lower() not in found.names:
         stage_list = ", ".join(found.names) or "none are named"
         raise InputError(f"{CONFIG_NAME}: {where}: target", f"{spec.target!r} is not a stage of {spec.dockerfile}"
@@ -105,7 +110,8 @@ def check_dockerfiles(config: Config) -> None:
 
 def input_warnings(config: Config, sources: Sources, fingerprints: Mapping[str, Fingerprint], *,
                    read_text: Callable[[str], str], size: Callable[[str], int]) -> tuple[str, ...]:
-    """Files a Dockerfile uses that images.yaml does not declare as the image's inputs, and inputs so large they cost every build.
+    """Lines of a Dockerfile BuildKit reads otherwise than they look, files a Dockerfile uses that images.yaml does not
+    declare as the image's inputs, and inputs so large they cost every build.
 
     ``read_text`` reads a file of the tree as text, ``size`` tells its bytes.
     """
@@ -116,7 +122,10 @@ def input_warnings(config: Config, sources: Sources, fingerprints: Mapping[str, 
         ignore = ignore_file(spec, present)
         ignore_lines = read_text(ignore).splitlines() if ignore in present else []
         declared = {path for path, _ in fingerprints[spec.name].files}
-        warnings.extend(str(w) for w in undeclared_inputs(spec, read_text(spec.dockerfile), paths, ignore_lines, declared))
+        text = read_text(spec.dockerfile)
+        warnings.extend(f"image {spec.name!r}: {spec.dockerfile}:{problem.line}: {problem.message}"
+                        for problem in syntax_problems(text, target=spec.target) if not problem.error)
+        warnings.extend(str(w) for w in undeclared_inputs(spec, text, paths, ignore_lines, declared))
     warnings.extend(str(big) for big in large_inputs(fingerprints, size))
     return tuple(warnings)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from .dockerfile_syntax import Vars, flag_values, json_list, parse_assignments, parse_heredoc, read_instructions, shell_word, split_flags, split_keyword
 from .dockerignore import context_excludes
 
-__all__ = ["ADD", "COPY", "MOUNT", "WHOLE_CONTEXT", "Source", "context_sources", "used_files"]
+__all__ = ["ADD", "COPY", "MOUNT", "WHOLE_CONTEXT", "Source", "context_sources", "go_glob", "used_files"]
 
 COPY = "COPY"
 ADD = "ADD"
@@ -198,7 +198,7 @@ def _selector(source: Source) -> tuple[str | None, re.Pattern[str] | None]:
     if path in WHOLE_CONTEXT:
         return None, None
     if source.instruction != MOUNT and _has_wildcards(path):
-        return None, _go_glob(path) or _NOTHING
+        return None, go_glob(path) or _NOTHING
     return path, None
 
 
@@ -215,7 +215,7 @@ def _has_wildcards(path: str) -> bool:
     return False
 
 
-def _go_glob(pattern: str) -> re.Pattern[str] | None:
+def go_glob(pattern: str) -> re.Pattern[str] | None:
     """Go ``filepath.Match`` as BuildKit applies it to COPY sources, one path segment at a time.
 
     The regex matches an entry the pattern names and everything under it (a

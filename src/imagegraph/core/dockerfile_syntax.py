@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "Directive",
+    "Instruction",
     "Stages",
     "Vars",
     "flag_values",
@@ -23,6 +25,8 @@ __all__ = [
     "json_list",
     "parse_assignments",
     "parse_heredoc",
+    "parse_instructions",
+    "parser_directives",
     "read_instructions",
     "shell_word",
     "split_flags",
@@ -41,15 +45,42 @@ _HEREDOC_INSTRUCTIONS = ("RUN", "COPY", "ADD")
 Vars = Mapping[str, "str | None"]
 
 
+@dataclass(frozen=True)
+class Instruction:
+    """One instruction as BuildKit's parser reads it: a logical line, with the heredocs it opens."""
+
+    #: 1-based line the instruction starts on.
+    line: int
+    #: The instruction's lines joined, continuations removed, stripped.
+    text: str
+    #: The delimiter of each heredoc it opens, in order.
+    heredocs: tuple[str, ...] = ()
+    #: The delimiter of a heredoc whose closing line never came (the file ended first); "" when all were closed.
+    unterminated: str = ""
+
+
+@dataclass(frozen=True)
+class Directive:
+    """A parser directive (``# syntax=``, ``# escape=``, ``# check=``) from the file's leading comment lines."""
+
+    line: int
+    name: str
+    value: str
+
+
 def read_instructions(text: str) -> tuple[str, list[tuple[int, str]]]:
     """The escape character and each instruction as one logical line, with the line it starts on.
 
     Comment lines and blank lines inside continuations are dropped, as BuildKit
     does; heredoc bodies are skipped so they are never read as instructions.
     """
-    lines = [raw.rstrip("\r") for raw in text.split("\n")]
-    if lines and lines[0].startswith("\ufeff"):
-        lines[0] = lines[0][1:]
+    escape, found = parse_instructions(text)
+    return escape, [(instruction.line, instruction.text) for instruction in found]
+
+
+def parse_instructions(text: str) -> tuple[str, list[Instruction]]:
+    """The escape character and every instruction, as BuildKit's parser splits the file (see :func:`read_instructions`)."""
+    lines = _lines(text)
     escape = _escape_directive(lines)
     continuation = re.compile(rf"(?<!{re.escape(escape)}){re.escape(escape)}[ \t]*$")
 
@@ -57,7 +88,7 @@ def read_instructions(text: str) -> tuple[str, list[tuple[int, str]]]:
         trimmed, count = continuation.subn("", line)
         return trimmed, count == 0
 
-    result: list[tuple[int, str]] = []
+    result: list[Instruction] = []
     index, total = 0, len(lines)
     while index < total:
         first = lines[index].lstrip()
@@ -75,15 +106,40 @@ def read_instructions(text: str) -> tuple[str, list[tuple[int, str]]]:
                 continue
             piece, done = joined(raw)
             line += piece
-        for terminator, chomp in _heredoc_terminators(line):
-            while index < total:
+        heredocs = _heredoc_terminators(line)
+        unterminated = ""
+        for terminator, chomp in heredocs:
+            closed = False
+            while index < total and not closed:
                 body = lines[index]
                 index += 1
-                if (body.lstrip("\t") if chomp else body) == terminator:
-                    break
+                closed = (body.lstrip("\t") if chomp else body) == terminator
+            if not closed:
+                unterminated = terminator
+                break
         if line.strip():
-            result.append((start, line.strip()))
+            result.append(Instruction(start, line.strip(), tuple(name for name, _ in heredocs), unterminated))
     return escape, result
+
+
+def _lines(text: str) -> list[str]:
+    lines = [raw.rstrip("\r") for raw in text.split("\n")]
+    if lines and lines[0].startswith("\ufeff"):
+        lines[0] = lines[0][1:]
+    if len(lines) > 1 and lines[-1] == "":
+        lines.pop()  # the newline that ends the last line starts no line of its own
+    return lines
+
+
+def parser_directives(text: str) -> list[Directive]:
+    """The leading run of directive lines, as BuildKit reads them; a repeated one is listed again (BuildKit refuses it)."""
+    found = []
+    for number, raw in enumerate(_lines(text), start=1):
+        match = _DIRECTIVE.match(raw.lstrip())
+        if match is None or match.group(1).lower() not in _DIRECTIVES:
+            break
+        found.append(Directive(number, match.group(1).lower(), match.group(2)))
+    return found
 
 
 def _escape_directive(lines: Sequence[str]) -> str:

@@ -25,6 +25,7 @@ __all__ = [
     "KNOWN_PLATFORMS",
     "Platform",
     "RegistryAddress",
+    "closest",
     "did_you_mean",
     "is_tag",
     "parse_build_arg_name",
@@ -70,8 +71,14 @@ _PLATFORM_ALIASES = {
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest choice, or nothing when none is close."""
+    close = closest(word, choices)
+    return f" (did you mean {close!r}?)" if close else ""
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice closest to ``word``, or None when none is close."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return close[0] if close else None
 
 
 def shown(text: str, limit: int = 80) -> str:

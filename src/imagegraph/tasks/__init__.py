@@ -8,8 +8,11 @@ from . import build as _build
 from . import dev as _dev
 from . import engine as _engine
 from . import reports as _reports
+from ._cli import explain_unknown_words
 
 __all__ = ["namespace"]
+
+explain_unknown_words()
 
 namespace = Collection()
 namespace.add_task(_build.build, default=True)

@@ -85,6 +85,9 @@ def build(c, force=None, target=None, platform=None, no_cache=False, dry_run=Fal
                 for warning in plan.warnings:
                     _note(f"warning: {warning}")
                 if dry_run:
+                    named = workspace.check_named_builder(plan)
+                    if named:
+                        print(f"builder: {named}")
                     print(format_plan(plan))
                     print(format_tags(plan))
                     return

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...core.errors import EngineError, ToolMissing
+from ...core.values import parse_builder_name
 from ..registry_http import is_loopback
 from ..runner import Command, Runner
 from .builders import BuildxBuilder
@@ -143,10 +144,14 @@ def choose_builder(facts: BuilderFacts) -> BuilderChoice:
 
 
 def named_builder(flag: str | None, environ: Mapping[str, str], configured: str | None) -> tuple[str | None, str]:
-    """The builder the user named and where: ``--builder`` wins over ``$BUILDX_BUILDER`` over images.yaml's ``builder:``."""
+    """The builder the user named and where: ``--builder`` wins over ``$BUILDX_BUILDER`` over images.yaml's ``builder:``.
+
+    The flag and images.yaml are checked where they are read; the variable is
+    checked here, so no name reaches buildx's command line as an option.
+    """
     for value, origin in ((flag, "--builder"), (environ.get("BUILDX_BUILDER"), "$BUILDX_BUILDER"), (configured, "images.yaml builder:")):
         if value:
-            return value, origin
+            return parse_builder_name(value, origin), origin
     return None, ""
 
 
