@@ -104,7 +104,8 @@ def _execute(workspace: Workspace, plan: Plan, stop: Stop, *, progress: str, no_
     from ..presentation.progress import Progress
 
     board = Progress(live={"auto": None, "tty": True, "plain": False}[progress])
-    results = workspace.executor(progress=board).run(plan)
+    with workspace.registry_login():
+        results = workspace.executor(progress=board).run(plan)
     if stop.requested:
         workspace.git.restart_helpers()
     moves = None if no_tags or stop.requested else workspace.publish_tags(results, plan=plan, say=_note)

@@ -47,14 +47,14 @@ def image(c, tag=None, registry=None):
     if plan.to_build():
         workspace.check_platforms(plan)
         _note(f"builder: {workspace.builder.describe()}")
-    for result in workspace.executor(say=_note).run(plan):
-        if not result.ok:
-            raise ImagegraphError(result.failure)
-    runner = Runner()
-    if not workspace.local.has(entry.ref):
-        _note(f"pulling {entry.ref}")
-        runner.run(Command.of("docker", "pull", "--quiet", entry.ref))
-    runner.run(Command.of("docker", "tag", entry.ref, tag))
+    with workspace.registry_login():
+        for result in workspace.executor(say=_note).run(plan):
+            if not result.ok:
+                raise ImagegraphError(result.failure)
+        if not workspace.local.has(entry.ref):
+            _note(f"pulling {entry.ref}")
+            workspace.runner.run(Command.of("docker", "pull", "--quiet", entry.ref))
+    workspace.runner.run(Command.of("docker", "tag", entry.ref, tag))
     print(describe_image(image_source(entry), entry.ref, tag))
 
 
