@@ -11,7 +11,7 @@ from invoke import Collection, task
 
 from ..core.defaults import CONTAINER_BUILDER, DEFAULT_REGISTRY, DEFAULT_SEED_PLATFORMS
 from ..core.errors import InputError
-from ..core.values import parse_builder_name, parse_platforms, parse_registry, shown, split_list
+from ..core.values import escaped, parse_builder_name, parse_platforms, parse_registry, shown, split_list
 from ._common import user_errors
 
 __all__ = ["builder", "down", "ns", "status", "up"]
@@ -64,7 +64,7 @@ def up(c, seed=True, registry=DEFAULT_REGISTRY, platforms=None, state_dir=None, 
     status = engine_up(registry=_registry(registry), seed=seed, platforms=_platforms(platforms), state_dir=_folder(state_dir, "--state-dir"),
                        cache_dir=_folder(cache_dir, "--cache-dir"), image_store=image_store or None)
     print()
-    print("\n".join(status.lines()))
+    print("\n".join(map(escaped, status.lines())))
 
 
 @task(help={"registry": _REGISTRY_HELP, "state-dir": _STATE_HELP})
@@ -77,7 +77,7 @@ def status(c, registry=DEFAULT_REGISTRY, state_dir=None):
     """
     from ..adapters.engine.setup import engine_status
 
-    print("\n".join(engine_status(registry=_registry(registry), state_dir=_folder(state_dir, "--state-dir")).lines()))
+    print("\n".join(map(escaped, engine_status(registry=_registry(registry), state_dir=_folder(state_dir, "--state-dir")).lines())))
 
 
 @task(help={"state-dir": _STATE_HELP})
