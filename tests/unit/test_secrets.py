@@ -207,3 +207,21 @@ def test_the_runner_keeps_no_url_secret_in_its_log_lines_or_errors(tmp_path):
         Runner().run(command, log_path=log, on_line=seen.append)
     assert seen == ["fetching https://***@git.example.com/r.git?***"]
     assert SECRET not in log.read_text() and SECRET not in str(caught.value) and SECRET not in repr(caught.value.argv)
+
+
+def test_the_runner_never_shows_what_a_helper_told_the_docker_cli():
+    said = f"error getting credentials - err: exit status 1, out: `keychain locked, last secret {SECRET}`"
+    seen: list[str] = []
+    with pytest.raises(CommandFailed) as caught:
+        Runner().run(Command.of("sh", "-c", f"echo '{said}'; exit 1"), on_line=seen.append)
+    assert seen == ["error getting credentials - err: exit status 1, out: `(not shown)`"]
+    assert SECRET not in str(caught.value)
+
+
+def test_error_and_note_lines_lose_url_secrets_and_escape(capsys):
+    from imagegraph.tasks._common import error_line, note
+
+    message = f"git fetch failed: could not read from 'https://ci:{SECRET}@git.example.com/r.git?t={SECRET}'\n\x1b[2J"
+    assert error_line(message) == "error: git fetch failed: could not read from 'https://***@git.example.com/r.git?***' \\x1b[2J"
+    note(message)
+    assert SECRET not in capsys.readouterr().err

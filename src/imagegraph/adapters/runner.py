@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -65,8 +66,16 @@ class Result:
 
 def shown_line(text: str, secrets: Sequence[str]) -> str:
     """What a log, a progress line or an error may show of a command's text: no secret, no userinfo or query of any URL
-    (a token in a remote or an index URL that a Dockerfile's RUN line carries)."""
-    return redact_urls(mask(text, secrets))
+    (a token in a remote or an index URL that a Dockerfile's RUN line carries), no credential helper's output."""
+    return _unshown(mask(text, secrets))
+
+
+#: How the docker CLI (and buildx) quote a credential helper's output in an error: "... out: `<what it printed>`".
+_HELPER_OUTPUT = re.compile(r"(error getting credentials - err: [^`]*?out: )`[^`]*`")
+
+
+def _unshown(text: str) -> str:
+    return _HELPER_OUTPUT.sub(r"\1`(not shown)`", redact_urls(text))
 
 
 def mask(text: str, secrets: Sequence[str]) -> str:
@@ -155,7 +164,7 @@ class Runner:
                     line = mask(raw.decode("utf-8", "replace"), command.secrets)
                     lines.append(line)
                     if log is not None or on_line is not None:
-                        line = redact_urls(line)
+                        line = _unshown(line)
                     if log is not None:
                         log.write(line)
                     if on_line is not None:
@@ -171,7 +180,7 @@ class Runner:
             raise CommandFailed(
                 tuple(shown_line(a, command.secrets) for a in command.argv),
                 returncode,
-                output_tail=redact_urls("".join(lines[-TAIL_LINES:])),
+                output_tail=_unshown("".join(lines[-TAIL_LINES:])),
                 log_path=str(log_path) if log_path else None,
                 hint=command.hint,
             )

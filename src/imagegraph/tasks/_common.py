@@ -12,7 +12,17 @@ from invoke import Exit
 
 from ..core.errors import EngineError, ImagegraphError, InputError
 from ..core.options import BuildOptions
-from ..core.values import escaped, parse_builder_name, parse_count, parse_platforms, parse_registry, redact_url, shown, split_list
+from ..core.values import (
+    escaped,
+    parse_builder_name,
+    parse_count,
+    parse_platforms,
+    parse_registry,
+    redact_url,
+    redact_urls,
+    shown,
+    split_list,
+)
 
 __all__ = ["build_options", "count_flag", "error_line", "note", "user_errors"]
 
@@ -35,14 +45,15 @@ def user_errors(func: F) -> F:
 
 
 def error_line(message: str) -> str:
-    """``error: <message>`` as one line: the message's own line breaks become blanks, and what a value in it holds
-    (a file name, a ref, a CI variable) is escaped, so no value can forge a line or drive the terminal."""
-    return f"error: {escaped(' '.join(message.split(chr(10))))}"
+    """``error: <message>`` as one line: the message's own line breaks become blanks, what a value in it holds (a file
+    name, a ref, a CI variable) is escaped, so no value can forge a line or drive the terminal, and no URL in it (git's
+    remote in a fetch error, say) keeps its userinfo or query."""
+    return f"error: {escaped(redact_urls(' '.join(message.split(chr(10)))))}"
 
 
 def note(line: str) -> None:
     """A line for people beside the output (stderr): a warning, a step; escaped as :func:`error_line` is."""
-    print(escaped(line), file=sys.stderr)
+    print(escaped(redact_urls(line)), file=sys.stderr)
 
 
 def _docker_host_note(message: str) -> str:
