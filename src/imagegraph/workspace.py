@@ -6,9 +6,10 @@ for a plan or an executor; no task repeats the config/CLI merge.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .adapters.docker_login import lend_credentials
 from .adapters.inputcache import InputCache, cache_key
 from .adapters.registry import Registry, split_ref
 from .adapters.registry_http import is_loopback
@@ -318,6 +320,14 @@ class Workspace:
         definition = bake_definition(requests, {entry.name: entry.parent for entry in plan.images})
         write_bake(path, definition, within=self.root)  # inside the repository, no link on the way is followed
         return definition
+
+    @contextlib.contextmanager
+    def registry_login(self) -> Iterator[None]:
+        """The docker and buildx processes started in the block push and pull with the credentials imagegraph's own client
+        uses: $IMAGEGRAPH_REGISTRY_USER/PASSWORD lent through a temporary docker config (:mod:`imagegraph.adapters.docker_login`),
+        or, without them, the user's docker config as it is."""
+        with lend_credentials(self.config.registry_address.domain) as env, self.runner.environment(env):
+            yield
 
     def executor(self, *, say=print, progress: Progress | None = None) -> BuildExecutor:
         from .adapters.wheelhouse import Wheelhouse

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -328,3 +329,70 @@ def test_build_pushes_with_docker_login_and_the_password_is_nowhere(mono, auth_r
     assert b"https://git.example.invalid/org/mono" in saved and PASSWORD.encode() not in saved  # the config is in what was searched
     history = docker_cli(logged_in, "history", "--no-trunc", ref).stdout + docker_cli(logged_in, "image", "inspect", ref).stdout
     assert "hello.txt" in history and PASSWORD not in history
+
+
+# -- credentials lent to buildx: $IMAGEGRAPH_REGISTRY_USER/PASSWORD only, no docker login anywhere --------------------
+
+
+def test_build_pushes_with_only_the_environment_variables_and_writes_them_nowhere(mono, auth_registry, docker_client, tmp_path):
+    """buildx pushes the image and its registry cache with the variables alone; the docker config stays the user's.
+
+    The user's (empty) docker config and buildx state are as they were after the run, no temporary docker config is
+    left, and the password is in no file imagegraph wrote, nor in its output.
+    """
+    user_config = Path(os.environ["DOCKER_CONFIG"])
+    (user_config / "config.json").write_text(json.dumps({"auths": {}, "detachKeys": "ctrl-x,x"}))
+    before = sorted(p.name for p in Path(tempfile.gettempdir()).glob("imagegraph-docker-*"))
+    result = run_invoke(mono, "build", IMAGEGRAPH_REGISTRY_USER=USER, IMAGEGRAPH_REGISTRY_PASSWORD=PASSWORD)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert re.search(r"^tiny +build ", result.stdout, re.M) and PASSWORD not in output
+
+    ref = run_invoke(mono, "ref", "tiny").stdout.strip()
+    _, name, tag = split_ref(ref)
+    assert requests.get(f"http://{auth_registry.address}/v2/{name}/manifests/{tag}", auth=(USER, PASSWORD), timeout=5,
+                        headers={"Accept": "application/vnd.oci.image.index.v1+json"}).status_code == 200
+    assert requests.get(f"http://{auth_registry.address}/v2/{name}/manifests/{tag}", timeout=5).status_code == 401
+
+    assert json.loads((user_config / "config.json").read_text()) == {"auths": {}, "detachKeys": "ctrl-x,x"}
+    assert sorted(p.name for p in Path(tempfile.gettempdir()).glob("imagegraph-docker-*")) == before
+    for path in (*(mono / ".imagegraph").rglob("*"), *user_config.rglob("*")):
+        assert not path.is_file() or PASSWORD.encode() not in path.read_bytes(), path
+
+
+def test_buildx_pushes_with_the_lent_config_and_is_refused_without_it(auth_registry, pushed, tmp_path):
+    """The docker config lend_credentials makes, for real: buildx's own push works with it and is refused without it;
+    its helper answers only for the registry, from the environment, and the directory is gone afterwards."""
+    from imagegraph.adapters.docker_login import lend_credentials
+
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text(TINY_DOCKERFILE)
+    (context / "hello.txt").write_text(f"lent {uuid.uuid4().hex}\n")
+    ref = f"{auth_registry.address}/{REPOSITORY}:lent-{uuid.uuid4().hex[:8]}"
+    build = ["docker", "buildx", "build", "--progress", "plain", "--platform", "linux/amd64", "--provenance=false", "--tag", ref,
+             "--push", str(context)]
+    variables = {"IMAGEGRAPH_REGISTRY_USER": USER, "IMAGEGRAPH_REGISTRY_PASSWORD": PASSWORD}
+
+    refused_push = subprocess.run(build, capture_output=True, text=True, timeout=120, env={**os.environ, **variables})
+    assert refused_push.returncode != 0 and re.search(r"401|unauthorized", refused_push.stdout + refused_push.stderr, re.I)
+
+    with lend_credentials(auth_registry.address, {**os.environ, **variables}) as env:
+        lent = Path(env["DOCKER_CONFIG"])
+        assert (lent.parent.stat().st_mode & 0o777) == 0o700 and (lent / "config.json").stat().st_mode & 0o077 == 0
+        assert json.loads((lent / "config.json").read_text())["credHelpers"] == {auth_registry.address: "imagegraph"}
+        assert PASSWORD not in "".join(p.read_text() for p in lent.parent.rglob("*") if p.is_file())
+        pushed_now = subprocess.run(build, capture_output=True, text=True, timeout=120, env={**os.environ, **variables, **env})
+        assert pushed_now.returncode == 0, pushed_now.stdout + pushed_now.stderr
+        helper = [str(lent.parent / "bin" / "docker-credential-imagegraph"), "get"]
+        answer = subprocess.run(helper, input=auth_registry.address, capture_output=True, text=True, env={**os.environ, **variables})
+        assert json.loads(answer.stdout) == {"ServerURL": auth_registry.address, "Username": USER, "Secret": PASSWORD}
+        other = subprocess.run(helper, input="elsewhere.example", capture_output=True, text=True, env={**os.environ, **variables})
+        assert other.returncode == 1 and PASSWORD not in other.stdout
+        empty = subprocess.run(helper, input=auth_registry.address, capture_output=True, text=True,
+                               env={k: v for k, v in os.environ.items() if not k.startswith("IMAGEGRAPH_REGISTRY_")})
+        assert empty.returncode == 1 and "credentials not found" in empty.stdout
+    assert not lent.parent.exists()
+    _, name, tag = split_ref(ref)
+    assert requests.get(f"http://{auth_registry.address}/v2/{name}/manifests/{tag}", auth=(USER, PASSWORD), timeout=5,
+                        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}).status_code == 200

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..core.errors import RegistryError
+from ..core.values import redact_url
 from .registry_auth import credentials_for
 from .registry_http import RegistryHTTP, RetryPolicy
 
@@ -195,7 +196,8 @@ class Registry:
             body = None
         token = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None
         if not token or not isinstance(token, str):
-            raise RegistryError(f"registry {self.host}: its token service ({fields['realm']}) answered {reply.status_code} without a token; try again later")
+            realm = redact_url(fields["realm"])
+            raise RegistryError(f"registry {self.host}: its token service ({realm}) answered {reply.status_code} without a token; try again later")
         self._tokens[scope] = "Bearer " + token
 
     def _raise_for(self, response: requests.Response, what: str) -> None:

@@ -7,16 +7,19 @@ compare as plain tuples, and hand them to a :class:`Runner`.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import CommandFailed, ToolMissing
+from ..core.values import redact_urls
 from .interrupt import Stop
 from .workdirs import no_follow, refuse_link
 
@@ -53,7 +56,7 @@ class Command:
         )
 
     def display(self) -> str:
-        return mask(" ".join(self.argv), self.secrets)
+        return shown_line(" ".join(self.argv), self.secrets)
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,22 @@ class Result:
     output: str
 
 
+def shown_line(text: str, secrets: Sequence[str]) -> str:
+    """What a log, a progress line or an error may show of a command's text: no secret, no userinfo or query of any URL
+    (a token in a remote or an index URL that a Dockerfile's RUN line carries), no credential helper's output."""
+    return _unshown(mask(text, secrets))
+
+
+#: How the docker CLI (and buildx) quote a credential helper's output in an error: "... out: `<what it printed>`".
+_HELPER_OUTPUT = re.compile(r"(error getting credentials - err: [^`]*?out: )`[^`]*`")
+
+
+def _unshown(text: str) -> str:
+    return _HELPER_OUTPUT.sub(r"\1`(not shown)`", redact_urls(text))
+
+
 def mask(text: str, secrets: Sequence[str]) -> str:
+    """``text`` without the command's secrets."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, "****")
@@ -83,9 +101,22 @@ class Runner:
 
     #: A class default too, so a stand-in runner that keeps its own ``__init__`` runs without one.
     stop: Stop | None = None
+    #: What every command gets on top of the environment (see :meth:`environment`); replaced, never changed in place.
+    env: Mapping[str, str] = {}
 
     def __init__(self, stop: Stop | None = None) -> None:
         self.stop = stop
+
+    @contextlib.contextmanager
+    def environment(self, env: Mapping[str, str]) -> Iterator[None]:
+        """Every command run in the block gets ``env`` on top of the environment (and under its own): the docker config
+        that lends docker and buildx the registry's credentials (:func:`imagegraph.adapters.docker_login.lend_credentials`)."""
+        saved = self.env
+        self.env = {**saved, **env}
+        try:
+            yield
+        finally:
+            self.env = saved
 
     def run(
         self,
@@ -96,11 +127,17 @@ class Runner:
         on_line: Callable[[str], None] | None = None,
         stdin: bytes | None = None,
         timeout: float | None = None,
+        keep_stderr: bool = True,
     ) -> Result:
+        """Run ``command``; its output (stdout and stderr interleaved, masked) line by line to the log and ``on_line``.
+
+        ``keep_stderr=False`` drops what the program writes to stderr unread:
+        for a program whose messages may hold a secret (a credential helper).
+        """
         program = command.argv[0]
-        if os.sep not in program and shutil.which(program) is None:
+        env = {**os.environ, **self.env, **dict(command.env)}
+        if os.sep not in program and shutil.which(program, path=env.get("PATH")) is None:
             raise ToolMissing(f"`{program}` is not installed or not on PATH; run `invoke engine.up` to install the engine tools")
-        env = {**os.environ, **dict(command.env)}
         if self.stop is not None:
             self.stop.check()
         log = None
@@ -117,7 +154,7 @@ class Runner:
                 env=env,
                 stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
+                stderr=subprocess.STDOUT if keep_stderr else subprocess.DEVNULL,
                 start_new_session=self.stop is not None,
             )
             with self.stop.tracking(proc) if self.stop is not None else nullcontext():
@@ -128,6 +165,8 @@ class Runner:
                 for raw in proc.stdout:
                     line = mask(raw.decode("utf-8", "replace"), command.secrets)
                     lines.append(line)
+                    if log is not None or on_line is not None:
+                        line = _unshown(line)
                     if log is not None:
                         log.write(line)
                     if on_line is not None:
@@ -141,9 +180,9 @@ class Runner:
         output = "".join(lines)
         if check and returncode != 0:
             raise CommandFailed(
-                command.argv if not command.secrets else tuple(mask(a, command.secrets) for a in command.argv),
+                tuple(shown_line(a, command.secrets) for a in command.argv),
                 returncode,
-                output_tail="".join(lines[-TAIL_LINES:]),
+                output_tail=_unshown("".join(lines[-TAIL_LINES:])),
                 log_path=str(log_path) if log_path else None,
                 hint=command.hint,
             )
@@ -152,7 +191,8 @@ class Runner:
 
 def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
     assert proc.stdin is not None
-    try:
-        proc.stdin.write(data)
-    finally:
-        proc.stdin.close()
+    with contextlib.suppress(BrokenPipeError):  # a program may end without reading all it was given
+        try:
+            proc.stdin.write(data)
+        finally:
+            proc.stdin.close()

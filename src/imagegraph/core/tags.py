@@ -321,21 +321,43 @@ def oci_labels(*, revision: str, source: str | None, version: str | None, create
 
 
 def source_url(remote: str | None, env: Mapping[str, str]) -> str | None:
-    """The repository's web address for org.opencontainers.image.source, never with credentials in it.
+    """The repository's web address for org.opencontainers.image.source: ``https://host/path``, never a secret in it.
 
-    GitHub Actions names it outright; otherwise the ``origin`` remote, with
-    ``git@host:org/repo.git`` turned into ``https://host/org/repo`` and any
-    ``user:token@`` dropped (a token in a remote URL must not land in a label).
+    GitHub Actions names it (``$GITHUB_SERVER_URL/$GITHUB_REPOSITORY``);
+    otherwise the ``origin`` remote. Either way only the host and the path
+    are kept: the userinfo (``user:token@``, whatever it holds, an ``@``
+    included), the query (``?private_token=``) and the fragment are dropped,
+    from ``https://``, ``ssh://``, ``git://`` and scp-like ``git@host:org/repo``
+    remotes alike, in any case of scheme. A local path, another scheme, or an
+    address that is not a plain host and path names no public address: None.
     """
-    if env.get("GITHUB_SERVER_URL") and env.get("GITHUB_REPOSITORY"):
-        return f"{env['GITHUB_SERVER_URL'].rstrip('/')}/{env['GITHUB_REPOSITORY']}"
+    server, repository = env.get("GITHUB_SERVER_URL"), env.get("GITHUB_REPOSITORY")
+    if server and repository:
+        remote = f"{re.split(r'[?#]', server, maxsplit=1)[0].rstrip('/')}/{repository}"
     if not remote:
         return None
-    scp = re.match(r"^[\w.-]+@([\w.-]+):(.+)$", remote)
-    if scp:
-        remote = f"https://{scp.group(1)}/{scp.group(2)}"
-    web = re.match(r"^(?:https?|ssh|git)://(?:[^@/]*@)?([^/]+)/(.+)$", remote)
-    if web is None:
-        return None  # a local path or an unknown scheme: no public address to name
-    host = web.group(1).split(":", 1)[0] if remote.startswith(("ssh://", "git://")) else web.group(1)
-    return f"https://{host}/{web.group(2).removesuffix('.git').rstrip('/')}"
+    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", remote)
+    if scheme:
+        kind, rest = scheme.group(1).lower(), remote[scheme.end():]
+    elif re.match(r"[^/]+:", remote) and not remote.startswith((".", "/")):
+        kind, rest = "scp", remote.replace(":", "/", 1) if "@" not in remote else _scp_path(remote)
+    else:
+        return None  # a local path: no public address to name
+    if kind not in ("https", "http", "ssh", "git", "git+ssh", "ssh+git", "scp"):
+        return None
+    rest = re.split(r"[?#]", rest, maxsplit=1)[0]
+    rest = rest[rest.rfind("@") + 1:]
+    host, _, path = rest.partition("/")
+    if kind not in ("https", "http"):
+        host = host.split(":", 1)[0]  # an ssh port is not the web server's
+    path = path.removesuffix("/").removesuffix(".git").strip("/")
+    if not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]+)?", host) or not path or not re.fullmatch(r"[A-Za-z0-9._~/+-]+", path):
+        return None
+    return f"https://{host}/{path}"
+
+
+def _scp_path(remote: str) -> str:
+    """``user:pass@host:org/repo`` -> ``user:pass@host/org/repo``: the scp-like path starts at the first ':' after the last '@'."""
+    at = remote.rfind("@")
+    head, tail = remote[:at + 1], remote[at + 1:]
+    return head + tail.replace(":", "/", 1)

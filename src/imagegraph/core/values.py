@@ -27,6 +27,7 @@ __all__ = [
     "RegistryAddress",
     "closest",
     "did_you_mean",
+    "escaped",
     "is_tag",
     "parse_build_arg_name",
     "parse_builder_name",
@@ -40,6 +41,9 @@ __all__ = [
     "parse_reference",
     "parse_registry",
     "parse_tag",
+    "redact_url",
+    "redact_urls",
+    "shown",
     "split_list",
 ]
 
@@ -81,10 +85,65 @@ def closest(word: str, choices: Iterable[str]) -> str | None:
     return close[0] if close else None
 
 
+def escaped(text: str) -> str:
+    """``text`` as a terminal may show it: every character Python does not call printable as its escape (``\\x1b``, ``\\n``, ``\\u202e``).
+
+    That is C0 and DEL, C1 (``\\x9b`` starts a control sequence on some
+    terminals, as ESC [ does), line and paragraph separators, and format
+    characters (bidi overrides such as U+202E, zero-width ones): whatever
+    could move the cursor, clear the screen, set a title, start a line of its
+    own or reorder what a reader sees. A file name, a tag or a CI variable
+    printed through this is seen, never obeyed. The same rule as :func:`shown`.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def shown(text: str, limit: int = 80) -> str:
-    """A value as a message quotes it: repr (so blanks and control characters show), cut to ``limit``."""
+    """A value as a message quotes it: repr (so blanks and control characters show, escaped as :func:`escaped` does), cut to ``limit``."""
     quoted = repr(text)
     return quoted if len(quoted) <= limit else f"{quoted[:limit - 4]}...{quoted[0]}"
+
+
+#: ``scheme://`` at the start of a URL (any case: ``HTTPS://`` is the same scheme).
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+#: URLs inside free text (a git or BuildKit message): from the scheme to the next blank or quote.
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`]+")
+REDACTED = "***"
+
+
+def redact_url(text: str) -> str:
+    """A URL, git remote or registry address with its secrets replaced by ``***``: the userinfo, the query, the fragment.
+
+    Every form a credential travels in: ``https://user:token@host/path``,
+    a userinfo holding another ``@`` (``https://u:p@x@host``: everything up
+    to the last ``@`` goes), percent-encoded userinfo, a user alone
+    (``http://token@host``), ``ssh://git@host/path``, the scp-like
+    ``user@host:path``, a bare ``user:pass@host`` and any case of scheme;
+    ``?private_token=...`` and ``#...`` are replaced whole. Text without any
+    of these comes back unchanged.
+    """
+    scheme = _SCHEME.match(text)
+    head, rest = (text[:scheme.end()], text[scheme.end():]) if scheme else ("", text)
+    rest, query, fragment = _cut(rest)
+    # Everything up to the last '@' goes: a password may hold a '/' or an '@' of its own, and git and curl split there too.
+    at = rest.rfind("@")
+    if at >= 0:
+        rest = f"{REDACTED}@{rest[at + 1:]}"
+    return head + rest + (f"?{REDACTED}" if query is not None else "") + (f"#{REDACTED}" if fragment is not None else "")
+
+
+def _cut(text: str) -> tuple[str, str | None, str | None]:
+    """(before, query, fragment) of a URL's text after its scheme; None for a part that is not there."""
+    text, hash_, fragment = text.partition("#")
+    text, mark, query = text.partition("?")
+    return text, query if mark else None, fragment if hash_ else None
+
+
+def redact_urls(text: str) -> str:
+    """Free text (an error, a log line) with :func:`redact_url` applied to every ``scheme://`` URL in it."""
+    return _URL_IN_TEXT.sub(lambda match: redact_url(match.group(0)), text) if "://" in text else text
 
 
 def _refuse_blank(text: str, origin: str, example: str) -> None:
@@ -115,13 +174,26 @@ class RegistryAddress:
 
 
 def parse_registry(text: str, origin: str, *, fallback: str = "images.yaml's") -> RegistryAddress:
-    """``host[:port][/path]`` by the reference grammar; a URL scheme, an empty or a malformed host is refused."""
+    """``host[:port][/path]`` by the reference grammar; a URL scheme, credentials, an empty or a malformed host is refused.
+
+    Every message quotes the value with its userinfo, query and fragment
+    redacted (:func:`redact_url`): a password given in the wrong place is
+    refused without being printed.
+    """
     example = "127.0.0.1:5000 or ghcr.io/acme"
-    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", text)
+    safe = redact_url(text)
+    scheme = _SCHEME.match(text)
+    bare = _cut(text[scheme.end():] if scheme else text)[0]
+    at = bare.rfind("@")
+    fixed = bare[at + 1:].rstrip("/") or "127.0.0.1:5000"  # the value without scheme, userinfo, query or fragment
+    if at >= 0:
+        raise InputError(origin, f"{shown(safe)} has credentials in it (user:password@); give the registry alone, e.g. {shown(fixed)}, "
+                                 f"and the credentials in IMAGEGRAPH_REGISTRY_USER/PASSWORD or with `docker login {fixed.partition('/')[0]}`")
     if scheme:
-        rest = text[scheme.end():].rstrip("/")
-        raise InputError(origin, f"{shown(text)} is a URL; give the registry without {scheme.group(1)}://, e.g. {shown(rest or '127.0.0.1:5000')} "
+        raise InputError(origin, f"{shown(safe)} is a URL; give the registry without {scheme.group(0)}, e.g. {shown(fixed)} "
                                  "(loopback registries are spoken to over plain HTTP, others over HTTPS)")
+    if safe != text:
+        raise InputError(origin, f"{shown(safe)} has a query or fragment (? or #), which a registry address has not; e.g. {shown(fixed)}")
     if not text.strip():
         raise InputError(origin, f"is empty (an unset shell variable?); give a registry such as 127.0.0.1:5000, "
                                  f"or leave it out to use {fallback}")

@@ -28,6 +28,7 @@ from typing import Protocol, TextIO
 
 from ..adapters.runner import Command
 from ..core.buildkit import parse as parse_buildkit
+from ..core.values import escaped
 
 __all__ = ["BuildKitTracker", "PipTracker", "Progress", "PushTracker", "Tracker", "elapsed", "failure_context", "phase_of",
            "tracker_for"]
@@ -251,7 +252,9 @@ class Progress:
     # -- what workers call ----------------------------------------------------
 
     def say(self, line: str) -> None:
-        """A message: printed on its own line (above the status line on a terminal)."""
+        """A message: printed on its own line (above the status line on a terminal), escaped: what a build prints (a file
+        name in a COPY step) cannot move the cursor, clear the screen or start a line of its own."""
+        line = escaped(line)
         with self._lock:
             if self._say is not None:
                 self._say(line)
@@ -322,7 +325,7 @@ class Progress:
         if not self.live or not self._work:
             return
         width = shutil.get_terminal_size((120, 20)).columns - 1
-        line = self.status()
+        line = escaped(self.status())
         self.out.write(line if len(line) <= width else line[: width - 3] + "...")
         self._status_shown = True
 

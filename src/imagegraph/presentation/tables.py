@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..core.changes import Explanation
 from ..core.plan import Plan
+from ..core.values import escaped
 
 if TYPE_CHECKING:
     from ..core.result import ImageResult
@@ -40,9 +41,12 @@ def human_size(size: int | None) -> str:
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip()
-             for row in (header, ["-" * w for w in widths], *rows)]
+    """Columns of cells; every cell escaped (:func:`~imagegraph.core.values.escaped`): a file, tag or repository name in a reason
+    shows its control characters, never runs them, and cannot start a row of its own."""
+    cells = [[escaped(str(cell)) for cell in row] for row in (header, *rows)]
+    widths = [max(len(cell) for cell in column) for column in zip(*cells, strict=False)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip()
+             for row in (cells[0], ["-" * w for w in widths], *cells[1:])]
     return "\n".join(lines)
 
 
@@ -63,12 +67,12 @@ def format_tags(plan: Plan) -> str:
             continue
         parts = [", ".join(t.tag for t in moving)] if moving else []
         parts += [f"{t.tag} (not moved)" for t in held]
-        lines.append(f"  {entry.name}: {'; '.join(parts)}")
+        lines.append(escaped(f"  {entry.name}: {'; '.join(parts)}"))
         for tag in (*moving, *held):
             rules.setdefault(tag.kind, tag.rule)
     if not lines:
         return "tags: fingerprint tags only"
-    return "\n".join(["tags:", *lines, *(f"  {kind}: {rule}" for kind, rule in rules.items())])
+    return "\n".join(["tags:", *lines, *(escaped(f"  {kind}: {rule}") for kind, rule in rules.items())])
 
 
 def format_results(results: Sequence[ImageResult]) -> str:
@@ -86,7 +90,7 @@ def format_explanation(explanation: Explanation | None) -> str:
     if explanation is None:
         return "git: not consulted"
     if explanation.base is None:
-        return f"git: {explanation.note}"
+        return escaped(f"git: {explanation.note}")
     changed = {p for c in explanation.changes for p in c.paths}
     inputs = {p for paths in explanation.causes.values() for p in paths}
     line = f"since {explanation.base.short} ({explanation.base.how}): {len(changed)} path(s) changed"
@@ -98,7 +102,7 @@ def format_explanation(explanation: Explanation | None) -> str:
         line += f" ({shown}: no image's input)"
     if explanation.note:
         line += f"; {explanation.note}"
-    return line
+    return escaped(line)  # one line, whatever a path, a ref or a CI variable in it holds
 
 
 def format_retention(verdicts: Sequence[Verdict], *, show_kept: bool = False) -> str:

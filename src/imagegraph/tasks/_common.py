@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -11,9 +12,19 @@ from invoke import Exit
 
 from ..core.errors import EngineError, ImagegraphError, InputError
 from ..core.options import BuildOptions
-from ..core.values import parse_builder_name, parse_count, parse_platforms, parse_registry, shown, split_list
+from ..core.values import (
+    escaped,
+    parse_builder_name,
+    parse_count,
+    parse_platforms,
+    parse_registry,
+    redact_url,
+    redact_urls,
+    shown,
+    split_list,
+)
 
-__all__ = ["build_options", "count_flag", "user_errors"]
+__all__ = ["build_options", "count_flag", "error_line", "note", "user_errors"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,15 +37,23 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except EngineError as err:
-            raise Exit(f"error: {_one_line(str(err))}{_docker_host_note(str(err))}", code=1) from None
+            raise Exit(error_line(f"{err}{_docker_host_note(str(err))}"), code=1) from None
         except ImagegraphError as err:
-            raise Exit(f"error: {_one_line(str(err))}", code=1) from None
+            raise Exit(error_line(str(err)), code=1) from None
 
     return wrapper  # type: ignore[return-value]
 
 
-def _one_line(message: str) -> str:
-    return " ".join(message.split("\n"))
+def error_line(message: str) -> str:
+    """``error: <message>`` as one line: the message's own line breaks become blanks, what a value in it holds (a file
+    name, a ref, a CI variable) is escaped, so no value can forge a line or drive the terminal, and no URL in it (git's
+    remote in a fetch error, say) keeps its userinfo or query."""
+    return f"error: {escaped(redact_urls(' '.join(message.split(chr(10)))))}"
+
+
+def note(line: str) -> None:
+    """A line for people beside the output (stderr): a warning, a step; escaped as :func:`error_line` is."""
+    print(escaped(redact_urls(line)), file=sys.stderr)
 
 
 def _docker_host_note(message: str) -> str:
@@ -42,7 +61,7 @@ def _docker_host_note(message: str) -> str:
     host = os.environ.get("DOCKER_HOST")
     if host is None or "DOCKER_HOST" in message:
         return ""
-    return f" (the client used DOCKER_HOST={shown(host)} from the environment: unset it for the default socket, or point it at a running engine)"
+    return f" (the client used DOCKER_HOST={shown(redact_url(host))} from the environment: unset it for the default socket, or point it at a running engine)"
 
 
 def _items(values: Iterable[str] | None, flag: str, example: str) -> tuple[str, ...]:

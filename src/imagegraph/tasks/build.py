@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +15,7 @@ from ..adapters.runlock import BuildLock
 from ..adapters.runner import Runner
 from ..core.errors import ConfigError, ImagegraphError, InputError
 from ..core.plan import Decision, Plan
-from ..core.values import parse_duration, shown
+from ..core.values import escaped, parse_duration, shown
 from ..presentation.ci_matrix import affected_matrix, github_outputs
 from ..presentation.tables import (
     format_explanation,
@@ -28,7 +27,8 @@ from ..presentation.tables import (
     table,
 )
 from ..workspace import DEFAULT_GRACE, STATE_DIR, Workspace
-from ._common import build_options, count_flag, user_errors
+from ._common import build_options, count_flag, error_line, user_errors
+from ._common import note as _note
 
 _SELECT_HELP = {
     "target": "build only this image and the images it stands on (repeatable, or comma list)",
@@ -37,10 +37,6 @@ _SELECT_HELP = {
     "registry": "push to / look up in this registry instead of images.yaml's (also $IMAGEGRAPH_REGISTRY)",
     "since": "compare with this git ref (branch, tag, commit); default: the CI event's base, else the merge base with the default branch",
 }
-
-
-def _note(line: str) -> None:
-    print(line, file=sys.stderr)
 
 
 @task(
@@ -107,7 +103,8 @@ def _execute(workspace: Workspace, plan: Plan, stop: Stop, *, progress: str, no_
     from ..presentation.progress import Progress
 
     board = Progress(live={"auto": None, "tty": True, "plain": False}[progress])
-    results = workspace.executor(progress=board).run(plan)
+    with workspace.registry_login():
+        results = workspace.executor(progress=board).run(plan)
     if stop.requested:
         workspace.git.restart_helpers()
     moves = None if no_tags or stop.requested else workspace.publish_tags(results, plan=plan, say=_note)
@@ -116,7 +113,7 @@ def _execute(workspace: Workspace, plan: Plan, stop: Stop, *, progress: str, no_
     print(format_results(results))
     for image, tags in tagged.items():
         if tags:
-            print(f"{image}: tagged {', '.join(tags)}")
+            print(escaped(f"{image}: tagged {', '.join(tags)}"))
     seconds = time.monotonic() - started
     failed = [r for r in results if not r.ok]
     done = sum(1 for r in results if r.ok and (r.decision is Decision.BUILD or r.pushed))
@@ -134,19 +131,19 @@ def _execute(workspace: Workspace, plan: Plan, stop: Stop, *, progress: str, no_
     if stop.signum is not None:
         interrupted = [r.name for r in results if r.stopped == INTERRUPTED]
         moved = "; tags moved: " + ", ".join(tagged) if any(tagged.values()) else ", no tags moved"
-        raise Exit(f"interrupted: {signal_name(stop.signum)}; stopped {', '.join(interrupted) or 'nothing'}{moved}; "
-                   f"report: {report or 'not written (see the warning above)'}", code=exit_code(stop.signum))
+        raise Exit(escaped(f"interrupted: {signal_name(stop.signum)}; stopped {', '.join(interrupted) or 'nothing'}{moved}; "
+                           f"report: {report or 'not written (see the warning above)'}"), code=exit_code(stop.signum))
     if failed:
-        print(moves.line if moves else "tags: none moved (--no-tags)")
-        raise Exit(f"error: {failed[0].failure}", code=1)
+        print(escaped(moves.line) if moves else "tags: none moved (--no-tags)")
+        raise Exit(error_line(failed[0].failure), code=1)
     _tag_state(moves.line if moves else "tags: none moved (--no-tags)", moves is None or moves.ok)
 
 
 def _tag_state(line: str, ok: bool) -> None:
     """The one line that says in which state the tags are: printed, or the run's error when the move failed."""
     if not ok:
-        raise Exit(f"error: {line}", code=1)
-    print(line)
+        raise Exit(error_line(line), code=1)
+    print(escaped(line))
 
 
 @task(iterable=["force", "target", "platform"], help={
@@ -216,7 +213,7 @@ def affected(c, since=None, force=None, target=None, platform=None, json_=False,
         return
     _note(format_explanation(explanation))
     for entry in entries:
-        print(entry.name)
+        print(escaped(entry.name))
 
 
 @task(help={
@@ -301,9 +298,9 @@ def cleanup(c, keep=None, protect=None, yes=False, grace=None, show_kept=False, 
             print(f"waiting {len(pruning.waiting)}: found doomed less than {_span(wait)} ago; a `cleanup --yes` from "
                   f"{_after(min(first for _, first in pruning.waiting), wait)} on deletes what is still doomed then (--grace 0: now)")
         if pruning.broken:
-            raise Exit(f"error: after the deletions {', '.join(pruning.broken[:3])}{' and more' if len(pruning.broken) > 3 else ''} "
-                       f"no longer {'resolves' if len(pruning.broken) == 1 else 'resolve'}; push again what is gone "
-                       f"(`invoke build` on its commit, then `invoke release` for a version)", code=1)
+            raise Exit(error_line(f"after the deletions {', '.join(pruning.broken[:3])}{' and more' if len(pruning.broken) > 3 else ''} "
+                                  f"no longer {'resolves' if len(pruning.broken) == 1 else 'resolve'}; push again what is gone "
+                                  f"(`invoke build` on its commit, then `invoke release` for a version)"), code=1)
         print("every kept tag still resolves (read back after the deletions)")
         if pruning.deleted:
             print(garbage_collection_hint(workspace.config.registry))

@@ -14,15 +14,12 @@ from invoke import Collection, task
 
 from ..adapters.runner import Command, Result, Runner
 from ..core.errors import ImagegraphError, ToolMissing
-from ..core.values import parse_reference
+from ..core.values import escaped, parse_reference
 from ..workspace import Workspace, find_root
 from ._common import build_options, user_errors
+from ._common import note as _note
 
 __all__ = ["image", "ns", "post_create", "pre_commit", "up"]
-
-
-def _note(line: str) -> None:
-    print(line, file=sys.stderr)
 
 
 @task(help={
@@ -47,15 +44,15 @@ def image(c, tag=None, registry=None):
     if plan.to_build():
         workspace.check_platforms(plan)
         _note(f"builder: {workspace.builder.describe()}")
-    for result in workspace.executor(say=_note).run(plan):
-        if not result.ok:
-            raise ImagegraphError(result.failure)
-    runner = Runner()
-    if not workspace.local.has(entry.ref):
-        _note(f"pulling {entry.ref}")
-        runner.run(Command.of("docker", "pull", "--quiet", entry.ref))
-    runner.run(Command.of("docker", "tag", entry.ref, tag))
-    print(describe_image(image_source(entry), entry.ref, tag))
+    with workspace.registry_login():
+        for result in workspace.executor(say=_note).run(plan):
+            if not result.ok:
+                raise ImagegraphError(result.failure)
+        if not workspace.local.has(entry.ref):
+            _note(f"pulling {entry.ref}")
+            workspace.runner.run(Command.of("docker", "pull", "--quiet", entry.ref))
+    workspace.runner.run(Command.of("docker", "tag", entry.ref, tag))
+    print(escaped(describe_image(image_source(entry), entry.ref, tag)))
 
 
 @task(name="post-create", help={
@@ -144,7 +141,7 @@ def pre_commit(c):
     if importlib.util.find_spec("ruff") is None:
         raise ToolMissing(f"ruff is not installed for {sys.executable}: `python -m pip install -e '.[dev]'`")
     result = runner.run(lint_command(sys.executable, paths, root), check=False)
-    print(result.output, end="")
+    print("".join(f"{escaped(line)}\n" for line in result.output.splitlines()), end="")  # ruff names the files
     if result.returncode != 0:
         raise ImagegraphError(f"ruff found problems in {len(paths)} staged file(s), listed above: fix them "
                               "(`ruff check --fix` fixes some), stage them, commit again")

@@ -14,7 +14,7 @@ from ..core.config import load_config
 from ..core.defaults import CONFIG_NAME, CONTAINER_BUILDER, DEFAULT_REGISTRY
 from ..core.errors import ImagegraphError, InputError
 from ..core.options import platforms_from_env, seed_platforms
-from ..core.values import parse_builder_name, parse_platforms, parse_registry, shown, split_list
+from ..core.values import escaped, parse_builder_name, parse_platforms, parse_registry, shown, split_list
 from ._common import user_errors
 
 __all__ = ["builder", "down", "ns", "status", "up"]
@@ -42,7 +42,7 @@ def _family_platforms() -> tuple[str, ...] | None:
     try:
         config = load_config(Path.cwd())
     except ImagegraphError as err:
-        print(f"engine: {CONFIG_NAME} is not readable ({err}); seeding for this machine's platform only")
+        print(f"engine: {CONFIG_NAME} is not readable ({escaped(str(err))}); seeding for this machine's platform only")
         return None
     return tuple(platform for spec in config.images for platform in spec.platforms)
 
@@ -86,7 +86,7 @@ def up(c, seed=True, registry=DEFAULT_REGISTRY, platforms=None, state_dir=None, 
     status = engine_up(registry=_registry(registry), seed=seed, platforms=_platforms(platforms), state_dir=_folder(state_dir, "--state-dir"),
                        cache_dir=_folder(cache_dir, "--cache-dir"), image_store=image_store or None)
     print()
-    print("\n".join(status.lines()))
+    print("\n".join(map(escaped, status.lines())))
 
 
 @task(help={"registry": _REGISTRY_HELP, "state-dir": _STATE_HELP})
@@ -99,7 +99,7 @@ def status(c, registry=DEFAULT_REGISTRY, state_dir=None):
     """
     from ..adapters.engine.setup import engine_status
 
-    print("\n".join(engine_status(registry=_registry(registry), state_dir=_folder(state_dir, "--state-dir")).lines()))
+    print("\n".join(map(escaped, engine_status(registry=_registry(registry), state_dir=_folder(state_dir, "--state-dir")).lines())))
 
 
 @task(help={"state-dir": _STATE_HELP})

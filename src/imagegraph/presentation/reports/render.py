@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ...core.config import ReportTargets
+from ...core.values import escaped
 from ..tables import human_size, table
 from .record import BASE_REBUILD, CODE_CHANGE, DEPENDENCY_CHANGE, KINDS, NO_CHANGE, REBUILD, BuildReport, ReportError
 from .trends import Comparison, TargetCheck
@@ -19,14 +20,14 @@ __all__ = ["draw_chart", "to_markdown", "to_text"]
 def to_markdown(report: BuildReport, checks: Sequence[TargetCheck] = ()) -> str:
     """The run as a Markdown summary: a headline, one table row per image, the targets."""
     built, reused = len(report.built), sum(1 for i in report.images if i.decision == "reuse")
-    state = "✅" if report.ok else "❌ failed: " + ", ".join(i.name for i in report.images if not i.ok)
+    state = "✅" if report.ok else "❌ failed: " + ", ".join(_cell(i.name) for i in report.images if not i.ok)
     lines = [
         f"### imagegraph build: {built} built, {reused} reused in {report.seconds:.1f} s {state}",
         "",
         " · ".join(part for part in (
-            f"`{report.short}` ({_cell(report.event)})", report.kind,
+            f"`{_cell(report.short)}` ({_cell(report.event)})", _cell(report.kind),
             f"since {_cell(report.since)}" if report.since else "",
-            _cell(report.builder) if report.builder else "", f"registry `{report.registry}`") if part),
+            _cell(report.builder) if report.builder else "", f"registry `{_cell(report.registry)}`") if part),
         "",
         "| image | decision | why | time | size | layers | cache hits | digest | tags |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- |",
@@ -37,8 +38,8 @@ def to_markdown(report: BuildReport, checks: Sequence[TargetCheck] = ()) -> str:
         time = f"{image.seconds:.1f} s" if image.seconds else "–"
         hits = f"{image.cached_steps}/{image.total_steps} ({image.hit_rate:.0%})" if image.total_steps else "–"
         digest = f"`{image.digest[:19]}…`" if image.digest else "–"
-        tags = ", ".join(f"`{tag}`" for tag in image.tags) or "–"
-        lines.append(f"| {image.name} | {decision} | {_cell(why)} | {time} | {human_size(image.size) if image.size else '–'} | "
+        tags = ", ".join(f"`{_cell(tag)}`" for tag in image.tags) or "–"
+        lines.append(f"| {_cell(image.name)} | {decision} | {_cell(why)} | {time} | {human_size(image.size) if image.size else '–'} | "
                      f"{image.layers if image.layers is not None else '–'} | {hits} | {digest} | {tags} |")
     if checks:
         lines += ["", "**Targets:** " + " · ".join(
@@ -46,7 +47,8 @@ def to_markdown(report: BuildReport, checks: Sequence[TargetCheck] = ()) -> str:
     phased = [image for image in report.images if image.phases]
     if phased:
         lines += ["", "<details><summary>Where the time went</summary>", ""]
-        lines += [f"- **{image.name}**: " + ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in image.phases) for image in phased]
+        lines += [f"- **{_cell(image.name)}**: " + ", ".join(f"{_cell(phase)} {seconds:.1f} s" for phase, seconds in image.phases)
+                  for image in phased]
         lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
 
@@ -54,8 +56,8 @@ def to_markdown(report: BuildReport, checks: Sequence[TargetCheck] = ()) -> str:
 def to_text(report: BuildReport, comparisons: Sequence[Comparison], checks: Sequence[TargetCheck]) -> str:
     """`invoke report` in a terminal: the run, how it compares with the runs before it, and the targets."""
     state = "ok" if report.ok else "FAILED (" + ", ".join(i.name for i in report.images if not i.ok) + ")"
-    head = (f"{report.started.replace('T', ' ').rstrip('Z')} UTC  {report.short}  {report.event}  {report.kind}  "
-            f"{report.seconds:.1f}s  {len(report.built)} built  {state}")
+    head = escaped(f"{report.started.replace('T', ' ').rstrip('Z')} UTC  {report.short}  {report.event}  {report.kind}  "
+                   f"{report.seconds:.1f}s  {len(report.built)} built  {state}")
     rows = []
     for image in report.images:
         hits = f"{image.cached_steps}/{image.total_steps}" if image.total_steps else "-"
@@ -88,8 +90,9 @@ def _value(value: float | None, unit: str) -> str:
 
 
 def _cell(text: str) -> str:
-    """Text safe inside a Markdown table cell: one line, pipes escaped."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """Text safe inside a Markdown table cell: one line, control characters escaped, no pipe or HTML tag of its own."""
+    text = escaped(" ".join(str(text).split()))
+    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
 # -- chart ------------------------------------------------------------------------
