@@ -126,3 +126,34 @@ def test_only_a_builder_that_builds_all_platforms_at_once_bakes(tmp_path):
     command = BuildxBuilder(docker="docker", builder="farm").bake_command(bake_file, ["base", "app"])
     assert command is not None
     assert command.argv == ("docker", "buildx", "bake", "--progress", "plain", "--builder", "farm", "--file", str(bake_file), "base", "app")
+
+
+# A cold bake as the engine prints it, in the order of a slow start: base's solve runs its amd64 RUN (#9), and app's
+# solve, which holds that vertex too, reaches it only afterwards and is told it is CACHED (the result is in memory).
+LATE_SOLVE = """\
+#7 [base linux/amd64 1/2] FROM docker.io/library/python:3.11-slim@sha256:7daef380f9b1
+#7 DONE 0.1s
+#9 [base linux/amd64 2/2] RUN echo ns/1 > /family.txt && uname -m > /arch.txt
+#9 DONE 2.3s
+#12 [base linux/arm64 2/2] RUN echo ns/1 > /family.txt && uname -m > /arch.txt
+#12 0.412 aarch64
+#12 DONE 9.1s
+#7 [app linux/amd64 1/2] FROM docker.io/library/python:3.11-slim@sha256:7daef380f9b1
+#7 DONE 0.2s
+#9 [app linux/amd64 2/2] RUN echo ns/1 > /family.txt && uname -m > /arch.txt
+#9 CACHED
+#15 [app 1/2] COPY src/svc /app/svc
+#15 DONE 0.1s
+#16 [tools linux/amd64 2/2] RUN echo tools > /tools.txt
+#16 CACHED
+"""
+
+
+def test_a_step_one_target_ran_is_not_cached_because_a_later_solve_was_told_so():
+    output = split(LATE_SOLVE)
+    assert count_steps(output.output_of("base")) == StepCount(cached=0, total=2)
+    assert count_steps(output.output_of("app")) == StepCount(cached=0, total=1)
+    # a step that no solve ran here was answered from a cache
+    assert count_steps(output.output_of("tools")) == StepCount(cached=1, total=1)
+    # the same lines on their own (a plain build's output) count the same way
+    assert count_steps(LATE_SOLVE) == StepCount(cached=1, total=4)

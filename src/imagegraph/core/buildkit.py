@@ -99,14 +99,24 @@ class StepCount:
 def count_steps(output: str) -> StepCount:
     """The Dockerfile steps in plain progress output, and those answered from a cache.
 
-    FROM lines are not steps (they resolve an image, they never run).
+    FROM lines are not steps (they resolve an image, they never run). A
+    step is cached when BuildKit answered it from a cache and never ran it
+    here: in a bake, each target's solve reports the vertices it shares with
+    another, and one that reaches a step after another target ran it is told
+    ``CACHED`` (the result is in memory); whether it comes before or after
+    depends on timing, so that late ``CACHED`` must not count.
     """
     steps: set[str] = set()
     cached: set[str] = set()
+    ran: set[str] = set()
     for text in output.splitlines():
         line = parse(text)
-        if line.kind == "step" and line.instruction != "FROM" and line.vertex is not None:
+        if line.vertex is None:
+            continue
+        if line.kind == "step" and line.instruction != "FROM":
             steps.add(line.vertex)
-        elif line.kind == "cached" and line.vertex is not None:
+        elif line.kind == "cached":
             cached.add(line.vertex)
-    return StepCount(len(cached & steps), len(steps))
+        elif line.kind in ("done", "log", "error"):
+            ran.add(line.vertex)
+    return StepCount(len((cached - ran) & steps), len(steps))
