@@ -173,7 +173,7 @@ def locate_base(history: History, request: BaseRequest, *, remote: str = "origin
         return BaseRef(EMPTY_TREE, "no commit yet: everything is new", False), ""
     how = request.how
     commit = history.resolve(request.rev)
-    if commit is None and "/" not in request.rev and history.resolve(f"{remote}/{request.rev}") is not None:
+    if commit is None and "/" not in request.rev and is_ref_name(request.rev) and history.resolve(f"{remote}/{request.rev}") is not None:
         # `--since main` in a clone that only has origin/main (a CI checkout of another branch)
         commit = history.resolve(f"{remote}/{request.rev}")
         how = f"{how} (as {remote}/{request.rev})"
