@@ -17,6 +17,7 @@ from imagegraph.core.changes import EMPTY_TREE, PREVIOUS_COMMIT, BaseRequest, lo
 from imagegraph.core.ci import choose_base, read_event
 from imagegraph.core.errors import InputError
 from imagegraph.core.gitnames import ZERO_SHA, is_commit_id, is_ref_name, revision
+from imagegraph.core.tags import event_from_env
 
 BEFORE, BASE, TARGET, DIFF, PARENT = "c" * 40, "b" * 40, "e" * 40, "d" * 40, "f" * 40
 GH = {"GITHUB_ACTIONS": "true"}
@@ -197,6 +198,8 @@ SOURCES = {
     "CI_COMMIT_BRANCH": lambda v: (None, gl("schedule", CI_COMMIT_BEFORE_SHA=ZERO_SHA, CI_COMMIT_BRANCH=v), {}),
     "CI_COMMIT_TAG": lambda v: (None, gl("push", CI_COMMIT_BEFORE_SHA=ZERO_SHA, CI_COMMIT_TAG=v), {}),
     "CI_COMMIT_REF_NAME": lambda v: (None, gl("web", CI_COMMIT_BEFORE_SHA=ZERO_SHA, CI_COMMIT_REF_NAME=v), {}),
+    "GITHUB_EVENT_NAME": lambda v: (None, gh(v, "refs/heads/main"), {}),
+    "CI_PIPELINE_SOURCE": lambda v: (None, gl(v, CI_COMMIT_BRANCH="main"), {}),
     "CI_EXTERNAL_PULL_REQUEST_TARGET_BRANCH_SHA": lambda v: (None, gl("external_pull_request_event",
                                                                       CI_EXTERNAL_PULL_REQUEST_TARGET_BRANCH_SHA=v), {}),
 }
@@ -292,3 +295,13 @@ def test_the_previous_commit_of_the_first_commit_is_the_empty_tree():
     base, _ = locate_base(history, previous_commit())
     assert base.commit == EMPTY_TREE and base.how.endswith("(HEAD is the first commit: everything is new)")
     assert not base.trusted
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=["upload-pack", "ssh-option", "output", "control-characters"])
+@pytest.mark.parametrize("name", ["GITHUB_SHA", "GITHUB_REF"])
+def test_the_event_that_chooses_tags_refuses_the_same_values(name, value):
+    """GITHUB_SHA reaches git (tag moves ask whether a newer run's commit descends from it); GITHUB_REF names tags and is printed."""
+    env = {**GH, "GITHUB_SHA": BASE, "GITHUB_REF": "refs/heads/main", name: value}
+    with pytest.raises(InputError) as refused:
+        event_from_env(env, {})
+    assert str(refused.value).startswith(f"{name}: ") and str(refused.value).isprintable()

@@ -26,6 +26,7 @@ or event field, never a silent "fingerprints alone".
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -41,6 +42,7 @@ EVENT = "$GITHUB_EVENT_PATH"
 _FROM_CI = "the CI platform sets it: find what overrides it (the workflow's or pipeline's variables) and fix or remove that"
 _FROM_EVENT = "GitHub writes that file: find the step that rewrites it"
 
+_WORD = re.compile(r"[a-z_]*")
 #: GitHub events whose payload carries `pull_request` (base and head).
 PULL_REQUEST_EVENTS = frozenset({"pull_request", "pull_request_target", "pull_request_review", "pull_request_review_comment"})
 #: GitLab's pipeline sources that are no push: CI_COMMIT_BEFORE_SHA is all zeros and says nothing about what CI built last.
@@ -129,6 +131,14 @@ def _number(value: object, origin: str, fix: str = _FROM_CI) -> str | None:
     return text
 
 
+def _kind(env: Mapping[str, str], name: str) -> str:
+    """An event name or pipeline source (``pull_request``, ``merge_request_event``): a word, since it is printed."""
+    value = env.get(name, "")
+    if not _WORD.fullmatch(value):
+        raise InputError(name, f"{shown(value)} is no event name (lowercase letters and _); {_FROM_CI}")
+    return value
+
+
 def _mapping(value: object) -> Mapping[str, object]:
     return value if isinstance(value, Mapping) else {}
 
@@ -154,7 +164,7 @@ def _previous_commit(what: str) -> BaseRequest:
 
 
 def _github_base(env: Mapping[str, str], event: Mapping[str, object], default_branch: str | None) -> BaseRequest | None:
-    name = env.get("GITHUB_EVENT_NAME", "")
+    name = _kind(env, "GITHUB_EVENT_NAME")
     ref = env.get("GITHUB_REF", "")
     if ref:
         ref_name(ref, "GITHUB_REF")
@@ -242,7 +252,7 @@ def _github_push(event: Mapping[str, object], ref: str, default: str | None, def
 
 
 def _gitlab_base(env: Mapping[str, str], default_branch: str | None) -> BaseRequest | None:
-    source = env.get("CI_PIPELINE_SOURCE", "")
+    source = _kind(env, "CI_PIPELINE_SOURCE")
     default, default_rev = _default(_branch(env.get("CI_DEFAULT_BRANCH"), "CI_DEFAULT_BRANCH"), default_branch)
     iid = _number(env.get("CI_MERGE_REQUEST_IID"), "CI_MERGE_REQUEST_IID")
     if iid or source == "merge_request_event" or env.get("CI_MERGE_REQUEST_TARGET_BRANCH_NAME") or env.get("CI_MERGE_REQUEST_DIFF_BASE_SHA"):
