@@ -9,6 +9,7 @@ workflow_run.head_branch/pull_requests) and GITHUB_* variables.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 import pytest
@@ -216,6 +217,13 @@ def test_a_hostile_value_from_any_source_is_refused_in_one_line_naming_it(origin
     assert message.isprintable(), message  # no escape, bell or newline reaches the terminal
     assert repr(value) in message or repr(value)[:60] in message
     assert "--upload-pack" not in message or "'--upload-pack" in message  # quoted, never bare
+
+
+def test_a_full_ref_whose_branch_starts_with_a_dash_is_refused():
+    for env, event, origin in ((gh("push", "refs/heads/-x"), {"before": BEFORE}, "GITHUB_REF"),
+                               (gh("merge_group"), {"merge_group": {"base_ref": "refs/heads/--upload-pack=x"}}, "$GITHUB_EVENT_PATH merge_group.base_ref")):
+        with pytest.raises(InputError, match=f"^{re.escape(origin)}: .* starts with '-'"):
+            choose_base(None, env, event, default_branch="origin/main")
 
 
 def test_git_ref_rules():

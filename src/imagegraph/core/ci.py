@@ -118,7 +118,8 @@ def _branch(value: object, origin: str, fix: str = _FROM_CI) -> str | None:
     """A branch name (``refs/heads/`` dropped); None when absent or empty."""
     if value is None or value == "":
         return None
-    return ref_name(value if isinstance(value, str) else json.dumps(value), origin, fix).removeprefix("refs/heads/")
+    text = ref_name(value if isinstance(value, str) else json.dumps(value), origin, fix)
+    return ref_name(text.removeprefix("refs/heads/"), origin, fix)  # refs/heads/-x passes as a ref, not as a branch
 
 
 def _number(value: object, origin: str, fix: str = _FROM_CI) -> str | None:
@@ -168,6 +169,8 @@ def _github_base(env: Mapping[str, str], event: Mapping[str, object], default_br
     ref = env.get("GITHUB_REF", "")
     if ref:
         ref_name(ref, "GITHUB_REF")
+        if ref.startswith("refs/heads/"):
+            _branch(ref, "GITHUB_REF")
     repository = _mapping(event.get("repository"))
     default, default_rev = _default(_branch(repository.get("default_branch"), f"{EVENT} repository.default_branch", _FROM_EVENT), default_branch)
     if name in PULL_REQUEST_EVENTS:
