@@ -27,7 +27,8 @@ from .adapters.trees import WorkingTree
 from .core import dockerfile as dockerfile_rules
 from .core import dockerfile_check, dockerfile_context, dockerfile_syntax, dockerignore, links
 from .core import fingerprint as fingerprint_rules
-from .core.changes import EMPTY_TREE, Explanation, base_digests, choose_base, direct_causes, locate_base, read_event, same_as_base
+from .core.changes import EMPTY_TREE, Explanation, base_digests, direct_causes, locate_base, same_as_base
+from .core.ci import choose_base, read_event
 from .core.config import Config, ImageSpec, config_from_text, load_config, override_platforms, read_repo_text
 from .core.defaults import CONFIG_NAME
 from .core.dockerfile import check_dockerfiles, input_warnings

@@ -430,6 +430,142 @@ def test_gitlab_first_pipeline_of_the_default_branch_is_all_new(repo, monkeypatc
     assert "everything is new" in explanation.base.how and [e.name for e in entries] == ALL
 
 
+ZEROS = "0" * 40
+SIGN = ("-c", "user.name=t", "-c", "user.email=t@example.invalid")
+
+
+def merged_result(repo: Path) -> tuple[str, str]:
+    """What a merged-results pipeline runs on: a merge request's branch (service code) merged onto the target's tip.
+
+    main moved on after the request forked, with a change to the base
+    image's Dockerfile: compared with the request's diff base, every image
+    would count. The merge commit is on branch `mr-9-merge` (GitLab's
+    refs/merge-requests/9/merge). Returns (the diff base, the target's tip).
+    """
+    fork = pull_request_branch(repo, main_moves_on=False)
+    edit(repo, "docker/Dockerfile.base", append="RUN echo main moved on\n")
+    commit_all(repo, "main: base")
+    target = head(repo)
+    git(repo, "checkout", "-qb", "mr-9-merge")
+    git(repo, *SIGN, "merge", "-q", "--no-ff", "-m", "merge pr into main", "pr")
+    git(repo, "checkout", "-q", "main")
+    return fork, target
+
+
+@pytest.mark.parametrize("target_sha", [True, False], ids=["target-sha", "no-target-sha"])
+@pytest.mark.parametrize("depth", [("--depth=1",), ()], ids=["shallow", "full"])
+def test_gitlab_merged_results_compare_with_the_commit_they_were_merged_onto(repo, tmp_path, monkeypatch, depth, target_sha):
+    fork, target = merged_result(repo)
+    ci = clone(repo, tmp_path / "ci", *depth, "--branch", "mr-9-merge")
+    gitlab(monkeypatch, CI_PIPELINE_SOURCE="merge_request_event", CI_MERGE_REQUEST_IID="9", CI_MERGE_REQUEST_EVENT_TYPE="merged_result",
+           CI_MERGE_REQUEST_DIFF_BASE_SHA=fork, CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main", CI_COMMIT_BEFORE_SHA=ZEROS,
+           **({"CI_MERGE_REQUEST_TARGET_BRANCH_SHA": target} if target_sha else {}))
+    explanation, entries = workspace(ci).affected()
+    assert explanation.base.commit == target, explanation.to_dict()
+    assert "merged results" in explanation.base.how and "the commit it was merged onto" in explanation.base.how
+    assert [e.name for e in entries] == ["app"]  # main's base change is not this request's
+
+
+def test_a_detached_merge_request_pipeline_on_the_same_merge_would_count_the_targets_changes(repo, tmp_path, monkeypatch):
+    """Why the kind matters: the diff base of a merge commit counts what the target gained since the fork."""
+    fork, _ = merged_result(repo)
+    ci = clone(repo, tmp_path / "ci", "--branch", "mr-9-merge")
+    gitlab(monkeypatch, CI_PIPELINE_SOURCE="merge_request_event", CI_MERGE_REQUEST_IID="9", CI_MERGE_REQUEST_DIFF_BASE_SHA=fork,
+           CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main")
+    explanation, entries = workspace(ci).affected()
+    assert explanation.base.commit == fork and [e.name for e in entries] == ALL
+
+
+def test_gitlab_merge_train_compares_with_the_car_ahead_and_trusts_nothing(repo, tmp_path, monkeypatch):
+    _, target = merged_result(repo)
+    gitlab(monkeypatch, CI_PIPELINE_SOURCE="merge_request_event", CI_MERGE_REQUEST_IID="9", CI_MERGE_REQUEST_EVENT_TYPE="merge_train",
+           CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main", CI_MERGE_REQUEST_TARGET_BRANCH_SHA=target)
+    git(repo, "checkout", "-q", "mr-9-merge")
+    explanation, entries = workspace(repo).affected()
+    assert (explanation.base.commit, explanation.base.trusted) == (target, False)
+    assert [e.name for e in entries] == ["app"]
+
+
+@pytest.mark.parametrize("source", ["schedule", "web", "api"])
+@pytest.mark.parametrize("depth", [("--depth=1",), ()], ids=["shallow", "full"])
+def test_a_gitlab_pipeline_no_push_started_on_main_compares_with_the_previous_commit(repo, tmp_path, monkeypatch, depth, source):
+    previous = head(repo)
+    edit(repo, "src/scorer/model.py", append="\n# last change\n")
+    commit_all(repo, "code")
+    ci = clone(repo, tmp_path / "ci", *depth)
+    gitlab(monkeypatch, CI_PIPELINE_SOURCE=source, CI_COMMIT_BEFORE_SHA=ZEROS, CI_COMMIT_BRANCH="main", CI_COMMIT_REF_NAME="main")
+    explanation, entries = workspace(ci).affected()
+    # Not a first push (everything new): the commit before HEAD had a pipeline of its own.
+    assert explanation.base.commit == previous and explanation.base.how.endswith("on main: the previous commit, HEAD^1")
+    assert [e.name for e in entries] == ["app"]
+
+
+def test_a_scheduled_pipeline_on_the_first_commit_is_all_new(repo, monkeypatch):
+    gitlab(monkeypatch, CI_PIPELINE_SOURCE="schedule", CI_COMMIT_BEFORE_SHA=ZEROS, CI_COMMIT_BRANCH="main")
+    explanation, entries = workspace(repo).affected()
+    assert explanation.base.how.endswith("(HEAD is the first commit: everything is new)") and [e.name for e in entries] == ALL
+
+
+def test_a_gitlab_scheduled_pipeline_on_another_branch_compares_with_its_merge_base(repo, tmp_path, monkeypatch):
+    fork = pull_request_branch(repo)
+    ci = clone(repo, tmp_path / "ci", "--depth=1", "--branch", "pr")
+    gitlab(monkeypatch, CI_PIPELINE_SOURCE="schedule", CI_COMMIT_BEFORE_SHA=ZEROS, CI_COMMIT_BRANCH="pr")
+    explanation, entries = workspace(ci).affected()
+    assert explanation.base.commit == fork and explanation.base.how == "scheduled pipeline on pr: merge base with main"
+    assert [e.name for e in entries] == ["app"]
+
+
+@pytest.mark.parametrize("depth", [("--depth=1",), ()], ids=["shallow", "full"])
+def test_github_merge_group_compares_with_the_groups_parent(repo, tmp_path, monkeypatch, depth):
+    fork = pull_request_branch(repo, main_moves_on=False)
+    git(repo, "checkout", "-q", "pr")
+    edit(repo, "requirements/requirements.txt", append="orjson==3.11.0\n")
+    commit_all(repo, "pr: requirement")
+    git(repo, "checkout", "-q", "main")
+    edit(repo, "docker/Dockerfile.base", append="RUN echo main moved on\n")
+    commit_all(repo, "main: base")
+    parent = head(repo)
+    queue = f"gh-readonly-queue/main/pr-7-{parent}"
+    git(repo, "checkout", "-qb", queue)
+    git(repo, *SIGN, "merge", "-q", "--no-ff", "-m", "Merge pull request #7", "pr")
+    group_head = head(repo)
+    git(repo, "checkout", "-q", "main")
+    ci = clone(repo, tmp_path / "ci", *depth, "--branch", queue)
+    github_event(tmp_path, monkeypatch, "merge_group",
+                 {"action": "checks_requested", "merge_group": {"base_sha": parent, "base_ref": "refs/heads/main", "head_sha": group_head,
+                                                                "head_ref": f"refs/heads/{queue}"},
+                  "repository": {"default_branch": "main"}}, GITHUB_REF=f"refs/heads/{queue}", GITHUB_SHA=group_head)
+    explanation, entries = workspace(ci).affected()
+    assert explanation.base.commit == parent != fork
+    assert explanation.base.how == f"merge queue into main: merge base with the group's parent {parent[:7]}"
+    assert [e.name for e in entries] == ["ci", "app", "devcontainer"]
+
+
+@pytest.mark.parametrize("depth", [("--depth=1",), ()], ids=["shallow", "full"])
+def test_github_push_of_a_new_branch_compares_with_its_merge_base_with_the_default_branch(repo, tmp_path, monkeypatch, depth):
+    fork = pull_request_branch(repo, main_moves_on=False)
+    edit(repo, "docker/Dockerfile.base", append="RUN echo main moved on\n")
+    commit_all(repo, "main: base")
+    ci = clone(repo, tmp_path / "ci", *depth, "--branch", "pr")
+    github_event(tmp_path, monkeypatch, "push", {"before": ZEROS, "after": git(ci, "rev-parse", "HEAD").strip(), "created": True,
+                                                 "repository": {"default_branch": "main"}}, GITHUB_REF="refs/heads/pr")
+    explanation, entries = workspace(ci).affected()
+    assert (explanation.base.commit, explanation.base.how) == (fork, "new branch pr: merge base with main")
+    assert [e.name for e in entries] == ["app"]
+
+
+@pytest.mark.parametrize("event", ["schedule", "workflow_dispatch"])
+def test_a_github_run_no_push_started_on_main_compares_with_the_previous_commit(repo, tmp_path, monkeypatch, event):
+    previous = head(repo)
+    edit(repo, "requirements/requirements.txt", append="orjson==3.11.0\n")
+    commit_all(repo, "requirement")
+    ci = clone(repo, tmp_path / "ci", "--depth=1")
+    github_event(tmp_path, monkeypatch, event, {"repository": {"default_branch": "main"}}, GITHUB_REF="refs/heads/main")
+    explanation, entries = workspace(ci).affected()
+    assert (explanation.base.commit, explanation.base.how) == (previous, f"{event} on main: the previous commit, HEAD^1")
+    assert [e.name for e in entries] == ["ci", "app", "devcontainer"]
+
+
 def test_two_clones_in_different_places_agree_on_every_fingerprint(repo, tmp_path):
     other = clone(repo, tmp_path / "elsewhere" / "deeper" / "clone")
     here = {name: fp.digest for name, fp in workspace(repo).fingerprints.items()}

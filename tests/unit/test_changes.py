@@ -6,8 +6,10 @@ from dataclasses import replace
 
 import pytest
 
-from imagegraph.core.changes import EMPTY_TREE, ZERO_SHA, BaseRequest, Change, UnknownRef, choose_base, direct_causes, locate_base
+from imagegraph.core.changes import EMPTY_TREE, BaseRequest, Change, UnknownRef, direct_causes, locate_base
+from imagegraph.core.ci import choose_base
 from imagegraph.core.config import load_config
+from imagegraph.core.gitnames import ZERO_SHA
 from imagegraph.core.values import RegistryAddress
 
 GH = {"GITHUB_ACTIONS": "true"}
@@ -90,7 +92,8 @@ class History:
     def has_remote(self, remote="origin"):
         return self.remote
 
-    def fetch(self, remote, *args):
+    def fetch(self, remote, *refs, options=()):
+        args = (*options, *refs)
         self.fetches.append(args)
         if self.fail_fetch:
             return self.fail_fetch
@@ -201,7 +204,8 @@ class ShallowPullRequestClone:
     def has_remote(self, remote="origin"):
         return True
 
-    def fetch(self, remote, *args):
+    def fetch(self, remote, *refs, options=()):
+        args = (*options, *refs)
         self.fetches.append(args)
         if args[-1] == "main":
             self.fetch_head = self.MAIN

@@ -289,7 +289,7 @@ def test_another_branch_moves_sha_only_and_says_why_edge_stays(repo, registry):
 def pull_request(monkeypatch, repo: Path, number: int = 42) -> None:
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_REF", f"refs/pull/{number}/merge")
-    monkeypatch.setenv("GITHUB_SHA", git(repo, "rev-parse", "HEAD"))
+    monkeypatch.setenv("GITHUB_SHA", git(repo, "rev-parse", "HEAD").strip())
 
 
 def test_a_pull_request_moves_pr_n_only_when_asked(repo, registry, monkeypatch):

@@ -12,6 +12,7 @@ which may sit below the repository's top level in a monorepo.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -19,6 +20,8 @@ from typing import TYPE_CHECKING
 
 from ..core.changes import EMPTY_TREE, Change
 from ..core.errors import ImagegraphError
+from ..core.gitnames import is_commit_id, is_ref_name
+from ..core.values import shown
 from .inputcache import InputCache, cache_key
 from .trees import CommitTree, WorkingTree, git_items
 
@@ -87,8 +90,16 @@ class Repository:
         return self._ask("merge-base", "--end-of-options", a, b) or None
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
-        """Whether ``ancestor`` is ``descendant`` or one of its ancestors (both must be known commits)."""
-        return self.repo.is_ancestor(ancestor, descendant)
+        """Whether ``ancestor`` is ``descendant`` or one of its ancestors (both must be known commits).
+
+        Either may be read from a registry's labels: git is told where its options end.
+        """
+        asked = self.git_start("merge-base", "--is-ancestor", "--end-of-options", ancestor, descendant)
+        _, err = asked.communicate()
+        if asked.returncode not in (0, 1):
+            detail = err.decode("utf-8", "replace").strip().splitlines()
+            raise ImagegraphError(f"`git merge-base --is-ancestor` failed: {shown(detail[-1] if detail else str(asked.returncode), 200)}")
+        return asked.returncode == 0
 
     def commits(self) -> frozenset[str]:
         """Every commit any ref reaches (what this clone can order)."""
@@ -129,15 +140,25 @@ class Repository:
     def config_value(self, section: str, option: str) -> str | None:
         return self._ask("config", "--get", f"{section}.{option}") or None
 
-    def fetch(self, remote: str, *args: str) -> str | None:
-        """Run ``git fetch``; the one-line reason on failure (no network, no such remote), None on success."""
-        import git  # loaded with self.repo
-        try:
-            self.repo.git.fetch("--no-tags", "--quiet", remote, *args)
-        except git.GitCommandError as err:
-            lines = [line.strip() for line in str(err.stderr or err).splitlines() if line.strip()]
-            return lines[-1].strip("'") if lines else f"git fetch exited with {err.status}"
-        return None
+    def fetch(self, remote: str, *refs: str, options: Sequence[str] = ()) -> str | None:
+        """Run ``git fetch``; the one-line reason on failure (no network, no such remote), None on success.
+
+        ``refs`` (branch and tag names, commit ids) may come from CI variables and
+        flags: each must be a ref name or a commit id, and all of them, the
+        remote too, sit after ``--end-of-options``, so none is read as an option
+        (``--upload-pack=<command>``) or as a refspec that writes a ref.
+        """
+        for ref in (remote, *refs):
+            if not (is_ref_name(ref) or is_commit_id(ref)):
+                raise ImagegraphError(f"refusing to fetch {shown(ref)}: neither a ref name nor a commit id")
+        if not all(option.startswith("--") for option in options):
+            raise ValueError(f"git fetch options must be long options: {options!r}")
+        fetched = self.git_start("fetch", "--no-tags", "--quiet", *options, "--end-of-options", remote, *refs)
+        _, err = fetched.communicate()
+        if fetched.returncode == 0:
+            return None
+        lines = [line.strip() for line in err.decode("utf-8", "replace").splitlines() if line.strip()]
+        return shown(lines[-1], 200)[1:-1] if lines else f"git fetch exited with {fetched.returncode}"
 
     def restart_helpers(self) -> None:
         """Start git's long-lived helper processes (``cat-file --batch``) afresh when next needed.
@@ -180,6 +201,9 @@ class Repository:
         is kept by the pair, and the next plan against the same base (every
         plan of a branch until the next commit) neither diffs nor loads GitPython.
         """
+        if not (is_commit_id(base) and is_commit_id(head)):  # ids from git itself; anything else is a bug, never passed on
+            raise ImagegraphError(f"cannot diff {shown(base)}..{shown(head)}: commit ids expected")
+
         def diff() -> tuple[Change, ...]:
             before = self.repo.tree(EMPTY_TREE) if base == EMPTY_TREE else self.repo.commit(base)
             return tuple(change for d in before.diff(self.repo.commit(head)) for change in self._changes(d))
@@ -218,7 +242,8 @@ class Repository:
         return path[len(self.prefix):] if path.startswith(self.prefix) else None
 
     def _pathspec(self) -> str:
-        return f":(top){self.prefix}" if self.prefix else ":(top)"
+        # literal: a folder named with *, ? or [ is that folder, not a pattern
+        return f":(top,literal){self.prefix}" if self.prefix else ":(top)"
 
     def git_lines(self, *args: str) -> list[str]:
         """NUL-separated output of a git command run at the top level."""

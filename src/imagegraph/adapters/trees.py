@@ -256,7 +256,7 @@ class CommitTree:
         self.commit = commit
         ids: dict[str, str] = {}
         if commit != EMPTY_TREE:
-            for line in repository.git_lines("ls-tree", "-r", "-z", "--full-tree", commit):
+            for line in repository.git_lines("ls-tree", "-r", "-z", "--full-tree", "--end-of-options", commit):
                 meta, _, path = line.partition("\t")
                 mode, kind, oid = meta.split(" ")
                 rel = repository._relative(path)

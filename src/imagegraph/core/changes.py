@@ -2,7 +2,7 @@
 
 Three steps, kept apart so each can be tested on its own:
 
-1. :func:`choose_base` (pure) picks the base ref the way users expect:
+1. :func:`imagegraph.core.ci.choose_base` (pure) picks the base ref the way users expect:
    ``--since REF``; in CI (GitHub Actions, GitLab CI) the pull or merge
    request's merge base or the previous pushed commit; locally the merge
    base with the default branch.
@@ -15,30 +15,29 @@ Three steps, kept apart so each can be tested on its own:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 from .config import Config, ImageSpec
 from .defaults import CONFIG_NAME
 from .errors import ImagegraphError
 from .fingerprint import Fingerprint, Fingerprinter, Sources, matches
+from .gitnames import is_commit_id, is_ref_name
 from .graph import build_order
 
 __all__ = [
     "EMPTY_TREE",
+    "PREVIOUS_COMMIT",
+    "REMOTE_DEFAULT",
     "BaseRef",
     "BaseRequest",
     "Change",
     "Explanation",
     "UnknownRef",
     "base_digests",
-    "choose_base",
     "direct_causes",
     "locate_base",
-    "read_event",
     "same_as_base",
 ]
 
@@ -65,9 +64,10 @@ class Change:
         return f"{self.old_path} → {self.path} {self.kind}" if self.old_path else f"{self.path} {self.kind}"
 
 
-ZERO_SHA = "0" * 40
 #: The base when no default branch is known here: the remote's, fetched by `git fetch origin HEAD`.
 REMOTE_DEFAULT = "origin/HEAD"
+#: The first parent of HEAD: the commit before it on its branch, or the one a merge commit was made onto.
+PREVIOUS_COMMIT = "HEAD^1"
 
 
 class UnknownRef(ImagegraphError):
@@ -135,108 +135,6 @@ class Explanation:
         }
 
 
-# -- 1. choosing the base ----------------------------------------------------------
-
-
-def read_event(env: Mapping[str, str]) -> dict[str, object]:
-    """The CI event payload (GitHub Actions writes it to $GITHUB_EVENT_PATH); {} when there is none."""
-    path = env.get("GITHUB_EVENT_PATH")
-    if not path:
-        return {}
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def choose_base(since: str | None, env: Mapping[str, str], event: Mapping[str, object], *, default_branch: str | None) -> BaseRequest:
-    """Pick the base ref from the flag, the CI event, or the default branch.
-
-    ``default_branch`` is what the repository calls it locally (e.g.
-    ``origin/main``), None when it has none.
-    """
-    if since:
-        return BaseRequest(rev=since, how=f"--since {since}", trusted=True, fetch=since, explicit=True)
-    if env.get("GITHUB_ACTIONS") == "true":
-        request = _github_base(env, event, default_branch)
-        if request is not None:
-            return request
-    if env.get("GITLAB_CI") == "true":
-        request = _gitlab_base(env, default_branch)
-        if request is not None:
-            return request
-    if default_branch is None:
-        # `git fetch origin HEAD` brings the remote's default branch (a single-branch clone has no origin/main);
-        # without a remote the plan rests on fingerprints alone and says so, never on HEAD (an empty plan).
-        return BaseRequest(rev=REMOTE_DEFAULT, how="merge base with the remote's default branch", fetch="HEAD")
-    return BaseRequest(rev=default_branch, how=f"merge base with {default_branch}")
-
-
-def _github_base(env: Mapping[str, str], event: Mapping[str, object], default_branch: str | None) -> BaseRequest | None:
-    name = env.get("GITHUB_EVENT_NAME", "")
-    if name in ("pull_request", "pull_request_target"):
-        pr = _mapping(event.get("pull_request"))
-        base = _mapping(pr.get("base"))
-        branch = str(base.get("ref") or env.get("GITHUB_BASE_REF") or "")
-        sha = str(base.get("sha") or "")
-        number = pr.get("number") or event.get("number")
-        label = f"pull request #{number}" if number else "pull request"
-        if sha:
-            return BaseRequest(rev=sha, how=f"{label}: merge base with {branch or sha[:7]}", trusted=True, fetch=sha)
-        if branch:
-            return BaseRequest(rev=f"origin/{branch}", how=f"{label}: merge base with {branch}", trusted=True, fetch=branch)
-        return None
-    if name == "merge_group":
-        group = _mapping(event.get("merge_group"))
-        sha = str(group.get("base_sha") or "")
-        if sha:
-            return BaseRequest(rev=sha, how="merge queue: merge base with the queue's base", trusted=True, fetch=sha)
-        return None
-    if name == "push":
-        before = str(event.get("before") or "")
-        if before and before != ZERO_SHA:
-            # Not a merge base: a force push's `before` is no ancestor, and what matters is how the
-            # content differs from what CI built last time.
-            return BaseRequest(rev=before, how=f"previous push {before[:7]}", merge_base=False, trusted=True, fetch=before)
-        repo_default = str(_mapping(event.get("repository")).get("default_branch") or "")
-        if env.get("GITHUB_REF") == f"refs/heads/{repo_default}" and repo_default:
-            return BaseRequest(rev=EMPTY_TREE, how=f"first push of {repo_default}: everything is new", merge_base=False)
-        branch = f"origin/{repo_default}" if repo_default else default_branch
-        if branch:
-            return BaseRequest(rev=branch, how=f"new branch: merge base with {branch}", trusted=True, fetch=branch.removeprefix("origin/"))
-        return BaseRequest(rev=EMPTY_TREE, how="first push: everything is new", merge_base=False)
-    return None
-
-
-def _gitlab_base(env: Mapping[str, str], default_branch: str | None) -> BaseRequest | None:
-    """GitLab CI's predefined variables: a merge request's diff base, else the commit before the push."""
-    iid = env.get("CI_MERGE_REQUEST_IID", "")
-    label = f"merge request !{iid}" if iid else "merge request"
-    target = env.get("CI_MERGE_REQUEST_TARGET_BRANCH_NAME", "")
-    diff_base = env.get("CI_MERGE_REQUEST_DIFF_BASE_SHA", "")
-    if diff_base:
-        return BaseRequest(rev=diff_base, how=f"{label}: merge base with {target or diff_base[:7]}", trusted=True, fetch=diff_base)
-    if target:
-        return BaseRequest(rev=f"origin/{target}", how=f"{label}: merge base with {target}", trusted=True, fetch=target)
-    before = env.get("CI_COMMIT_BEFORE_SHA", "")
-    if before and before != ZERO_SHA:
-        # as a GitHub push: the previous pipeline's commit itself (a force push's is no ancestor)
-        return BaseRequest(rev=before, how=f"previous push {before[:7]}", merge_base=False, trusted=True, fetch=before)
-    # A new branch or tag, a scheduled or manual pipeline: CI_COMMIT_BEFORE_SHA is all zeros.
-    default = env.get("CI_DEFAULT_BRANCH", "")
-    if default and env.get("CI_COMMIT_BRANCH") == default:
-        return BaseRequest(rev=EMPTY_TREE, how=f"pipeline on {default} without a previous push: everything is new", merge_base=False)
-    branch = f"origin/{default}" if default else default_branch
-    if branch:
-        return BaseRequest(rev=branch, how=f"new branch: merge base with {branch}", trusted=True, fetch=branch.removeprefix("origin/"))
-    return None
-
-
-def _mapping(value: object) -> Mapping[str, object]:
-    return value if isinstance(value, Mapping) else {}
-
-
 # -- 2. finding it in the repository -----------------------------------------------
 
 
@@ -248,7 +146,7 @@ class History(Protocol):
     def merge_base(self, a: str, b: str) -> str | None: ...
     def is_shallow(self) -> bool: ...
     def has_remote(self, remote: str = "origin") -> bool: ...
-    def fetch(self, remote: str, *args: str) -> str | None: ...
+    def fetch(self, remote: str, *refs: str, options: Sequence[str] = ()) -> str | None: ...
 
 
 #: How far a shallow clone is deepened, step by step, before fetching all history.
@@ -275,7 +173,7 @@ def locate_base(history: History, request: BaseRequest, *, remote: str = "origin
         return BaseRef(EMPTY_TREE, "no commit yet: everything is new", False), ""
     how = request.how
     commit = history.resolve(request.rev)
-    if commit is None and "/" not in request.rev and history.resolve(f"{remote}/{request.rev}") is not None:
+    if commit is None and "/" not in request.rev and is_ref_name(request.rev) and history.resolve(f"{remote}/{request.rev}") is not None:
         # `--since main` in a clone that only has origin/main (a CI checkout of another branch)
         commit = history.resolve(f"{remote}/{request.rev}")
         how = f"{how} (as {remote}/{request.rev})"
@@ -289,9 +187,11 @@ def locate_base(history: History, request: BaseRequest, *, remote: str = "origin
         if commit is not None and not shallow:
             # Complete history and still no merge base: unrelated histories, so everything is new.
             return BaseRef(EMPTY_TREE, f"{how} (no common history: everything is new)", False), ""
+        if commit is None and not shallow and request.rev == PREVIOUS_COMMIT:
+            return BaseRef(EMPTY_TREE, f"{how} (HEAD is the first commit: everything is new)", False), ""
         if not history.has_remote(remote):
             return _not_found(request, f"{request.rev} is not in this clone and there is no remote {remote!r} to fetch it from")
-        if commit is None:
+        if commit is None and _fetch_target(request, remote) is not None:
             commit, error = _fetch_base(history, request, remote, shallow, say)
             if error:
                 return _not_found(request, error)
@@ -301,24 +201,33 @@ def locate_base(history: History, request: BaseRequest, *, remote: str = "origin
         if steps:
             step = steps.pop(0)
             say(f"shallow clone: deepening by {step} commits to reach the base commit")
-            error = history.fetch(remote, f"--deepen={step}")
+            error = history.fetch(remote, options=(f"--deepen={step}",))
         else:
             say("shallow clone: fetching the whole history to reach the base commit")
-            error = history.fetch(remote, "--unshallow")
+            error = history.fetch(remote, options=("--unshallow",))
             if error is None and history.is_shallow():
                 error = "still shallow after --unshallow"
             if error is None:
                 steps = []  # one more look with the whole history, then the complete-clone rules apply
         if error:
             return _not_found(request, f"shallow clone without the base commit, and deepening failed: {error}")
+        if commit is None:  # a revision no fetch can name (HEAD^1, v1.0~2): deepening may have brought it
+            commit = history.resolve(request.rev)
+
+
+def _fetch_target(request: BaseRequest, remote: str) -> str | None:
+    """What to fetch for the base: a branch, tag or commit id (the remote calls origin/main "main"); None for a revision like HEAD^1."""
+    what = (request.fetch or request.rev).removeprefix(f"{remote}/")
+    return what if is_ref_name(what) or is_commit_id(what) else None
 
 
 def _fetch_base(history: History, request: BaseRequest, remote: str, shallow: bool, say) -> tuple[str | None, str]:
     """Fetch the base from the remote and pin it: (its commit id, "") or (None, why not)."""
-    what = (request.fetch or request.rev).removeprefix(f"{remote}/")  # the remote calls origin/main "main"
+    what = _fetch_target(request, remote)
+    assert what is not None
     say(f"fetching {what} from {remote} to find the base commit")
     depth = (f"--depth={DEEPEN_STEPS[0]}",) if shallow else ()
-    error = history.fetch(remote, *depth, what)
+    error = history.fetch(remote, what, options=depth)
     if error:
         return None, f"cannot fetch {what} from {remote}: {error}"
     # Read FETCH_HEAD now, before any other fetch overwrites it; a rev with a local name (a sha, origin/x) wins.

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import total_ordering
 
 from .errors import ImagegraphError
+from .gitnames import commit_id, ref_name
 
 __all__ = [
     "CACHE_TAG",
@@ -260,8 +261,9 @@ def event_from_env(env: Mapping[str, str], event_payload: Mapping[str, object]) 
     """The event GitHub Actions describes; None outside GitHub Actions."""
     if env.get("GITHUB_ACTIONS") != "true":
         return None
-    sha = env.get("GITHUB_SHA", "")
-    ref = env.get("GITHUB_REF", "")
+    # Both reach git (tag moves ask whether a commit descends from GITHUB_SHA) and the output: checked first.
+    sha = commit_id(env["GITHUB_SHA"], "GITHUB_SHA", "GitHub sets it to the commit this run is for") if env.get("GITHUB_SHA") else ""
+    ref = ref_name(env["GITHUB_REF"], "GITHUB_REF", "GitHub sets it to the branch, tag or pull request ref") if env.get("GITHUB_REF") else ""
     repository = event_payload.get("repository")
     default = str(repository.get("default_branch") or "main") if isinstance(repository, Mapping) else "main"
     if ref.startswith("refs/tags/"):
