@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from ..core.errors import RegistryError
+from ..core.errors import ImagegraphError, RegistryError, RegistryUnanswered
 from ..core.lease import EMPTY, Claim, LeaseBusy, LeaseLost, LeaseTimes, claim_manifest, lease_tag, read_claim
 
 __all__ = ["Lease", "LeaseRegistry", "hold_lease", "holder_id"]
@@ -82,8 +82,9 @@ class _Look:
     #: When the look was sent (this process's monotonic clock).
     sent: float
 
-    def busy(self) -> bool:
-        return self.claim is not None and not self.claim.expired(self.now)
+    def busy(self, holder: str) -> bool:
+        """Held by someone else: a claim of our own (one a registry refused to let us withdraw) blocks nobody."""
+        return self.claim is not None and not self.claim.expired(self.now) and self.claim.holder != holder
 
 
 class Lease:
@@ -143,7 +144,7 @@ class Lease:
             self._ensure_empty(repository)
             look = self._look(repository)
             first_sent = look.sent if first_sent is None else first_sent
-            if look.busy():
+            if look.busy(self.holder):
                 self._withdraw(written)
                 return look
             claim = Claim(self.holder, self.purpose, secrets.token_hex(16), look.now, look.now + timedelta(seconds=self.times.ttl))
@@ -187,10 +188,21 @@ class Lease:
             self._empty.add(repository)
 
     def _withdraw(self, written: dict[str, tuple[str, Claim]]) -> None:
-        """Delete our claims by digest: each takes the lease tag with it only where the tag still names it."""
-        for repository, (digest, _) in written.items():
-            with suppress(RegistryError):
+        """Delete our claims by digest: each takes the lease tag with it only where the tag still names it.
+
+        A registry that allows no deletes keeps them: where the tag still names
+        ours, an expired claim is written over it instead (no one else writes
+        while ours is valid), so that others need not wait for it to expire.
+        """
+        for repository, (digest, claim) in written.items():
+            try:
                 self.registry.delete_manifest(repository, digest)
+            except RegistryError:
+                with suppress(RegistryError):
+                    now, when = self.registry.manifest_digest_at(repository, self.tag)
+                    if now == digest:
+                        ended = Claim(claim.holder, claim.purpose, secrets.token_hex(16), claim.acquired, self._now(when))
+                        self.registry.put_manifest(repository, self.tag, claim_manifest(ended), _OCI_MANIFEST)
 
     # -- keeping it --------------------------------------------------------------------------------------------------
 
@@ -270,15 +282,18 @@ def hold_lease(registry: LeaseRegistry, repositories: Iterable[str], name: str, 
                say: Callable[[str], None] = lambda line: None, expire_on_error: bool = False) -> Iterator[Lease]:
     """``with hold_lease(...) as lease:`` the lease is held (and renewed) in the block; ``lease.check()`` before each change.
 
-    With ``expire_on_error``, a block that ends in an error (or a signal)
-    leaves the claims to expire instead of deleting them: a DELETE the client
-    gave up on may still be running in the registry, and no one else may
-    start before it ends.
+    With ``expire_on_error``, a block that ends without an answer to a
+    request (a timeout, a dropped connection) or by a signal leaves the
+    claims to expire instead of deleting them: a DELETE the client gave up on
+    may still be running in the registry, and no one else may start before
+    it ends.
     """
     lease = Lease(registry, repositories, name, purpose, times=times, say=say).acquire()
     try:
         yield lease
-    except BaseException:
-        lease.release(expire=expire_on_error)
+    except BaseException as err:
+        # An error the registry answered ended every request; no answer, or a signal, may have left one under way.
+        unsure = isinstance(err, RegistryUnanswered) or not isinstance(err, ImagegraphError)
+        lease.release(expire=expire_on_error and unsure)
         raise
     lease.release()
