@@ -319,8 +319,8 @@ def test_a_release_meeting_cleanups_delayed_delete_waits_and_then_says_the_image
         time.sleep(4)  # long enough for the release to tag, were it not waiting
         held.release()
         cleaned, released = finish(cleanup), finish(release)
-    assert cleaned[0] == 0, cleaned
     assert_whole_or_nothing(seed, tags, released)
+    assert cleaned[0] == 0, cleaned
     # the release waited for cleanup's lease, then found the app gone, and says who deleted it and how to get it back
     assert released[0] == 1
     assert "waiting for the registry lease imagegraph-lease-tags: " in released[2] and "invoke cleanup --yes (holder " in released[2]
