@@ -153,3 +153,16 @@ def test_where_deletes_are_refused_a_lease_is_let_go_by_an_expired_claim():
     started = clock.now
     lease(registry, clock, "cleanup").acquire()  # no wait: the let-go claim blocks no one
     assert clock.now - started == TIMES.settle
+
+
+def test_a_signal_while_taking_the_lease_leaves_no_claim_behind():
+    clock = Clock()
+    registry = Memory(clock)
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt  # Ctrl-C during the settle, after both claims were written
+
+    taking = Lease(registry, ["test/app", "test/base"], "tags", "release", times=TIMES, clock=clock, sleep=interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        taking.acquire()
+    assert registry.writes == ["release", "release"] and registry.tags == {}

@@ -138,6 +138,13 @@ class Lease:
     def _round(self) -> _Look | None:
         """One try at every repository's lease: None when all are ours now; else the look that stopped it (busy, or lost)."""
         written: dict[str, tuple[str, Claim]] = {}
+        try:
+            return self._try(written)
+        except BaseException:
+            self._withdraw(written)  # a signal or an error mid-round: no claim of ours is left to block others
+            raise
+
+    def _try(self, written: dict[str, tuple[str, Claim]]) -> _Look | None:
         late = False
         first_sent: float | None = None
         for repository in self.repositories:
@@ -146,6 +153,7 @@ class Lease:
             first_sent = look.sent if first_sent is None else first_sent
             if look.busy(self.holder):
                 self._withdraw(written)
+                written.clear()
                 return look
             claim = Claim(self.holder, self.purpose, secrets.token_hex(16), look.now, look.now + timedelta(seconds=self.times.ttl))
             digest = self.registry.put_manifest(repository, self.tag, claim_manifest(claim), _OCI_MANIFEST)
@@ -157,6 +165,7 @@ class Lease:
         if late or lost is not None:
             # Ours is not safe (a slow write may have overwritten a claim someone already trusts) or not ours: step back.
             self._withdraw(written)
+            written.clear()
             self._sleep(self.times.settle * (0.5 + random.random()))
             return self._look(lost) if lost is not None else _Look(self.repositories[0], None, None, self._now(None), self._clock())
         with self._lock:
