@@ -43,9 +43,12 @@ from .core.tags import Event, TagPolicy, Version, describe_event, event_from_env
 # needs (the engine, the executor, tag moves, retention, reports) is imported where it is used, so `invoke plan`
 # loads none of it.
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from .adapters.engine.builder_choice import BuilderChoice
     from .adapters.engine.builders import Builder
     from .adapters.engine.images import LocalImages
+    from .adapters.lease import Lease
     from .adapters.prune import Pruning
     from .core.publish import TagMoves
     from .core.release import Promotion
@@ -64,6 +67,8 @@ STATE_DIR = ".imagegraph"
 #: How long a digest must have been found doomed before cleanup deletes it: longer than a pipeline takes from build to release.
 DEFAULT_GRACE = timedelta(hours=1)
 DEFAULT_BRANCHES = ("main", "master")
+#: The registry lease that cleanup, releases and a build's tag moves each hold while they change the family's tags.
+TAGS_LEASE = "tags"
 
 
 def _side_by_side(ask: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -115,6 +120,9 @@ class Workspace:
         self.root = find_root(root)
         self.options = options or BuildOptions()
         self.runner = runner or Runner()
+        from .core.lease import LeaseTimes
+        #: How registry leases are timed (tests shorten them).
+        self.lease_times = LeaseTimes()
         self._git, self._registry, self._local, self._builder_choice = git, registry, local, builder_choice
         config = load_config(self.root, registry=self.options.registry)
         # --platform wins; $IMAGEGRAPH_PLATFORMS is the same override for a whole environment.
@@ -404,18 +412,34 @@ class Workspace:
         A version tag that already names another digest is refused unless
         ``force``. The tags move all or nothing (:mod:`imagegraph.adapters.tagmove`) and
         are read back afterwards: a tag that is gone or names another digest
-        makes the outcome a failure.
+        makes the outcome a failure. Everything from the first look at the
+        registry to that read-back runs under the registry lease ``tags``, so
+        no cleanup deletes a digest while it is being released.
         """
-        from .adapters.tagmove import move_family_tags, verify_tags
-        from .core.publish import Outcome, TagMoves, TagRequest
-        from .core.release import check_release_event, plan_release, release_event
+        from .core.publish import Outcome, TagMoves
+        from .core.release import check_release_event, release_event
         event = release_event(self.event(), version)
         for note in event.notes:
             say(note)
         own = str(check_release_event(event))  # no version, or a tag that breaks a rule: refused before the registry is asked
+        if dry_run:
+            promotions = self._promotions(event, own, force)
+            self._say_notes(promotions, say)
+            return promotions, TagMoves(Outcome.UNCHANGED, "tags: dry run: none moved")
+        # Under the lease, what is read is what stays: no cleanup deletes a digest between this look and the tag writes.
+        with self.lease(f"invoke release v{own}", say=say) as lease:
+            promotions = self._promotions(event, own, force)
+            self._say_notes(promotions, say)
+            return promotions, self._promote(promotions, own, force, lease, say)
+
+    def _promotions(self, event: Event, own: str, force: bool) -> tuple[Promotion, ...]:
+        """What the release would tag, from the registry as it is now; a missing image is refused with what deleted it, when known."""
+        from .adapters.prune import read_deleted
+        from .core.release import plan_release
         digests: dict[str, str | None] = {}
         registry_tags: dict[str, tuple[str, ...]] = {}
         version_digests: dict[str, str | None] = {}
+        deleted: dict[str, str] = {}
         for spec in self.config.images:
             if spec.push:
                 _, name, tag = split_ref(self.ref(spec.name))
@@ -423,22 +447,39 @@ class Workspace:
                 registry_tags[spec.name] = self.registry.tags(name)
                 if own in registry_tags[spec.name]:
                     version_digests[spec.name] = self.registry.manifest_digest(name, own)
-        promotions = plan_release(self.config, self.fingerprints, event, digests, registry_tags, self.tag_policy,
-                                  version_digests=version_digests, force=force)
+                if digests[spec.name] is None and (gone := read_deleted(self.registry, name).get(tag)) is not None:
+                    deleted[spec.name] = gone.at
+        return plan_release(self.config, self.fingerprints, event, digests, registry_tags, self.tag_policy,
+                            version_digests=version_digests, force=force, deleted=deleted)
+
+    @staticmethod
+    def _say_notes(promotions: Sequence[Promotion], say: Callable[[str], None]) -> None:
         for promotion in promotions:
             for note in promotion.notes:
                 say(f"[{promotion.image}] {note}")
-        if dry_run:
-            return promotions, TagMoves(Outcome.UNCHANGED, "tags: dry run: none moved")
+
+    def _promote(self, promotions: Sequence[Promotion], own: str, force: bool, lease: Lease, say: Callable[[str], None]) -> TagMoves:
+        from .adapters.tagmove import move_family_tags, verify_tags
+        from .core.publish import Outcome, TagRequest
         rerun = f"`invoke release --version v{own}{' --force' if force else ''}`"
         moves = move_family_tags(self.registry, [TagRequest(p.image, p.repository, p.source, p.tags, expected=p.digest)
-                                                 for p in promotions], rerun=rerun, say=say)
+                                                 for p in promotions], rerun=rerun, say=say, guard=lease.check)
         if not moves.ok:
-            return promotions, moves
+            return moves
         problem = verify_tags(self.registry, moves.holds)
         if problem:
-            return promotions, replace(moves, outcome=Outcome.PARTIAL, line=f"tags: release {own} is not whole: {problem}; rerun {rerun}")
-        return promotions, moves
+            return replace(moves, outcome=Outcome.PARTIAL, line=f"tags: release {own} is not whole: {problem}; rerun {rerun}")
+        return moves
+
+    def lease(self, purpose: str, *, say: Callable[[str], None] = print, expire_on_error: bool = False) -> AbstractContextManager[Lease]:
+        """The registry lease over the family's tags (:mod:`imagegraph.adapters.lease`): held, and renewed, in a ``with`` block."""
+        from .adapters.lease import hold_lease
+        return hold_lease(self.registry, self._repositories(), TAGS_LEASE, purpose, times=self.lease_times, say=say,
+                          expire_on_error=expire_on_error)
+
+    def _repositories(self) -> list[str]:
+        """The repositories (inside the registry) of the images that are pushed."""
+        return [self.config.repository(spec.name).split("/", 1)[1] for spec in self.config.images if spec.push]
 
     def publish_tags(self, results: Sequence[ImageResult], *, plan: Plan | None = None, say=print) -> TagMoves:
         """Give every pushed image the event's moving tags (edge and sha-<7> on the default branch, pr-<N> when asked).
@@ -466,22 +507,30 @@ class Workspace:
             say(note)
         if decided.settled is not None:
             return decided.settled
-        return move_family_tags(self.registry, decided.requests, rerun="`invoke build`", branch_tags=decided.forward_only.__contains__,
-                                commit=event.sha or self.git.head(), history=self.git, say=say)
+        with self.lease("invoke build (tag moves)", say=say) as lease:
+            return move_family_tags(self.registry, decided.requests, rerun="`invoke build`", branch_tags=decided.forward_only.__contains__,
+                                    commit=event.sha or self.git.head(), history=self.git, say=say, guard=lease.check)
 
     def cleanup(self, *, keep: int | None = None, protect: Sequence[str] = (), apply: bool = False,
                 grace: timedelta = DEFAULT_GRACE, say=print) -> Pruning:
         """Retention over the family's repositories: the verdicts, and with ``apply`` the deletions done (indexes first).
 
         Deletes only digests an earlier run found doomed at least ``grace``
-        ago, and none that was tagged after the look (see :mod:`imagegraph.adapters.prune`).
+        ago, and none that was tagged after the look (see :mod:`imagegraph.adapters.prune`),
+        holding the registry lease ``tags`` from the look to the read-back,
+        so that no release or tag move of imagegraph's runs in between.
         """
         from .adapters.prune import prune
         from .core.retention import DEFAULT_PROTECTED, RetentionPolicy
         policy = RetentionPolicy(keep=keep if keep is not None else self.config.keep, edge=self.config.edge_tag,
                                  protect=(*DEFAULT_PROTECTED, *self.config.protect, *protect))
-        repositories = [self.config.repository(spec.name).split("/", 1)[1] for spec in self.config.images if spec.push]
-        return prune(self.registry, repositories, policy, apply=apply, grace=grace, now=lambda: datetime.now(UTC), say=say)
+        repositories = self._repositories()
+        if not apply:  # a dry run deletes nothing and writes only the doomed record: it takes no lease
+            return prune(self.registry, repositories, policy, apply=False, grace=grace, now=lambda: datetime.now(UTC), say=say)
+        # A failed run leaves its lease to expire: a DELETE it gave up on may still be under way in the registry.
+        with self.lease("invoke cleanup --yes", say=say, expire_on_error=True) as lease:
+            return prune(self.registry, repositories, policy, apply=True, grace=grace, now=lambda: datetime.now(UTC), say=say,
+                         guard=lease.check)
 
     def check_named_builder(self, plan: Plan) -> str | None:
         """The builder the user named (flag, $BUILDX_BUILDER, images.yaml), checked as a build would check it before it builds:

@@ -84,6 +84,17 @@ class Seeder:
     def exists(self, name: str, reference: str) -> bool:
         return self.http.head(f"{self.base}/{name}/manifests/{reference}", headers={"Accept": f"{MANIFEST}, {INDEX}"}).status_code == 200
 
+    def digest(self, name: str, reference: str) -> str | None:
+        """The digest ``reference`` names in ``name``; None when the registry does not have it."""
+        response = self.http.head(f"{self.base}/{name}/manifests/{reference}", headers={"Accept": f"{MANIFEST}, {INDEX}"})
+        return response.headers.get("Docker-Content-Digest") if response.status_code == 200 else None
+
+    def raw(self, name: str, reference: str) -> bytes:
+        """A manifest's bytes, as the registry stores them."""
+        response = self.http.get(f"{self.base}/{name}/manifests/{reference}", headers={"Accept": f"{MANIFEST}, {INDEX}"})
+        response.raise_for_status()
+        return response.content
+
     def tags(self, name: str) -> set[str]:
         response = self.http.get(f"{self.base}/{name}/tags/list")
         return set(response.json().get("tags") or ()) if response.status_code == 200 else set()

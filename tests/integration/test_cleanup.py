@@ -6,6 +6,10 @@ garbage-collecting cannot touch what other tests use.
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,7 +22,8 @@ from imagegraph.core.retention import RETENTION_TAG
 from imagegraph.tasks.build import cleanup as cleanup_task
 from imagegraph.workspace import Workspace
 from tests.conftest import FAMILY, FAMILY_FILES, write_tree
-from tests.integration.conftest import one_error_line, run_invoke
+from tests.integration.conftest import commit_all, git, one_error_line, run_invoke
+from tests.integration.faultproxy import Hold, start_fault_proxy
 from tests.integration.oci_seed import Seeder
 
 TASKS = "from imagegraph.tasks import namespace  # noqa: F401\n"
@@ -254,3 +259,124 @@ def test_a_digest_is_deleted_only_after_the_grace_period(seeded, private_registr
 def test_a_bad_grace_is_one_line(seeded):
     root, _, _ = seeded
     assert "--grace: '1 week' is not a duration" in one_error_line(run_invoke(root, "cleanup", "--yes", "--grace", "1 week"))
+
+
+# --- cleanup and a release of the same digest, at the same time ----------------------------------------------------
+
+RELEASED = ("base", "ci", "app", "devcontainer")
+
+
+@pytest.fixture
+def to_release(seeded, private_registry):
+    """The seeded registry, plus a commit whose four images were built long ago: its app is doomed (beyond --keep 2)."""
+    root, seed, _ = seeded
+    git(root, "init", "-q", "-b", "main")
+    commit_all(root, "family")
+    workspace = Workspace(root)
+    tags = {name: workspace.fingerprints[name].tag for name in RELEASED}
+    base_ref = f"{private_registry.address}/{BASE}:{tags['base']}"
+    digests = {"base": seed.image(BASE, tags["base"], text="base of the release", created=day(1))}
+    for name in RELEASED[1:]:
+        labels = {"imagegraph.parent": base_ref, "org.opencontainers.image.created": day(1)}
+        digests[name] = seed.image(f"test/{name}", tags[name], text=f"{name} of the release", created=day(1), labels=labels)
+    return root, seed, tags, digests
+
+
+def start_invoke(root, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "invoke", *args], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=240)
+    return process.returncode, out, err
+
+
+def version_tags(seed: Seeder, version: str) -> dict[str, str | None]:
+    """image -> the digest ``version`` names in its repository (None: no such tag)."""
+    return {name: seed.digest(f"test/{name}", version) for name in RELEASED}
+
+
+def assert_whole_or_nothing(seed: Seeder, tags: dict[str, str], release: tuple[int, str, str]) -> None:
+    """Never half a release: every image has the version on its fingerprint's digest, or none has it and the release failed."""
+    code, _, err = release
+    released = version_tags(seed, "3.0.0")
+    if code == 0:
+        assert all(released.values()), released
+        assert released == {name: seed.digest(f"test/{name}", tags[name]) for name in RELEASED}  # and each still resolves
+    else:
+        assert not any(released.values()), f"half a release: {released}"
+        assert err.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in err, err
+
+
+def test_a_release_meeting_cleanups_delayed_delete_waits_and_then_says_the_images_are_gone(to_release, private_registry):
+    root, seed, tags, digests = to_release
+    with start_fault_proxy(private_registry.address) as proxy:
+        # cleanup's DELETE of the app's digest is held in flight; the release starts meanwhile
+        held = proxy.inject(Hold(), "DELETE", rf"/{APP}/manifests/{digests['app']}$").fault
+        cleanup = start_invoke(root, "cleanup", "--keep", "2", "--yes", "--grace", "0", "--registry", proxy.address)
+        assert held.wait_until_held(120), cleanup.communicate()
+        release = start_invoke(root, "release", "--version", "v3.0.0")
+        time.sleep(4)  # long enough for the release to tag, were it not waiting
+        held.release()
+        cleaned, released = finish(cleanup), finish(release)
+    assert_whole_or_nothing(seed, tags, released)
+    assert cleaned[0] == 0, cleaned
+    # the release waited for cleanup's lease, then found the app gone, and says who deleted it and how to get it back
+    assert released[0] == 1
+    assert "waiting for the registry lease imagegraph-lease-tags: " in released[2] and "invoke cleanup --yes (holder " in released[2]
+    error = released[2].strip().splitlines()[-1]
+    assert re.fullmatch(rf"error: app:{tags['app']} \(deleted by `invoke cleanup` at 20\d\d-\d\d-\d\dT[\d:]+Z\): this commit's images were "
+                        r"deleted from the registry; rebuild them with `invoke build` on this commit \(it pushes the same fingerprints "
+                        r"again\), then run `invoke release --version v3\.0\.0`", error), error
+    assert not seed.exists(APP, digests["app"])
+
+    # the recovery it names: the build pushes the same fingerprint again, and the release goes through whole
+    seed.image(APP, tags["app"], text="app of the release", created=day(1),
+               labels={"imagegraph.parent": f"{private_registry.address}/{BASE}:{tags['base']}", "org.opencontainers.image.created": day(1)})
+    again = run_invoke(root, "release", "--version", "v3.0.0")
+    assert again.returncode == 0, again.stderr
+    assert_whole_or_nothing(seed, tags, (0, again.stdout, again.stderr))
+
+
+def test_a_cleanup_started_during_a_release_waits_and_keeps_what_it_released(to_release, private_registry):
+    root, seed, tags, digests = to_release
+    with start_fault_proxy(private_registry.address) as proxy:
+        # the release's first version tag write is held in flight; cleanup starts meanwhile
+        held = proxy.inject(Hold(), "PUT", r"/manifests/3\.0\.0$").fault
+        release = start_invoke(root, "release", "--version", "v3.0.0", "--registry", proxy.address)
+        assert held.wait_until_held(120), release.communicate()
+        cleanup = start_invoke(root, "cleanup", "--keep", "2", "--yes", "--grace", "0")
+        time.sleep(4)  # long enough for cleanup to look and delete, were it not waiting
+        held.release()
+        released, cleaned = finish(release), finish(cleanup)
+    assert released[0] == 0, released
+    assert_whole_or_nothing(seed, tags, released)
+    assert cleaned[0] == 0, cleaned
+    assert "waiting for the registry lease imagegraph-lease-tags: " in cleaned[2] and "invoke release v3.0.0 (holder " in cleaned[2]
+    # cleanup looked after the release: 3.0.0 is the newest release, kept with the base it was built on
+    assert seed.exists(APP, digests["app"]) and "3.0.0" in seed.tags(APP)
+    assert seed.tags(APP) & {"pr-7", "a-old"} == set()  # and it did delete what was doomed
+
+
+def test_a_tag_written_onto_a_digest_while_cleanup_deletes_it_fails_cleanup_naming_it(seeded, private_registry, monkeypatch):
+    """Someone who keeps to no lease (an older imagegraph, a hand-made tag) tags a digest as its DELETE runs: cleanup says so."""
+    root, seed, _ = seeded
+    pr7, pr7_bytes = seed.digest(APP, "pr-7"), seed.raw(APP, "pr-7")
+
+    class Retagging(Registry):
+        def delete_manifest(self, name: str, digest: str) -> bool:
+            gone = super().delete_manifest(name, digest)
+            if digest == pr7:  # the tag lands right after the registry removed the digest's tags: the manifest is back
+                seed.http.put(f"{seed.base}/{APP}/manifests/hand-made", data=pr7_bytes,
+                              headers={"Content-Type": "application/vnd.docker.distribution.manifest.v2+json"}).raise_for_status()
+            return gone
+
+    registry = Retagging(private_registry.address)
+    monkeypatch.chdir(root)
+    monkeypatch.setattr(Workspace, "registry", property(lambda self: registry))
+    with pytest.raises(Exit) as info:
+        cleanup_task(Context(), keep="2", yes=True, grace="0")
+    assert info.value.code == 1
+    assert str(info.value.message) == (f"error: app:hand-made ({pr7[:19]}…) names a digest this cleanup deleted (tagged while the "
+                                       f"DELETE ran): the image may be incomplete; push it again (`invoke build` on its commit, then "
+                                       f"`invoke release` for a version)")

@@ -60,7 +60,8 @@ def test_release_of_a_commit_never_built_moves_nothing(repo, registry):  # noqa:
     client = Registry(registry)
     _, app_name, _ = split_ref(built["app"].ref)
     before = client.tags(app_name)
-    with pytest.raises(ReleaseError, match=r"app:[0-9a-f]{16} not in the registry: this commit was never built; run `invoke build`"):
+    with pytest.raises(ReleaseError, match=r"app:[0-9a-f]{16} not in the registry: this commit was not built, or its images were deleted "
+                                           r"since; rebuild them with `invoke build` on this commit"):
         Workspace(repo, BuildOptions()).release(version="v2.0.0", say=lambda _: None)
     assert client.tags(app_name) == before and "2.0.0" not in before
     _, base_name, _ = split_ref(built["base"].ref)

@@ -42,8 +42,23 @@ def test_re_releasing_the_same_digests_is_no_conflict(world):
 
 def test_an_unbuilt_image_stops_the_whole_release(world):
     config, fingerprints, _ = world
-    with pytest.raises(ReleaseError, match=r"app:[0-9a-f]{16} not in the registry"):
+    with pytest.raises(ReleaseError) as refused:
         plan_release(config, fingerprints, Event("tag", SHA, "v1.3.0"), {**OURS, "app": None}, {})
+    # nothing says it was built, and nothing says it was not: the line claims neither
+    assert str(refused.value) == (f"app:{fingerprints['app'].tag} not in the registry: this commit was not built, or its images were "
+                                  f"deleted since; rebuild them with `invoke build` on this commit (it pushes the same fingerprints "
+                                  f"again), then run `invoke release --version v1.3.0`")
+
+
+def test_an_image_a_cleanup_deleted_is_said_so_with_when(world):
+    config, fingerprints, _ = world
+    with pytest.raises(ReleaseError) as refused:
+        plan_release(config, fingerprints, Event("tag", SHA, "v1.3.0"), {**OURS, "app": None, "ci": None}, {},
+                     deleted={"app": "2026-03-04T05:06:07Z"})
+    assert str(refused.value) == (f"ci:{fingerprints['ci'].tag}, app:{fingerprints['app'].tag} (deleted by `invoke cleanup` at "
+                                  f"2026-03-04T05:06:07Z): this commit's images were deleted from the registry; rebuild them with "
+                                  f"`invoke build` on this commit (it pushes the same fingerprints again), then run "
+                                  f"`invoke release --version v1.3.0`")
 
 
 def test_a_tag_without_the_v_is_refused_with_its_rule_not_as_no_tag():

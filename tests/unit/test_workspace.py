@@ -8,6 +8,7 @@ record what they were asked.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 from imagegraph.adapters.registry import split_ref
 from imagegraph.adapters.tagmove import REVISION_LABEL
 from imagegraph.core.errors import RegistryError
+from imagegraph.core.lease import EMPTY, EMPTY_DIGEST, LeaseTimes, is_lease_tag
 from imagegraph.core.options import BuildOptions
 from imagegraph.core.plan import Decision
 from imagegraph.core.publish import Outcome
@@ -74,8 +76,10 @@ class FakeRegistry:
     """Repositories of tag -> digest, and each digest's image (its revision label, its creation time).
 
     Records every ``has`` (the refs a lookup asked about) and every tag it
-    wrote (``moves``: repository, tag, digest). Read-only for anything else: a
-    cleanup's record of doomed digests is refused, as with read-only credentials.
+    wrote (``moves``: repository, tag, digest). It keeps the registry leases
+    a release or a tag move takes (``leased``: repository, purpose), and is
+    read-only for anything else: a cleanup's record of doomed digests is
+    refused, as with read-only credentials.
     """
 
     host = "127.0.0.1:5000"
@@ -85,6 +89,8 @@ class FakeRegistry:
         self.images: dict[str, dict[str, str]] = {}  # digest -> {"revision": ..., "created": ...}
         self.asked: list[str] = []
         self.moves: list[tuple[str, str, str]] = []
+        self.claims: dict[str, dict] = {}  # a lease claim's digest -> its manifest
+        self.leased: list[tuple[str, str]] = []
 
     def put(self, repository: str, tag: str, digest: str, *, revision: str = "", created: str = "") -> None:
         self.repos.setdefault(repository, {})[tag] = digest
@@ -107,6 +113,9 @@ class FakeRegistry:
             return tag if tag in tags.values() else None
         return tags.get(tag)
 
+    def manifest_digest_at(self, name: str, tag: str):
+        return self.manifest_digest(name, tag), None  # no Date: the lease counts by this machine's clock
+
     def tags(self, name: str) -> tuple[str, ...]:
         return tuple(self.repos.get(name, {}))
 
@@ -121,6 +130,8 @@ class FakeRegistry:
         digest = self.manifest_digest(name, reference)
         if digest is None:
             raise RegistryError(f"{name}:{reference} not found")
+        if digest in self.claims:
+            return OCI_MANIFEST, digest, self.claims[digest]
         return OCI_MANIFEST, digest, {"mediaType": OCI_MANIFEST, "config": {"mediaType": OCI_CONFIG, "digest": f"config-{digest}"}}
 
     def blob(self, name: str, digest: str) -> bytes:
@@ -128,13 +139,26 @@ class FakeRegistry:
         return json.dumps({"created": image["created"], "config": {"Labels": {REVISION_LABEL: image["revision"]}}}).encode()
 
     def push_blob(self, name: str, data: bytes) -> str:
+        if data == EMPTY:  # a lease claim's config
+            return EMPTY_DIGEST
         raise RegistryError("denied: this fake is read-only")
 
     def put_manifest(self, name: str, reference: str, data: bytes, media_type: str) -> str:
-        raise RegistryError("denied: this fake is read-only")
+        if not is_lease_tag(reference):
+            raise RegistryError("denied: this fake is read-only")
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        self.claims[digest] = json.loads(data)
+        self.repos.setdefault(name, {})[reference] = digest
+        self.leased.append((name, self.claims[digest]["annotations"]["imagegraph.lease.purpose"]))
+        return digest
 
     def delete_manifest(self, name: str, digest: str) -> bool:
-        raise AssertionError("a dry run deletes nothing")
+        assert digest in self.claims, "a dry run deletes nothing"
+        del self.claims[digest]
+        tags = self.repos.get(name, {})
+        for tag in [tag for tag, named in tags.items() if named == digest]:
+            del tags[tag]
+        return True
 
     def tag_names(self, image: str) -> dict[str, str]:
         return dict(self.repos.get(f"test/{image}", {}))
@@ -178,7 +202,9 @@ def registry() -> FakeRegistry:
 
 
 def workspace(repo: Path, registry: FakeRegistry, local: FakeLocal | None = None, **options) -> Workspace:
-    return Workspace(repo, BuildOptions(**options), registry=registry, local=local or FakeLocal())  # type: ignore[arg-type]
+    ws = Workspace(repo, BuildOptions(**options), registry=registry, local=local or FakeLocal())  # type: ignore[arg-type]
+    ws.lease_times = LeaseTimes(settle=0.02, late=0.01, poll=0.01)  # one process, a registry in memory: no one to wait for
+    return ws
 
 
 def built(workspace: Workspace, registry: FakeRegistry, *, failed=(), plan=None) -> tuple[ImageResult, ...]:

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
+from ..core.lease import is_lease_tag
 from ..core.retention import Manifest
 from .registry import Registry
 
@@ -24,7 +25,7 @@ PARENT_LABEL = "imagegraph.parent"
 
 
 def read_inventory(registry: Registry, repositories: Iterable[str], *, jobs: int = 8, cache: dict | None = None) -> list[Manifest]:
-    """Every tagged manifest of ``repositories``, and every manifest their indexes list (tagged or not).
+    """Every tagged manifest of ``repositories`` (lease tags aside), and every manifest their indexes list (tagged or not).
 
     ``cache`` keeps what a digest names across reads (a digest's manifest and
     config never change), so reading again costs the tags only: one list per
@@ -50,7 +51,7 @@ def _repository(registry: Registry, name: str, pool: ThreadPoolExecutor, cache: 
             cache["config", name, digest] = _config(registry, name, media_type, body)
         return cache["config", name, digest]
 
-    tags = registry.tags(name)
+    tags = tuple(tag for tag in registry.tags(name) if not is_lease_tag(tag))  # who holds a lease is no image
     digests = dict(zip(tags, pool.map(lambda tag: registry.manifest_digest(name, tag), tags), strict=True))
     tags_of: dict[str, list[str]] = {}
     for tag, digest in digests.items():

@@ -2,7 +2,7 @@
 
 Others write to the registry while cleanup runs: a build tags its images, a
 release tags a digest cleanup found doomed. The registry has no conditional
-delete, so three guards stand between the look and each DELETE:
+delete, so four guards stand around each DELETE:
 
 - *A grace period.* A digest is deleted only when an earlier cleanup run
   already found it doomed at least ``grace`` ago; the first run that dooms it
@@ -18,33 +18,56 @@ delete, so three guards stand between the look and each DELETE:
 - *A check after.* Every tag kept at the look, and every one the last look
   saw tagged afresh, must still resolve, and so must the platform manifests
   of kept indexes; otherwise cleanup fails, naming the first one.
+- *A read-back of what went.* Every tag of every repository it deleted from
+  is read again; a tag that names a deleted digest (written while the DELETE
+  ran: the registry removes the tags a digest has when it gets to them) fails
+  cleanup, naming the tag.
+
+Those narrow the window; the lease closes it for whoever keeps to it:
+the caller holds the registry lease ``tags`` (:mod:`imagegraph.adapters.lease`)
+around the whole run, as releases and a build's tag moves do, and ``guard``
+checks it right before each DELETE.
 
 The doomed record lives in the registry itself, one small OCI artifact per
 repository under the tag :data:`~imagegraph.core.retention.RETENTION_TAG`
 (protected from retention): CI runners share no disk, but every run that may
 clean up reaches the registry, and the record travels with the images it is
-about.
+about. It also keeps the tags of what cleanup deleted, and when, so that a
+release that finds its image gone can say who took it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from ..core.errors import RegistryError
+from ..core.lease import is_lease_tag
 from ..core.retention import RETENTION_TAG, Manifest, RetentionPolicy, Verdict, deletion_order, note_doomed, plan_retention, ripe
 from .inventory import read_inventory
 
-__all__ = ["RETENTION_TYPE", "Pruning", "prune", "read_doomed", "write_doomed"]
+__all__ = ["RETENTION_TYPE", "Deletion", "Pruning", "prune", "read_deleted", "read_doomed", "write_doomed"]
 
-#: The media type of the doomed record (a JSON object: {"doomed": {digest: first time found doomed}}).
+#: The media type of the doomed record (a JSON object: {"doomed": {digest: first time found doomed},
+#: "deleted": {tag: {"digest": ..., "at": ...}}}).
 RETENTION_TYPE = "application/vnd.imagegraph.retention.v1+json"
 _OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 _EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
 _EMPTY = b"{}"
+#: How many deleted tags the record remembers per repository (the newest).
+DELETED_KEPT = 1000
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """A tag that went with the digest cleanup deleted, and when (UTC, ISO 8601)."""
+
+    digest: str
+    at: str
 
 
 class PruneRegistry(Protocol):
@@ -72,27 +95,45 @@ class Pruning:
     waiting: tuple[tuple[Manifest, str], ...] = ()
     #: Kept tags (``app:1.2.0``) or platform manifests that no longer resolve after the deletions.
     broken: tuple[str, ...] = ()
+    #: Tags that name a digest this run deleted, read back after the deletions: ``app:1.2.0 (sha256:1234…)``.
+    appeared: tuple[str, ...] = ()
 
 
 def read_doomed(registry: PruneRegistry, repository: str) -> dict[str, str]:
     """digest -> when a cleanup first found it doomed, from the repository's record ({} when it has none)."""
+    return _read_record(registry, repository)[0]
+
+
+def read_deleted(registry: PruneRegistry, repository: str) -> dict[str, Deletion]:
+    """tag -> the digest a cleanup deleted with it, and when, from the repository's record ({} when it has none)."""
+    return _read_record(registry, repository)[1]
+
+
+def _read_record(registry: PruneRegistry, repository: str) -> tuple[dict[str, str], dict[str, Deletion]]:
     if registry.manifest_digest(repository, RETENTION_TAG) is None:
-        return {}
+        return {}, {}
     _, _, body = registry.inspect(repository, RETENTION_TAG)
     layers = [layer for layer in body.get("layers", ()) if layer.get("mediaType") == RETENTION_TYPE]
     if not layers:
-        return {}
+        return {}, {}
     try:
         record = json.loads(registry.blob(repository, layers[0]["digest"]))
     except ValueError:
-        return {}  # garbled: the times start again, which only delays deletions
-    doomed = record.get("doomed") if isinstance(record, dict) else None
-    return {str(k): str(v) for k, v in doomed.items()} if isinstance(doomed, dict) else {}
+        return {}, {}  # garbled: the times start again, which only delays deletions
+    if not isinstance(record, dict):
+        return {}, {}
+    doomed, deleted = record.get("doomed"), record.get("deleted")
+    gone = {str(tag): Deletion(str(entry.get("digest", "")), str(entry.get("at", "")))
+            for tag, entry in (deleted.items() if isinstance(deleted, dict) else ()) if isinstance(entry, dict)}
+    return ({str(k): str(v) for k, v in doomed.items()} if isinstance(doomed, dict) else {}), gone
 
 
-def write_doomed(registry: PruneRegistry, repository: str, doomed: dict[str, str]) -> None:
-    """Replace the repository's record (an OCI artifact: empty config, one JSON layer)."""
-    data = json.dumps({"doomed": dict(sorted(doomed.items()))}, indent=1).encode()
+def write_doomed(registry: PruneRegistry, repository: str, doomed: dict[str, str], deleted: Mapping[str, Deletion] | None = None) -> None:
+    """Replace the repository's record (an OCI artifact: empty config, one JSON layer); ``deleted`` keeps its newest entries."""
+    newest = sorted((deleted or {}).items(), key=lambda item: (item[1].at, item[0]))[-DELETED_KEPT:]
+    record = {"doomed": dict(sorted(doomed.items())),
+              "deleted": {tag: {"digest": d.digest, "at": d.at} for tag, d in sorted(newest)}}
+    data = json.dumps(record, indent=1).encode()
     layer = registry.push_blob(repository, data)
     config = registry.push_blob(repository, _EMPTY)
     manifest = {
@@ -104,8 +145,11 @@ def write_doomed(registry: PruneRegistry, repository: str, doomed: dict[str, str
 
 
 def prune(registry: PruneRegistry, repositories: Sequence[str], policy: RetentionPolicy, *, apply: bool, grace: timedelta,
-          now: Callable[[], datetime], say: Callable[[str], None] = lambda line: None) -> Pruning:
+          now: Callable[[], datetime], say: Callable[[str], None] = lambda line: None, guard: Callable[[], None] = lambda: None) -> Pruning:
     """The retention plan of ``repositories``; with ``apply``, the deletions it allows now (see the module's guards).
+
+    ``guard`` runs right before each DELETE and raises to stop the run (the
+    lease it holds is lost).
 
     A dry run records the doomed digests too (the record is all it writes):
     the scheduled dry run starts the grace period, so the deletion started
@@ -116,13 +160,14 @@ def prune(registry: PruneRegistry, repositories: Sequence[str], policy: Retentio
     verdicts = plan_retention(looked, policy)
     doomed = deletion_order(verdicts)
     first_seen: dict[str, dict[str, str]] = {}
+    gone_before: dict[str, dict[str, Deletion]] = {}
     for repository in repositories:
-        before = read_doomed(registry, repository)
+        before, gone_before[repository] = _read_record(registry, repository)
         first_seen[repository] = note_doomed(before, [m.digest for m in doomed if m.repository == repository], now())
         if first_seen[repository] == before:
             continue
         try:
-            write_doomed(registry, repository, first_seen[repository])
+            write_doomed(registry, repository, first_seen[repository], gone_before[repository])
         except RegistryError as err:
             if apply:
                 raise
@@ -147,16 +192,40 @@ def prune(registry: PruneRegistry, repositories: Sequence[str], policy: Retentio
             spared.append((manifest, again[key].reason))
             say(f"spared {manifest.label()}: {again[key].reason}")
             continue
+        guard()
         if registry.delete_manifest(manifest.repository, manifest.digest):
             deleted.append(manifest)
+            stamp = now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            for tag in fresh_tags.get(key, frozenset(manifest.tags)):
+                gone_before[manifest.repository][tag] = Deletion(manifest.digest, stamp)
     gone = {(m.repository, m.digest) for m in deleted} | {(m.repository, m.digest) for m, _ in spared}
     for repository, seen in first_seen.items():
         left = {digest: first for digest, first in seen.items() if (repository, digest) not in gone}
-        if left != seen:
-            write_doomed(registry, repository, left)
+        if left != seen or any(m.repository == repository and m.tags for m in deleted):
+            write_doomed(registry, repository, left, gone_before[repository])
     fresh_new = {(repository, tag) for (repository, digest), tags in fresh_tags.items()
                  for tag in tags - tags_at_look.get((repository, digest), frozenset())}
-    return Pruning(verdicts, tuple(deleted), tuple(spared), tuple(waiting), _broken(registry, verdicts, fresh_new))
+    return Pruning(verdicts, tuple(deleted), tuple(spared), tuple(waiting), _broken(registry, verdicts, fresh_new),
+                   _appeared(registry, deleted))
+
+
+def _appeared(registry: PruneRegistry, deleted: Sequence[Manifest]) -> tuple[str, ...]:
+    """Tags that name a digest this run deleted, read back afterwards: every tag of every repository it deleted from.
+
+    The registry removes a digest's tags one by one after the manifest: a tag
+    written onto that digest meanwhile (a release, a build reusing the image)
+    can outlive it, naming a manifest whose platform manifests or blobs may be
+    gone next. Lease tags are skipped: they name no image.
+    """
+    found: list[str] = []
+    for repository in sorted({m.repository for m in deleted}):
+        digests = {m.digest for m in deleted if m.repository == repository}
+        tags = [tag for tag in registry.tags(repository) if not is_lease_tag(tag)]
+        with ThreadPoolExecutor(max_workers=min(8, len(tags) or 1), thread_name_prefix="read-back") as pool:
+            now = dict(zip(tags, pool.map(registry.manifest_digest, [repository] * len(tags), tags), strict=True))
+        name = repository.rsplit("/", 1)[-1]
+        found.extend(f"{name}:{tag} ({digest[:19]}…)" for tag, digest in sorted(now.items()) if digest in digests)
+    return tuple(found)
 
 
 def _broken(registry: PruneRegistry, verdicts: Sequence[Verdict], fresh: set[tuple[str, str]]) -> tuple[str, ...]:

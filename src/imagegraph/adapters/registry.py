@@ -10,10 +10,12 @@ are imported on first use, never by importing this module.
 from __future__ import annotations
 
 import base64
+import email.utils
 import hashlib
 import re
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ..core.errors import RegistryError
@@ -46,6 +48,15 @@ def split_ref(ref: str) -> tuple[str, str, str]:
     return host, name, tag
 
 
+def _date(value: str | None) -> datetime | None:
+    """An HTTP ``Date`` header as a UTC time; None when absent or unreadable."""
+    try:
+        when = email.utils.parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError):
+        return None
+    return when.astimezone(UTC) if when is not None and when.tzinfo is not None else None
+
+
 class Registry:
     """What the plan asks a registry: tags, digests, manifests, blobs; tag copies and deletes. Auth on top of :class:`RegistryHTTP`."""
 
@@ -69,6 +80,20 @@ class Registry:
             return None
         self._raise_for(response, f"{name}:{tag}")
         return response.headers.get("Docker-Content-Digest")
+
+    def manifest_digest_at(self, name: str, tag: str) -> tuple[str | None, datetime | None]:
+        """The digest of ``name:tag`` (None when absent) and the registry's own time of the answer (its ``Date``; None without one).
+
+        Leases count time by the registry's clock, which every runner reads
+        alike, never by the runner's own.
+        """
+        response = self._request("HEAD", f"/{name}/manifests/{tag}", scope=f"repository:{name}:pull",
+                                 headers={"Accept": ", ".join(MANIFEST_TYPES)})
+        when = _date(response.headers.get("Date"))
+        if response.status_code == 404:
+            return None, when
+        self._raise_for(response, f"{name}:{tag}")
+        return response.headers.get("Docker-Content-Digest"), when
 
     def has(self, ref: str) -> bool:
         host, name, tag = split_ref(ref)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..core.errors import RegistryError
+from ..core.errors import RegistryError, RegistryUnanswered
 
 if TYPE_CHECKING:  # loaded when the registry is first asked (planning a docs-only change never asks it)
     import requests
@@ -204,6 +204,7 @@ class RegistryHTTP:
         while True:
             remaining = self.retry.total - (self._clock() - started)
             sent += 1
+            unanswered = False
             try:
                 response = self.session.request(method, self.base + path, headers=headers or {}, data=data,
                                                 timeout=min(self.timeout, max(remaining, 1.0)))
@@ -211,6 +212,7 @@ class RegistryHTTP:
                 if not self._contacted and _refused(err):
                     raise RegistryError(self._unreachable(err)) from None
                 failure, retry_after = _problem(err), None
+                unanswered = not _refused(err)  # a refused connection carried no request; any other may have
             else:
                 self._contacted = True
                 if not (retryable and self.retry.retries_status(response.status_code)):
@@ -220,7 +222,7 @@ class RegistryHTTP:
             elapsed = self._clock() - started
             delay = self.retry.wait(sent, elapsed, retry_after) if retryable else None
             if delay is None:
-                raise RegistryError(
+                raise (RegistryUnanswered if unanswered else RegistryError)(
                     f"registry {self.host} {failure} to {method} /v2{path} on {sent} {'try' if sent == 1 else 'tries'} "
                     f"over {elapsed:.1f} s; check that it is up and healthy (`invoke engine.status`, the registry's log) and run again"
                 )

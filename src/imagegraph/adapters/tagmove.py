@@ -152,11 +152,14 @@ def decide_branch_tag(tag: str, ours: str, witnesses: Mapping[str, Sequence[Witn
 
 def move_family_tags(registry: TagRegistry, requests: Sequence[TagRequest], *, rerun: str,
                      branch_tags: Callable[[str], bool] = lambda tag: False, commit: str | None = None,
-                     history: History | None = None, say: Callable[[str], None] = lambda line: None) -> TagMoves:
+                     history: History | None = None, say: Callable[[str], None] = lambda line: None,
+                     guard: Callable[[], None] = lambda: None) -> TagMoves:
     """Give every image of ``requests`` its tags, all or nothing; ``rerun`` is the command that tries again.
 
     Tags for which ``branch_tags`` is true move only forward from ``commit``
-    (the commit this build is of), as ``history`` orders commits.
+    (the commit this build is of), as ``history`` orders commits. ``guard``
+    runs before each write and raises to stop the move (the registry lease
+    it runs under is lost): what moved is put back.
     """
     try:
         sources, previous = _look(registry, requests)
@@ -186,6 +189,7 @@ def move_family_tags(registry: TagRegistry, requests: Sequence[TagRequest], *, r
     for move in moves:
         written.append(move)
         try:
+            guard()
             registry.copy_tag(move.repository, move.digest, move.tag)
         except ImagegraphError as err:
             return _undo(registry, written, err, rerun, tuple(notes))

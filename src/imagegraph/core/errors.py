@@ -19,6 +19,7 @@ __all__ = [
     "ImagegraphError",
     "InputError",
     "RegistryError",
+    "RegistryUnanswered",
     "ToolMissing",
 ]
 
@@ -46,6 +47,10 @@ class EngineError(ImagegraphError):
 
 class RegistryError(ImagegraphError):
     """The registry is unreachable, refuses credentials or answers nonsense."""
+
+
+class RegistryUnanswered(RegistryError):
+    """A request to the registry got no answer (a timeout, a dropped connection): it may still be carried out there."""
 
 
 class ToolMissing(ImagegraphError):

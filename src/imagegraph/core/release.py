@@ -3,7 +3,8 @@
 Nothing is rebuilt or pulled: each tag is a copy of the fingerprint tag's
 manifest (index included) inside the registry, so the digest users pull is
 the digest CI tested. Planning is pure; every image is checked before the
-first tag moves, so a release of a commit that was never built moves nothing.
+first tag moves, so a release of a commit whose images are not all in the
+registry (never built, or deleted by a cleanup since) moves nothing.
 
 Never destructive: a published version tag (``X.Y.Z``, ``X.Y.Z-rc.N``) that
 already names another digest is refused unless forced, and then the note
@@ -24,7 +25,7 @@ __all__ = ["Promotion", "ReleaseError", "check_release_event", "plan_release", "
 
 
 class ReleaseError(ImagegraphError):
-    """The release cannot go ahead (an image of this commit was never built, or the event is no release)."""
+    """The release cannot go ahead (an image of this commit is not in the registry, or the event is no release)."""
 
 
 @dataclass(frozen=True)
@@ -57,19 +58,21 @@ def check_release_event(event: Event) -> Version:
 
 def plan_release(config: Config, fingerprints: Mapping[str, Fingerprint], event: Event, digests: Mapping[str, str | None],
                  registry_tags: Mapping[str, tuple[str, ...]], policy: TagPolicy = DEFAULT_POLICY, *,
-                 version_digests: Mapping[str, str | None] | None = None, force: bool = False) -> tuple[Promotion, ...]:
+                 version_digests: Mapping[str, str | None] | None = None, force: bool = False,
+                 deleted: Mapping[str, str] | None = None) -> tuple[Promotion, ...]:
     """The tags each pushed image gets.
 
     ``digests`` maps image -> its fingerprint tag's digest (None: not in the
     registry); ``version_digests`` maps image -> the digest the version's own
-    tag already names in the registry (absent or None: the tag is new).
+    tag already names in the registry (absent or None: the tag is new);
+    ``deleted`` maps image -> when a cleanup deleted its fingerprint tag, as
+    the registry's record of deletions says.
     """
     version = str(check_release_event(event))
     images = [spec for spec in config.images if spec.push]
     missing = [spec.name for spec in images if not digests.get(spec.name)]
     if missing:
-        refs = ", ".join(f"{spec.name}:{fingerprints[spec.name].tag}" for spec in images if spec.name in missing)
-        raise ReleaseError(f"{refs} not in the registry: this commit was never built; run `invoke build` for it first, then release")
+        raise ReleaseError(_missing(version, [(name, fingerprints[name].tag) for name in missing], deleted or {}))
     held = {name: digest for name, digest in (version_digests or {}).items() if digest}
     moved = {spec.name: held[spec.name] for spec in images if spec.name in held and held[spec.name] != digests[spec.name]}
     if moved and not force:
@@ -89,3 +92,18 @@ def plan_release(config: Config, fingerprints: Mapping[str, Fingerprint], event:
         promotions.append(Promotion(spec.name, repository, fingerprint, digests[spec.name] or "",
                                     tuple(t for t in tagset.tags if t != fingerprint), tuple(notes)))
     return tuple(promotions)
+
+
+def _missing(version: str, missing: list[tuple[str, str]], deleted: Mapping[str, str]) -> str:
+    """Why the release cannot go ahead, in true words: deleted by a cleanup (when the record says so), else not in the registry.
+
+    Either way the fix is the same: a build of this commit pushes the same
+    fingerprints again (the fingerprint is its inputs, not its time), and the
+    release then finds them.
+    """
+    again = f"rebuild them with `invoke build` on this commit (it pushes the same fingerprints again), then run `invoke release --version v{version}`"
+    refs = ", ".join(f"{name}:{tag}" + (f" (deleted by `invoke cleanup` at {deleted[name]})" if name in deleted else "")
+                     for name, tag in missing)
+    if deleted:
+        return f"{refs}: this commit's images were deleted from the registry; {again}"
+    return f"{refs} not in the registry: this commit was not built, or its images were deleted since; {again}"

@@ -275,7 +275,9 @@ def cleanup(c, keep=None, protect=None, yes=False, grace=None, show_kept=False, 
     release, and everything a kept image needs (its platform manifests and
     its bases). Prints what goes and why; --yes deletes it, indexes first:
     what an earlier run found doomed at least --grace ago, and nothing tagged
-    since cleanup looked. Every kept tag is read back afterwards.
+    since cleanup looked. Every kept tag is read back afterwards, and every
+    tag of what it deleted from. It holds the registry lease that releases
+    and tag moves take too, so none of them runs in between.
     """
     started = time.monotonic()
     kept = None if keep is None else count_flag(keep, "--keep", default=10)
@@ -297,6 +299,11 @@ def cleanup(c, keep=None, protect=None, yes=False, grace=None, show_kept=False, 
         if pruning.waiting:
             print(f"waiting {len(pruning.waiting)}: found doomed less than {_span(wait)} ago; a `cleanup --yes` from "
                   f"{_after(min(first for _, first in pruning.waiting), wait)} on deletes what is still doomed then (--grace 0: now)")
+        if pruning.appeared:
+            more = f" (and {len(pruning.appeared) - 1} more)" if len(pruning.appeared) > 1 else ""
+            raise Exit(f"error: {pruning.appeared[0]}{more} names a digest this cleanup deleted (tagged while the DELETE ran): "
+                       f"the image may be incomplete; push it again (`invoke build` on its commit, then `invoke release` for a version)",
+                       code=1)
         if pruning.broken:
             raise Exit(error_line(f"after the deletions {', '.join(pruning.broken[:3])}{' and more' if len(pruning.broken) > 3 else ''} "
                                   f"no longer {'resolves' if len(pruning.broken) == 1 else 'resolve'}; push again what is gone "
