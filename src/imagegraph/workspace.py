@@ -193,7 +193,9 @@ class Workspace:
         # The paths git lists explain; the fingerprints decide: only an image whose fingerprint is the base's was published.
         at_base = self._fingerprints_at(base.commit, base_config)
         same = same_as_base(self.config, self.fingerprints, base_config, at_base)
-        if any(name not in same and name not in causes and name in at_base for name in self.config.names):
+        if any(spec.name not in same and spec.name not in causes and spec.name in at_base and (spec.parent is None or spec.parent in same)
+               for spec in self.config.images):
+            # a difference no listed path explains (never expected): fingerprinted again, files and all, to name its inputs
             base_files = fingerprint_images(base_config, self.git.commit_tree(base.commit), strict=False)
             causes = {**causes, **unlisted_causes(self.config, self.fingerprints, base_files, causes, same)}
         return Explanation(base=base, changes=changes, causes=causes, same_as_base=same, note=note)
