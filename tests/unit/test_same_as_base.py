@@ -10,7 +10,8 @@ from imagegraph.adapters.trees import blob_id
 from imagegraph.core.changes import BaseRef, Explanation, same_as_base, unlisted_causes
 from imagegraph.core.config import load_config
 from imagegraph.core.errors import ConfigError
-from imagegraph.core.fingerprint import GITLINK_MODE, LINK_MODE, fingerprint_images
+from imagegraph.core.fingerprint import GITLINK_MODE, fingerprint_images
+from imagegraph.core.links import LINK_MODE
 from imagegraph.core.plan import Decision, affected, lookups_needed, make_plan
 from tests.conftest import FAMILY_FILES
 from tests.unit.test_fingerprint import MemorySources
