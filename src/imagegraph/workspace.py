@@ -182,7 +182,7 @@ class Workspace:
             # images.yaml is read from disk, through the link, but compared with the base by its path: an edit of the file
             # it points to would keep every image's settings "unchanged since the base" while they moved on.
             raise ConfigError(CONFIG_NAME, "is a symbolic link, and a change to the file it points to would not show as a change to "
-                                           "images.yaml; make it a regular file (a copy of its target)")
+                                           "images.yaml; replace the link with a copy of its target")
         changes = repo.diff(base.commit, sources)
         config_changed = any(CONFIG_NAME in change.paths for change in changes)
         base_config = self._config_at(base.commit) if config_changed else self.config

@@ -274,15 +274,16 @@ class Fingerprinter:
             if path in self._present:
                 if self._oid(path).startswith(f"{LINK_MODE} "):
                     raise ConfigError(CONFIG_NAME, f"image {spec.name!r}: {role} {shown(path)} is a symbolic link, and a change to the file it "
-                                                   "points to would not show as a change to this image's inputs; make it a regular file "
-                                                   "(a copy of its target), or name the target in images.yaml")
+                                                   "points to would not show as a change to this image's inputs; replace the link with a "
+                                                   "copy of its target, or name the target in images.yaml")
                 continue
             folder = posixpath.dirname(path)
             while folder:
                 if folder in self._present and self._oid(folder).startswith((f"{LINK_MODE} ", f"{GITLINK_MODE} ")):
                     kind = "a symbolic link" if self._oid(folder).startswith(LINK_MODE) else "a git submodule"
                     raise ConfigError(CONFIG_NAME, f"image {spec.name!r}: {role} {shown(path)} lies under {shown(folder)}, {kind}, whose files "
-                                                   "git does not list in this repository; name the file by a path git lists in images.yaml")
+                                                   "git does not list in this repository; name the file by a path git lists in images.yaml, "
+                                                   "or replace the link with the folder itself")
                 folder = posixpath.dirname(folder)
 
     def _sent(self, spec: ImageSpec, paths: Sequence[str]) -> tuple[str, ...]:
