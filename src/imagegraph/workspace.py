@@ -27,9 +27,9 @@ from .adapters.trees import WorkingTree
 from .core import dockerfile as dockerfile_rules
 from .core import dockerfile_check, dockerfile_context, dockerfile_syntax, dockerignore, links
 from .core import fingerprint as fingerprint_rules
-from .core.changes import EMPTY_TREE, Explanation, base_digests, direct_causes, locate_base, same_as_base
+from .core.changes import EMPTY_TREE, Explanation, direct_causes, locate_base, same_as_base, unlisted_causes
 from .core.ci import choose_base, read_event
-from .core.config import Config, ImageSpec, config_from_text, load_config, override_platforms, read_repo_text
+from .core.config import Config, config_from_text, load_config, override_platforms, read_repo_text
 from .core.defaults import CONFIG_NAME
 from .core.dockerfile import check_dockerfiles, input_warnings
 from .core.errors import ConfigError, ImagegraphError
@@ -187,26 +187,45 @@ class Workspace:
         base, note = locate_base(repo, request, say=say)
         if base is None:
             return Explanation(base=None, note=note)
+        if CONFIG_NAME in sources and sources.oid(CONFIG_NAME).startswith(f"{links.LINK_MODE} "):
+            # images.yaml is read from disk, through the link, but compared with the base by its path: an edit of the file
+            # it points to would keep every image's settings "unchanged since the base" while they moved on.
+            raise ConfigError(CONFIG_NAME, "is a symbolic link, and a change to the file it points to would not show as a change to "
+                                           "images.yaml; replace the link with a copy of its target")
         changes = repo.diff(base.commit, sources)
         config_changed = any(CONFIG_NAME in change.paths for change in changes)
         base_config = self._config_at(base.commit) if config_changed else self.config
         causes = direct_causes(self.config, changes, base_config, config_changed=config_changed, present=sources)
         # images.yaml new since the base, or unreadable there: nothing can be the same.
-        same = frozenset() if base_config is None else same_as_base(
-            self.config, self.fingerprints, causes, base_config, self._base_digests(base.commit, base_config))
+        if base_config is None:
+            return Explanation(base=base, changes=changes, causes=causes, note=note)
+        # The paths git lists explain; the fingerprints decide: only an image whose fingerprint is the base's was published.
+        at_base = self._fingerprints_at(base.commit, base_config)
+        same = same_as_base(self.config, self.fingerprints, base_config, at_base)
+        if any(spec.name not in same and spec.name not in causes and spec.name in at_base and (spec.parent is None or spec.parent in same)
+               for spec in self.config.images):
+            # a difference no listed path explains (never expected): fingerprinted again, files and all, to name its inputs
+            base_files = fingerprint_images(base_config, self.git.commit_tree(base.commit), strict=False)
+            causes = {**causes, **unlisted_causes(self.config, self.fingerprints, base_files, causes, same)}
         return Explanation(base=base, changes=changes, causes=causes, same_as_base=same, note=note)
 
-    def _base_digests(self, commit: str, base_config: Config) -> Callable[[ImageSpec, str], str]:
-        """An image's digest over a commit's tree, kept by the commit id (a commit never changes) like the inputs' results."""
-        compute = base_digests(base_config, lambda: self.git.commit_tree(commit))
-        cache = self._cache("commits")
+    def _fingerprints_at(self, commit: str, base_config: Config) -> dict[str, str]:
+        """Every image's fingerprint digest over a commit's tree, kept by the commit id (a commit never changes) like the inputs' results.
 
-        def digest(spec: ImageSpec, parent_digest: str) -> str:
-            key = cache_key(f"commit {commit}", repr((spec, base_config.python, parent_digest)), _rules_code())
-            return cache.remember(key, lambda: compute(spec, parent_digest), encode=lambda found: {"digest": found},
-                                  decode=lambda entry: _text(entry["digest"]))
+        The base is fingerprinted whole, not only where git lists a change:
+        what git lists is what explains, never what decides. Listing the
+        commit's tree costs one `git ls-tree`, once per base commit.
+        """
+        def compute() -> dict[str, str]:
+            try:
+                found = fingerprint_images(base_config, self.git.commit_tree(commit), strict=False)
+            except ImagegraphError:
+                return {}  # a tree no fingerprint can be made of (an ignore file far too large): nothing there is the same
+            return {name: fingerprint.digest for name, fingerprint in found.items()}
 
-        return digest
+        key = cache_key(f"commit {commit}", repr((base_config.images, base_config.python)), _rules_code())
+        return self._cache("commits").remember(key, compute, encode=lambda found: {"digests": found},
+                                               decode=lambda entry: {str(name): _text(digest) for name, digest in entry["digests"].items()})
 
     @cached_property
     def default_branch(self) -> str | None:

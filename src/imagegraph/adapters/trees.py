@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 from ..core.changes import EMPTY_TREE
 from ..core.errors import ImagegraphError, InputError
-from ..core.links import inside
+from ..core.fingerprint import GITLINK_MODE
+from ..core.links import LINK_MODE, inside
 
 if TYPE_CHECKING:
     from .repo import Repository
@@ -229,7 +230,12 @@ class WorkingTree:
         full = self.root / path
         info = full.lstat()
         if stat.S_ISLNK(info.st_mode):
-            mode, oid = "120000", blob_id(os.readlink(full).encode())
+            mode, oid = LINK_MODE, blob_id(os.readlink(full).encode())
+        elif stat.S_ISDIR(info.st_mode):
+            # git lists a repository of its own inside the checkout (cloned, or a submodule not yet added) as one untracked
+            # folder and never looks in: like a submodule, one entry whose files are not this repository's (the fingerprint
+            # refuses it as an input).
+            mode, oid = GITLINK_MODE, "0" * 40
         else:
             mode, oid = ("100755" if info.st_mode & 0o111 else "100644"), file_blob_id(full)
         self.hashed += 1

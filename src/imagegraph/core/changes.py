@@ -15,16 +15,15 @@ Three steps, kept apart so each can be tested on its own:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .config import Config, ImageSpec
+from .config import Config
 from .defaults import CONFIG_NAME
 from .errors import ImagegraphError
-from .fingerprint import Fingerprint, Fingerprinter, Sources, matches
+from .fingerprint import Fingerprint, matches
 from .gitnames import is_commit_id, is_ref_name
-from .graph import build_order
 
 __all__ = [
     "EMPTY_TREE",
@@ -35,10 +34,10 @@ __all__ = [
     "Change",
     "Explanation",
     "UnknownRef",
-    "base_digests",
     "direct_causes",
     "locate_base",
     "same_as_base",
+    "unlisted_causes",
 ]
 
 #: git's id of the empty tree: the base of "everything is new" (a first commit).
@@ -282,41 +281,39 @@ def _image_or_none(config: Config | None, name: str):
     return config.image(name)
 
 
-def same_as_base(config: Config, current: Mapping[str, Fingerprint], causes: Mapping[str, Sequence[str]],
-                 base_config: Config | None, base_digest: Callable[[ImageSpec, str], str]) -> frozenset[str]:
-    """The images whose fingerprint is exactly the one the base commit had.
+def same_as_base(config: Config, current: Mapping[str, Fingerprint], base_config: Config | None,
+                 at_base: Mapping[str, str]) -> frozenset[str]:
+    """The images whose fingerprint is exactly the one the base commit had: the only images a published base vouches for.
 
-    Only what git points at is fingerprinted again: an image none of whose
-    inputs changed, on a parent that is the same, is the same (the Merkle
-    chain); an image on a changed parent is not. Only an image with changed
-    inputs on an unchanged parent is fingerprinted over the base tree, which
-    is what tells a comment-only requirements edit from a real one:
-    ``base_digest(spec, parent digest)`` is that image's digest over the base
-    tree (:func:`base_digests` makes one), asked only when that happens.
+    ``at_base`` maps each image of the base commit to its fingerprint digest
+    there (computed over the base commit's tree with ``base_config``, its
+    images.yaml). Compared, never inferred from the paths git lists as
+    changed: an image's content can move on without git listing any of its
+    inputs (a file its fingerprint follows, a rule that reads the tree), and
+    reusing then would name an image nobody built. Equal digests mean equal
+    parents too (the Merkle chain).
     """
-    same: set[str] = set()
-    for name in build_order(config):
-        parent = config.image(name).parent
-        if parent is not None and parent not in same:
+    if base_config is None:
+        return frozenset()
+    return frozenset(name for name in config.names
+                     if at_base.get(name) == current[name].digest and base_config.repository(name) == config.repository(name))
+
+
+def unlisted_causes(config: Config, current: Mapping[str, Fingerprint], at_base: Mapping[str, Fingerprint],
+                    causes: Mapping[str, Sequence[str]], same: Collection[str]) -> dict[str, tuple[str, ...]]:
+    """For an image whose fingerprint differs from the base's though no changed path git lists is its input: the inputs whose content ids differ.
+
+    Only where the difference starts (a root, or a parent that is the same):
+    below it the chain from the parent explains the rest. Nothing git lists
+    should ever leave such a gap; when something does, the plan still names
+    the file rather than giving no reason.
+    """
+    found: dict[str, tuple[str, ...]] = {}
+    for spec in config.images:
+        name = spec.name
+        if name in same or name in causes or name not in at_base or (spec.parent is not None and spec.parent not in same):
             continue
-        if name not in causes:
-            same.add(name)
-            continue
-        before = _image_or_none(base_config, name)
-        if before is None or base_config.repository(name) != config.repository(name):  # type: ignore[union-attr]
-            continue
-        if base_digest(before, current[parent].digest if parent else "") == current[name].digest:
-            same.add(name)
-    return frozenset(same)
-
-
-def base_digests(base_config: Config, base_tree: Callable[[], Sources]) -> Callable[[ImageSpec, str], str]:
-    """Digests over the base commit's tree, for :func:`same_as_base`; the tree is listed on the first question only."""
-    fingerprinter: Fingerprinter | None = None
-
-    def digest(spec: ImageSpec, parent_digest: str) -> str:
-        nonlocal fingerprinter
-        fingerprinter = fingerprinter or Fingerprinter(base_tree(), strict=False, python=base_config.python)
-        return fingerprinter.image(spec, parent_digest).digest
-
-    return digest
+        differ = tuple(sorted({path for path, _ in set(current[name].files) ^ set(at_base[name].files)}))
+        if differ:
+            found[name] = differ
+    return found

@@ -32,6 +32,8 @@ from .defaults import CONFIG_NAME
 from .dockerignore import context_excludes
 from .errors import ConfigError
 from .graph import build_order
+from .links import LINK_MODE
+from .values import shown
 
 # pathspec (input globs) and packaging (requirements as pip reads them) load when a fingerprint is computed,
 # not when a plan finds the fingerprints of unchanged content already known (see imagegraph.adapters.inputcache).
@@ -59,6 +61,9 @@ LARGE_INPUT_BYTES = 100_000_000
 #: The content id prefix of a wheel requirements file, hashed as pip reads it.
 REQUIREMENTS_ID = "requirements"
 TAG_LENGTH = 16
+#: The mode git gives a submodule: a content id ``"160000 <commit>"`` names a commit of another repository, none of its files
+#: (a link's is :data:`imagegraph.core.links.LINK_MODE`, ``"120000 <blob of its target's name>"``).
+GITLINK_MODE = "160000"
 
 
 class Sources(Protocol):
@@ -238,13 +243,48 @@ class Fingerprinter:
         self._paths = sources.paths()
         self._present = frozenset(self._paths)
         self._ids: dict[tuple[str, bool], str] = {}
+        self._oids: dict[str, str] = {}
         self._ignores: dict[str, Callable[[str], bool]] = {}
         self._read: dict[str, str] = {}
 
     def image(self, spec: ImageSpec, parent_digest: str) -> Fingerprint:
-        chosen = self._sent(spec, input_files(spec, self._paths, self._present, strict=self.strict).all)
+        paths = input_files(spec, self._paths, self._present, strict=self.strict).all
+        if self.strict:
+            self._refuse_read_through_links(spec)
+        chosen = self._sent(spec, paths)
         used = tuple((p, self._content_id(p, spec)) for p in chosen)
+        if self.strict:
+            _refuse_submodules(spec, used, ignore_file(spec, self._present))
         return Fingerprint(image=spec.name, digest=_digest(spec, used, parent_digest, self.python), files=used)
+
+    def _refuse_read_through_links(self, spec: ImageSpec) -> None:
+        """Refuse a Dockerfile, ignore file or wheels file that is a symbolic link, or lies under one.
+
+        These are the files read for their content (the builder's client reads
+        the Dockerfile and its ignore file on the host, imagegraph reads the
+        requirements), so a link would be followed, to a file git lists under
+        another path: a change there would leave the image's inputs as git
+        lists them unchanged while its content moved on, and the context, which
+        gets links as links, would hold a link to a file it lacks. Any other
+        input that is a link enters as the link (its target's name, as git
+        keeps it) and reaches the context as one: consistent as it is.
+        """
+        for role, path in (("Dockerfile", spec.dockerfile), ("ignore file", ignore_file(spec, self._present)),
+                           *(("wheels file", wheels) for wheels in spec.wheels)):
+            if path in self._present:
+                if self._oid(path).startswith(f"{LINK_MODE} "):
+                    raise ConfigError(CONFIG_NAME, f"image {spec.name!r}: {role} {shown(path)} is a symbolic link, and a change to the file it "
+                                                   "points to would not show as a change to this image's inputs; replace the link with a "
+                                                   "copy of its target, or name the target in images.yaml")
+                continue
+            folder = posixpath.dirname(path)
+            while folder:
+                if folder in self._present and self._oid(folder).startswith((f"{LINK_MODE} ", f"{GITLINK_MODE} ")):
+                    kind = "a symbolic link" if self._oid(folder).startswith(LINK_MODE) else "a git submodule"
+                    raise ConfigError(CONFIG_NAME, f"image {spec.name!r}: {role} {shown(path)} lies under {shown(folder)}, {kind}, whose files "
+                                                   "git does not list in this repository; name the file by a path git lists in images.yaml, "
+                                                   "or replace the link with the folder itself")
+                folder = posixpath.dirname(folder)
 
     def _sent(self, spec: ImageSpec, paths: Sequence[str]) -> tuple[str, ...]:
         """The declared files the builder receives: those inside the context that its ignore file lets through.
@@ -269,10 +309,17 @@ class Fingerprinter:
         key = (path, path in spec.wheels)
         known = self._ids.get(key)
         if known is None:
-            known = _requirements_id(self._requirements(path)) if path in spec.wheels else self.sources.oid(path)
+            known = _requirements_id(self._requirements(path)) if path in spec.wheels else self._oid(path)
             self._ids[key] = known
         if path in spec.wheels and self.strict:
             _refuse_includes(spec, path, self._requirements(path))
+        return known
+
+    def _oid(self, path: str) -> str:
+        """git's content id of a path (``"<mode> <blob id>"``), asked once."""
+        known = self._oids.get(path)
+        if known is None:
+            known = self._oids[path] = self.sources.oid(path)
         return known
 
     def _requirements(self, path: str) -> str:
@@ -281,6 +328,26 @@ class Fingerprinter:
         if known is None:
             known = self._read[path] = normalize_requirements(self.sources.read(path).decode("utf-8", "replace"))
         return known
+
+
+def _refuse_submodules(spec: ImageSpec, used: Sequence[tuple[str, str]], ignore: str) -> None:
+    """Refuse a submodule among an image's inputs: its files are another repository's, so neither fingerprinted nor sent.
+
+    git lists a submodule as one entry, the commit it records; the files
+    checked out under it are in neither this repository's index nor its
+    history (a CI clone usually has none of them), and a checkout at another
+    commit is not even a change git shows. Hashing the recorded commit would
+    name content the context cannot be assembled from, so the submodule is
+    refused rather than followed.
+    """
+    for path, content_id in used:
+        if content_id.startswith(f"{GITLINK_MODE} "):
+            folder = path.rstrip("/")
+            prefix = "" if spec.context in ("", ".") else spec.context.strip("/") + "/"
+            drop = f", list {shown(folder[len(prefix):])} in {ignore}" if folder.startswith(prefix) else ""
+            raise ConfigError(CONFIG_NAME, f"image {spec.name!r}: {shown(folder)} is a git submodule (or a repository of its own) among its "
+                                           f"inputs, whose files this repository does not hold; narrow the inputs: glob to leave it out{drop}, "
+                                           "or commit its files into this repository")
 
 
 def _refuse_includes(spec: ImageSpec, path: str, requirements: str) -> None:
