@@ -169,22 +169,33 @@ def test_failed_parent_stops_its_children_and_names_the_log(repo):
 
 
 def empty_the_engine(docker_client, namespace: str) -> None:
-    """What a fresh CI runner has: none of this family's images and no build cache at all."""
+    """What a fresh CI runner has: none of this family's images, and no build cache record of its steps.
+
+    Records of other builds on this engine may stay (they are in use, or made
+    meanwhile): the steps here name this test's namespace, so no other record
+    can answer them. What must go is every record of this family's own steps;
+    BuildKit lets go of a finished build's records a moment later, so prune
+    until none is left, and say which one stayed rather than test on with it.
+    """
     remove_local_images(docker_client, lambda tag: f"/{namespace}/" in tag)
-    docker_client.api.prune_builds(all=True)
-    # BuildKit lets go of a finished build's records a moment later; what it still holds, a later prune takes.
-    # (Records another build on this engine holds stay: the steps here are this test's own, so they cannot answer them.)
-    deadline = time.monotonic() + 20
-    while build_cache_left(docker_client) and time.monotonic() < deadline:
-        time.sleep(1)
+    deadline = time.monotonic() + 60
+    while True:
         docker_client.api.prune_builds(all=True)
+        left = records_of(docker_client, namespace)
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"the engine kept build cache records of this test's steps through a minute of prunes: {left}")
+        time.sleep(1)
 
 
-def build_cache_left(docker_client) -> bool:
+def records_of(docker_client, namespace: str) -> list[str]:
+    """The engine's build cache records made by steps that name ``namespace``."""
     try:
-        return bool(docker_client.df().get("BuildCache"))
+        records = docker_client.df().get("BuildCache") or ()
     except docker.errors.NotFound:  # the containerd store lists images too, and one went while it did
-        return True
+        return ["(the engine's listing changed while it was read)"]
+    return [f"{r.get('ID')} {r.get('Description')!r}" for r in records if namespace in (r.get("Description") or "")]
 
 
 def test_an_empty_engine_reuses_layers_from_the_registry_cache(repo, docker_client, registry, namespace):
