@@ -72,11 +72,13 @@ def config(tmp_path):
 DOCKER_DRIVER = BuildxBuilder(docker="/usr/bin/docker", multi_platform=False)
 
 
-def run(config, runner: ScriptedRunner, said: list[str], builder: BuildxBuilder = DOCKER_DRIVER):
+def run(config, runner: ScriptedRunner, said: list[str], builder: BuildxBuilder = DOCKER_DRIVER, *, push: bool = False, registry=None,
+        **options):
     entry = ImagePlan("base", Decision.BUILD, "forced", "0" * 16, "127.0.0.1:5000/unit/base:" + "0" * 16, None,
-                      ("linux/amd64",), push=False)
+                      ("linux/amd64",), push=push)
+    options.setdefault("sleep", lambda seconds: None)
     executor = BuildExecutor(config.root, builder, runner, Wheelhouse(config.root, runner),
-                        local=NoImages(), registry=None, log_dir=config.root / "logs", say=said.append)
+                        local=NoImages(), registry=registry, log_dir=config.root / "logs", say=said.append, **options)
     (result,) = executor.run(Plan((with_request(config, entry, executor.contexts_dir),), "127.0.0.1:5000"))
     return result
 
@@ -101,24 +103,6 @@ def test_a_lost_layer_after_the_repair_is_a_failure_with_its_reason(config):
     result = run(config, runner, [])
     assert len(runner.ran) == 3  # one repair per image, never a loop
     assert result.error.startswith("`/usr/bin/docker buildx build --progress ...` exited 1: layer does not exist (full log: ")
-
-
-#: What BuildKit printed when the registry answered 500 to a read of a tag being written (seen on this project's CI).
-REGISTRY_500 = ("#10 ERROR: unexpected status from HEAD request to http://127.0.0.1:5000/v2/ns/base/manifests/0c25a1e0bc6e4bfa: "
-                "500 Internal Server Error\nERROR: unexpected status from HEAD request to "
-                "http://127.0.0.1:5000/v2/ns/base/manifests/0c25a1e0bc6e4bfa: 500 Internal Server Error\n")
-
-
-def test_a_registry_server_error_during_the_push_builds_again_once(config):
-    runner = ScriptedRunner({"buildx": [(1, REGISTRY_500), BUILT]})
-    said: list[str] = []
-    result = run(config, runner, said)
-    assert result.ok, result.error
-    assert [argv[1:3] for argv in runner.ran] == [("buildx", "build"), ("buildx", "build")]  # nothing to clear: a retry
-    assert any("the registry answered a server error (5xx)" in line for line in said)
-    again = ScriptedRunner({"buildx": [(1, REGISTRY_500), (1, REGISTRY_500)]})
-    failed = run(config, again, [])
-    assert len(again.ran) == 2 and "500 Internal Server Error" in failed.error  # once, never a loop
 
 
 def test_any_other_failure_is_not_retried_and_its_last_line_is_in_the_message(config):
