@@ -285,9 +285,9 @@ class BuildExecutor:
         """The bake's try counts as each image's first; they are built alone after the wait (a stop ends it)."""
         waits = []
         for entry in again:
-            retry = self._retries_of(entry.name).after(command, error)
+            retry = self._retries_of(entry.name).after(command, error, again="building it on its own")
             if retry is not None:
-                self.say(f"[{entry.name}] {retry.line.replace('; trying again', '; building it on its own', 1)}")
+                self.say(f"[{entry.name}] {retry.line}")
                 waits.append(retry.wait)
         if waits:
             self._pause(max(waits))

@@ -27,7 +27,7 @@ from imagegraph.core.config import load_config
 from imagegraph.core.errors import CommandFailed
 from imagegraph.execute import BuildExecutor
 from tests.conftest import write_tree
-from tests.unit.test_execute import BUILT, DOCKER_DRIVER, IMAGES, LOST_LAYER_LOG, ScriptedRunner, run
+from tests.unit.test_execute import BUILT, DOCKER_DRIVER, IMAGES, LOST_LAYER_LOG, FakeRegistry, ScriptedRunner, run, run_family
 
 FAULTS = Path(__file__).parent / "data" / "registry-faults"
 PASSING = {"500", "502", "503", "429", "reset", "eof"}
@@ -243,3 +243,16 @@ def test_a_stop_during_the_wait_ends_it_at_once(config):
     result = run(config, runner, [], sleep=None, retry=RetryPolicy(backoff=60, max_backoff=60, total=120, jitter=lambda: 0.0))
     assert time.monotonic() - started < 5
     assert result.stopped == "interrupted" and len(runner.ran) == 1
+
+
+def test_a_bake_a_registry_failed_counts_as_the_first_try_of_each_image_then_each_builds_alone(tmp_path):
+    runner = ScriptedRunner({"buildx": [(1, fixture("bake-resolve-500")), BUILT, (1, fixture("resolve-head-502")), BUILT]})
+    said, waits = [], []
+    results = run_family(tmp_path, runner, FakeRegistry(set()), said, sleep=waits.append)
+    assert all(result.ok for result in results.values()), results
+    assert [argv[1:3] for argv in runner.ran] == [("buildx", "bake")] + [("buildx", "build")] * 3
+    lines = [line for line in said if "(try " in line]
+    assert [line.split("]")[0] + "] " + line.rsplit("; ", 1)[1].split(" in ")[0] for line in lines] == [
+        "[base] building it on its own", "[app] building it on its own", "[app] trying again"]
+    assert lines[-1].endswith("(try 3 of 5)")  # the bake was app's first try, its lone build the second
+    assert len(waits) == 2

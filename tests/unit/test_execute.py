@@ -204,7 +204,7 @@ class FakeRegistry:
         return f"sha256:{name.replace('/', '-')}" if name.rsplit("/", 1)[1] in self.pushed else None
 
 
-def run_family(tmp_path, runner: ScriptedRunner, registry: FakeRegistry):
+def run_family(tmp_path, runner: ScriptedRunner, registry: FakeRegistry, said: list[str] | None = None, **options):
     write_tree(tmp_path, {"images.yaml": FAMILY, **FAMILY_FILES})
     config = load_config(tmp_path)
     entries = tuple(ImagePlan(name, Decision.BUILD, "forced", str(n) * 16, f"127.0.0.1:5000/unit/{name}:{str(n) * 16}",
@@ -212,7 +212,8 @@ def run_family(tmp_path, runner: ScriptedRunner, registry: FakeRegistry):
                               files=((dockerfile, f"100644 {blob_id(FAMILY_FILES[dockerfile].encode())}"),))
                     for n, (name, dockerfile) in enumerate((("base", "docker/Dockerfile.base"), ("app", "docker/Dockerfile"))))
     executor = BuildExecutor(config.root, BuildxBuilder(docker="docker"), runner, Wheelhouse(config.root, runner),
-                        local=NoImages(), registry=registry, log_dir=config.root / "logs", say=lambda _: None)
+                        local=NoImages(), registry=registry, log_dir=config.root / "logs",
+                        say=said.append if said is not None else lambda _: None, **options)
     return {result.name: result for result in executor.run(Plan(tuple(with_request(config, e, executor.contexts_dir) for e in entries), "127.0.0.1:5000"))}
 
 

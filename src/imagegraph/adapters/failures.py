@@ -222,8 +222,8 @@ class BuildRetries:
         #: The registry's error that ended the last failed try; None when something else did.
         self.last: RegistryFault | None = None
 
-    def after(self, command: Command, err: CommandFailed) -> Retry | None:
-        """What to do about ``command`` having failed with ``err``: a :class:`Retry`, or None (it fails)."""
+    def after(self, command: Command, err: CommandFailed, *, again: str = "trying again") -> Retry | None:
+        """What to do about ``command`` having failed with ``err``: a :class:`Retry` (its line says ``again``), or None (it fails)."""
         if not self._repaired and (repair := self._repair(command, err.reason)) is not None:
             self._repaired = True  # a second failure after the repair is a real one
             return Retry(repair.explanation, repair=repair.command)
@@ -238,7 +238,7 @@ class BuildRetries:
         wait = self.policy.wait(self.faults, now - self._first)
         if wait is None:
             return None
-        return Retry(f"{fault.describe()}; trying again in {wait:.1f} s (try {self.faults + 1} of {self.policy.tries})", wait=wait)
+        return Retry(f"{fault.describe()}; {again} in {wait:.1f} s (try {self.faults + 1} of {self.policy.tries})", wait=wait)
 
     def gave_up(self) -> str | None:
         """The one-line error when a registry's passing errors used up the tries; None when none ended the last one."""
