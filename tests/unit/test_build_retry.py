@@ -91,6 +91,12 @@ def test_a_failed_step_a_dockerfile_error_or_a_refusal_is_no_passing_fault(name)
         assert "Server Error" in output or "Service Unavailable" in output  # in the step's log and command line: not BuildKit's word
 
 
+def test_the_line_keeps_no_userinfo_and_no_query():
+    fault = registry_fault('ERROR: failed to solve: failed to push h:5000/ns/x:1: failed to do request: Put '
+                           '"https://user:secret@h:5000/v2/ns/x/blobs/uploads/u?_state=token&digest=sha256%3Aab": EOF')
+    assert fault.describe() == "registry h:5000 closed the connection (EOF) to PUT /v2/ns/x/blobs/uploads/u while pushing h:5000/ns/x:1"
+
+
 @pytest.mark.parametrize("line", [
     "ERROR: failed to solve: no space left on device",
     "ERROR: failed to solve: Unavailable: error reading from server: EOF",  # the engine, not a registry

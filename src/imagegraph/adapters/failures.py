@@ -170,7 +170,8 @@ def registry_fault(output: str) -> RegistryFault | None:
     else:
         return None
     url = urlsplit(found["url"])
-    return RegistryFault(url.netloc, method, url.path, answer, _doing(line, method))
+    # the registry's name and the request's path: never a userinfo, never the query (an upload's state, a token)
+    return RegistryFault(url.netloc.rpartition("@")[2], method, url.path, answer, _doing(line, method))
 
 
 def _doing(line: str, method: str) -> str:
