@@ -23,11 +23,25 @@ from imagegraph.adapters.failures import BuildRetries, registry_fault
 from imagegraph.adapters.interrupt import Stop
 from imagegraph.adapters.registry_http import REGISTRY_RETRY, RetryPolicy
 from imagegraph.adapters.runner import Command
+from imagegraph.adapters.wheelhouse import Wheelhouse
 from imagegraph.core.config import load_config
 from imagegraph.core.errors import CommandFailed
+from imagegraph.core.plan import Decision, ImagePlan, Plan
 from imagegraph.execute import BuildExecutor
-from tests.conftest import write_tree
-from tests.unit.test_execute import BUILT, DOCKER_DRIVER, IMAGES, LOST_LAYER_LOG, FakeRegistry, ScriptedRunner, run, run_family
+from tests.conftest import with_request, write_tree
+from tests.unit.test_execute import (
+    BUILT,
+    DOCKER_DRIVER,
+    IMAGES,
+    LOST_LAYER_LOG,
+    PUSHED_IMAGES,
+    FakeRegistry,
+    NoImages,
+    RecordingRegistry,
+    ScriptedRunner,
+    run,
+    run_family,
+)
 
 FAULTS = Path(__file__).parent / "data" / "registry-faults"
 PASSING = {"500", "502", "503", "429", "reset", "eof"}
@@ -262,3 +276,19 @@ def test_a_bake_a_registry_failed_counts_as_the_first_try_of_each_image_then_eac
         "[base] building it on its own", "[app] building it on its own", "[app] trying again"]
     assert lines[-1].endswith("(try 3 of 5)")  # the bake was app's first try, its lone build the second
     assert len(waits) == 2
+
+
+def test_per_platform_only_the_failed_platforms_build_is_tried_again_and_the_index_is_joined_once(tmp_path):
+    write_tree(tmp_path, {"images.yaml": PUSHED_IMAGES, "Dockerfile": "FROM python:3.11-slim\nRUN true\n"})
+    config = load_config(tmp_path)
+    runner = ScriptedRunner({"buildx": [BUILT, (1, fixture("push-blob-start-503")), BUILT, ""]})
+    entry = ImagePlan("app", Decision.BUILD, "forced", "f" * 16, "127.0.0.1:5000/unit/app:" + "f" * 16, None,
+                      ("linux/amd64", "linux/arm64"), push=True)
+    said: list[str] = []
+    executor = BuildExecutor(config.root, DOCKER_DRIVER, runner, Wheelhouse(config.root, runner), local=NoImages(),
+                             registry=RecordingRegistry(), log_dir=tmp_path / "logs", say=said.append, sleep=lambda seconds: None)
+    (result,) = executor.run(Plan((with_request(config, entry, executor.contexts_dir),), "127.0.0.1:5000"))
+    assert result.ok, result.error
+    platforms = [argv[argv.index("--platform") + 1] if "--platform" in argv else argv[2] for argv in runner.ran]
+    assert platforms == ["linux/amd64", "linux/arm64", "linux/arm64", "imagetools"]  # the index only once both are pushed
+    assert sum("(try 2 of 5)" in line for line in said) == 1
