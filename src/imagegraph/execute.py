@@ -30,9 +30,10 @@ from .adapters.bake import bake_definition, write_bake
 from .adapters.context import assemble_planned
 from .adapters.engine.builders import Builder
 from .adapters.engine.images import LocalImages
-from .adapters.failures import engine_lost, engine_lost_message, registry_lost, registry_lost_message
+from .adapters.failures import BuildRetries, engine_lost, engine_lost_message, registry_fault, registry_lost, registry_lost_message
 from .adapters.interrupt import Stopped, signal_name
 from .adapters.registry import Registry, split_ref
+from .adapters.registry_http import REGISTRY_RETRY, RetryPolicy
 from .adapters.runner import Command, Runner
 from .adapters.wheelhouse import Wheelhouse
 from .adapters.workdirs import write_own
@@ -82,6 +83,9 @@ class BuildExecutor:
         jobs: int = 2,
         say: Callable[[str], None] = print,
         progress: Progress | None = None,
+        retry: RetryPolicy = REGISTRY_RETRY,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         #: The project root: where the plan's input files are read from (the plan says which, and what to build).
         self.root = Path(root)
@@ -97,9 +101,32 @@ class BuildExecutor:
         self.jobs = max(1, jobs)
         #: Live progress on a terminal, plain lines and a heartbeat in a log; ``say`` receives the lines when no board is given.
         self.progress = progress or Progress(say=say)
+        #: How often, and after how long, a build that a registry's passing error ended is tried again (the registry client's policy).
+        self.retry = retry
+        self._sleep = sleep
+        self._clock = clock
+        #: Each image's tries so far (a bake's failure counts for the images it leaves to build alone).
+        self._retries: dict[str, BuildRetries] = {}
 
     def say(self, line: str) -> None:
         self.progress.say(line)
+
+    def _retries_of(self, image: str) -> BuildRetries:
+        if image not in self._retries:
+            self._retries[image] = BuildRetries(self.retry, lambda command, reason: self.builder.repair(command, reason), self._clock)
+        return self._retries[image]
+
+    def _pause(self, seconds: float) -> None:
+        """Wait before a retry; a stop (Ctrl-C) ends the wait at once, as it ends a running command."""
+        stop = self.runner.stop
+        if self._sleep is not None:
+            self._sleep(seconds)
+        elif stop is not None:
+            stop.sleep(seconds)
+        else:
+            time.sleep(seconds)
+        if stop is not None:
+            stop.check()
 
     def run(self, plan: Plan) -> tuple[ImageResult, ...]:
         results: dict[str, ImageResult] = {}
@@ -196,7 +223,10 @@ class BuildExecutor:
                 self.runner.run(command, log_path=self.log_dir / f"bake-{names[0]}.log", on_line=route)
             except CommandFailed as err:
                 error = err
-            return self._bake_results(members, logs, output, error, command, started, prepared, finished_at, wheels)
+            results, again = self._bake_results(members, logs, output, error, command, started, prepared, finished_at, wheels)
+            if error is not None and again and registry_fault(error.output_tail) is not None:
+                self._retry_alone(again, command, error)
+            return results, again
         except Stopped as err:
             seconds = time.monotonic() - started
             for name in names:
@@ -215,8 +245,9 @@ class BuildExecutor:
                       wheels: Mapping[str, float]) -> tuple[dict[str, ImageResult], list[ImagePlan]]:
         bake_log = self.log_dir / f"bake-{members[0].name}.log"
         failed = output.failed() if error is not None else frozenset()
-        # a known engine fault (lost layers, a registry hiccup) is repaired by building alone, where repairs live
-        repairable = error is not None and self.builder.repair(command, error.reason) is not None
+        # a known engine fault (lost layers) or a registry's passing error is tried again by building alone, where retries live
+        repairable = error is not None and (self.builder.repair(command, error.reason) is not None
+                                            or registry_fault(error.output_tail) is not None)
         results: dict[str, ImageResult] = {}
         again: list[ImagePlan] = []
         names = {entry.name for entry in members}
@@ -250,6 +281,17 @@ class BuildExecutor:
                 again.append(entry)
         return results, again
 
+    def _retry_alone(self, again: list[ImagePlan], command: Command, error: CommandFailed) -> None:
+        """The bake's try counts as each image's first; they are built alone after the wait (a stop ends it)."""
+        waits = []
+        for entry in again:
+            retry = self._retries_of(entry.name).after(command, error, again="building it on its own")
+            if retry is not None:
+                self.say(f"[{entry.name}] {retry.line}")
+                waits.append(retry.wait)
+        if waits:
+            self._pause(max(waits))
+
     def _pushed(self, entry: ImagePlan) -> bool:
         _, name, tag = split_ref(entry.ref)
         try:
@@ -278,7 +320,7 @@ class BuildExecutor:
                 steps = self._build(entry, log, phases)
             else:
                 self.say(f"[{entry.name}] pushing the local image to the registry")
-                self._run(entry.name, Command.of(self.builder.docker, "push", entry.ref, purpose="push"), log, phases)
+                self._attempt(entry, Command.of(self.builder.docker, "push", entry.ref, purpose="push"), log, phases)
             seconds = time.monotonic() - started
             result = self._describe(entry, seconds, str(log), steps, phases.items())
             cached = f", {steps.cached}/{steps.total} steps cached" if steps.total else ""
@@ -314,7 +356,8 @@ class BuildExecutor:
         lost = registry_lost(err.output_tail, registry.host) if registry is not None else None
         if registry is not None and lost is not None and not self._registry_answers(entry):
             return registry_lost_message(registry.host, entry.name, lost, local=registry.host == DEFAULT_REGISTRY)
-        return str(err)
+        gave_up = self._retries_of(entry.name).gave_up()
+        return gave_up or str(err)
 
     def _registry_answers(self, entry: ImagePlan) -> bool:
         assert self.registry is not None
@@ -346,24 +389,39 @@ class BuildExecutor:
         if wheels:
             phases.add("wheels", time.monotonic() - started)
         steps = StepCount()
-        repaired = False
         for command in self.builder.commands(request):
             # only build commands print BuildKit steps; pushes and manifest commands count as none
-            try:
-                output = self._run(entry.name, command, log, phases)
-            except CommandFailed as err:
-                repair = None if repaired else self.builder.repair(command, err.reason)
-                if repair is None:
-                    raise
-                # once per image: a second failure after the repair is a real one
-                repaired = True
-                self.say(f"[{entry.name}] {repair.explanation}")
-                if repair.command is not None:
-                    self._run(entry.name, repair.command, log, phases)
-                output = self._run(entry.name, command, log, phases)
-            steps += count_steps(output)
+            steps += count_steps(self._attempt(entry, command, log, phases))
         self._write_cache_tags(entry, request)
         return steps
+
+    def _attempt(self, entry: ImagePlan, command: Command, log: Path, phases: _Phases) -> str:
+        """Run one of ``entry``'s commands, and again while its failure is one a retry clears (:class:`BuildRetries`)."""
+        retries = self._retries_of(entry.name)
+        while True:
+            try:
+                return self._run(entry.name, command, log, phases)
+            except CommandFailed as err:
+                retry = retries.after(command, err)
+                if retry is None:
+                    raise
+                if retries.last is not None and retries.last.writing and self._landed(entry, command):
+                    # the registry took the push and only its answer was lost: pushing again would move the tag a second time
+                    self.say(f"[{entry.name}] {retries.last.describe()}, but {entry.ref} is in the registry now: the push "
+                              "went through, not building again")
+                    return ""
+                self.say(f"[{entry.name}] {retry.line}")
+                if retry.wait:
+                    self._pause(retry.wait)
+                if retry.repair is not None:
+                    self._run(entry.name, retry.repair, log, phases)
+
+    def _landed(self, entry: ImagePlan, command: Command) -> bool:
+        """Whether a command that pushes ``entry``'s own tag (a build with --push, the index join, a push) left it in the registry.
+
+        A tag is written last, after every manifest and blob it names: present, it names a whole image of this fingerprint.
+        """
+        return entry.push and entry.ref in command.argv and self._pushed(entry)
 
     def _write_cache_tags(self, entry: ImagePlan, request: BuildRequest) -> None:
         """Point the registry cache tags at what was just pushed (a copy inside the registry, nothing uploaded)."""

@@ -72,11 +72,13 @@ def config(tmp_path):
 DOCKER_DRIVER = BuildxBuilder(docker="/usr/bin/docker", multi_platform=False)
 
 
-def run(config, runner: ScriptedRunner, said: list[str], builder: BuildxBuilder = DOCKER_DRIVER):
+def run(config, runner: ScriptedRunner, said: list[str], builder: BuildxBuilder = DOCKER_DRIVER, *, push: bool = False, registry=None,
+        **options):
     entry = ImagePlan("base", Decision.BUILD, "forced", "0" * 16, "127.0.0.1:5000/unit/base:" + "0" * 16, None,
-                      ("linux/amd64",), push=False)
+                      ("linux/amd64",), push=push)
+    options.setdefault("sleep", lambda seconds: None)
     executor = BuildExecutor(config.root, builder, runner, Wheelhouse(config.root, runner),
-                        local=NoImages(), registry=None, log_dir=config.root / "logs", say=said.append)
+                        local=NoImages(), registry=registry, log_dir=config.root / "logs", say=said.append, **options)
     (result,) = executor.run(Plan((with_request(config, entry, executor.contexts_dir),), "127.0.0.1:5000"))
     return result
 
@@ -101,24 +103,6 @@ def test_a_lost_layer_after_the_repair_is_a_failure_with_its_reason(config):
     result = run(config, runner, [])
     assert len(runner.ran) == 3  # one repair per image, never a loop
     assert result.error.startswith("`/usr/bin/docker buildx build --progress ...` exited 1: layer does not exist (full log: ")
-
-
-#: What BuildKit printed when the registry answered 500 to a read of a tag being written (seen on this project's CI).
-REGISTRY_500 = ("#10 ERROR: unexpected status from HEAD request to http://127.0.0.1:5000/v2/ns/base/manifests/0c25a1e0bc6e4bfa: "
-                "500 Internal Server Error\nERROR: unexpected status from HEAD request to "
-                "http://127.0.0.1:5000/v2/ns/base/manifests/0c25a1e0bc6e4bfa: 500 Internal Server Error\n")
-
-
-def test_a_registry_server_error_during_the_push_builds_again_once(config):
-    runner = ScriptedRunner({"buildx": [(1, REGISTRY_500), BUILT]})
-    said: list[str] = []
-    result = run(config, runner, said)
-    assert result.ok, result.error
-    assert [argv[1:3] for argv in runner.ran] == [("buildx", "build"), ("buildx", "build")]  # nothing to clear: a retry
-    assert any("the registry answered a server error (5xx)" in line for line in said)
-    again = ScriptedRunner({"buildx": [(1, REGISTRY_500), (1, REGISTRY_500)]})
-    failed = run(config, again, [])
-    assert len(again.ran) == 2 and "500 Internal Server Error" in failed.error  # once, never a loop
 
 
 def test_any_other_failure_is_not_retried_and_its_last_line_is_in_the_message(config):
@@ -220,7 +204,7 @@ class FakeRegistry:
         return f"sha256:{name.replace('/', '-')}" if name.rsplit("/", 1)[1] in self.pushed else None
 
 
-def run_family(tmp_path, runner: ScriptedRunner, registry: FakeRegistry):
+def run_family(tmp_path, runner: ScriptedRunner, registry: FakeRegistry, said: list[str] | None = None, **options):
     write_tree(tmp_path, {"images.yaml": FAMILY, **FAMILY_FILES})
     config = load_config(tmp_path)
     entries = tuple(ImagePlan(name, Decision.BUILD, "forced", str(n) * 16, f"127.0.0.1:5000/unit/{name}:{str(n) * 16}",
@@ -228,7 +212,8 @@ def run_family(tmp_path, runner: ScriptedRunner, registry: FakeRegistry):
                               files=((dockerfile, f"100644 {blob_id(FAMILY_FILES[dockerfile].encode())}"),))
                     for n, (name, dockerfile) in enumerate((("base", "docker/Dockerfile.base"), ("app", "docker/Dockerfile"))))
     executor = BuildExecutor(config.root, BuildxBuilder(docker="docker"), runner, Wheelhouse(config.root, runner),
-                        local=NoImages(), registry=registry, log_dir=config.root / "logs", say=lambda _: None)
+                        local=NoImages(), registry=registry, log_dir=config.root / "logs",
+                        say=said.append if said is not None else lambda _: None, **options)
     return {result.name: result for result in executor.run(Plan(tuple(with_request(config, e, executor.contexts_dir) for e in entries), "127.0.0.1:5000"))}
 
 

@@ -82,17 +82,18 @@ def build_one(tmp_path, output: str, *, engine_up: bool, registry=None):
     write_tree(tmp_path, {"images.yaml": f"registry: {REGISTRY}\nnamespace: unit\nimages:\n  app:\n    dockerfile: Dockerfile\n",
                           "Dockerfile": "FROM python:3.11-slim\nRUN true\n"})
     config = load_config(tmp_path)
-    runner = ScriptedRunner({"buildx": [(1, output)]})
+    runner = ScriptedRunner({"buildx": [(1, output)] * 5})  # a registry's passing error is tried again, up to 5 times
     entry = ImagePlan("app", Decision.BUILD, "forced", "f" * 16, f"{REGISTRY}/unit/app:" + "f" * 16, None, ("linux/amd64",), push=True)
     executor = BuildExecutor(config.root, DOCKER_DRIVER, runner, Wheelhouse(config.root, runner), local=Engine(engine_up), registry=registry,
-                        log_dir=tmp_path / "logs", say=lambda line: None)
+                        log_dir=tmp_path / "logs", say=lambda line: None, sleep=lambda seconds: None)
     (result,) = executor.run(Plan((with_request(config, entry, executor.contexts_dir),), REGISTRY))
-    return result
+    return result, len(runner.ran)
 
 
 def test_a_build_whose_engine_went_away_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", "unix:///tmp/x.sock")
-    result = build_one(tmp_path, (DATA / "engine-gone-mid-build.log").read_text(), engine_up=False)
+    result, tries = build_one(tmp_path, (DATA / "engine-gone-mid-build.log").read_text(), engine_up=False)
+    assert tries == 1
     assert result.error == ("the Docker engine at unix:///tmp/x.sock (DOCKER_HOST) stopped answering while app was built "
                             "(failed to solve: Unavailable: error reading from server: EOF); start it with `invoke engine.up`, "
                             "or point DOCKER_HOST at a running engine, then run `invoke build` again")
@@ -100,12 +101,13 @@ def test_a_build_whose_engine_went_away_says_so(tmp_path, monkeypatch):
 
 
 def test_the_same_output_from_an_engine_that_still_answers_is_the_commands_own_failure(tmp_path):
-    result = build_one(tmp_path, (DATA / "engine-gone-mid-build.log").read_text(), engine_up=True)
+    result, _ = build_one(tmp_path, (DATA / "engine-gone-mid-build.log").read_text(), engine_up=True)
     assert result.error.startswith("`/usr/bin/docker buildx build --progress ...` exited 1: ERROR: failed to solve: Unavailable")
 
 
 def test_a_push_whose_registry_went_away_says_so(tmp_path):
-    result = build_one(tmp_path, REGISTRY_GONE, engine_up=True, registry=GoneRegistry())
+    result, tries = build_one(tmp_path, REGISTRY_GONE, engine_up=True, registry=GoneRegistry())
+    assert tries == 5  # a refused connection may be a registry restarting: tried again within the bounds, then named
     assert result.error == (f"registry {REGISTRY} stopped answering while app was pushed (connect: connection refused); "
                             "check that it is up and reachable from here, then run `invoke build` again "
                             "(or build for another registry with --registry)")

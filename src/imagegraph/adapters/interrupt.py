@@ -65,6 +65,7 @@ class Stop:
     def __init__(self, grace: float = GRACE_SECONDS) -> None:
         self.grace = grace
         self.signum: int | None = None
+        self._asked = threading.Event()
         self._lock = threading.Lock()
         self._running: set[subprocess.Popen[bytes]] = set()
         #: While True, a signal raises :class:`Interrupted` in the main thread after ending the commands.
@@ -79,6 +80,11 @@ class Stop:
         if self.signum is not None:
             raise Stopped(self.signum)
 
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` (before a retry, say), or raise :class:`Stopped` as soon as the run is asked to stop."""
+        if self._asked.wait(seconds):
+            self.check()
+
     def request(self, signum: int) -> None:
         """Stop: SIGTERM to each running command's group now, SIGKILL to those left after the grace period."""
         with self._lock:
@@ -86,6 +92,7 @@ class Stop:
             if first:
                 self.signum = signum
             running = list(self._running)
+        self._asked.set()
         # a second signal means "now": no grace
         for proc in running:
             _signal_group(proc, signal.SIGTERM if first else signal.SIGKILL)

@@ -21,15 +21,12 @@ from typing import TYPE_CHECKING
 from ..core.errors import RegistryError
 from ..core.values import redact_url
 from .registry_auth import credentials_for
-from .registry_http import RegistryHTTP, RetryPolicy
+from .registry_http import REGISTRY_RETRY, RegistryHTTP, RetryPolicy
 
 if TYPE_CHECKING:  # loaded when the registry is first asked (planning a docs-only change never asks it)
     import requests
 
 __all__ = ["MANIFEST_TYPES", "Registry", "split_ref"]
-
-#: The retries a Registry makes unless told otherwise.
-_DEFAULT_RETRY = RetryPolicy()
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -61,7 +58,7 @@ class Registry:
     """What the plan asks a registry: tags, digests, manifests, blobs; tag copies and deletes. Auth on top of :class:`RegistryHTTP`."""
 
     def __init__(self, host: str, *, timeout: float = 10.0, session: requests.Session | None = None,
-                 retry: RetryPolicy = _DEFAULT_RETRY, sleep: Callable[[float], None] = time.sleep,
+                 retry: RetryPolicy = REGISTRY_RETRY, sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._http = RegistryHTTP(host, timeout=timeout, session=session, retry=retry, sleep=sleep, clock=clock)
         self.host = host

@@ -22,7 +22,7 @@ from ..core.errors import RegistryError, RegistryUnanswered
 if TYPE_CHECKING:  # loaded when the registry is first asked (planning a docs-only change never asks it)
     import requests
 
-__all__ = ["RETRY_STATUSES", "RegistryHTTP", "RetryPolicy", "is_loopback", "parse_retry_after"]
+__all__ = ["REGISTRY_RETRY", "RETRY_STATUSES", "RegistryHTTP", "RetryPolicy", "is_loopback", "parse_retry_after"]
 
 _LOOPBACK = re.compile(r"^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$")
 
@@ -116,6 +116,10 @@ class RetryPolicy:
         return tuple(waits)
 
 
+#: The one policy for a registry's passing errors: imagegraph's own requests, and the builds that met one (adapters.failures).
+REGISTRY_RETRY = RetryPolicy()
+
+
 # --- HTTP to one registry ----------------------------------------------------------------
 
 
@@ -176,7 +180,7 @@ class RegistryHTTP:
     """
 
     def __init__(self, host: str, *, scheme: str | None = None, timeout: float = 10.0, session: requests.Session | None = None,
-                 retry: RetryPolicy = RetryPolicy(), sleep: Callable[[float], None] = time.sleep,
+                 retry: RetryPolicy = REGISTRY_RETRY, sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic, wallclock: Callable[[], float] = time.time) -> None:
         self.host = host
         #: Plain HTTP: loopback registries (as dockerd treats them) unless ``scheme`` says.

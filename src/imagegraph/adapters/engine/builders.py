@@ -19,7 +19,8 @@ A builder also knows its engine's known failures that a repair clears
 (:meth:`Builder.repair`): the engine's BuildKit can keep a cache record whose
 layer dockerd has lost (after an unclean stop), and then every build that
 reuses that step fails with ``layer does not exist`` until the build cache is
-pruned.
+pruned. A registry's passing errors are no engine's: the executor tries
+those again (:class:`imagegraph.adapters.failures.BuildRetries`).
 """
 from __future__ import annotations
 
@@ -84,19 +85,6 @@ def _prune_lost_layers(docker: str, command: Command, reason: str) -> Repair | N
         "the engine's build cache names a layer dockerd no longer has (a known dockerd fault after an unclean stop);"
         " pruning the build cache (images stay, the registry cache still applies) and building again",
     )
-
-
-#: How BuildKit reports a 5xx from the registry ("unexpected status from HEAD request to http://...: 500 Internal Server Error").
-REGISTRY_5XX = re.compile(r"unexpected status(?: from \w+ request to \S+)?: 5\d\d\b")
-
-
-def _retry_registry_race(command: Command, reason: str) -> Repair | None:
-    """The distribution registry answers 500 to a read of a tag that is being written (its tag files are not written
-    atomically), and buildx's docker driver writes each pushed tag twice (BuildKit, then dockerd): a build can hit it."""
-    if not command.purpose.startswith("build") or not REGISTRY_5XX.search(reason):
-        return None
-    return Repair(None, "the registry answered a server error (5xx) while the image was pushed (its tags are written non-atomically);"
-                        " building again: every step is cached, only the push is redone")
 
 
 def _common_flags(request: BuildRequest) -> list[str]:
@@ -204,4 +192,4 @@ class BuildxBuilder:
 
     def repair(self, command: Command, reason: str) -> Repair | None:
         # a container-based builder keeps its own layers; the docker driver is the engine's BuildKit, with its faults
-        return _prune_lost_layers(self.docker, command, reason) or _retry_registry_race(command, reason)
+        return _prune_lost_layers(self.docker, command, reason)
