@@ -157,3 +157,19 @@ def test_a_step_one_target_ran_is_not_cached_because_a_later_solve_was_told_so()
     assert count_steps(output.output_of("tools")) == StepCount(cached=1, total=1)
     # the same lines on their own (a plain build's output) count the same way
     assert count_steps(LATE_SOLVE) == StepCount(cached=1, total=4)
+
+
+# A warm build as the engine prints it: app's COPY is answered from the registry cache, and its layer is fetched
+# afterwards, when tools' step needs it: the vertex ends twice, CACHED first.
+CACHED_THEN_FETCHED = """\
+#11 [app 1/2] COPY src/svc /app/svc
+#11 CACHED
+#14 [app] exporting to image
+#11 [app 1/2] COPY src/svc /app/svc
+#11 sha256:51bebac378217c7440ce9cda552e33d529fe3634daaa50bb08c26efc5017bc74 161B / 161B 0.0s done
+#11 DONE 0.1s
+"""
+
+
+def test_a_cached_step_whose_layer_is_fetched_later_is_still_cached():
+    assert count_steps(CACHED_THEN_FETCHED) == StepCount(cached=1, total=1)

@@ -100,23 +100,23 @@ def count_steps(output: str) -> StepCount:
     """The Dockerfile steps in plain progress output, and those answered from a cache.
 
     FROM lines are not steps (they resolve an image, they never run). A
-    step is cached when BuildKit answered it from a cache and never ran it
-    here: in a bake, each target's solve reports the vertices it shares with
-    another, and one that reaches a step after another target ran it is told
-    ``CACHED`` (the result is in memory); whether it comes before or after
-    depends on timing, so that late ``CACHED`` must not count.
+    vertex can end more than once, and its first end says what happened:
+    ``CACHED`` first, it was answered from a cache (a ``DONE`` after it is
+    the cached layer being fetched when a later step needs it); ``DONE`` or
+    ``ERROR`` first, it ran here. In a bake each target's solve reports the
+    vertices it shares with another, and one that reaches a step after
+    another target ran it is told ``CACHED`` too, later: whether that comes
+    before or after the run depends on timing, so it must not count.
     """
     steps: set[str] = set()
-    cached: set[str] = set()
-    ran: set[str] = set()
+    first_end: dict[str, str] = {}
     for text in output.splitlines():
         line = parse(text)
         if line.vertex is None:
             continue
         if line.kind == "step" and line.instruction != "FROM":
             steps.add(line.vertex)
-        elif line.kind == "cached":
-            cached.add(line.vertex)
-        elif line.kind in ("done", "log", "error"):
-            ran.add(line.vertex)
-    return StepCount(len((cached - ran) & steps), len(steps))
+        elif line.kind in ("cached", "done", "error"):
+            first_end.setdefault(line.vertex, line.kind)
+    cached = {vertex for vertex, kind in first_end.items() if kind == "cached"}
+    return StepCount(len(cached & steps), len(steps))
