@@ -134,6 +134,13 @@ def test_values_that_are_given_still_reach_the_task(family):
     assert "--jobs: '-1' is not a whole number" in run_cli(family, ["build", "--dry-run", "--jobs=-1"]).error  # one dash is a value
 
 
+@pytest.mark.parametrize("argv", [["build", "--help", "--target"], ["ref", "--help"], ["ref", "-h"], ["ref", "--help", "--platform"],
+                                   ["plan", "--target", "app", "--help"]])
+def test_asking_for_a_tasks_help_shows_it_whatever_follows(family, nothing_runs, argv):
+    done = run_cli(family, argv)
+    assert done.code == 0 and done.stdout.startswith(f"Usage: invoke [--core-opts] {argv[0]} "), done.stderr
+
+
 @task(optional=["level"], iterable=["item"])
 def _probe(c, level=None, item=None, plain=None):
     """A task with the flag kinds Invoke treats differently: optional-value, iterable, plain."""

@@ -139,6 +139,11 @@ def _task_flag(machine: invoke_parser.ParseMachine) -> invoke_parser.Argument | 
     return flag if any(flag is own for own in context.flags.values()) else None
 
 
+def _help_asked(machine: invoke_parser.ParseMachine) -> bool:
+    # `invoke build --help --target`: the task's help is shown, the task does not run
+    return machine.initial is not None and "--help" in machine.initial.flags and bool(machine.initial.flags["--help"].value)
+
+
 def refuse_missing_values() -> None:
     """Wrap Invoke's parser (idempotent) so that every value-taking flag of a task, and its positional argument, gets a
     value that is not blank: a missing one is refused where Invoke completes the flag, a blank one where it stores it."""
@@ -150,7 +155,7 @@ def refuse_missing_values() -> None:
 
     def checked_complete_flag(self: invoke_parser.ParseMachine) -> None:
         flag = _task_flag(self)
-        if flag is not None and not self.flag_got_value:  # seen, and no value since: iterable and optional flags too
+        if flag is not None and not self.flag_got_value and not _help_asked(self):  # iterable and optional flags too
             self.error(missing_value(self.context.name, flag.names[0], positional=flag.positional))
         complete_flag(self)
 
@@ -161,6 +166,10 @@ def refuse_missing_values() -> None:
         see_value(self, value)
 
     def checked_see_positional_arg(self: invoke_parser.ParseMachine, value: str) -> None:
+        asked = self.initial.flags[value] if self.initial is not None and value in self.initial.flags else None
+        if asked is not None and asked.name == "help":  # `invoke ref --help`: the help, as for a task with no positional argument
+            asked.value = self.context.name
+            return
         if _no_value(value):
             name = self.context.missing_positional_args[0].name
             self.error(missing_value(self.context.name, name, value=value, positional=True))
@@ -168,7 +177,11 @@ def refuse_missing_values() -> None:
 
     def checked_complete_context(self: invoke_parser.ParseMachine) -> None:
         if self.context is not None and self.context is not self.initial and self.context.missing_positional_args:
-            self.error(missing_value(self.context.name, self.context.missing_positional_args[0].name, positional=True))
+            if not _help_asked(self):
+                self.error(missing_value(self.context.name, self.context.missing_positional_args[0].name, positional=True))
+            if self.context not in self.result:  # the help is shown and the task does not run: it needs no argument
+                self.result.append(self.context)
+            return
         complete_context(self)
 
     for wrapper in (checked_complete_flag, checked_see_value, checked_see_positional_arg, checked_complete_context):
