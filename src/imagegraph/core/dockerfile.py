@@ -16,9 +16,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from .config import Config, ImageSpec, read_repo_text
-from .defaults import CONFIG_NAME, WHEELHOUSE_DIR, wheel_folder
+from .defaults import CONFIG_NAME, WHEELHOUSE_DIR
 from .dockerfile_check import syntax_problems
 from .dockerfile_context import WHOLE_CONTEXT, Source, context_sources, used_files
 from .dockerfile_syntax import stages
@@ -147,7 +148,7 @@ def undeclared_inputs(
     prefix = _context_prefix(spec.context)
     context_files = [path[len(prefix):] for path in repo_files if path.startswith(prefix)] if prefix else list(repo_files)
     declared = declared if isinstance(declared, (set, frozenset)) else frozenset(declared)
-    stems = frozenset(wheel_folder(requirements) for requirements in spec.wheels)
+    stems = frozenset(PurePosixPath(requirements).stem for requirements in spec.wheels)
     used = used_files(context_sources(dockerfile_text, build_args=dict(spec.build_args)), context_files, ignore_lines)
     warnings = []
     for relative, source in sorted(used.items()):
