@@ -72,7 +72,11 @@ CASES = {
     "--platform linux/amd65": ({}, ["ref", "base", "--platform", "linux/amd65"], {}, ["--platform", "did you mean 'linux/amd64'?"]),
     "--jobs 0": ({}, ["build", "--dry-run", "--jobs", "0"], {}, ["--jobs", "'0' is not a whole number of at least 1"]),
     "--jobs -1": ({}, ["build", "--dry-run", "--jobs=-1"], {}, ["--jobs", "'-1' is not a whole number of at least 1"]),
-    "--registry ''": ({}, ["ref", "base", "--registry", ""], {}, ["--registry", "is empty", "leave it out to use images.yaml's"]),
+    "two wheels files sharing a wheel folder": ({"src/svc/requirements.txt": "six==1.16.0\n", "images.yaml": family_yaml(
+        "    wheels: [requirements/requirements.txt]\n", "    wheels: [src/svc/requirements.txt]\n")}, ["build", "--dry-run"], {},
+        ["images.yaml:18", "'src/svc/requirements.txt' and 'requirements/requirements.txt' (image 'ci', images.yaml:12)",
+         "share the wheel folder .wheelhouse/requirements", "rename one of the two files"]),
+    "--registry ''": ({}, ["ref", "base", "--registry", ""], {}, ["--registry is empty", "e.g. --registry 127.0.0.1:5000", "or leave the flag out"]),
     "IMAGEGRAPH_REGISTRY=''": ({}, ["ref", "base"], {"IMAGEGRAPH_REGISTRY": ""}, ["$IMAGEGRAPH_REGISTRY", "is empty"]),
     "--builder of no buildx form": ({}, ["build", "--dry-run", "--builder", "no such"], {}, ["--builder", "'no such'", "docker buildx ls"]),
     "child ignoring BASE_IMAGE": ({"docker/Dockerfile.ci": "FROM python:3.11-slim\n"}, ["affected"], {},

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import yaml
 
 from imagegraph.core.config import load_config, override_platforms, parse_config
+from imagegraph.core.defaults import wheel_folder
 from imagegraph.core.errors import ConfigError, InputError
 from imagegraph.core.values import Platform
-from tests.conftest import FAMILY
+from tests.conftest import FAMILY, write_tree
 
 
 def edited(**images_changes) -> dict:
@@ -114,3 +116,65 @@ def test_tags_and_retention_settings(family):
 ])
 def test_bad_tags_and_retention_settings_are_one_line(family, section, message):
     assert message in error_of({**yaml.safe_load(FAMILY), **section}, family)
+
+
+# Two requirements files of one name less the suffix would fill one .wheelhouse/<name> folder (the Dockerfiles' mount).
+OTHER_REQUIREMENTS = "six==1.16.0\n"
+
+
+@pytest.mark.parametrize(("files", "change", "named"), [
+    ({"src/svc/requirements.txt": OTHER_REQUIREMENTS}, {"app": {"wheels": ["src/svc/requirements.txt"]}},
+     ["image 'app': wheels: 'src/svc/requirements.txt' and 'requirements/requirements.txt' (image 'ci', images.yaml)"]),
+    ({"tools/requirements-dev.txt": OTHER_REQUIREMENTS}, {"ci": {"wheels": ["requirements/requirements-dev.txt", "tools/requirements-dev.txt"]}},
+     ["image 'ci': wheels: 'tools/requirements-dev.txt' and 'requirements/requirements-dev.txt' would share", ".wheelhouse/requirements-dev"]),
+    ({"requirements/requirements-torch.in": "torch\n"}, {"devcontainer": {"wheels": ["requirements/requirements-torch.in"]}},
+     ["'requirements/requirements-torch.in' and 'requirements/requirements-torch.txt' (image 'base'", ".wheelhouse/requirements-torch,"]),
+    ({"extra/requirements": OTHER_REQUIREMENTS}, {"devcontainer": {"wheels": ["extra/requirements"]}},
+     ["'extra/requirements' and 'requirements/requirements.txt'", ".wheelhouse/requirements,"]),
+    ({"extra/Requirements.txt": OTHER_REQUIREMENTS}, {"devcontainer": {"wheels": ["extra/Requirements.txt"]}},
+     ["'extra/Requirements.txt' and 'requirements/requirements.txt'",
+      ".wheelhouse/Requirements (also named .wheelhouse/requirements where the file system ignores case)"]),
+])
+def test_two_requirements_files_sharing_a_wheel_folder_are_refused(family, files, change, named):
+    write_tree(family, files)
+    message = error_of(edited(**change), family)
+    for part in (*named, "so one image could be built with the other's wheels", "rename one of the two files"):
+        assert part in message, message
+
+
+def test_the_clash_is_told_at_the_lines_of_both_lists(family):
+    (family / "src/svc/requirements.txt").write_text(OTHER_REQUIREMENTS)
+    (family / "images.yaml").write_text(FAMILY.replace("    wheels: [requirements/requirements.txt]\n", "    wheels: [src/svc/requirements.txt]\n"))
+    with pytest.raises(ConfigError) as info:
+        load_config(family)
+    assert str(info.value).startswith("images.yaml:18: image 'app': wheels: 'src/svc/requirements.txt' and "
+                                      "'requirements/requirements.txt' (image 'ci', images.yaml:12) would share the wheel folder "
+                                      ".wheelhouse/requirements,"), info.value
+
+
+def test_one_file_named_twice_or_through_a_link_shares_its_folder_with_itself(family):
+    # The family lists requirements/requirements.txt in ci and app: one file, one folder, the same wheels.
+    assert load_config(family).image("app").wheels == ("requirements/requirements.txt",)
+    (family / "src/svc").joinpath("requirements.txt").symlink_to("../../requirements/requirements.txt")
+    os.link(family / "requirements/requirements-dev.txt", family / "src/svc/requirements-dev.txt")
+    config = parse_config(edited(app={"wheels": ["src/svc/requirements.txt", "src/svc/requirements-dev.txt"]}), family)
+    assert config.image("app").wheels == ("src/svc/requirements.txt", "src/svc/requirements-dev.txt")
+
+
+@pytest.mark.parametrize(("path", "folder"), [("requirements/..txt", "."), ("requirements/...txt", ".."), ("..txt", ".")])
+def test_a_requirements_file_whose_name_makes_no_folder_is_refused(family, path, folder):
+    write_tree(family, {path: OTHER_REQUIREMENTS})
+    message = error_of(edited(app={"wheels": [path]}), family)
+    assert f"would get the wheel folder '.wheelhouse/{folder}', which is no folder of its own" in message, message
+    assert "rename the file" in message
+
+
+@pytest.mark.parametrize("path", [".", "./", "requirements/", "requirements/.", "requirements//"])
+def test_a_wheels_path_with_no_file_name_is_refused(family, path):
+    assert "is a directory; name the file in it" in error_of(edited(app={"wheels": [path]}), family)
+
+
+def test_the_wheel_folder_is_the_file_name_less_its_last_suffix():
+    cases = {"requirements/requirements.txt": "requirements", "a/b/dev.in": "dev", "a/requirements": "requirements",
+             "a/reqs.lock.txt": "reqs.lock", "a/.txt": ".txt", "a/...txt": ".."}
+    assert {path: wheel_folder(path) for path in cases} == cases

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ..core.defaults import WHEELHOUSE_DIR
+from ..core.defaults import WHEELHOUSE_DIR, wheel_folder
 from ..core.fingerprint import normalize_requirements
 from ..core.links import inside
 from .runner import Command, Runner
@@ -61,7 +61,7 @@ class Wheelhouse:
 
     def folder(self, requirements: str) -> Path:
         """Where builds find the wheels of ``requirements``: ``.wheelhouse/<stem>``."""
-        return self.root / WHEELHOUSE_DIR / Path(requirements).stem
+        return self.root / WHEELHOUSE_DIR / wheel_folder(requirements)
 
     def download_command(self, requirements: str, platform: str, dest: Path) -> Command:
         tags = [flag for tag in pip_platform_tags(platform) for flag in ("--platform", tag)]
@@ -100,7 +100,7 @@ class Wheelhouse:
         # pip reads the file too: a link out of the repository is refused before either does
         text = normalize_requirements(inside(self.root, requirements).read_text(encoding="utf-8"))
         key = hashlib.sha256(f"{text}\n{platform}\n{self.python}".encode()).hexdigest()[:20]
-        folder = self.cache_dir / f"{Path(requirements).stem}-{platform_slug(platform)}-{key}"
+        folder = self.cache_dir / f"{wheel_folder(requirements)}-{platform_slug(platform)}-{key}"
         refuse_link(folder)  # the cache folder is the user's; what imagegraph names in it is its own
         if (folder / _COMPLETE).exists():
             return folder

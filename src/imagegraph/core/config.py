@@ -32,7 +32,7 @@ from .config_fields import (
     repo_path,
 )
 from .config_yaml import YamlMapping, load_yaml
-from .defaults import CONFIG_NAME, DEFAULT_REGISTRY
+from .defaults import CONFIG_NAME, DEFAULT_REGISTRY, WHEELHOUSE_DIR, wheel_folder
 from .errors import ConfigError, InputError
 from .links import inside, link_outside
 from .values import (
@@ -228,6 +228,7 @@ def parse_config(data: Any, root: Path) -> Config:
                 f"declare it under `images:` or remove `parent:`",
             )
     _check_acyclic(specs)
+    _check_wheel_folders(specs, images_data, root)
     registry = parse_registry(read_string(data, "registry", DEFAULT_REGISTRY, "registry"), f"{located(data, 'registry')}: registry",
                               fallback=f"the default, {DEFAULT_REGISTRY}")
     namespace = parse_namespace(read_string(data, "namespace", "imagegraph", "namespace"), f"{located(data, 'namespace')}: namespace")
@@ -295,9 +296,10 @@ def _parse_image(name: Any, body: Any, root: Path, origin: str) -> ImageSpec:
     for requirements in wheels:
         _refuse_outside(root, requirements, located(body, "wheels"), f"{where}: wheels")
         check_file(root, requirements, located(body, "wheels"), f"{where}: wheels", wheels)
-        if PurePosixPath(requirements).stem in (".", ".."):
+        folder = wheel_folder(requirements)
+        if folder in ("", ".", "..") or "/" in folder:
             raise ConfigError(located(body, "wheels"), f"{where}: wheels: {shown(requirements)} would get the wheel folder "
-                                                       f".wheelhouse/{PurePosixPath(requirements).stem}, which is no folder of its own; "
+                                                       f"{shown(f'{WHEELHOUSE_DIR}/{folder}')}, which is no folder of its own; "
                                                        "rename the file (e.g. requirements.txt)")
     platforms = parse_platforms(read_strings(body, "platforms", f"{where}: platforms", default=("linux/amd64",)),
                                 f"{located(body, 'platforms')}: {where}: platforms")
@@ -324,6 +326,37 @@ def _parse_image(name: Any, body: Any, root: Path, origin: str) -> ImageSpec:
         push=push,
         description=read_string(body, "description", "", f"{where}: description"),
     )
+
+
+def _check_wheel_folders(specs: Iterable[ImageSpec], images_data: Mapping[str, Any], root: Path) -> None:
+    """Each wheel folder holds one requirements file's wheels: two files of one name less the suffix (``a/requirements.txt``,
+    ``b/requirements.txt``), in one image or two, would fill the same ``.wheelhouse/<name>`` and one image could be built with
+    the other's wheels. The folder's name is the Dockerfiles' contract, so the files are renamed, not the folder. Folders
+    that differ only in case are one folder where the file system ignores case (macOS, Windows)."""
+    first: dict[str, tuple[str, str]] = {}
+    for spec in specs:
+        for requirements in spec.wheels:
+            folder = wheel_folder(requirements)
+            earlier, owner = first.setdefault(folder.casefold(), (requirements, spec.name))
+            if earlier == requirements or _same_file(root, earlier, requirements):
+                continue
+            other = wheel_folder(earlier)
+            shared = f"{WHEELHOUSE_DIR}/{folder}"
+            if other != folder:
+                shared += f" (also named {WHEELHOUSE_DIR}/{other} where the file system ignores case)"
+            listed = "" if owner == spec.name else f" (image {owner!r}, {located(images_data[owner], 'wheels')})"
+            raise ConfigError(located(images_data[spec.name], "wheels"),
+                              f"image {spec.name!r}: wheels: {shown(requirements)} and {shown(earlier)}{listed} would share the wheel "
+                              f"folder {shared}, so one image could be built with the other's wheels; rename one of the two files "
+                              f"(the folder is the file's name less its suffix)")
+
+
+def _same_file(root: Path, one: str, other: str) -> bool:
+    """Two paths to one file (a link inside the repository, a hard link): they fill the folder with the same wheels."""
+    try:
+        return os.path.samefile(root / one, root / other)
+    except OSError:
+        return False
 
 
 def _refuse_outside(root: Path, relpath: str, origin: str, where: str) -> None:

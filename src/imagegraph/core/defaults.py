@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["CONFIG_NAME", "CONTAINER_BUILDER", "DEFAULT_REGISTRY", "DEFAULT_SEED_PLATFORMS", "WHEELHOUSE_DIR"]
+from pathlib import PurePosixPath
+
+__all__ = ["CONFIG_NAME", "CONTAINER_BUILDER", "DEFAULT_REGISTRY", "DEFAULT_SEED_PLATFORMS", "WHEELHOUSE_DIR", "wheel_folder"]
 
 #: The file that declares the image family, at the repository root.
 CONFIG_NAME = "images.yaml"
@@ -15,3 +17,13 @@ CONTAINER_BUILDER = "imagegraph"
 
 #: The folder of the checkout that wheels are hard-linked into: ``.wheelhouse/<requirements stem>/``.
 WHEELHOUSE_DIR = ".wheelhouse"
+
+
+def wheel_folder(requirements: str) -> str:
+    """The folder under WHEELHOUSE_DIR that holds a requirements file's wheels: the file's name less its last suffix.
+
+    The Dockerfiles bind-mount it by that name (``.wheelhouse/requirements``),
+    so it is their contract: the one rule for the config's checks, the
+    wheelhouse that fills it and the contexts that hold it.
+    """
+    return PurePosixPath(requirements).stem

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .defaults import WHEELHOUSE_DIR
+from .defaults import WHEELHOUSE_DIR, wheel_folder
 
 if TYPE_CHECKING:
     from .config import Config, ImageSpec
@@ -38,7 +38,7 @@ class ContextLayout:
 
 def context_layout(spec: ImageSpec, files: Sequence[tuple[str, str]]) -> ContextLayout:
     """The context of ``spec`` from its fingerprint's file list (``Fingerprint.files``)."""
-    folders = tuple(sorted({f"{WHEELHOUSE_DIR}/{PurePosixPath(requirements).stem}" for requirements in spec.wheels}))
+    folders = tuple(sorted({f"{WHEELHOUSE_DIR}/{wheel_folder(requirements)}" for requirements in spec.wheels}))
     return ContextLayout(files=tuple(files), wheel_folders=folders, context=spec.context, dockerfile=spec.dockerfile)
 
 

@@ -8,11 +8,12 @@ from . import build as _build
 from . import dev as _dev
 from . import engine as _engine
 from . import reports as _reports
-from ._cli import explain_unknown_words
+from ._cli import explain_unknown_words, refuse_missing_values
 
 __all__ = ["namespace"]
 
 explain_unknown_words()
+refuse_missing_values()
 
 namespace = Collection()
 namespace.add_task(_build.build, default=True)
