@@ -9,6 +9,7 @@ makes them; paths are relative to the project root.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import os
 import re
@@ -93,6 +94,10 @@ def git_items(process: subprocess.Popen[bytes], what: str) -> list[str]:
     return [item for item in git_output(process, what).decode("utf-8", "surrogateescape").split("\0") if item]
 
 
+#: How many questions :meth:`WorkingTree.__contains__` answers by scanning git's listing before it lists the tree
+#: instead: a plan that asks about a few ignore files pays a few scans; one that asks about every path pays one listing.
+SCANS_BEFORE_LISTING = 16
+
 #: imagegraph's own working folders (logs, reports, assembled contexts, wheels): never an image's input,
 #: even where the repository's .gitignore does not list them (an input glob such as `hello.txt` matches at any depth).
 OWN_FOLDERS = (".imagegraph/", ".wheelhouse/")
@@ -121,6 +126,7 @@ class WorkingTree:
         self._listing: bytes | None = None
         self._ids: dict[str, str] = {}
         self._paths: tuple[str, ...] | None = None
+        self._scans = 0
         #: How many files had to be read from disk to identify them (for reports and benchmarks).
         self.hashed = 0
 
@@ -196,12 +202,18 @@ class WorkingTree:
         """Whether ``path`` is a file of the tree, answered without listing the tree when the listing was not needed yet."""
         if not isinstance(path, str):
             return False
+        if self._paths is None and self._scans >= SCANS_BEFORE_LISTING:
+            self._load()  # asked often: one listing costs less than a scan of it per question
         if self._paths is not None:
-            return path in self._ids or path in self._paths
+            if path in self._ids:
+                return True
+            at = bisect.bisect_left(self._paths, path)  # sorted: a look-up, where `in` on the tuple would scan it
+            return at < len(self._paths) and self._paths[at] == path
         xy = self.status.get(path)
         if xy is not None:
             return not (xy[1] == "D" or xy == "D ")
         # An index entry "<mode> <blob id> 0\t<path>\0", found in the listing as git printed it.
+        self._scans += 1
         listing = self._listing_bytes()
         needle = b" 0\t" + path.encode("utf-8", "surrogateescape") + b"\0"
         at = listing.find(needle)

@@ -22,7 +22,7 @@ from typing import Protocol
 from .config import Config
 from .defaults import CONFIG_NAME
 from .errors import ImagegraphError
-from .fingerprint import Fingerprint, matches
+from .fingerprint import Fingerprint, images_matching
 from .gitnames import is_commit_id, is_ref_name
 
 __all__ = [
@@ -255,11 +255,11 @@ def direct_causes(config: Config, changes: Sequence[Change], base_config: Config
     file each image's builder reads (None: both count).
     """
     touched: dict[str, set[str]] = {name: set() for name in config.names}
+    which = images_matching(config.images, present)
     for change in changes:
         for path in change.paths:
-            for spec in config.images:
-                if matches(spec, path, present):
-                    touched[spec.name].add(path)
+            for name in which(path):
+                touched[name].add(path)
     if config_changed:
         for spec in config.images:
             if _settings_changed(config, base_config, spec.name):

@@ -15,7 +15,9 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path, PurePosixPath
+from types import MappingProxyType
 from typing import Any
 
 from .config_fields import (
@@ -149,12 +151,29 @@ class Config:
         return str(self.registry_address)
 
     def image(self, name: str, origin: str = CONFIG_NAME) -> ImageSpec:
-        for spec in self.images:
-            if spec.name == name:
-                return spec
+        spec = self.by_name.get(name)
+        if spec is not None:
+            return spec
         raise ConfigError(origin, f"no image named {shown(name)}{did_you_mean(name, self.names)}; images: {', '.join(self.names)}")
 
-    @property
+    @cached_property
+    def by_name(self) -> Mapping[str, ImageSpec]:
+        """Every image by its name (the first of a name, should a hand-made Config repeat one): a look-up, not a scan."""
+        found: dict[str, ImageSpec] = {}
+        for spec in self.images:
+            found.setdefault(spec.name, spec)
+        return MappingProxyType(found)
+
+    @cached_property
+    def children_of(self) -> Mapping[str, tuple[str, ...]]:
+        """Each parent's children, in images.yaml order (see :mod:`imagegraph.core.graph`)."""
+        found: dict[str, list[str]] = {}
+        for spec in self.images:
+            if spec.parent is not None:
+                found.setdefault(spec.parent, []).append(spec.name)
+        return MappingProxyType({name: tuple(names) for name, names in found.items()})
+
+    @cached_property
     def names(self) -> tuple[str, ...]:
         return tuple(spec.name for spec in self.images)
 
@@ -220,8 +239,9 @@ def parse_config(data: Any, root: Path) -> Config:
         raise ConfigError(located(data, "images"), "`images:` must map image names to their settings")
     specs = tuple(_parse_image(name, body, root, located(images_data, name)) for name, body in images_data.items())
     names = [spec.name for spec in specs]
+    known = frozenset(names)
     for spec in specs:
-        if spec.parent is not None and spec.parent not in names:
+        if spec.parent is not None and spec.parent not in known:
             raise ConfigError(
                 located(images_data[spec.name], "parent"),
                 f"image {spec.name!r}: parent {spec.parent!r} is not an image here{did_you_mean(spec.parent, names)}; "
@@ -396,16 +416,21 @@ def _build_args(body: Mapping[str, Any], where: str) -> tuple[tuple[str, str], .
 
 
 def _check_acyclic(specs: Iterable[ImageSpec]) -> None:
+    """Follow each image's parents; a walk stops at an image an earlier walk cleared, so a chain n deep costs n, not n²."""
     parent_of = {spec.name: spec.parent for spec in specs}
+    cleared: set[str] = set()
     for start in parent_of:
-        seen = [start]
-        node = parent_of[start]
-        while node is not None:
-            if node in seen:
-                cycle = " -> ".join([*seen[seen.index(node):], node])
+        walk: list[str] = []
+        at: dict[str, int] = {}
+        node: str | None = start
+        while node is not None and node not in cleared:
+            if node in at:
+                cycle = " -> ".join([*walk[at[node]:], node])
                 raise ConfigError(CONFIG_NAME, f"parent cycle {cycle}; one of these images must not name the next as parent")
-            seen.append(node)
+            at[node] = len(walk)
+            walk.append(node)
             node = parent_of.get(node)
+        cleared.update(walk)
 
 
 def override_platforms(config: Config, platforms: tuple[Platform, ...]) -> Config:

@@ -13,6 +13,7 @@ takes from its context found with :mod:`imagegraph.core.dockerfile_context`.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -125,7 +126,7 @@ def input_warnings(config: Config, sources: Sources, fingerprints: Mapping[str, 
         text = read_text(spec.dockerfile)
         warnings.extend(f"image {spec.name!r}: {spec.dockerfile}:{problem.line}: {problem.message}"
                         for problem in syntax_problems(text, target=spec.target) if not problem.error)
-        warnings.extend(str(w) for w in undeclared_inputs(spec, text, paths, ignore_lines, declared))
+        warnings.extend(str(w) for w in undeclared_inputs(spec, text, paths, ignore_lines, declared, ordered=True))
     warnings.extend(str(big) for big in large_inputs(fingerprints, size))
     return tuple(warnings)
 
@@ -136,6 +137,8 @@ def undeclared_inputs(
     repo_files: Sequence[str],
     ignore_lines: Sequence[str],
     declared: Collection[str],
+    *,
+    ordered: bool = False,
 ) -> tuple[InputWarning, ...]:
     """Files the Dockerfile of ``spec`` uses (inside spec.context, after the ignore file) that are not in ``declared``.
 
@@ -143,13 +146,19 @@ def undeclared_inputs(
     repository-relative, and only those under spec.context count. Wheels under
     ``.wheelhouse/<stem>/`` for one of spec.wheels count as declared: they are
     generated from the declared requirements file, which is what the
-    fingerprint hashes.
+    fingerprint hashes. ``ordered`` says ``repo_files`` are sorted (a tree's
+    paths are): the context and the files its sources name are then found by
+    bisection, not by a scan of the whole tree for every image.
     """
     prefix = _context_prefix(spec.context)
-    context_files = [path[len(prefix):] for path in repo_files if path.startswith(prefix)] if prefix else list(repo_files)
+    if prefix and ordered:
+        inside: Sequence[str] = repo_files[bisect.bisect_left(repo_files, prefix):bisect.bisect_left(repo_files, prefix[:-1] + "0")]
+    else:
+        inside = repo_files
+    context_files = [path[len(prefix):] for path in inside if path.startswith(prefix)] if prefix else inside
     declared = declared if isinstance(declared, (set, frozenset)) else frozenset(declared)
     stems = frozenset(PurePosixPath(requirements).stem for requirements in spec.wheels)
-    used = used_files(context_sources(dockerfile_text, build_args=dict(spec.build_args)), context_files, ignore_lines)
+    used = used_files(context_sources(dockerfile_text, build_args=dict(spec.build_args)), context_files, ignore_lines, ordered=ordered)
     warnings = []
     for relative, source in sorted(used.items()):
         path = prefix + relative

@@ -9,6 +9,7 @@ the ignore file is applied with the client's own dockerignore rules
 
 from __future__ import annotations
 
+import bisect
 import csv
 import posixpath
 import re
@@ -146,7 +147,8 @@ def _normalize(path: str) -> str:
 # --- matching the context ---------------------------------------------------------------------------------------------
 
 
-def used_files(sources: Sequence[Source], context_files: Sequence[str], ignore_lines: Sequence[str]) -> dict[str, Source]:
+def used_files(sources: Sequence[Source], context_files: Sequence[str], ignore_lines: Sequence[str], *,
+               ordered: bool = False) -> dict[str, Source]:
     """Map each file (path relative to the context, POSIX) that the build can read to the first Source that reads it.
 
     ``context_files``: every file in the context (relative POSIX paths, e.g.
@@ -154,7 +156,10 @@ def used_files(sources: Sequence[Source], context_files: Sequence[str], ignore_l
     that applies (may be empty). The result follows the order of
     ``context_files``. Sources narrow the files first, in one pass of C-level
     string tests; only those files are attributed to a source and checked
-    against the ignore file, whose matcher is built once.
+    against the ignore file, whose matcher is built once. ``ordered`` says
+    ``context_files`` are sorted: then that pass looks only at the slices
+    that start with each source's literal part (found by bisection), so a
+    family of many images does not scan the whole tree once per image.
     """
     selectors = [(source, *_selector(source)) for source in sources]
     if not selectors:
@@ -165,6 +170,8 @@ def used_files(sources: Sequence[Source], context_files: Sequence[str], ignore_l
         exact = frozenset(literal for _, literal, _ in selectors if literal is not None)
         below = tuple(literal + "/" for literal in exact)
         patterns = [pattern for _, _, pattern in selectors if pattern is not None]
+        if ordered:
+            context_files = _starting_with(context_files, [_literal_part(source.path.strip("/")) for source, _, _ in selectors])
         candidates = [path for path in context_files if path in exact or path.startswith(below) or any(p.match(path) for p in patterns)]
     if not candidates:
         return {}
@@ -186,6 +193,25 @@ def used_files(sources: Sequence[Source], context_files: Sequence[str], ignore_l
 
 
 _NOTHING = re.compile("(?!)")
+
+
+def _literal_part(path: str) -> str:
+    """What every file a source reads starts with: its path up to the first wildcard or escape."""
+    return re.split(r"[*?\[\\]", path, maxsplit=1)[0]
+
+
+def _starting_with(files: Sequence[str], prefixes: Sequence[str]) -> Sequence[str]:
+    """The sorted ``files`` that start with one of ``prefixes``, in their order: a few slices found by bisection."""
+    if any(not prefix for prefix in prefixes):
+        return files
+    spans = sorted((bisect.bisect_left(files, prefix), bisect.bisect_left(files, prefix[:-1] + chr(ord(prefix[-1]) + 1)))
+                   for prefix in set(prefixes))
+    found: list[str] = []
+    end = 0
+    for lo, hi in spans:
+        found.extend(files[max(lo, end):hi])
+        end = max(end, hi)
+    return found
 
 
 def _selector(source: Source) -> tuple[str | None, re.Pattern[str] | None]:

@@ -49,6 +49,7 @@ __all__ = [
     "Sources",
     "fingerprint_images",
     "ignore_file",
+    "images_matching",
     "input_files",
     "large_inputs",
     "normalize_requirements",
@@ -416,6 +417,41 @@ def matches(spec: ImageSpec, path: str, present: Collection[str] | None = None) 
         return True
     return any(path.startswith(folder) if (folder := _whole_folder(pattern)) is not None else _compiled(pattern).match_file(path)
                for pattern in spec.inputs)
+
+
+def images_matching(specs: Sequence[ImageSpec], present: Collection[str] | None = None) -> Callable[[str], tuple[str, ...]]:
+    """For many paths at once: ``which(path)`` names the images (in ``specs`` order) that :func:`matches` says take it.
+
+    The fixed files and the whole-folder globs (``src/scorer/**``) of every
+    image go into look-up tables once, so a path costs a look-up per folder
+    it sits in, plus a match per other glob; not a test per image, nor a
+    membership test of ``present`` per path (each image's ignore file is
+    looked up once here).
+    """
+    order = {spec.name: index for index, spec in enumerate(specs)}
+    exact: dict[str, set[str]] = {}
+    folders: dict[str, set[str]] = {}
+    others: list[tuple[str, str]] = []
+    for spec in specs:
+        for path in _fixed_paths(spec, present):
+            exact.setdefault(path, set()).add(spec.name)
+        for pattern in spec.inputs:
+            folder = _whole_folder(pattern)
+            if folder is not None:
+                folders.setdefault(folder, set()).add(spec.name)
+            else:
+                others.append((spec.name, pattern))
+
+    def which(path: str) -> tuple[str, ...]:
+        found = set(exact.get(path, ()))
+        at = path.find("/")
+        while at != -1 and folders:
+            found.update(folders.get(path[:at + 1], ()))
+            at = path.find("/", at + 1)
+        found.update(name for name, pattern in others if name not in found and _compiled(pattern).match_file(path))
+        return tuple(sorted(found, key=order.__getitem__))
+
+    return which
 
 
 def _whole_folder(pattern: str) -> str | None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from .changes import Explanation
 from .config import Config
 from .fingerprint import Fingerprint
-from .graph import ancestors, build_order, children, descendants, with_ancestors
+from .graph import build_order, children, with_ancestors
 from .request import context_layout
 
 if TYPE_CHECKING:
@@ -128,13 +128,22 @@ class Plan:
 
 
 def _forced(config: Config, force: Collection[str]) -> dict[str, str]:
-    forced: dict[str, str] = {}
-    for name in force:
+    """Each forced image and each image below one, with the reason: the --force name given first among itself and its ancestors."""
+    first: dict[str, int] = {}
+    for index, name in enumerate(force):
         config.image(name)  # unknown names fail with "did you mean"
-        forced.setdefault(name, f"forced (--force {name})")
-        for child in descendants(config, name):
-            forced.setdefault(child, f"parent {name} is forced")
-    return forced
+        first.setdefault(name, index)
+    if not first:
+        return {}
+    by: dict[str, str] = {}  # image -> the name it is forced by, decided parents first in one pass
+    for name in build_order(config):
+        parent = config.image(name).parent
+        inherited = by.get(parent) if parent is not None else None
+        if name in first and (inherited is None or first[name] < first[inherited]):
+            by[name] = name
+        elif inherited is not None:
+            by[name] = inherited
+    return {name: f"forced (--force {name})" if cause == name else f"parent {cause} is forced" for name, cause in by.items()}
 
 
 def _trusted_same(explanation: Explanation | None) -> frozenset[str]:
@@ -159,8 +168,14 @@ def lookups_needed(config: Config, explanation: Explanation | None, *, selected:
     trusted = _trusted_same(explanation) if trust else frozenset()
     maybe_built = {name for name in wanted if name not in trusted}
     need = {name for name in maybe_built if name not in forced}
+    walked: set[str] = set()  # a walk up stops where an earlier one went: a chain n deep costs n, not n²
     for name in maybe_built:
-        need.update(a for a in ancestors(config, name) if a not in forced)
+        parent = config.image(name).parent
+        while parent is not None and parent not in walked:
+            walked.add(parent)
+            if parent not in forced:
+                need.add(parent)
+            parent = config.image(parent).parent
     return frozenset(need)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..core.changes import Explanation
 from ..core.config import Config
-from ..core.graph import ancestors
+from ..core.graph import depths
 from ..core.plan import ImagePlan
 
 __all__ = ["affected_matrix", "github_outputs"]
@@ -23,11 +23,13 @@ def affected_matrix(config: Config, explanation: Explanation, entries: Sequence[
     whatever changed: GitHub Actions cannot add jobs, or make one job wait
     for another, while a run is under way.
     """
-    include = [{"image": e.name, "parent": config.image(e.name).parent, "depth": len(ancestors(config, e.name)),
+    depth = depths(config)
+    include = [{"image": e.name, "parent": config.image(e.name).parent, "depth": depth[e.name],
                 "platforms": ",".join(e.platforms), "fingerprint": e.fingerprint, "ref": e.ref, "reason": e.reason} for e in entries]
-    deepest = max(len(ancestors(config, spec.name)) for spec in config.images)
-    levels = [{"depth": depth, "images": [row["image"] for row in include if row["depth"] == depth],
-               "matrix": {"include": [row for row in include if row["depth"] == depth]}} for depth in range(deepest + 1)]
+    rows: list[list[dict[str, Any]]] = [[] for _ in range(max(depth.values()) + 1)]
+    for row in include:  # one pass: a chain n deep has n levels, and a scan of every row per level would cost n²
+        rows[row["depth"]].append(row)
+    levels = [{"depth": level, "images": [row["image"] for row in found], "matrix": {"include": found}} for level, found in enumerate(rows)]
     return {"images": [e.name for e in entries], "matrix": {"include": include}, "levels": levels, "git": explanation.to_dict()}
 
 
