@@ -1,6 +1,6 @@
 """How planning grows with the family's depth, its number of images and the number of changed files.
 
-    python bench/plan_growth.py [--scenario chain|images|files] [--sizes 1000,2000,3000] [--repeat 3] [--against REV] [--json]
+    python bench/plan_growth.py [--scenario chain|images|files] [--sizes 1000,2000,3000] [--repeat 3] [--against REV] [--sparse] [--json]
 
 Every part of a plan should cost about n log n or less in each of the three
 sizes a monorepo grows in: a parent chain ``n`` deep, ``n`` images, ``n``
@@ -11,18 +11,21 @@ per scenario with the growth from one size to the next, so a quadratic step
 shows as a ratio near 4 where the size doubled:
 
 - ``chain``: images c0000 <- c0001 <- ... ``n`` deep, each with its own
-  Dockerfile and input folder. Two commits after the family's: the root's
-  input changed, then the last image's. ``invoke affected --since HEAD~2``
-  names every image; ``invoke affected --json --since HEAD~1`` (the CI
-  matrix, one level per depth) names the last one.
+  Dockerfile and input folder, and three commits after the family's: the
+  root's input changed, then the last image's, then the README.
+  ``invoke affected --since HEAD~3`` names every image; ``invoke affected
+  --json --since HEAD~2`` (the CI matrix, one level per depth) names the last
+  one; ``invoke plan --json --since HEAD~1`` reuses every image unlooked-up.
 - ``images``: ``n`` images, a root with 50 children and the rest spread
-  under those, each with its own Dockerfile and input folder, the same two
-  commits: ``invoke affected --since HEAD~2`` names them all, and
-  ``invoke plan --json --since HEAD~1`` builds one leaf (three registry
-  lookups: the leaf and its ancestors).
+  under those, each with its own Dockerfile and input folder, the same
+  commits and steps; and ``invoke plan --json --since HEAD~2``, which finds
+  none of the base commit's images published in the fresh namespace, so it
+  looks up every image in the registry and the engine and builds them all.
 - ``files``: a root and an app image whose inputs hold ``n`` files, all
   changed by the last commit: ``invoke plan --json --since HEAD~1`` without
-  .imagegraph/cache (the first plan of that content) and with it.
+  .imagegraph/cache (the first plan of that content) and with it. With
+  ``--sparse`` those files stay out of the work tree (a sparse checkout),
+  for a disk where writing them would take minutes.
 
 Generating a repository is timed apart from planning and printed to stderr.
 ``--against REV`` also times imagegraph as of REV (a commit of this
@@ -35,8 +38,10 @@ so the lookups `invoke plan` makes never find a real image.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -126,16 +131,24 @@ def _git(repo: Path, *args: str, stdin: bytes | None = None) -> str:
     return result.stdout.decode(errors="replace")
 
 
-def write_history(path: Path, commits: list[tuple[str, Mapping[str, bytes]]]) -> None:
+def write_history(path: Path, commits: list[tuple[str, Mapping[str, bytes]]], *, sparse: tuple[str, ...] = ()) -> None:
     """A repository at ``path`` with these commits (message, files written) on main, checked out and its index refreshed.
 
     One ``git fast-import`` stream; equal contents are one blob (a mark), so
     200,000 files of a few distinct contents cost little more than their paths.
+    ``sparse`` folders stay in the index and the history but out of the work
+    tree (a sparse checkout): writing 200,000 files to a slow disk takes
+    minutes, and planning takes every path and content id from the index alike.
     """
     path.mkdir(parents=True, exist_ok=True)
     _git(path, "init", "-q")
     _git(path, "symbolic-ref", "HEAD", f"refs/heads/{BRANCH}")
     _git(path, "config", "gc.auto", "0")
+    if sparse:
+        _git(path, "config", "core.sparseCheckout", "true")
+        info = path / ".git" / "info"
+        info.mkdir(exist_ok=True)
+        (info / "sparse-checkout").write_text("/*\n" + "".join(f"!/{folder.strip('/')}/\n" for folder in sparse))
     marks: dict[bytes, int] = {}
     chunks: list[bytes] = []
     for number, (message, files) in enumerate(commits):
@@ -161,14 +174,24 @@ def write_history(path: Path, commits: list[tuple[str, Mapping[str, bytes]]]) ->
 
 
 def _family_repo(path: Path, images: list[Image]) -> GeneratedRepo:
-    """Three commits: the family; the root's input changed (every image affected since HEAD~2); the last image's input
-    changed (only it, since HEAD~1)."""
+    """Four commits: the family; the root's input changed (every image affected since HEAD~3); the last image's input
+    changed (only it, since HEAD~2); the README changed (no image, since HEAD~1)."""
     started = time.perf_counter()
     root, leaf = images[0], images[-1]
     write_history(path, [("a family of images", _family_files(f"growth-{uuid.uuid4().hex[:8]}", images)),
                          ("change the root's input", {f"images/{root.name}/input.txt": b"changed\n"}),
-                         ("change one leaf's input", {f"images/{leaf.name}/input.txt": b"changed\n"})])
-    return GeneratedRepo(path, {"all": [image.name for image in images], "leaf": leaf.name}, time.perf_counter() - started)
+                         ("change one leaf's input", {f"images/{leaf.name}/input.txt": b"changed\n"}),
+                         ("docs only", {"README.md": b"# generated by bench/plan_growth.py; safe to delete (docs edited)\n"})])
+    levels = 1 + max(_depths(images).values())
+    return GeneratedRepo(path, {"all": [image.name for image in images], "leaf": leaf.name, "levels": levels}, time.perf_counter() - started)
+
+
+def _depths(images: list[Image]) -> dict[str, int]:
+    """Each image's number of ancestors; ``images`` list every parent before its children."""
+    depth: dict[str, int] = {}
+    for image in images:
+        depth[image.name] = 0 if image.parent is None else depth[image.parent] + 1
+    return depth
 
 
 def chain_repo(path: Path, depth: int) -> GeneratedRepo:
@@ -187,14 +210,17 @@ def images_repo(path: Path, count: int) -> GeneratedRepo:
     return _family_repo(path, images)
 
 
-def files_repo(path: Path, count: int) -> GeneratedRepo:
-    """A root and an app image whose input folder holds ``count`` files, every one of them changed by the last commit."""
+def files_repo(path: Path, count: int, *, sparse: bool = False) -> GeneratedRepo:
+    """A root and an app image whose input folder holds ``count`` files, every one of them changed by the last commit.
+
+    ``sparse``: those files are left out of the work tree (see :func:`write_history`).
+    """
     started = time.perf_counter()
     images = [Image("root", None, ("images/root/**",)), Image("app", "root", ("images/app/**", "data/**"))]
     files = _family_files(f"growth-{uuid.uuid4().hex[:8]}", images)
     data = [f"data/d{i // PER_FOLDER:04d}/f{i % PER_FOLDER:04d}.txt" for i in range(count)]
     write_history(path, [("an app with many inputs", {**files, **dict.fromkeys(data, b"before\n")}),
-                         ("change every input of the app", dict.fromkeys(data, b"after\n"))])
+                         ("change every input of the app", dict.fromkeys(data, b"after\n"))], sparse=("data",) if sparse else ())
     return GeneratedRepo(path, {"changed": count}, time.perf_counter() - started)
 
 
@@ -222,6 +248,8 @@ def subprocess_env(src: Path = SRC) -> dict[str, str]:
 @dataclass(frozen=True)
 class Timed:
     seconds: float
+    #: CPU seconds of the command and the git commands it ran: what other work on the machine stretches least.
+    cpu: float
     #: None when the command was stopped at the timeout.
     stdout: str | None
 
@@ -230,16 +258,20 @@ def run_timed(repo: Path, args: list[str], env: Mapping[str, str], *, timeout: f
     """``invoke <args>`` in ``repo``, timed; ``cold`` sets .imagegraph/cache aside first (not timed). A failure is an error."""
     if cold:
         shutil.rmtree(repo / ".imagegraph" / "cache", ignore_errors=True)
+    command = [*invoke_command(), *args]
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     try:
-        result = subprocess.run([*invoke_command(), *args], cwd=repo, env=dict(env), capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(command, cwd=repo, env=dict(env), capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return Timed(timeout, None)
+        return Timed(timeout, timeout, None)
     seconds = time.perf_counter() - started
+    now = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (now.ru_utime - used.ru_utime) + (now.ru_stime - used.ru_stime)
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()
         raise fail(f"`invoke {' '.join(args)}` failed in {repo}: {detail[-1] if detail else f'exit status {result.returncode}'}")
-    return Timed(seconds, result.stdout)
+    return Timed(seconds, cpu, result.stdout)
 
 
 def check_output(scenario: str, step: str, expected: Mapping[str, Any], stdout: str) -> None:
@@ -251,12 +283,15 @@ def check_output(scenario: str, step: str, expected: Mapping[str, Any], stdout: 
         return
     data = json.loads(stdout)
     if step == "affected_leaf":
-        if data["images"] != [expected["leaf"]]:
-            raise fail(f"{scenario}: `invoke affected` named {data['images'][:5]}, expected only {expected['leaf']}")
-    elif step == "plan_leaf":
-        built = [entry["name"] for entry in data["images"] if entry["decision"] == "build"]
-        if built != [expected["leaf"]]:
-            raise fail(f"{scenario}: `invoke plan` builds {built[:5]}, expected only {expected['leaf']}")
+        if data["images"] != [expected["leaf"]] or len(data["levels"]) != expected["levels"]:
+            raise fail(f"{scenario}: `invoke affected` named {data['images'][:5]} in {len(data['levels'])} levels, "
+                       f"expected only {expected['leaf']} in {expected['levels']}")
+    elif step in ("plan_reuse", "plan_all"):
+        decisions = {entry["name"]: entry["decision"] for entry in data["images"]}
+        wanted = "reuse" if step == "plan_reuse" else "build"
+        if sorted(decisions) != sorted(expected["all"]) or set(decisions.values()) != {wanted}:
+            raise fail(f"{scenario}: `invoke plan` decided {sorted(set(decisions.values()))} for {len(decisions)} images, "
+                       f"expected {wanted} for all {len(expected['all'])}")
     else:
         changed = len(data["git"]["changed"])
         app = next(entry for entry in data["images"] if entry["name"] == "app")
@@ -264,16 +299,18 @@ def check_output(scenario: str, step: str, expected: Mapping[str, Any], stdout: 
             raise fail(f"{scenario}: `invoke plan` saw {changed} changed paths, app {app['decision']}, expected {expected['changed']} and build")
 
 
+_FAMILY_STEPS = (
+    ("affected_all", "invoke affected --since HEAD~3 (the root changed: every image)", ("affected", "--since", "HEAD~3"), False),
+    ("affected_leaf", "invoke affected --json --since HEAD~2 (the last image changed)", ("affected", "--json", "--since", "HEAD~2"), False),
+    ("plan_reuse", "invoke plan --json --since HEAD~1 (docs changed: every image reused, no lookup)",
+     ("plan", "--json", "--since", "HEAD~1"), False),
+)
 #: What each scenario times: (step, label, invoke arguments, cold).
 STEPS: dict[str, tuple[tuple[str, str, tuple[str, ...], bool], ...]] = {
-    "chain": (
-        ("affected_all", "invoke affected --since HEAD~2 (the root changed: every image)", ("affected", "--since", "HEAD~2"), False),
-        ("affected_leaf", "invoke affected --json --since HEAD~1 (the last image changed)", ("affected", "--json", "--since", "HEAD~1"), False),
-    ),
-    "images": (
-        ("affected_all", "invoke affected --since HEAD~2 (the root changed: every image)", ("affected", "--since", "HEAD~2"), False),
-        ("plan_leaf", "invoke plan --json --since HEAD~1 (one leaf changed)", ("plan", "--json", "--since", "HEAD~1"), False),
-    ),
+    "chain": _FAMILY_STEPS,
+    "images": (*_FAMILY_STEPS,
+               ("plan_all", "invoke plan --json --since HEAD~2 (nothing published: n registry and engine lookups)",
+                ("plan", "--json", "--since", "HEAD~2"), False)),
     "files": (
         ("plan_cold", "invoke plan --json --since HEAD~1, no .imagegraph/cache", ("plan", "--json", "--since", "HEAD~1"), True),
         ("plan_warm", "invoke plan --json --since HEAD~1, cache kept", ("plan", "--json", "--since", "HEAD~1"), False),
@@ -303,11 +340,13 @@ def measure(scenario: str, sizes: Iterable[int], repeat: int, timeout: float, ag
             for step, label, args, cold in STEPS[scenario]:
                 for code, env in codes:
                     if (step, code) in given_up:
-                        rows.append({"scenario": scenario, "step": step, "label": label, "code": code, "n": n, "seconds": None, "times": []})
+                        rows.append({"scenario": scenario, "step": step, "label": label, "code": code, "n": n, "seconds": None, "cpu": None,
+                                     "times": []})
                         continue
                     # One untimed run first (the page cache, compiled modules; the kept results a warm step reads).
                     warm = run_timed(repo.path, list(args), env, timeout=timeout, cold=cold)
-                    times = []
+                    times: list[float] = []
+                    cpus: list[float] = []
                     for _ in range(repeat if warm.stdout is not None else 0):
                         timed = run_timed(repo.path, list(args), env, timeout=timeout, cold=cold)
                         if timed.stdout is None:
@@ -316,11 +355,15 @@ def measure(scenario: str, sizes: Iterable[int], repeat: int, timeout: float, ag
                             break
                         check_output(scenario, step, repo.expected, timed.stdout)
                         times.append(timed.seconds)
+                        cpus.append(timed.cpu)
                     if not times:
                         given_up.add((step, code))
                     median = statistics.median(times) if times else None
-                    rows.append({"scenario": scenario, "step": step, "label": label, "code": code, "n": n, "seconds": median, "times": times})
-                    say(f"  {step} ({code}): {'>' + format(timeout, 'g') if median is None else format(median, '.2f')}s")
+                    cpu = statistics.median(cpus) if cpus else None
+                    rows.append({"scenario": scenario, "step": step, "label": label, "code": code, "n": n, "seconds": median, "cpu": cpu,
+                                 "times": times})
+                    say(f"  {step} ({code}): {'>' + format(timeout, 'g') if median is None else format(median, '.2f')}s"
+                        + (f", cpu {cpu:.2f}s" if cpu is not None else ""))
         finally:
             shutil.rmtree(repo.path, ignore_errors=True)
     return rows
@@ -333,14 +376,15 @@ def format_rows(rows: list[dict[str, Any]], timeout: float) -> str:
     for row in rows:
         groups.setdefault((row["scenario"], row["label"], row["code"]), []).append(row)
     for (scenario, label, code), group in groups.items():
-        lines += ["", f"{scenario}: {label}, imagegraph {code}", f"{'n':>9} {'seconds':>9} {'growth':>22}"]
+        lines += ["", f"{scenario}: {label}, imagegraph {code}", f"{'n':>9} {'seconds':>9} {'cpu':>9} {'growth (seconds)':>22}"]
         before: dict[str, Any] | None = None
         for row in group:
             shown = f">{timeout:g}" if row["seconds"] is None else f"{row['seconds']:.2f}"
             growth = ""
             if before is not None and before["seconds"] and row["seconds"]:
                 growth = f"x{row['seconds'] / before['seconds']:.2f} for n x{row['n'] / before['n']:.2f}"
-            lines.append(f"{row['n']:>9} {shown:>9} {growth:>22}")
+            cpu = "-" if row["cpu"] is None else f"{row['cpu']:.2f}"
+            lines.append(f"{row['n']:>9} {shown:>9} {cpu:>9} {growth:>22}")
             before = row
     return "\n".join(lines).lstrip("\n")
 
@@ -353,7 +397,11 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=120, help="seconds before a run is stopped and reported as >T (default 120)")
     parser.add_argument("--against", metavar="REV", help="also time imagegraph as of REV (a commit of this repository), in the same rounds")
     parser.add_argument("--json", action="store_true", help="write the rows as JSON to stdout (the table goes to stderr)")
+    parser.add_argument("--sparse", action="store_true", help="files: leave the changed files out of the work tree (a sparse checkout; "
+                        "in the index and history alike), where writing them to disk would take minutes")
     args = parser.parse_args()
+    if args.sparse:
+        GENERATORS["files"] = functools.partial(files_repo, sparse=True)
     if args.repeat < 1 or args.timeout <= 0:
         raise fail("need --repeat >= 1 and --timeout > 0")
     try:
