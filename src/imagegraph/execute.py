@@ -20,6 +20,7 @@ two would only spread that state over modules.
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -130,31 +131,48 @@ class BuildExecutor:
 
     def run(self, plan: Plan) -> tuple[ImageResult, ...]:
         results: dict[str, ImageResult] = {}
-        waiting = [entry for entry in plan.images]
+        order = {entry.name: index for index, entry in enumerate(plan.images)}
+        waiting = {entry.name: entry for entry in plan.images}
         futures: dict[Future[tuple[dict[str, ImageResult], list[ImagePlan]]], str] = {}
         parents = {entry.name: entry.parent for entry in plan.images}
+        children: dict[str, list[str]] = {}
+        for entry in plan.images:
+            if entry.parent is not None:
+                children.setdefault(entry.parent, []).append(entry.name)
         groups = {group[0]: group for group in bake_groups(plan.images, parents)} if self.registry is not None else {}
+        # The waiting images whose parent has a result, by place in the plan: a result makes its children ready by a
+        # look-up, where a scan of everything waiting after each result would cost n² over a family of n.
+        ready = [order[entry.name] for entry in plan.images if entry.parent is None]
+        heapq.heapify(ready)
+
+        def resolved(name: str) -> None:
+            for child in children.get(name, ()):
+                if child in waiting:
+                    heapq.heappush(ready, order[child])
+
         with self.progress, ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="imagegraph") as pool:
             while waiting or futures:
-                for entry in list(waiting):
+                while ready:
+                    entry = plan.images[heapq.heappop(ready)]
+                    if entry.name not in waiting:
+                        continue  # made ready twice (a result and a return from a bake at once): started already
                     parent = parents.get(entry.name)
-                    if entry not in waiting or (parent is not None and parent not in results):
-                        continue
-                    waiting.remove(entry)
+                    del waiting[entry.name]
                     if (not_started := self._stopped_before(entry)) is not None:
                         results[entry.name] = not_started
                     elif parent is not None and not results[parent].ok:
                         results[entry.name] = self._blocked(entry, parent)
                     elif entry.name in groups:
                         group = groups.pop(entry.name)  # once: what the bake leaves undone is built alone
-                        members = [entry, *(e for e in waiting if e.name in group)]
-                        for member in members[1:]:
-                            waiting.remove(member)
+                        members = [entry, *(waiting.pop(name) for name in sorted((n for n in group if n in waiting), key=order.__getitem__))]
                         futures[pool.submit(self._bake, members)] = entry.name
+                        continue
                     elif entry.decision is Decision.BUILD or entry.push_existing:
                         futures[pool.submit(lambda e: ({e.name: self._work(e)}, []), entry)] = entry.name
+                        continue
                     else:
                         results[entry.name] = ImageResult(entry.name, entry.decision, entry.ref, entry.reason)
+                    resolved(entry.name)
                 if futures:
                     done, _ = wait(futures, return_when=FIRST_COMPLETED)
                     for future in done:
@@ -162,8 +180,15 @@ class BuildExecutor:
                         finished, again = future.result()
                         results.update(finished)
                         # left undone by a bake: built on their own, each when its parent is done
-                        waiting.extend(again)
-                        waiting.sort(key=plan.images.index)
+                        for entry in again:
+                            waiting[entry.name] = entry
+                        for name in finished:
+                            resolved(name)
+                        for entry in again:
+                            if entry.parent is None or entry.parent in results:
+                                heapq.heappush(ready, order[entry.name])
+                else:
+                    break  # nothing runs, so nothing more can start (only an image whose parent is not in the plan would wait)
         return tuple(results[entry.name] for entry in plan.images)
 
     def _stopped_before(self, entry: ImagePlan) -> ImageResult | None:

@@ -12,7 +12,9 @@ per command, 5,000 images 5 s, 200,000 changed files 8 s. The quadratic
 walks they replace took more than 120 s (the chain; the same files) and
 45 s (the images); each bound sits between, about 5-8x over the measured
 figure. The family of images is also planned at half the size: doubling the
-family may not more than 2.5x the time (a quadratic step gives 4x).
+family may not more than 2.5x the time (a quadratic step gives 4x). The
+executor's scheduling of a chain 3,000 deep is timed on its own (0.3 s; the
+rescan it replaces took 246 s for 1,000).
 """
 
 from __future__ import annotations
@@ -99,3 +101,29 @@ def test_200000_changed_files_under_an_input_plan_in_about_linear_time(tmp_path,
     app = next(entry for entry in plan["images"] if entry["name"] == "app")
     assert len(plan["git"]["changed"]) == 200_000 and len(app["changed"]) == 200_000 and app["decision"] == "build"
     within(seconds, 60, "`invoke plan` of 200,000 changed files")
+
+
+def test_the_executor_starts_a_chain_3000_deep_in_linear_time(tmp_path):
+    """Each finished image makes its children ready by a look-up: a rescan of every waiting image per result took minutes."""
+    from imagegraph.adapters.runner import Runner
+    from imagegraph.core.plan import Decision, ImagePlan, Plan
+    from imagegraph.core.result import ImageResult
+    from imagegraph.execute import BuildExecutor
+
+    class Instant(BuildExecutor):
+        """Builds nothing: every image is done the moment it starts, so only the scheduling is timed."""
+
+        def _work(self, entry: ImagePlan) -> ImageResult:
+            return ImageResult(entry.name, entry.decision, entry.ref, entry.reason)
+
+    files = tuple((f"src/f{i}.py", "100644 " + "0" * 40) for i in range(50))
+    entries = tuple(ImagePlan(f"c{i:04d}", Decision.BUILD, "changed", "0" * 16, f"127.0.0.1:5000/scale/c{i:04d}:{'0' * 16}",
+                              None, ("linux/amd64",), push=False, parent=f"c{i - 1:04d}" if i else None, files=files)
+                    for i in range(3000))
+    executor = Instant(tmp_path, lambda: None, Runner(), None, local=None, registry=None, log_dir=tmp_path / "logs", jobs=2,
+                       say=lambda line: None)
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    results = executor.run(Plan(entries, "127.0.0.1:5000"))
+    now = resource.getrusage(resource.RUSAGE_SELF)
+    assert [r.name for r in results] == [e.name for e in entries] and all(r.ok for r in results)
+    within((now.ru_utime - used.ru_utime) + (now.ru_stime - used.ru_stime), 10, "scheduling a chain 3,000 deep")
