@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from .changes import Explanation
@@ -109,10 +110,15 @@ class Plan:
     warnings: tuple[str, ...] = ()
 
     def image(self, name: str) -> ImagePlan:
+        return self._by_name[name]
+
+    @cached_property
+    def _by_name(self) -> dict[str, ImagePlan]:
+        """Every entry by name (the first of a name): a report asks for each image's, and a scan per image would cost n²."""
+        found: dict[str, ImagePlan] = {}
         for entry in self.images:
-            if entry.name == name:
-                return entry
-        raise KeyError(name)
+            found.setdefault(entry.name, entry)
+        return found
 
     def to_build(self) -> tuple[ImagePlan, ...]:
         return tuple(e for e in self.images if e.decision is Decision.BUILD)
