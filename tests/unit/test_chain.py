@@ -173,3 +173,24 @@ CACHED_THEN_FETCHED = """\
 
 def test_a_cached_step_whose_layer_is_fetched_later_is_still_cached():
     assert count_steps(CACHED_THEN_FETCHED) == StepCount(cached=1, total=1)
+
+
+# The same, caught another way round (the engine, a warm bake): app's COPY is answered from the registry cache, its
+# line is cut by another vertex's ("#11 ..."), and it is never told CACHED: it ends DONE after fetching its layer.
+FETCHED_NEVER_TOLD_CACHED = """\
+#11 [app 1/2] COPY src/svc /app/svc
+#11 ...
+#12 [tools internal] load build definition from Dockerfile.tools
+#12 DONE 0.0s
+#11 [app 1/2] COPY src/svc /app/svc
+#11 sha256:a85464527d5bd803da911f9fe78e470c664f6d3b0b57e7ae28377997c4b2b6cf 160B / 160B 0.0s done
+#11 sha256:22535c541a41f9ffcd09c981f68a3741ad2e0c3d3340754f574732042d98da0c 181B / 181B 0.0s done
+#11 DONE 0.1s
+#13 [app 2/2] COPY src/other /app/other
+#13 DONE 0.1s
+"""
+
+
+def test_a_step_that_fetched_its_layer_before_it_ended_was_answered_from_the_registry_cache():
+    # the COPY that ran here (#13) fetched nothing
+    assert count_steps(FETCHED_NEVER_TOLD_CACHED) == StepCount(cached=1, total=2)

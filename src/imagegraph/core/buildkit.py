@@ -28,6 +28,8 @@ _BRACKET = re.compile(r"^\[([^\]]*)\] ?(.*)$")
 _NUMBER = re.compile(r"^(.*?) ?(\d+)/(\d+)$")
 _DONE = re.compile(r"^DONE ([\d.]+)s\s*$")
 _LOG = re.compile(r"^(\d+\.\d+) (.*)$")
+#: A layer being fetched for a step (a registry cache hit): ``sha256:<digest> 160B / 160B 0.0s done``.
+_LAYER_FETCH = re.compile(r"^sha256:[0-9a-f]{64} ")
 _PUSHED = re.compile(r"^pushing manifest for ([^@\s]+)(?:@sha256:[0-9a-f]+)? [\d.]+s done\s*$")
 
 
@@ -102,14 +104,19 @@ def count_steps(output: str) -> StepCount:
     FROM lines are not steps (they resolve an image, they never run). A
     vertex can end more than once, and its first end says what happened:
     ``CACHED`` first, it was answered from a cache (a ``DONE`` after it is
-    the cached layer being fetched when a later step needs it); ``DONE`` or
-    ``ERROR`` first, it ran here. In a bake each target's solve reports the
-    vertices it shares with another, and one that reaches a step after
-    another target ran it is told ``CACHED`` too, later: whether that comes
-    before or after the run depends on timing, so it must not count.
+    the cached layer being fetched when a later step needs it); ``ERROR``
+    first, it ran here; ``DONE`` first, it ran here unless it fetched a layer
+    before it (``sha256:<digest> 160B / 160B``): a step answered from the
+    registry cache while its layer is being fetched is never told
+    ``CACHED``, and a step that runs fetches no layer of its own. In a bake
+    each target's solve reports the vertices it shares with another, and one
+    that reaches a step after another target ran it is told ``CACHED`` too,
+    later: whether that comes before or after the run depends on timing, so
+    it must not count.
     """
     steps: set[str] = set()
     first_end: dict[str, str] = {}
+    fetched: set[str] = set()
     for text in output.splitlines():
         line = parse(text)
         if line.vertex is None:
@@ -118,5 +125,7 @@ def count_steps(output: str) -> StepCount:
             steps.add(line.vertex)
         elif line.kind in ("cached", "done", "error"):
             first_end.setdefault(line.vertex, line.kind)
-    cached = {vertex for vertex, kind in first_end.items() if kind == "cached"}
+        elif line.kind == "other" and line.vertex not in first_end and _LAYER_FETCH.match(line.text):
+            fetched.add(line.vertex)
+    cached = {vertex for vertex, kind in first_end.items() if kind == "cached" or (kind == "done" and vertex in fetched)}
     return StepCount(len(cached & steps), len(steps))
