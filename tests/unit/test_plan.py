@@ -200,3 +200,27 @@ def test_each_entry_carries_the_files_its_build_context_holds(world):
     assert {entry.name: entry.files for entry in plan.images} == {name: fp.files for name, fp in fingerprints.items()}
     assert "src/svc/app.py" in dict(plan.image("app").files) and "src/svc/app.py" not in dict(plan.image("ci").files)
     assert "files" not in plan.image("app").to_dict()
+
+
+def test_a_deep_chains_reasons_count_its_middle_so_each_stays_one_line(tmp_path):
+    from imagegraph.core.config import config_from_text
+    from imagegraph.core.fingerprint import fingerprint_images
+    from tests.conftest import write_tree
+    from tests.unit.test_fingerprint import MemorySources
+
+    depth = 200
+    lines = ["images:"]
+    files = {}
+    for level in range(depth):
+        files[f"d/Dockerfile.{level}"] = "FROM python:3.11-slim\n" if level == 0 else "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n"
+        lines += [f"  i{level}:", f"    dockerfile: d/Dockerfile.{level}"] + ([f"    parent: i{level - 1}"] if level else [])
+    write_tree(tmp_path, {"images.yaml": "\n".join(lines) + "\n", **files})
+    config = config_from_text((tmp_path / "images.yaml").read_text(), tmp_path)
+    fingerprints = fingerprint_images(config, MemorySources(files))
+    plan = make_plan(config, fingerprints, {}, explanation=explained({"i0": ("d/Dockerfile.0",)}, set()))
+    reasons = {entry.name: entry.reason for entry in plan.images}
+    assert reasons["i1"] == "d/Dockerfile.0 changed → i0 → i1"
+    assert reasons["i4"] == "d/Dockerfile.0 changed → i0 → i1 → i2 → i3 → i4"
+    assert reasons["i5"] == "d/Dockerfile.0 changed → i0 → i1 → i2 → … (1 more) → i4 → i5"
+    assert reasons[f"i{depth - 1}"] == f"d/Dockerfile.0 changed → i0 → i1 → i2 → … ({depth - 5} more) → i{depth - 2} → i{depth - 1}"
+    assert max(len(reason) for name, reason in reasons.items() if name != "i0") < 80

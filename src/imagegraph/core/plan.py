@@ -296,10 +296,38 @@ def _in_registry(name: str, causes: Sequence[str], same: Collection[str], since:
     return "fingerprint tag already in the registry"
 
 
+#: A reason names the first images of a chain from its cause and the last two; a deep chain's middle is counted, not
+#: listed, so every reason stays a line long (listed in full, a chain n deep would print n² names in all).
+_CHAIN_HEAD = 3
+_CHAIN_TAIL = 2
+
+
+@dataclass(frozen=True)
+class _Chain:
+    """How a change reaches an image: "<paths> changed → base → ci → … (5 more) → x → y"."""
+
+    cause: str
+    head: tuple[str, ...]
+    skipped: int = 0
+    tail: tuple[str, ...] = ()
+
+    def then(self, name: str) -> _Chain:
+        if len(self.head) < _CHAIN_HEAD:
+            return _Chain(self.cause, (*self.head, name))
+        tail = (*self.tail, name)
+        if len(tail) > _CHAIN_TAIL:
+            return _Chain(self.cause, self.head, self.skipped + 1, tail[1:])
+        return _Chain(self.cause, self.head, self.skipped, tail)
+
+    def __str__(self) -> str:
+        middle = (f"… ({self.skipped} more)",) if self.skipped else ()
+        return " → ".join((f"{self.cause} changed", *self.head, *middle, *self.tail))
+
+
 def _build_reasons(config: Config, decided: Mapping[str, tuple[Decision, str, bool]], causes: Mapping[str, Sequence[str]],
                    same: Collection[str], since: str) -> dict[str, str]:
     """Why each image builds: the chain from cause to image, e.g. "requirements/requirements-torch.txt changed → base → ci"."""
-    chains: dict[str, str] = {}  # image -> "<paths> changed → ... → image", for images rebuilt because of a change
+    chains: dict[str, _Chain] = {}  # for images rebuilt because of a change
     reasons: dict[str, str] = {}
     for name in build_order(config):
         decision, reason, _ = decided[name]
@@ -311,12 +339,13 @@ def _build_reasons(config: Config, decided: Mapping[str, tuple[Decision, str, bo
         parent = config.image(name).parent
         parent_built = parent is not None and decided[parent][0] is Decision.BUILD
         if name in causes:
-            chains[name] = f"{_paths(causes[name])} changed → {name}"
+            chains[name] = _Chain(_paths(causes[name]), (name,))
             built_children = [c for c in children(config, name) if decided[c][0] is Decision.BUILD]
-            reasons[name] = chains[name] + (f" → {', '.join(built_children)}" if built_children else "")
+            reasons[name] = str(chains[name]) + (f" → {', '.join(built_children)}" if built_children else "")
             reasons[name] += f" (and parent {parent} is rebuilt)" if parent_built else ""
         elif parent_built and parent in chains:
-            chains[name] = reasons[name] = f"{chains[parent]} → {name}"
+            chains[name] = chains[parent].then(name)
+            reasons[name] = str(chains[name])
         elif parent_built:
             reasons[name] = f"parent {parent} is rebuilt"
         elif name in same:
