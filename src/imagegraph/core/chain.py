@@ -75,6 +75,8 @@ class BakeOutput:
         self._owners: dict[str, frozenset[str]] = {}
         self._lines: list[tuple[str | None, str]] = []
         self._errors: set[str] = set()
+        self._ancestry: dict[str, tuple[str, ...]] = {}
+        self._ancestor_sets: dict[str, frozenset[str]] = {}
 
     def feed(self, line: str) -> tuple[frozenset[str], str]:
         """(the images ``line`` is about, none for bake's own lines; the line without the target in its name)."""
@@ -95,17 +97,25 @@ class BakeOutput:
         self._lines.append((vertex, line))
         return (self._owners.get(vertex, frozenset()) if vertex is not None else frozenset()), line
 
-    def _ancestors(self, target: str) -> list[str]:
-        """``target``'s ancestors in this bake, the root first."""
-        found: list[str] = []
-        parent = self._parents.get(target)
-        while parent in self._parents and parent is not None:
-            found.insert(0, parent)
-            parent = self._parents.get(parent)
-        return found
+    def _ancestors(self, target: str) -> tuple[str, ...]:
+        """``target``'s ancestors in this bake, the root first (worked out once per target: every line asks)."""
+        # Up to the first target worked out before (or the root), then down again, each one from its parent's.
+        path: list[str] = []
+        node: str | None = target
+        while node is not None and node not in self._ancestry:
+            path.append(node)
+            parent = self._parents.get(node)
+            node = parent if parent in self._parents else None
+        for name in reversed(path):
+            parent = self._parents.get(name)
+            known = (*self._ancestry[parent], parent) if parent is not None and parent in self._parents else ()
+            self._ancestry[name] = known
+            self._ancestor_sets[name] = frozenset(known)
+        return self._ancestry[target]
 
     def _is_ancestor(self, candidate: str, target: str) -> bool:
-        return candidate in self._ancestors(target)
+        self._ancestors(target)
+        return candidate in self._ancestor_sets[target]
 
     def _has(self, target: str, text: str) -> bool:
         return any(pattern.fullmatch(text) for pattern in self._steps[target])
