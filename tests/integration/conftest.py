@@ -47,24 +47,28 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def remove_local_images(docker_client, wanted: Callable[[str], bool]) -> None:
-    """Remove the engine's tags that ``wanted`` picks; an image that another user of the engine removed meanwhile is no error.
+def local_tags(docker_client) -> list[str]:
+    """Every tag in the engine, in one listing: a get per image (docker-py's ``images.list()``) fails with 404 when
+    another user of the engine removes one in between.
 
     On the containerd image store, a listing made while another client deletes
     images can answer 404 for content that just went: then it lists again.
     """
     for attempt in range(3):
         try:
-            entries = docker_client.api.images()  # a list, not a get per image: those can vanish between the two
-            break
+            return [tag for entry in docker_client.api.images() for tag in entry.get("RepoTags") or ()]
         except docker.errors.NotFound:
             if attempt == 2:
                 raise
-    for entry in entries:
-        for tag in entry.get("RepoTags") or ():
-            if wanted(tag):
-                with contextlib.suppress(docker.errors.NotFound):
-                    docker_client.images.remove(tag, force=True)
+    return []
+
+
+def remove_local_images(docker_client, wanted: Callable[[str], bool]) -> None:
+    """Remove the engine's tags that ``wanted`` picks; an image that another user of the engine removed meanwhile is no error."""
+    for tag in local_tags(docker_client):
+        if wanted(tag):
+            with contextlib.suppress(docker.errors.NotFound):
+                docker_client.images.remove(tag, force=True)
 
 
 @pytest.fixture

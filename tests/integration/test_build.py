@@ -18,7 +18,7 @@ from imagegraph.core.plan import Decision
 from imagegraph.core.result import ImageResult
 from imagegraph.core.values import KNOWN_PLATFORMS
 from imagegraph.workspace import Workspace
-from tests.integration.conftest import commit_all, git, init_repo, remove_local_images, run_invoke
+from tests.integration.conftest import commit_all, git, init_repo, local_tags, remove_local_images, run_invoke
 
 pytestmark = pytest.mark.integration
 
@@ -144,7 +144,7 @@ def test_family_builds_then_reuses_then_rebuilds_only_what_changed(repo, docker_
     assert {name: r.decision for name, r in fourth.items()} == dict.fromkeys(("base", "app", "tools"), Decision.REUSE)
     assert fourth["app"].ref == first["app"].ref
     assert fourth["app"].reason == "src/svc/__init__.py changed, to content already built: fingerprint tag in the registry"
-    assert not any(first["app"].ref in tag for image in docker_client.images.list() for tag in image.tags)
+    assert not any(first["app"].ref in tag for tag in local_tags(docker_client))
 
 
 def test_docs_change_plans_no_build(repo):

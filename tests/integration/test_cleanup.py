@@ -22,7 +22,7 @@ from imagegraph.core.retention import RETENTION_TAG
 from imagegraph.tasks.build import cleanup as cleanup_task
 from imagegraph.workspace import Workspace
 from tests.conftest import FAMILY, FAMILY_FILES, write_tree
-from tests.integration.conftest import commit_all, git, one_error_line, run_invoke
+from tests.integration.conftest import commit_all, git, one_error_line, remove_local_images, run_invoke
 from tests.integration.faultproxy import Hold, start_fault_proxy
 from tests.integration.oci_seed import Seeder
 
@@ -140,10 +140,7 @@ def test_cleanup_keeps_everything_a_kept_image_needs_through_garbage_collection(
     # and a second run finds nothing more to delete
     again = run_invoke(root, "cleanup", "--keep", "2")
     assert "nothing to delete" in again.stdout
-    for image in docker_client.images.list():
-        for tag in image.tags:
-            if tag.startswith(private_registry.address):
-                docker_client.images.remove(tag, force=True)
+    remove_local_images(docker_client, lambda tag: tag.startswith(private_registry.address))
 
 
 def test_gone_tags_are_gone(seeded):
