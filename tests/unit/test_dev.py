@@ -207,8 +207,8 @@ def test_the_tools_table_and_the_one_line_problem():
 
 
 def test_staged_python_files_and_the_lint_command(tmp_path):
-    assert staged_python("src/a.py\0README.md\0stubs/b.pyi\0") == ("src/a.py", "stubs/b.pyi")
-    assert staged_python("") == ()
+    assert staged_python(("src/a.py", "README.md", "stubs/b.pyi", "-x.py")) == ("src/a.py", "stubs/b.pyi", "-x.py")
+    assert staged_python(()) == ()
     command = lint_command("/py", ("src/a.py",), tmp_path)
     assert command.argv == ("/py", "-m", "ruff", "check", "--force-exclude", "--", "src/a.py") and command.cwd == str(tmp_path)
 

@@ -115,6 +115,16 @@ def test_file_mode_counts(family):
     assert plain["app"].digest != executable["app"].digest and plain["ci"].digest == executable["ci"].digest
 
 
+def test_a_newline_in_a_file_name_cannot_forge_another_file_list(family):
+    """Two files, or one whose name spells the first's line and the second's name: two contexts, two fingerprints."""
+    config = load_config(family)
+    two = {**FAMILY_FILES, "src/svc/a.py": "x\n", "src/svc/a.pz": "y\n"}
+    forged = {**FAMILY_FILES, f"src/svc/a.py 100644 {blob_id(b'x' + bytes([10]))}\nfile src/svc/a.pz": "y\n"}
+    assert fingerprint_images(config, MemorySources(two))["app"].digest != fingerprint_images(config, MemorySources(forged))["app"].digest
+    odd = fingerprint_images(config, MemorySources({**FAMILY_FILES, "src/svc/bad\udcff.py": ""}))  # a name that is not UTF-8
+    assert odd["app"].digest != fingerprint_images(config, MemorySources({**FAMILY_FILES, "src/svc/bad\ufffd.py": ""}))["app"].digest
+
+
 def test_blob_id_is_gits():
     # `printf 'hello\n' | git hash-object --stdin`
     assert blob_id(b"hello\n") == "ce013625030ba8dba906f756967f9e9ca394464a"

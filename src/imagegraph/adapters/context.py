@@ -116,7 +116,7 @@ def _copy_verified(root: Path, dest: Path, path: str, content_id: str) -> int:
         mode = "120000" if is_link else "100755" if info.st_mode & 0o111 else "100644"
         if is_link:
             link = os.readlink(source)
-            actual = f"{mode} {blob_id(link.encode())}"
+            actual = f"{mode} {blob_id(os.fsencode(link))}"  # a target is bytes, as a name is
         elif content_id.startswith(f"{REQUIREMENTS_ID} "):  # read as pip reads it: its mode is not part of its id
             data = read_small(path, info.st_size, source.read_bytes)
             actual = requirements_id(data)

@@ -272,9 +272,9 @@ def tool_problem(checks: Sequence[ToolCheck]) -> str | None:
     return None
 
 
-def staged_python(output: str) -> tuple[str, ...]:
-    """The Python files among ``git diff --cached --name-only -z`` output."""
-    return tuple(path for path in output.split("\0") if path.endswith((".py", ".pyi")))
+def staged_python(staged: Sequence[str]) -> tuple[str, ...]:
+    """The Python files among the staged ones (:meth:`imagegraph.adapters.repo.Repository.staged`)."""
+    return tuple(path for path in staged if path.endswith((".py", ".pyi")))
 
 
 def lint_command(python: str, paths: Sequence[str], root: Path) -> Command:

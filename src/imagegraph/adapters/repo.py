@@ -1,4 +1,9 @@
-"""The git adapter: everything imagegraph asks git, through GitPython.
+"""The git adapter: everything imagegraph asks git.
+
+git is asked directly: one-line answers through :meth:`Repository._ask`,
+listings of file names in the NUL-separated forms :mod:`imagegraph.adapters.gitlists`
+defines and reads (a name may hold any byte but NUL and ``/``); GitPython
+only reads objects by id.
 
 Two questions matter. *What is in the checkout?* (:meth:`Repository.working_tree`
 and :meth:`Repository.commit_tree` make the trees of :mod:`imagegraph.adapters.trees`,
@@ -11,6 +16,7 @@ which may sit below the repository's top level in a monorepo.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Sequence
 from datetime import datetime
@@ -22,8 +28,9 @@ from ..core.changes import Change
 from ..core.errors import ImagegraphError
 from ..core.gitnames import is_commit_id, is_ref_name
 from ..core.values import shown
+from . import gitlists
 from .inputcache import InputCache, cache_key
-from .trees import CommitTree, WorkingTree, git_items
+from .trees import CommitTree, WorkingTree, git_output
 
 if TYPE_CHECKING:
     import git
@@ -207,14 +214,8 @@ class Repository:
         def diff() -> tuple[Change, ...]:
             # git's raw listing, read here: GitPython's diff makes an object per path with a round trip to git's
             # object reader and a submodule look-up each, milliseconds a path: minutes for 100,000 changed files.
-            items = iter(self.git_lines("diff-tree", "-r", "-z", "-M", "--raw", "--no-color", "--abbrev=40", "--full-index",
-                                        "--end-of-options", base, head))
-            changes: list[Change] = []
-            for meta in items:  # ":<mode> <mode> <id> <id> <status>", then the path; a rename or copy: both paths
-                status = meta.rsplit(" ", 1)[-1][:1]
-                old = next(items) if status in ("R", "C") else None
-                changes += self._changes(status, old, next(items))
-            return tuple(changes)
+            listing = self.listing(gitlists.diff_commits(base, head))
+            return tuple(change for status, old, path in gitlists.raw_diff(listing) for change in self._changes(status, old, path))
 
         if self._cache is None:
             return diff()
@@ -253,13 +254,22 @@ class Repository:
         # literal: a folder named with *, ? or [ is that folder, not a pattern
         return f":(top,literal){self.prefix}" if self.prefix else ":(top)"
 
-    def git_lines(self, *args: str) -> list[str]:
-        """NUL-separated output of a git command run at the top level."""
-        return git_items(self.git_start(*args), f"git {args[0]}")
+    def listing(self, command: Sequence[str]) -> bytes:
+        """What a git command of :mod:`imagegraph.adapters.gitlists` prints, run at the top level; read it there too."""
+        return git_output(self.git_start(*command), f"git {command[0]}")
+
+    def staged(self) -> tuple[str, ...]:
+        """The staged files that still exist, by path from the top level (what a pre-commit hook checks)."""
+        return tuple(gitlists.items(self.listing(gitlists.staged())))
 
     def git_start(self, *args: str) -> subprocess.Popen[bytes]:
         """A git command run at the top level, started now; read its output later (several run side by side)."""
         return subprocess.Popen(["git", "-C", str(self.top), "--no-optional-locks", *args], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=_git_env())
 
 
+
+
+def _git_env() -> dict[str, str]:
+    """The environment git runs in: the caller's, less what would make git read the project's pathspecs another way."""
+    return {name: value for name, value in os.environ.items() if name not in gitlists.PATHSPEC_VARIABLES}

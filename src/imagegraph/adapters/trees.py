@@ -12,7 +12,6 @@ from __future__ import annotations
 import bisect
 import hashlib
 import os
-import re
 import stat
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
@@ -24,13 +23,14 @@ from ..core.changes import EMPTY_TREE
 from ..core.errors import ImagegraphError, InputError
 from ..core.fingerprint import GITLINK_MODE
 from ..core.links import LINK_MODE, inside
+from . import gitlists
 
 if TYPE_CHECKING:
     from .repo import Repository
 
 __all__ = [
     "CHUNK_BYTES", "OWN_FOLDERS", "TEXT_LIMIT_BYTES", "CommitTree", "UnmergedPaths", "WorkingTree", "blob_id", "file_blob_id",
-    "git_items", "git_output", "read_small",
+    "git_output", "read_small",
 ]
 
 #: porcelain status of a path with a merge conflict (git status --porcelain: "Unmerged" entries).
@@ -76,10 +76,6 @@ def read_small(path: str, size: int, read: Callable[[], bytes]) -> bytes:
     return read()
 
 
-#: One entry of `git ls-files --stage -z`, stage 0: the content id ("<mode> <blob id>") and the path.
-_INDEX_ENTRY = re.compile(r"(\d{6} [0-9a-f]{40,64}) \d\t([^\0]*)\0")
-
-
 def git_output(process: subprocess.Popen[bytes], what: str) -> bytes:
     """What a started git command printed; its own error line when it failed."""
     out, err = process.communicate()
@@ -87,11 +83,6 @@ def git_output(process: subprocess.Popen[bytes], what: str) -> bytes:
         detail = err.decode("utf-8", "replace").strip().splitlines()
         raise ImagegraphError(f"`{what}` failed: {detail[-1] if detail else f'exit status {process.returncode}'}")
     return out
-
-
-def git_items(process: subprocess.Popen[bytes], what: str) -> list[str]:
-    """The NUL-separated items a started git command printed."""
-    return [item for item in git_output(process, what).decode("utf-8", "surrogateescape").split("\0") if item]
 
 
 #: How many questions :meth:`WorkingTree.__contains__` answers by scanning git's listing before it lists the tree
@@ -119,9 +110,8 @@ class WorkingTree:
     def __init__(self, repository: Repository) -> None:
         self._repo = repository
         self.root = repository.root
-        self._status_run = repository.git_start("status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames",
-                                                "--ignore-submodules", "--", repository._pathspec())
-        self._listing_run = repository.git_start("ls-files", "--stage", "-z", "--", repository._pathspec())
+        self._status_run = repository.git_start(*gitlists.status(repository._pathspec()))
+        self._listing_run = repository.git_start(*gitlists.index(repository._pathspec()))
         self._status: dict[str, str] | None = None
         self._listing: bytes | None = None
         self._ids: dict[str, str] = {}
@@ -135,9 +125,8 @@ class WorkingTree:
         """path -> the two-letter porcelain status (index, work tree) of every file that differs from HEAD."""
         if self._status is None:
             status: dict[str, str] = {}
-            for entry in git_output(self._status_run, "git status").decode("utf-8", "surrogateescape").split("\0"):
-                xy, path = entry[:2], entry[3:]
-                rel = self._repo._relative(path) if entry else None
+            for xy, path in gitlists.status_entries(git_output(self._status_run, "git status")):
+                rel = self._repo._relative(path)
                 if rel is not None and not (xy == "??" and rel.startswith(OWN_FOLDERS)):
                     status[rel] = xy
             unmerged = sorted(path for path, xy in status.items() if xy in UNMERGED)
@@ -179,8 +168,8 @@ class WorkingTree:
         listing = self._listing_bytes().decode("utf-8", "surrogateescape")
         # "<mode> <blob id> <stage>\t<path>": the content id is "<mode> <blob id>", as fingerprints name it.
         # One regular expression over the whole listing: a Python loop per file is most of the cost on 20,000 files.
-        entries = _INDEX_ENTRY.findall(listing) if not prefix else [
-            (oid, path[len(prefix):]) for oid, path in _INDEX_ENTRY.findall(listing) if path.startswith(prefix)]
+        entries = gitlists.INDEX_ENTRY.findall(listing) if not prefix else [
+            (oid, path[len(prefix):]) for oid, path in gitlists.INDEX_ENTRY.findall(listing) if path.startswith(prefix)]
         index = {path: oid for oid, path in entries}
         dirty: list[str] = []
         for path, xy in status.items():
@@ -219,7 +208,7 @@ class WorkingTree:
         at = listing.find(needle)
         while at != -1:
             start = listing.rfind(b"\0", 0, at) + 1
-            if _INDEX_ENTRY.fullmatch(listing[start:at + len(needle)].decode("utf-8", "surrogateescape")):
+            if gitlists.INDEX_ENTRY.fullmatch(listing[start:at + len(needle)].decode("utf-8", "surrogateescape")):
                 return True
             at = listing.find(needle, at + 1)
         return False
@@ -242,7 +231,7 @@ class WorkingTree:
         full = self.root / path
         info = full.lstat()
         if stat.S_ISLNK(info.st_mode):
-            mode, oid = LINK_MODE, blob_id(os.readlink(full).encode())
+            mode, oid = LINK_MODE, blob_id(os.fsencode(os.readlink(full)))  # a target is bytes, as a name is
         elif stat.S_ISDIR(info.st_mode):
             # git lists a repository of its own inside the checkout (cloned, or a submodule not yet added) as one untracked
             # folder and never looks in: like a submodule, one entry whose files are not this repository's (the fingerprint
@@ -274,9 +263,7 @@ class CommitTree:
         self.commit = commit
         ids: dict[str, str] = {}
         if commit != EMPTY_TREE:
-            for line in repository.git_lines("ls-tree", "-r", "-z", "--full-tree", "--end-of-options", commit):
-                meta, _, path = line.partition("\t")
-                mode, kind, oid = meta.split(" ")
+            for mode, kind, oid, path in gitlists.tree_entries(repository.listing(gitlists.tree(commit))):
                 rel = repository._relative(path)
                 if rel is not None and kind in ("blob", "commit"):
                     ids[rel] = f"{mode} {oid}"

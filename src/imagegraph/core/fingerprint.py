@@ -515,8 +515,15 @@ def _digest(spec: ImageSpec, files: Sequence[tuple[str, str]], parent: str, pyth
     lines = [SCHEME, f"context {spec.context}", f"target {spec.target or ''}", f"parent {parent}"]
     if spec.wheels:
         lines.append(f"wheels python {python}")
-    lines += [f"file {path} {digest}" for path, digest in files]
+    lines += [f"file {_one_line(path)} {digest}" for path, digest in files]
     lines += [f"arg {key}={value}" for key, value in spec.build_args]
     lines += [f"platform {platform}" for platform in sorted(spec.platforms)]
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+    # A file name is any bytes but NUL and "/" (surrogate-escaped where they are not UTF-8, as git's listing was read).
+    return hashlib.sha256("\n".join(lines).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _one_line(path: str) -> str:
+    """A file name as one line of the digest's text: a newline in a name must not forge a line of its own
+    (``a 100644 <id>\\nfile b`` would read as two files). Names without a backslash or newline are unchanged."""
+    return path.replace("\\", "\\\\").replace("\n", "\\n")
 

@@ -131,16 +131,16 @@ def pre_commit(c):
     What .githooks/pre-commit runs; `git commit --no-verify` skips it once.
     """
     from ..adapters.devcontainer import lint_command, staged_python
+    from ..adapters.repo import Repository
 
-    root = find_root()
+    repo = Repository(find_root())
     runner = Runner()
-    listed = runner.run(Command.of("git", "-C", str(root), "diff", "--cached", "--name-only", "--diff-filter=ACMR", "-z"))
-    paths = staged_python(listed.output)
+    paths = staged_python(repo.staged())  # named from the top level, where ruff runs
     if not paths:
         return
     if importlib.util.find_spec("ruff") is None:
         raise ToolMissing(f"ruff is not installed for {sys.executable}: `python -m pip install -e '.[dev]'`")
-    result = runner.run(lint_command(sys.executable, paths, root), check=False)
+    result = runner.run(lint_command(sys.executable, paths, repo.top), check=False)
     print("".join(f"{escaped(line)}\n" for line in result.output.splitlines()), end="")  # ruff names the files
     if result.returncode != 0:
         raise ImagegraphError(f"ruff found problems in {len(paths)} staged file(s), listed above: fix them "
