@@ -51,6 +51,13 @@ def test_attributes_leave_out_what_is_unspecified():
     found = gitlists.attributes(data("check-attr.z"))
     assert found["plain.txt"] == {"ident": "set", "text": "set", "eol": "crlf"}
     assert found["-dash"] == {"filter": "lfs"} and "a -> b" not in found
+    assert gitlists.converting({**found, "bin": {"text": "unset", "diff": "unset"}}) == {"plain.txt": "text=set", "-dash": "filter=lfs"}
+
+
+def test_a_git_lfs_pointer_is_told_from_content():
+    pointer = b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"0" * 64 + b"\nsize 9\n"
+    assert gitlists.is_lfs_pointer(pointer, len(pointer))
+    assert not gitlists.is_lfs_pointer(pointer, 5000) and not gitlists.is_lfs_pointer(b"version 2\n", 10)
 
 
 COMMANDS = [gitlists.status(":(top)"), gitlists.index(":(top)"), gitlists.tree("-x"), gitlists.diff_commits("-a", "-b"),

@@ -13,11 +13,11 @@ tuples); :class:`imagegraph.adapters.repo.Repository` runs them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 __all__ = [
-    "CONVERTING_ATTRIBUTES", "INDEX_ENTRY", "PATHSPEC_VARIABLES", "attributes", "check_attr", "decoded", "diff_commits", "index",
-    "items", "raw_diff", "staged", "status", "status_entries", "tree", "tree_entries",
+    "CONVERTING_ATTRIBUTES", "INDEX_ENTRY", "PATHSPEC_VARIABLES", "attributes", "check_attr", "converting", "decoded", "diff_commits",
+    "index", "is_lfs_pointer", "items", "names", "raw_diff", "staged", "status", "status_entries", "tree", "tree_entries",
 ]
 
 #: Environment variables that change how git reads a pathspec: with one set, ``:(top,literal)dir/`` would mean another thing.
@@ -33,6 +33,11 @@ CONVERTING_ATTRIBUTES = ("filter", "ident", "text", "eol", "crlf", "working-tree
 def status(pathspec: str) -> tuple[str, ...]:
     """The checkout's files that differ from HEAD: staged, unstaged, untracked (``XY <path>``; renames as a delete and an add)."""
     return ("status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--ignore-submodules", "--", pathspec)
+
+
+def names(pathspec: str) -> tuple[str, ...]:
+    """The index's paths alone (what :func:`check_attr` reads)."""
+    return ("ls-files", "-z", "--", pathspec)
 
 
 def index(pathspec: str) -> tuple[str, ...]:
@@ -55,9 +60,9 @@ def staged() -> tuple[str, ...]:
     return ("diff", "--cached", "--name-only", "-z", "--no-renames", "--diff-filter=ACM", "--no-relative", "--no-color")
 
 
-def check_attr(names: Sequence[str] = CONVERTING_ATTRIBUTES) -> tuple[str, ...]:
-    """The attributes ``names`` of the paths given on standard input (NUL-separated)."""
-    return ("check-attr", "-z", "--stdin", *names)
+def check_attr() -> tuple[str, ...]:
+    """Every attribute set on the paths given on standard input (NUL-separated): nothing at all where no attributes are."""
+    return ("check-attr", "--all", "-z", "--stdin")
 
 
 # -- reading what they print ------------------------------------------------
@@ -112,6 +117,24 @@ def raw_diff(data: bytes) -> Iterator[tuple[str, str | None, str]]:
         letter = meta.rsplit(b" ", 1)[-1][:1].decode("ascii")
         old = decoded(next(fields)) if letter in ("R", "C") else None
         yield letter, old, decoded(next(fields))
+
+
+def converting(found: dict[str, dict[str, str]]) -> dict[str, str]:
+    """path -> ``attribute=value`` of the paths whose checked-out bytes may differ from their blob (``-text`` converts nothing)."""
+    return {path: next(f"{name}={value}" for name, value in attrs.items() if name in CONVERTING_ATTRIBUTES and value != "unset")
+            for path, attrs in found.items()
+            if any(name in CONVERTING_ATTRIBUTES and value != "unset" for name, value in attrs.items())}
+
+
+#: How a Git LFS pointer file starts (its spec, and the spec's first name): the file it stands for is elsewhere.
+LFS_POINTER_STARTS = (b"version https://git-lfs.github.com/spec/v1\n", b"version https://hawser.github.com/spec/v1\n")
+#: A pointer is a few lines; git-lfs reads no more than this.
+LFS_POINTER_MAX_BYTES = 1024
+
+
+def is_lfs_pointer(start: bytes, size: int) -> bool:
+    """Whether a file of ``size`` bytes that begins with ``start`` is a Git LFS pointer, not content."""
+    return size < LFS_POINTER_MAX_BYTES and start.startswith(LFS_POINTER_STARTS)
 
 
 def attributes(data: bytes) -> dict[str, dict[str, str]]:

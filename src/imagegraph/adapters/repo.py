@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from ..core.changes import Change
 from ..core.errors import ImagegraphError
@@ -262,10 +262,10 @@ class Repository:
         """The staged files that still exist, by path from the top level (what a pre-commit hook checks)."""
         return tuple(gitlists.items(self.listing(gitlists.staged())))
 
-    def git_start(self, *args: str) -> subprocess.Popen[bytes]:
+    def git_start(self, *args: str, stdin: IO[bytes] | int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
         """A git command run at the top level, started now; read its output later (several run side by side)."""
         return subprocess.Popen(["git", "-C", str(self.top), "--no-optional-locks", *args], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=_git_env())
+                                stderr=subprocess.PIPE, stdin=stdin, env=_git_env())
 
 
 

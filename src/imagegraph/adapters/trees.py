@@ -102,7 +102,14 @@ class WorkingTree:
     ones, are read and hashed (as git would, ``blob <size>\\0<bytes>``), and
     only when a fingerprint asks for them.
 
-    Both git commands start when the tree is made and run side by side (on a
+    A file whose checkout converts its blob (a ``.gitattributes`` filter,
+    ``ident``, end-of-line conversion, ``working-tree-encoding``; any text
+    file under ``core.autocrlf``) is on disk in other bytes than the index
+    says: those bytes are what a build context receives, so such a file is
+    identified by them, as a changed one is (:meth:`converted`). A Git LFS
+    pointer left where its file should be is refused.
+
+    The git commands start when the tree is made and run side by side (on a
     large checkout the status is most of the wait); their output is read when
     the tree is first asked something, so the caller works meanwhile.
     """
@@ -112,6 +119,11 @@ class WorkingTree:
         self.root = repository.root
         self._status_run = repository.git_start(*gitlists.status(repository._pathspec()))
         self._listing_run = repository.git_start(*gitlists.index(repository._pathspec()))
+        self._names_run = repository.git_start(*gitlists.names(repository._pathspec()))
+        self._attributes_run = repository.git_start(*gitlists.check_attr(), stdin=self._names_run.stdout)
+        self._names_run.stdout.close()  # check-attr reads the names now; git ls-files sees a closed pipe if it stops early
+        self._converted: dict[str, str] | None = None
+        self._attributes: dict[str, dict[str, str]] = {}
         self._status: dict[str, str] | None = None
         self._listing: bytes | None = None
         self._ids: dict[str, str] = {}
@@ -153,7 +165,34 @@ class WorkingTree:
             digest.update(f"\0{xy} {path}".encode("utf-8", "surrogateescape"))
             if xy == "??" or xy[1] in "MT":
                 digest.update(b" " + self.oid(path).encode())
+        for path, attribute in sorted(self.converted().items()):  # identified by their bytes: a new checkout of them is a new stat
+            try:
+                info = os.lstat(os.path.join(self.root, path))
+            except OSError:
+                continue
+            digest.update(f"\0{attribute} {path} {info.st_size} {info.st_mtime_ns} {info.st_ctime_ns} {info.st_ino}"
+                          .encode("utf-8", "surrogateescape"))
         return digest.hexdigest()
+
+    def converted(self) -> dict[str, str]:
+        """path -> what converts it (``eol=crlf``, ``filter=lfs``, ``core.autocrlf=true``, ...), for every tracked file whose
+        checkout may hold other bytes than its blob; one `git check-attr` over the index, which prints nothing without attributes."""
+        if self._converted is not None:
+            return self._converted
+        found = gitlists.attributes(git_output(self._attributes_run, "git check-attr"))
+        self._names_run.wait()
+        self._attributes = {rel: attrs for path, attrs in found.items() if (rel := self._repo._relative(path)) is not None}
+        converted = gitlists.converting(self._attributes)
+        autocrlf = self._repo.config_value("core", "autocrlf")
+        if autocrlf in ("true", "input"):  # a text file converts without any attribute (-text, binary: never)
+            listing = self._listing_bytes().decode("utf-8", "surrogateescape")
+            for _, path in gitlists.INDEX_ENTRY.findall(listing):
+                rel = self._repo._relative(path)
+                attrs = self._attributes.get(rel, {}) if rel is not None else {}
+                if rel is not None and rel not in converted and attrs.get("text") != "unset" and attrs.get("crlf") != "unset":
+                    converted[rel] = f"core.autocrlf={autocrlf}"
+        self._converted = converted
+        return converted
 
     def _listing_bytes(self) -> bytes:
         if self._listing is None:
@@ -172,6 +211,10 @@ class WorkingTree:
             (oid, path[len(prefix):]) for oid, path in gitlists.INDEX_ENTRY.findall(listing) if path.startswith(prefix)]
         index = {path: oid for oid, path in entries}
         dirty: list[str] = []
+        for path in self.converted():
+            if path in index and path not in status and not index[path].startswith((LINK_MODE, GITLINK_MODE)):
+                dirty.append(path)  # its id comes from its bytes on disk, as the context's copy will
+                del index[path]
         for path, xy in status.items():
             if xy[1] == "D" or xy == "D ":
                 index.pop(path, None)
@@ -238,6 +281,8 @@ class WorkingTree:
             # refuses it as an input).
             mode, oid = GITLINK_MODE, "0" * 40
         else:
+            if self._attributes.get(path, {}).get("filter") == "lfs":
+                _refuse_lfs_pointer(path, full, info.st_size)
             mode, oid = ("100755" if info.st_mode & 0o111 else "100644"), file_blob_id(full)
         self.hashed += 1
         self._ids[path] = known = f"{mode} {oid}"
@@ -253,6 +298,15 @@ class WorkingTree:
     def read(self, path: str) -> bytes:
         full = inside(self.root, path)  # a link out of the repository is refused, its target never read
         return read_small(path, self.size(path), full.read_bytes)
+
+
+def _refuse_lfs_pointer(path: str, full: Path, size: int) -> None:
+    """An input under ``filter=lfs`` that holds a Git LFS pointer: the builder would receive the pointer, not the file."""
+    with full.open("rb") as file:
+        start = file.read(len(gitlists.LFS_POINTER_STARTS[0]))
+    if gitlists.is_lfs_pointer(start, size):
+        raise InputError(path, "is a Git LFS pointer, not the file it stands for (.gitattributes: filter=lfs); "
+                               "fetch the content with `git lfs install && git lfs pull`, then run this again")
 
 
 class CommitTree:
