@@ -121,9 +121,13 @@ def raw_diff(data: bytes) -> Iterator[tuple[str, str | None, str]]:
 
 def converting(found: dict[str, dict[str, str]]) -> dict[str, str]:
     """path -> ``attribute=value`` of the paths whose checked-out bytes may differ from their blob (``-text`` converts nothing)."""
-    return {path: next(f"{name}={value}" for name, value in attrs.items() if name in CONVERTING_ATTRIBUTES and value != "unset")
-            for path, attrs in found.items()
-            if any(name in CONVERTING_ATTRIBUTES and value != "unset" for name, value in attrs.items())}
+    converted: dict[str, str] = {}
+    for path, attrs in found.items():
+        for name, value in attrs.items():
+            if value != "unset" and name in CONVERTING_ATTRIBUTES:
+                converted[path] = f"{name}={value}"
+                break
+    return converted
 
 
 #: How a Git LFS pointer file starts (its spec, and the spec's first name): the file it stands for is elsewhere.
@@ -138,12 +142,11 @@ def is_lfs_pointer(start: bytes, size: int) -> bool:
 
 
 def attributes(data: bytes) -> dict[str, dict[str, str]]:
-    """path -> {attribute: value} from :func:`check_attr`, leaving out what is ``unspecified``."""
-    fields = data.split(b"\0")
+    """path -> {attribute: value} from :func:`check_attr`, of the :data:`CONVERTING_ATTRIBUTES` alone (none ``unspecified``)."""
+    fields = decoded(data).split("\0")  # decoded whole, then split: one call, not three per entry (200,000 paths under `* text`)
     found: dict[str, dict[str, str]] = {}
-    for at in range(0, len(fields) - 2, 3):
-        value = decoded(fields[at + 2])
-        if value != "unspecified":
-            found.setdefault(decoded(fields[at]), {})[decoded(fields[at + 1])] = value
+    for path, name, value in zip(fields[0::3], fields[1::3], fields[2::3], strict=False):  # the last field: the empty one after the final NUL
+        if name in CONVERTING_ATTRIBUTES and value != "unspecified":
+            found.setdefault(path, {})[name] = value
     return found
 

@@ -165,13 +165,16 @@ class WorkingTree:
             digest.update(f"\0{xy} {path}".encode("utf-8", "surrogateescape"))
             if xy == "??" or xy[1] in "MT":
                 digest.update(b" " + self.oid(path).encode())
-        for path, attribute in sorted(self.converted().items()):  # identified by their bytes: a new checkout of them is a new stat
+        converted = self.converted()
+        stamps = [""]
+        root = f"{self.root}/"
+        for path in sorted(converted):  # identified by their bytes: a new checkout of one is a new stat
             try:
-                info = os.lstat(os.path.join(self.root, path))
+                info = os.lstat(root + path)
             except OSError:
                 continue
-            digest.update(f"\0{attribute} {path} {info.st_size} {info.st_mtime_ns} {info.st_ctime_ns} {info.st_ino}"
-                          .encode("utf-8", "surrogateescape"))
+            stamps.append(f"{converted[path]} {path} {info.st_size} {info.st_mtime_ns} {info.st_ctime_ns} {info.st_ino}")
+        digest.update("\0converted\0".join(stamps).encode("utf-8", "surrogateescape"))
         return digest.hexdigest()
 
     def converted(self) -> dict[str, str]:
