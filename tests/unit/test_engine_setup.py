@@ -823,7 +823,7 @@ def test_every_action_narrates_one_line():
 
 # --- tasks -----------------------------------------------------------------
 
-def test_engine_tasks_are_wired_with_help_for_every_flag():
+def test_engine_tasks_are_wired_with_help_for_every_flag(family, monkeypatch):
     from imagegraph.tasks import engine as tasks
 
     assert tasks.ns.name == "engine"
@@ -833,7 +833,12 @@ def test_engine_tasks_are_wired_with_help_for_every_flag():
         assert task.__doc__ or task.body.__doc__
         for argument in task.get_arguments():
             assert argument.help, f"{name} --{argument.name} lacks help"
+    # no flag: what the builds will use: images.yaml's platforms (here), narrowed by $IMAGEGRAPH_PLATFORMS
+    monkeypatch.chdir(family)
+    monkeypatch.delenv("IMAGEGRAPH_PLATFORMS", raising=False)
     assert tasks._platforms(None) == BOTH
+    monkeypatch.setenv("IMAGEGRAPH_PLATFORMS", "linux/amd64")
+    assert tasks._platforms(None) == ("linux/amd64",)
     assert tasks._platforms(["linux/amd64,linux/arm64", "linux/arm/v7"]) == ("linux/amd64", "linux/arm64", "linux/arm/v7")
 
 
