@@ -226,7 +226,10 @@ def _mounts_below(path: Path) -> list[str]:
 
 
 class SeedSteps:
-    """Runs seed actions; every external command goes through ``runner``."""
+    """Takes the seed's steps that :func:`~imagegraph_provision.seed.decide_seed` chose (:meth:`perform`), saying each.
+
+    Every external command goes through ``runner``; :attr:`timings` keeps what each step cost.
+    """
 
     def __init__(self, runner: Runner, builder: Builder, docker: str, cache_dir: Path, log_dir: Path,
                  say: Callable[[str], None], debootstrap: str = "debootstrap") -> None:

@@ -75,7 +75,11 @@ def _tail(path: Path, lines: int = 3) -> str:
 
 
 class EngineSteps:
-    """Performs the actions the ``decide_*`` functions plan, saying each."""
+    """Takes the steps of `engine.up` that the ``decide_*`` functions planned (:meth:`perform`), saying each.
+
+    Steps, not an executor: the build's executor (:class:`imagegraph.execute.BuildExecutor`) runs builds;
+    this installs and starts what builds need.
+    """
 
     def __init__(self, runner: Runner, paths: StatePaths, machine: MachineFacts, say: Say,
                  apt_dir: Path = Path("/etc/apt")) -> None:
