@@ -10,8 +10,8 @@
   Invoke to the workspace and is imported by nothing;
 - ``imagegraph_provision`` (making an engine usable: `invoke engine.*`) sits beside the library: it
   imports the library's core and adapters (its ``tasks`` module Invoke, and the library's error
-  wiring), never presentation, execute or workspace; and the library never imports it, but for the
-  task menu, which lists `engine.*` where provisioning is installed (a guarded, named import).
+  wiring), never presentation, execute or workspace; and the library never imports it: this
+  repository's ``tasks.py`` puts `engine.*` on the menu.
 
 Every import counts, at the top, under TYPE_CHECKING or inside a function: a dependency is a
 dependency, whenever it loads. The few exceptions are named, and a stale one fails too.
@@ -49,9 +49,6 @@ ADAPTERS_MAY_USE = {
 PROVISION_MAY_USE = {
     ("imagegraph_provision.tasks", "imagegraph.tasks._common"): {"user_errors"},
 }
-#: (library module, provisioning module) it may import, only inside ``try`` ... ``except ModuleNotFoundError``:
-#: the task menu lists `engine.*` where provisioning is installed, and everything else where it is not.
-LIBRARY_MAY_TRY = {("imagegraph.tasks", "imagegraph_provision.tasks")}
 PRESENTATION_MAY_USE = {
     # commands are data: progress reads which command a line of output came from
     ("imagegraph.presentation.progress", "imagegraph.adapters.runner"): {"Command"},
@@ -70,14 +67,6 @@ def modules() -> dict[str, Path]:
 
 MODULES = modules()
 
-
-def guarded(module: str) -> set[str]:
-    """The modules ``module`` imports only inside ``try`` ... ``except ModuleNotFoundError`` (an optional package)."""
-    found = set()
-    for node in ast.walk(ast.parse(MODULES[module].read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Try) and any(isinstance(h.type, ast.Name) and h.type.id == "ModuleNotFoundError" for h in node.handlers):
-            found |= {alias.name for inner in node.body for alias in getattr(inner, "names", ()) if isinstance(inner, ast.Import)}
-    return found
 
 
 def imports(module: str) -> list[tuple[str, tuple[str, ...], int]]:
@@ -135,9 +124,6 @@ def violations(module: str, found: list[tuple[str, tuple[str, ...], int]], used:
             continue
         theirs = layer(target) if target in MODULES else "provision" if target.split(".")[0] == "imagegraph_provision" else "package"
         if theirs.startswith("provision") and not own.startswith("provision"):
-            if (module, target) in LIBRARY_MAY_TRY and target in guarded(module):
-                used.add((module, target))
-                continue
             bad.append(f"{where}: the library never imports imagegraph_provision (provisioning imports the library, not the other way)")
             continue
         allowed = {
@@ -180,7 +166,7 @@ def test_every_named_exception_is_still_needed():
     used: set = set()
     for module in MODULES:
         violations(module, imports(module), used)
-    stale = set(ADAPTERS_MAY_USE) | set(PRESENTATION_MAY_USE) | set(PROVISION_MAY_USE) | LIBRARY_MAY_TRY
+    stale = set(ADAPTERS_MAY_USE) | set(PRESENTATION_MAY_USE) | set(PROVISION_MAY_USE)
     assert stale - used == set(), "these exceptions are not needed any more: drop them from test_layout.py"
 
 
@@ -200,7 +186,6 @@ def test_every_named_exception_is_still_needed():
     ("imagegraph.adapters.engine.builders", "from imagegraph_provision.setup import engine_up", "the library never imports imagegraph_provision"),
     ("imagegraph.workspace", "import imagegraph_provision", "the library never imports imagegraph_provision"),
     ("imagegraph.tasks.build", "from imagegraph_provision import tasks", "the library never imports imagegraph_provision"),
-    # the menu's one import of provisioning, but unguarded: a library user without the package could not list a task
     ("imagegraph.tasks", "import imagegraph_provision.tasks", "the library never imports imagegraph_provision"),
     ("imagegraph_provision.setup", "from imagegraph.workspace import Workspace", "not workspace"),
     ("imagegraph_provision.setup", "from imagegraph.execute import prepare_build", "not execute"),
@@ -238,12 +223,13 @@ class Absent:
             raise ModuleNotFoundError(f"No module named {name.split('.')[0]!r}", name=name.split(".")[0])
 sys.meta_path.insert(0, Absent())
 """
+ROOT_TASKS = SRC.parent / "tasks.py"
 
 
-def menu(before: str = "", path: str = str(SRC)) -> subprocess.CompletedProcess[str]:
+def menu(before: str = "", load: str = "from imagegraph.tasks import namespace") -> subprocess.CompletedProcess[str]:
     """The task names `invoke --list` would show, in a fresh interpreter that first runs ``before``."""
-    probe = f"import sys, json\n{before}\nfrom imagegraph.tasks import namespace\nprint(json.dumps(sorted(namespace.task_names)))"
-    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env={"PYTHONPATH": path})
+    probe = f"import sys, json\n{before}\n{load}\nprint(json.dumps(sorted(namespace.task_names)))"
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env={"PYTHONPATH": str(SRC)})
 
 
 def tasks_of(done: subprocess.CompletedProcess[str]) -> set[str]:
@@ -251,21 +237,21 @@ def tasks_of(done: subprocess.CompletedProcess[str]) -> set[str]:
     return set(json.loads(done.stdout.splitlines()[-1]))
 
 
-def test_without_provisioning_the_menu_lacks_engine_only():
-    full = tasks_of(menu())
-    without = tasks_of(menu(ABSENT))
+REPOSITORY_MENU = f"import runpy\nnamespace = runpy.run_path({str(ROOT_TASKS)!r})['ns']"
+
+
+def test_the_library_menu_is_whole_without_provisioning():
+    library = tasks_of(menu())
+    assert tasks_of(menu(ABSENT)) == library
+    assert {"build", "plan", "affected", "ref", "release", "cleanup", "report", "dev.up"} <= library
+    assert not any(name.startswith("engine.") for name in library)
+
+
+def test_this_repository_adds_engine_to_the_library_menu():
+    full = tasks_of(menu(load=REPOSITORY_MENU))
     assert {"engine.up", "engine.status", "engine.down", "engine.builder"} <= full
-    assert without == {name for name in full if not name.startswith("engine.")}
-    assert {"build", "plan", "release", "cleanup", "dev.up"} <= without
+    assert {name for name in full if not name.startswith("engine.")} == tasks_of(menu())
 
 
 def test_provisioning_imported_first_still_makes_the_whole_menu():
-    assert tasks_of(menu("import imagegraph_provision.tasks")) == tasks_of(menu())
-
-
-def test_a_broken_provisioning_is_an_error_not_a_menu_without_engine(tmp_path):
-    (tmp_path / "imagegraph_provision").mkdir()
-    (tmp_path / "imagegraph_provision" / "__init__.py").write_text("")
-    (tmp_path / "imagegraph_provision" / "tasks.py").write_text("import imagegraph_no_such_module\n")
-    done = menu(path=f"{tmp_path}:{SRC}")
-    assert done.returncode != 0 and "No module named 'imagegraph_no_such_module'" in done.stderr
+    assert tasks_of(menu("import imagegraph_provision.tasks", load=REPOSITORY_MENU)) == tasks_of(menu(load=REPOSITORY_MENU))

@@ -1,14 +1,11 @@
 """The Invoke task collection: `invoke --list` shows it as a menu.
 
-`engine.*` (making an engine usable) is the package ``imagegraph_provision`` beside the library: the menu
-has it wherever that package is importable, and without it every other task is there as before. The menu is
-made on first use (``namespace`` is looked up lazily), because provisioning's tasks use this package's error
-wiring: made at import, the menu would fail when provisioning's tasks are the first thing imported.
+A monorepo's ``tasks.py`` exposes :data:`namespace`, or :func:`menu` with collections of its own added. This
+repository adds `engine.*` (making an engine usable), which is the package ``imagegraph_provision`` beside the
+library: the library never names it, so a monorepo that installs only the library gets every other task.
 """
 
 from __future__ import annotations
-
-from types import ModuleType
 
 from invoke import Collection
 
@@ -17,41 +14,26 @@ from . import dev as _dev
 from . import reports as _reports
 from ._cli import explain_unknown_words, refuse_missing_values
 
-__all__ = ["namespace"]
+__all__ = ["menu", "namespace"]
 
 explain_unknown_words()
 refuse_missing_values()
 
 
-def _menu() -> Collection:
-    menu = Collection()
-    menu.add_task(_build.build, default=True)
-    menu.add_task(_build.plan)
-    menu.add_task(_build.affected)
-    menu.add_task(_build.ref)
-    menu.add_task(_build.release)
-    menu.add_task(_build.cleanup)
-    menu.add_task(_reports.report)
-    engine = _provisioning()
-    if engine is not None:
-        menu.add_collection(Collection.from_module(engine, name="engine"))
-    menu.add_collection(Collection.from_module(_dev, name="dev"))
-    return menu
+def menu(*more: Collection) -> Collection:
+    """imagegraph's tasks, and ``more`` collections (each under its own name) beside ``dev``: a new menu on each call."""
+    made = Collection()
+    made.add_task(_build.build, default=True)
+    made.add_task(_build.plan)
+    made.add_task(_build.affected)
+    made.add_task(_build.ref)
+    made.add_task(_build.release)
+    made.add_task(_build.cleanup)
+    made.add_task(_reports.report)
+    for collection in more:
+        made.add_collection(collection)
+    made.add_collection(Collection.from_module(_dev, name="dev"))
+    return made
 
 
-def _provisioning() -> ModuleType | None:
-    """Provisioning's task module, or None where the package is not installed (a library user's monorepo)."""
-    try:
-        import imagegraph_provision.tasks as engine
-    except ModuleNotFoundError as missing:
-        if missing.name != "imagegraph_provision":
-            raise  # the package is there but broken: that is an error to see, not a menu without engine.*
-        return None
-    return engine
-
-
-def __getattr__(name: str) -> Collection:
-    if name == "namespace":
-        menu = globals()["namespace"] = _menu()
-        return menu
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+namespace = menu()
