@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import runpy
 import textwrap
 from pathlib import Path
 
@@ -45,6 +47,14 @@ FAMILY_FILES = {
     "src/svc/app.py": "print('hello')\n",
     "README.md": "# sample\n",
 }
+
+
+def repository_menu():
+    """The menu `invoke` shows in this repository: its tasks.py adds provisioning's `engine.*` to the library's tasks.
+
+    A copy of its own for each caller: Invoke consumes a task's help when it reads the task's arguments.
+    """
+    return copy.deepcopy(runpy.run_path(str(Path(__file__).resolve().parents[1] / "tasks.py"))["ns"])
 
 
 def write_tree(root: Path, files: dict[str, str]) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import requests
 
-from imagegraph.adapters.engine.state import registry_config
+from imagegraph_provision.state import registry_config
 
 __all__ = ["PrivateRegistry", "start_registry"]
 

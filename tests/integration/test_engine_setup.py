@@ -20,18 +20,18 @@ import docker
 import pytest
 import requests
 
-from imagegraph.adapters.engine import seed, seed_build
 from imagegraph.adapters.engine.builder_choice import docker_clients, parse_inspect, select_builder
-from imagegraph.adapters.engine.decide import StartDockerd
-from imagegraph.adapters.engine.facts import DEFAULT_HOST, mirror_configured
 from imagegraph.adapters.engine.images import image_store_of
-from imagegraph.adapters.engine.observe import connect, observe_machine, resolve_docker_host
-from imagegraph.adapters.engine.setup import engine_down, engine_status, engine_up
-from imagegraph.adapters.engine.state import StatePaths
-from imagegraph.adapters.engine.steps import EngineExecutor
 from imagegraph.adapters.runner import Command, Runner
 from imagegraph.core.defaults import DEFAULT_REGISTRY
 from imagegraph.core.errors import EngineError
+from imagegraph_provision import seed, seed_build
+from imagegraph_provision.decide import StartDockerd
+from imagegraph_provision.facts import DEFAULT_HOST, mirror_configured
+from imagegraph_provision.observe import connect, observe_machine, resolve_docker_host
+from imagegraph_provision.setup import engine_down, engine_status, engine_up
+from imagegraph_provision.state import StatePaths
+from imagegraph_provision.steps import EngineSteps
 from tests.integration.conftest import local_tags
 
 pytestmark = pytest.mark.integration
@@ -51,7 +51,7 @@ def engine() -> Iterator[docker.DockerClient]:
 def state_dir(tmp_path: Path) -> Iterator[Path]:
     """A private state dir; whatever a test started from it is stopped afterwards."""
     yield tmp_path / "state"
-    engine_down(state_dir=tmp_path / "state", narrate=lambda line: None)
+    engine_down(state_dir=tmp_path / "state", say=lambda line: None)
 
 
 def spare_port() -> int:
@@ -71,10 +71,10 @@ def test_up_twice_reuses_everything_and_is_quick(engine, state_dir):
     if not registry_answers(DEFAULT_REGISTRY):
         pytest.skip(f"no registry at {DEFAULT_REGISTRY} to reuse; this test must not start one there")
     first: list[str] = []
-    engine_up(seed=False, state_dir=state_dir, narrate=first.append)
+    engine_up(seed=False, state_dir=state_dir, say=first.append)
     second: list[str] = []
     started = time.monotonic()
-    status = engine_up(seed=False, state_dir=state_dir, narrate=second.append)
+    status = engine_up(seed=False, state_dir=state_dir, say=second.append)
     seconds = time.monotonic() - started
     print(f"engine_up when everything runs: {seconds:.2f} s")
     assert first == second
@@ -114,7 +114,7 @@ def test_status_matches_what_docker_py_sees(engine, state_dir):
 def test_a_registry_on_a_spare_port_is_started_reused_and_stopped(engine, state_dir):
     address = f"127.0.0.1:{spare_port()}"
     lines: list[str] = []
-    status = engine_up(registry=address, seed=False, state_dir=state_dir, narrate=lines.append)
+    status = engine_up(registry=address, seed=False, state_dir=state_dir, say=lines.append)
     assert f"engine: starting docker-registry at http://{address}/" in lines
     assert status.registry_reachable and status.registry_managed
     assert registry_answers(address)
@@ -124,11 +124,11 @@ def test_a_registry_on_a_spare_port_is_started_reused_and_stopped(engine, state_
     assert not mirror_configured(status.mirrors, address)
 
     again: list[str] = []
-    engine_up(registry=address, seed=True, state_dir=state_dir, narrate=again.append)
+    engine_up(registry=address, seed=True, state_dir=state_dir, say=again.append)
     assert f"engine: reusing registry at http://{address}/ (ours)" in again
     assert any(line.startswith("engine: not seeding python:3.11-slim: dockerd does not use") for line in again)
 
-    stopped = engine_down(state_dir=state_dir, narrate=lambda line: None)
+    stopped = engine_down(state_dir=state_dir, say=lambda line: None)
     assert [a.name for a in stopped] == ["docker-registry"]  # type: ignore[union-attr]
     assert not registry_answers(address)
     assert not (state_dir / "registry.pid").exists()
@@ -137,7 +137,7 @@ def test_a_registry_on_a_spare_port_is_started_reused_and_stopped(engine, state_
 
 def test_down_without_anything_started_leaves_the_engine_alone(engine, tmp_path):
     lines: list[str] = []
-    assert engine_down(state_dir=tmp_path, narrate=lines.append) == ()
+    assert engine_down(state_dir=tmp_path, say=lines.append) == ()
     assert lines == [f"engine: nothing to stop: imagegraph started no dockerd or registry (state in {tmp_path})"]
     assert engine.ping()
 
@@ -155,7 +155,7 @@ def test_seeded_python_serves_amd64_and_arm64_through_the_mirror(engine):
 
     # Again: nothing to build.
     lines: list[str] = []
-    engine_up(seed=True, narrate=lines.append)
+    engine_up(seed=True, say=lines.append)
     assert any(line.startswith("engine: reusing python:3.11-slim in 127.0.0.1:5000") for line in lines)
 
     docker_cli = docker_clients()[0]
@@ -182,7 +182,7 @@ def test_a_second_seed_builds_from_the_rootfs_cache_without_debootstrap(engine, 
     if set(seed_build.cached_platforms(cache)) < set(platforms):
         pytest.skip(f"no cached rootfs for {', '.join(platforms)} in {cache}; run `invoke engine.up` first")
     address = f"127.0.0.1:{spare_port()}"
-    engine_up(registry=address, seed=False, state_dir=state_dir, narrate=lambda line: None)
+    engine_up(registry=address, seed=False, state_dir=state_dir, say=lambda line: None)
     # The daemon mirrors 127.0.0.1:5000 only, so engine_up would not seed this
     # registry: drive the seed plan for it directly.
     facts = seed.SeedFacts(
@@ -194,25 +194,25 @@ def test_a_second_seed_builds_from_the_rootfs_cache_without_debootstrap(engine, 
     assert not any(isinstance(a, seed.BuildRootfs) for a in actions)
     lines: list[str] = []
     builder = select_builder(Runner(), image_store=image_store_of(engine.info()))
-    executor = seed_build.SeedExecutor(Runner(), builder, docker_clients()[0], cache, state_dir, lines.append)
+    steps = seed_build.SeedSteps(Runner(), builder, docker_clients()[0], cache, state_dir, lines.append)
     tags = [a.tag for a in actions if isinstance(a, seed.BuildImage)]
     try:
         started = time.monotonic()
         for action in actions:
-            executor.execute(action)
-        print(f"seed from cache: {time.monotonic() - started:.1f} s {executor.timings}")
-        assert executor.verify(address, platforms) == platforms
+            steps.perform(action)
+        print(f"seed from cache: {time.monotonic() - started:.1f} s {steps.timings}")
+        assert steps.verify(address, platforms) == platforms
     finally:
         for tag in tags:  # only our own tags: the images stay under the names others use
             with contextlib.suppress(docker.errors.ImageNotFound):
                 engine.images.remove(tag)
 
 
-def test_the_executor_refuses_to_start_dockerd_beside_one_that_answers(engine, state_dir):
+def test_the_engine_steps_refuse_to_start_dockerd_beside_one_that_answers(engine, state_dir):
     """The last guard before spawning: even a wrong plan never starts a second daemon."""
-    executor = EngineExecutor(Runner(), StatePaths(state_dir), observe_machine(), lambda line: None)
+    steps = EngineSteps(Runner(), StatePaths(state_dir), observe_machine(), lambda line: None)
     with pytest.raises(EngineError, match="a dockerd appeared"):
-        executor.execute(StartDockerd(DEFAULT_HOST, f"http://{DEFAULT_REGISTRY}"))
+        steps.perform(StartDockerd(DEFAULT_HOST, f"http://{DEFAULT_REGISTRY}"))
     assert not (state_dir / "dockerd.pid").exists()
     assert engine.ping()
 

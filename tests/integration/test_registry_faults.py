@@ -18,11 +18,11 @@ import time
 import pytest
 import requests
 
-from imagegraph.adapters.engine import seed, seed_build
-from imagegraph.adapters.engine.observe import probe_registry
 from imagegraph.adapters.registry import Registry
 from imagegraph.adapters.registry_http import RetryPolicy
 from imagegraph.core.errors import RegistryError
+from imagegraph_provision import seed, seed_build
+from imagegraph_provision.observe import probe_registry
 from tests.integration.faultproxy import Answer, Cut, Drop, FaultProxy, Hold, Stall, start_fault_proxy
 from tests.integration.oci_seed import Seeder
 

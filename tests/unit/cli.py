@@ -18,8 +18,7 @@ from pathlib import Path
 
 from invoke import Program
 
-from imagegraph.tasks import namespace
-from tests.conftest import FAMILY, FAMILY_FILES, write_tree
+from tests.conftest import FAMILY, FAMILY_FILES, repository_menu, write_tree
 
 #: Nothing listens here: a registry lookup fails at once, as "not reachable".
 NO_REGISTRY = "127.0.0.1:9"
@@ -69,6 +68,9 @@ def environment(root: Path, env: Mapping[str, str]) -> Iterator[None]:
         os.chdir(saved_cwd)
         os.environ.clear()
         os.environ.update(saved_env)
+
+#: This repository's menu (the library's tasks and `engine.*`), as `invoke` runs it here.
+namespace = repository_menu()
 
 
 def run_cli(root: Path, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Outcome:

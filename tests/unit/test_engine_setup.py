@@ -13,10 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from imagegraph.adapters.engine import seed, seed_build
 from imagegraph.adapters.engine.builder_choice import BuilderChoice
 from imagegraph.adapters.engine.builders import BuildxBuilder
-from imagegraph.adapters.engine.decide import (
+from imagegraph.adapters.engine.images import image_store_of
+from imagegraph.adapters.runner import Runner
+from imagegraph.core.errors import EngineError, RegistryError, ToolMissing
+from imagegraph_provision import seed, seed_build
+from imagegraph_provision.decide import (
     EnableBinfmts,
     InstallPackages,
     MountBinfmt,
@@ -33,7 +36,7 @@ from imagegraph.adapters.engine.decide import (
     decide_emulation,
     decide_registry,
 )
-from imagegraph.adapters.engine.facts import (
+from imagegraph_provision.facts import (
     CONTAINERD_CONFIG,
     CONTAINERD_PIDFILE,
     DEFAULT_HOST,
@@ -53,11 +56,10 @@ from imagegraph.adapters.engine.facts import (
     parse_binfmt_entry,
     parse_registry_address,
 )
-from imagegraph.adapters.engine.images import image_store_of
-from imagegraph.adapters.engine.install import Distribution, EnginePackages, engine_packages, parse_docker_version
-from imagegraph.adapters.engine.observe import observe_emulation
-from imagegraph.adapters.engine.procs import parse_stat, read_pidfile, read_process, read_processes
-from imagegraph.adapters.engine.seed import (
+from imagegraph_provision.install import Distribution, EnginePackages, engine_packages, parse_docker_version
+from imagegraph_provision.observe import observe_emulation
+from imagegraph_provision.procs import parse_stat, read_pidfile, read_process, read_processes
+from imagegraph_provision.seed import (
     BuildImage,
     BuildRootfs,
     PushManifestList,
@@ -66,11 +68,9 @@ from imagegraph.adapters.engine.seed import (
     SkipSeed,
     decide_seed,
 )
-from imagegraph.adapters.engine.state import StatePaths, daemon_config, default_state_dir, registry_config, registry_config_address
-from imagegraph.adapters.engine.status import EngineStatus
-from imagegraph.adapters.engine.steps import EngineExecutor, stop_process, unrestored_images
-from imagegraph.adapters.runner import Runner
-from imagegraph.core.errors import EngineError, RegistryError, ToolMissing
+from imagegraph_provision.state import StatePaths, daemon_config, default_state_dir, registry_config, registry_config_address
+from imagegraph_provision.status import EngineStatus
+from imagegraph_provision.steps import EngineSteps, stop_process, unrestored_images
 
 REGISTRY = "127.0.0.1:5000"
 MIRROR = f"http://{REGISTRY}"
@@ -514,9 +514,9 @@ def test_down_never_stops_a_reused_pid_and_does_nothing_without_pidfiles():
 
 
 def _spawn_sleep(tmp_path: Path) -> tuple[int, Path]:
-    executor = EngineExecutor(Runner(), StatePaths(tmp_path), ROOT_DEBIAN, lambda line: None)
+    steps = EngineSteps(Runner(), StatePaths(tmp_path), ROOT_DEBIAN, lambda line: None)
     pidfile = tmp_path / "sleep.pid"
-    spawned = executor._spawn(("sleep", "60"), tmp_path / "sleep.log", pidfile)
+    spawned = steps._spawn(("sleep", "60"), tmp_path / "sleep.log", pidfile)
     return spawned.pid, pidfile
 
 
@@ -808,7 +808,7 @@ def test_status_lines_name_the_store_buildx_and_builder(changes, store, buildx, 
     assert all("\n" not in line for line in lines)
 
 
-def test_every_action_narrates_one_line():
+def test_every_action_says_one_line():
     actions = [
         ReuseDaemon(DEFAULT_HOST, "26.1.5", "1.45", False, "classic", "no buildx"), InstallPackages(engine_packages(BOOKWORM), "why"),
         InstallPackages(EnginePackages(engine=())), start(), start("classic"), WaitForDaemon(DEFAULT_HOST, 1),
@@ -824,7 +824,7 @@ def test_every_action_narrates_one_line():
 # --- tasks -----------------------------------------------------------------
 
 def test_engine_tasks_are_wired_with_help_for_every_flag(family, monkeypatch):
-    from imagegraph.tasks import engine as tasks
+    from imagegraph_provision import tasks
 
     assert tasks.ns.name == "engine"
     assert sorted(tasks.ns.task_names) == ["builder", "down", "status", "up"]
@@ -871,17 +871,17 @@ class AptRunner(Runner):
         return Result(0, "")
 
 
-def _apt_executor(tmp_path, monkeypatch, after: MachineFacts) -> tuple[EngineExecutor, AptRunner]:
+def _apt_steps(tmp_path, monkeypatch, after: MachineFacts) -> tuple[EngineSteps, AptRunner]:
     for sub in ("sources.list.d", "preferences.d"):
         (tmp_path / "apt" / sub).mkdir(parents=True)
-    monkeypatch.setattr("imagegraph.adapters.engine.steps.observe_machine", lambda **_: after)
+    monkeypatch.setattr("imagegraph_provision.steps.observe_machine", lambda **_: after)
     runner = AptRunner()
-    return EngineExecutor(runner, StatePaths(tmp_path / "state"), FRESH_DEBIAN, lambda line: None, apt_dir=tmp_path / "apt"), runner
+    return EngineSteps(runner, StatePaths(tmp_path / "state"), FRESH_DEBIAN, lambda line: None, apt_dir=tmp_path / "apt"), runner
 
 
 def test_installing_on_debian_12_pins_trixie_for_the_engine_only(tmp_path, monkeypatch):
-    executor, runner = _apt_executor(tmp_path, monkeypatch, ROOT_DEBIAN)
-    executor.execute(InstallPackages(engine_packages(BOOKWORM), "no engine installed"))
+    steps, runner = _apt_steps(tmp_path, monkeypatch, ROOT_DEBIAN)
+    steps.perform(InstallPackages(engine_packages(BOOKWORM), "no engine installed"))
     assert (tmp_path / "apt/sources.list.d/imagegraph-trixie.list").read_text() == (
         "# imagegraph: the Docker engine packages only (see imagegraph-trixie)\n"
         "deb http://deb.debian.org/debian trixie main\n")
@@ -896,24 +896,24 @@ def test_installing_on_debian_12_pins_trixie_for_the_engine_only(tmp_path, monke
          "docker-registry", "qemu-user-static", "binfmt-support", "debootstrap"),
     ]
     assert all(env == {"DEBIAN_FRONTEND": "noninteractive"} for _, env in runner.ran)
-    assert executor.machine is ROOT_DEBIAN  # observed again after the install
+    assert steps.machine is ROOT_DEBIAN  # observed again after the install
 
 
 def test_installing_from_the_distribution_writes_no_apt_source(tmp_path, monkeypatch):
-    executor, runner = _apt_executor(tmp_path, monkeypatch, replace(ROOT_DEBIAN, distro=TRIXIE))
-    executor.execute(InstallPackages(engine_packages(TRIXIE)))
+    steps, runner = _apt_steps(tmp_path, monkeypatch, replace(ROOT_DEBIAN, distro=TRIXIE))
+    steps.perform(InstallPackages(engine_packages(TRIXIE)))
     assert list((tmp_path / "apt/sources.list.d").iterdir()) == [] and list((tmp_path / "apt/preferences.d").iterdir()) == []
     assert runner.ran[-1][0][-8:] == ("docker.io", "docker-cli", "containerd", "docker-buildx",
                                       "docker-registry", "qemu-user-static", "binfmt-support", "debootstrap")
 
 
 def test_an_install_that_leaves_no_current_engine_is_an_error(tmp_path, monkeypatch):
-    executor, _ = _apt_executor(tmp_path, monkeypatch, OLD_DEBIAN)
+    steps, _ = _apt_steps(tmp_path, monkeypatch, OLD_DEBIAN)
     with pytest.raises(EngineError, match=r"dockerd is 20\.10\.24\+dfsg1 and buildx does not; see .*apt\.log"):
-        executor.execute(InstallPackages(engine_packages(BOOKWORM), "no engine installed"))
+        steps.perform(InstallPackages(engine_packages(BOOKWORM), "no engine installed"))
     # support packages alone are not held to that
-    executor, _ = _apt_executor(tmp_path / "support", monkeypatch, OLD_DEBIAN)
-    executor.execute(InstallPackages(EnginePackages(engine=())))
+    steps, _ = _apt_steps(tmp_path / "support", monkeypatch, OLD_DEBIAN)
+    steps.perform(InstallPackages(EnginePackages(engine=())))
 
 
 def test_engine_up_seeds_what_a_run_will_build_and_no_more():

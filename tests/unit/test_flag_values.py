@@ -20,11 +20,12 @@ from pathlib import Path
 import pytest
 from invoke import Collection, Program, task
 
-from imagegraph.tasks import namespace
 from imagegraph.tasks._cli import VALUES, missing_value
+from tests.conftest import repository_menu
 from tests.unit.cli import NO_REGISTRY, make_family, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
+namespace = repository_menu()
 
 
 def _tasks(collection: Collection, prefix: str = ""):
@@ -180,7 +181,7 @@ def run_program(root: Path, collection: Collection, argv: list[str]) -> tuple[in
 
 
 def test_the_invoke_command_itself_refuses_a_target_without_its_image(tmp_path):
-    root = make_family(tmp_path, {"tasks.py": "from imagegraph.tasks import namespace as ns\n"})
+    root = make_family(tmp_path, {"tasks.py": (ROOT / "tasks.py").read_text()})
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT / "src"), "HOME": str(tmp_path), "IMAGEGRAPH_REGISTRY": NO_REGISTRY}
     for argv, line in ((["build", "--target"], "error: --target needs an image name, e.g. --target app"),
                        (["build", "--target", "--force", "app"], "error: --target needs an image name, e.g. --target app"),

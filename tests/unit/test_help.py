@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from imagegraph.tasks import namespace
+from tests.conftest import repository_menu
 
 ROOT = Path(__file__).resolve().parents[2]
+namespace = repository_menu()
 
 
 def all_tasks(collection, prefix=""):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from imagegraph.adapters.engine.install import (
+from imagegraph.core.errors import EngineError
+from imagegraph_provision.install import (
     MIN_ENGINE_MAJOR,
     SUPPORT_PACKAGES,
     AptSource,
@@ -16,7 +17,6 @@ from imagegraph.adapters.engine.install import (
     parse_os_release,
     version_major,
 )
-from imagegraph.core.errors import EngineError
 
 # /etc/os-release as each distribution ships it.
 DEBIAN_12 = """\

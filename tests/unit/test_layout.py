@@ -7,7 +7,11 @@
 - ``presentation/`` is what people and CI read: core and presentation, and of the adapters only the
   plain values listed in PRESENTATION_MAY_USE;
 - ``execute`` (the executor) and ``workspace`` (the composition root) sit on top; ``tasks/`` wires
-  Invoke to the workspace and is imported by nothing.
+  Invoke to the workspace and is imported by nothing;
+- ``imagegraph_provision`` (making an engine usable: `invoke engine.*`) sits beside the library: it
+  imports the library's core and adapters (its ``tasks`` module Invoke, and the library's error
+  wiring), never presentation, execute or workspace; and the library never imports it: this
+  repository's ``tasks.py`` puts `engine.*` on the menu.
 
 Every import counts, at the top, under TYPE_CHECKING or inside a function: a dependency is a
 dependency, whenever it loads. The few exceptions are named, and a stale one fails too.
@@ -25,6 +29,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGE = SRC / "imagegraph"
+PROVISION = SRC / "imagegraph_provision"
 
 LAYERS = ("core", "adapters", "presentation", "tasks")
 TOP_MODULES = {"imagegraph", "imagegraph.workspace", "imagegraph.execute"}
@@ -40,6 +45,10 @@ ADAPTERS_MAY_USE = {
     # the devcontainer's tool check prints with the plain-text table helper
     ("imagegraph.adapters.devcontainer", "imagegraph.presentation.tables"): {"table"},
 }
+#: Provisioning's task module shares the library's wiring of errors into one line.
+PROVISION_MAY_USE = {
+    ("imagegraph_provision.tasks", "imagegraph.tasks._common"): {"user_errors"},
+}
 PRESENTATION_MAY_USE = {
     # commands are data: progress reads which command a line of output came from
     ("imagegraph.presentation.progress", "imagegraph.adapters.runner"): {"Command"},
@@ -50,13 +59,14 @@ PRESENTATION_MAY_USE = {
 
 def modules() -> dict[str, Path]:
     found = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
+    for path in sorted([*PACKAGE.rglob("*.py"), *PROVISION.rglob("*.py")]):
         parts = path.relative_to(SRC).with_suffix("").parts
         found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     return found
 
 
 MODULES = modules()
+
 
 
 def imports(module: str) -> list[tuple[str, tuple[str, ...], int]]:
@@ -83,13 +93,15 @@ def imports(module: str) -> list[tuple[str, tuple[str, ...], int]]:
 
 def layer(module: str) -> str:
     parts = module.split(".")
+    if parts[0] == "imagegraph_provision":
+        return "provision.tasks" if module == "imagegraph_provision.tasks" else "provision"
     if module in TOP_MODULES:
         return parts[-1] if len(parts) > 1 else "package"
     return parts[1] if len(parts) > 1 and parts[1] in LAYERS else "stray"
 
 
 def internal(target: str) -> bool:
-    return target == "imagegraph" or target.startswith("imagegraph.")
+    return target.split(".")[0] in ("imagegraph", "imagegraph_provision")
 
 
 def violations(module: str, found: list[tuple[str, tuple[str, ...], int]], used: set | None = None) -> list[str]:
@@ -105,12 +117,15 @@ def violations(module: str, found: list[tuple[str, tuple[str, ...], int]], used:
                 bad.append(f"{where}: core imports only the standard library and {sorted(CORE_LIBRARIES)}")
             if own == "core" and top in IO_STDLIB:
                 bad.append(f"{where}: core does no process, network, signal or lock work")
-            if top in ADAPTER_LIBRARIES and own != "adapters":
-                bad.append(f"{where}: only adapters talk to git, the engine or the registry")
-            if top == "invoke" and own != "tasks":
+            if top in ADAPTER_LIBRARIES and own not in ("adapters", "provision"):
+                bad.append(f"{where}: only adapters talk to git, the engine or the registry (and provisioning, beside the library)")
+            if top == "invoke" and own not in ("tasks", "provision.tasks"):
                 bad.append(f"{where}: only tasks/ wires Invoke")
             continue
-        theirs = layer(target) if target in MODULES else "package"
+        theirs = layer(target) if target in MODULES else "provision" if target.split(".")[0] == "imagegraph_provision" else "package"
+        if theirs.startswith("provision") and not own.startswith("provision"):
+            bad.append(f"{where}: the library never imports imagegraph_provision (provisioning imports the library, not the other way)")
+            continue
         allowed = {
             "core": {"core"},
             "adapters": {"core", "adapters"},
@@ -119,10 +134,12 @@ def violations(module: str, found: list[tuple[str, tuple[str, ...], int]], used:
             "workspace": {"core", "adapters", "presentation", "execute"},
             "tasks": {"core", "adapters", "presentation", "execute", "workspace", "tasks", "package"},
             "package": {"core", "workspace"},
+            "provision": {"core", "adapters", "provision"},
+            "provision.tasks": {"core", "adapters", "provision"},
         }.get(own, set())
         if theirs in allowed:
             continue
-        exceptions = {**ADAPTERS_MAY_USE, **PRESENTATION_MAY_USE}.get((module, target))
+        exceptions = {**ADAPTERS_MAY_USE, **PRESENTATION_MAY_USE, **PROVISION_MAY_USE}.get((module, target))
         if exceptions is not None and names and set(names) <= exceptions:
             used.add((module, target))
             continue
@@ -136,6 +153,8 @@ def test_every_module_lives_in_a_layer():
     for folder in LAYERS:
         init = PACKAGE / folder / "__init__.py"
         assert init.is_file() and ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))), f"{init} says what {folder}/ holds"
+    init = PROVISION / "__init__.py"
+    assert init.is_file() and ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))), f"{init} says what provisioning holds"
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))
@@ -147,7 +166,7 @@ def test_every_named_exception_is_still_needed():
     used: set = set()
     for module in MODULES:
         violations(module, imports(module), used)
-    stale = set(ADAPTERS_MAY_USE) | set(PRESENTATION_MAY_USE)
+    stale = set(ADAPTERS_MAY_USE) | set(PRESENTATION_MAY_USE) | set(PROVISION_MAY_USE)
     assert stale - used == set(), "these exceptions are not needed any more: drop them from test_layout.py"
 
 
@@ -164,6 +183,16 @@ def test_every_named_exception_is_still_needed():
     ("imagegraph.execute", "from .workspace import Workspace", "not workspace"),
     ("imagegraph.workspace", "from .tasks import build", "not tasks"),
     ("imagegraph.core.plan", "from invoke import task", "only tasks/ wires Invoke"),
+    ("imagegraph.adapters.engine.builders", "from imagegraph_provision.setup import engine_up", "the library never imports imagegraph_provision"),
+    ("imagegraph.workspace", "import imagegraph_provision", "the library never imports imagegraph_provision"),
+    ("imagegraph.tasks.build", "from imagegraph_provision import tasks", "the library never imports imagegraph_provision"),
+    ("imagegraph.tasks", "import imagegraph_provision.tasks", "the library never imports imagegraph_provision"),
+    ("imagegraph_provision.setup", "from imagegraph.workspace import Workspace", "not workspace"),
+    ("imagegraph_provision.setup", "from imagegraph.execute import prepare_build", "not execute"),
+    ("imagegraph_provision.status", "from imagegraph.presentation import tables", "not presentation"),
+    ("imagegraph_provision.setup", "from invoke import task", "only tasks/ wires Invoke"),
+    ("imagegraph_provision.tasks", "from imagegraph.tasks.build import build", "not tasks"),
+    ("imagegraph_provision.tasks", "import docker", "only adapters talk to git, the engine"),
 ])
 def test_a_broken_rule_is_caught(module, source, broken, tmp_path, monkeypatch):
     probe = tmp_path / "probe.py"
@@ -177,3 +206,52 @@ def test_presentation_loads_no_engine_registry_or_git_client():
     probe = f"import sys, json\nimport {', '.join(names)}\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env={"PYTHONPATH": str(SRC)}, check=True)
     assert not set(json.loads(done.stdout.splitlines()[-1])) & ADAPTER_LIBRARIES
+
+
+def test_the_library_loads_no_part_of_provisioning():
+    names = [m for m in MODULES if layer(m) not in ("provision", "provision.tasks")]
+    probe = f"import sys, json\nimport {', '.join(names)}\nprint(json.dumps(sorted(m for m in sys.modules if m.startswith('imagegraph_provision'))))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env={"PYTHONPATH": str(SRC)}, check=True)
+    assert json.loads(done.stdout.splitlines()[-1]) == []
+
+
+#: A finder, first on the path, that answers for the package as Python does where it is not installed.
+ABSENT = """
+class Absent:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "imagegraph_provision":
+            raise ModuleNotFoundError(f"No module named {name.split('.')[0]!r}", name=name.split(".")[0])
+sys.meta_path.insert(0, Absent())
+"""
+ROOT_TASKS = SRC.parent / "tasks.py"
+
+
+def menu(before: str = "", load: str = "from imagegraph.tasks import namespace") -> subprocess.CompletedProcess[str]:
+    """The task names `invoke --list` would show, in a fresh interpreter that first runs ``before``."""
+    probe = f"import sys, json\n{before}\n{load}\nprint(json.dumps(sorted(namespace.task_names)))"
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env={"PYTHONPATH": str(SRC)})
+
+
+def tasks_of(done: subprocess.CompletedProcess[str]) -> set[str]:
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+REPOSITORY_MENU = f"import runpy\nnamespace = runpy.run_path({str(ROOT_TASKS)!r})['ns']"
+
+
+def test_the_library_menu_is_whole_without_provisioning():
+    library = tasks_of(menu())
+    assert tasks_of(menu(ABSENT)) == library
+    assert {"build", "plan", "affected", "ref", "release", "cleanup", "report", "dev.up"} <= library
+    assert not any(name.startswith("engine.") for name in library)
+
+
+def test_this_repository_adds_engine_to_the_library_menu():
+    full = tasks_of(menu(load=REPOSITORY_MENU))
+    assert {"engine.up", "engine.status", "engine.down", "engine.builder"} <= full
+    assert {name for name in full if not name.startswith("engine.")} == tasks_of(menu())
+
+
+def test_provisioning_imported_first_still_makes_the_whole_menu():
+    assert tasks_of(menu("import imagegraph_provision.tasks", load=REPOSITORY_MENU)) == tasks_of(menu(load=REPOSITORY_MENU))

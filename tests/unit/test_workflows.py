@@ -32,11 +32,11 @@ from imagegraph.core.fingerprint import fingerprint_images
 from imagegraph.core.graph import ancestors, with_ancestors
 from imagegraph.core.plan import affected
 from imagegraph.presentation.ci_matrix import affected_matrix, github_outputs
-from imagegraph.tasks import namespace
-from tests.conftest import FAMILY, FAMILY_FILES, write_tree
+from tests.conftest import FAMILY, FAMILY_FILES, repository_menu, write_tree
 from tests.unit.test_fingerprint import MemorySources
 
 ROOT = Path(__file__).resolve().parents[2]
+namespace = repository_menu()
 
 # -- the plan: one job matrix per depth ----------------------------------------------
 

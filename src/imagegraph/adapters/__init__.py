@@ -1,4 +1,4 @@
-"""The adapters: everything that talks to the world. git (repo), the container engine (engine/), the
+"""The adapters: everything that talks to the world. git (repo), the container engine as builds use it (engine/), the
 registry (registry, registry_http, registry_auth, inventory, tagmove, prune), processes and signals
 (runner, interrupt, runlock), the file system (context, wheelhouse, bake files) and the devcontainer.
 Each turns the core's values into actions and the world's answers back into values. Import rule:

@@ -1,5 +1,4 @@
-"""Which buildx builder builds: observed (:func:`observe_builder`), chosen from those facts alone (:func:`choose_builder`),
-and, only when asked (`invoke engine.builder`), a docker-container builder created.
+"""Which buildx builder builds: observed (:func:`observe_builder`), then chosen from those facts alone (:func:`choose_builder`).
 
 A builder the user names (``--builder``, ``$BUILDX_BUILDER``, images.yaml's
 ``builder:``) is used as it is (docker-container, kubernetes, remote, a
@@ -8,22 +7,20 @@ platform in one build with a registry cache, or one platform at a time (the
 docker driver on the classic image store), is decided here and carried out
 by :class:`~imagegraph.adapters.engine.builders.BuildxBuilder`.
 
-No builder is ever created implicitly: a docker-container builder needs the
-image ``moby/buildkit``, which an offline machine cannot pull, so one is made
-only when asked.
+No builder is ever created here: a docker-container builder needs the image
+``moby/buildkit``, which an offline machine cannot pull, so one is made only
+when asked, by provisioning (`invoke engine.builder`).
 """
 
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ...core.errors import EngineError, ToolMissing
 from ...core.values import parse_builder_name
-from ..registry_http import is_loopback
 from ..runner import Command, Runner
 from .builders import BuildxBuilder
 
@@ -31,12 +28,8 @@ __all__ = [
     "BuilderChoice",
     "BuilderFacts",
     "BuilderInfo",
-    "builder_image_missing",
-    "buildkitd_config",
     "check_platforms",
     "choose_builder",
-    "container_builder_commands",
-    "create_container_builder",
     "docker_clients",
     "named_builder",
     "observe_builder",
@@ -167,78 +160,9 @@ def observe_builder(runner: Runner, *, named: str | None = None, named_from: str
     return BuilderFacts(None, named=named, named_from=named_from, image_store=image_store)
 
 
-def create_container_builder(runner: Runner, name: str, *, registry: str | None, config_dir: Path,
-                             say: Callable[[str], None]) -> BuilderInfo:
-    """Make the docker-container builder ``name`` (only ever when asked: `invoke engine.builder`), started and ready.
-
-    An existing builder of that name is left as it is. If it cannot start
-    (its image ``moby/buildkit`` cannot be pulled here), the half-made
-    builder is removed again and the error says what to do.
-    """
-    client = next((c for c in docker_clients() if runner.run(Command.of(c, "buildx", "version"), check=False).returncode == 0), None)
-    if client is None:
-        choose_builder(BuilderFacts(None))  # raises the one line that names the fix
-        raise AssertionError("unreachable")
-    existing = runner.run(Command.of(client, "buildx", "inspect", name), check=False)
-    info = parse_inspect(existing.output) if existing.returncode == 0 else None
-    if info is not None:
-        say(f"builder {name} exists ({info.driver} driver, {info.status or 'status unknown'}); left as it is")
-        return info
-    config = buildkitd_config(registry)
-    config_path = None
-    if config:
-        config_dir.mkdir(parents=True, exist_ok=True)
-        config_path = config_dir / f"buildkitd-{name}.toml"
-        config_path.write_text(config)
-    create, bootstrap = container_builder_commands(client, name, config_path)
-    runner.run(create)
-    say(f"builder {name} created (docker-container driver, host network); starting it")
-    started = runner.run(bootstrap, check=False)
-    if started.returncode != 0:
-        runner.run(Command.of(client, "buildx", "rm", name), check=False)
-        image = builder_image_missing(started.output) or "moby/buildkit"
-        raise EngineError(
-            f"the docker-container builder {name} needs the image {image}, which cannot be pulled here; "
-            f"load it into the engine (`docker load`) and run `invoke engine.builder` again, or build on the current builder "
-            f"(drop --builder / $BUILDX_BUILDER); the half-made builder was removed"
-        )
-    info = parse_inspect(started.output) or BuilderInfo(name, "docker-container")
-    say(f"builder {name} runs; build on it with `invoke build --builder {name}` (or BUILDX_BUILDER={name})")
-    return info
-
-
 def select_builder(runner: Runner, *, named: str | None = None, named_from: str = "", image_store: str | None = None) -> BuildxBuilder:
     """The builder to build on, observed and chosen in one call."""
     return choose_builder(observe_builder(runner, named=named, named_from=named_from, image_store=image_store)).make()
-
-
-def container_builder_commands(client: str, name: str, config_path: Path | None) -> tuple[Command, ...]:
-    """Create (asked for explicitly: `invoke engine.builder`) a docker-container builder and start it.
-
-    Host networking, so that it reaches a registry on 127.0.0.1; ``config_path``
-    is a buildkitd.toml (see :func:`buildkitd_config`) for a plain-HTTP one.
-    """
-    argv = [client, "buildx", "create", "--name", name, "--driver", "docker-container", "--driver-opt", "network=host"]
-    if config_path is not None:
-        argv += ["--buildkitd-config", str(config_path)]
-    hint = f"buildx could not create the builder {name}"
-    bootstrap_hint = (
-        f"the builder {name} could not start; a docker-container builder runs the image moby/buildkit, which must be "
-        f"pullable or loaded (`docker load`); remove it with `docker buildx rm {name}` and build on the current builder instead"
-    )
-    return (Command.of(*argv, hint=hint), Command.of(client, "buildx", "inspect", "--bootstrap", name, hint=bootstrap_hint))
-
-
-#: How BuildKit says that it could not get the image a container-based builder runs.
-_BUILDER_IMAGE = re.compile(r"moby/buildkit[:@]\S*")
-
-
-def builder_image_missing(reason: str) -> str | None:
-    """The builder image a failure could not pull (``moby/buildkit:buildx-stable-1``), if that is why it failed."""
-    if "failed to resolve" not in reason and "pull" not in reason and "not found" not in reason:
-        return None
-    match = _BUILDER_IMAGE.search(reason)
-    return match.group(0).rstrip("\"',:") if match else None
 
 
 def check_platforms(wanted: Sequence[str], choice: BuilderChoice) -> None:
@@ -266,13 +190,6 @@ _COMPATIBLE = {"linux/amd64": ("linux/386",)}
 
 def _variantless(platform: str) -> str:
     return "/".join(platform.split("/")[:2])
-
-
-def buildkitd_config(registry: str | None) -> str:
-    """buildkitd.toml for a container builder: plain HTTP for a loopback registry (as dockerd assumes for 127.0.0.0/8)."""
-    if registry and is_loopback(registry):
-        return f'[registry."{registry}"]\n  http = true\n  insecure = true\n'
-    return ""
 
 
 def docker_clients() -> tuple[str, ...]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from ...core.errors import EngineError
+from imagegraph.core.errors import EngineError
 
 __all__ = [
     "MIN_ENGINE_MAJOR",

@@ -20,12 +20,14 @@ import docker
 import requests
 from docker.context import ContextAPI
 
-from ...core.errors import RegistryError
-from ..registry_http import RegistryHTTP, RetryPolicy
-from ..runner import Command, Runner
+from imagegraph.adapters.engine.builder_choice import docker_clients
+from imagegraph.adapters.engine.images import image_store_of
+from imagegraph.adapters.registry_http import RegistryHTTP, RetryPolicy
+from imagegraph.adapters.runner import Command, Runner
+from imagegraph.core.errors import RegistryError
+
 from . import seed as seeding
 from . import seed_build
-from .builder_choice import docker_clients
 from .facts import (
     BINFMT_DIR,
     CONTAINERD_PIDFILE,
@@ -41,7 +43,6 @@ from .facts import (
     parse_binfmt_entry,
     parse_registry_address,
 )
-from .images import image_store_of
 from .install import parse_docker_version, parse_os_release
 from .procs import read_pidfile, read_processes
 from .seed import SeedFacts

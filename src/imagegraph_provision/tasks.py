@@ -1,6 +1,6 @@
 """Tasks that make the container engine usable: `invoke engine.up`, `engine.status`, `engine.down`, `engine.builder`.
 
-Wiring only: the work is in :mod:`imagegraph.adapters.engine.setup`.
+Wiring only: the work is in :mod:`imagegraph_provision.setup` (and :mod:`imagegraph_provision.builder`).
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from pathlib import Path
 
 from invoke import Collection, task
 
-from ..core.config import load_config
-from ..core.defaults import CONFIG_NAME, CONTAINER_BUILDER, DEFAULT_REGISTRY
-from ..core.errors import ImagegraphError, InputError
-from ..core.options import platforms_from_env, seed_platforms
-from ..core.values import escaped, parse_builder_name, parse_platforms, parse_registry, shown, split_list
-from ._common import user_errors
+from imagegraph.core.config import load_config
+from imagegraph.core.defaults import CONFIG_NAME, CONTAINER_BUILDER, DEFAULT_REGISTRY
+from imagegraph.core.errors import ImagegraphError, InputError
+from imagegraph.core.options import platforms_from_env, seed_platforms
+from imagegraph.core.values import escaped, parse_builder_name, parse_platforms, parse_registry, shown, split_list
+from imagegraph.tasks._common import user_errors
 
 __all__ = ["builder", "down", "ns", "status", "up"]
 
@@ -28,7 +28,7 @@ def _platforms(values: list[str] | None) -> tuple[str, ...]:
     items = tuple(item for value in values or () for item in split_list(value, "--platforms", "--platforms linux/amd64,linux/arm64"))
     if items:
         return tuple(str(p) for p in parse_platforms(items, "--platforms"))
-    from ..adapters.engine.seed import native_platform
+    from .seed import native_platform
 
     wanted, source = seed_platforms(platforms_from_env(os.environ), _family_platforms(), native_platform())
     print(f"engine: seeding for {', '.join(wanted)} (from {source}; `invoke engine.up --platforms P` adds more)")
@@ -81,7 +81,7 @@ def up(c, seed=True, registry=DEFAULT_REGISTRY, platforms=None, state_dir=None, 
     local registry on 127.0.0.1 and QEMU emulation, and seeds
     python:3.11-slim offline. A running engine or registry is reused as is.
     """
-    from ..adapters.engine.setup import engine_up
+    from .setup import engine_up
 
     status = engine_up(registry=_registry(registry), seed=seed, platforms=_platforms(platforms), state_dir=_folder(state_dir, "--state-dir"),
                        cache_dir=_folder(cache_dir, "--cache-dir"), image_store=image_store or None)
@@ -97,7 +97,7 @@ def status(c, registry=DEFAULT_REGISTRY, state_dir=None):
     Also the registry mirror, the seeded base image, the docker clients and
     which builder `build` would use.
     """
-    from ..adapters.engine.setup import engine_status
+    from .setup import engine_status
 
     print("\n".join(map(escaped, engine_status(registry=_registry(registry), state_dir=_folder(state_dir, "--state-dir")).lines())))
 
@@ -106,7 +106,7 @@ def status(c, registry=DEFAULT_REGISTRY, state_dir=None):
 @user_errors
 def down(c, state_dir=None):
     """Stop what `engine.up` started (never what it reused)."""
-    from ..adapters.engine.setup import engine_down
+    from .setup import engine_down
 
     engine_down(state_dir=_folder(state_dir, "--state-dir"))
 
@@ -124,9 +124,10 @@ def builder(c, name=CONTAINER_BUILDER, registry=DEFAULT_REGISTRY, state_dir=None
     it cannot start, it is removed again and the error says what to do.
     Build on it with `invoke build --builder NAME`.
     """
-    from ..adapters.engine.builder_choice import create_container_builder
-    from ..adapters.engine.state import default_state_dir
-    from ..adapters.runner import Runner
+    from imagegraph.adapters.runner import Runner
+
+    from .builder import create_container_builder
+    from .state import default_state_dir
 
     create_container_builder(Runner(), parse_builder_name(name, "--name"), registry=str(_registry(registry)),
                              config_dir=Path(_folder(state_dir, "--state-dir") or default_state_dir()), say=print)

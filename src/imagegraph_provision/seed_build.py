@@ -1,5 +1,5 @@
 """Making the seed: the commands (debootstrap, tar, build, manifest list), the cached build contexts, the registry probes,
-and :class:`SeedExecutor`, which performs the actions :func:`~imagegraph.adapters.engine.seed.decide_seed` chose.
+and :class:`SeedSteps`, which performs the actions :func:`~imagegraph_provision.seed.decide_seed` chose.
 
 Every external command goes through the runner; the registry is asked over
 :class:`~imagegraph.adapters.registry_http.RegistryHTTP` with its bounded retries.
@@ -15,11 +15,12 @@ from typing import Any
 
 import requests
 
-from ...core.errors import EngineError, RegistryError
-from ...core.request import BuildRequest, platform_suffix
-from ..registry_http import RegistryHTTP
-from ..runner import Command, Runner
-from .builders import Builder
+from imagegraph.adapters.engine.builders import Builder
+from imagegraph.adapters.registry_http import RegistryHTTP
+from imagegraph.adapters.runner import Command, Runner
+from imagegraph.core.errors import EngineError, RegistryError
+from imagegraph.core.request import BuildRequest, platform_suffix
+
 from .seed import (
     BASE_REPOSITORY,
     BASE_TAG,
@@ -36,7 +37,7 @@ from .seed import (
 )
 
 __all__ = [
-    "SeedExecutor",
+    "SeedSteps",
     "build_request",
     "cached_platforms",
     "context_dir",
@@ -224,11 +225,14 @@ def _mounts_below(path: Path) -> list[str]:
     return sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
 
 
-class SeedExecutor:
-    """Runs seed actions; every external command goes through ``runner``."""
+class SeedSteps:
+    """Takes the seed's steps that :func:`~imagegraph_provision.seed.decide_seed` chose (:meth:`perform`), saying each.
+
+    Every external command goes through ``runner``; :attr:`timings` keeps what each step cost.
+    """
 
     def __init__(self, runner: Runner, builder: Builder, docker: str, cache_dir: Path, log_dir: Path,
-                 narrate: Callable[[str], None], debootstrap: str = "debootstrap") -> None:
+                 say: Callable[[str], None], debootstrap: str = "debootstrap") -> None:
         self.runner = runner
         self.builder = builder
         #: The client that runs `docker manifest` (any client from 20.10 on has it).
@@ -236,12 +240,12 @@ class SeedExecutor:
         self.debootstrap = debootstrap
         self.cache_dir = cache_dir
         self.log_dir = log_dir
-        self.narrate = narrate
+        self.say = say
         #: Seconds spent per step, e.g. {"rootfs linux/arm64": 190.2}, for reports.
         self.timings: dict[str, float] = {}
 
-    def execute(self, action: SeedAction) -> None:
-        self.narrate(action.describe())
+    def perform(self, action: SeedAction) -> None:
+        self.say(action.describe())
         started = time.monotonic()
         match action:
             case SkipSeed() | SeedPresent():
@@ -259,7 +263,7 @@ class SeedExecutor:
                     self.runner.run(step, log_path=self.log_dir / "seed-push.log")
                 key = "manifest list"
         spent = self.timings[key] = time.monotonic() - started
-        self.narrate(f"engine: {key} done in {spent:.0f} s")
+        self.say(f"engine: {key} done in {spent:.0f} s")
 
     def _build_rootfs(self, platform: str) -> None:
         context = context_dir(self.cache_dir, platform)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from imagegraph.adapters.engine.builder_choice import BuilderChoice
+from imagegraph.adapters.engine.builders import build_mode
+
 from . import seed as seeding
-from .builder_choice import BuilderChoice
-from .builders import build_mode
 from .facts import DockerClientInfo, mirror_configured
 
 __all__ = ["EngineStatus"]

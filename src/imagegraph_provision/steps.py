@@ -1,7 +1,7 @@
 """Performing the planned actions: installing packages, starting and stopping dockerd and docker-registry, mounting binfmt_misc.
 
-:class:`EngineExecutor` runs what the ``decide_*`` functions of :mod:`.decide`
-planned, narrating each action; it decides nothing beyond the last checks
+:class:`EngineSteps` runs what the ``decide_*`` functions of :mod:`.decide`
+planned, saying each action; it decides nothing beyond the last checks
 right before it acts (a daemon that appeared meanwhile, a server that does
 not answer in time).
 """
@@ -18,8 +18,9 @@ from pathlib import Path
 import docker
 import requests
 
-from ...core.errors import EngineError, RegistryError
-from ..runner import Command, Runner
+from imagegraph.adapters.runner import Command, Runner
+from imagegraph.core.errors import EngineError, RegistryError
+
 from .decide import (
     EnableBinfmts,
     InstallPackages,
@@ -40,9 +41,9 @@ from .observe import connect, observe_machine, probe_registry
 from .procs import STOP_TIMEOUT, alive, read_processes, spawn_detached, terminate
 from .state import StatePaths, daemon_config, registry_config
 
-__all__ = ["EngineExecutor", "Narrate", "stop_process", "unrestored_images"]
+__all__ = ["EngineSteps", "Say", "stop_process", "unrestored_images"]
 
-Narrate = Callable[[str], None]
+Say = Callable[[str], None]
 
 DAEMON_START_TIMEOUT = 30.0
 REGISTRY_START_TIMEOUT = 15.0
@@ -73,20 +74,24 @@ def _tail(path: Path, lines: int = 3) -> str:
     return tail[-400:] or "(empty log)"
 
 
-class EngineExecutor:
-    """Performs the actions the ``decide_*`` functions plan, narrating each."""
+class EngineSteps:
+    """Takes the steps of `engine.up` that the ``decide_*`` functions planned (:meth:`perform`), saying each.
 
-    def __init__(self, runner: Runner, paths: StatePaths, machine: MachineFacts, narrate: Narrate,
+    Steps, not an executor: the build's executor (:class:`imagegraph.execute.BuildExecutor`) runs builds;
+    this installs and starts what builds need.
+    """
+
+    def __init__(self, runner: Runner, paths: StatePaths, machine: MachineFacts, say: Say,
                  apt_dir: Path = Path("/etc/apt")) -> None:
         self.runner = runner
         self.paths = paths
         self.machine = machine
-        self.narrate = narrate
+        self.say = say
         self.apt_dir = apt_dir
         self._binfmt_refused = False
 
-    def execute(self, action: UpAction) -> None:
-        self.narrate(action.describe())
+    def perform(self, action: UpAction) -> None:
+        self.say(action.describe())
         match action:
             case ReuseDaemon() | ReuseRegistry() | NoEmulation():
                 pass
@@ -108,7 +113,7 @@ class EngineExecutor:
                 # driving the host's engine) the mount is refused, and the host's handlers still apply.
                 if self.runner.run(mount, check=False).returncode != 0:
                     self._binfmt_refused = True
-                    self.narrate(NoEmulation("binfmt_misc cannot be mounted here (a container?); run `invoke engine.up` on the host").describe())
+                    self.say(NoEmulation("binfmt_misc cannot be mounted here (a container?); run `invoke engine.up` on the host").describe())
             case EnableBinfmts():
                 if not self._binfmt_refused:
                     self.runner.run(Command.of(self.machine.tool("update-binfmts"), "--enable"))
@@ -167,10 +172,10 @@ class EngineExecutor:
             with contextlib.closing(client):
                 client.api.prune_builds(all=True)
         except (docker.errors.DockerException, requests.RequestException) as err:
-            self.narrate(f"engine: warning: dockerd dropped {lost} image(s) whose layers are gone and its build cache could not be"
+            self.say(f"engine: warning: dockerd dropped {lost} image(s) whose layers are gone and its build cache could not be"
                          f" pruned ({err}); run `docker builder prune --all --force` before building")
             return False
-        self.narrate(f"engine: dockerd dropped {lost} image(s) whose layers are gone (an unclean stop); pruned the build cache"
+        self.say(f"engine: dockerd dropped {lost} image(s) whose layers are gone (an unclean stop); pruned the build cache"
                      " so that no build reuses a step whose layer is gone (the registry cache still applies)")
         return True
 

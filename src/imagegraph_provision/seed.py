@@ -10,10 +10,10 @@ Each platform's root filesystem comes from ``debootstrap`` (foreign ones run
 under QEMU), is made to behave like the official image, and is cached as a
 tarball so that a second seed only rebuilds and pushes.
 
-Like :mod:`imagegraph.adapters.engine.setup`: facts are observed, :func:`decide_seed`
+Like :mod:`imagegraph_provision.setup`: facts are observed, :func:`decide_seed`
 turns them into actions without I/O (this module: the platforms, the facts,
-the actions and the decision), and :class:`~imagegraph.adapters.engine.seed_build.SeedExecutor`
-runs them (:mod:`imagegraph.adapters.engine.seed_build`: the commands, the cache, the
+the actions and the decision), and :class:`~imagegraph_provision.seed_build.SeedSteps`
+runs them (:mod:`imagegraph_provision.seed_build`: the commands, the cache, the
 registry probes).
 """
 
@@ -26,9 +26,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...core.defaults import DEFAULT_SEED_PLATFORMS
-from ...core.errors import EngineError, ToolMissing
-from ...core.request import platform_suffix
+from imagegraph.core.defaults import DEFAULT_SEED_PLATFORMS
+from imagegraph.core.errors import EngineError, ToolMissing
+from imagegraph.core.request import platform_suffix
 
 __all__ = [
     "BASE_REPOSITORY",

@@ -13,7 +13,8 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ...core.errors import RegistryError
+from imagegraph.core.errors import RegistryError
+
 from .install import Distribution, EnginePackages, engine_packages, engine_too_old, parse_os_release
 
 __all__ = [

@@ -15,7 +15,8 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from ...core.errors import EngineError
+from imagegraph.core.errors import EngineError
+
 from .facts import PidFile, Proc
 
 __all__ = [

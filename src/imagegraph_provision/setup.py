@@ -3,8 +3,8 @@
 Every stage works the same way: probe functions (:mod:`.observe`) observe
 the machine into frozen ``*Facts`` values (:mod:`.facts`), a pure
 ``decide_*`` function (:mod:`.decide`) turns facts into a tuple of actions
-(frozen dataclasses, each with a one-line ``describe()`` that is narrated),
-and :class:`.steps.EngineExecutor` performs them. Tests cover the decisions with
+(frozen dataclasses, each with a one-line ``describe()`` that is said),
+and :class:`.steps.EngineSteps` performs them. Tests cover the decisions with
 facts built in memory. This module composes the stages into the three entry
 points: :func:`engine_up`, :func:`engine_status` and :func:`engine_down`.
 
@@ -18,21 +18,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ...core.defaults import DEFAULT_REGISTRY
-from ...core.errors import EngineError, ImagegraphError
-from ..runner import Runner
+from imagegraph.adapters.engine.builder_choice import choose_builder, docker_clients, observe_builder, select_builder
+from imagegraph.adapters.runlock import FileLock
+from imagegraph.adapters.runner import Runner
+from imagegraph.core.defaults import DEFAULT_REGISTRY
+from imagegraph.core.errors import EngineError, ImagegraphError
+
 from . import seed as seeding
 from . import seed_build
-from .builder_choice import choose_builder, docker_clients, observe_builder, select_builder
 from .decide import DownAction, NoEmulation, StopProcess, UpAction, decide_daemon, decide_down, decide_emulation, decide_registry, install_fix
 from .facts import MachineFacts, emulated_platforms, parse_registry_address
-from .lock import exclusive
 from .observe import observe_clients, observe_daemon, observe_emulation, observe_machine, observe_registry, observe_seed
 from .procs import read_pidfile
 from .seed import DEFAULT_SEED_PLATFORMS
 from .state import StatePaths, default_state_dir
 from .status import EngineStatus
-from .steps import EngineExecutor, Narrate, stop_process
+from .steps import EngineSteps, Say, stop_process
 
 __all__ = [
     "IMAGE_STORES",
@@ -87,6 +88,11 @@ def engine_status(
     )
 
 
+def _waited_for(path: Path, holder: str, say: Say) -> FileLock:
+    """The library's one lock helper, saying in provisioning's words whom it waits for."""
+    return FileLock(path, say=say, waiting=lambda pid: f"engine: waiting for {holder} ({pid}) to finish (lock {path})")
+
+
 # === entry points ==========================================================
 
 def engine_up(
@@ -98,7 +104,7 @@ def engine_up(
     cache_dir: Path | str | None = None,
     image_store: str | None = None,
     runner: Runner | None = None,
-    narrate: Narrate = print,
+    say: Say = print,
 ) -> EngineStatus:
     """Make dockerd, the registry at ``registry``, emulation and (``seed``) python:3.11-slim usable.
 
@@ -112,34 +118,34 @@ def engine_up(
     paths = _resolve(state_dir)
     runner = runner or Runner()
     # Two `engine.up` at once would both see no daemon and both start one.
-    with exclusive(paths.root / "up.lock", narrate, "another `engine.up` with this state dir"):
+    with _waited_for(paths.root / "up.lock", "another `engine.up` with this state dir", say):
         machine = observe_machine(runner=runner)
-        executor = EngineExecutor(runner, paths, machine, narrate)
+        steps = EngineSteps(runner, paths, machine, say)
 
         step: UpAction
         for step in decide_daemon(observe_daemon(paths), machine, registry, image_store):
-            executor.execute(step)
+            steps.perform(step)
 
-        for step in decide_registry(observe_registry(registry, paths), executor.machine, paths.root):
-            executor.execute(step)
+        for step in decide_registry(observe_registry(registry, paths), steps.machine, paths.root):
+            steps.perform(step)
 
-        emulation = decide_emulation(observe_emulation(), executor.machine)
+        emulation = decide_emulation(observe_emulation(), steps.machine)
         for step in emulation:
-            executor.execute(step)
+            steps.perform(step)
         native = seeding.native_platform()
         emulated = emulated_platforms(observe_emulation(), native)
         if emulated:
-            narrate(f"engine: emulating {', '.join(emulated)} with QEMU (native {native})")
+            say(f"engine: emulating {', '.join(emulated)} with QEMU (native {native})")
         elif not any(isinstance(step, NoEmulation) for step in emulation):
-            narrate(f"engine: no foreign platform is emulated; {install_fix('qemu-user-static and binfmt-support')}")
+            say(f"engine: no foreign platform is emulated; {install_fix('qemu-user-static and binfmt-support')}")
 
-        _seed(registry, seed, wanted, emulated, native, cache_dir, paths, runner, executor.machine, narrate)
+        _seed(registry, seed, wanted, emulated, native, cache_dir, paths, runner, steps.machine, say)
     return engine_status(registry=registry, state_dir=paths.root, runner=runner)
 
 
 def _seed(registry: str, enabled: bool, platforms: Sequence[str], emulated: Sequence[str], native: str,
           cache_dir: Path | str | None, paths: StatePaths, runner: Runner, machine: MachineFacts,
-          narrate: Narrate) -> None:
+          say: Say) -> None:
     cache = Path(cache_dir) if cache_dir is not None else seeding.default_cache_dir()
 
     def decide() -> tuple[seeding.SeedAction, ...]:
@@ -149,31 +155,31 @@ def _seed(registry: str, enabled: bool, platforms: Sequence[str], emulated: Sequ
     if any(isinstance(a, seeding.PushManifestList) for a in actions):
         # Seeds share the rootfs cache and the registry's tags across state
         # dirs; whoever held the lock may have done the work meanwhile.
-        with exclusive(cache / ".lock", narrate, "another seed using this cache"):
+        with _waited_for(cache / ".lock", "another seed using this cache", say):
             actions = decide()
             if any(isinstance(a, seeding.PushManifestList) for a in actions):
-                _run_seed(actions, registry, cache, paths, runner, machine, narrate)
+                _run_seed(actions, registry, cache, paths, runner, machine, say)
                 return
     for action in actions:
-        narrate(action.describe())
+        say(action.describe())
 
 
 def _run_seed(actions: Sequence[seeding.SeedAction], registry: str, cache: Path, paths: StatePaths, runner: Runner,
-              machine: MachineFacts, narrate: Narrate) -> None:
+              machine: MachineFacts, say: Say) -> None:
     builder = select_builder(runner, image_store=observe_daemon(paths).image_store)
-    narrate(f"engine: seeding with {builder.describe()}; rootfs cache {cache}")
-    executor = seed_build.SeedExecutor(runner, builder, docker_clients()[0], cache, paths.root, narrate,
+    say(f"engine: seeding with {builder.describe()}; rootfs cache {cache}")
+    steps = seed_build.SeedSteps(runner, builder, docker_clients()[0], cache, paths.root, say,
                                     debootstrap=machine.tool("debootstrap"))
     paths.root.mkdir(parents=True, exist_ok=True)
     for action in actions:
-        executor.execute(action)
+        steps.perform(action)
     target = next(a for a in actions if isinstance(a, seeding.PushManifestList)).platforms
-    found = executor.verify(registry, target)
-    spent = ", ".join(f"{k} {v:.0f} s" for k, v in executor.timings.items())
-    narrate(f"engine: seeded python:{seeding.BASE_TAG} in {registry} for {', '.join(found)} ({spent})")
+    found = steps.verify(registry, target)
+    spent = ", ".join(f"{k} {v:.0f} s" for k, v in steps.timings.items())
+    say(f"engine: seeded python:{seeding.BASE_TAG} in {registry} for {', '.join(found)} ({spent})")
 
 
-def engine_down(*, state_dir: Path | str | None = None, narrate: Narrate = print) -> tuple[DownAction, ...]:
+def engine_down(*, state_dir: Path | str | None = None, say: Say = print) -> tuple[DownAction, ...]:
     """Stop the registry and dockerd that imagegraph started (pids in the state dir); leave others alone.
 
     Returns the actions taken.
@@ -181,9 +187,9 @@ def engine_down(*, state_dir: Path | str | None = None, narrate: Narrate = print
     paths = _resolve(state_dir)
     actions = decide_down(read_pidfile(paths.registry_pid), paths.registry_config, read_pidfile(paths.dockerd_pid))
     if not actions:
-        narrate(f"engine: nothing to stop: imagegraph started no dockerd or registry (state in {paths.root})")
+        say(f"engine: nothing to stop: imagegraph started no dockerd or registry (state in {paths.root})")
     for action in actions:
-        narrate(action.describe())
+        say(action.describe())
         if isinstance(action, StopProcess):
             stop_process(action)
         else:

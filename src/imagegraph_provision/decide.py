@@ -1,7 +1,7 @@
 """Pure decisions: observed facts (:mod:`.facts`) in, a tuple of actions out.
 
 Each ``decide_*`` function turns facts into actions (frozen dataclasses,
-each with a one-line ``describe()`` that is narrated); :mod:`.steps`
+each with a one-line ``describe()`` that is said); :mod:`.steps`
 performs them. Nothing here reads the machine or talks to the engine or the
 registry, so tests cover every branch with facts built in memory.
 """
@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...core.errors import EngineError, RegistryError, ToolMissing
+from imagegraph.core.errors import EngineError, RegistryError, ToolMissing
+
 from .facts import (
     BINFMT_DIR,
     CONTAINERD_CONFIG,
