@@ -17,7 +17,10 @@ from imagegraph.adapters.registry_http import is_loopback
 from imagegraph.adapters.runner import Command, Runner
 from imagegraph.core.errors import EngineError
 
-__all__ = ["builder_image_missing", "buildkitd_config", "container_builder_commands", "create_container_builder"]
+#: The name `invoke engine.builder` gives the docker-container builder it creates (only when asked to).
+CONTAINER_BUILDER = "imagegraph"
+
+__all__ = ["CONTAINER_BUILDER", "builder_image_missing", "buildkitd_config", "container_builder_commands", "create_container_builder"]
 
 
 def create_container_builder(runner: Runner, name: str, *, registry: str | None, config_dir: Path,

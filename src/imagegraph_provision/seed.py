@@ -26,14 +26,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagegraph.core.defaults import DEFAULT_SEED_PLATFORMS
 from imagegraph.core.errors import EngineError, ToolMissing
+from imagegraph.core.options import PLATFORMS_ENV
 from imagegraph.core.request import platform_suffix
+from imagegraph.core.values import Platform, escaped, parse_platform
 
 __all__ = [
     "BASE_REPOSITORY",
     "BASE_TAG",
-    "DEFAULT_SEED_PLATFORMS",
     "SEED_PLATFORMS",
     "BuildImage",
     "BuildRootfs",
@@ -46,8 +46,9 @@ __all__ = [
     "decide_seed",
     "default_cache_dir",
     "native_platform",
-    "normalize_platform",
     "recipe_key",
+    "seed_platforms",
+    "seedable",
 ]
 
 BASE_REPOSITORY = "library/python"
@@ -81,20 +82,31 @@ _MACHINE_PLATFORMS = {
 
 # --- platforms -------------------------------------------------------------
 
-def normalize_platform(text: str) -> str:
-    """``arm64`` / ``linux/arm64/v8`` -> ``linux/arm64``; rejects what cannot be seeded."""
-    value = text.strip().lower()
-    if "/" not in value:
-        value = f"linux/{value}"
-    if value == "linux/arm64/v8":
-        value = "linux/arm64"
-    if value == "linux/arm":
-        value = "linux/arm/v7"
-    if value not in SEED_PLATFORMS:
+def seedable(platform: Platform | str) -> str:
+    """The platform as the seed names it, from a value the command line already parsed (or text, parsed here the same way);
+    refused when no seed can be made for it."""
+    value = platform if isinstance(platform, Platform) else parse_platform(platform.strip(), "--platforms")
+    if str(value) not in SEED_PLATFORMS:
         raise EngineError(
-            f"cannot seed platform {text!r}; use one of {', '.join(SEED_PLATFORMS)} (e.g. --platforms linux/amd64,linux/arm64)"
+            f"cannot seed platform {escaped(str(platform))!r}; use one of {', '.join(SEED_PLATFORMS)} (e.g. --platforms linux/amd64,linux/arm64)"
         )
-    return value
+    return str(value)
+
+
+def seed_platforms(overridden: Iterable[Platform], family: Iterable[str] | None, native: str) -> tuple[tuple[str, ...], str]:
+    """The platforms `engine.up` seeds the base Python image for when none are asked for, and where they came from.
+
+    What a run will build: $IMAGEGRAPH_PLATFORMS when set (it replaces every image's platforms), else every platform
+    the family declares, else (no images.yaml) the machine's own. A foreign platform is debootstrapped under QEMU for
+    minutes, so nothing is seeded that no build asks for; `engine.up --platforms` adds more later.
+    """
+    wanted = tuple(dict.fromkeys(str(p) for p in overridden))
+    if wanted:
+        return wanted, f"${PLATFORMS_ENV}"
+    declared = tuple(dict.fromkeys(family or ()))
+    if declared:
+        return declared, "images.yaml"
+    return (native,), "this machine"
 
 
 def native_platform(machine: str | None = None) -> str:
@@ -211,7 +223,7 @@ def decide_seed(facts: SeedFacts, platforms: Sequence[str], enabled: bool = True
             f"dockerd does not use http://{facts.registry}/ as registry mirror "
             f"(start it with --registry-mirror http://{facts.registry})"
         ),)
-    wanted = {normalize_platform(p) for p in platforms}
+    wanted = {seedable(p) for p in platforms}
     if not wanted:
         return (SkipSeed("no platforms asked for"),)
     if wanted <= set(facts.seeded_platforms):

@@ -23,6 +23,7 @@ from imagegraph.adapters.runlock import FileLock
 from imagegraph.adapters.runner import Runner
 from imagegraph.core.defaults import DEFAULT_REGISTRY
 from imagegraph.core.errors import EngineError, ImagegraphError
+from imagegraph.core.values import Platform
 
 from . import seed as seeding
 from . import seed_build
@@ -30,7 +31,6 @@ from .decide import DownAction, NoEmulation, StopProcess, UpAction, decide_daemo
 from .facts import MachineFacts, emulated_platforms, parse_registry_address
 from .observe import observe_clients, observe_daemon, observe_emulation, observe_machine, observe_registry, observe_seed
 from .procs import read_pidfile
-from .seed import DEFAULT_SEED_PLATFORMS
 from .state import StatePaths, default_state_dir
 from .status import EngineStatus
 from .steps import EngineSteps, Say, stop_process
@@ -99,7 +99,7 @@ def engine_up(
     *,
     registry: str = DEFAULT_REGISTRY,
     seed: bool = True,
-    platforms: Sequence[str] = DEFAULT_SEED_PLATFORMS,
+    platforms: Sequence[Platform | str] | None = None,
     state_dir: Path | str | None = None,
     cache_dir: Path | str | None = None,
     image_store: str | None = None,
@@ -114,7 +114,9 @@ def engine_up(
     parse_registry_address(registry)
     if image_store is not None and image_store not in IMAGE_STORES:
         raise EngineError(f"--image-store {image_store!r} is not one of {', '.join(IMAGE_STORES)}")
-    wanted = tuple(dict.fromkeys(seeding.normalize_platform(p) for p in platforms)) if seed else ()
+    # None seeds for this machine's own platform; the task passes what it parsed from --platforms, the environment or images.yaml.
+    asked = platforms if platforms is not None else (seeding.native_platform(),)
+    wanted = tuple(dict.fromkeys(seeding.seedable(p) for p in asked)) if seed else ()
     paths = _resolve(state_dir)
     runner = runner or Runner()
     # Two `engine.up` at once would both see no daemon and both start one.

@@ -11,11 +11,13 @@ from pathlib import Path
 from invoke import Collection, task
 
 from imagegraph.core.config import load_config
-from imagegraph.core.defaults import CONFIG_NAME, CONTAINER_BUILDER, DEFAULT_REGISTRY
+from imagegraph.core.defaults import CONFIG_NAME, DEFAULT_REGISTRY
 from imagegraph.core.errors import ImagegraphError, InputError
-from imagegraph.core.options import platforms_from_env, seed_platforms
-from imagegraph.core.values import escaped, parse_builder_name, parse_platforms, parse_registry, shown, split_list
+from imagegraph.core.options import platforms_from_env
+from imagegraph.core.values import Platform, escaped, parse_builder_name, parse_platforms, parse_registry, shown, split_list
 from imagegraph.tasks._common import user_errors
+
+from .builder import CONTAINER_BUILDER
 
 __all__ = ["builder", "down", "ns", "status", "up"]
 
@@ -23,12 +25,15 @@ _REGISTRY_HELP = f"the local registry, HOST:PORT (default {DEFAULT_REGISTRY})"
 _STATE_HELP = "where pids, logs and the registry's data live (default /var/lib/imagegraph as root, else ~/.local/state/imagegraph)"
 
 
-def _platforms(values: list[str] | None) -> tuple[str, ...]:
+def _platforms(values: list[str] | None, seed: bool) -> tuple[Platform | str, ...]:
+    """What to seed for, parsed once here: the flags, else $IMAGEGRAPH_PLATFORMS, else images.yaml, else this machine."""
     # Repeated flags and comma lists alike: --platforms linux/amd64 --platforms linux/arm64 == --platforms linux/amd64,linux/arm64
     items = tuple(item for value in values or () for item in split_list(value, "--platforms", "--platforms linux/amd64,linux/arm64"))
     if items:
-        return tuple(str(p) for p in parse_platforms(items, "--platforms"))
-    from .seed import native_platform
+        return parse_platforms(items, "--platforms")
+    if not seed:
+        return ()
+    from .seed import native_platform, seed_platforms
 
     wanted, source = seed_platforms(platforms_from_env(os.environ), _family_platforms(), native_platform())
     print(f"engine: seeding for {', '.join(wanted)} (from {source}; `invoke engine.up --platforms P` adds more)")
@@ -83,7 +88,7 @@ def up(c, seed=True, registry=DEFAULT_REGISTRY, platforms=None, state_dir=None, 
     """
     from .setup import engine_up
 
-    status = engine_up(registry=_registry(registry), seed=seed, platforms=_platforms(platforms), state_dir=_folder(state_dir, "--state-dir"),
+    status = engine_up(registry=_registry(registry), seed=seed, platforms=_platforms(platforms, seed), state_dir=_folder(state_dir, "--state-dir"),
                        cache_dir=_folder(cache_dir, "--cache-dir"), image_store=image_store or None)
     print()
     print("\n".join(map(escaped, status.lines())))

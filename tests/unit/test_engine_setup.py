@@ -17,7 +17,8 @@ from imagegraph.adapters.engine.builder_choice import BuilderChoice
 from imagegraph.adapters.engine.builders import BuildxBuilder
 from imagegraph.adapters.engine.images import image_store_of
 from imagegraph.adapters.runner import Runner
-from imagegraph.core.errors import EngineError, RegistryError, ToolMissing
+from imagegraph.core.errors import EngineError, ImagegraphError, RegistryError, ToolMissing
+from imagegraph.core.values import Platform
 from imagegraph_provision import seed, seed_build
 from imagegraph_provision.decide import (
     EnableBinfmts,
@@ -585,7 +586,7 @@ def test_adding_a_platform_keeps_the_ones_seeded_before():
 
 
 def test_a_seeded_base_is_reused():
-    assert decide_seed(seed_facts(seeded_platforms=BOTH), ("arm64",)) == (SeedPresent(REGISTRY, BOTH),)
+    assert decide_seed(seed_facts(seeded_platforms=BOTH), ("linux/arm64",)) == (SeedPresent(REGISTRY, BOTH),)
 
 
 @pytest.mark.parametrize(
@@ -614,12 +615,16 @@ def test_seeding_that_cannot_work_says_why(facts, error, message):
         decide_seed(facts, BOTH)
 
 
-def test_platforms_are_normalised_and_unknown_ones_rejected():
-    assert seed.normalize_platform("arm64") == "linux/arm64"
-    assert seed.normalize_platform("linux/arm64/v8") == "linux/arm64"
-    assert seed.normalize_platform("linux/arm") == "linux/arm/v7"
+def test_seed_platforms_are_parsed_as_builds_parse_them_and_unseedable_ones_rejected():
+    assert seed.seedable(Platform("linux", "arm64")) == "linux/arm64"
+    assert seed.seedable("linux/arm64") == "linux/arm64"
+    assert seed.seedable("linux/arm/v7") == "linux/arm/v7"
     with pytest.raises(EngineError, match="cannot seed platform 'windows/amd64'"):
-        seed.normalize_platform("windows/amd64")
+        seed.seedable("windows/amd64")
+    with pytest.raises(EngineError, match="cannot seed platform 'linux/riscv64'"):
+        seed.seedable(Platform("linux", "riscv64"))
+    with pytest.raises(ImagegraphError, match="--platforms"):
+        seed.seedable("arm64")  # the command line's own rule: os/arch
     assert seed.native_platform("x86_64") == "linux/amd64"
     assert seed.native_platform("aarch64") == "linux/arm64"
 
@@ -823,7 +828,7 @@ def test_every_action_says_one_line():
 
 # --- tasks -----------------------------------------------------------------
 
-def test_engine_tasks_are_wired_with_help_for_every_flag(family, monkeypatch):
+def test_engine_tasks_are_wired_with_help_for_every_flag(family, monkeypatch, capsys):
     from imagegraph_provision import tasks
 
     assert tasks.ns.name == "engine"
@@ -836,10 +841,15 @@ def test_engine_tasks_are_wired_with_help_for_every_flag(family, monkeypatch):
     # no flag: what the builds will use: images.yaml's platforms (here), narrowed by $IMAGEGRAPH_PLATFORMS
     monkeypatch.chdir(family)
     monkeypatch.delenv("IMAGEGRAPH_PLATFORMS", raising=False)
-    assert tasks._platforms(None) == BOTH
+    assert tasks._platforms(None, seed=True) == BOTH
     monkeypatch.setenv("IMAGEGRAPH_PLATFORMS", "linux/amd64")
-    assert tasks._platforms(None) == ("linux/amd64",)
-    assert tasks._platforms(["linux/amd64,linux/arm64", "linux/arm/v7"]) == ("linux/amd64", "linux/arm64", "linux/arm/v7")
+    assert tasks._platforms(None, seed=True) == ("linux/amd64",)
+    assert tuple(map(str, tasks._platforms(["linux/amd64,linux/arm64", "linux/arm/v7"], seed=True))) == (
+        "linux/amd64", "linux/arm64", "linux/arm/v7")
+    # --no-seed seeds nothing, and says nothing of seeding
+    capsys.readouterr()
+    assert tasks._platforms(None, seed=False) == ()
+    assert "seeding" not in capsys.readouterr().out
 
 
 #: Lines of a real dockerd start after an unclean stop: two of the images whose layers were gone.
@@ -917,8 +927,8 @@ def test_an_install_that_leaves_no_current_engine_is_an_error(tmp_path, monkeypa
 
 
 def test_engine_up_seeds_what_a_run_will_build_and_no_more():
-    from imagegraph.core.options import seed_platforms
     from imagegraph.core.values import parse_platforms
+    from imagegraph_provision.seed import seed_platforms
 
     family = ("linux/amd64", "linux/arm64", "linux/amd64")
     # $IMAGEGRAPH_PLATFORMS replaces every image's platforms: a foreign one nobody builds is never debootstrapped

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-__all__ = ["CONFIG_NAME", "CONTAINER_BUILDER", "DEFAULT_REGISTRY", "DEFAULT_SEED_PLATFORMS", "WHEELHOUSE_DIR", "wheel_folder"]
+__all__ = ["CONFIG_NAME", "DEFAULT_REGISTRY", "WHEELHOUSE_DIR", "wheel_folder"]
 
 #: The file that declares the image family, at the repository root.
 CONFIG_NAME = "images.yaml"
 #: Where `invoke engine.up` serves the local registry (the embedded default where images.yaml names none).
 DEFAULT_REGISTRY = "127.0.0.1:5000"
-#: The platforms python:3.11-slim is seeded for offline.
-DEFAULT_SEED_PLATFORMS = ("linux/amd64", "linux/arm64")
-#: The name `invoke engine.builder` gives the docker-container builder it creates (only when asked to).
-CONTAINER_BUILDER = "imagegraph"
 
 #: The folder of the checkout that wheels are hard-linked into: ``.wheelhouse/<requirements stem>/``.
 WHEELHOUSE_DIR = ".wheelhouse"

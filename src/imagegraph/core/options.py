@@ -6,12 +6,12 @@ workspace one :class:`BuildOptions`; ``$IMAGEGRAPH_PLATFORMS`` is read here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .values import Platform, RegistryAddress, parse_platforms, parse_registry, split_list
 
-__all__ = ["PLATFORMS_ENV", "BuildOptions", "platforms_from_env", "seed_platforms"]
+__all__ = ["PLATFORMS_ENV", "BuildOptions", "platforms_from_env"]
 
 
 @dataclass(frozen=True)
@@ -50,18 +50,3 @@ def platforms_from_env(environ: Mapping[str, str]) -> tuple[Platform, ...]:
         return ()
     return parse_platforms(split_list(text, f"${PLATFORMS_ENV}", "linux/amd64,linux/arm64"), f"${PLATFORMS_ENV}")
 
-
-def seed_platforms(overridden: Iterable[Platform], family: Iterable[str] | None, native: str) -> tuple[tuple[str, ...], str]:
-    """The platforms `engine.up` seeds the base Python image for when none are asked for, and where they came from.
-
-    What a run will build: $IMAGEGRAPH_PLATFORMS when set (it replaces every image's platforms), else every platform
-    the family declares, else (no images.yaml) the machine's own. A foreign platform is debootstrapped under QEMU for
-    minutes, so nothing is seeded that no build asks for; `engine.up --platforms` adds more later.
-    """
-    wanted = tuple(dict.fromkeys(str(p) for p in overridden))
-    if wanted:
-        return wanted, f"${PLATFORMS_ENV}"
-    declared = tuple(dict.fromkeys(family or ()))
-    if declared:
-        return declared, "images.yaml"
-    return (native,), "this machine"
