@@ -79,7 +79,7 @@ def run(config, runner: ScriptedRunner, said: list[str], builder: BuildxBuilder 
     options.setdefault("sleep", lambda seconds: None)
     executor = BuildExecutor(config.root, builder, runner, Wheelhouse(config.root, runner),
                         local=NoImages(), registry=registry, log_dir=config.root / "logs", say=said.append, **options)
-    (result,) = executor.run(Plan((with_request(config, entry, executor.contexts_dir),), "127.0.0.1:5000"))
+    (result,) = executor.run(Plan((with_request(config, entry, executor.contexts_dir, executor.builder),), "127.0.0.1:5000"))
     return result
 
 
@@ -164,7 +164,7 @@ def test_a_pushed_build_points_the_cache_tags_at_what_it_pushed_only_per_platfor
     entry = ImagePlan("app", Decision.BUILD, "forced", "f" * 16, ref, None, ("linux/amd64", "linux/arm64"), push=True)
     executor = BuildExecutor(config.root, builder, runner, Wheelhouse(config.root, runner), local=NoImages(), registry=registry,
                         log_dir=tmp_path / "logs", say=lambda line: None)
-    (result,) = executor.run(Plan((with_request(config, entry, executor.contexts_dir),), "127.0.0.1:5000"))
+    (result,) = executor.run(Plan((with_request(config, entry, executor.contexts_dir, executor.builder),), "127.0.0.1:5000"))
     assert result.ok and result.pushed, result.error
     assert [(argv[1], argv[2], argv[argv.index("--platform") + 1] if "--platform" in argv else argv[3]) for argv in runner.ran] == commands
     assert all("--push" in argv for argv in runner.ran if argv[2] == "build")
@@ -214,7 +214,7 @@ def run_family(tmp_path, runner: ScriptedRunner, registry: FakeRegistry, said: l
     executor = BuildExecutor(config.root, BuildxBuilder(docker="docker"), runner, Wheelhouse(config.root, runner),
                         local=NoImages(), registry=registry, log_dir=config.root / "logs",
                         say=said.append if said is not None else lambda _: None, **options)
-    return {result.name: result for result in executor.run(Plan(tuple(with_request(config, e, executor.contexts_dir) for e in entries), "127.0.0.1:5000"))}
+    return {result.name: result for result in executor.run(Plan(tuple(with_request(config, e, executor.contexts_dir, executor.builder) for e in entries), "127.0.0.1:5000"))}
 
 
 def test_a_parent_and_its_child_build_in_one_bake_each_with_its_own_steps(tmp_path):

@@ -28,7 +28,8 @@ from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 
 from .errors import ImagegraphError
-from .tags import CACHE_TAG, Version
+from .cache import CACHE_TAG
+from .tags import Version
 
 __all__ = [
     "DEFAULT_PROTECTED",
