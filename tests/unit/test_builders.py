@@ -27,9 +27,8 @@ from imagegraph.adapters.engine.builder_choice import (
 from imagegraph.adapters.engine.builders import BuildxBuilder, lost_layer
 from imagegraph.adapters.runner import Command, Result
 from imagegraph.core.buildkit import StepCount, count_steps
-from imagegraph.core.errors import EngineError, ToolMissing
 from imagegraph.core.cache import BuilderKind, cache_entries
-from imagegraph.core.errors import ImagegraphError
+from imagegraph.core.errors import EngineError, ImagegraphError, ToolMissing
 from imagegraph.core.request import BuildRequest, platform_suffix
 
 REF = "127.0.0.1:5000/ns/app:0123456789abcdef"

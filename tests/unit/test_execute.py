@@ -214,7 +214,8 @@ def run_family(tmp_path, runner: ScriptedRunner, registry: FakeRegistry, said: l
     executor = BuildExecutor(config.root, BuildxBuilder(docker="docker"), runner, Wheelhouse(config.root, runner),
                         local=NoImages(), registry=registry, log_dir=config.root / "logs",
                         say=said.append if said is not None else lambda _: None, **options)
-    return {result.name: result for result in executor.run(Plan(tuple(with_request(config, e, executor.contexts_dir, executor.builder) for e in entries), "127.0.0.1:5000"))}
+    return {result.name: result for result in executor.run(Plan(tuple(with_request(config, e, executor.contexts_dir, executor.builder) for e in entries),
+                                                                       "127.0.0.1:5000"))}
 
 
 def test_a_parent_and_its_child_build_in_one_bake_each_with_its_own_steps(tmp_path):

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 
-from .errors import ImagegraphError
 from .cache import CACHE_TAG
+from .errors import ImagegraphError
 from .tags import Version
 
 __all__ = [
