@@ -50,8 +50,9 @@ class Builder(Protocol):
 
     def commands(self, request: BuildRequest) -> tuple[Command, ...]: ...
 
-    def bake_command(self, bake_file: Path, targets: Sequence[str]) -> Command | None:
-        """The command that builds ``targets`` of a bake file in one session; None when this builder builds one image at a time."""
+    def bake_command(self, bake_file: Path, targets: Sequence[str], metadata_file: Path) -> Command | None:
+        """The command that builds ``targets`` of a bake file in one session, its progress as BuildKit's JSON and what each
+        target exported in ``metadata_file`` (:mod:`imagegraph.core.bake_results`); None when this builder builds one image at a time."""
         ...
 
     def cache_copies(self, request: BuildRequest) -> tuple[tuple[str, str], ...]:
@@ -159,12 +160,13 @@ class BuildxBuilder:
             return (self._multi(request),)
         return self._per_platform(request)
 
-    def bake_command(self, bake_file: Path, targets: Sequence[str]) -> Command | None:
+    def bake_command(self, bake_file: Path, targets: Sequence[str], metadata_file: Path) -> Command | None:
         # bake's targets push a multi-platform index and a registry cache: what the classic store's docker driver cannot
         if not self.multi_platform:
             return None
-        return Command.of(self.docker, "buildx", "bake", "--progress", "plain", *self._builder_flag(), "--file", str(bake_file), *targets,
-                          purpose="build")
+        # rawjson: each target's solve reports its own vertices under its name, which says whose step failed
+        return Command.of(self.docker, "buildx", "bake", "--progress", "rawjson", *self._builder_flag(), "--metadata-file",
+                          str(metadata_file), "--file", str(bake_file), *targets, purpose="build")
 
     def _multi(self, request: BuildRequest) -> Command:
         argv = [*self._base(), "--platform", ",".join(request.platforms), *_common_flags(request), "--tag", request.ref,
