@@ -200,3 +200,11 @@ def test_only_a_builder_that_builds_all_platforms_at_once_bakes(tmp_path):
     assert command is not None
     assert command.argv == ("docker", "buildx", "bake", "--progress", "rawjson", "--builder", "farm", "--metadata-file", str(metadata),
                             "--file", str(bake_file), "base", "app")
+
+
+def test_a_registry_cache_that_cannot_be_read_or_written_fails_nothing():
+    # BuildKit builds on without a cache it cannot import, and the export is written with ignore-error=true
+    output = progress([*status(vertex(RUN_CHILD, "[child] importing cache manifest from r/child:buildcache", error="not found")),
+                       *status(vertex(RUN_TOOLS, "[child] exporting cache to registry", error="500 Internal Server Error"))])
+    assert output.failures() == {}
+    assert "#1 ERROR: not found" in output.output_of("child")

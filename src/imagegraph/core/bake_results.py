@@ -109,6 +109,11 @@ def _seconds(stamp: object) -> float | None:
     return moment.timestamp() + (float(f"0.{fraction}") if fraction.isdigit() else 0.0)
 
 
+#: Vertices whose error fails nothing: BuildKit builds on without a registry cache it cannot read, and a cache export
+#: is written with ignore-error=true (:mod:`imagegraph.core.cache`).
+_CACHE_VERTICES = ("importing cache manifest", "exporting cache")
+
+
 def _canceled(error: str) -> bool:
     """Whether a vertex ended because its solve was stopped (another target failed), not by a failure of its own."""
     return "context canceled" in error or error.strip().lower() == "canceled"
@@ -226,7 +231,8 @@ class BakeProgress:
                 if _canceled(error):
                     made.append((target, digest, f"#{known.number} CANCELED"))
                 else:
-                    self._errors.append((target, digest, shown, error))
+                    if not shown.startswith(_CACHE_VERTICES):
+                        self._errors.append((target, digest, shown, error))
                     made.append((target, digest, f"#{known.number} ERROR: {error}"))
             elif vertex.get("cached"):
                 made.append((target, digest, f"#{known.number} CACHED"))
