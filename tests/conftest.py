@@ -94,12 +94,15 @@ def registry(docker_client) -> str:
     return REGISTRY
 
 
-def with_request(config, entry, contexts):
-    """A hand-made plan entry as `Workspace.plan` completes it: parent, wheels, context layout and build request (no labels)."""
+def with_request(config, entry, contexts, builder=None):
+    """A hand-made plan entry as `Workspace.plan` completes it: parent, wheels, context layout and build request (no labels),
+    the request made for ``builder``'s kind (a builder of every platform at once when none is given)."""
     from dataclasses import replace
 
+    from imagegraph.core.cache import BuilderKind
     from imagegraph.core.request import build_request, context_layout
 
     spec = config.image(entry.name)
     entry = replace(entry, parent=spec.parent, wheels=spec.wheels, layout=context_layout(spec, entry.files))
-    return replace(entry, request=build_request(config, entry, entry.layout, contexts, labels={}, insecure_registry=True, registry_cache=True))
+    return replace(entry, request=build_request(config, entry, entry.layout, contexts, labels={}, insecure_registry=True, registry_cache=True,
+                                                     builder=builder.kind if builder is not None else BuilderKind.INDEX))

@@ -7,7 +7,7 @@ stopped (the runner's :class:`~imagegraph.adapters.interrupt.Stop`), the running
 end as "interrupted" and the rest as "not built"; nothing new starts.
 
 A parent built in this run together with children built on it goes to the
-builder as one bake where the builder can (see :mod:`imagegraph.core.chain`):
+builder as one bake where the builder can (see :mod:`imagegraph.core.bake_results`):
 the children start on the parent's result while its layers are exported.
 What that bake leaves undone (a sibling cancelled by another's failure) is
 built on its own afterwards, so a failure still stops only descendants.
@@ -38,10 +38,9 @@ from .adapters.registry_http import REGISTRY_RETRY, RetryPolicy
 from .adapters.runner import Command, Runner
 from .adapters.wheelhouse import Wheelhouse
 from .adapters.workdirs import write_own
+from .core.bake_results import BakeProgress, BakeTarget, bake_groups, read_metadata
 from .core.buildkit import StepCount, count_steps
-from .core.chain import BakeOutput, bake_groups
 from .core.defaults import DEFAULT_REGISTRY
-from .core.dockerfile_syntax import instruction_texts
 from .core.errors import CommandFailed, ImagegraphError
 from .core.plan import Decision, ImagePlan, Plan
 from .core.request import BuildRequest, platform_suffix
@@ -203,7 +202,8 @@ class BuildExecutor:
         """Build ``members`` (a parent first, then images built on it) in one bake; (their results, those left to build alone)."""
         names = [entry.name for entry in members]
         bake_file = self.log_dir.parent / "bake" / f"{names[0]}.json"
-        command = self.builder.bake_command(bake_file, names)
+        metadata_file = bake_file.with_suffix(".metadata.json")
+        command = self.builder.bake_command(bake_file, names, metadata_file)
         if command is None:
             return {}, members
         logs = {name: self.log_dir / f"{name}.log" for name in names}
@@ -212,7 +212,7 @@ class BuildExecutor:
             write_own(log, self.root, "")
             self.progress.begin(name)
         finished_at: dict[str, float] = {}
-        output = BakeOutput(names)
+        output = BakeProgress(names, {entry.name: entry.parent for entry in members})
         try:
             requests = []
             wheels: dict[str, float] = {}  # seconds spent fetching each image's wheels (as a lone build counts them)
@@ -226,9 +226,8 @@ class BuildExecutor:
                 if entry.wheels:
                     wheels[entry.name] = time.monotonic() - began
             write_bake(bake_file, bake_definition(requests, {entry.name: entry.parent for entry in members}), within=self.root)
+            write_own(metadata_file, self.root, "")  # a metadata file left by an earlier bake must not speak for this one
             prepared = time.monotonic()
-            output = BakeOutput(names, {request.image: _instructions_of(request.dockerfile) for request in requests},
-                                {entry.name: entry.parent for entry in members})
             followers = {name: self.progress.follow(name, BuildKitTracker()) for name in names}
             for name in names:
                 self.progress.phase(name, "build")
@@ -236,19 +235,20 @@ class BuildExecutor:
                          f"in one bake ({members[names.index(name)].reason}); log: {logs[name]}")
 
             def route(line: str) -> None:
-                images, own = output.feed(line)
-                for image in images:
-                    finished_at[image] = time.monotonic()
-                    follower = followers[image]
-                    if follower is not None:
-                        follower(own)
+                for images, own in output.feed(line):
+                    for image in images:
+                        finished_at[image] = time.monotonic()
+                        follower = followers[image]
+                        if follower is not None:
+                            follower(own)
 
             error: CommandFailed | None = None
             try:
                 self.runner.run(command, log_path=self.log_dir / f"bake-{names[0]}.log", on_line=route)
             except CommandFailed as err:
                 error = err
-            results, again = self._bake_results(members, logs, output, error, command, started, prepared, finished_at, wheels)
+            built = read_metadata(metadata_file.read_text(encoding="utf-8", errors="replace"), names) if error is None else {}
+            results, again = self._bake_results(members, logs, output, error, built, command, started, prepared, finished_at, wheels)
             if error is not None and again and registry_fault(error.output_tail) is not None:
                 self._retry_alone(again, command, error)
             return results, again
@@ -265,17 +265,18 @@ class BuildExecutor:
             for name in names:
                 self.progress.end(name)
 
-    def _bake_results(self, members: list[ImagePlan], logs: Mapping[str, Path], output: BakeOutput, error: CommandFailed | None,
-                      command: Command, started: float, prepared: float, finished_at: Mapping[str, float],
-                      wheels: Mapping[str, float]) -> tuple[dict[str, ImageResult], list[ImagePlan]]:
+    def _bake_results(self, members: list[ImagePlan], logs: Mapping[str, Path], output: BakeProgress, error: CommandFailed | None,
+                      built: Mapping[str, BakeTarget], command: Command, started: float, prepared: float,
+                      finished_at: Mapping[str, float], wheels: Mapping[str, float]) -> tuple[dict[str, ImageResult], list[ImagePlan]]:
+        """Each member's result from bake's own records: what its metadata file says each target exported (a bake that
+        succeeded), whose own step failed (:meth:`BakeProgress.failures`), else what the registry holds; the rest build alone."""
         bake_log = self.log_dir / f"bake-{members[0].name}.log"
-        failed = output.failed() if error is not None else frozenset()
+        failures = output.failures() if error is not None else {}
         # a known engine fault (lost layers) or a registry's passing error is tried again by building alone, where retries live
         repairable = error is not None and (self.builder.repair(command, error.reason) is not None
                                             or registry_fault(error.output_tail) is not None)
         results: dict[str, ImageResult] = {}
         again: list[ImagePlan] = []
-        names = {entry.name for entry in members}
         for entry in members:
             own = output.output_of(entry.name)
             write_own(logs[entry.name], self.root, f"(built in one bake with {', '.join(m.name for m in members if m is not entry)}; "
@@ -286,19 +287,19 @@ class BuildExecutor:
             if entry.name in wheels:
                 phases.add("wheels", wheels[entry.name])
             phases.add("build", finished_at.get(entry.name, time.monotonic()) - prepared)
-            if error is None or self._pushed(entry):
+            if entry.name in built or error is None or self._pushed(entry):
                 steps = count_steps(own)
                 result = self._describe(entry, seconds, str(logs[entry.name]), steps, phases.items())
                 cached = f", {steps.cached}/{steps.total} steps cached" if steps.total else ""
                 self.say(f"[{entry.name}] done in {seconds:.1f}s{cached} ({phases.summary()})")
                 results[entry.name] = result
-            elif entry.name in failed and not repairable and (parent not in names or (parent in results and results[parent].ok)):
-                # A vertex a child shares with its parent may carry only the child's name: a failure under a child's
-                # name counts as the child's only once its parent is known to be done; otherwise both build alone.
-                self.say(f"[{entry.name}] FAILED after {seconds:.1f}s: {error}")
+            elif error is not None and entry.name in failures and not repairable:
+                # its own step failed (its parent's steps are its parent's): its own error, whatever became of the parent
+                failed = CommandFailed(error.argv, error.returncode, output_tail=failures[entry.name], log_path=str(logs[entry.name]))
+                self.say(f"[{entry.name}] FAILED after {seconds:.1f}s: {failed}")
                 for line in failure_context(own):
                     self.say(f"[{entry.name}]   {line}")
-                results[entry.name] = ImageResult(entry.name, entry.decision, entry.ref, entry.reason, seconds=seconds, error=str(error),
+                results[entry.name] = ImageResult(entry.name, entry.decision, entry.ref, entry.reason, seconds=seconds, error=str(failed),
                                                   log=str(logs[entry.name]), phases=phases.items())
             elif parent in results and not results[parent].ok:
                 results[entry.name] = self._blocked(entry, parent)
@@ -477,13 +478,6 @@ class BuildExecutor:
             size=info.size if info else None, layers=info.layers if info else None,
             digest=digest, pushed=digest is not None, log=log, steps=steps, phases=phases,
         )
-
-
-def _instructions_of(dockerfile: Path) -> tuple[str, ...]:
-    try:
-        return instruction_texts(dockerfile.read_text(encoding="utf-8", errors="replace"))
-    except OSError:  # the build will say what is wrong with it
-        return ()
 
 
 class _Phases:

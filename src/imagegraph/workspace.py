@@ -27,6 +27,7 @@ from .adapters.trees import WorkingTree
 from .core import dockerfile as dockerfile_rules
 from .core import dockerfile_check, dockerfile_context, dockerfile_syntax, dockerignore, links
 from .core import fingerprint as fingerprint_rules
+from .core.cache import BuilderKind
 from .core.changes import EMPTY_TREE, Explanation, direct_causes, locate_base, same_as_base, unlisted_causes
 from .core.ci import choose_base, read_event
 from .core.config import Config, config_from_text, load_config, override_platforms, read_repo_text
@@ -301,14 +302,26 @@ class Workspace:
         event = self.event()
         labels = self._labels() if plan.to_build() else {}
         insecure = is_loopback(self.config.registry_address.domain)
+        kind = self._builder_kind() if plan.to_build() else BuilderKind.INDEX
         entries = []
         for entry in plan.images:
             request = None
             if entry.layout is not None:
                 request = build_request(self.config, entry, entry.layout, self.contexts_dir, labels=labels, insecure_registry=insecure,
-                                        registry_cache=self.options.registry_cache)
+                                        registry_cache=self.options.registry_cache, builder=kind)
             entries.append(replace(entry, request=request, tags=planned_tags(event, entry.fingerprint, self.tag_policy, push=entry.push)))
         return replace(plan, images=tuple(entries))
+
+    def _builder_kind(self) -> BuilderKind:
+        """The kind of builder the plan's requests are made for: the builder choice's (it decides where the registry cache lives).
+
+        A plan made where buildx or the engine cannot be asked assumes a builder that builds all platforms at once, as bake
+        and every container driver do; `invoke build` asks again before it builds, and fails there with the fix.
+        """
+        try:
+            return self.builder_choice.kind
+        except ImagegraphError:
+            return BuilderKind.INDEX
 
     def _look_up(self, names) -> dict[str, Availability]:
         """Where each image's fingerprint tag exists (:func:`imagegraph.core.plan.availability_of` says whom to ask)."""

@@ -28,7 +28,9 @@ def test_a_code_change_shows_the_apps_build_request_and_the_tags_that_move(repo,
     assert request["build_args"] == {"BASE_IMAGE": base["ref"]}  # the parent pinned by its fingerprint reference
     assert request["context"].endswith(f".imagegraph/contexts/app/{app['fingerprint']}")
     assert request["dockerfile"] == request["context"] + "/docker/Dockerfile"
-    assert request["cache"] == f"{registry}/{namespace}/app:buildcache"
+    # the registry cache exactly as the builder passes it (per kind of builder: tests/integration/test_cache_refs.py)
+    assert [entry["platforms"] for entry in request["cache"]] == [["linux/amd64"]]
+    assert request["cache"][0]["cache_from"][0].startswith(f"type=registry,ref={registry}/{namespace}/app:buildcache")
     labels = request["labels"]
     assert labels["imagegraph.fingerprint"] == app["fingerprint"] and labels["imagegraph.parent"] == base["ref"]
     assert len(labels["org.opencontainers.image.revision"]) == 40

@@ -287,7 +287,7 @@ def test_per_platform_only_the_failed_platforms_build_is_tried_again_and_the_ind
     said: list[str] = []
     executor = BuildExecutor(config.root, DOCKER_DRIVER, runner, Wheelhouse(config.root, runner), local=NoImages(),
                              registry=RecordingRegistry(), log_dir=tmp_path / "logs", say=said.append, sleep=lambda seconds: None)
-    (result,) = executor.run(Plan((with_request(config, entry, executor.contexts_dir),), "127.0.0.1:5000"))
+    (result,) = executor.run(Plan((with_request(config, entry, executor.contexts_dir, executor.builder),), "127.0.0.1:5000"))
     assert result.ok, result.error
     platforms = [argv[argv.index("--platform") + 1] if "--platform" in argv else argv[2] for argv in runner.ran]
     assert platforms == ["linux/amd64", "linux/arm64", "linux/arm64", "imagetools"]  # the index only once both are pushed

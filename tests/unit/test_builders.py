@@ -23,7 +23,8 @@ from imagegraph.adapters.engine.builder_choice import (
 from imagegraph.adapters.engine.builders import BuildxBuilder, lost_layer
 from imagegraph.adapters.runner import Command, Result
 from imagegraph.core.buildkit import StepCount, count_steps
-from imagegraph.core.errors import EngineError, ToolMissing
+from imagegraph.core.cache import BuilderKind, cache_entries
+from imagegraph.core.errors import EngineError, ImagegraphError, ToolMissing
 from imagegraph.core.request import BuildRequest, platform_suffix
 
 REF = "127.0.0.1:5000/ns/app:0123456789abcdef"
@@ -31,12 +32,18 @@ CACHE = "127.0.0.1:5000/ns/app"
 BOTH = ("linux/amd64", "linux/arm64")
 
 
-def request(**changes) -> BuildRequest:
+def request(*, cache_repository: str | None = None, kind: BuilderKind = BuilderKind.INDEX, **changes) -> BuildRequest:
+    """A request as the plan makes it for a builder of ``kind``, its registry cache in ``cache_repository``."""
     values = dict(image="app", dockerfile=Path("/r/docker/Dockerfile"), context=Path("/r"), ref=REF,
                   platforms=("linux/amd64",), target="runtime", build_args=(("BASE_IMAGE", "reg/ns/base:fp"),),
                   labels=(("imagegraph.fingerprint", "0123456789abcdef"),), push=True, insecure_registry=True)
     values.update(changes)
+    values["cache"] = cache_entries(cache_repository, values["platforms"], kind=kind, push=values["push"],
+                                    no_cache=values.get("no_cache", False))
     return BuildRequest(**values)
+
+
+PER_PLATFORM = BuilderKind.PER_PLATFORM
 
 
 COMMON = ("--file", "/r/docker/Dockerfile", "--target", "runtime", "--build-arg", "BASE_IMAGE=reg/ns/base:fp",
@@ -89,6 +96,13 @@ def test_buildx_registry_cache_in_max_mode(changes, cache_from, cache_to):
     assert builder.cache_copies(request(cache_repository=CACHE, platforms=BOTH, **changes)) == ()
 
 
+def test_a_request_made_for_the_other_kind_of_builder_is_refused_not_built_without_its_cache():
+    with pytest.raises(ImagegraphError, match="made for another kind of builder"):
+        BuildxBuilder(multi_platform=False).commands(request(platforms=BOTH, cache_repository=CACHE))
+    with pytest.raises(ImagegraphError, match="made for another kind of builder"):
+        BuildxBuilder().commands(request(platforms=BOTH, cache_repository=CACHE, kind=PER_PLATFORM))
+
+
 def test_no_cache_repository_means_no_cache_flags():
     (step,) = BuildxBuilder().commands(request(platforms=BOTH))
     assert "--cache-from" not in step.argv and "--cache-to" not in step.argv
@@ -108,15 +122,15 @@ def test_provenance_is_dropped_only_when_asked():
 
 def test_per_platform_builds_push_each_platform_with_an_inline_cache_then_join_them():
     builder = BuildxBuilder(docker="docker", multi_platform=False)
-    steps = builder.commands(request(platforms=BOTH, cache_repository=CACHE))
+    steps = builder.commands(request(platforms=BOTH, cache_repository=CACHE, kind=PER_PLATFORM))
     assert [s.argv for s in steps] == [
         (*BUILD, "--platform", "linux/amd64", *COMMON, "--tag", f"{REF}-amd64",
-         "--cache-to", "type=inline", "--cache-from", f"type=registry,ref={CACHE}:buildcache-amd64", "--push", "/r"),
+         "--cache-from", f"type=registry,ref={CACHE}:buildcache-amd64", "--cache-to", "type=inline", "--push", "/r"),
         (*BUILD, "--platform", "linux/arm64", *COMMON, "--tag", f"{REF}-arm64",
-         "--cache-to", "type=inline", "--cache-from", f"type=registry,ref={CACHE}:buildcache-arm64", "--push", "/r"),
+         "--cache-from", f"type=registry,ref={CACHE}:buildcache-arm64", "--cache-to", "type=inline", "--push", "/r"),
         ("docker", "buildx", "imagetools", "create", "--tag", REF, f"{REF}-amd64", f"{REF}-arm64"),
     ]
-    assert builder.cache_copies(request(platforms=BOTH, cache_repository=CACHE)) == (
+    assert builder.cache_copies(request(platforms=BOTH, cache_repository=CACHE, kind=PER_PLATFORM)) == (
         (f"{REF}-amd64", "buildcache-amd64"), (f"{REF}-arm64", "buildcache-arm64"))
 
 
@@ -129,14 +143,14 @@ def test_per_platform_imagetools_uses_the_named_builder():
 
 def test_per_platform_single_platform_is_tagged_as_the_ref_and_needs_no_join():
     builder = BuildxBuilder(docker="docker", multi_platform=False)
-    (step,) = builder.commands(request(cache_repository=CACHE))
+    (step,) = builder.commands(request(cache_repository=CACHE, kind=PER_PLATFORM))
     assert value_of(step.argv, "--tag") == REF and value_of(step.argv, "--platform") == "linux/amd64"
-    assert builder.cache_copies(request(cache_repository=CACHE)) == ((REF, "buildcache-amd64"),)
+    assert builder.cache_copies(request(cache_repository=CACHE, kind=PER_PLATFORM)) == ((REF, "buildcache-amd64"),)
 
 
 def test_per_platform_without_push_loads_each_platform_and_copies_no_cache():
     builder = BuildxBuilder(docker="docker", multi_platform=False)
-    req = request(platforms=BOTH, push=False, cache_repository=CACHE, no_cache=True)
+    req = request(platforms=BOTH, push=False, cache_repository=CACHE, no_cache=True, kind=PER_PLATFORM)
     steps = builder.commands(req)
     assert [s.argv[-2:] for s in steps] == [("--load", "/r"), ("--load", "/r")]  # no imagetools: nothing was pushed
     assert all("--cache-from" not in s.argv and value_of(s.argv, "--cache-to") == "type=inline" for s in steps)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -79,7 +80,7 @@ def run(config, runner: ScriptedRunner, said: list[str], builder: BuildxBuilder 
     options.setdefault("sleep", lambda seconds: None)
     executor = BuildExecutor(config.root, builder, runner, Wheelhouse(config.root, runner),
                         local=NoImages(), registry=registry, log_dir=config.root / "logs", say=said.append, **options)
-    (result,) = executor.run(Plan((with_request(config, entry, executor.contexts_dir),), "127.0.0.1:5000"))
+    (result,) = executor.run(Plan((with_request(config, entry, executor.contexts_dir, executor.builder),), "127.0.0.1:5000"))
     return result
 
 
@@ -164,7 +165,7 @@ def test_a_pushed_build_points_the_cache_tags_at_what_it_pushed_only_per_platfor
     entry = ImagePlan("app", Decision.BUILD, "forced", "f" * 16, ref, None, ("linux/amd64", "linux/arm64"), push=True)
     executor = BuildExecutor(config.root, builder, runner, Wheelhouse(config.root, runner), local=NoImages(), registry=registry,
                         log_dir=tmp_path / "logs", say=lambda line: None)
-    (result,) = executor.run(Plan((with_request(config, entry, executor.contexts_dir),), "127.0.0.1:5000"))
+    (result,) = executor.run(Plan((with_request(config, entry, executor.contexts_dir, executor.builder),), "127.0.0.1:5000"))
     assert result.ok and result.pushed, result.error
     assert [(argv[1], argv[2], argv[argv.index("--platform") + 1] if "--platform" in argv else argv[3]) for argv in runner.ran] == commands
     assert all("--push" in argv for argv in runner.ran if argv[2] == "build")
@@ -183,12 +184,26 @@ images:
 """
 FAMILY_FILES = {"docker/Dockerfile.base": "FROM python:3.11-slim\nRUN echo base > /base.txt\n",
                 "docker/Dockerfile": "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo app > /app.txt\n"}
-#: bake of both: base's RUN named after app, which reached it first
-BAKED = ("#5 [app linux/amd64 2/2] RUN echo base > /base.txt\n#5 DONE 0.3s\n#6 [app 1/2] RUN echo app > /app.txt\n#6 DONE 0.2s\n"
-         "#7 [base] exporting to image\n#7 DONE 0.1s\n#8 [app] exporting to image\n#8 DONE 0.1s\n")
-#: bake of both that failed in app's own step; base was cancelled, so whose step failed is not known
-BAKE_FAILED = ("#5 [app linux/amd64 2/2] RUN echo base > /base.txt\n#5 CANCELED\n#6 [app 1/2] RUN echo app > /app.txt\n"
-               "#6 ERROR: process did not complete successfully: exit code: 3\nERROR: failed to solve: exit code: 3\n")
+def _rawjson(*vertexes: dict) -> str:
+    """bake's ``--progress rawjson`` output: one indented JSON status document per event, as buildx prints them."""
+    return "".join(json.dumps({"vertexes": [vertex]}, indent=2) + "\n" for vertex in vertexes)
+
+
+_T0, _T1 = "2024-05-01T10:00:00Z", "2024-05-01T10:00:00.3Z"
+_BASE_RUN, _APP_RUN = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+#: bake of both: base's RUN reported by app's solve first (its graph holds it), then by base's own
+BAKED = _rawjson(
+    {"digest": _BASE_RUN, "name": "[app linux/amd64 2/2] RUN echo base > /base.txt", "started": _T0, "completed": _T1},
+    {"digest": _BASE_RUN, "name": "[base 2/2] RUN echo base > /base.txt", "started": _T0, "completed": _T1},
+    {"digest": _APP_RUN, "name": "[app 1/2] RUN echo app > /app.txt", "started": _T0, "completed": _T1},
+)
+#: bake of both that failed in app's own step; base's step was cancelled, unfinished: base builds alone afterwards
+BAKE_FAILED = _rawjson(
+    {"digest": _BASE_RUN, "name": "[base 2/2] RUN echo base > /base.txt", "started": _T0, "completed": _T1,
+     "error": "rpc error: code = Canceled desc = context canceled"},
+    {"digest": _APP_RUN, "name": "[app 1/2] RUN echo app > /app.txt", "started": _T0, "completed": _T1,
+     "error": "process did not complete successfully: exit code: 3"},
+) + "ERROR: failed to solve: exit code: 3\n"
 
 
 class FakeRegistry:
@@ -214,7 +229,8 @@ def run_family(tmp_path, runner: ScriptedRunner, registry: FakeRegistry, said: l
     executor = BuildExecutor(config.root, BuildxBuilder(docker="docker"), runner, Wheelhouse(config.root, runner),
                         local=NoImages(), registry=registry, log_dir=config.root / "logs",
                         say=said.append if said is not None else lambda _: None, **options)
-    return {result.name: result for result in executor.run(Plan(tuple(with_request(config, e, executor.contexts_dir) for e in entries), "127.0.0.1:5000"))}
+    return {result.name: result for result in executor.run(Plan(tuple(with_request(config, e, executor.contexts_dir, executor.builder) for e in entries),
+                                                                       "127.0.0.1:5000"))}
 
 
 def test_a_parent_and_its_child_build_in_one_bake_each_with_its_own_steps(tmp_path):
@@ -227,11 +243,12 @@ def test_a_parent_and_its_child_build_in_one_bake_each_with_its_own_steps(tmp_pa
     assert "RUN echo app" not in (tmp_path / "logs/base.log").read_text()
 
 
-def test_what_a_failed_bake_leaves_undone_builds_alone_and_fails_there(tmp_path):
+def test_a_childs_own_failure_in_a_bake_is_the_childs_and_its_cancelled_parent_builds_alone(tmp_path):
     alone_ok = "#5 [2/2] RUN echo base > /base.txt\n#5 DONE 0.3s\n"
-    runner = ScriptedRunner({"buildx": [(1, BAKE_FAILED), alone_ok, (1, BUILD_FAILED)]})
+    runner = ScriptedRunner({"buildx": [(1, BAKE_FAILED), alone_ok]})
     results = run_family(tmp_path, runner, FakeRegistry(set()))
-    # base's fate was unknown (cancelled): built alone, then app alone, which fails for real
-    assert [argv[1:3] for argv in runner.ran] == [("buildx", "bake"), ("buildx", "build"), ("buildx", "build")]
+    # app failed in its own step: its result says so at once; base was cancelled unfinished: built alone, and built
+    assert [argv[1:3] for argv in runner.ran] == [("buildx", "bake"), ("buildx", "build")]
     assert results["base"].ok
-    assert "exit code: 3" in results["app"].error
+    assert "[1/2] RUN echo app > /app.txt: process did not complete successfully: exit code: 3" in results["app"].error
+    assert results["app"].log.endswith("app.log") and "#2 ERROR" in (tmp_path / "logs/app.log").read_text()

@@ -86,7 +86,7 @@ def build_one(tmp_path, output: str, *, engine_up: bool, registry=None):
     entry = ImagePlan("app", Decision.BUILD, "forced", "f" * 16, f"{REGISTRY}/unit/app:" + "f" * 16, None, ("linux/amd64",), push=True)
     executor = BuildExecutor(config.root, DOCKER_DRIVER, runner, Wheelhouse(config.root, runner), local=Engine(engine_up), registry=registry,
                         log_dir=tmp_path / "logs", say=lambda line: None, sleep=lambda seconds: None)
-    (result,) = executor.run(Plan((with_request(config, entry, executor.contexts_dir),), REGISTRY))
+    (result,) = executor.run(Plan((with_request(config, entry, executor.contexts_dir, executor.builder),), REGISTRY))
     return result, len(runner.ran)
 
 

@@ -102,7 +102,8 @@ def test_the_executor_marks_the_running_image_interrupted_and_the_rest_not_built
                               None, ("linux/amd64",), push=False) for name in ("base", "app", "other"))
     executor = BuildExecutor(config.root, DOCKER_DRIVER, runner, Wheelhouse(config.root, runner), local=NoImages(), registry=None,
                         log_dir=tmp_path / "logs", jobs=1, say=lambda line: None)
-    results = {r.name: r for r in executor.run(Plan(tuple(with_request(config, e, executor.contexts_dir) for e in entries), "127.0.0.1:5000"))}
+    results = {r.name: r for r in executor.run(Plan(tuple(with_request(config, e, executor.contexts_dir, executor.builder) for e in entries),
+                                                                       "127.0.0.1:5000"))}
     assert len(runner.ran) == 1
     assert {name: (r.ok, r.stopped) for name, r in results.items()} == {
         "base": (False, "interrupted"), "app": (False, "not built"), "other": (False, "not built")}

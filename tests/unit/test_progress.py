@@ -87,7 +87,7 @@ def test_each_builder_command_gets_its_tracker_and_phase(tmp_path):
     assert [type(tracker_for(c)).__name__ for c in per_platform] == ["BuildKitTracker", "BuildKitTracker", "NoneType"]
     (buildx,) = BuildxBuilder(builder="farm").commands(request)
     assert phase_of(buildx) == "build linux/amd64,linux/arm64" and isinstance(tracker_for(buildx), BuildKitTracker)
-    bake = BuildxBuilder().bake_command(tmp_path / "bake.json", ["base", "app"])
+    bake = BuildxBuilder().bake_command(tmp_path / "bake.json", ["base", "app"], tmp_path / "bake.metadata.json")
     assert bake is not None and phase_of(bake) == "build" and isinstance(tracker_for(bake), BuildKitTracker)
     repair = BuildxBuilder(docker="/usr/bin/docker").repair(buildx, "failed to solve: layer does not exist")
     assert repair is not None and repair.command is not None

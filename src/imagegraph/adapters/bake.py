@@ -4,7 +4,8 @@ imagegraph decides what to build; any BuildKit can run it. The bake file
 holds one target per image the plan builds, each with the build request
 `invoke build` would send (:func:`imagegraph.execute.build_request`):
 Dockerfile, context, platforms, target stage, build arguments, labels,
-registry cache and the fingerprint tag. A child's ``BASE_IMAGE`` is its
+registry cache (the request's own entries: :mod:`imagegraph.core.cache`) and
+the fingerprint tag. A child's ``BASE_IMAGE`` is its
 parent's fingerprint reference; when the parent is built in the same bake,
 a named context maps that reference to the parent's target, so bake builds
 the child on the parent's result without waiting for a push.
@@ -19,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import InputError
 from ..core.request import BuildRequest
-from ..core.tags import CACHE_TAG
 from .workdirs import write_own
 
 __all__ = ["GROUP", "bake_definition", "bake_json", "write_bake"]
@@ -45,12 +46,17 @@ def _target(request: BuildRequest, parent: str | None, parent_ref: str | None) -
     if parent is not None and parent_ref is not None:
         # FROM ${BASE_IMAGE} names the parent's reference; in this bake it is the parent target's result.
         target["contexts"] = {parent_ref: f"target:{parent}"}
-    if request.cache_repository:
-        cache = f"type=registry,ref={request.cache_repository}:{CACHE_TAG}"
-        if not request.no_cache:
-            target["cache-from"] = [cache]
-        if request.push:
-            target["cache-to"] = [f"{cache},mode=max,ignore-error=true"]
+    if request.cache:
+        cache = request.cache_of(request.platforms)
+        if cache is None:
+            # bake builds every platform of a target at once: a request made for a build per platform has no such cache
+            raise InputError("--bake", f"{request.image} is planned for a builder that builds one platform at a time (the docker "
+                                        f"driver on the classic image store), which bake cannot use; name a docker-container builder "
+                                        f"($BUILDX_BUILDER or images.yaml builder:), or turn on the containerd image store")
+        if cache.cache_from:
+            target["cache-from"] = list(cache.cache_from)
+        if cache.cache_to:
+            target["cache-to"] = list(cache.cache_to)
     if request.push:
         target["output"] = ["type=registry"]
     elif len(request.platforms) == 1:

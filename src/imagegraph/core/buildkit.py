@@ -1,8 +1,8 @@
 """BuildKit's plain progress output (``--progress plain``), read in one place.
 
-Live progress (:mod:`imagegraph.presentation.progress`), the step counts of a result
-(:func:`count_steps`) and the split of a bake's output per image
-(:mod:`imagegraph.core.chain`) all read the same lines; each asks :func:`parse`
+Live progress (:mod:`imagegraph.presentation.progress`) and the step counts of a result
+(:func:`count_steps`) read the same lines (a bake's JSON progress is made into
+them per image by :mod:`imagegraph.core.bake_results`); each asks :func:`parse`
 what a line is rather than matching it again:
 
     #7 [runtime 2/4] RUN pip install ...      a Dockerfile step starts (step)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .cache import BuildCache, BuilderKind, cache_entries, platform_suffix
 from .defaults import WHEELHOUSE_DIR, wheel_folder
 
 if TYPE_CHECKING:
@@ -42,11 +43,6 @@ def context_layout(spec: ImageSpec, files: Sequence[tuple[str, str]]) -> Context
     return ContextLayout(files=tuple(files), wheel_folders=folders, context=spec.context, dockerfile=spec.dockerfile)
 
 
-def platform_suffix(platform: str) -> str:
-    """``linux/arm64/v8`` -> ``arm64-v8``: the tag suffix of a single-platform image."""
-    return "-".join(platform.split("/")[1:])
-
-
 @dataclass(frozen=True)
 class BuildRequest:
     image: str
@@ -62,14 +58,18 @@ class BuildRequest:
     no_cache: bool = False
     #: The registry speaks plain HTTP (a local registry).
     insecure_registry: bool = False
-    #: The image's repository (registry/namespace/name) whose cache tags builds read, and pushed builds write.
-    cache_repository: str | None = None
+    #: The registry cache each of its builds reads and writes, exactly as the builder passes it (:mod:`imagegraph.core.cache`).
+    cache: tuple[BuildCache, ...] = ()
     #: Attach buildx's provenance attestation (an ``unknown/unknown`` manifest in the index) where the builder makes one.
     provenance: bool = True
 
     def platform_tag(self, platform: str) -> str:
         """Where one platform's image goes: the reference itself for a single-platform build, else ref-<platform>."""
         return self.ref if len(self.platforms) == 1 else f"{self.ref}-{platform_suffix(platform)}"
+
+    def cache_of(self, platforms: tuple[str, ...]) -> BuildCache | None:
+        """The cache entries of the build of ``platforms`` (all of them, or one on a per-platform builder); None: no cache."""
+        return next((entry for entry in self.cache if entry.platforms == platforms), None)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -82,7 +82,7 @@ class BuildRequest:
             "labels": dict(self.labels),
             "push": self.push,
             "no_cache": self.no_cache,
-            "cache": f"{self.cache_repository}:buildcache" if self.cache_repository else None,
+            "cache": [entry.to_dict() for entry in self.cache],
             "provenance": self.provenance,
         }
 
@@ -93,8 +93,11 @@ def context_folder(contexts: Path, image: str, fingerprint: str) -> Path:
 
 
 def build_request(config: Config, entry: ImagePlan, layout: ContextLayout, contexts: Path, *, labels: Mapping[str, str],
-                  insecure_registry: bool, registry_cache: bool) -> BuildRequest:
-    """What the builder is asked for one planned image: the same for `invoke build`, `invoke plan` and a bake file."""
+                  insecure_registry: bool, registry_cache: bool, builder: BuilderKind) -> BuildRequest:
+    """What the builder is asked for one planned image: the same for `invoke build`, `invoke plan` and a bake file.
+
+    ``builder`` is the kind of builder that will build it: where its registry cache lives depends on it.
+    """
     spec = config.image(entry.name)
     build_args = dict(spec.build_args)
     if entry.parent_ref:
@@ -115,5 +118,6 @@ def build_request(config: Config, entry: ImagePlan, layout: ContextLayout, conte
         push=entry.push,
         no_cache=entry.no_cache,
         insecure_registry=insecure_registry,
-        cache_repository=config.repository(entry.name) if spec.push and registry_cache else None,
+        cache=cache_entries(config.repository(entry.name) if spec.push and registry_cache else None, entry.platforms, kind=builder,
+                             push=entry.push, no_cache=entry.no_cache),
     )

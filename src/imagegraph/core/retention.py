@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 
+from .cache import CACHE_TAG
 from .errors import ImagegraphError
-from .tags import CACHE_TAG, Version
+from .tags import Version
 
 __all__ = [
     "DEFAULT_PROTECTED",

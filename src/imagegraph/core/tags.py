@@ -24,7 +24,6 @@ from .errors import ImagegraphError
 from .gitnames import commit_id, ref_name
 
 __all__ = [
-    "CACHE_TAG",
     "DEFAULT_POLICY",
     "FORWARD_ONLY",
     "Event",
@@ -50,10 +49,6 @@ _SEMVER = re.compile(rf"^v?{_CORE}$")
 _ANY_SEMVER = re.compile(rf"^(?P<prefix>[vV]?){_CORE}(?P<build>\+[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*)?$")
 #: A tag that means to be a version (v1.2, 1.2.3, V1.0.0): never ignored without a word.
 _VERSION_LIKE = re.compile(r"^[vV]?\d+(?:\.|$)")
-
-
-#: The registry cache's tag in every image repository (the engine's BuildKit path writes CACHE_TAG-<platform>).
-CACHE_TAG = "buildcache"
 
 
 class TagError(ImagegraphError):

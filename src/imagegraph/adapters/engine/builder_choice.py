@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...core.cache import BuilderKind
 from ...core.errors import EngineError, ToolMissing
 from ...core.values import parse_builder_name
 from ..runner import Command, Runner
@@ -93,6 +94,11 @@ class BuilderChoice:
 
     def make(self) -> BuildxBuilder:
         return BuildxBuilder(docker=self.client, builder=self.builder, multi_platform=self.multi_platform, summary=self.summary)
+
+    @property
+    def kind(self) -> BuilderKind:
+        """The kind of builder the build requests are made for: where their registry cache lives (:mod:`imagegraph.core.cache`)."""
+        return BuilderKind.INDEX if self.multi_platform else BuilderKind.PER_PLATFORM
 
     @property
     def summary(self) -> str:

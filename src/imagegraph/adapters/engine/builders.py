@@ -3,14 +3,13 @@
 Every build goes through ``docker buildx build`` (the engine users run:
 Docker 23 and later refuse to build with BuildKit without buildx). Which
 builder, and in which mode, is :mod:`imagegraph.adapters.engine.builder_choice`.
-Where the builder can export a multi-platform image and a registry cache (any
-container-based driver, or the docker driver on the containerd image store),
-each image is one build pushed as an index, with the cache
-(``type=registry,mode=max``, also the stages a target skips) at
-``<repository>:buildcache``. The docker driver on the classic image store can
-do neither: each platform is built and pushed on its own, carrying an inline
-cache that is copied to ``<repository>:buildcache-<platform>`` after its push
-(:meth:`BuildxBuilder.cache_copies`), and ``imagetools create`` joins them.
+Where the builder can export a multi-platform image (any container-based
+driver, or the docker driver on the containerd image store), each image is
+one build pushed as an index. The docker driver on the classic image store
+cannot: each platform is built and pushed on its own, and ``imagetools
+create`` joins them. Where each build's registry cache lives is the request's
+(:mod:`imagegraph.core.cache`); a builder only renders it, and copies the
+per-platform cache tags after a push (:meth:`BuildxBuilder.cache_copies`).
 
 Builders return :class:`~imagegraph.adapters.runner.Command` tuples; nothing runs
 here.
@@ -30,8 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ...core.request import BuildRequest, platform_suffix
-from ...core.tags import CACHE_TAG
+from ...core.cache import BuilderKind
+from ...core.errors import ImagegraphError
+from ...core.request import BuildRequest
 from ..runner import Command
 
 __all__ = ["Builder", "BuildxBuilder", "Repair", "build_mode", "lost_layer"]
@@ -50,8 +50,9 @@ class Builder(Protocol):
 
     def commands(self, request: BuildRequest) -> tuple[Command, ...]: ...
 
-    def bake_command(self, bake_file: Path, targets: Sequence[str]) -> Command | None:
-        """The command that builds ``targets`` of a bake file in one session; None when this builder builds one image at a time."""
+    def bake_command(self, bake_file: Path, targets: Sequence[str], metadata_file: Path) -> Command | None:
+        """The command that builds ``targets`` of a bake file in one session, its progress as BuildKit's JSON and what each
+        target exported in ``metadata_file`` (:mod:`imagegraph.core.bake_results`); None when this builder builds one image at a time."""
         ...
 
     def cache_copies(self, request: BuildRequest) -> tuple[tuple[str, str], ...]:
@@ -102,6 +103,18 @@ def _common_flags(request: BuildRequest) -> list[str]:
     return flags
 
 
+def _cache_flags(request: BuildRequest, platforms: tuple[str, ...]) -> list[str]:
+    """The request's cache entries for the build of ``platforms``, as flags; a request made for another kind of builder is refused."""
+    if not request.cache:
+        return []
+    entry = request.cache_of(platforms)
+    if entry is None:
+        raise ImagegraphError(f"the build request of {request.image} holds no registry cache for {', '.join(platforms)}: it was made "
+                              f"for another kind of builder; make the plan afresh")
+    return [*(flag for value in entry.cache_from for flag in ("--cache-from", value)),
+            *(flag for value in entry.cache_to for flag in ("--cache-to", value))]
+
+
 def build_mode(multi_platform: bool) -> str:
     """How a builder builds several platforms, in words (for `invoke build` and `engine.status`)."""
     return "one build for all platforms, registry cache mode=max" if multi_platform else "a build per platform joined by imagetools, inline cache"
@@ -128,6 +141,11 @@ class BuildxBuilder:
     summary: str = ""
     name: str = "buildx"
 
+    @property
+    def kind(self) -> BuilderKind:
+        """Which kind of builder this is, for the build requests it is given (:func:`imagegraph.core.cache.cache_entries`)."""
+        return BuilderKind.INDEX if self.multi_platform else BuilderKind.PER_PLATFORM
+
     def describe(self) -> str:
         return f"buildx {self.summary or self.builder or 'the current builder'}: {build_mode(self.multi_platform)}"
 
@@ -142,22 +160,17 @@ class BuildxBuilder:
             return (self._multi(request),)
         return self._per_platform(request)
 
-    def bake_command(self, bake_file: Path, targets: Sequence[str]) -> Command | None:
+    def bake_command(self, bake_file: Path, targets: Sequence[str], metadata_file: Path) -> Command | None:
         # bake's targets push a multi-platform index and a registry cache: what the classic store's docker driver cannot
         if not self.multi_platform:
             return None
-        return Command.of(self.docker, "buildx", "bake", "--progress", "plain", *self._builder_flag(), "--file", str(bake_file), *targets,
-                          purpose="build")
+        # rawjson: each target's solve reports its own vertices under its name, which says whose step failed
+        return Command.of(self.docker, "buildx", "bake", "--progress", "rawjson", *self._builder_flag(), "--metadata-file",
+                          str(metadata_file), "--file", str(bake_file), *targets, purpose="build")
 
     def _multi(self, request: BuildRequest) -> Command:
-        argv = [*self._base(), "--platform", ",".join(request.platforms), *_common_flags(request), "--tag", request.ref]
-        if request.cache_repository:
-            cache = f"type=registry,ref={request.cache_repository}:{CACHE_TAG}"
-            if not request.no_cache:
-                argv += ["--cache-from", cache]
-            if request.push:
-                # a failed cache export must not fail a build that pushed its image
-                argv += ["--cache-to", f"{cache},mode=max,ignore-error=true"]
+        argv = [*self._base(), "--platform", ",".join(request.platforms), *_common_flags(request), "--tag", request.ref,
+                *_cache_flags(request, request.platforms)]
         if request.push:
             argv.append("--push")
         elif len(request.platforms) == 1:
@@ -168,12 +181,8 @@ class BuildxBuilder:
     def _per_platform(self, request: BuildRequest) -> tuple[Command, ...]:
         steps: list[Command] = []
         for platform in request.platforms:
-            argv = [*self._base(), "--platform", platform, *_common_flags(request), "--tag", request.platform_tag(platform)]
-            if request.cache_repository:
-                # the image carries its cache metadata; the last pushed build of this platform is the source
-                argv += ["--cache-to", "type=inline"]
-                if not request.no_cache:
-                    argv += ["--cache-from", f"type=registry,ref={request.cache_repository}:{CACHE_TAG}-{platform_suffix(platform)}"]
+            argv = [*self._base(), "--platform", platform, *_common_flags(request), "--tag", request.platform_tag(platform),
+                    *_cache_flags(request, (platform,))]
             argv += ["--push" if request.push else "--load", str(request.context)]
             steps.append(Command.of(*argv, purpose=f"build {platform}"))
         if request.push and len(request.platforms) > 1:
@@ -186,9 +195,10 @@ class BuildxBuilder:
         return ["--builder", self.builder] if self.builder else []
 
     def cache_copies(self, request: BuildRequest) -> tuple[tuple[str, str], ...]:
-        if self.multi_platform or not (request.push and request.cache_repository):
+        if not request.push:
             return ()
-        return tuple((request.platform_tag(p), f"{CACHE_TAG}-{platform_suffix(p)}") for p in request.platforms)
+        return tuple((request.platform_tag(entry.platforms[0]), entry.copy_tag) for entry in request.cache
+                     if entry.copy_tag is not None and len(entry.platforms) == 1)
 
     def repair(self, command: Command, reason: str) -> Repair | None:
         # a container-based builder keeps its own layers; the docker driver is the engine's BuildKit, with its faults
