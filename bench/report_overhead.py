@@ -35,7 +35,7 @@ def main() -> None:
         if plan.to_build():
             raise SystemExit("something needs building: run `invoke build` first, so this measures the no-op build")
         planned = time.monotonic()
-        workspace.save_report(workspace.report(plan, results, {}, started=datetime.now(UTC), seconds=planned - started))
+        workspace.reporting.save(workspace.reporting.report(plan, results, {}, started=datetime.now(UTC), seconds=planned - started))
         build.append(planned - started)
         report.append(time.monotonic() - planned)
     b, r = statistics.median(build), statistics.median(report)

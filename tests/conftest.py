@@ -94,15 +94,32 @@ def registry(docker_client) -> str:
     return REGISTRY
 
 
-def with_request(config, entry, contexts, builder=None):
-    """A hand-made plan entry as `Workspace.plan` completes it: parent, wheels, context layout and build request (no labels),
-    the request made for ``builder``'s kind (a builder of every platform at once when none is given)."""
-    from dataclasses import replace
+def forced_plan(config, contexts, digests=None, files=None, builder=None):
+    """The plan `invoke build --force` makes of every image in ``config``, as `Workspace.plan` makes it (no labels, no CI event).
 
+    ``digests`` and ``files`` stand in for the fingerprints (by image name; a
+    digest of zeros and no files unless given): each entry is a
+    :class:`~imagegraph.core.plan.BuiltImage` whose build request assembles
+    its context in ``contexts``, made for ``builder``'s kind (a builder of every platform at once when none is given).
+    """
     from imagegraph.core.cache import BuilderKind
-    from imagegraph.core.request import build_request, context_layout
+    from imagegraph.core.fingerprint import Fingerprint
+    from imagegraph.core.plan import make_plan
+    from imagegraph.core.request import BuildSettings
 
-    spec = config.image(entry.name)
-    entry = replace(entry, parent=spec.parent, wheels=spec.wheels, layout=context_layout(spec, entry.files))
-    return replace(entry, request=build_request(config, entry, entry.layout, contexts, labels={}, insecure_registry=True, registry_cache=True,
-                                                     builder=builder.kind if builder is not None else BuilderKind.INDEX))
+    digests, files = digests or {}, files or {}
+    fingerprints = {name: Fingerprint(name, digests.get(name, "0" * 64), tuple(files.get(name, ()))) for name in config.names}
+    return make_plan(config, fingerprints, {}, force=config.names, settings=BuildSettings(
+        contexts=contexts, insecure_registry=True, builder=builder.kind if builder is not None else BuilderKind.INDEX))
+
+
+def built_image(name, ref, *, push=True, parent=None, parent_ref=None, platforms=("linux/amd64",), reason="test", changed=()):
+    """A plan entry of an image that is built, made by hand for code that reads only its name, decision and reference (a report,
+    bake's grouping, the executor's scheduling): its request names a context no test assembles."""
+    from imagegraph.core.plan import BuiltImage
+    from imagegraph.core.request import BuildRequest, ContextLayout
+
+    fingerprint = ref.rsplit(":", 1)[1]
+    request = BuildRequest(name, Path(name, "Dockerfile"), Path(name), ref, platforms, push=push)
+    return BuiltImage(name, reason, fingerprint, ref, parent_ref, platforms, push, changed=changed, parent=parent,
+                      layout=ContextLayout((), (), ".", "Dockerfile"), request=request)

@@ -14,11 +14,12 @@ if TYPE_CHECKING:  # the names as type checkers and editors see them
     from .core.errors import ImagegraphError
     from .core.fingerprint import Fingerprint, fingerprint_images
     from .core.options import BuildOptions
-    from .core.plan import Decision, ImagePlan, Plan, make_plan
+    from .core.plan import BuiltImage, Decision, ImagePlan, Plan, make_plan
     from .workspace import Workspace
 
 _HOMES = {
     "BuildOptions": "core.options",
+    "BuiltImage": "core.plan",
     "Config": "core.config",
     "Decision": "core.plan",
     "Fingerprint": "core.fingerprint",
@@ -34,6 +35,7 @@ _HOMES = {
 
 __all__ = [
     "BuildOptions",
+    "BuiltImage",
     "Config",
     "Decision",
     "Fingerprint",

@@ -42,7 +42,7 @@ from .core.bake_results import BakeProgress, BakeTarget, bake_groups, read_metad
 from .core.buildkit import StepCount, count_steps
 from .core.defaults import DEFAULT_REGISTRY
 from .core.errors import CommandFailed, ImagegraphError
-from .core.plan import Decision, ImagePlan, Plan
+from .core.plan import BuiltImage, ImagePlan, Plan
 from .core.request import BuildRequest, platform_suffix
 from .core.result import INTERRUPTED, NOT_BUILT, ImageResult
 from .presentation.progress import BuildKitTracker, Progress, failure_context, phase_of, tracker_for
@@ -50,13 +50,11 @@ from .presentation.progress import BuildKitTracker, Progress, failure_context, p
 __all__ = ["BuildExecutor", "prepare_build"]
 
 
-def prepare_build(entry: ImagePlan, wheelhouse: Wheelhouse, root: Path, contexts_dir: Path, *, log_path: Path | None = None,
+def prepare_build(entry: BuiltImage, wheelhouse: Wheelhouse, root: Path, contexts_dir: Path, *, log_path: Path | None = None,
                   say: Callable[[str], None] = lambda _: None,
                   follow: Callable[[Command], Callable[[str], None] | None] = lambda _: None) -> BuildRequest:
     """Put on disk what the plan's build request for ``entry`` names: its wheels fetched, its context assembled from
     exactly the files its fingerprint covers (nothing else reaches the builder). `invoke build` and a bake file alike."""
-    if entry.request is None or entry.layout is None:
-        raise ImagegraphError(f"the plan has no build request for {entry.name} (decision: {entry.decision.value}); make the plan afresh")
     if entry.wheels:
         wheelhouse.ensure(entry.wheels, entry.platforms, log_path=log_path, say=say, follow=follow)
     assemble_planned(entry.name, entry.layout, root, contexts_dir, entry.fingerprint)
@@ -132,8 +130,9 @@ class BuildExecutor:
         results: dict[str, ImageResult] = {}
         order = {entry.name: index for index, entry in enumerate(plan.images)}
         waiting = {entry.name: entry for entry in plan.images}
-        futures: dict[Future[tuple[dict[str, ImageResult], list[ImagePlan]]], str] = {}
+        futures: dict[Future[tuple[dict[str, ImageResult], list[BuiltImage]]], str] = {}
         parents = {entry.name: entry.parent for entry in plan.images}
+        builds = {entry.name: entry for entry in plan.to_build()}
         children: dict[str, list[str]] = {}
         for entry in plan.images:
             if entry.parent is not None:
@@ -163,10 +162,12 @@ class BuildExecutor:
                         results[entry.name] = self._blocked(entry, parent)
                     elif entry.name in groups:
                         group = groups.pop(entry.name)  # once: what the bake leaves undone is built alone
-                        members = [entry, *(waiting.pop(name) for name in sorted((n for n in group if n in waiting), key=order.__getitem__))]
+                        members = [builds[name] for name in (entry.name, *sorted((n for n in group if n in waiting), key=order.__getitem__))]
+                        for member in members[1:]:
+                            del waiting[member.name]
                         futures[pool.submit(self._bake, members)] = entry.name
                         continue
-                    elif entry.decision is Decision.BUILD or entry.push_existing:
+                    elif entry.has_work:
                         futures[pool.submit(lambda e: ({e.name: self._work(e)}, []), entry)] = entry.name
                         continue
                     else:
@@ -193,12 +194,12 @@ class BuildExecutor:
     def _stopped_before(self, entry: ImagePlan) -> ImageResult | None:
         """The result of work the run was stopped before starting; None when it may start."""
         stop = self.runner.stop
-        if stop is None or stop.signum is None or not (entry.decision is Decision.BUILD or entry.push_existing):
+        if stop is None or stop.signum is None or not entry.has_work:
             return None
         return ImageResult(entry.name, entry.decision, entry.ref, entry.reason, stopped=NOT_BUILT,
                            error=f"not built: the run was stopped by {signal_name(stop.signum)} first")
 
-    def _bake(self, members: list[ImagePlan]) -> tuple[dict[str, ImageResult], list[ImagePlan]]:
+    def _bake(self, members: list[BuiltImage]) -> tuple[dict[str, ImageResult], list[BuiltImage]]:
         """Build ``members`` (a parent first, then images built on it) in one bake; (their results, those left to build alone)."""
         names = [entry.name for entry in members]
         bake_file = self.log_dir.parent / "bake" / f"{names[0]}.json"
@@ -265,9 +266,9 @@ class BuildExecutor:
             for name in names:
                 self.progress.end(name)
 
-    def _bake_results(self, members: list[ImagePlan], logs: Mapping[str, Path], output: BakeProgress, error: CommandFailed | None,
+    def _bake_results(self, members: list[BuiltImage], logs: Mapping[str, Path], output: BakeProgress, error: CommandFailed | None,
                       built: Mapping[str, BakeTarget], command: Command, started: float, prepared: float,
-                      finished_at: Mapping[str, float], wheels: Mapping[str, float]) -> tuple[dict[str, ImageResult], list[ImagePlan]]:
+                      finished_at: Mapping[str, float], wheels: Mapping[str, float]) -> tuple[dict[str, ImageResult], list[BuiltImage]]:
         """Each member's result from bake's own records: what its metadata file says each target exported (a bake that
         succeeded), whose own step failed (:meth:`BakeProgress.failures`), else what the registry holds; the rest build alone."""
         bake_log = self.log_dir / f"bake-{members[0].name}.log"
@@ -276,7 +277,7 @@ class BuildExecutor:
         repairable = error is not None and (self.builder.repair(command, error.reason) is not None
                                             or registry_fault(error.output_tail) is not None)
         results: dict[str, ImageResult] = {}
-        again: list[ImagePlan] = []
+        again: list[BuiltImage] = []
         for entry in members:
             own = output.output_of(entry.name)
             write_own(logs[entry.name], self.root, f"(built in one bake with {', '.join(m.name for m in members if m is not entry)}; "
@@ -307,7 +308,7 @@ class BuildExecutor:
                 again.append(entry)
         return results, again
 
-    def _retry_alone(self, again: list[ImagePlan], command: Command, error: CommandFailed) -> None:
+    def _retry_alone(self, again: list[BuiltImage], command: Command, error: CommandFailed) -> None:
         """The bake's try counts as each image's first; they are built alone after the wait (a stop ends it)."""
         waits = []
         for entry in again:
@@ -326,7 +327,7 @@ class BuildExecutor:
             return False
 
     def _blocked(self, entry: ImagePlan, parent: str) -> ImageResult:
-        if entry.decision is Decision.BUILD or entry.push_existing:
+        if entry.has_work:
             return ImageResult(entry.name, entry.decision, entry.ref, entry.reason, error=f"not built: parent {parent} failed")
         return ImageResult(entry.name, entry.decision, entry.ref, entry.reason)
 
@@ -341,7 +342,7 @@ class BuildExecutor:
         self.progress.begin(entry.name)
         try:
             steps = StepCount()
-            if entry.decision is Decision.BUILD:
+            if isinstance(entry, BuiltImage):
                 self.say(f"[{entry.name}] building {', '.join(entry.platforms)} ({entry.reason}); log: {log}")
                 steps = self._build(entry, log, phases)
             else:
@@ -404,7 +405,7 @@ class BuildExecutor:
         finally:
             phases.add(phase.split()[0], time.monotonic() - started)
 
-    def _build(self, entry: ImagePlan, log: Path, phases: _Phases) -> StepCount:
+    def _build(self, entry: BuiltImage, log: Path, phases: _Phases) -> StepCount:
         wheels = bool(entry.wheels)
         if wheels:
             self.progress.phase(entry.name, "wheels")

@@ -9,16 +9,16 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from .adapters.docker_login import lend_credentials
 from .adapters.inputcache import InputCache, cache_key
+from .adapters.lookups import look_up_availability
 from .adapters.registry import Registry, split_ref
 from .adapters.registry_http import is_loopback
 from .adapters.repo import Repository
@@ -36,9 +36,9 @@ from .core.dockerfile import check_dockerfiles, input_warnings
 from .core.errors import ConfigError, ImagegraphError
 from .core.fingerprint import Fingerprint, fingerprint_images
 from .core.options import BuildOptions, platforms_from_env
-from .core.plan import Availability, Decision, ImagePlan, Plan, affected, availability_of, lookups_needed, make_plan, trust_broken
-from .core.request import build_request
-from .core.tags import Event, TagPolicy, Version, describe_event, event_from_env, event_from_git, oci_labels, planned_tags, source_url
+from .core.plan import Availability, ImagePlan, Plan, affected, lookups_needed, make_plan, trust_broken
+from .core.request import BuildSettings, Revision
+from .core.tags import Event, TagPolicy, event_from_env, event_from_git, source_url
 
 # What planning needs is imported above; what only building, publishing, releasing, cleaning up or reporting
 # needs (the engine, the executor, tag moves, retention, reports) is imported where it is used, so `invoke plan`
@@ -56,13 +56,9 @@ if TYPE_CHECKING:
     from .core.result import ImageResult
     from .execute import BuildExecutor
     from .presentation.progress import Progress
-    from .presentation.reports.record import BuildReport
-    from .presentation.reports.store import ReportStore
+    from .reporting import RunReports
 
 __all__ = ["Workspace", "find_root"]
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 STATE_DIR = ".imagegraph"
 #: How long a digest must have been found doomed before cleanup deletes it: longer than a pipeline takes from build to release.
@@ -70,14 +66,6 @@ DEFAULT_GRACE = timedelta(hours=1)
 DEFAULT_BRANCHES = ("main", "master")
 #: The registry lease that cleanup, releases and a build's tag moves each hold while they change the family's tags.
 TAGS_LEASE = "tags"
-
-
-def _side_by_side(ask: Callable[[T], R], items: Sequence[T]) -> list[R]:
-    """``ask`` of every item, in order; side by side, since each is a round trip or two to the registry or the engine."""
-    if len(items) <= 1:
-        return [ask(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(8, len(items)), thread_name_prefix="look-up") as pool:
-        return list(pool.map(ask, items))
 
 
 def _rules_code() -> tuple[str, ...]:
@@ -283,34 +271,25 @@ class Workspace:
         return f"{self.config.repository(name)}:{self.fingerprints[name].tag}"
 
     def plan(self, *, say=lambda line: None) -> Plan:
+        """The plan of this run, made in one pass (:func:`imagegraph.core.plan.make_plan`) from what git, the CI event and the registry say."""
         explanation = self.explain(say=say)
+        event = self.event()
+        return make_plan(
+            self.config, self.fingerprints, self._availability(explanation, say), explanation=explanation,
+            selected=self.options.targets, force=self.options.force,
+            no_cache=self.options.no_cache, platforms=tuple(map(str, self.options.platforms)), warnings=self.input_warnings(),
+            event=event, policy=self.tag_policy, revision=self._revision, settings=lambda: self.build_settings,
+        )
+
+    def _availability(self, explanation: Explanation, say: Callable[[str], None]) -> dict[str, Availability]:
+        """Where the fingerprint tags the plan needs exist: asked of the registry (and the engine), only about images that may build."""
         select = {"selected": self.options.targets, "force": self.options.force}
         asked = lookups_needed(self.config, explanation, **select)
         availability = self._look_up(asked)
         if trust_broken(self.config, self.fingerprints, explanation, availability):
             say("the base commit's images are not all published: looking up every image")
             availability.update(self._look_up(lookups_needed(self.config, explanation, trust=False, **select) - asked))
-        plan = make_plan(
-            self.config, self.fingerprints, availability, explanation=explanation,
-            selected=self.options.targets, force=self.options.force,
-            no_cache=self.options.no_cache, platforms=tuple(map(str, self.options.platforms)), warnings=self.input_warnings(),
-        )
-        return self._with_work(plan)
-
-    def _with_work(self, plan: Plan) -> Plan:
-        """The plan with what carrying it out takes: each built image's build request, and every image's tags with their rules."""
-        event = self.event()
-        labels = self._labels() if plan.to_build() else {}
-        insecure = is_loopback(self.config.registry_address.domain)
-        kind = self._builder_kind() if plan.to_build() else BuilderKind.INDEX
-        entries = []
-        for entry in plan.images:
-            request = None
-            if entry.layout is not None:
-                request = build_request(self.config, entry, entry.layout, self.contexts_dir, labels=labels, insecure_registry=insecure,
-                                        registry_cache=self.options.registry_cache, builder=kind)
-            entries.append(replace(entry, request=request, tags=planned_tags(event, entry.fingerprint, self.tag_policy, push=entry.push)))
-        return replace(plan, images=tuple(entries))
+        return availability
 
     def _builder_kind(self) -> BuilderKind:
         """The kind of builder the plan's requests are made for: the builder choice's (it decides where the registry cache lives).
@@ -323,15 +302,21 @@ class Workspace:
         except ImagegraphError:
             return BuilderKind.INDEX
 
-    def _look_up(self, names) -> dict[str, Availability]:
-        """Where each image's fingerprint tag exists (:func:`imagegraph.core.plan.availability_of` says whom to ask)."""
+    def _look_up(self, names: Collection[str]) -> dict[str, Availability]:
         pushed = {self.ref(name): self.config.image(name).push for name in sorted(names)}
-        if not pushed:
-            return {}
-        registry, local = self.registry, self.local  # made here, once, not by the threads
-        return dict(zip(pushed, _side_by_side(
-            lambda item: availability_of(item[0], push=item[1], in_registry=registry.has, in_engine=local.has), list(pushed.items())),
-            strict=True))
+        return look_up_availability(pushed, self.registry, self.local) if pushed else {}
+
+    def _revision(self) -> Revision | None:
+        """The commit this run builds, as its images' labels name it; None before a first commit."""
+        repo = self.git
+        head = repo.head()
+        return None if head is None else Revision(head, repo.commit_time(head), source_url(repo.remote_url(), os.environ))
+
+    @property
+    def build_settings(self) -> BuildSettings:
+        """What every build request of this run shares: the contexts folder, and how the registry and its cache are reached."""
+        return BuildSettings(contexts=self.contexts_dir, insecure_registry=is_loopback(self.config.registry_address.domain),
+                             registry_cache=self.options.registry_cache, builder=self._builder_kind())
 
     def affected(self, *, say=lambda line: None) -> tuple[Explanation, tuple[ImagePlan, ...]]:
         """The images CI must build, from git and fingerprints alone: the registry is not asked."""
@@ -380,53 +365,11 @@ class Workspace:
             jobs=self.options.jobs, say=say, progress=progress,
         )
 
-    @property
-    def reports(self) -> ReportStore:
-        from .presentation.reports.store import ReportStore
-        return ReportStore(self.root / STATE_DIR / "reports", keep=self.config.report_history, within=self.root)
-
-    def report(self, plan: Plan, results: Sequence[ImageResult], tagged: Mapping[str, Sequence[str]], *, started: datetime,
-               seconds: float) -> BuildReport:
-        """The run's report; digest, size and layers of the images it did not build are looked up (registry, engine)."""
-        from .presentation.reports.make import make_report, recipe_of
-        unbuilt = [r for r in results if not r.seconds and r.decision is not Decision.SKIP]
-        registry, local = (self.registry, self.local) if unbuilt else (None, None)  # made here, once, not by the threads
-
-        def look_up(result: ImageResult) -> tuple[str | None, int | None, int | None]:
-            digest = None
-            if self.config.image(result.name).push:
-                _, name, tag = split_ref(result.ref)
-                try:
-                    digest = registry.manifest_digest(name, tag)
-                except ImagegraphError:
-                    digest = None  # a report never fails a build
-            try:
-                info = local.info(result.ref)
-            except ImagegraphError:
-                info = None  # nothing was built, so the engine may be down: the report does without the size
-            return digest, info.size if info else None, info.layers if info else None
-
-        known = dict(zip((r.name for r in unbuilt), _side_by_side(look_up, unbuilt), strict=True))
-        recipes = {entry.name: recipe_of(self.config, entry.name, self.fingerprints[entry.name].files, entry.parent_ref)
-                   for entry in plan.images}
-        return make_report(
-            self.config, plan, results, tagged=tagged, started=started.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            seconds=seconds, commit=self.git.head(), event=describe_event(self.event()),
-            builder=self.builder.describe() if plan.to_build() else None, known=known, recipes=recipes,
-            earlier=[report for _, report in self.reports.load()],
-        )
-
-    def save_report(self, report: BuildReport) -> tuple[Path, str]:
-        """Write the report (JSON and Markdown) and append the Markdown to $GITHUB_STEP_SUMMARY when CI sets it."""
-        from .presentation.reports.render import to_markdown
-        from .presentation.reports.trends import check_targets
-        markdown = to_markdown(report, check_targets(report, self.config.targets))
-        path = self.reports.save(report, markdown)
-        summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary:
-            with open(summary, "a", encoding="utf-8") as handle:
-                handle.write(markdown + "\n")
-        return path, markdown
+    @cached_property
+    def reporting(self) -> RunReports:
+        """The run reports (:mod:`imagegraph.reporting`): each run's made and saved, the earlier ones read."""
+        from .reporting import RunReports
+        return RunReports(self, self.root / STATE_DIR / "reports")
 
     def event(self) -> Event:
         """What this build stands for: the CI event, else a version tag at HEAD or the branch."""
@@ -586,14 +529,3 @@ class Workspace:
         wanted = sorted({p for entry in plan.to_build() for p in entry.platforms})
         if wanted:
             check_platforms(wanted, self.builder_choice)
-
-    def _labels(self) -> dict[str, str]:
-        """OCI labels: revision, source, version (on a release) and created (the commit's time, so rebuilds are reproducible)."""
-        repo = self.git
-        head = repo.head()
-        if head is None:
-            return {}
-        event = self.event()
-        version = Version.parse(event.ref) if event.kind == "tag" else None
-        created = repo.commit_time(head).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return oci_labels(revision=head, source=source_url(repo.remote_url(), os.environ), version=str(version) if version else None, created=created)

@@ -106,9 +106,10 @@ def test_200000_changed_files_under_an_input_plan_in_about_linear_time(tmp_path,
 def test_the_executor_starts_a_chain_3000_deep_in_linear_time(tmp_path):
     """Each finished image makes its children ready by a look-up: a rescan of every waiting image per result took minutes."""
     from imagegraph.adapters.runner import Runner
-    from imagegraph.core.plan import Decision, ImagePlan, Plan
+    from imagegraph.core.plan import ImagePlan, Plan
     from imagegraph.core.result import ImageResult
     from imagegraph.execute import BuildExecutor
+    from tests.conftest import built_image
 
     class Instant(BuildExecutor):
         """Builds nothing: every image is done the moment it starts, so only the scheduling is timed."""
@@ -116,9 +117,8 @@ def test_the_executor_starts_a_chain_3000_deep_in_linear_time(tmp_path):
         def _work(self, entry: ImagePlan) -> ImageResult:
             return ImageResult(entry.name, entry.decision, entry.ref, entry.reason)
 
-    files = tuple((f"src/f{i}.py", "100644 " + "0" * 40) for i in range(50))
-    entries = tuple(ImagePlan(f"c{i:04d}", Decision.BUILD, "changed", "0" * 16, f"127.0.0.1:5000/scale/c{i:04d}:{'0' * 16}",
-                              None, ("linux/amd64",), push=False, parent=f"c{i - 1:04d}" if i else None, files=files)
+    entries = tuple(built_image(f"c{i:04d}", f"127.0.0.1:5000/scale/c{i:04d}:{'0' * 16}", push=False, reason="changed",
+                                parent=f"c{i - 1:04d}" if i else None)
                     for i in range(3000))
     executor = Instant(tmp_path, lambda: None, Runner(), None, local=None, registry=None, log_dir=tmp_path / "logs", jobs=2,
                        say=lambda line: None)

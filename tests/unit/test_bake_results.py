@@ -10,14 +10,17 @@ import pytest
 
 from imagegraph.core.bake_results import BakeProgress, BakeTarget, bake_groups, read_metadata
 from imagegraph.core.buildkit import StepCount, count_steps, parse
-from imagegraph.core.plan import Decision, ImagePlan
+from imagegraph.core.plan import Decision, ImagePlan, ReusedImage
+from tests.conftest import built_image
 
 PARENTS = {"base": None, "ci": "base", "app": "base", "devcontainer": "base", "tools": "app", "other": None}
 
 
 def entry(name: str, decision: Decision = Decision.BUILD, *, push: bool = True) -> ImagePlan:
-    return ImagePlan(name=name, decision=decision, reason="test", fingerprint="f" * 16, ref=f"r/{name}:f", parent_ref=None,
-                     platforms=("linux/amd64",), push=push)
+    if decision is Decision.BUILD:
+        return built_image(name, f"r/{name}:{'f' * 16}", push=push)
+    return ReusedImage(name=name, reason="test", fingerprint="f" * 16, ref=f"r/{name}:{'f' * 16}", parent_ref=None,
+                       platforms=("linux/amd64",), push=push)
 
 
 @pytest.mark.parametrize(("decisions", "expected"), [

@@ -26,9 +26,8 @@ from imagegraph.adapters.runner import Command
 from imagegraph.adapters.wheelhouse import Wheelhouse
 from imagegraph.core.config import load_config
 from imagegraph.core.errors import CommandFailed
-from imagegraph.core.plan import Decision, ImagePlan, Plan
 from imagegraph.execute import BuildExecutor
-from tests.conftest import with_request, write_tree
+from tests.conftest import forced_plan, write_tree
 from tests.unit.test_execute import (
     BUILT,
     DOCKER_DRIVER,
@@ -282,12 +281,10 @@ def test_per_platform_only_the_failed_platforms_build_is_tried_again_and_the_ind
     write_tree(tmp_path, {"images.yaml": PUSHED_IMAGES, "Dockerfile": "FROM python:3.11-slim\nRUN true\n"})
     config = load_config(tmp_path)
     runner = ScriptedRunner({"buildx": [BUILT, (1, fixture("push-blob-start-503")), BUILT, ""]})
-    entry = ImagePlan("app", Decision.BUILD, "forced", "f" * 16, "127.0.0.1:5000/unit/app:" + "f" * 16, None,
-                      ("linux/amd64", "linux/arm64"), push=True)
     said: list[str] = []
     executor = BuildExecutor(config.root, DOCKER_DRIVER, runner, Wheelhouse(config.root, runner), local=NoImages(),
                              registry=RecordingRegistry(), log_dir=tmp_path / "logs", say=said.append, sleep=lambda seconds: None)
-    (result,) = executor.run(Plan((with_request(config, entry, executor.contexts_dir, executor.builder),), "127.0.0.1:5000"))
+    (result,) = executor.run(forced_plan(config, executor.contexts_dir, {"app": "f" * 64}, builder=executor.builder))
     assert result.ok, result.error
     platforms = [argv[argv.index("--platform") + 1] if "--platform" in argv else argv[2] for argv in runner.ran]
     assert platforms == ["linux/amd64", "linux/arm64", "linux/arm64", "imagetools"]  # the index only once both are pushed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,11 @@ from imagegraph.adapters.trees import blob_id
 from imagegraph.adapters.wheelhouse import Wheelhouse
 from imagegraph.core.config import load_config
 from imagegraph.core.errors import CommandFailed
-from imagegraph.core.plan import Decision, ImagePlan, Plan
+from imagegraph.core.fingerprint import Fingerprint
+from imagegraph.core.plan import Availability, BuiltImage, ReusedLocalImage, make_plan
+from imagegraph.core.request import BuildSettings
 from imagegraph.execute import BuildExecutor
-from tests.conftest import with_request, write_tree
+from tests.conftest import forced_plan, write_tree
 
 DATA = Path(__file__).parent / "data"
 #: A real engine build whose cached RUN step named a layer dockerd had lost (from a machine restored after an unclean stop).
@@ -75,12 +78,12 @@ DOCKER_DRIVER = BuildxBuilder(docker="/usr/bin/docker", multi_platform=False)
 
 def run(config, runner: ScriptedRunner, said: list[str], builder: BuildxBuilder = DOCKER_DRIVER, *, push: bool = False, registry=None,
         **options):
-    entry = ImagePlan("base", Decision.BUILD, "forced", "0" * 16, "127.0.0.1:5000/unit/base:" + "0" * 16, None,
-                      ("linux/amd64",), push=push)
+    if push:  # the same image, pushed
+        config = replace(config, images=tuple(replace(spec, push=True) for spec in config.images))
     options.setdefault("sleep", lambda seconds: None)
     executor = BuildExecutor(config.root, builder, runner, Wheelhouse(config.root, runner),
                         local=NoImages(), registry=registry, log_dir=config.root / "logs", say=said.append, **options)
-    (result,) = executor.run(Plan((with_request(config, entry, executor.contexts_dir, executor.builder),), "127.0.0.1:5000"))
+    (result,) = executor.run(forced_plan(config, executor.contexts_dir, builder=executor.builder))
     return result
 
 
@@ -129,6 +132,7 @@ namespace: unit
 images:
   app:
     dockerfile: Dockerfile
+    platforms: [linux/amd64, linux/arm64]
 """
 
 
@@ -159,14 +163,12 @@ class RecordingRegistry:
 def test_a_pushed_build_points_the_cache_tags_at_what_it_pushed_only_per_platform(tmp_path, builder, commands, copies):
     write_tree(tmp_path, {"images.yaml": PUSHED_IMAGES, "Dockerfile": "FROM python:3.11-slim\nRUN true\n"})
     config = load_config(tmp_path)
-    ref = "127.0.0.1:5000/unit/app:" + "f" * 16
     runner = ScriptedRunner({"buildx": [BUILT, BUILT, ""]})
     registry = RecordingRegistry()
-    entry = ImagePlan("app", Decision.BUILD, "forced", "f" * 16, ref, None, ("linux/amd64", "linux/arm64"), push=True)
     executor = BuildExecutor(config.root, builder, runner, Wheelhouse(config.root, runner), local=NoImages(), registry=registry,
                         log_dir=tmp_path / "logs", say=lambda line: None)
-    (result,) = executor.run(Plan((with_request(config, entry, executor.contexts_dir, executor.builder),), "127.0.0.1:5000"))
-    assert result.ok and result.pushed, result.error
+    (result,) = executor.run(forced_plan(config, executor.contexts_dir, {"app": "f" * 64}, builder=executor.builder))
+    assert result.ok and result.pushed and result.ref == "127.0.0.1:5000/unit/app:" + "f" * 16, result.error
     assert [(argv[1], argv[2], argv[argv.index("--platform") + 1] if "--platform" in argv else argv[3]) for argv in runner.ran] == commands
     assert all("--push" in argv for argv in runner.ran if argv[2] == "build")
     assert registry.copies == copies
@@ -222,15 +224,36 @@ class FakeRegistry:
 def run_family(tmp_path, runner: ScriptedRunner, registry: FakeRegistry, said: list[str] | None = None, **options):
     write_tree(tmp_path, {"images.yaml": FAMILY, **FAMILY_FILES})
     config = load_config(tmp_path)
-    entries = tuple(ImagePlan(name, Decision.BUILD, "forced", str(n) * 16, f"127.0.0.1:5000/unit/{name}:{str(n) * 16}",
-                              "127.0.0.1:5000/unit/base:" + "0" * 16 if name == "app" else None, ("linux/amd64",), push=True,
-                              files=((dockerfile, f"100644 {blob_id(FAMILY_FILES[dockerfile].encode())}"),))
-                    for n, (name, dockerfile) in enumerate((("base", "docker/Dockerfile.base"), ("app", "docker/Dockerfile"))))
+    dockerfiles = {"base": "docker/Dockerfile.base", "app": "docker/Dockerfile"}
+    files = {name: ((path, f"100644 {blob_id(FAMILY_FILES[path].encode())}"),) for name, path in dockerfiles.items()}
     executor = BuildExecutor(config.root, BuildxBuilder(docker="docker"), runner, Wheelhouse(config.root, runner),
                         local=NoImages(), registry=registry, log_dir=config.root / "logs",
                         say=said.append if said is not None else lambda _: None, **options)
-    return {result.name: result for result in executor.run(Plan(tuple(with_request(config, e, executor.contexts_dir, executor.builder) for e in entries),
-                                                                       "127.0.0.1:5000"))}
+    plan = forced_plan(config, executor.contexts_dir, {"base": "0" * 64, "app": "1" * 64}, files, builder=executor.builder)
+    return {result.name: result for result in executor.run(plan)}
+
+
+def test_the_executor_carries_out_the_plan_as_made_the_build_by_its_request_the_local_image_by_a_push(tmp_path):
+    write_tree(tmp_path, {"images.yaml": FAMILY, **FAMILY_FILES})
+    config = load_config(tmp_path)
+    fingerprints = {name: Fingerprint(name, digit * 64, ()) for name, digit in (("base", "0"), ("app", "1"))}
+    base_ref = "127.0.0.1:5000/unit/base:" + "0" * 16
+    plan = make_plan(config, fingerprints, {base_ref: Availability(local=True)},
+                     settings=BuildSettings(contexts=tmp_path / "contexts", insecure_registry=True))
+    base, app = plan.images
+    # the kind of each entry is its decision, and a built one carries its request: nothing is left for the executor to fill in
+    assert isinstance(base, ReusedLocalImage) and not hasattr(base, "request")
+    assert isinstance(app, BuiltImage) and plan.to_build() == (app,)
+    assert app.request.ref == app.ref and dict(app.request.build_args)["BASE_IMAGE"] == base_ref
+    runner = ScriptedRunner({"push": [""], "buildx": [BUILT]})
+    executor = BuildExecutor(config.root, BuildxBuilder(docker="/usr/bin/docker"), runner, Wheelhouse(config.root, runner), local=NoImages(),
+                             registry=RecordingRegistry(), log_dir=tmp_path / "logs", say=lambda line: None)
+    results = {result.name: result for result in executor.run(plan)}
+    assert all(result.ok for result in results.values()), results
+    push, build = runner.ran
+    assert push[1:] == ("push", base_ref)
+    assert build[1:3] == ("buildx", "build") and str(app.request.dockerfile) in build and f"BASE_IMAGE={base_ref}" in build
+    assert app.request.context.is_dir()  # assembled where the request says, before the build
 
 
 def test_a_parent_and_its_child_build_in_one_bake_each_with_its_own_steps(tmp_path):

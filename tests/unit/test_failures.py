@@ -11,9 +11,8 @@ from imagegraph.adapters.failures import engine_lost, engine_lost_message, regis
 from imagegraph.adapters.wheelhouse import Wheelhouse
 from imagegraph.core.config import load_config
 from imagegraph.core.errors import EngineError
-from imagegraph.core.plan import Decision, ImagePlan, Plan
 from imagegraph.execute import BuildExecutor
-from tests.conftest import with_request, write_tree
+from tests.conftest import forced_plan, write_tree
 from tests.unit.test_execute import DOCKER_DRIVER, ScriptedRunner
 
 DATA = Path(__file__).parent / "data"
@@ -83,10 +82,9 @@ def build_one(tmp_path, output: str, *, engine_up: bool, registry=None):
                           "Dockerfile": "FROM python:3.11-slim\nRUN true\n"})
     config = load_config(tmp_path)
     runner = ScriptedRunner({"buildx": [(1, output)] * 5})  # a registry's passing error is tried again, up to 5 times
-    entry = ImagePlan("app", Decision.BUILD, "forced", "f" * 16, f"{REGISTRY}/unit/app:" + "f" * 16, None, ("linux/amd64",), push=True)
     executor = BuildExecutor(config.root, DOCKER_DRIVER, runner, Wheelhouse(config.root, runner), local=Engine(engine_up), registry=registry,
                         log_dir=tmp_path / "logs", say=lambda line: None, sleep=lambda seconds: None)
-    (result,) = executor.run(Plan((with_request(config, entry, executor.contexts_dir, executor.builder),), REGISTRY))
+    (result,) = executor.run(forced_plan(config, executor.contexts_dir, {"app": "f" * 64}, builder=executor.builder))
     return result, len(runner.ran)
 
 

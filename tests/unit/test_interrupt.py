@@ -15,9 +15,8 @@ from imagegraph.adapters.interrupt import Stop, Stopped
 from imagegraph.adapters.runner import Command, Runner
 from imagegraph.adapters.wheelhouse import Wheelhouse
 from imagegraph.core.config import load_config
-from imagegraph.core.plan import Decision, ImagePlan, Plan
 from imagegraph.execute import BuildExecutor
-from tests.conftest import with_request, write_tree
+from tests.conftest import forced_plan, write_tree
 from tests.unit.test_execute import DOCKER_DRIVER, FakeRegistry, NoImages, run_family
 
 
@@ -98,12 +97,9 @@ def test_the_executor_marks_the_running_image_interrupted_and_the_rest_not_built
                           "Dockerfile": "FROM python:3.11-slim\n"})
     config = load_config(tmp_path)
     runner = StoppingRunner(Stop())
-    entries = tuple(ImagePlan(name, Decision.BUILD, "forced", "0" * 16, f"127.0.0.1:5000/unit/{name}:" + "0" * 16,
-                              None, ("linux/amd64",), push=False) for name in ("base", "app", "other"))
     executor = BuildExecutor(config.root, DOCKER_DRIVER, runner, Wheelhouse(config.root, runner), local=NoImages(), registry=None,
                         log_dir=tmp_path / "logs", jobs=1, say=lambda line: None)
-    results = {r.name: r for r in executor.run(Plan(tuple(with_request(config, e, executor.contexts_dir, executor.builder) for e in entries),
-                                                                       "127.0.0.1:5000"))}
+    results = {r.name: r for r in executor.run(forced_plan(config, executor.contexts_dir, builder=executor.builder))}
     assert len(runner.ran) == 1
     assert {name: (r.ok, r.stopped) for name, r in results.items()} == {
         "base": (False, "interrupted"), "app": (False, "not built"), "other": (False, "not built")}

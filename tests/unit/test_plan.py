@@ -224,3 +224,105 @@ def test_a_deep_chains_reasons_count_its_middle_so_each_stays_one_line(tmp_path)
     assert reasons["i5"] == "d/Dockerfile.0 changed → i0 → i1 → i2 → … (1 more) → i4 → i5"
     assert reasons[f"i{depth - 1}"] == f"d/Dockerfile.0 changed → i0 → i1 → i2 → … ({depth - 5} more) → i{depth - 2} → i{depth - 1}"
     assert max(len(reason) for name, reason in reasons.items() if name != "i0") < 80
+
+
+# --- one pass: the plan is whole when it is made ---------------------------------------------------
+
+
+def test_each_entry_is_of_its_decisions_kind_and_only_a_built_one_carries_a_request(world):
+    from imagegraph.core.plan import BuiltImage, ReusedImage, ReusedLocalImage, SkippedImage
+
+    config, fingerprints, refs = world
+    present = {refs["base"]: Availability(registry=True), refs["ci"]: Availability(local=True)}
+    plan = make_plan(config, fingerprints, present, selected=["ci", "app"], no_cache=True)
+    kinds = {entry.name: type(entry) for entry in plan.images}
+    assert kinds == {"base": ReusedImage, "ci": ReusedLocalImage, "app": BuiltImage, "devcontainer": SkippedImage}
+    assert decisions(plan) == {"base": "reuse", "ci": "reuse", "app": "build", "devcontainer": "skip"}
+    (app,) = plan.to_build()
+    assert app is plan.image("app") and isinstance(app, BuiltImage)
+    # the request is the entry's own: its reference, platforms, parent pinned by fingerprint, context from the fingerprint's files
+    assert (app.request.image, app.request.ref, app.request.platforms) == ("app", app.ref, app.platforms)
+    assert dict(app.request.build_args)["BASE_IMAGE"] == app.parent_ref == refs["base"]
+    assert app.layout.files == app.files == fingerprints["app"].files
+    assert app.request.no_cache and app.no_cache and not plan.image("base").no_cache
+    for entry in plan.images:
+        assert hasattr(entry, "request") == (entry.decision is Decision.BUILD), entry.name
+        assert entry.push_existing == (entry.name == "ci"), entry.name
+
+
+def test_an_entry_cannot_be_made_without_what_its_kind_takes():
+    from imagegraph.core.plan import BuiltImage, ImagePlan
+
+    common = {"name": "app", "reason": "forced", "fingerprint": "f" * 16, "ref": "r/app:" + "f" * 16, "parent_ref": None,
+              "platforms": ("linux/amd64",), "push": True}
+    with pytest.raises(TypeError, match="request"):
+        BuiltImage(**common)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="its kind is its decision"):
+        ImagePlan(**common)
+
+
+def test_the_same_pass_decides_every_images_tags_and_the_labels_of_each_build(world):
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from imagegraph.core.request import BuildSettings, Revision
+    from imagegraph.core.tags import Event, TagPolicy, planned_tags
+
+    config, fingerprints, refs = world
+    event = Event("tag", "a" * 40, "v1.2.0")
+    policy = TagPolicy(edge="latest-dev")
+    revision = Revision("a" * 40, datetime(2026, 1, 2, 4, 5, 6, tzinfo=timezone(timedelta(hours=2))), "https://git.example.com/acme/mono")
+    settings = BuildSettings(contexts=config.root / "ctx", insecure_registry=True, registry_cache=False)
+    plan = make_plan(config, fingerprints, {refs["base"]: Availability(registry=True)}, event=event, policy=policy, revision=revision,
+                     settings=settings)
+    for entry in plan.images:  # every image, built or not: the tags are the tag policy's, as they are
+        assert entry.tags == planned_tags(event, entry.fingerprint, policy, push=entry.push), entry.name
+    assert [entry.name for entry in plan.to_build()] == ["ci", "app", "devcontainer"]
+    for entry in plan.to_build():
+        labels = dict(entry.request.labels)
+        assert labels["org.opencontainers.image.revision"] == "a" * 40 and labels["org.opencontainers.image.version"] == "1.2.0"
+        assert labels["org.opencontainers.image.created"] == datetime(2026, 1, 2, 2, 5, 6, tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert labels["org.opencontainers.image.source"] == "https://git.example.com/acme/mono"
+        assert labels["imagegraph.fingerprint"] == entry.fingerprint and labels["imagegraph.parent"] == refs["base"]
+        assert entry.request.context.is_relative_to(config.root / "ctx" / entry.name / entry.fingerprint)
+        assert entry.request.insecure_registry and entry.request.cache == ()  # registry_cache=False: no cache read or written
+    # before a first commit there is no revision to name: no OCI labels, the image's own still
+    unborn = make_plan(config, fingerprints, {}, event=event, revision=None).image("base")
+    assert not any(key.startswith("org.opencontainers.image.") and key != "org.opencontainers.image.title"
+                   for key in dict(unborn.request.labels))
+
+
+def test_the_plan_shows_the_same_fields_for_every_kind_of_entry(world):
+    config, fingerprints, refs = world
+    plan = make_plan(config, fingerprints, {refs["base"]: Availability(registry=True), refs["ci"]: Availability(local=True)},
+                     selected=["ci", "app"])
+    shown = {entry["name"]: entry for entry in plan.to_dict()["images"]}
+    keys = ["name", "decision", "reason", "fingerprint", "ref", "parent_ref", "platforms", "push", "push_existing", "no_cache", "changed",
+            "parent", "wheels", "build", "tags"]
+    assert all(list(entry) == keys for entry in shown.values())
+    assert shown["app"]["build"] == plan.image("app").request.to_dict()  # type: ignore[attr-defined]
+    assert [shown[name]["build"] for name in ("base", "ci", "devcontainer")] == [None, None, None]
+    assert (shown["ci"]["push_existing"], shown["base"]["push_existing"]) == (True, False)
+
+
+def test_what_only_a_build_needs_is_asked_only_when_something_is_built(world):
+    from imagegraph.core.cache import BuilderKind
+    from imagegraph.core.request import BuildSettings
+
+    config, fingerprints, refs = world
+    asked: list[str] = []
+
+    def revision():
+        asked.append("revision")
+        return None
+
+    def settings():
+        asked.append("settings")
+        return BuildSettings(contexts=config.root / "ctx", builder=BuilderKind.PER_PLATFORM)
+
+    everything = {ref: Availability(registry=True) for ref in refs.values()}
+    assert not make_plan(config, fingerprints, everything, revision=revision, settings=settings).to_build()
+    assert asked == []  # a plan that builds nothing asks neither git nor the engine
+    plan = make_plan(config, fingerprints, {}, revision=revision, settings=settings)
+    assert asked == ["revision", "settings"]  # once each, for every build of the plan
+    pushed = [entry for entry in plan.to_build() if entry.push]
+    assert pushed and all(len(entry.request.cache) == len(entry.platforms) for entry in pushed)  # the classic store's: one per platform

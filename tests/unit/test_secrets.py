@@ -126,6 +126,7 @@ def test_a_remote_that_names_no_web_address_gives_no_label(remote):
 
 def test_the_label_of_a_real_build_request_keeps_no_token(tmp_path):
     """The workspace reads the real `origin` of a real repository into the labels its build requests carry."""
+    from imagegraph.core.options import BuildOptions
     from imagegraph.workspace import Workspace
 
     root = make_family(tmp_path / "family")
@@ -133,11 +134,15 @@ def test_the_label_of_a_real_build_request_keeps_no_token(tmp_path):
                    check=True)
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("GITHUB_")}
     try:
-        labels = Workspace(root)._labels()
+        plan = Workspace(root, BuildOptions(force=("base",))).plan()  # all forced: no registry is asked
     finally:
         os.environ.update(saved)
-    assert labels["org.opencontainers.image.source"] == "https://git.example.com/acme/mono"
-    assert SECRET not in json.dumps(labels)
+    assert len(plan.to_build()) == 4
+    for entry in plan.to_build():
+        labels = dict(entry.request.labels)
+        assert labels["org.opencontainers.image.source"] == "https://git.example.com/acme/mono"
+        assert SECRET not in json.dumps(labels)
+    assert SECRET not in json.dumps(plan.to_dict())
 
 
 # -- credential helpers: their output never reaches the user --------------------------------------------------------

@@ -1,11 +1,15 @@
 """The plan: for each image, what to do and why. Pure: no I/O happens here.
 
 ``make_plan`` takes what the world looks like (fingerprints, what git says
-changed since the base commit, which fingerprint tags already exist locally or
-in the registry, what the user asked for) and decides; the executor then
-carries the plan out without deciding anything. ``lookups_needed`` says which
-images the registry must be asked about at all: an image whose inputs did not
-change since a base commit whose images were published needs no question.
+changed since the base commit, the event and the commit being built, which
+fingerprint tags already exist locally or in the registry, what the user
+asked for) and decides, in one pass, everything a run does: build / reuse /
+skip with the reason, each built image's build request, every image's tags.
+The executor then carries the plan out without deciding anything, and
+without finding anything missing: an image to build is a :class:`BuiltImage`,
+which always has its request. ``lookups_needed`` says which images the
+registry must be asked about at all: an image whose inputs did not change
+since a base commit whose images were published needs no question.
 """
 
 from __future__ import annotations
@@ -14,19 +18,17 @@ import enum
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import ClassVar
 
 from .changes import Explanation
 from .config import Config
 from .fingerprint import Fingerprint
 from .graph import build_order, children, with_ancestors
-from .request import context_layout
+from .request import BuildRequest, BuildSettings, ContextLayout, Revision, build_request, context_layout, image_labels
+from .tags import DEFAULT_POLICY, Event, PlannedTag, TagPolicy, planned_tags
 
-if TYPE_CHECKING:
-    from .request import BuildRequest, ContextLayout
-    from .tags import PlannedTag
-
-__all__ = ["Availability", "Decision", "ImagePlan", "Plan", "affected", "availability_of", "lookups_needed", "make_plan", "trust_broken"]
+__all__ = ["Availability", "BuiltImage", "Decision", "ImagePlan", "Plan", "ReusedImage", "ReusedLocalImage", "SkippedImage", "affected",
+           "availability_of", "lookups_needed", "make_plan", "trust_broken"]
 
 
 class Decision(enum.Enum):
@@ -51,8 +53,15 @@ def availability_of(ref: str, *, push: bool, in_registry: Callable[[str], bool],
 
 @dataclass(frozen=True)
 class ImagePlan:
+    """One image's entry in the plan. An entry is one of :class:`BuiltImage`, :class:`ReusedImage` (or
+    :class:`ReusedLocalImage`) and :class:`SkippedImage`: the kind says what the executor does, and carries what that takes."""
+
+    #: What the entry's kind decides (a class's, not an entry's: the kind is the decision).
+    decision: ClassVar[Decision]
+    #: The image exists only in the local engine and is pushed now (:class:`ReusedLocalImage`).
+    push_existing: ClassVar[bool] = False
+
     name: str
-    decision: Decision
     reason: str
     fingerprint: str
     #: The fingerprint reference, e.g. 127.0.0.1:5000/imagegraph/base:3f2c...
@@ -61,9 +70,6 @@ class ImagePlan:
     parent_ref: str | None
     platforms: tuple[str, ...]
     push: bool
-    #: True when the image exists only in the local engine and must be pushed.
-    push_existing: bool = False
-    no_cache: bool = False
     #: The changed paths (since the base commit) that are this image's own inputs.
     changed: tuple[str, ...] = ()
     #: (path, content id) of every file the fingerprint covers: exactly what the build context holds
@@ -73,12 +79,25 @@ class ImagePlan:
     parent: str | None = None
     #: The requirements files whose wheels the build bind-mounts (fetched before it).
     wheels: tuple[str, ...] = ()
-    #: What the build context holds, as paths (imagegraph.core.request.ContextLayout); None when nothing is built.
-    layout: ContextLayout | None = None
-    #: What the builder is asked (imagegraph.core.request.BuildRequest), for an image that is built.
-    request: BuildRequest | None = None
     #: Every tag this image gets, and the rule each moves by (imagegraph.core.tags.planned_tags).
     tags: tuple[PlannedTag, ...] = ()
+
+    def __post_init__(self) -> None:
+        if type(self) is ImagePlan:
+            raise TypeError("a plan entry is a BuiltImage, ReusedImage, ReusedLocalImage or SkippedImage: its kind is its decision")
+
+    @property
+    def no_cache(self) -> bool:
+        """Built without the builder's cache (--no-cache): only an image that is built."""
+        return False
+
+    @property
+    def has_work(self) -> bool:
+        """Whether the executor does anything for it: a build, or a push of the local image."""
+        return self.push_existing
+
+    def _build_dict(self) -> dict[str, object] | None:
+        return None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -95,9 +114,53 @@ class ImagePlan:
             "changed": list(self.changed),
             "parent": self.parent,
             "wheels": list(self.wheels),
-            "build": self.request.to_dict() if self.request is not None else None,
+            "build": self._build_dict(),
             "tags": [tag.to_dict() for tag in self.tags],
         }
+
+
+@dataclass(frozen=True)
+class BuiltImage(ImagePlan):
+    """An image the run builds: what its context holds, and what the builder is asked (made with the plan, never later)."""
+
+    decision: ClassVar[Decision] = Decision.BUILD
+
+    #: What the build context holds, as paths.
+    layout: ContextLayout = field(kw_only=True)
+    #: What the builder is asked: the same for `invoke build`, `invoke plan --json` and a bake file.
+    request: BuildRequest = field(kw_only=True)
+
+    @property
+    def no_cache(self) -> bool:
+        return self.request.no_cache
+
+    @property
+    def has_work(self) -> bool:
+        return True
+
+    def _build_dict(self) -> dict[str, object] | None:
+        return self.request.to_dict()
+
+
+@dataclass(frozen=True)
+class ReusedImage(ImagePlan):
+    """An image whose fingerprint tag exists: nothing is built."""
+
+    decision: ClassVar[Decision] = Decision.REUSE
+
+
+@dataclass(frozen=True)
+class ReusedLocalImage(ReusedImage):
+    """An image whose fingerprint tag exists only in the local engine: nothing is built, the image is pushed."""
+
+    push_existing: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class SkippedImage(ImagePlan):
+    """An image the run leaves alone (not selected)."""
+
+    decision: ClassVar[Decision] = Decision.SKIP
 
 
 @dataclass(frozen=True)
@@ -120,8 +183,8 @@ class Plan:
             found.setdefault(entry.name, entry)
         return found
 
-    def to_build(self) -> tuple[ImagePlan, ...]:
-        return tuple(e for e in self.images if e.decision is Decision.BUILD)
+    def to_build(self) -> tuple[BuiltImage, ...]:
+        return tuple(e for e in self.images if isinstance(e, BuiltImage))
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -200,6 +263,11 @@ def trust_broken(config: Config, fingerprints: Mapping[str, Fingerprint], explan
     return False
 
 
+#: The event of a plan made without one (a test's, or `invoke affected`'s): a local checkout, whose images get only their fingerprint tags.
+_NO_EVENT = Event("local", "")
+_SETTINGS = BuildSettings()
+
+
 def make_plan(
     config: Config,
     fingerprints: Mapping[str, Fingerprint],
@@ -211,16 +279,61 @@ def make_plan(
     no_cache: bool = False,
     platforms: tuple[str, ...] = (),
     warnings: Sequence[str] = (),
+    event: Event | None = None,
+    policy: TagPolicy = DEFAULT_POLICY,
+    revision: Revision | Callable[[], Revision | None] | None = None,
+    settings: BuildSettings | Callable[[], BuildSettings] = _SETTINGS,
 ) -> Plan:
-    """Decide build / reuse / skip for every image, with the reason in words.
+    """Decide build / reuse / skip for every image, with the reason in words, and all that carrying it out takes.
 
     ``availability`` maps fingerprint refs to where they exist; a ref it does
     not mention was not looked up (see :func:`lookups_needed`). ``selected``
     limits the work to those images and what they stand on (all images when
     empty); ``force`` rebuilds those images and their dependents even when
     their fingerprint tags exist. ``platforms`` is the override already folded
-    into the fingerprints, echoed in the plan.
+    into the fingerprints, echoed in the plan. ``event`` decides every image's
+    tags (:func:`imagegraph.core.tags.planned_tags`) and, with ``revision``
+    (the commit built; None before a first commit), the OCI labels each build
+    request carries; ``settings`` are what every build request shares (the
+    builder's kind among them). These two only a build needs: each may be a
+    function, asked once and only when something is built, so a plan that
+    builds nothing asks neither git nor the engine.
     """
+    event = event or _NO_EVENT
+    decided = _decide(config, fingerprints, availability, explanation, selected, force)
+    labels: dict[str, str] = {}
+    if any(decision is Decision.BUILD for decision, _, _ in decided.values()):
+        revision = revision() if callable(revision) else revision
+        settings = settings() if callable(settings) else settings
+        labels = image_labels(revision, event)
+    causes = dict(explanation.causes) if explanation is not None else {}
+    entries: list[ImagePlan] = []
+    for name in build_order(config):
+        spec = config.image(name)
+        decision, reason, local_only = decided[name]
+        fingerprint = fingerprints[name]
+        ref = f"{config.repository(name)}:{fingerprint.tag}"
+        parent_ref = f"{config.repository(spec.parent)}:{fingerprints[spec.parent].tag}" if spec.parent else None
+        common = {"name": name, "reason": reason, "fingerprint": fingerprint.tag, "ref": ref, "parent_ref": parent_ref,
+                  "platforms": spec.platforms, "push": spec.push, "changed": causes.get(name, ()), "files": fingerprint.files,
+                  "parent": spec.parent, "wheels": spec.wheels, "tags": planned_tags(event, fingerprint.tag, policy, push=spec.push)}
+        if decision is Decision.BUILD:
+            layout = context_layout(spec, fingerprint.files)
+            assert isinstance(settings, BuildSettings)  # asked above, as something is built
+            request = build_request(config, name, layout, settings, fingerprint=fingerprint.tag, ref=ref, parent_ref=parent_ref,
+                                    labels=labels, no_cache=no_cache)
+            entries.append(BuiltImage(**common, layout=layout, request=request))
+        elif decision is Decision.REUSE:
+            entries.append(ReusedLocalImage(**common) if local_only and spec.push else ReusedImage(**common))
+        else:
+            entries.append(SkippedImage(**common))
+    options = {"platforms": ",".join(platforms)} if platforms else {}
+    return Plan(images=tuple(entries), registry=config.registry, options=options, explanation=explanation, warnings=tuple(warnings))
+
+
+def _decide(config: Config, fingerprints: Mapping[str, Fingerprint], availability: Mapping[str, Availability],
+            explanation: Explanation | None, selected: Collection[str], force: Collection[str]) -> dict[str, tuple[Decision, str, bool]]:
+    """Every image's decision and reason, and whether its fingerprint tag is only in the local engine."""
     wanted = with_ancestors(config, selected) if selected else frozenset(config.names)
     forced = _forced(config, force)
     trusted = _trusted_same(explanation)
@@ -230,8 +343,7 @@ def make_plan(
     decided: dict[str, tuple[Decision, str, bool]] = {}
     for name in build_order(config):
         spec = config.image(name)
-        ref = f"{config.repository(name)}:{fingerprints[name].tag}"
-        found = availability.get(ref)
+        found = availability.get(f"{config.repository(name)}:{fingerprints[name].tag}")
         if name not in wanted:
             decided[name] = (Decision.SKIP, "not selected", False)
         elif name in forced:
@@ -242,33 +354,11 @@ def make_plan(
             decided[name] = (Decision.REUSE, _in_registry(name, causes.get(name, ()), same, since), False)
         elif found is not None and found.local:
             decided[name] = (Decision.REUSE, "fingerprint tag already in the local engine (pushed now)" if spec.push
-                             else "fingerprint tag already in the local engine", spec.push)
+                             else "fingerprint tag already in the local engine", True)
         else:
             decided[name] = (Decision.BUILD, "", False)
     reasons = _build_reasons(config, decided, causes, same, since)
-    entries = []
-    for name in build_order(config):
-        spec = config.image(name)
-        decision, reason, push_existing = decided[name]
-        entries.append(ImagePlan(
-            name=name,
-            decision=decision,
-            reason=reasons.get(name, reason),
-            fingerprint=fingerprints[name].tag,
-            ref=f"{config.repository(name)}:{fingerprints[name].tag}",
-            parent_ref=f"{config.repository(spec.parent)}:{fingerprints[spec.parent].tag}" if spec.parent else None,
-            platforms=spec.platforms,
-            push=spec.push,
-            push_existing=push_existing,
-            no_cache=no_cache and decision is Decision.BUILD,
-            changed=causes.get(name, ()),
-            files=fingerprints[name].files,
-            parent=spec.parent,
-            wheels=spec.wheels,
-            layout=context_layout(spec, fingerprints[name].files) if decision is Decision.BUILD else None,
-        ))
-    options = {"platforms": ",".join(platforms)} if platforms else {}
-    return Plan(images=tuple(entries), registry=config.registry, options=options, explanation=explanation, warnings=tuple(warnings))
+    return {name: (decision, reasons.get(name, reason), local) for name, (decision, reason, local) in decided.items()}
 
 
 def _since(explanation: Explanation | None) -> str:

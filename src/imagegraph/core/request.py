@@ -1,27 +1,31 @@
 """What the builder is asked for one image: decided with the plan, carried out by the executor.
 
-The request is part of the plan (:attr:`imagegraph.core.plan.ImagePlan.request`):
+The request is part of the plan (:attr:`imagegraph.core.plan.BuiltImage.request`):
 `invoke plan --json` shows exactly what `invoke build` will send, and a bake
 file is written from the same requests. The context folder it names is
 assembled by the executor from the plan's file list
 (:mod:`imagegraph.adapters.context`), in ``<contexts>/<image>/<fingerprint>``.
+It takes plain values (names, references, settings), never a plan entry: the
+plan is made of requests, not the other way round.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .cache import BuildCache, BuilderKind, cache_entries, platform_suffix
 from .defaults import WHEELHOUSE_DIR, wheel_folder
+from .tags import Event, Version, oci_labels
 
 if TYPE_CHECKING:
     from .config import Config, ImageSpec
-    from .plan import ImagePlan
 
-__all__ = ["BuildRequest", "ContextLayout", "build_request", "context_folder", "context_layout", "platform_suffix"]
+__all__ = ["BuildRequest", "BuildSettings", "ContextLayout", "Revision", "build_request", "context_folder", "context_layout",
+           "image_labels", "platform_suffix"]
 
 
 @dataclass(frozen=True)
@@ -92,32 +96,66 @@ def context_folder(contexts: Path, image: str, fingerprint: str) -> Path:
     return Path(contexts) / image / fingerprint
 
 
-def build_request(config: Config, entry: ImagePlan, layout: ContextLayout, contexts: Path, *, labels: Mapping[str, str],
-                  insecure_registry: bool, registry_cache: bool, builder: BuilderKind) -> BuildRequest:
+@dataclass(frozen=True)
+class Revision:
+    """The commit a run builds, as the images' OCI labels name it (facts git gave; nothing read here)."""
+
+    commit: str
+    #: When it was committed: the created label, so that a rebuild of the same commit labels its image the same.
+    time: datetime
+    #: Its public web address (:func:`imagegraph.core.tags.source_url`); None when it has none.
+    source: str | None = None
+
+
+def image_labels(revision: Revision | None, event: Event) -> dict[str, str]:
+    """The OCI labels every image of the run carries: revision, source, created, and version on a release; none before a first commit."""
+    if revision is None:
+        return {}
+    version = Version.parse(event.ref) if event.kind == "tag" else None
+    return oci_labels(revision=revision.commit, source=revision.source, version=str(version) if version else None,
+                      created=revision.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """How this run's builds are asked for, the same for every image (from the options and the registry's address)."""
+
+    #: Where contexts are assembled (``<contexts>/<image>/<fingerprint>``); the workspace gives the project's own folder.
+    contexts: Path = Path(".imagegraph", "contexts")
+    #: The registry speaks plain HTTP (a local registry).
+    insecure_registry: bool = False
+    #: Builds of pushed images read (and pushed builds write) the registry cache.
+    registry_cache: bool = True
+    #: The kind of builder that builds: where the registry cache lives depends on it (:mod:`imagegraph.core.cache`).
+    builder: BuilderKind = BuilderKind.INDEX
+
+
+def build_request(config: Config, image: str, layout: ContextLayout, settings: BuildSettings, *, fingerprint: str, ref: str,
+                  parent_ref: str | None, labels: Mapping[str, str], no_cache: bool = False) -> BuildRequest:
     """What the builder is asked for one planned image: the same for `invoke build`, `invoke plan` and a bake file.
 
-    ``builder`` is the kind of builder that will build it: where its registry cache lives depends on it.
+    ``labels`` are the run's (:func:`image_labels`); the image's title, fingerprint and parent are added here.
     """
-    spec = config.image(entry.name)
+    spec = config.image(image)
     build_args = dict(spec.build_args)
-    if entry.parent_ref:
-        build_args["BASE_IMAGE"] = entry.parent_ref
-    all_labels = {**labels, "org.opencontainers.image.title": entry.name, "imagegraph.fingerprint": entry.fingerprint}
-    if entry.parent_ref:
-        all_labels["imagegraph.parent"] = entry.parent_ref
-    folder = context_folder(contexts, entry.name, entry.fingerprint)
+    if parent_ref:
+        build_args["BASE_IMAGE"] = parent_ref
+    all_labels = {**labels, "org.opencontainers.image.title": image, "imagegraph.fingerprint": fingerprint}
+    if parent_ref:
+        all_labels["imagegraph.parent"] = parent_ref
+    folder = context_folder(settings.contexts, image, fingerprint)
     return BuildRequest(
-        image=entry.name,
+        image=image,
         dockerfile=folder / layout.dockerfile,
         context=folder / layout.context,
-        ref=entry.ref,
-        platforms=entry.platforms,
+        ref=ref,
+        platforms=spec.platforms,
         target=spec.target,
         build_args=tuple(sorted(build_args.items())),
         labels=tuple(sorted(all_labels.items())),
-        push=entry.push,
-        no_cache=entry.no_cache,
-        insecure_registry=insecure_registry,
-        cache=cache_entries(config.repository(entry.name) if spec.push and registry_cache else None, entry.platforms, kind=builder,
-                             push=entry.push, no_cache=entry.no_cache),
+        push=spec.push,
+        no_cache=no_cache,
+        insecure_registry=settings.insecure_registry,
+        cache=cache_entries(config.repository(image) if spec.push and settings.registry_cache else None, spec.platforms,
+                            kind=settings.builder, push=spec.push, no_cache=no_cache),
     )

@@ -120,7 +120,7 @@ def _execute(workspace: Workspace, plan: Plan, stop: Stop, *, progress: str, no_
     print(f"\n{done} image(s) built or pushed{f', {len(failed)} failed' if failed else ''} in {seconds:.1f}s")
     report = None
     try:
-        path, _ = workspace.save_report(workspace.report(plan, results, tagged, started=started_at, seconds=seconds))
+        path, _ = workspace.reporting.save(workspace.reporting.report(plan, results, tagged, started=started_at, seconds=seconds))
         report = str(path.relative_to(workspace.root))
         print(f"report: {report} (and .md); `invoke report` compares it with earlier runs")
     except ImagegraphError as err:  # the images are built and pushed: a report must not fail the build

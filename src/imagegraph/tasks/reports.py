@@ -38,7 +38,7 @@ def report(c, file=None, history=None, json_=False, markdown=False, chart=None, 
     if chart is not None and not chart.strip():
         raise ReportError("--chart: is empty; name the PNG to draw, e.g. --chart trend.png")
     workspace = Workspace()
-    store = workspace.reports
+    store = workspace.reporting.store
     stored = store.load()
     for problem in store.skipped:
         note(f"warning: skipped {problem}")
