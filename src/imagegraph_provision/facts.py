@@ -8,12 +8,12 @@ subprocess.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from imagegraph.core.errors import RegistryError
+from imagegraph.core.values import is_loopback
 
 from .install import Distribution, EnginePackages, engine_packages, engine_too_old, parse_os_release
 
@@ -69,15 +69,6 @@ def parse_registry_address(address: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in address:
         raise RegistryError(f"registry address {address!r} is not HOST:PORT; pass e.g. --registry 127.0.0.1:5000")
     return host, int(port)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 # === processes =============================================================

@@ -19,6 +19,7 @@ from imagegraph.adapters.engine.builders import Builder
 from imagegraph.adapters.registry_http import RegistryHTTP
 from imagegraph.adapters.runner import Command, Runner
 from imagegraph.core.errors import EngineError, RegistryError
+from imagegraph.core.media_types import ANY_MANIFEST, IMAGE_MANIFESTS
 from imagegraph.core.request import BuildRequest, platform_suffix
 
 from .seed import (
@@ -54,16 +55,6 @@ __all__ = [
 
 #: The host bundle carries the TLS proxy's CA; pip inside builds needs it.
 HOST_CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
-
-_INDEX_TYPES = (
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.index.v1+json",
-)
-_MANIFEST_TYPES = (
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-)
-
 
 # --- commands --------------------------------------------------------------
 
@@ -164,7 +155,7 @@ def probe_base_platforms(registry: str, session: requests.Session | None = None,
     http = RegistryHTTP(registry, scheme="http", session=session, timeout=timeout)
     try:
         response = http.request("GET", f"/{BASE_REPOSITORY}/manifests/{BASE_TAG}",
-                                headers={"Accept": ", ".join(_INDEX_TYPES + _MANIFEST_TYPES)})
+                                headers={"Accept": ", ".join(ANY_MANIFEST)})
         if response.status_code != 200:
             return ()
         document = response.json()
@@ -189,7 +180,7 @@ def probe_pushed_platforms(registry: str, candidates: Iterable[str], session: re
     for platform in candidates:
         try:
             response = http.request("HEAD", f"/{BASE_REPOSITORY}/manifests/{BASE_TAG}-{platform_suffix(platform)}",
-                                    headers={"Accept": ", ".join(_MANIFEST_TYPES)})
+                                    headers={"Accept": ", ".join(IMAGE_MANIFESTS)})
         except RegistryError:
             continue
         if response.status_code == 200:

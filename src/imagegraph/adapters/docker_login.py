@@ -33,6 +33,8 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from ..core.values import login_domain
+
 __all__ = ["HELPER_NAME", "lend_credentials"]
 
 #: The credential helper's name as a docker config names it (the program is ``docker-credential-imagegraph``).
@@ -104,7 +106,7 @@ def _write_config(config: Path, original: Path, keys: tuple[str, ...]) -> None:
     document["credHelpers"] = {**helpers, **dict.fromkeys(keys, HELPER_NAME)}
     if isinstance(document.get("auths"), dict):
         document["auths"] = {key: entry for key, entry in document["auths"].items()
-                             if key.removeprefix("http://").removeprefix("https://").split("/", 1)[0] not in keys and key not in keys}
+                             if login_domain(key) not in keys and key not in keys}
     target = config / "config.json"
     target.touch(mode=0o600)
     target.write_text(json.dumps(document, indent=1))

@@ -12,14 +12,12 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from ..core.lease import is_lease_tag
+from ..core.media_types import IMAGE_CONFIGS, IMAGE_MANIFESTS, INDEXES
 from ..core.retention import Manifest
 from .registry import Registry
 
 __all__ = ["image_labels", "read_inventory"]
 
-_INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
-_MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json")
-_IMAGE_CONFIG_TYPES = ("application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json")
 CREATED_LABEL = "org.opencontainers.image.created"
 PARENT_LABEL = "imagegraph.parent"
 
@@ -62,7 +60,7 @@ def _repository(registry: Registry, name: str, pool: ThreadPoolExecutor, cache: 
     for media_type, _, body in bodies.values():
         if _is_index(media_type, body):
             for entry in body.get("manifests", ()):
-                if entry.get("mediaType") in (*_MANIFEST_TYPES, *_INDEX_TYPES):
+                if entry.get("mediaType") in (*IMAGE_MANIFESTS, *INDEXES):
                     platforms[entry["digest"]] = _platform(entry.get("platform") or {})
     missing = [digest for digest in platforms if digest not in bodies]
     bodies.update(zip(missing, pool.map(inspect, missing), strict=True))
@@ -78,7 +76,7 @@ def _repository(registry: Registry, name: str, pool: ThreadPoolExecutor, cache: 
 
 
 def _is_index(media_type: str, body: dict) -> bool:
-    return media_type in _INDEX_TYPES or (not media_type and "manifests" in body)
+    return media_type in INDEXES or (not media_type and "manifests" in body)
 
 
 def _platform(platform: dict) -> str:
@@ -99,7 +97,7 @@ def _config(registry: Registry, name: str, media_type: str, body: dict) -> dict[
 def _config_data(registry: Registry, name: str, media_type: str, body: dict) -> dict | None:
     """An image manifest's config, parsed; None for an index, a non-image (a build cache) or an unreadable config."""
     config = body.get("config") or {}
-    if _is_index(media_type, body) or config.get("mediaType") not in _IMAGE_CONFIG_TYPES:
+    if _is_index(media_type, body) or config.get("mediaType") not in IMAGE_CONFIGS:
         return None
     try:
         data = json.loads(registry.blob(name, config["digest"]))
@@ -113,7 +111,7 @@ def image_labels(registry: Registry, name: str, reference: str) -> dict[str, str
     media_type, _, body = registry.inspect(name, reference)
     if _is_index(media_type, body):
         # buildx's attestations ride along as unknown/unknown entries: they are no image
-        first = next((e for e in body.get("manifests", ()) if e.get("mediaType") in _MANIFEST_TYPES
+        first = next((e for e in body.get("manifests", ()) if e.get("mediaType") in IMAGE_MANIFESTS
                       and (e.get("platform") or {}).get("os") != "unknown"), None)
         if first is None:
             return {}

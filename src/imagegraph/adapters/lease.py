@@ -48,10 +48,10 @@ from typing import Protocol
 
 from ..core.errors import ImagegraphError, RegistryError, RegistryUnanswered
 from ..core.lease import EMPTY, Claim, LeaseBusy, LeaseLost, LeaseTimes, claim_manifest, lease_tag, read_claim
+from ..core.media_types import OCI_MANIFEST
 
 __all__ = ["Lease", "LeaseRegistry", "hold_lease", "holder_id"]
 
-_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 #: The times a lease keeps unless told otherwise.
 DEFAULT_TIMES = LeaseTimes()
 
@@ -156,7 +156,7 @@ class Lease:
                 written.clear()
                 return look
             claim = Claim(self.holder, self.purpose, secrets.token_hex(16), look.now, look.now + timedelta(seconds=self.times.ttl))
-            digest = self.registry.put_manifest(repository, self.tag, claim_manifest(claim), _OCI_MANIFEST)
+            digest = self.registry.put_manifest(repository, self.tag, claim_manifest(claim), OCI_MANIFEST)
             written[repository] = (digest, claim)
             late = late or self._clock() - look.sent > self.times.late
         self._sleep(self.times.settle)
@@ -211,7 +211,7 @@ class Lease:
                     now, when = self.registry.manifest_digest_at(repository, self.tag)
                     if now == digest:
                         ended = Claim(claim.holder, claim.purpose, secrets.token_hex(16), claim.acquired, self._now(when))
-                        self.registry.put_manifest(repository, self.tag, claim_manifest(ended), _OCI_MANIFEST)
+                        self.registry.put_manifest(repository, self.tag, claim_manifest(ended), OCI_MANIFEST)
 
     # -- keeping it --------------------------------------------------------------------------------------------------
 
@@ -257,7 +257,7 @@ class Lease:
                     self._lost = self._taken(repository, now)
                     return
                 fresh = claim.renewed(self._now(when), self.times.ttl, secrets.token_hex(16))
-                self._mine[repository] = (self.registry.put_manifest(repository, self.tag, claim_manifest(fresh), _OCI_MANIFEST), fresh)
+                self._mine[repository] = (self.registry.put_manifest(repository, self.tag, claim_manifest(fresh), OCI_MANIFEST), fresh)
                 with suppress(RegistryError):
                     self.registry.delete_manifest(repository, digest)  # no longer tagged: only clutter
             if first_sent is not None:

@@ -47,16 +47,16 @@ from typing import Protocol
 
 from ..core.errors import RegistryError
 from ..core.lease import is_lease_tag
+from ..core.media_types import OCI_EMPTY, OCI_MANIFEST, RETENTION
 from ..core.retention import RETENTION_TAG, Manifest, RetentionPolicy, Verdict, deletion_order, note_doomed, plan_retention, ripe
+from ..core.values import image_name_of
 from .inventory import read_inventory
 
 __all__ = ["RETENTION_TYPE", "Deletion", "Pruning", "prune", "read_deleted", "read_doomed", "write_doomed"]
 
 #: The media type of the doomed record (a JSON object: {"doomed": {digest: first time found doomed},
 #: "deleted": {tag: {"digest": ..., "at": ...}}}).
-RETENTION_TYPE = "application/vnd.imagegraph.retention.v1+json"
-_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-_EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
+RETENTION_TYPE = RETENTION
 _EMPTY = b"{}"
 #: How many deleted tags the record remembers per repository (the newest).
 DELETED_KEPT = 1000
@@ -137,11 +137,11 @@ def write_doomed(registry: PruneRegistry, repository: str, doomed: dict[str, str
     layer = registry.push_blob(repository, data)
     config = registry.push_blob(repository, _EMPTY)
     manifest = {
-        "schemaVersion": 2, "mediaType": _OCI_MANIFEST, "artifactType": RETENTION_TYPE,
-        "config": {"mediaType": _EMPTY_TYPE, "digest": config, "size": len(_EMPTY)},
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": RETENTION_TYPE,
+        "config": {"mediaType": OCI_EMPTY, "digest": config, "size": len(_EMPTY)},
         "layers": [{"mediaType": RETENTION_TYPE, "digest": layer, "size": len(data)}],
     }
-    registry.put_manifest(repository, RETENTION_TAG, json.dumps(manifest).encode(), _OCI_MANIFEST)
+    registry.put_manifest(repository, RETENTION_TAG, json.dumps(manifest).encode(), OCI_MANIFEST)
 
 
 def prune(registry: PruneRegistry, repositories: Sequence[str], policy: RetentionPolicy, *, apply: bool, grace: timedelta,
@@ -223,7 +223,7 @@ def _appeared(registry: PruneRegistry, deleted: Sequence[Manifest]) -> tuple[str
         tags = [tag for tag in registry.tags(repository) if not is_lease_tag(tag)]
         with ThreadPoolExecutor(max_workers=min(8, len(tags) or 1), thread_name_prefix="read-back") as pool:
             now = dict(zip(tags, pool.map(registry.manifest_digest, [repository] * len(tags), tags), strict=True))
-        name = repository.rsplit("/", 1)[-1]
+        name = image_name_of(repository)
         found.extend(f"{name}:{tag} ({digest[:19]}…)" for tag, digest in sorted(now.items()) if digest in digests)
     return tuple(found)
 
@@ -231,7 +231,7 @@ def _appeared(registry: PruneRegistry, deleted: Sequence[Manifest]) -> tuple[str
 def _broken(registry: PruneRegistry, verdicts: Sequence[Verdict], fresh: set[tuple[str, str]]) -> tuple[str, ...]:
     """Kept tags and the platform manifests of kept indexes that no longer resolve, read from the registry after the deletions."""
     tags = {(v.manifest.repository, tag) for v in verdicts if v.keep for tag in v.manifest.tags} | fresh
-    broken = [f"{repository.rsplit('/', 1)[-1]}:{tag}" for repository, tag in sorted(tags) if not _resolves(registry, repository, tag)]
+    broken = [f"{image_name_of(repository)}:{tag}" for repository, tag in sorted(tags) if not _resolves(registry, repository, tag)]
     for verdict in verdicts:
         if verdict.keep:
             manifest = verdict.manifest

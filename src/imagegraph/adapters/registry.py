@@ -18,31 +18,33 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from ..core.errors import RegistryError
-from ..core.values import redact_url
+from ..core.errors import InputError, RegistryError
+from ..core.media_types import ANY_MANIFEST
+from ..core.values import ImageRef, redact_url, shown
 from .registry_auth import credentials_for
 from .registry_http import REGISTRY_RETRY, RegistryHTTP, RetryPolicy
 
 if TYPE_CHECKING:  # loaded when the registry is first asked (planning a docs-only change never asks it)
     import requests
 
-__all__ = ["MANIFEST_TYPES", "Registry", "split_ref"]
+__all__ = ["Registry", "full_ref", "split_ref"]
 
-MANIFEST_TYPES = (
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-)
+
+def full_ref(ref: ImageRef | str) -> ImageRef:
+    """``ref`` as a reference this client can look up: with a registry and a tag (or digest); a :class:`RegistryError` otherwise."""
+    try:
+        image = ref if isinstance(ref, ImageRef) else ImageRef.parse(ref)
+    except InputError:
+        image = None
+    if image is None or image.registry is None or not image.reference:
+        raise RegistryError(f"{shown(str(ref))} is not a full reference like registry:5000/namespace/image:tag")
+    return image
 
 
 def split_ref(ref: str) -> tuple[str, str, str]:
-    """``host:5000/ns/name:tag`` -> (``host:5000``, ``ns/name``, ``tag``)."""
-    host, _, rest = ref.partition("/")
-    name, _, tag = rest.rpartition(":")
-    if not host or not name or not tag:
-        raise RegistryError(f"{ref!r} is not a full reference like registry:5000/namespace/image:tag")
-    return host, name, tag
+    """``host:5000/ns/name:tag`` -> (``host:5000``, ``ns/name``, ``tag``); new code reads :meth:`ImageRef.parse` and its fields instead."""
+    image = full_ref(ref)
+    return image.domain, image.repository, image.reference
 
 
 def _date(value: str | None) -> datetime | None:
@@ -72,7 +74,7 @@ class Registry:
     def manifest_digest(self, name: str, tag: str) -> str | None:
         """The digest of ``name:tag``, or None when the registry does not have it."""
         response = self._request("HEAD", f"/{name}/manifests/{tag}", scope=f"repository:{name}:pull",
-                                 headers={"Accept": ", ".join(MANIFEST_TYPES)})
+                                 headers={"Accept": ", ".join(ANY_MANIFEST)})
         if response.status_code == 404:
             return None
         self._raise_for(response, f"{name}:{tag}")
@@ -85,18 +87,18 @@ class Registry:
         alike, never by the runner's own.
         """
         response = self._request("HEAD", f"/{name}/manifests/{tag}", scope=f"repository:{name}:pull",
-                                 headers={"Accept": ", ".join(MANIFEST_TYPES)})
+                                 headers={"Accept": ", ".join(ANY_MANIFEST)})
         when = _date(response.headers.get("Date"))
         if response.status_code == 404:
             return None, when
         self._raise_for(response, f"{name}:{tag}")
         return response.headers.get("Docker-Content-Digest"), when
 
-    def has(self, ref: str) -> bool:
-        host, name, tag = split_ref(ref)
-        if host != self.host:
-            raise RegistryError(f"{ref} is not in registry {self.host}")
-        return self.manifest_digest(name, tag) is not None
+    def has(self, ref: ImageRef | str) -> bool:
+        image = full_ref(ref)
+        if image.domain != self.host:
+            raise RegistryError(f"{image} is not in registry {self.host}")
+        return self.manifest_digest(image.repository, image.reference) is not None
 
     def manifest(self, name: str, reference: str) -> tuple[str, dict]:
         """(media type, parsed body) of a manifest or index."""
@@ -106,7 +108,7 @@ class Registry:
     def inspect(self, name: str, reference: str) -> tuple[str, str, dict]:
         """(media type, digest, parsed body) of the manifest or index a tag or digest names."""
         response = self._request("GET", f"/{name}/manifests/{reference}", scope=f"repository:{name}:pull",
-                                 headers={"Accept": ", ".join(MANIFEST_TYPES)})
+                                 headers={"Accept": ", ".join(ANY_MANIFEST)})
         self._raise_for(response, f"{name}@{reference}")
         body = response.json()
         media_type = response.headers.get("Content-Type", "") or body.get("mediaType", "")
@@ -150,7 +152,7 @@ class Registry:
         is, and its per-platform manifests are already in the repository.
         """
         scope = f"repository:{name}:pull,push"
-        response = self._request("GET", f"/{name}/manifests/{source}", scope=scope, headers={"Accept": ", ".join(MANIFEST_TYPES)})
+        response = self._request("GET", f"/{name}/manifests/{source}", scope=scope, headers={"Accept": ", ".join(ANY_MANIFEST)})
         self._raise_for(response, f"{name}:{source}")
         digest = response.headers.get("Docker-Content-Digest", "")
         media_type = response.headers.get("Content-Type", "")

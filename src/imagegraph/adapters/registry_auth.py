@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import RegistryError
+from ..core.values import login_domain
 from .runner import Command, Runner
 
 __all__ = ["Credentials", "credentials_for"]
@@ -72,7 +73,7 @@ def credentials_for(host: str, runner: Runner | None = None) -> Credentials | No
         if found is not None:
             return found
     # An entry without a secret is where `docker login` with a helper leaves a mark; docker-py would call it garbled.
-    ours = {key: entry for key, entry in auths.items() if _hostname(key) == host
+    ours = {key: entry for key, entry in auths.items() if login_domain(key) == host
             and (not isinstance(entry, dict) or entry.get("auth") or entry.get("identitytoken"))}
     if not ours:
         return None
@@ -124,8 +125,3 @@ def _ask_helper(program: str, host: str, path: Path, runner: Runner) -> Credenti
 def _identity_token(host: str, path: Path) -> RegistryError:
     return RegistryError(f"the credentials for {host} in {path} are an identity token, which imagegraph cannot use; "
                          f"set IMAGEGRAPH_REGISTRY_USER/PASSWORD (a token as the password) instead")
-
-
-def _hostname(key: str) -> str:
-    """The registry host an ``auths`` key names (``https://host/v1/`` -> ``host``), as the docker CLI reads the key."""
-    return key.removeprefix("http://").removeprefix("https://").split("/", 1)[0]

@@ -11,28 +11,21 @@ from __future__ import annotations
 
 import email.utils
 import random
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..core.errors import RegistryError, RegistryUnanswered
+from ..core.values import is_loopback
 
 if TYPE_CHECKING:  # loaded when the registry is first asked (planning a docs-only change never asks it)
     import requests
 
 __all__ = ["REGISTRY_RETRY", "RETRY_STATUSES", "RegistryHTTP", "RetryPolicy", "is_loopback", "parse_retry_after"]
 
-_LOOPBACK = re.compile(r"^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$")
-
 #: Answers that say "not now" rather than "no": a registry restarting or overloaded, a proxy without its backend, a rate limit.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-
-
-def is_loopback(host: str) -> bool:
-    """A registry on this machine (localhost, 127.x, [::1]), which dockerd and imagegraph speak to over plain HTTP."""
-    return bool(_LOOPBACK.match(host))
 
 
 # --- when to try again (pure) ----------------------------------------------------------

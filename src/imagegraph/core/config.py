@@ -38,6 +38,7 @@ from .defaults import CONFIG_NAME, DEFAULT_REGISTRY, WHEELHOUSE_DIR, wheel_folde
 from .errors import ConfigError, InputError
 from .links import inside, link_outside
 from .values import (
+    ImageRef,
     Platform,
     RegistryAddress,
     check_repository,
@@ -178,8 +179,17 @@ class Config:
         return tuple(spec.name for spec in self.images)
 
     def repository(self, name: str) -> str:
-        """The image's repository in the registry, e.g. ``127.0.0.1:5000/imagegraph/base``."""
+        """The image's repository with its registry, e.g. ``127.0.0.1:5000/imagegraph/base`` (the text of :meth:`image_ref` without a tag)."""
         return "/".join(part for part in (self.registry, self.namespace, name) if part)
+
+    def repository_path(self, name: str) -> str:
+        """The image's repository inside the registry, as its HTTP API names it: ``imagegraph/base`` (``acme/imagegraph/base`` on ``ghcr.io/acme``)."""
+        return "/".join(part for part in (self.registry_address.path, self.namespace, name) if part)
+
+    def image_ref(self, name: str, tag: str = "") -> ImageRef:
+        """The image's reference as a value, e.g. ``127.0.0.1:5000/imagegraph/base:<tag>``: built from the parts, never parsed from text."""
+        domain = replace(self.registry_address, path="")
+        return ImageRef(domain, self.repository_path(name), tag)
 
 
 def load_config(root: Path | str, *, registry: RegistryAddress | None = None) -> Config:

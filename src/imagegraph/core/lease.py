@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from .errors import ImagegraphError
+from .media_types import LEASE, OCI_EMPTY, OCI_MANIFEST
 
 __all__ = [
     "LEASE_TAG_PREFIX",
@@ -37,12 +38,11 @@ __all__ = [
 #: Every lease tag starts so; retention never lists, keeps or deletes them (they are no images).
 LEASE_TAG_PREFIX = "imagegraph-lease-"
 #: The artifact type of a claim.
-LEASE_TYPE = "application/vnd.imagegraph.lease.v1"
-EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
+LEASE_TYPE = LEASE
+EMPTY_TYPE = OCI_EMPTY
 #: The empty JSON object, the config and only layer of a claim (the OCI image spec's empty descriptor).
 EMPTY = b"{}"
 EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
-_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,90}$")
 _KEY = "imagegraph.lease."
 _STAMP = "%Y-%m-%dT%H:%M:%SZ"
@@ -130,7 +130,7 @@ def claim_manifest(claim: Claim) -> bytes:
     """The claim as an OCI artifact manifest: the empty config and layer, the claim in its annotations."""
     empty = {"mediaType": EMPTY_TYPE, "digest": EMPTY_DIGEST, "size": len(EMPTY)}
     manifest = {
-        "schemaVersion": 2, "mediaType": _OCI_MANIFEST, "artifactType": LEASE_TYPE, "config": empty, "layers": [empty],
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": LEASE_TYPE, "config": empty, "layers": [empty],
         "annotations": {
             f"{_KEY}holder": claim.holder, f"{_KEY}purpose": claim.purpose, f"{_KEY}nonce": claim.nonce,
             f"{_KEY}acquired": _stamp(claim.acquired), f"{_KEY}expires": _stamp(claim.expires),

@@ -88,7 +88,7 @@ def plan_release(config: Config, fingerprints: Mapping[str, Fingerprint], event:
             notes.append(f"--force: {version} replaced: it was {moved[spec.name]}, now {digests[spec.name]}")
         elif spec.name in held:
             notes.append(f"{version} already names this digest: re-released, nothing changes for it")
-        repository = config.repository(spec.name).split("/", 1)[1]
+        repository = config.repository_path(spec.name)
         promotions.append(Promotion(spec.name, repository, fingerprint, digests[spec.name] or "",
                                     tuple(t for t in tagset.tags if t != fingerprint), tuple(notes)))
     return tuple(promotions)

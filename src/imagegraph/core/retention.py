@@ -28,8 +28,9 @@ from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 
 from .cache import CACHE_TAG
-from .errors import ImagegraphError
+from .errors import ImagegraphError, InputError
 from .tags import Version
+from .values import ImageRef, image_name_of
 
 __all__ = [
     "DEFAULT_PROTECTED",
@@ -74,12 +75,16 @@ class Manifest:
     def is_index(self) -> bool:
         return bool(self.children)
 
+    @property
+    def name(self) -> str:
+        """The image's name: its repository's last part."""
+        return image_name_of(self.repository)
+
     def label(self) -> str:
         """``app:1.2.0`` (its most telling tag), or ``app@sha256:1234abcd5678`` when untagged."""
-        name = self.repository.rsplit("/", 1)[-1]
         if not self.tags:
-            return f"{name}@{self.digest[:19]}"
-        return f"{name}:{_telling_tag(self.tags)}"
+            return f"{self.name}@{self.digest[:19]}"
+        return f"{self.name}:{_telling_tag(self.tags)}"
 
 
 @dataclass(frozen=True)
@@ -211,24 +216,21 @@ def _close(repos: Mapping[str, _Repo], kept: dict[tuple[str, str], str]) -> None
 
 
 def _resolve(repos: Mapping[str, _Repo], ref: str) -> tuple[str, str] | None:
-    """``host/ns/base:tag`` or ``host/ns/base@sha256:...`` -> (repository, digest) when this inventory has it."""
-    name, tag, digest = _split(ref)
-    repo = repos.get(name)
+    """``host/ns/base:tag`` or ``host/ns/base@sha256:...`` -> (repository, digest) when this inventory has it.
+
+    The registry is matched by the repository path only: the label was
+    written when the image was built, perhaps under another address of the
+    same registry. A label that is no reference names nothing here.
+    """
+    try:
+        image = ImageRef.parse(ref, "imagegraph.parent label")
+    except InputError:
+        return None
+    repo = repos.get(image.repository)
     if repo is None:
         return None
-    digest = digest or repo.by_tag.get(tag, "")
-    return (name, digest) if digest in repo.manifests else None
-
-
-def _split(ref: str) -> tuple[str, str, str]:
-    """(repository without the registry host, tag, digest) of a reference; the host is matched by path only."""
-    first, _, rest = ref.partition("/")
-    path = rest if rest and ("." in first or ":" in first or first == "localhost") else ref
-    if "@" in path:
-        name, _, digest = path.partition("@")
-        return name, "", digest
-    name, _, tag = path.rpartition(":")
-    return name, tag, ""
+    digest = image.digest or repo.by_tag.get(image.tag, "")
+    return (image.repository, digest) if digest in repo.manifests else None
 
 
 def _why_untagged(repo: _Repo, manifest: Manifest) -> str:

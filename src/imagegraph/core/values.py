@@ -14,6 +14,7 @@ builds for.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,12 +24,16 @@ from .errors import InputError
 
 __all__ = [
     "KNOWN_PLATFORMS",
+    "ImageRef",
     "Platform",
     "RegistryAddress",
     "closest",
     "did_you_mean",
     "escaped",
+    "image_name_of",
+    "is_loopback",
     "is_tag",
+    "login_domain",
     "parse_build_arg_name",
     "parse_builder_name",
     "parse_count",
@@ -52,6 +57,9 @@ _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _DOMAIN_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
 _IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+\]")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+# algorithm ":" hex, as the reference grammar has it; sha256 (the one registries use) is 64 lowercase hex digits, as go-digest checks.
+_DIGEST = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}")
+_SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
 _MAX_NAME = 255
 # buildx: builder names start with a letter; then letters, digits, '.', '-', '_'.
 _BUILDER = re.compile(r"[A-Za-z][A-Za-z0-9._-]*")
@@ -169,8 +177,60 @@ class RegistryAddress:
         """``host[:port]``: what the registry's HTTP API is addressed by."""
         return self.host if self.port is None else f"{self.host}:{self.port}"
 
+    @property
+    def is_loopback(self) -> bool:
+        """Whether the registry is on this machine, by :func:`is_loopback`'s rule (spoken to over plain HTTP)."""
+        return is_loopback(self.host)
+
     def __str__(self) -> str:
         return "/".join(part for part in (self.domain, self.path) if part)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a registry's ``host[:port]``) is this machine: ``localhost``, an address in 127.0.0.0/8, or ``::1``.
+
+    The rule containerd (and so BuildKit) applies before it speaks plain HTTP
+    to a registry, and the ranges dockerd trusts for HTTP by default
+    (127.0.0.0/8, and ``::1/128`` since Engine 27): ``::1`` counts bare,
+    bracketed and with a port; ``localhost`` in any case, as DNS compares
+    names. What only a resolver would call loopback does not count: the
+    short form ``127.1``, ``0.0.0.0`` (no address of a peer), any other name.
+    Saying no is the safe side: the registry is then asked over HTTPS.
+    """
+    text = host
+    if text.startswith("["):  # [v6] or [v6]:port
+        text, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not (rest.startswith(":") and rest[1:].isascii() and rest[1:].isdigit())):
+            return False
+    elif text.count(":") == 1:  # name:port or v4:port; two or more colons are a bare IPv6 address
+        text, _, port = text.partition(":")
+        if not (port.isascii() and port.isdigit()):
+            return False
+    if text.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    if host.startswith("[") and address.version != 6:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 is 127.0.0.1, as Go's net.IP sees it
+    return (mapped or address).is_loopback
+
+
+def login_domain(key: str) -> str:
+    """The registry ``host[:port]`` a ``docker login`` entry names (a key of config.json's ``auths``), as the docker CLI reads the key; "" for none.
+
+    The CLI writes ``host[:port]``, and once wrote ``https://host/v1/``: a
+    leading ``http://`` or ``https://`` and any path are dropped, and the rest
+    is read as a registry address (:func:`parse_registry`), so two keys for
+    one registry give the same domain.
+    """
+    bare = key.removeprefix("http://").removeprefix("https://") if isinstance(key, str) else ""
+    try:
+        return parse_registry(bare.partition("/")[0], "docker config").domain
+    except InputError:
+        return ""
 
 
 def parse_registry(text: str, origin: str, *, fallback: str = "images.yaml's") -> RegistryAddress:
@@ -247,20 +307,98 @@ def check_repository(registry: RegistryAddress, namespace: str, name: str, origi
         raise InputError(origin, f"repository {full[:40]}... is {len(full)} characters, registries accept {_MAX_NAME}; shorten the namespace")
 
 
+def image_name_of(repository: str) -> str:
+    """The image's name in a repository path (``base`` of ``acme/imagegraph/base``): its last part."""
+    return repository.rpartition("/")[2]
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """An image reference, ``[registry/]repository[:tag][@digest]``, read once by :meth:`parse` and handed on as this value.
+
+    ``registry`` is the domain only (``host[:port]``); a registry's path
+    prefix (``acme`` of ``ghcr.io/acme``) is part of ``repository``, as the
+    registry's HTTP API addresses it. ``str()`` gives the reference back.
+    """
+
+    registry: RegistryAddress | None
+    #: The path inside the registry: ``imagegraph/base``.
+    repository: str
+    tag: str = ""
+    digest: str = ""
+
+    def __post_init__(self) -> None:
+        if self.registry is not None and self.registry.path:
+            raise ValueError(f"an image reference's registry is a domain alone; {self.registry.path!r} belongs to the repository")
+
+    @classmethod
+    def parse(cls, text: str, origin: str = "image reference") -> ImageRef:
+        """``text`` by the distribution spec's reference grammar, as ``docker pull`` reads it; one :class:`InputError` line when it is none.
+
+        The first part is the registry when it has a ``.`` or a ``:``, is
+        ``localhost`` or has a capital letter (``127.0.0.1:5000/ns/app``,
+        ``[::1]:5000/app``, ``ghcr.io/acme/app``); otherwise the whole name is
+        the repository (``imagegraph-devcontainer``, ``r/app``).
+        """
+        example = "127.0.0.1:5000/imagegraph/app:edge"
+        _refuse_blank(text, origin, example)
+        if "://" in text:
+            raise InputError(origin, f"{shown(redact_url(text))} is a URL; an image reference has no scheme, e.g. {example}")
+        name, at, digest = text.partition("@")
+        if at and not (_DIGEST.fullmatch(digest) and (not digest.startswith("sha256:") or _SHA256.fullmatch(digest))):
+            raise InputError(origin, f"{shown(text)}: {shown(digest)} is not a digest; write algorithm:hex, "
+                                     "e.g. @sha256: and 64 lowercase hex digits")
+        first, slash, rest = name.partition("/")
+        registry = None
+        if slash and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
+            registry = parse_registry(first, origin)
+            if registry.path or not rest:
+                raise InputError(origin, f"{shown(text)} names a registry but no repository; e.g. {example}")
+        else:
+            rest = name
+        repository, colon, tag = rest.rpartition(":") if ":" in rest.rpartition("/")[2] else (rest, "", "")
+        if not repository or not all(_COMPONENT.fullmatch(part) for part in repository.split("/")):
+            raise InputError(origin, f"{shown(text)} is not an image reference: lowercase path parts split by '/' "
+                                     f"(letters, digits, . _ - between them), then an optional :tag; e.g. {example}")
+        if colon:
+            parse_tag(tag, origin)
+        if len(name) - len(colon + tag) > _MAX_NAME:
+            raise InputError(origin, f"{shown(text, 60)}: the name is longer than the {_MAX_NAME} characters registries accept")
+        return cls(registry, repository, tag, digest)
+
+    @property
+    def domain(self) -> str:
+        """``host[:port]`` of the registry, "" when the reference names none."""
+        return self.registry.domain if self.registry is not None else ""
+
+    @property
+    def name(self) -> str:
+        """The image's name: the repository's last part (``base``)."""
+        return image_name_of(self.repository)
+
+    @property
+    def reference(self) -> str:
+        """What a manifest is fetched by: the digest when there is one, else the tag."""
+        return self.digest or self.tag
+
+    @property
+    def short(self) -> str:
+        """``base:tag`` (or ``base@sha256:...``): how a table names the image."""
+        return self.name + (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
+
+    def with_tag(self, tag: str) -> ImageRef:
+        """This repository with ``tag`` (and no digest)."""
+        return ImageRef(self.registry, self.repository, tag)
+
+    def __str__(self) -> str:
+        name = "/".join(part for part in (self.domain, self.repository) if part)
+        return name + (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
+
+
 def parse_reference(text: str, origin: str) -> str:
-    """An image reference ``[registry/]path[:tag]``, as `docker tag` takes it, e.g. ``imagegraph-devcontainer:local``."""
-    example = "imagegraph-devcontainer:local"
-    _refuse_blank(text, origin, example)
-    first, slash, rest = text.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost"):
-        parse_registry(first, origin)
-    else:
-        rest = text
-    path, colon, tag = rest.rpartition(":") if ":" in rest.rpartition("/")[2] else (rest, "", "")
-    if not path or not all(_COMPONENT.fullmatch(part) for part in path.split("/")):
-        raise InputError(origin, f"{shown(text)} is not an image reference: lowercase path parts, then an optional :tag; e.g. {example}")
-    if colon:
-        parse_tag(tag, origin)
+    """An image reference ``[registry/]path[:tag]`` as `docker tag` takes it (a name to give, so no digest), e.g. ``imagegraph-devcontainer:local``."""
+    if ImageRef.parse(text, origin).digest:
+        raise InputError(origin, f"{shown(text)} has a digest (@...), which a name to tag with cannot have; e.g. imagegraph-devcontainer:local")
     return text
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..core.changes import Explanation
 from ..core.plan import Plan
-from ..core.values import escaped
+from ..core.values import ImageRef, escaped
 
 if TYPE_CHECKING:
     from ..core.result import ImageResult
@@ -51,7 +51,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def format_plan(plan: Plan) -> str:
-    rows = [(e.name, e.decision.value, e.fingerprint, ",".join(e.platforms), e.parent_ref.rsplit("/", 1)[-1] if e.parent_ref else "-", e.reason)
+    rows = [(e.name, e.decision.value, e.fingerprint, ",".join(e.platforms), ImageRef.parse(e.parent_ref).short if e.parent_ref else "-", e.reason)
             for e in plan.images]
     return table(("image", "decision", "fingerprint", "platforms", "parent", "reason"), rows)
 
@@ -81,7 +81,7 @@ def format_results(results: Sequence[ImageResult]) -> str:
         decision = r.decision.value if r.ok else (r.stopped or "failed").upper()
         time = f"{r.seconds:.1f}s" if r.seconds else "-"
         cached = f"{r.steps.cached}/{r.steps.total}" if r.steps.total else "-"
-        rows.append((r.name, decision, r.ref.rsplit("/", 1)[-1], human_size(r.size), str(r.layers or "-"), cached, time, r.error or r.reason))
+        rows.append((r.name, decision, ImageRef.parse(r.ref).short, human_size(r.size), str(r.layers or "-"), cached, time, r.error or r.reason))
     return table(("image", "decision", "tag", "size", "layers", "cached", "time", "note"), rows)
 
 
@@ -109,7 +109,7 @@ def format_retention(verdicts: Sequence[Verdict], *, show_kept: bool = False) ->
     """What `invoke cleanup` deletes (or would), and why; with ``show_kept`` what stays too."""
     shown = [v for v in verdicts if show_kept or not v.keep]
     shown.sort(key=lambda v: (v.manifest.repository, v.keep, v.manifest.label()))
-    rows = [(v.manifest.repository.rsplit("/", 1)[-1], "keep" if v.keep else "delete", ", ".join(v.manifest.tags) or "(untagged)",
+    rows = [(v.manifest.name, "keep" if v.keep else "delete", ", ".join(v.manifest.tags) or "(untagged)",
              v.manifest.digest[7:19], v.manifest.created[:16].replace("T", " ") or "-", v.reason) for v in shown]
     kept = sum(1 for v in verdicts if v.keep)
     summary = f"{len(verdicts)} manifest(s): {kept} kept, {len(verdicts) - kept} to delete"
