@@ -33,7 +33,7 @@ from .adapters.engine.builders import Builder
 from .adapters.engine.images import LocalImages
 from .adapters.failures import BuildRetries, engine_lost, engine_lost_message, registry_fault, registry_lost, registry_lost_message
 from .adapters.interrupt import Stopped, signal_name
-from .adapters.registry import Registry, split_ref
+from .adapters.registry import Registry, full_ref
 from .adapters.registry_http import REGISTRY_RETRY, RetryPolicy
 from .adapters.runner import Command, Runner
 from .adapters.wheelhouse import Wheelhouse
@@ -320,9 +320,9 @@ class BuildExecutor:
             self._pause(max(waits))
 
     def _pushed(self, entry: ImagePlan) -> bool:
-        _, name, tag = split_ref(entry.ref)
+        image = full_ref(entry.ref)
         try:
-            return self.registry is not None and self.registry.manifest_digest(name, tag) is not None
+            return self.registry is not None and self.registry.manifest_digest(image.repository, image.reference) is not None
         except ImagegraphError:
             return False
 
@@ -388,9 +388,9 @@ class BuildExecutor:
 
     def _registry_answers(self, entry: ImagePlan) -> bool:
         assert self.registry is not None
-        _, name, tag = split_ref(entry.ref)
+        image = full_ref(entry.ref)
         try:
-            self.registry.manifest_digest(name, tag)
+            self.registry.manifest_digest(image.repository, image.reference)
         except ImagegraphError:
             return False
         return True
@@ -455,9 +455,9 @@ class BuildExecutor:
         if self.registry is None:
             return
         for source, cache_tag in self.builder.cache_copies(request):
-            _, name, tag = split_ref(source)
+            image = full_ref(source)
             try:
-                self.registry.copy_tag(name, tag, cache_tag)
+                self.registry.copy_tag(image.repository, image.reference, cache_tag)
             except ImagegraphError as err:
                 self.say(f"[{entry.name}] warning: registry cache tag {cache_tag} not updated: {err}")
 
@@ -472,8 +472,8 @@ class BuildExecutor:
             info = None
         digest = None
         if entry.push and self.registry is not None:
-            _, name, tag = split_ref(entry.ref)
-            digest = self.registry.manifest_digest(name, tag)
+            image = full_ref(entry.ref)
+            digest = self.registry.manifest_digest(image.repository, image.reference)
         return ImageResult(
             entry.name, entry.decision, entry.ref, entry.reason, seconds=seconds,
             size=info.size if info else None, layers=info.layers if info else None,

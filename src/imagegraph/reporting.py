@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from .adapters.lookups import side_by_side
-from .adapters.registry import split_ref
+from .adapters.registry import full_ref
 from .core.errors import ImagegraphError
 from .core.plan import Decision, Plan
 from .core.tags import describe_event
@@ -84,9 +84,9 @@ class RunReports:
         def look_up(result: ImageResult) -> tuple[str | None, int | None, int | None]:
             digest = None
             if config.image(result.name).push:
-                _, name, tag = split_ref(result.ref)
                 try:
-                    digest = registry.manifest_digest(name, tag)
+                    image = full_ref(result.ref)
+                    digest = registry.manifest_digest(image.repository, image.reference)
                 except ImagegraphError:
                     digest = None  # a report never fails a build
             try:

@@ -20,7 +20,6 @@ from .adapters.docker_login import lend_credentials
 from .adapters.inputcache import InputCache, cache_key
 from .adapters.lookups import look_up_availability
 from .adapters.registry import Registry, split_ref
-from .adapters.registry_http import is_loopback
 from .adapters.repo import Repository
 from .adapters.runner import Runner
 from .adapters.trees import WorkingTree
@@ -315,7 +314,7 @@ class Workspace:
     @property
     def build_settings(self) -> BuildSettings:
         """What every build request of this run shares: the contexts folder, and how the registry and its cache are reached."""
-        return BuildSettings(contexts=self.contexts_dir, insecure_registry=is_loopback(self.config.registry_address.domain),
+        return BuildSettings(contexts=self.contexts_dir, insecure_registry=self.config.registry_address.is_loopback,
                              registry_cache=self.options.registry_cache, builder=self._builder_kind())
 
     def affected(self, *, say=lambda line: None) -> tuple[Explanation, tuple[ImagePlan, ...]]:

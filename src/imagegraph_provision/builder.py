@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from imagegraph.adapters.engine.builder_choice import BuilderFacts, BuilderInfo, choose_builder, docker_clients, parse_inspect
-from imagegraph.adapters.registry_http import is_loopback
 from imagegraph.adapters.runner import Command, Runner
 from imagegraph.core.errors import EngineError
+from imagegraph.core.values import is_loopback
 
 #: The name `invoke engine.builder` gives the docker-container builder it creates (only when asked to).
 CONTAINER_BUILDER = "imagegraph"

@@ -12,8 +12,8 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from imagegraph.core.errors import RegistryError
-from imagegraph.core.values import is_loopback
+from imagegraph.core.errors import InputError, RegistryError
+from imagegraph.core.values import escaped, is_loopback, parse_registry
 
 from .install import Distribution, EnginePackages, engine_packages, engine_too_old, parse_os_release
 
@@ -65,10 +65,14 @@ QEMU_PLATFORMS: Mapping[str, str] = {
 # === addresses =============================================================
 
 def parse_registry_address(address: str) -> tuple[str, int]:
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in address:
-        raise RegistryError(f"registry address {address!r} is not HOST:PORT; pass e.g. --registry 127.0.0.1:5000")
-    return host, int(port)
+    """The local registry's (host, port), by the library's one registry-address rule; it is served at a port, with no path."""
+    try:
+        parsed = parse_registry(address, "--registry")
+    except InputError:
+        parsed = None
+    if parsed is None or parsed.port is None or parsed.path:
+        raise RegistryError(f"registry address {escaped(address)!r} is not HOST:PORT; pass e.g. --registry 127.0.0.1:5000")
+    return parsed.host, parsed.port
 
 
 # === processes =============================================================

@@ -432,7 +432,8 @@ def test_registries_imagegraph_must_not_start(facts, message):
 def test_registry_address_parsing():
     assert parse_registry_address("127.0.0.1:5000") == ("127.0.0.1", 5000)
     assert parse_registry_address("localhost:5055") == ("localhost", 5055)
-    for bad in ("127.0.0.1", "127.0.0.1:port", ":5000", "127.0.0.1:0", "http://127.0.0.1:5000"):
+    assert parse_registry_address("[::1]:5000") == ("[::1]", 5000)
+    for bad in ("127.0.0.1", "127.0.0.1:port", ":5000", "127.0.0.1:0", "http://127.0.0.1:5000", "127.0.0.1:5000/path"):
         with pytest.raises(RegistryError, match=re.escape("--registry 127.0.0.1:5000")):
             parse_registry_address(bad)
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("[::1]")
