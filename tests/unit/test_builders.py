@@ -21,7 +21,7 @@ from imagegraph.adapters.engine.builder_choice import (
     select_builder,
 )
 from imagegraph.adapters.engine.builders import BuildxBuilder, lost_layer
-from imagegraph.adapters.runner import Command, Result
+from imagegraph.adapters.runner import Command, CommandResult
 from imagegraph.core.buildkit import StepCount, count_steps
 from imagegraph.core.cache import BuilderKind, cache_entries
 from imagegraph.core.errors import EngineError, ImagegraphError, ToolMissing
@@ -370,13 +370,13 @@ def test_named_builder_precedence(flag, environ, configured, expected):
 class ScriptedRunner:
     """Answers commands from a table, like a tiny fake docker: the seam observe_builder runs through."""
 
-    def __init__(self, answers: dict[tuple[str, ...], Result]) -> None:
+    def __init__(self, answers: dict[tuple[str, ...], CommandResult]) -> None:
         self.answers = answers
         self.seen: list[tuple[str, ...]] = []
 
-    def run(self, command: Command, **_) -> Result:
+    def run(self, command: Command, **_) -> CommandResult:
         self.seen.append(command.argv)
-        return self.answers.get(command.argv, Result(1, "unknown command"))
+        return self.answers.get(command.argv, CommandResult(1, "unknown command"))
 
 
 @pytest.fixture
@@ -392,8 +392,8 @@ def assert_created_nothing(runner: ScriptedRunner) -> None:
 
 
 def test_observe_asks_the_first_client_with_buildx_about_the_current_builder(two_clients):
-    runner = ScriptedRunner({("/usr/bin/docker", "buildx", "version"): Result(0, VERSION),
-                             ("/usr/bin/docker", "buildx", "inspect"): Result(0, INSPECT_DOCKER)})
+    runner = ScriptedRunner({("/usr/bin/docker", "buildx", "version"): CommandResult(0, VERSION),
+                             ("/usr/bin/docker", "buildx", "inspect"): CommandResult(0, INSPECT_DOCKER)})
     observed = observe_builder(runner, image_store="classic")
     assert observed == BuilderFacts("/usr/bin/docker", VERSION.strip(), None, "", parse_inspect(INSPECT_DOCKER), "classic")
     assert runner.seen == [("/usr/local/bin/docker", "buildx", "version"), ("/usr/bin/docker", "buildx", "version"),
@@ -402,9 +402,9 @@ def test_observe_asks_the_first_client_with_buildx_about_the_current_builder(two
 
 
 def test_observe_inspects_a_named_builder_and_creates_nothing_when_it_is_missing(two_clients):
-    runner = ScriptedRunner({("/usr/local/bin/docker", "buildx", "version"): Result(0, VERSION),
-                             ("/usr/local/bin/docker", "buildx", "inspect"): Result(0, INSPECT_DOCKER),
-                             ("/usr/local/bin/docker", "buildx", "inspect", "farm"): Result(1, 'ERROR: no builder "farm" found')})
+    runner = ScriptedRunner({("/usr/local/bin/docker", "buildx", "version"): CommandResult(0, VERSION),
+                             ("/usr/local/bin/docker", "buildx", "inspect"): CommandResult(0, INSPECT_DOCKER),
+                             ("/usr/local/bin/docker", "buildx", "inspect", "farm"): CommandResult(1, 'ERROR: no builder "farm" found')})
     observed = observe_builder(runner, named="farm", named_from="--builder", image_store="containerd")
     assert observed.client == "/usr/local/bin/docker" and observed.named == "farm" and observed.builder is None
     assert runner.seen[-1] == ("/usr/local/bin/docker", "buildx", "inspect", "farm")
@@ -414,8 +414,8 @@ def test_observe_inspects_a_named_builder_and_creates_nothing_when_it_is_missing
 
 
 def test_observe_a_named_kubernetes_builder(two_clients):
-    runner = ScriptedRunner({("/usr/local/bin/docker", "buildx", "version"): Result(0, VERSION),
-                             ("/usr/local/bin/docker", "buildx", "inspect", "farm"): Result(0, INSPECT_KUBERNETES)})
+    runner = ScriptedRunner({("/usr/local/bin/docker", "buildx", "version"): CommandResult(0, VERSION),
+                             ("/usr/local/bin/docker", "buildx", "inspect", "farm"): CommandResult(0, INSPECT_KUBERNETES)})
     choice = choose_builder(observe_builder(runner, named="farm", named_from="$BUILDX_BUILDER", image_store="classic"))
     assert (choice.builder, choice.driver, choice.multi_platform) == ("farm", "kubernetes", True)
     assert_created_nothing(runner)
@@ -431,8 +431,8 @@ def test_observe_without_buildx_finds_no_client(two_clients):
 
 
 def test_select_builder_on_the_classic_store_builds_per_platform(two_clients):
-    runner = ScriptedRunner({("/usr/local/bin/docker", "buildx", "version"): Result(0, VERSION),
-                             ("/usr/local/bin/docker", "buildx", "inspect"): Result(0, INSPECT_DOCKER)})
+    runner = ScriptedRunner({("/usr/local/bin/docker", "buildx", "version"): CommandResult(0, VERSION),
+                             ("/usr/local/bin/docker", "buildx", "inspect"): CommandResult(0, INSPECT_DOCKER)})
     builder = select_builder(runner, image_store="classic")
     assert builder == BuildxBuilder(docker="/usr/local/bin/docker", builder=None, multi_platform=False,
                                     summary="current builder (docker driver)")

@@ -27,7 +27,7 @@ from imagegraph.adapters.devcontainer import (
     tool_problem,
     up_command,
 )
-from imagegraph.adapters.runner import Result
+from imagegraph.adapters.runner import CommandResult
 from imagegraph.core.errors import ConfigError
 from imagegraph.core.plan import Availability, make_plan
 
@@ -182,21 +182,21 @@ def test_the_docker_probe_logs_in_anew_when_the_group_was_just_added():
 
 
 def test_read_probe_checks_the_exit_status_and_the_expectation():
-    assert read_probe(probe("torch"), Result(0, "2.13.0+cpu\n")) == read_probe(probe("torch"), Result(0, "\n2.13.0+cpu"))
-    assert read_probe(probe("torch"), Result(0, "2.13.0+cpu\n")).ok
-    installed = read_probe(probe("imagegraph"), Result(0, "/workspace/src/imagegraph/__init__.py\n"))
+    assert read_probe(probe("torch"), CommandResult(0, "2.13.0+cpu\n")) == read_probe(probe("torch"), CommandResult(0, "\n2.13.0+cpu"))
+    assert read_probe(probe("torch"), CommandResult(0, "2.13.0+cpu\n")).ok
+    installed = read_probe(probe("imagegraph"), CommandResult(0, "/workspace/src/imagegraph/__init__.py\n"))
     assert installed.ok and installed.detail == "/workspace/src/imagegraph/__init__.py"
-    elsewhere = read_probe(probe("imagegraph"), Result(0, "/usr/lib/python3/dist-packages/imagegraph/__init__.py\n"))
+    elsewhere = read_probe(probe("imagegraph"), CommandResult(0, "/usr/lib/python3/dist-packages/imagegraph/__init__.py\n"))
     assert not elsewhere.ok and elsewhere.detail.startswith("unexpected: /usr/lib/") and "dev.post-create" in elsewhere.fix
-    broken = read_probe(probe("docker"), Result(1, "Client: 20.10\nCannot connect to the Docker daemon at unix:///x.sock\n"))
+    broken = read_probe(probe("docker"), CommandResult(1, "Client: 20.10\nCannot connect to the Docker daemon at unix:///x.sock\n"))
     assert not broken.ok and broken.detail == "Cannot connect to the Docker daemon at unix:///x.sock"
-    assert read_probe(probe("hooks"), Result(1, "")).detail == "exited 1"
+    assert read_probe(probe("hooks"), CommandResult(1, "")).detail == "exited 1"
 
 
 def test_the_tools_table_and_the_one_line_problem():
-    checks = [read_probe(probe("ruff"), Result(0, "ruff 0.17.5\n")),
-              read_probe(probe("docker"), Result(1, "permission denied\n")),
-              read_probe(probe("nox"), Result(127, "nox: not installed or not on PATH"))]
+    checks = [read_probe(probe("ruff"), CommandResult(0, "ruff 0.17.5\n")),
+              read_probe(probe("docker"), CommandResult(1, "permission denied\n")),
+              read_probe(probe("nox"), CommandResult(127, "nox: not installed or not on PATH"))]
     table = format_tools(checks).splitlines()
     assert table[0].split() == ["tool", "status", "detail"]
     assert table[2].split() == ["ruff", "ok", "ruff", "0.17.5"] and table[3].split()[:2] == ["docker", "FAILED"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from imagegraph.adapters.runner import Result
+from imagegraph.adapters.runner import CommandResult
 from imagegraph.core.errors import EngineError
 from imagegraph_provision.builder import builder_image_missing, buildkitd_config, container_builder_commands, create_container_builder
 from tests.unit.test_builders import INSPECT_CONTAINER, VERSION, ScriptedRunner, assert_created_nothing
@@ -60,19 +60,19 @@ PULL_FAILED = ('ERROR: Error response from daemon: failed to resolve reference "
                "failed to do request: dial tcp: lookup registry-1.docker.io: no such host\n")
 
 
-def container_answers(bootstrap: Result, config_dir: Path) -> dict[tuple[str, ...], Result]:
+def container_answers(bootstrap: CommandResult, config_dir: Path) -> dict[tuple[str, ...], CommandResult]:
     docker = "/usr/local/bin/docker"
     return {
-        (docker, "buildx", "version"): Result(0, VERSION),
+        (docker, "buildx", "version"): CommandResult(0, VERSION),
         (docker, "buildx", "create", "--name", "farm", "--driver", "docker-container", "--driver-opt", "network=host",
-         "--buildkitd-config", str(config_dir / "buildkitd-farm.toml")): Result(0, "farm\n"),
+         "--buildkitd-config", str(config_dir / "buildkitd-farm.toml")): CommandResult(0, "farm\n"),
         (docker, "buildx", "inspect", "--bootstrap", "farm"): bootstrap,
-        (docker, "buildx", "rm", "farm"): Result(0, ""),
+        (docker, "buildx", "rm", "farm"): CommandResult(0, ""),
     }
 
 
 def test_a_container_builder_is_created_with_plain_http_for_a_loopback_registry_and_started(two_clients, tmp_path):
-    runner, said = ScriptedRunner(container_answers(Result(0, INSPECT_CONTAINER), tmp_path)), []
+    runner, said = ScriptedRunner(container_answers(CommandResult(0, INSPECT_CONTAINER), tmp_path)), []
     info = create_container_builder(runner, "farm", registry="127.0.0.1:5000", config_dir=tmp_path, say=said.append)
     assert info.driver == "docker-container"
     assert (tmp_path / "buildkitd-farm.toml").read_text() == buildkitd_config("127.0.0.1:5000")
@@ -81,7 +81,7 @@ def test_a_container_builder_is_created_with_plain_http_for_a_loopback_registry_
 
 
 def test_a_container_builder_whose_image_cannot_be_pulled_is_removed_and_the_error_says_what_to_do(two_clients, tmp_path):
-    runner = ScriptedRunner(container_answers(Result(1, PULL_FAILED), tmp_path))
+    runner = ScriptedRunner(container_answers(CommandResult(1, PULL_FAILED), tmp_path))
     with pytest.raises(EngineError, match=r"^the docker-container builder farm needs the image moby/buildkit:buildx-stable-1, "
                                           r"which cannot be pulled here; load it .*; the half-made builder was removed$"):
         create_container_builder(runner, "farm", registry="127.0.0.1:5000", config_dir=tmp_path, say=lambda _: None)
@@ -89,7 +89,7 @@ def test_a_container_builder_whose_image_cannot_be_pulled_is_removed_and_the_err
 
 
 def test_an_existing_builder_of_that_name_is_left_as_it_is(two_clients, tmp_path):
-    runner = ScriptedRunner({("/usr/local/bin/docker", "buildx", "version"): Result(0, VERSION),
-                             ("/usr/local/bin/docker", "buildx", "inspect", "farm"): Result(0, INSPECT_CONTAINER)})
+    runner = ScriptedRunner({("/usr/local/bin/docker", "buildx", "version"): CommandResult(0, VERSION),
+                             ("/usr/local/bin/docker", "buildx", "inspect", "farm"): CommandResult(0, INSPECT_CONTAINER)})
     create_container_builder(runner, "farm", registry=None, config_dir=tmp_path, say=lambda _: None)
     assert_created_nothing(runner)

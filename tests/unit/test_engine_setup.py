@@ -876,10 +876,10 @@ class AptRunner(Runner):
         self.ran: list[tuple[tuple[str, ...], dict[str, str]]] = []
 
     def run(self, command, *, check=True, log_path=None, on_line=None, **_):
-        from imagegraph.adapters.runner import Result
+        from imagegraph.adapters.runner import CommandResult
 
         self.ran.append((command.argv, dict(command.env)))
-        return Result(0, "")
+        return CommandResult(0, "")
 
 
 def _apt_steps(tmp_path, monkeypatch, after: MachineFacts) -> tuple[EngineSteps, AptRunner]:

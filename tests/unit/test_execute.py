@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from imagegraph.adapters.engine.builders import BuildxBuilder
-from imagegraph.adapters.runner import Command, Result, Runner
+from imagegraph.adapters.runner import Command, CommandResult, Runner
 from imagegraph.adapters.trees import blob_id
 from imagegraph.adapters.wheelhouse import Wheelhouse
 from imagegraph.core.config import load_config
@@ -45,7 +45,7 @@ class ScriptedRunner(Runner):
         self.script = script
         self.ran: list[tuple[str, ...]] = []
 
-    def run(self, command: Command, *, check: bool = True, log_path: Path | None = None, on_line=None, **_) -> Result:
+    def run(self, command: Command, *, check: bool = True, log_path: Path | None = None, on_line=None, **_) -> CommandResult:
         self.ran.append(command.argv)
         answer = self.script[command.argv[1]].pop(0)
         returncode, output = answer if isinstance(answer, tuple) else (0, answer)
@@ -58,7 +58,7 @@ class ScriptedRunner(Runner):
         if check and returncode:
             raise CommandFailed(command.argv, returncode, output_tail="".join(output.splitlines(keepends=True)[-12:]),
                                 log_path=str(log_path) if log_path else None)
-        return Result(returncode, output)
+        return CommandResult(returncode, output)
 
 
 class NoImages:

@@ -12,7 +12,8 @@
 - ``imagegraph_provision`` (making an engine usable: `invoke engine.*`) sits beside the library: it
   imports the library's core and adapters (its ``tasks`` module Invoke, and the library's error
   wiring), never presentation, execute or workspace; and the library never imports it: this
-  repository's ``tasks.py`` puts `engine.*` on the menu.
+  repository's ``tasks.py`` puts `engine.*` on the menu;
+- no module imports itself through others (no import circle): each pair of modules has one direction.
 
 Every import counts, at the top, under TYPE_CHECKING or inside a function: a dependency is a
 dependency, whenever it loads. The few exceptions are named, and a stale one fails too.
@@ -68,6 +69,9 @@ def modules() -> dict[str, Path]:
 
 MODULES = modules()
 
+
+#: Import circles known and being broken, each named by its modules: a new circle fails, and so does one of these that is gone.
+KNOWN_CIRCLES: set[frozenset[str]] = set()
 
 
 def imports(module: str) -> list[tuple[str, tuple[str, ...], int]]:
@@ -149,6 +153,64 @@ def violations(module: str, found: list[tuple[str, tuple[str, ...], int]], used:
     return bad
 
 
+def import_graph() -> dict[str, set[str]]:
+    """module -> the package's modules it imports (itself left out), every import counted."""
+    return {module: {target for target, _, _ in imports(module) if target in MODULES and target != module} for module in MODULES}
+
+
+def circles(graph: dict[str, set[str]]) -> list[frozenset[str]]:
+    """The import circles of ``graph``: its strongly connected parts of more than one module (Tarjan's algorithm, without recursion)."""
+    order: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found = []
+    for start in sorted(graph):
+        if start in order:
+            continue
+        walk = [(start, iter(sorted(graph[start])))]
+        order[start] = low[start] = len(order)
+        stack.append(start)
+        on_stack.add(start)
+        while walk:
+            module, targets = walk[-1]
+            target = next(targets, None)
+            if target is not None:
+                if target not in order:
+                    order[target] = low[target] = len(order)
+                    stack.append(target)
+                    on_stack.add(target)
+                    walk.append((target, iter(sorted(graph.get(target, ())))))
+                elif target in on_stack:
+                    low[module] = min(low[module], order[target])
+                continue
+            walk.pop()
+            if walk:
+                low[walk[-1][0]] = min(low[walk[-1][0]], low[module])
+            if low[module] == order[module]:
+                part = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    part.add(member)
+                    if member == module:
+                        break
+                if len(part) > 1:
+                    found.append(frozenset(part))
+    return found
+
+
+def described(circle: frozenset[str]) -> str:
+    """A circle as its imports, ``a -> b`` each, with the lines: where to start breaking it."""
+    ties: dict[tuple[str, int, str], list[str]] = {}
+    for module in sorted(circle):
+        for target, names, line in imports(module):
+            if target in circle and target != module:
+                ties.setdefault((module, line, target), []).extend(names)
+    return "; ".join(f"{module}:{line} -> {target}" + (f" ({', '.join(names)})" if names else "")
+                     for (module, line, target), names in ties.items())
+
+
 def test_every_module_lives_in_a_layer():
     strays = [m for m in MODULES if layer(m) == "stray"]
     assert not strays, f"put these modules in core/, adapters/ or presentation/ (see the folders' __init__.py): {strays}"
@@ -172,50 +234,40 @@ def test_every_named_exception_is_still_needed():
     assert stale - used == set(), "these exceptions are not needed any more: drop them from test_layout.py"
 
 
-#: Import circles still to break, each as the set of its modules; a circle not named here fails, and so does a name no circle needs.
-KNOWN_CIRCLES: set[frozenset[str]] = {
-    frozenset({"imagegraph.adapters.repo", "imagegraph.adapters.trees"}),  # the trees reach into the repository object
-}
+def test_no_import_circle():
+    found = set(circles(import_graph()))
+    new = found - KNOWN_CIRCLES
+    assert not new, "import circles (give each pair of modules one direction): " + " | ".join(described(c) for c in new)
+    assert KNOWN_CIRCLES - found == set(), "these circles are gone: drop them from KNOWN_CIRCLES in test_layout.py"
 
 
-def circles(graph: dict[str, set[str]]) -> set[frozenset[str]]:
-    """The modules that import each other, directly or through others: each strongly connected set of two or more (Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    found: set[frozenset[str]] = set()
-
-    def visit(module: str) -> None:
-        index[module] = low[module] = len(index)
-        stack.append(module)
-        for target in sorted(graph[module]):
-            if target not in index:
-                visit(target)
-                low[module] = min(low[module], low[target])
-            elif target in stack:
-                low[module] = min(low[module], index[target])
-        if low[module] == index[module]:
-            members = stack[stack.index(module):]
-            del stack[stack.index(module):]
-            if len(members) > 1:
-                found.add(frozenset(members))
-
-    for module in sorted(graph):
-        if module not in index:
-            visit(module)
-    return found
+@pytest.mark.parametrize(("module", "source", "circle"), [
+    # two modules: the trees would ask the repository again, which makes them
+    ("imagegraph.adapters.trees", "from .repo import Repository", {"imagegraph.adapters.trees", "imagegraph.adapters.repo"}),
+    # under TYPE_CHECKING too: a dependency is a dependency
+    ("imagegraph.adapters.trees", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .repo import Repository\n",
+     {"imagegraph.adapters.trees", "imagegraph.adapters.repo"}),
+    # a submodule imported by name (runner imports errors)
+    ("imagegraph.core.errors", "from ..adapters import runner", {"imagegraph.core.errors", "imagegraph.adapters.runner"}),
+    # inside a function, and across layers (tables imports values)
+    ("imagegraph.core.values", "def late():\n    from imagegraph.presentation import tables\n",
+     {"imagegraph.core.values", "imagegraph.presentation.tables"}),
+])
+def test_an_import_circle_is_caught(module, source, circle, tmp_path, monkeypatch):
+    probe = tmp_path / "probe.py"
+    probe.write_text(source + "\n")
+    monkeypatch.setitem(MODULES, module, probe)
+    new = [c for c in circles(import_graph()) if c not in KNOWN_CIRCLES]
+    assert len(new) == 1 and circle <= new[0], new
+    assert f"{module}:" in described(new[0])
 
 
-def test_no_modules_import_each_other():
-    graph = {module: {target for target, _, _ in imports(module) if target in MODULES and target != module} for module in MODULES}
-    found = circles(graph)
-    assert found - KNOWN_CIRCLES == set(), "these modules import each other: let one take plain values from the other instead"
-    assert KNOWN_CIRCLES - found == set(), "these circles are broken now: drop them from KNOWN_CIRCLES"
-
-
-def test_a_circle_through_a_third_module_is_found():
-    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
-    assert circles(graph) == {frozenset({"a", "b", "c"})}
+def test_circles_finds_every_loop_and_nothing_else():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": {"e"}, "e": {"d"}, "f": {"a", "f"}, "g": set()}
+    assert sorted(sorted(c) for c in circles(graph)) == [["a", "b", "c"], ["d", "e"]]
+    chain = {f"m{i}": {f"m{i + 1}"} for i in range(5000)}  # deep: no recursion limit
+    chain["m5000"] = {"m0"}
+    assert circles(chain) == [frozenset(chain)]
 
 
 @pytest.mark.parametrize(("module", "source", "broken"), [

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imagegraph.adapters.runner import Command, Result
+from imagegraph.adapters.runner import Command, CommandResult
 from imagegraph.adapters.wheelhouse import Wheelhouse, pip_platform_tags
 
 
@@ -13,14 +13,14 @@ class DownloadingRunner:
         self.wheels = wheels
         self.calls: list[tuple[str, ...]] = []
 
-    def run(self, command: Command, **_) -> Result:
+    def run(self, command: Command, **_) -> CommandResult:
         argv = command.argv
         self.calls.append(argv)
         dest = Path(argv[argv.index("--dest") + 1])
         platform = argv[argv.index("--platform") + 1]
         for name in self.wheels["aarch64" if platform.endswith("aarch64") else "x86_64"]:
             (dest / name).write_text("wheel")
-        return Result(0, "")
+        return CommandResult(0, "")
 
 
 def test_platform_tags_cover_every_glibc_up_to_bookworm():

@@ -30,7 +30,7 @@ from pathlib import Path
 from ..core.errors import ConfigError
 from ..core.plan import Decision, ImagePlan
 from ..presentation.tables import table
-from .runner import Command, Result, Runner
+from .runner import Command, CommandResult, Runner
 
 __all__ = [
     "CONFIG_PATH",
@@ -247,7 +247,7 @@ class ToolCheck:
     fix: str = ""
 
 
-def read_probe(probe: Probe, result: Result) -> ToolCheck:
+def read_probe(probe: Probe, result: CommandResult) -> ToolCheck:
     """Judge a probe: its exit status and expectation; the detail is the first output line (the last one on failure)."""
     lines = [line.strip() for line in result.output.splitlines() if line.strip()]
     ok = result.returncode == 0 and (probe.expect is None or probe.expect(result.output))

@@ -6,8 +6,11 @@ So every listing is git's NUL-separated form (``-z``: names exactly as
 stored, whatever ``core.quotePath`` says), its names decoded with
 surrogate escapes (the bytes come back unchanged through ``os.fsencode``),
 and every revision or path in a command sits after ``--end-of-options`` or
-``--``, where git never reads it as an option. The commands are data (argv
-tuples); :class:`imagegraph.adapters.repo.Repository` runs them.
+``--``, where git never reads it as an option. Kept in one module because a
+single listing read another way (a newline split, a quoted name) would
+misname a hostile file. The commands are data (argv tuples, compared as such
+in tests); :class:`imagegraph.adapters.repo.Repository` and the trees of
+:mod:`imagegraph.adapters.trees` run them.
 """
 
 from __future__ import annotations

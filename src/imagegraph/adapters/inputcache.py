@@ -1,5 +1,9 @@
 """What the last plans found in the checkout, kept so the next plan of the same content does not look again.
 
+A plan runs before every build and in every CI job, and most of them see a
+checkout an earlier plan already saw: looking again would cost a pass over
+every input for an answer known already.
+
 Fingerprinting a large checkout is one pass over every input path (globs,
 the ignore file, content ids), and the input checks another (the files each
 Dockerfile reads, the size of every input). Their results depend on nothing

@@ -1,13 +1,19 @@
 """The git adapter: everything imagegraph asks git.
 
+Inputs and changes come from git rather than from a walk of the disk: git
+already knows which files are the project's (ignored ones are not), their
+content ids, and what differs from a base commit, so a plan of a large
+checkout reads its answers instead of every file.
+
 git is asked directly: one-line answers through :meth:`Repository._ask`,
 listings of file names in the NUL-separated forms :mod:`imagegraph.adapters.gitlists`
-defines and reads (a name may hold any byte but NUL and ``/``); GitPython
-only reads objects by id.
+defines and reads (a name may hold any byte but NUL and ``/``); GitPython,
+slow to load, only reads objects by id.
 
 Two questions matter. *What is in the checkout?* (:meth:`Repository.working_tree`
 and :meth:`Repository.commit_tree` make the trees of :mod:`imagegraph.adapters.trees`,
-which answer with git's own content ids.) *What changed since a base
+which answer with git's own content ids; they get :attr:`Repository.access`,
+a small value, not the repository.) *What changed since a base
 commit?* (:meth:`Repository.diff`, renames and untracked files included.)
 
 Paths are always relative to the project root (the directory of images.yaml),
@@ -30,7 +36,7 @@ from ..core.gitnames import is_commit_id, is_ref_name
 from ..core.values import shown
 from . import gitlists
 from .inputcache import InputCache, cache_key
-from .trees import CommitTree, WorkingTree, git_output
+from .trees import CommitTree, GitAccess, WorkingTree, read_small
 
 if TYPE_CHECKING:
     import git
@@ -57,6 +63,8 @@ class Repository:
         #: The project root relative to the repository's top level, with a trailing slash ("" at the top).
         self.prefix = "" if rel == "." else rel + "/"
         self.top = top
+        #: What the trees of this repository are given of it (:mod:`imagegraph.adapters.trees`).
+        self.access = GitAccess(self.root, self.prefix, self.git_start, self._read_blob, self.config_value)
 
     @cached_property
     def repo(self) -> git.Repo:
@@ -226,10 +234,10 @@ class Repository:
 
     def _changes(self, status: str, before: str | None, path: str) -> list[Change]:
         kind = _KINDS.get(status or "M", "modified")
-        new = self._relative(path)
+        new = self.access.relative(path)
         if status != "R":
             return [Change(new, kind)] if new is not None else []
-        old = self._relative(before)
+        old = self.access.relative(before)
         if old is not None and new is not None:
             return [Change(new, kind, old)]
         # A rename across the project's boundary is an add or a delete from here.
@@ -238,25 +246,23 @@ class Repository:
     # -- trees ----------------------------------------------------------------
 
     def working_tree(self) -> WorkingTree:
-        return WorkingTree(self)
+        return WorkingTree(self.access)
 
     def commit_tree(self, commit: str) -> CommitTree:
-        return CommitTree(self, commit)
+        return CommitTree(self.access, commit)
 
-    def _relative(self, path: str | None) -> str | None:
-        if path is None:
-            return None
-        if not self.prefix:
-            return path
-        return path[len(self.prefix):] if path.startswith(self.prefix) else None
+    def _read_blob(self, path: str, oid: str) -> bytes:
+        """The bytes of blob ``oid`` (the file ``path`` of a commit), through GitPython's long-lived object readers.
 
-    def _pathspec(self) -> str:
-        # literal: a folder named with *, ? or [ is that folder, not a pattern
-        return f":(top,literal){self.prefix}" if self.prefix else ":(top)"
+        Its size is asked first, apart from its content: a blob refused as too
+        large is never opened, so git's content reader is never left mid-answer.
+        """
+        binary = bytes.fromhex(oid)
+        return read_small(path, self.repo.odb.info(binary).size, lambda: self.repo.odb.stream(binary).read())
 
     def listing(self, command: Sequence[str]) -> bytes:
         """What a git command of :mod:`imagegraph.adapters.gitlists` prints, run at the top level; read it there too."""
-        return git_output(self.git_start(*command), f"git {command[0]}")
+        return self.access.listing(command)
 
     def staged(self) -> tuple[str, ...]:
         """The staged files that still exist, by path from the top level (what a pre-commit hook checks)."""

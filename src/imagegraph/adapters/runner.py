@@ -23,7 +23,7 @@ from ..core.values import redact_urls
 from .interrupt import Stop
 from .workdirs import no_follow, refuse_link
 
-__all__ = ["Command", "Result", "Runner", "mask"]
+__all__ = ["Command", "CommandResult", "Runner", "mask"]
 
 TAIL_LINES = 25
 
@@ -60,9 +60,12 @@ class Command:
 
 
 @dataclass(frozen=True)
-class Result:
+class CommandResult:
+    """How a :class:`Command` ended: its exit status and its output (stdout and stderr interleaved, secrets masked)."""
+
     returncode: int
     output: str
+
 
 
 def shown_line(text: str, secrets: Sequence[str]) -> str:
@@ -128,7 +131,7 @@ class Runner:
         stdin: bytes | None = None,
         timeout: float | None = None,
         keep_stderr: bool = True,
-    ) -> Result:
+    ) -> CommandResult:
         """Run ``command``; its output (stdout and stderr interleaved, masked) line by line to the log and ``on_line``.
 
         ``keep_stderr=False`` drops what the program writes to stderr unread:
@@ -186,7 +189,7 @@ class Runner:
                 log_path=str(log_path) if log_path else None,
                 hint=command.hint,
             )
-        return Result(returncode, output)
+        return CommandResult(returncode, output)
 
 
 def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:

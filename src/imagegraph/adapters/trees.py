@@ -3,8 +3,11 @@
 Both answer with git's own content ids (``"<mode> <blob id>"``), so
 planning a large repository reads almost nothing from disk: the checkout's
 ids come from the index, and only files that differ from it are hashed
-(:func:`file_blob_id`, a chunk at a time). :class:`imagegraph.adapters.repo.Repository`
-makes them; paths are relative to the project root.
+(:func:`file_blob_id`, a chunk at a time). Paths are relative to the project root.
+
+A tree is given what it needs of git as one small value, :class:`GitAccess`
+(the repository adapter makes it), so it depends on four plain answers, not on
+the whole repository object and its state.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import stat
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, Protocol
 
 from ..core.changes import EMPTY_TREE
 from ..core.errors import ImagegraphError, InputError
@@ -25,12 +29,9 @@ from ..core.fingerprint import GITLINK_MODE
 from ..core.links import LINK_MODE, inside
 from . import gitlists
 
-if TYPE_CHECKING:
-    from .repo import Repository
-
 __all__ = [
-    "CHUNK_BYTES", "OWN_FOLDERS", "TEXT_LIMIT_BYTES", "CommitTree", "UnmergedPaths", "WorkingTree", "blob_id", "file_blob_id",
-    "git_output", "read_small",
+    "CHUNK_BYTES", "OWN_FOLDERS", "TEXT_LIMIT_BYTES", "CommitTree", "GitAccess", "UnmergedPaths", "WorkingTree", "blob_id",
+    "file_blob_id", "git_output", "read_small",
 ]
 
 #: porcelain status of a path with a merge conflict (git status --porcelain: "Unmerged" entries).
@@ -85,6 +86,50 @@ def git_output(process: subprocess.Popen[bytes], what: str) -> bytes:
     return out
 
 
+class StartGit(Protocol):
+    """Starts ``git <args>`` at the repository's top level and returns at once; its output is read later."""
+
+    def __call__(self, *args: str, stdin: IO[bytes] | int = ...) -> subprocess.Popen[bytes]: ...
+
+
+@dataclass(frozen=True)
+class GitAccess:
+    """What a tree needs of its repository, and nothing more: where the project is, and three ways to ask git.
+
+    Paths from git are relative to the repository's top level; the project
+    may sit below it in a monorepo (``prefix``), and a tree sees only the
+    project's files, named from the project root.
+    """
+
+    #: The project root (the directory of images.yaml): where the checkout's files are read.
+    root: Path
+    #: The project root relative to the repository's top level, with a trailing slash ("" at the top).
+    prefix: str
+    #: Starts a git command at the top level (the one place that sets its environment).
+    start: StartGit
+    #: ``(path, "<blob id>")`` -> the blob's bytes, refused when far larger than a text file (:func:`read_small`).
+    read_blob: Callable[[str, str], bytes]
+    #: ``(section, option)`` -> the repository's setting, None when unset.
+    setting: Callable[[str, str], str | None]
+
+    def relative(self, path: str | None) -> str | None:
+        """A path from the top level, named from the project root; None when it lies outside the project."""
+        if path is None:
+            return None
+        if not self.prefix:
+            return path
+        return path[len(self.prefix):] if path.startswith(self.prefix) else None
+
+    def pathspec(self) -> str:
+        """The project's files, as a pathspec read from the top level."""
+        # literal: a folder named with *, ? or [ is that folder, not a pattern
+        return f":(top,literal){self.prefix}" if self.prefix else ":(top)"
+
+    def listing(self, command: Sequence[str]) -> bytes:
+        """What a git command of :mod:`imagegraph.adapters.gitlists` prints; its own error line when it fails."""
+        return git_output(self.start(*command), f"git {command[0]}")
+
+
 #: How many questions :meth:`WorkingTree.__contains__` answers by scanning git's listing before it lists the tree
 #: instead: a plan that asks about a few ignore files pays a few scans; one that asks about every path pays one listing.
 SCANS_BEFORE_LISTING = 16
@@ -114,13 +159,14 @@ class WorkingTree:
     the tree is first asked something, so the caller works meanwhile.
     """
 
-    def __init__(self, repository: Repository) -> None:
-        self._repo = repository
-        self.root = repository.root
-        self._status_run = repository.git_start(*gitlists.status(repository._pathspec()))
-        self._listing_run = repository.git_start(*gitlists.index(repository._pathspec()))
-        self._names_run = repository.git_start(*gitlists.names(repository._pathspec()))
-        self._attributes_run = repository.git_start(*gitlists.check_attr(), stdin=self._names_run.stdout)
+    def __init__(self, git: GitAccess) -> None:
+        self._git = git
+        self.root = git.root
+        pathspec = git.pathspec()
+        self._status_run = git.start(*gitlists.status(pathspec))
+        self._listing_run = git.start(*gitlists.index(pathspec))
+        self._names_run = git.start(*gitlists.names(pathspec))
+        self._attributes_run = git.start(*gitlists.check_attr(), stdin=self._names_run.stdout)
         self._names_run.stdout.close()  # check-attr reads the names now; git ls-files sees a closed pipe if it stops early
         self._converted: dict[str, str] | None = None
         self._attributes: dict[str, dict[str, str]] = {}
@@ -138,7 +184,7 @@ class WorkingTree:
         if self._status is None:
             status: dict[str, str] = {}
             for xy, path in gitlists.status_entries(git_output(self._status_run, "git status")):
-                rel = self._repo._relative(path)
+                rel = self._git.relative(path)
                 if rel is not None and not (xy == "??" and rel.startswith(OWN_FOLDERS)):
                     status[rel] = xy
             unmerged = sorted(path for path, xy in status.items() if xy in UNMERGED)
@@ -184,13 +230,13 @@ class WorkingTree:
             return self._converted
         found = gitlists.attributes(git_output(self._attributes_run, "git check-attr"))
         self._names_run.wait()
-        self._attributes = {rel: attrs for path, attrs in found.items() if (rel := self._repo._relative(path)) is not None}
+        self._attributes = {rel: attrs for path, attrs in found.items() if (rel := self._git.relative(path)) is not None}
         converted = gitlists.converting(self._attributes)
-        autocrlf = self._repo.config_value("core", "autocrlf")
+        autocrlf = self._git.setting("core", "autocrlf")
         if autocrlf in ("true", "input"):  # a text file converts without any attribute (-text, binary: never)
             listing = self._listing_bytes().decode("utf-8", "surrogateescape")
             for _, path in gitlists.INDEX_ENTRY.findall(listing):
-                rel = self._repo._relative(path)
+                rel = self._git.relative(path)
                 attrs = self._attributes.get(rel, {}) if rel is not None else {}
                 if rel is not None and rel not in converted and attrs.get("text") != "unset" and attrs.get("crlf") != "unset":
                     converted[rel] = f"core.autocrlf={autocrlf}"
@@ -206,7 +252,7 @@ class WorkingTree:
         if self._paths is not None:
             return self._paths
         status = self.status
-        prefix = self._repo.prefix
+        prefix = self._git.prefix
         listing = self._listing_bytes().decode("utf-8", "surrogateescape")
         # "<mode> <blob id> <stage>\t<path>": the content id is "<mode> <blob id>", as fingerprints name it.
         # One regular expression over the whole listing: a Python loop per file is most of the cost on 20,000 files.
@@ -315,13 +361,13 @@ def _refuse_lfs_pointer(path: str, full: Path, size: int) -> None:
 class CommitTree:
     """The files of one commit, straight from git's object database (nothing on disk is read)."""
 
-    def __init__(self, repository: Repository, commit: str) -> None:
-        self._repo = repository
+    def __init__(self, git: GitAccess, commit: str) -> None:
+        self._git = git
         self.commit = commit
         ids: dict[str, str] = {}
         if commit != EMPTY_TREE:
-            for mode, kind, oid, path in gitlists.tree_entries(repository.listing(gitlists.tree(commit))):
-                rel = repository._relative(path)
+            for mode, kind, oid, path in gitlists.tree_entries(git.listing(gitlists.tree(commit))):
+                rel = git.relative(path)
                 if rel is not None and kind in ("blob", "commit"):
                     ids[rel] = f"{mode} {oid}"
         self._ids = ids
@@ -334,7 +380,4 @@ class CommitTree:
         return self._ids[path]
 
     def read(self, path: str) -> bytes:
-        stream = self._repo.repo.odb.stream(bytes.fromhex(self._ids[path].split(" ", 1)[1]))
-        if stream.size > TEXT_LIMIT_BYTES:
-            self._repo.restart_helpers()  # git's cat-file is mid-answer: the next read needs a fresh one
-        return read_small(path, stream.size, stream.read)
+        return self._git.read_blob(path, self._ids[path].split(" ", 1)[1])

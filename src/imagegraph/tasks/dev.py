@@ -12,7 +12,7 @@ from pathlib import Path
 
 from invoke import Collection, task
 
-from ..adapters.runner import Command, Result, Runner
+from ..adapters.runner import Command, CommandResult, Runner
 from ..core.errors import ImagegraphError, ToolMissing
 from ..core.values import escaped, parse_reference
 from ..workspace import Workspace, find_root
@@ -97,11 +97,11 @@ def post_create(c, host=False):
         raise ImagegraphError(problem)
 
 
-def _probe(runner: Runner, command: Command, log: Path) -> Result:
+def _probe(runner: Runner, command: Command, log: Path) -> CommandResult:
     try:
         return runner.run(command, check=False, log_path=log)
     except ToolMissing:
-        return Result(127, f"{command.argv[0]}: not installed or not on PATH")
+        return CommandResult(127, f"{command.argv[0]}: not installed or not on PATH")
 
 
 @task(help={"rebuild": "remove this checkout's devcontainer first, so it is created anew (post-create runs again)"})
