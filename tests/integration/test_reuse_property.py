@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from imagegraph.adapters.engine.builder_choice import BuilderChoice
 from imagegraph.core.errors import ImagegraphError
 from imagegraph.core.fingerprint import Fingerprinter
 from imagegraph.core.graph import build_order
@@ -142,6 +143,10 @@ class Published:
         return ref in self.refs
 
 
+#: The builder a plan's build requests are made for (the plan asks only its kind): none is run here.
+ANY_BUILDER = BuilderChoice("docker", None, "docker", True, ("linux/amd64", "linux/arm64"), "this test builds nothing")
+
+
 class NoLocalImages:
     def has(self, ref: str) -> bool:
         return False
@@ -149,7 +154,8 @@ class NoLocalImages:
 
 def check(root: Path, base: str, at_base: dict[str, str], registry: Published, edit) -> None:
     try:
-        workspace = Workspace(root, BuildOptions(registry=REGISTRY, since=base), registry=registry, local=NoLocalImages())  # type: ignore[arg-type]
+        workspace = Workspace(root, BuildOptions(registry=REGISTRY, since=base), registry=registry, local=NoLocalImages(),  # type: ignore[arg-type]
+                              builder_choice=ANY_BUILDER)
         now = workspace.fingerprints
     except ImagegraphError as refused:
         assert "\n" not in str(refused), (edit, str(refused))

@@ -6,7 +6,8 @@
   adapters, and they alone import git, docker, requests and urllib3;
 - ``presentation/`` is what people and CI read: core and presentation, and of the adapters only the
   plain values listed in PRESENTATION_MAY_USE;
-- ``execute`` (the executor) and ``reporting`` (a run's report, made and kept) sit on top, and
+- ``execute`` (the executor), ``reporting`` (a run's report, made and kept) and ``inputs`` (what the
+  repository says: fingerprints, warnings, what changed) sit on top, and
   ``workspace`` (the composition root) above them; ``tasks/`` wires Invoke to the workspace and is
   imported by nothing;
 - ``imagegraph_provision`` (making an engine usable: `invoke engine.*`) sits beside the library: it
@@ -34,7 +35,7 @@ PACKAGE = SRC / "imagegraph"
 PROVISION = SRC / "imagegraph_provision"
 
 LAYERS = ("core", "adapters", "presentation", "tasks")
-TOP_MODULES = {"imagegraph", "imagegraph.workspace", "imagegraph.execute", "imagegraph.reporting"}
+TOP_MODULES = {"imagegraph", "imagegraph.workspace", "imagegraph.execute", "imagegraph.reporting", "imagegraph.inputs"}
 #: Third-party libraries core may import: pure, no I/O of their own.
 CORE_LIBRARIES = {"yaml", "pathspec", "packaging"}
 #: Standard-library modules that do process, network, signal or lock work: never in core.
@@ -137,7 +138,8 @@ def violations(module: str, found: list[tuple[str, tuple[str, ...], int]], used:
             "presentation": {"core", "presentation"},
             "execute": {"core", "adapters", "presentation"},
             "reporting": {"core", "adapters", "presentation"},
-            "workspace": {"core", "adapters", "presentation", "execute", "reporting"},
+            "inputs": {"core", "adapters"},
+            "workspace": {"core", "adapters", "presentation", "execute", "reporting", "inputs"},
             "tasks": {"core", "adapters", "presentation", "execute", "workspace", "tasks", "package"},
             "package": {"core", "workspace"},
             "provision": {"core", "adapters", "provision"},
