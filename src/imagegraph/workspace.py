@@ -164,7 +164,7 @@ class Workspace:
         if self._builder_choice is not None:
             return self._builder_choice
         named, origin = named_builder(self.options.builder, os.environ, self.config.builder)
-        facts = observe_builder(self.runner, named=named, named_from=origin, image_store=self.local.image_store())
+        facts = observe_builder(self.runner, named=named, named_from=origin)
         return choose_builder(facts)
 
     @cached_property

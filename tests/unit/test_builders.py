@@ -396,9 +396,50 @@ def test_observe_asks_the_first_client_with_buildx_about_the_current_builder(two
                              ("/usr/bin/docker", "buildx", "inspect"): CommandResult(0, INSPECT_DOCKER)})
     observed = observe_builder(runner, image_store="classic")
     assert observed == BuilderFacts("/usr/bin/docker", VERSION.strip(), None, "", parse_inspect(INSPECT_DOCKER), "classic")
-    assert runner.seen == [("/usr/local/bin/docker", "buildx", "version"), ("/usr/bin/docker", "buildx", "version"),
-                           ("/usr/bin/docker", "buildx", "inspect")]
+    # each client is asked in turn (its questions side by side), the first one with buildx answers
+    assert sorted(runner.seen) == sorted([("/usr/local/bin/docker", "buildx", "version"), ("/usr/local/bin/docker", "buildx", "inspect"),
+                                          ("/usr/bin/docker", "buildx", "version"), ("/usr/bin/docker", "buildx", "inspect")])
+    assert runner.seen.index(("/usr/bin/docker", "buildx", "version")) > runner.seen.index(("/usr/local/bin/docker", "buildx", "version"))
     assert_created_nothing(runner)
+
+
+#: `docker info --format '{{json .DriverStatus}}'` of dockerd 26 on each image store.
+DRIVER_STATUS = {"containerd": '[["driver-type","io.containerd.snapshotter.v1"]]\n',
+                 "classic": '[["Backing Filesystem","extfs"],["Supports d_type","true"],["Using metacopy","false"],["Native Overlay Diff","true"],'
+                            '["userxattr","false"]]\n'}
+INFO = ("/usr/bin/docker", "info", "--format", "{{json .DriverStatus}}")
+
+
+@pytest.mark.parametrize(("answer", "kind"), [
+    (CommandResult(0, DRIVER_STATUS["containerd"]), BuilderKind.INDEX),
+    (CommandResult(0, DRIVER_STATUS["classic"]), BuilderKind.PER_PLATFORM),
+    # an engine that cannot be asked, or answers what is not a list: the classic store's rule, the one that builds anywhere
+    (CommandResult(1, "Cannot connect to the Docker daemon"), BuilderKind.PER_PLATFORM),
+    (CommandResult(0, "null\n"), BuilderKind.PER_PLATFORM),
+    (CommandResult(0, "<no value>\n"), BuilderKind.PER_PLATFORM),
+])
+def test_the_docker_driver_asks_the_same_client_for_the_image_store(two_clients, answer, kind):
+    runner = ScriptedRunner({("/usr/bin/docker", "buildx", "version"): CommandResult(0, VERSION),
+                             ("/usr/bin/docker", "buildx", "inspect"): CommandResult(0, INSPECT_DOCKER), INFO: answer})
+    assert choose_builder(observe_builder(runner)).kind is kind
+    assert INFO in runner.seen
+
+
+def test_a_container_driver_builds_every_platform_at_once_whatever_the_image_store():
+    runner = ScriptedRunner({("/usr/bin/docker", "buildx", "version"): CommandResult(0, VERSION),
+                             ("/usr/bin/docker", "buildx", "inspect"): CommandResult(0, INSPECT_CONTAINER),
+                             INFO: CommandResult(0, DRIVER_STATUS["classic"])})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("imagegraph.adapters.engine.builder_choice.docker_clients", lambda: ["/usr/bin/docker"])
+        facts = observe_builder(runner)
+    assert facts.image_store is None and choose_builder(facts).kind is BuilderKind.INDEX
+
+
+def test_a_given_image_store_is_not_asked_again(two_clients):
+    runner = ScriptedRunner({("/usr/bin/docker", "buildx", "version"): CommandResult(0, VERSION),
+                             ("/usr/bin/docker", "buildx", "inspect"): CommandResult(0, INSPECT_DOCKER)})
+    assert choose_builder(observe_builder(runner, image_store="containerd")).kind is BuilderKind.INDEX
+    assert not any(argv[1] == "info" for argv in runner.seen)
 
 
 def test_observe_inspects_a_named_builder_and_creates_nothing_when_it_is_missing(two_clients):
@@ -425,7 +466,9 @@ def test_observe_without_buildx_finds_no_client(two_clients):
     runner = ScriptedRunner({})
     observed = observe_builder(runner, named="x", named_from="--builder", image_store="containerd")
     assert observed == BuilderFacts(None, named="x", named_from="--builder", image_store="containerd")
-    assert [argv[1:] for argv in runner.seen] == [("buildx", "version"), ("buildx", "version")]
+    assert sorted(argv for argv in runner.seen if argv[1:] == ("buildx", "version")) == [
+        ("/usr/bin/docker", "buildx", "version"), ("/usr/local/bin/docker", "buildx", "version")]
+    assert_created_nothing(runner)
     with pytest.raises(ToolMissing, match="buildx plugin"):
         choose_builder(observed)
 

@@ -14,16 +14,19 @@ when asked, by provisioning (`invoke engine.builder`).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from ...core.cache import BuilderKind
 from ...core.errors import EngineError, ToolMissing
 from ...core.values import parse_builder_name
-from ..runner import Command, Runner
+from ..runner import Command, CommandResult, Runner
 from .builders import BuildxBuilder
+from .images import image_store_of
 
 __all__ = [
     "BuilderChoice",
@@ -155,15 +158,40 @@ def named_builder(flag: str | None, environ: Mapping[str, str], configured: str 
 
 
 def observe_builder(runner: Runner, *, named: str | None = None, named_from: str = "", image_store: str | None = None) -> BuilderFacts:
-    """Ask buildx (through ``runner``) what :func:`choose_builder` needs. Creates nothing."""
+    """Ask buildx (through ``runner``) what :func:`choose_builder` needs. Creates nothing.
+
+    The engine's image store matters only for the docker driver; when not given, it is asked of the same client
+    (`docker info`), cheaper than loading an engine API client. The three questions go out side by side: a plan
+    that builds asks them all, and waits for the slowest instead of their sum.
+    """
     for client in docker_clients():
-        version = runner.run(Command.of(client, "buildx", "version"), check=False)
+        questions = [Command.of(client, "buildx", "version"), Command.of(client, "buildx", "inspect", *([named] if named else []))]
+        if image_store is None:
+            questions.append(_info_command(client))
+        with ThreadPoolExecutor(max_workers=len(questions), thread_name_prefix="buildx") as pool:
+            answers = list(pool.map(lambda command: runner.run(command, check=False), questions))
+        version, inspect = answers[0], answers[1]
         if version.returncode != 0:
             continue
-        inspect = runner.run(Command.of(client, "buildx", "inspect", *([named] if named else [])), check=False)
         info = parse_inspect(inspect.output) if inspect.returncode == 0 else None
+        if image_store is None and info is not None and info.driver == "docker":
+            image_store = _image_store(answers[2])
         return BuilderFacts(client, version.output.strip() or None, named, named_from, info, image_store)
     return BuilderFacts(None, named=named, named_from=named_from, image_store=image_store)
+
+
+def _info_command(client: str) -> Command:
+    """What the engine ``client`` talks to says of its storage: the image store is read from it."""
+    return Command.of(client, "info", "--format", "{{json .DriverStatus}}")
+
+
+def _image_store(done: CommandResult) -> str | None:
+    """``containerd`` or ``classic``, from `docker info`'s answer (:func:`_info_command`); None when the engine could not be asked."""
+    try:
+        status = json.loads(done.output) if done.returncode == 0 else None
+    except ValueError:
+        return None
+    return image_store_of({"DriverStatus": status}) if isinstance(status, list) else None
 
 
 def select_builder(runner: Runner, *, named: str | None = None, named_from: str = "", image_store: str | None = None) -> BuildxBuilder:
