@@ -38,7 +38,7 @@ def make_report(config: Config, plan: Plan, results: Sequence[ImageResult], *, t
         digest, size, layers = result.digest, result.size, result.layers
         if result.name in known and not result.seconds:
             digest, size, layers = known[result.name]
-        fingerprint_tag = entry.ref.rsplit(":", 1)[-1]
+        fingerprint_tag = entry.fingerprint
         records.append(ImageRecord(
             name=result.name, decision=result.decision.value, reason=result.reason, ok=result.ok, error=result.error,
             seconds=round(result.seconds, 2), phases=result.phases, size=size, layers=layers,
