@@ -118,8 +118,10 @@ def built_image(name, ref, *, push=True, parent=None, parent_ref=None, platforms
     bake's grouping, the executor's scheduling): its request names a context no test assembles."""
     from imagegraph.core.plan import BuiltImage
     from imagegraph.core.request import BuildRequest, ContextLayout
+    from imagegraph.core.values import ImageRef
 
     fingerprint = ref.rsplit(":", 1)[1]
     request = BuildRequest(name, Path(name, "Dockerfile"), Path(name), ref, platforms, push=push)
-    return BuiltImage(name, reason, fingerprint, ref, parent_ref, platforms, push, changed=changed, parent=parent,
+    parent_image = ImageRef.parse(parent_ref) if parent_ref else None
+    return BuiltImage(name, reason, fingerprint, ImageRef.parse(ref), parent_image, platforms, push, changed=changed, parent=parent,
                       layout=ContextLayout((), (), ".", "Dockerfile"), request=request)

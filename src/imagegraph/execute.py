@@ -320,9 +320,8 @@ class BuildExecutor:
             self._pause(max(waits))
 
     def _pushed(self, entry: ImagePlan) -> bool:
-        image = full_ref(entry.ref)
         try:
-            return self.registry is not None and self.registry.manifest_digest(image.repository, image.reference) is not None
+            return self.registry is not None and self.registry.manifest_digest(entry.image.repository, entry.image.reference) is not None
         except ImagegraphError:
             return False
 
@@ -388,9 +387,8 @@ class BuildExecutor:
 
     def _registry_answers(self, entry: ImagePlan) -> bool:
         assert self.registry is not None
-        image = full_ref(entry.ref)
         try:
-            self.registry.manifest_digest(image.repository, image.reference)
+            self.registry.manifest_digest(entry.image.repository, entry.image.reference)
         except ImagegraphError:
             return False
         return True
@@ -472,8 +470,7 @@ class BuildExecutor:
             info = None
         digest = None
         if entry.push and self.registry is not None:
-            image = full_ref(entry.ref)
-            digest = self.registry.manifest_digest(image.repository, image.reference)
+            digest = self.registry.manifest_digest(entry.image.repository, entry.image.reference)
         return ImageResult(
             entry.name, entry.decision, entry.ref, entry.reason, seconds=seconds,
             size=info.size if info else None, layers=info.layers if info else None,

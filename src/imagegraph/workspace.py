@@ -31,7 +31,7 @@ from .core.dockerfile import check_dockerfiles
 from .core.errors import ConfigError, ImagegraphError
 from .core.fingerprint import Fingerprint
 from .core.options import BuildOptions, platforms_from_env
-from .core.plan import Availability, ImagePlan, Plan, affected, lookups_needed, make_plan, trust_broken
+from .core.plan import Availability, ImagePlan, Plan, affected, fingerprint_ref, lookups_needed, make_plan, trust_broken
 from .core.request import BuildSettings, Revision
 from .core.tags import Event, TagPolicy, event_from_env, event_from_git, source_url
 from .inputs import RepositoryInputs
@@ -176,7 +176,7 @@ class Workspace:
         return TagPolicy(edge=self.config.edge_tag, push_pull_requests=self.config.push_pull_requests or self.options.push_pr)
 
     def ref(self, name: str) -> str:
-        return f"{self.config.repository(name)}:{self.fingerprints[name].tag}"
+        return str(fingerprint_ref(self.config, self.fingerprints, name))
 
     def plan(self, *, say=lambda line: None) -> Plan:
         """The plan of this run, made in one pass (:func:`imagegraph.core.plan.make_plan`) from what git, the CI event and the registry say."""

@@ -11,6 +11,7 @@ import pytest
 from imagegraph.core.bake_results import BakeProgress, BakeTarget, bake_groups, read_metadata
 from imagegraph.core.buildkit import StepCount, count_steps, parse
 from imagegraph.core.plan import Decision, ImagePlan, ReusedImage
+from imagegraph.core.values import ImageRef
 from tests.conftest import built_image
 
 PARENTS = {"base": None, "ci": "base", "app": "base", "devcontainer": "base", "tools": "app", "other": None}
@@ -19,7 +20,7 @@ PARENTS = {"base": None, "ci": "base", "app": "base", "devcontainer": "base", "t
 def entry(name: str, decision: Decision = Decision.BUILD, *, push: bool = True) -> ImagePlan:
     if decision is Decision.BUILD:
         return built_image(name, f"r/{name}:{'f' * 16}", push=push)
-    return ReusedImage(name=name, reason="test", fingerprint="f" * 16, ref=f"r/{name}:{'f' * 16}", parent_ref=None,
+    return ReusedImage(name=name, reason="test", fingerprint="f" * 16, image=ImageRef.parse(f"r/{name}:{'f' * 16}"), parent_image=None,
                        platforms=("linux/amd64",), push=push)
 
 

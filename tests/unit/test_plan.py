@@ -5,6 +5,7 @@ import pytest
 from imagegraph.core.errors import ConfigError
 from imagegraph.core.graph import build_order, descendants, with_ancestors
 from imagegraph.core.plan import Availability, Decision, make_plan
+from imagegraph.core.values import ImageRef
 
 
 def decisions(plan) -> dict[str, str]:
@@ -253,7 +254,7 @@ def test_each_entry_is_of_its_decisions_kind_and_only_a_built_one_carries_a_requ
 def test_an_entry_cannot_be_made_without_what_its_kind_takes():
     from imagegraph.core.plan import BuiltImage, ImagePlan
 
-    common = {"name": "app", "reason": "forced", "fingerprint": "f" * 16, "ref": "r/app:" + "f" * 16, "parent_ref": None,
+    common = {"name": "app", "reason": "forced", "fingerprint": "f" * 16, "image": ImageRef.parse("r/app:" + "f" * 16), "parent_image": None,
               "platforms": ("linux/amd64",), "push": True}
     with pytest.raises(TypeError, match="request"):
         BuiltImage(**common)  # type: ignore[call-arg]
@@ -326,3 +327,20 @@ def test_what_only_a_build_needs_is_asked_only_when_something_is_built(world):
     assert asked == ["revision", "settings"]  # once each, for every build of the plan
     pushed = [entry for entry in plan.to_build() if entry.push]
     assert pushed and all(len(entry.request.cache) == len(entry.platforms) for entry in pushed)  # the classic store's: one per platform
+
+
+@pytest.mark.parametrize("registry", ["127.0.0.1:5000", "ghcr.io/acme", "[::1]:5000/mirror", "registry.gitlab.com/group/project"])
+def test_an_entry_carries_its_references_as_values_made_from_the_config(world, registry):
+    from dataclasses import replace as changed
+
+    from imagegraph.core.values import parse_registry
+
+    config, fingerprints, _ = world
+    config = changed(config, registry_address=parse_registry(registry, "test"))
+    plan = make_plan(config, fingerprints, {})
+    for entry in plan.images:
+        assert entry.ref == f"{config.repository(entry.name)}:{fingerprints[entry.name].tag}" == str(entry.image)
+        assert entry.image.repository == config.repository_path(entry.name) and entry.image.tag == entry.fingerprint
+        assert ImageRef.parse(entry.ref) == entry.image  # the one parser reads back what was made
+        parent = config.image(entry.name).parent
+        assert entry.parent_image == (None if parent is None else plan.image(parent).image)

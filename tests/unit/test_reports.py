@@ -11,6 +11,7 @@ from imagegraph.core.buildkit import StepCount
 from imagegraph.core.config import ReportTargets, load_config
 from imagegraph.core.plan import Decision, Plan, ReusedImage
 from imagegraph.core.result import ImageResult
+from imagegraph.core.values import ImageRef
 from imagegraph.presentation.reports.make import classify, make_report, recipe_of
 from imagegraph.presentation.reports.record import BuildReport, ImageRecord, ReportError
 from imagegraph.presentation.reports.render import to_markdown, to_text
@@ -35,7 +36,7 @@ def report(*images, kind="code change", seconds=10.0, started="2026-11-21T07:00:
 
 def test_make_report_takes_results_tags_and_what_was_looked_up(config):
     plan = Plan(images=(
-        ReusedImage("base", "unchanged", "b" * 16, "127.0.0.1:5000/test/base:" + "b" * 16, None, ("linux/amd64",), True),
+        ReusedImage("base", "unchanged", "b" * 16, ImageRef.parse("127.0.0.1:5000/test/base:" + "b" * 16), None, ("linux/amd64",), True),
         built_image("app", "127.0.0.1:5000/test/app:" + "c" * 16, reason="src/svc/app.py changed → app", parent="base",
                     parent_ref="127.0.0.1:5000/test/base:" + "b" * 16, changed=("src/svc/app.py",)),
     ), registry="127.0.0.1:5000")

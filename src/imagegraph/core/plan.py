@@ -26,9 +26,24 @@ from .fingerprint import Fingerprint
 from .graph import build_order, children, with_ancestors
 from .request import BuildRequest, BuildSettings, ContextLayout, Revision, build_request, context_layout, image_labels
 from .tags import DEFAULT_POLICY, Event, PlannedTag, TagPolicy, planned_tags
+from .values import ImageRef
 
-__all__ = ["Availability", "BuiltImage", "Decision", "ImagePlan", "Plan", "ReusedImage", "ReusedLocalImage", "SkippedImage", "affected",
-           "availability_of", "lookups_needed", "make_plan", "trust_broken"]
+__all__ = [
+    "Availability",
+    "BuiltImage",
+    "Decision",
+    "ImagePlan",
+    "Plan",
+    "ReusedImage",
+    "ReusedLocalImage",
+    "SkippedImage",
+    "affected",
+    "availability_of",
+    "fingerprint_ref",
+    "lookups_needed",
+    "make_plan",
+    "trust_broken",
+]
 
 
 class Decision(enum.Enum):
@@ -64,10 +79,10 @@ class ImagePlan:
     name: str
     reason: str
     fingerprint: str
-    #: The fingerprint reference, e.g. 127.0.0.1:5000/imagegraph/base:3f2c...
-    ref: str
+    #: The fingerprint reference, e.g. 127.0.0.1:5000/imagegraph/base:3f2c..., as a value (its text is :attr:`ref`).
+    image: ImageRef
     #: The parent's exact fingerprint reference the child is built FROM.
-    parent_ref: str | None
+    parent_image: ImageRef | None
     platforms: tuple[str, ...]
     push: bool
     #: The changed paths (since the base commit) that are this image's own inputs.
@@ -85,6 +100,15 @@ class ImagePlan:
     def __post_init__(self) -> None:
         if type(self) is ImagePlan:
             raise TypeError("a plan entry is a BuiltImage, ReusedImage, ReusedLocalImage or SkippedImage: its kind is its decision")
+
+    @property
+    def ref(self) -> str:
+        """The fingerprint reference as text: what builds are tagged with and what `plan --json` shows."""
+        return str(self.image)
+
+    @property
+    def parent_ref(self) -> str | None:
+        return None if self.parent_image is None else str(self.parent_image)
 
     @property
     def no_cache(self) -> bool:
@@ -257,7 +281,7 @@ def trust_broken(config: Config, fingerprints: Mapping[str, Fingerprint], explan
     image must be looked up rather than assumed.
     """
     for name in _trusted_same(explanation):
-        found = availability.get(f"{config.repository(name)}:{fingerprints[name].tag}")
+        found = availability.get(str(fingerprint_ref(config, fingerprints, name)))
         if found is not None and not (found.registry or found.local):
             return True
     return False
@@ -266,6 +290,11 @@ def trust_broken(config: Config, fingerprints: Mapping[str, Fingerprint], explan
 #: The event of a plan made without one (a test's, or `invoke affected`'s): a local checkout, whose images get only their fingerprint tags.
 _NO_EVENT = Event("local", "")
 _SETTINGS = BuildSettings()
+
+
+def fingerprint_ref(config: Config, fingerprints: Mapping[str, Fingerprint], name: str) -> ImageRef:
+    """An image's fingerprint reference (``<registry>/<namespace>/<name>:<fingerprint tag>``), made from its parts."""
+    return config.image_ref(name, fingerprints[name].tag)
 
 
 def make_plan(
@@ -312,9 +341,10 @@ def make_plan(
         spec = config.image(name)
         decision, reason, local_only = decided[name]
         fingerprint = fingerprints[name]
-        ref = f"{config.repository(name)}:{fingerprint.tag}"
-        parent_ref = f"{config.repository(spec.parent)}:{fingerprints[spec.parent].tag}" if spec.parent else None
-        common = {"name": name, "reason": reason, "fingerprint": fingerprint.tag, "ref": ref, "parent_ref": parent_ref,
+        image = fingerprint_ref(config, fingerprints, name)
+        parent_image = fingerprint_ref(config, fingerprints, spec.parent) if spec.parent else None
+        ref, parent_ref = str(image), None if parent_image is None else str(parent_image)
+        common = {"name": name, "reason": reason, "fingerprint": fingerprint.tag, "image": image, "parent_image": parent_image,
                   "platforms": spec.platforms, "push": spec.push, "changed": causes.get(name, ()), "files": fingerprint.files,
                   "parent": spec.parent, "wheels": spec.wheels, "tags": planned_tags(event, fingerprint.tag, policy, push=spec.push)}
         if decision is Decision.BUILD:
@@ -343,7 +373,7 @@ def _decide(config: Config, fingerprints: Mapping[str, Fingerprint], availabilit
     decided: dict[str, tuple[Decision, str, bool]] = {}
     for name in build_order(config):
         spec = config.image(name)
-        found = availability.get(f"{config.repository(name)}:{fingerprints[name].tag}")
+        found = availability.get(str(fingerprint_ref(config, fingerprints, name)))
         if name not in wanted:
             decided[name] = (Decision.SKIP, "not selected", False)
         elif name in forced:
