@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from imagegraph.core.release import ReleaseError
 
 from imagegraph.adapters.registry import Registry, split_ref
 from imagegraph.core.options import BuildOptions
-from imagegraph.core.release import ReleaseError
 from imagegraph.workspace import Workspace
 from tests.integration.conftest import commit_all
 from tests.integration.test_build import build, repo  # noqa: F401 (the small family fixture)
