@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,13 +17,13 @@ from typing import TYPE_CHECKING
 from .adapters.docker_login import lend_credentials
 from .adapters.inputcache import InputCache
 from .adapters.lookups import look_up_availability
-from .adapters.registry import Registry, split_ref
+from .adapters.registry import Registry
 from .adapters.repo import Repository
 from .adapters.runner import Runner
 from .adapters.trees import WorkingTree
 from .core.cache import BuilderKind
 from .core.changes import Explanation
-from .core.ci import choose_base, read_event
+from .core.ci import choose_base, event_from_env, event_from_git, read_event, source_url
 from .core.config import Config, load_config, override_platforms
 from .core.defaults import CONFIG_NAME
 from .core.dockerfile import check_dockerfiles
@@ -33,7 +32,7 @@ from .core.fingerprint import Fingerprint
 from .core.options import BuildOptions, platforms_from_env
 from .core.plan import Availability, ImagePlan, Plan, affected, fingerprint_ref, lookups_needed, make_plan, trust_broken
 from .core.request import BuildSettings, Revision
-from .core.tags import Event, TagPolicy, event_from_env, event_from_git, source_url
+from .core.tags import Event, TagPolicy
 from .inputs import RepositoryInputs
 
 # What planning needs is imported above; what only building, publishing, releasing, cleaning up or reporting
@@ -46,10 +45,6 @@ if TYPE_CHECKING:
     from .adapters.engine.builders import Builder
     from .adapters.engine.images import LocalImages
     from .adapters.lease import Lease
-    from .adapters.prune import Pruning
-    from .core.publish import TagMoves
-    from .core.release import Promotion
-    from .core.result import ImageResult
     from .execute import BuildExecutor
     from .presentation.progress import Progress
     from .reporting import RunReports
@@ -57,8 +52,6 @@ if TYPE_CHECKING:
 __all__ = ["Workspace", "find_root"]
 
 STATE_DIR = ".imagegraph"
-#: How long a digest must have been found doomed before cleanup deletes it: longer than a pipeline takes from build to release.
-DEFAULT_GRACE = timedelta(hours=1)
 DEFAULT_BRANCHES = ("main", "master")
 #: The registry lease that cleanup, releases and a build's tag moves each hold while they change the family's tags.
 TAGS_LEASE = "tags"
@@ -82,8 +75,9 @@ class Workspace:
     from it) and ``runner`` (commands). Each one not given is the real one,
     built on first use (so a plan that asks no registry loads no HTTP client).
     The rules the workspace applies are pure functions elsewhere
-    (:mod:`imagegraph.core.plan`, :mod:`imagegraph.core.publish`, :mod:`imagegraph.core.release`,
-    :mod:`imagegraph.core.retention`); tests drive it through fakes of the adapters.
+    (:mod:`imagegraph.core.plan`, :mod:`imagegraph.core.tags`, :mod:`imagegraph.core.retention`);
+    what runs after a plan takes the workspace (:mod:`imagegraph.execute`, :mod:`imagegraph.publishing`,
+    :mod:`imagegraph.release`, :mod:`imagegraph.cleanup`). Tests drive it through fakes of the adapters.
     """
 
     def __init__(self, root: Path | None = None, options: BuildOptions | None = None, *, runner: Runner | None = None,
@@ -288,72 +282,6 @@ class Workspace:
         default = (self.default_branch or "main").removeprefix("origin/")
         return event_from_git(repo.head() or "", repo.tags_at_head(), repo.branch(), default)
 
-    def release(self, *, version: str | None = None, dry_run: bool = False, force: bool = False,
-                say=print) -> tuple[tuple[Promotion, ...], TagMoves]:
-        """Give this commit's already-built images the version's tags, by copying manifests in the registry.
-
-        A version tag that already names another digest is refused unless
-        ``force``. The tags move all or nothing (:mod:`imagegraph.adapters.tagmove`) and
-        are read back afterwards: a tag that is gone or names another digest
-        makes the outcome a failure. Everything from the first look at the
-        registry to that read-back runs under the registry lease ``tags``, so
-        no cleanup deletes a digest while it is being released.
-        """
-        from .core.publish import Outcome, TagMoves
-        from .core.release import check_release_event, release_event
-        event = release_event(self.event(), version)
-        for note in event.notes:
-            say(note)
-        own = str(check_release_event(event))  # no version, or a tag that breaks a rule: refused before the registry is asked
-        if dry_run:
-            promotions = self._promotions(event, own, force)
-            self._say_notes(promotions, say)
-            return promotions, TagMoves(Outcome.UNCHANGED, "tags: dry run: none moved")
-        # Under the lease, what is read is what stays: no cleanup deletes a digest between this look and the tag writes.
-        with self.lease(f"invoke release v{own}", say=say) as lease:
-            promotions = self._promotions(event, own, force)
-            self._say_notes(promotions, say)
-            return promotions, self._promote(promotions, own, force, lease, say)
-
-    def _promotions(self, event: Event, own: str, force: bool) -> tuple[Promotion, ...]:
-        """What the release would tag, from the registry as it is now; a missing image is refused with what deleted it, when known."""
-        from .adapters.prune import read_deleted
-        from .core.release import plan_release
-        digests: dict[str, str | None] = {}
-        registry_tags: dict[str, tuple[str, ...]] = {}
-        version_digests: dict[str, str | None] = {}
-        deleted: dict[str, str] = {}
-        for spec in self.config.images:
-            if spec.push:
-                _, name, tag = split_ref(self.ref(spec.name))
-                digests[spec.name] = self.registry.manifest_digest(name, tag)
-                registry_tags[spec.name] = self.registry.tags(name)
-                if own in registry_tags[spec.name]:
-                    version_digests[spec.name] = self.registry.manifest_digest(name, own)
-                if digests[spec.name] is None and (gone := read_deleted(self.registry, name).get(tag)) is not None:
-                    deleted[spec.name] = gone.at
-        return plan_release(self.config, self.fingerprints, event, digests, registry_tags, self.tag_policy,
-                            version_digests=version_digests, force=force, deleted=deleted)
-
-    @staticmethod
-    def _say_notes(promotions: Sequence[Promotion], say: Callable[[str], None]) -> None:
-        for promotion in promotions:
-            for note in promotion.notes:
-                say(f"[{promotion.image}] {note}")
-
-    def _promote(self, promotions: Sequence[Promotion], own: str, force: bool, lease: Lease, say: Callable[[str], None]) -> TagMoves:
-        from .adapters.tagmove import move_family_tags, verify_tags
-        from .core.publish import Outcome, TagRequest
-        rerun = f"`invoke release --version v{own}{' --force' if force else ''}`"
-        moves = move_family_tags(self.registry, [TagRequest(p.image, p.repository, p.source, p.tags, expected=p.digest)
-                                                 for p in promotions], rerun=rerun, say=say, guard=lease.check)
-        if not moves.ok:
-            return moves
-        problem = verify_tags(self.registry, moves.holds)
-        if problem:
-            return replace(moves, outcome=Outcome.PARTIAL, line=f"tags: release {own} is not whole: {problem}; rerun {rerun}")
-        return moves
-
     def lease(self, purpose: str, *, say: Callable[[str], None] = print, expire_on_error: bool = False) -> AbstractContextManager[Lease]:
         """The registry lease over the family's tags (:mod:`imagegraph.adapters.lease`): held, and renewed, in a ``with`` block."""
         from .adapters.lease import hold_lease
@@ -363,57 +291,6 @@ class Workspace:
     def _repositories(self) -> list[str]:
         """The repositories (inside the registry) of the images that are pushed."""
         return [self.config.repository(spec.name).split("/", 1)[1] for spec in self.config.images if spec.push]
-
-    def publish_tags(self, results: Sequence[ImageResult], *, plan: Plan | None = None, say=print) -> TagMoves:
-        """Give every pushed image the event's moving tags (edge and sha-<7> on the default branch, pr-<N> when asked).
-
-        All or nothing: when any image failed, no tag moves, so ``edge`` never
-        names a family of which half is new; a registry error while moving puts
-        back what moved (see :mod:`imagegraph.adapters.tagmove`). Branch tags move only
-        forward: a newer commit's run that already moved them wins. Version tags
-        come from `invoke release`. The tags are the plan's (each image's
-        ``tags``, decided by :func:`imagegraph.core.tags.planned_tags`); without a
-        plan, the same decision is made. :func:`imagegraph.core.publish.publication`
-        decides all that; this gathers the facts and carries the move out.
-        """
-        from .adapters.tagmove import move_family_tags
-        from .core.publish import FamilyImage, publication
-        event = self.event()
-        planned = {entry.name: entry.tags for entry in plan.images} if plan is not None else {}
-        images = []
-        for spec in self.config.images:
-            _, repository, fingerprint = split_ref(self.ref(spec.name))
-            images.append(FamilyImage(spec.name, repository, fingerprint, spec.push, planned.get(spec.name, ())))
-        inputs = {path for fp in self.fingerprints.values() for path, _ in fp.files}
-        decided = publication(event, images, results, dirty=sorted(inputs & set(self.sources.status)), policy=self.tag_policy)
-        for note in decided.notes:
-            say(note)
-        if decided.settled is not None:
-            return decided.settled
-        with self.lease("invoke build (tag moves)", say=say) as lease:
-            return move_family_tags(self.registry, decided.requests, rerun="`invoke build`", branch_tags=decided.forward_only.__contains__,
-                                    commit=event.sha or self.git.head(), history=self.git, say=say, guard=lease.check)
-
-    def cleanup(self, *, keep: int | None = None, protect: Sequence[str] = (), apply: bool = False,
-                grace: timedelta = DEFAULT_GRACE, say=print) -> Pruning:
-        """Retention over the family's repositories: the verdicts, and with ``apply`` the deletions done (indexes first).
-
-        Deletes only digests an earlier run found doomed at least ``grace``
-        ago, and none that was tagged after the look (see :mod:`imagegraph.adapters.prune`),
-        holding the registry lease ``tags`` from the look to the read-back,
-        so that no release or tag move of imagegraph's runs in between.
-        """
-        from .adapters.prune import prune
-        from .core.retention import DEFAULT_PROTECTED, RetentionPolicy
-        policy = RetentionPolicy(keep=keep if keep is not None else self.config.keep, edge=self.config.edge_tag,
-                                 protect=(*DEFAULT_PROTECTED, *self.config.protect, *protect))
-        repositories = self._repositories()
-        if not apply:  # a dry run deletes nothing and writes only the doomed record: it takes no lease
-            return prune(self.registry, repositories, policy, apply=False, grace=grace, now=lambda: datetime.now(UTC), say=say)
-        # A failed run leaves its lease to expire: a DELETE it gave up on may still be under way in the registry.
-        with self.lease("invoke cleanup --yes", say=say, expire_on_error=True) as lease:
-            return prune(self.registry, repositories, policy, apply=True, grace=grace, now=lambda: datetime.now(UTC), say=say,
-                         guard=lease.check)
 
     def check_named_builder(self, plan: Plan) -> str | None:
         """The builder the user named (flag, $BUILDX_BUILDER, images.yaml), checked as a build would check it before it builds:

@@ -17,6 +17,7 @@ from imagegraph.core.options import BuildOptions
 from imagegraph.core.plan import Decision
 from imagegraph.core.result import ImageResult
 from imagegraph.core.values import KNOWN_PLATFORMS
+from imagegraph.publishing import publish_tags
 from imagegraph.workspace import Workspace
 from tests.integration.conftest import commit_all, git, init_repo, local_tags, remove_local_images, run_invoke
 
@@ -66,6 +67,11 @@ def repo(tmp_path, registry, namespace, monkeypatch):
     files = {"images.yaml": SMALL_FAMILY.format(registry=registry, namespace=namespace), **family_files(namespace),
              "tasks.py": "from imagegraph.tasks import namespace  # noqa: F401\n"}
     return init_repo(tmp_path / "repo", files)
+
+
+def publish(workspace: Workspace, results, *, say=lambda _: None):
+    """A build's tag move (what `invoke build` does after the run), with the plan of the same checkout."""
+    return publish_tags(workspace, tuple(results), workspace.plan(), say=say)
 
 
 def build(repo, **options) -> tuple[dict[str, ImageResult], Workspace]:
@@ -227,7 +233,7 @@ def test_an_empty_engine_reuses_layers_from_the_registry_cache(repo, docker_clie
 def test_the_default_branch_moves_edge_and_sha_tags_only_when_every_image_built(repo, registry, namespace, monkeypatch):
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     results, workspace = build(repo)
-    moves = workspace.publish_tags(tuple(results.values()), say=lambda _: None)
+    moves = publish(workspace, tuple(results.values()), say=lambda _: None)
     tagged = moves.tagged
     head = git(repo, "rev-parse", "HEAD").strip()
     assert tagged == dict.fromkeys(("base", "app", "tools"), ("edge", f"sha-{head[:7]}"))
@@ -239,12 +245,12 @@ def test_the_default_branch_moves_edge_and_sha_tags_only_when_every_image_built(
         assert client.manifest_digest(f"{namespace}/{name}", f"sha-{head[:7]}") == digest
     failed = (*(r for n, r in results.items() if n != "tools"), ImageResult("tools", Decision.BUILD, results["tools"].ref, "x", error="boom"))
     notes: list[str] = []
-    held = workspace.publish_tags(failed, say=notes.append)
+    held = publish(workspace, failed, say=notes.append)
     assert held.tagged == {} and held.line == "tags: none moved: tools failed"
     # a build of uncommitted work is not HEAD's: it gets its fingerprint tags only
     (repo / "src/svc/__init__.py").write_text("print('version 2')\n")
     dirty_results, dirty = build(repo)
-    held = dirty.publish_tags(tuple(dirty_results.values()), say=notes.append)
+    held = publish(dirty, tuple(dirty_results.values()), say=notes.append)
     assert held.tagged == {} and held.line.startswith("tags: none moved: uncommitted changes to image inputs (src/svc/__init__.py)")
     assert client.manifest_digest(f"{namespace}/app", "edge") == results["app"].digest
 
@@ -257,10 +263,10 @@ def test_a_pull_request_pushes_its_pr_tag_only_when_asked(repo, registry, namesp
     monkeypatch.delenv("GITHUB_EVENT_PATH", raising=False)
     workspace = Workspace(repo, BuildOptions(since="HEAD"))
     notes: list[str] = []
-    assert workspace.publish_tags(tuple(results.values()), say=notes.append).tagged == {}
+    assert publish(workspace, tuple(results.values()), say=notes.append).tagged == {}
     assert notes[0] == "[base] pr-42 not moved: built and tested, not pushed (push it with --push-pr)"
     asked = Workspace(repo, BuildOptions(since="HEAD", push_pr=True))
-    assert asked.publish_tags(tuple(results.values()), say=notes.append).tagged == dict.fromkeys(("base", "app", "tools"), ("pr-42",))
+    assert publish(asked, tuple(results.values()), say=notes.append).tagged == dict.fromkeys(("base", "app", "tools"), ("pr-42",))
     assert Registry(registry).manifest_digest(f"{namespace}/app", "pr-42") == results["app"].digest
 
 

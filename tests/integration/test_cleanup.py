@@ -18,6 +18,7 @@ from invoke import Context, Exit
 from imagegraph.adapters.engine.images import image_store_of
 from imagegraph.adapters.prune import read_doomed, write_doomed
 from imagegraph.adapters.registry import Registry
+from imagegraph.cleanup import cleanup
 from imagegraph.core.retention import RETENTION_TAG
 from imagegraph.tasks.build import cleanup as cleanup_task
 from imagegraph.workspace import Workspace
@@ -189,7 +190,7 @@ def cleanup_with(root, registry: Registry, **kw):
     workspace = Workspace(root)
     workspace.registry = registry  # type: ignore[misc]
     notes: list[str] = []
-    return workspace.cleanup(keep=2, apply=True, say=notes.append, **kw), notes
+    return cleanup(workspace, keep=2, apply=True, say=notes.append, **kw), notes
 
 
 def test_a_release_between_cleanups_look_and_its_delete_is_spared(seeded, private_registry):

@@ -8,7 +8,8 @@ import pytest
 
 from imagegraph.adapters.registry import Registry, split_ref
 from imagegraph.core.options import BuildOptions
-from imagegraph.core.release import ReleaseError
+from imagegraph.core.tags import ReleaseError, TagError
+from imagegraph.release import release
 from imagegraph.workspace import Workspace
 from tests.integration.conftest import commit_all
 from tests.integration.test_build import build, repo  # noqa: F401 (the small family fixture)
@@ -26,10 +27,10 @@ def test_release_promotes_built_digests_without_building(repo, registry):  # noq
     client = Registry(registry)
     workspace = Workspace(repo, BuildOptions())
     started = time.monotonic()
-    promotions, moves = workspace.release(version="v1.0.0", say=lambda _: None)
+    promotions, moves = release(workspace, version="v1.0.0", say=lambda _: None)
     assert moves.ok and moves.line == "tags: moved 1.0.0, 1.0, latest on base, app, tools"
     seconds = time.monotonic() - started
-    assert {p.image: p.tags for p in promotions} == dict.fromkeys(("base", "app", "tools"), ("1.0.0", "1.0", "latest"))
+    assert {p.image: p.names for p in promotions} == dict.fromkeys(("base", "app", "tools"), ("1.0.0", "1.0", "latest"))
     for name, result in built.items():
         moved = digests(client, result.ref, ["1.0.0", "1.0", "latest"])
         assert set(moved.values()) == {result.digest}, name  # the tested digest, byte for byte
@@ -46,7 +47,7 @@ def test_release_promotes_built_digests_without_building(repo, registry):  # noq
     commit_all(repo, "backport")
     second, _ = build(repo)
     notes: list[str] = []
-    Workspace(repo, BuildOptions()).release(version="v0.9.1", say=notes.append)
+    release(Workspace(repo, BuildOptions()), version="v0.9.1", say=notes.append)
     app = digests(client, second["app"].ref, ["0.9.1", "0.9", "latest", "1.0.0"])
     assert app["0.9.1"] == app["0.9"] == second["app"].digest
     assert app["latest"] == app["1.0.0"] == built["app"].digest
@@ -62,7 +63,7 @@ def test_release_of_a_commit_never_built_moves_nothing(repo, registry):  # noqa:
     before = client.tags(app_name)
     with pytest.raises(ReleaseError, match=r"app:[0-9a-f]{16} not in the registry: this commit was not built, or its images were deleted "
                                            r"since; rebuild them with `invoke build` on this commit"):
-        Workspace(repo, BuildOptions()).release(version="v2.0.0", say=lambda _: None)
+        release(Workspace(repo, BuildOptions()), version="v2.0.0", say=lambda _: None)
     assert client.tags(app_name) == before and "2.0.0" not in before
     _, base_name, _ = split_ref(built["base"].ref)
     assert "2.0.0" not in client.tags(base_name)  # not even the images that were built got a tag
@@ -70,7 +71,5 @@ def test_release_of_a_commit_never_built_moves_nothing(repo, registry):  # noqa:
 
 def test_a_version_that_is_not_semver_is_refused(repo, registry):  # noqa: F811
     build(repo, targets=("base",))
-    from imagegraph.core.tags import TagError
-
     with pytest.raises(TagError, match=r"'v1\.2' is not semver"):
-        Workspace(repo, BuildOptions(targets=("base",))).release(version="v1.2", dry_run=True)
+        release(Workspace(repo, BuildOptions(targets=("base",))), version="v1.2", dry_run=True)

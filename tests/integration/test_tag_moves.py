@@ -14,11 +14,12 @@ import pytest
 
 from imagegraph.adapters.registry import Registry, split_ref
 from imagegraph.core.options import BuildOptions
+from imagegraph.release import release
 from imagegraph.workspace import Workspace
 from tests.integration.conftest import commit_all, git, run_invoke
 from tests.integration.faultproxy import Answer
 from tests.integration.oci_seed import Seeder
-from tests.integration.test_build import build, repo  # noqa: F401 (the small family fixture)
+from tests.integration.test_build import build, publish, repo  # noqa: F401 (the small family fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +36,7 @@ def edges(client: Registry, namespace: str, tag: str = "edge") -> dict[str, str 
 def test_a_500_on_the_third_tag_copy_rolls_back_and_says_so_in_one_line(repo, registry, namespace, fault_proxy, monkeypatch):  # noqa: F811
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     first, workspace = build(repo)
-    assert workspace.publish_tags(tuple(first.values()), say=lambda _: None).ok
+    assert publish(workspace, tuple(first.values()), say=lambda _: None).ok
     client = Registry(registry)
     before = edges(client, namespace)
     assert before == {name: first[name].digest for name in FAMILY}
@@ -88,10 +89,10 @@ def test_edge_does_not_move_backwards_when_the_older_run_finishes_last(repo, reg
     family_a, family_b = pushed(client, results_a), pushed(client, results_b)
     assert family_a["app"] != family_b["app"] and family_a["base"] == family_b["base"]  # B built app only
 
-    b_moves = workspace_b.publish_tags(tuple(results_b.values()), say=lambda _: None)
+    b_moves = publish(workspace_b, tuple(results_b.values()), say=lambda _: None)
     assert b_moves.ok and b_moves.tagged == dict.fromkeys(FAMILY, ("edge", f"sha-{commit_b[:7]}"))
     notes: list[str] = []
-    a_moves = workspace_a.publish_tags(tuple(results_a.values()), say=notes.append)
+    a_moves = publish(workspace_a, tuple(results_a.values()), say=notes.append)
 
     assert edges(client, namespace) == family_b  # B's family, whole
     # clone A learnt of B by fetching: B built app, so app:edge's revision descends from A
@@ -105,7 +106,7 @@ def test_edge_does_not_move_backwards_when_the_older_run_finishes_last(repo, reg
     (repo / "src/svc/__init__.py").write_text("print('version C')\n")
     commit_all(repo, "C")
     results_c, workspace_c = build(repo)
-    assert workspace_c.publish_tags(tuple(results_c.values()), say=lambda _: None).tagged["app"][0] == "edge"
+    assert publish(workspace_c, tuple(results_c.values()), say=lambda _: None).tagged["app"][0] == "edge"
     assert edges(client, namespace) == pushed(client, results_c)
 
 
@@ -125,7 +126,7 @@ def test_a_release_whose_tag_moves_under_it_fails_loudly(repo, registry, namespa
     client.copy_tag = copy_then_another_writer  # type: ignore[method-assign]
     workspace = Workspace(repo, BuildOptions())
     workspace.registry = client  # type: ignore[misc]
-    _, moves = workspace.release(version="v3.0.0", say=lambda _: None)
+    _, moves = release(workspace, version="v3.0.0", say=lambda _: None)
     assert not moves.ok
     ours = Registry(registry).manifest_digest(app, "3.0.0")
     assert ours and ours != other

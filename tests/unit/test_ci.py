@@ -1,4 +1,5 @@
-"""Which base each CI source gets (GitHub events, GitLab pipeline sources), and hostile CI values refused before git sees them.
+"""What each CI source says (GitHub events, GitLab pipeline sources): the event the tags follow, the base it gets,
+and hostile CI values refused before git sees them.
 
 The variables and payload fields are the ones the platforms document: GitLab's
 predefined CI/CD variables (CI_PIPELINE_SOURCE, CI_COMMIT_BEFORE_SHA, CI_MERGE_REQUEST_*),
@@ -15,10 +16,10 @@ from dataclasses import dataclass, field
 import pytest
 
 from imagegraph.core.changes import EMPTY_TREE, PREVIOUS_COMMIT, BaseRequest, locate_base
-from imagegraph.core.ci import choose_base, read_event
+from imagegraph.core.ci import choose_base, event_from_env, event_from_git, read_event, source_url
 from imagegraph.core.errors import InputError
 from imagegraph.core.gitnames import ZERO_SHA, is_commit_id, is_ref_name, revision
-from imagegraph.core.tags import event_from_env
+from imagegraph.core.tags import Event, planned_tags
 
 BEFORE, BASE, TARGET, DIFF, PARENT = "c" * 40, "b" * 40, "e" * 40, "d" * 40, "f" * 40
 GH = {"GITHUB_ACTIONS": "true"}
@@ -313,3 +314,113 @@ def test_the_event_that_chooses_tags_refuses_the_same_values(name, value):
     with pytest.raises(InputError) as refused:
         event_from_env(env, {})
     assert str(refused.value).startswith(f"{name}: ") and str(refused.value).isprintable()
+
+
+# --- the event the tags follow -------------------------------------------------------------------------------------------
+
+
+def test_events_from_github_actions():
+    repo = {"repository": {"default_branch": "trunk"}}
+    gh = {**GH, "GITHUB_SHA": BASE}
+    assert event_from_env({**gh, "GITHUB_REF": "refs/tags/v1.2.3"}, repo) == Event("tag", BASE, "v1.2.3", "trunk")
+    assert event_from_env({**gh, "GITHUB_REF": "refs/heads/trunk"}, repo) == Event("branch", BASE, "trunk", "trunk")
+    assert event_from_env({**gh, "GITHUB_REF": "refs/pull/42/merge", "GITHUB_EVENT_NAME": "pull_request"}, repo) == \
+        Event("pull_request", BASE, "", "trunk", 42)
+    # a pull_request_target run is on the base branch's ref: the number comes from the payload
+    assert event_from_env({**gh, "GITHUB_REF": "refs/heads/trunk", "GITHUB_EVENT_NAME": "pull_request_target"},
+                          {**repo, "pull_request": {"number": 8}}) == Event("pull_request", BASE, "", "trunk", 8)
+    assert event_from_env({"GITHUB_REF": "refs/heads/main"}, {}) is None
+
+
+#: The variables GitLab sets in each kind of pipeline (predefined CI/CD variables): CI_COMMIT_BRANCH only in branch pipelines,
+#: CI_COMMIT_TAG only in tag pipelines, CI_MERGE_REQUEST_IID only in merge request pipelines.
+GITLAB = {
+    "push to the default branch": ({"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main", "CI_COMMIT_REF_NAME": "main"},
+                                   Event("branch", BASE, "main", "main")),
+    "push to another branch": ({"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "topic", "CI_COMMIT_REF_NAME": "topic"},
+                               Event("branch", BASE, "topic", "main")),
+    "schedule on the default branch": ({"CI_PIPELINE_SOURCE": "schedule", "CI_COMMIT_BRANCH": "main"}, Event("branch", BASE, "main", "main")),
+    "tag pipeline": ({"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_TAG": "v1.2.3", "CI_COMMIT_REF_NAME": "v1.2.3"},
+                     Event("tag", BASE, "v1.2.3", "main")),
+    "tag pipeline run from the web": ({"CI_PIPELINE_SOURCE": "web", "CI_COMMIT_TAG": "v2.0.0-rc.1"}, Event("tag", BASE, "v2.0.0-rc.1", "main")),
+    "merge request": ({"CI_PIPELINE_SOURCE": "merge_request_event", "CI_MERGE_REQUEST_IID": "17", "CI_MERGE_REQUEST_EVENT_TYPE": "detached",
+                       "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "topic", "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+                       "CI_COMMIT_REF_NAME": "topic"},
+                      Event("pull_request", BASE, "", "main", 17)),
+    "merged results": ({"CI_PIPELINE_SOURCE": "merge_request_event", "CI_MERGE_REQUEST_IID": "17",
+                        "CI_MERGE_REQUEST_EVENT_TYPE": "merged_result"}, Event("pull_request", BASE, "", "main", 17)),
+    "external pull request": ({"CI_PIPELINE_SOURCE": "external_pull_request_event", "CI_EXTERNAL_PULL_REQUEST_IID": "4",
+                               "CI_COMMIT_BRANCH": "topic"}, Event("pull_request", BASE, "", "main", 4)),
+    "another default branch": ({"CI_DEFAULT_BRANCH": "trunk", "CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "trunk"},
+                               Event("branch", BASE, "trunk", "trunk")),
+    "no branch, tag or request": ({"CI_PIPELINE_SOURCE": "api"}, Event("local", BASE, "", "main")),
+}
+
+
+@pytest.mark.parametrize(("variables", "expected"), GITLAB.values(), ids=GITLAB.keys())
+def test_gitlab_pipelines_give_the_event_kinds_github_runs_give(variables, expected):
+    assert event_from_env({**GL, "CI_COMMIT_SHA": BASE, **variables}, {}) == expected
+
+
+def test_a_gitlab_pipeline_moves_the_tags_a_github_run_of_the_same_event_moves():
+    """The same tags for the same event, whichever platform ran it: edge and sha- on main, pr-N held, version tags left to release."""
+    pairs = [({"GITHUB_REF": "refs/heads/main"}, {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main"}),
+             ({"GITHUB_REF": "refs/pull/17/merge", "GITHUB_EVENT_NAME": "pull_request"},
+              {"CI_PIPELINE_SOURCE": "merge_request_event", "CI_MERGE_REQUEST_IID": "17"}),
+             ({"GITHUB_REF": "refs/tags/v1.2.3"}, {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_TAG": "v1.2.3"})]
+    for github, gitlab in pairs:
+        on_github = event_from_env({**GH, "GITHUB_SHA": BASE, **github}, REPO)
+        on_gitlab = event_from_env({**GL, "CI_COMMIT_SHA": BASE, **gitlab}, {})
+        assert planned_tags(on_github, "fp") == planned_tags(on_gitlab, "fp"), (github, gitlab)
+    main = planned_tags(event_from_env({**GL, "CI_COMMIT_SHA": BASE, "CI_COMMIT_BRANCH": "main"}, {}), "fp")
+    assert [(t.tag, t.moves) for t in main] == [("fp", True), ("edge", True), (f"sha-{BASE[:7]}", True)]
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=["upload-pack", "ssh-option", "output", "control-characters"])
+@pytest.mark.parametrize("name", ["CI_COMMIT_SHA", "CI_COMMIT_TAG", "CI_COMMIT_BRANCH", "CI_DEFAULT_BRANCH", "CI_MERGE_REQUEST_IID"])
+def test_the_gitlab_event_refuses_hostile_values_naming_the_variable(name, value):
+    env = {**GL, "CI_PIPELINE_SOURCE": "push", "CI_COMMIT_SHA": BASE, name: value}
+    with pytest.raises(InputError) as refused:
+        event_from_env(env, {})
+    assert str(refused.value).startswith(f"{name}: ") and str(refused.value).isprintable()
+
+
+def test_the_highest_version_tag_at_head_wins_and_the_others_are_named():
+    event = event_from_git(BASE, ["v1.10.0", "v1.9.0", "v1.10.0-rc.1", "nightly"], "main", "main")
+    assert (event.kind, event.ref) == ("tag", "v1.10.0")  # semver precedence, not alphabetical
+    assert event.notes == ("several version tags at HEAD: v1.10.0 is the highest, so v1.10.0-rc.1, v1.9.0 are not released",)
+
+
+def test_a_version_like_tag_that_breaks_a_rule_is_never_ignored_silently():
+    event = event_from_git(BASE, ["1.0.0"], "main", "main")
+    assert (event.kind, event.ref) == ("branch", "main")
+    assert event.refused == ("tag 1.0.0 at HEAD is not a release tag: '1.0.0' is semver, but a leading v is required; tag the release v1.0.0",)
+    assert event.notes == event.refused
+    beside = event_from_git(BASE, ["v1.0.0", "V1.0.0"], "main", "main")
+    assert beside.ref == "v1.0.0" and any("V1.0.0" in note and "lowercase" in note for note in beside.notes)
+
+
+def test_events_from_git():
+    assert event_from_git(BASE, ["nightly", "v1.2.0"], "main", "main") == Event("tag", BASE, "v1.2.0", "main")
+    assert event_from_git(BASE, [], "main", "main") == Event("branch", BASE, "main", "main")
+    assert event_from_git(BASE, [], None, "main") == Event("local", BASE, "", "main")
+
+
+@pytest.mark.parametrize(("remote", "env", "expected"), [
+    ("git@github.com:acme/mono.git", {}, "https://github.com/acme/mono"),
+    ("https://x-access-token:ghs_SECRET@github.com/acme/mono.git", {}, "https://github.com/acme/mono"),
+    ("https://user@gitlab.example.com/group/sub/mono", {}, "https://gitlab.example.com/group/sub/mono"),
+    ("ssh://git@git.example.com:2222/acme/mono.git", {}, "https://git.example.com/acme/mono"),
+    ("/srv/git/mono.git", {}, None),
+    (None, {}, None),
+    ("git@github.com:acme/fork.git", {"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "acme/mono"}, "https://github.com/acme/mono"),
+    ("https://gitlab-ci-token:SECRET@gitlab.example.com/group/mono.git",
+     {"GITLAB_CI": "true", "CI_PROJECT_URL": "https://gitlab.example.com/group/mono"}, "https://gitlab.example.com/group/mono"),
+    (None, {"GITLAB_CI": "true", "CI_PROJECT_URL": "https://user:SECRET@gitlab.example.com/group/sub/mono?private_token=SECRET"},
+     "https://gitlab.example.com/group/sub/mono"),
+    ("git@github.com:acme/mono.git", {"CI_PROJECT_URL": "https://gitlab.example.com/other"}, "https://github.com/acme/mono"),  # not in GitLab CI
+])
+def test_source_url_never_carries_credentials(remote, env, expected):
+    url = source_url(remote, env)
+    assert url == expected
+    assert url is None or ("SECRET" not in url and "@" not in url)

@@ -7,9 +7,10 @@
 - ``presentation/`` is what people and CI read: core and presentation, and of the adapters only the
   plain values listed in PRESENTATION_MAY_USE;
 - ``execute`` (the executor), ``reporting`` (a run's report, made and kept) and ``inputs`` (what the
-  repository says: fingerprints, warnings, what changed) sit on top, and
-  ``workspace`` (the composition root) above them; ``tasks/`` wires Invoke to the workspace and is
-  imported by nothing;
+  repository says: fingerprints, warnings, what changed) sit on top, and ``workspace`` (the
+  composition root) above them; beside the executor, ``publishing``, ``release`` and ``cleanup``
+  each carry out one command's work with a workspace (which imports none of them); ``tasks/`` wires
+  Invoke to them and the workspace and is imported by nothing;
 - ``imagegraph_provision`` (making an engine usable: `invoke engine.*`) sits beside the library: it
   imports the library's core and adapters (its ``tasks`` module Invoke, and the library's error
   wiring), never presentation, execute or workspace; and the library never imports it: this
@@ -35,7 +36,9 @@ PACKAGE = SRC / "imagegraph"
 PROVISION = SRC / "imagegraph_provision"
 
 LAYERS = ("core", "adapters", "presentation", "tasks")
-TOP_MODULES = {"imagegraph", "imagegraph.workspace", "imagegraph.execute", "imagegraph.reporting", "imagegraph.inputs"}
+#: The work after a plan that is no build: a build's tag move, a release, a cleanup (each takes the workspace).
+OPERATIONS = ("imagegraph.publishing", "imagegraph.release", "imagegraph.cleanup")
+TOP_MODULES = {"imagegraph", "imagegraph.workspace", "imagegraph.execute", "imagegraph.reporting", "imagegraph.inputs", *OPERATIONS}
 #: Third-party libraries core may import: pure, no I/O of their own.
 CORE_LIBRARIES = {"yaml", "pathspec", "packaging"}
 #: Standard-library modules that do process, network, signal or lock work: never in core.
@@ -140,7 +143,9 @@ def violations(module: str, found: list[tuple[str, tuple[str, ...], int]], used:
             "reporting": {"core", "adapters", "presentation"},
             "inputs": {"core", "adapters"},
             "workspace": {"core", "adapters", "presentation", "execute", "reporting", "inputs"},
-            "tasks": {"core", "adapters", "presentation", "execute", "workspace", "tasks", "package"},
+            **{name.split(".")[-1]: {"core", "adapters", "workspace"} for name in OPERATIONS},
+            "tasks": {"core", "adapters", "presentation", "execute", "workspace", "tasks", "package",
+                      *(name.split(".")[-1] for name in OPERATIONS)},
             "package": {"core", "workspace"},
             "provision": {"core", "adapters", "provision"},
             "provision.tasks": {"core", "adapters", "provision"},

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from imagegraph.core.release import ReleaseError, check_release_event, plan_release
-from imagegraph.core.tags import Event, TagError, event_from_git
+from imagegraph.core.ci import event_from_git
+from imagegraph.core.tags import Event, ReleaseError, TagError, check_release_event, plan_release
 
 SHA = "a" * 40
 OURS = {"base": "sha256:" + "b" * 64, "ci": "sha256:" + "c" * 64, "app": "sha256:" + "d" * 64, "devcontainer": "sha256:" + "e" * 64}
@@ -19,7 +19,8 @@ def release(world, version="v1.3.0", **kw):
 
 def test_a_new_version_gets_its_tags(world):
     promotions = release(world)
-    assert {p.image: p.tags for p in promotions} == dict.fromkeys(OURS, ("1.3.0", "1.3", "latest"))
+    assert {p.image: p.names for p in promotions} == dict.fromkeys(OURS, ("1.3.0", "1.3", "latest"))
+    assert {p.image: p.digest for p in promotions} == OURS and not any(p.notes for p in promotions)
 
 
 def test_a_version_already_on_another_digest_is_refused(world):
@@ -32,7 +33,20 @@ def test_force_replaces_it_and_says_what_it_replaced(world):
     promotions = {p.image: p for p in release(world, version_digests={"app": OTHER, "base": OURS["base"]}, force=True)}
     assert f"--force: 1.3.0 replaced: it was {OTHER}, now {OURS['app']}" in promotions["app"].notes
     assert "1.3.0 already names this digest: re-released, nothing changes for it" in promotions["base"].notes
-    assert promotions["app"].tags == ("1.3.0", "1.3", "latest")
+    assert promotions["app"].names == ("1.3.0", "1.3", "latest")
+
+
+def test_a_pre_release_gets_its_own_tag_and_says_why_no_more(world):
+    promotions = release(world, version="v2.0.0-rc.1")
+    assert {p.image: p.names for p in promotions} == dict.fromkeys(OURS, ("2.0.0-rc.1",))
+    assert all(p.notes == ("2.0.0-rc.1 is a pre-release: no 2.0 or latest",) for p in promotions)
+
+
+def test_a_patch_to_an_older_line_moves_its_line_not_latest_and_says_so(world):
+    config, fingerprints, _ = world
+    promotions = plan_release(config, fingerprints, Event("tag", SHA, "v1.2.4"), OURS, dict.fromkeys(OURS, ("1.3.0", "1.3", "latest")))
+    assert {p.image: p.names for p in promotions} == dict.fromkeys(OURS, ("1.2.4", "1.2"))
+    assert all(p.notes == ("latest stays at 1.3.0: 1.2.4 is not the highest stable version",) for p in promotions)
 
 
 def test_re_releasing_the_same_digests_is_no_conflict(world):

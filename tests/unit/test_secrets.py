@@ -17,8 +17,8 @@ import pytest
 
 from imagegraph.adapters.registry import Registry
 from imagegraph.adapters.runner import Command, Runner
+from imagegraph.core.ci import source_url
 from imagegraph.core.errors import CommandFailed, InputError, RegistryError
-from imagegraph.core.tags import source_url
 from imagegraph.core.values import parse_registry, redact_url, redact_urls
 from tests.conftest import FAMILY
 from tests.credhelpers import write_credential_helper, write_helper_config

@@ -6,19 +6,9 @@ import json
 
 import pytest
 
-from imagegraph.adapters.tagmove import (
-    REVISION_LABEL,
-    Relation,
-    Witness,
-    decide_branch_tag,
-    move_family_tags,
-    order_moves,
-    relation,
-    rollback_plan,
-    verify_tags,
-)
+from imagegraph.adapters.tagmove import REVISION_LABEL, move_family_tags, relation, verify_tags
 from imagegraph.core.errors import RegistryError
-from imagegraph.core.publish import Move, Outcome, TagRequest
+from imagegraph.core.tags import BRANCH, COMMIT, VERSION, Move, Outcome, PlannedTag, Relation, TagRequest
 
 FAMILY = ("base", "ci", "app")
 OLD = {name: f"sha256:old-{name}" for name in FAMILY}
@@ -103,13 +93,17 @@ def family_registry(old_commit="c2", new_commit="c3"):
     return registry
 
 
-def requests(tags=("edge", "sha-c3")):
-    return [TagRequest(name, name, f"fp-{name}", tags, expected=NEW[name]) for name in FAMILY]
+def planned(tag: str, kind: str | None = None) -> PlannedTag:
+    """A moving tag as the policy plans it: edge a branch tag, sha-<c> a commit's (both forward only), unless ``kind`` says otherwise."""
+    return PlannedTag(tag, kind or (COMMIT if tag.startswith("sha-") else BRANCH), True, "test")
 
 
-def move(registry, commit="c3", history=None, tags=("edge", "sha-c3"), **kw):
-    return move_family_tags(registry, requests(tags), rerun="`invoke build`", branch_tags=lambda tag: True, commit=commit,
-                            history=history or FakeHistory(), **kw)
+def requests(tags=("edge", "sha-c3"), kind=None):
+    return [TagRequest(name, name, f"fp-{name}", tuple(planned(tag, kind) for tag in tags), NEW[name]) for name in FAMILY]
+
+
+def move(registry, commit="c3", history=None, tags=("edge", "sha-c3"), kind=None, **kw):
+    return move_family_tags(registry, requests(tags, kind), rerun="`invoke build`", commit=commit, history=history or FakeHistory(), **kw)
 
 
 def edges(registry):
@@ -228,6 +222,15 @@ def test_a_sha_tag_of_a_newer_commit_on_the_image_holds_edge_back_when_the_label
     assert edges(registry) == OLD
 
 
+def test_a_tag_of_a_kind_that_is_not_forward_only_moves_whatever_the_witnesses_say():
+    """A release's version tags (X.Y, latest) are not the build's branch tags: the plan's kind, not the name, decides."""
+    registry = family_registry(old_commit="c4")  # a newer run's images: edge would stay
+    history = FakeHistory()
+    result = move(registry, history=history, tags=("edge",), kind=VERSION)
+    assert result.outcome is Outcome.MOVED and edges(registry) == NEW and result.notes == ()
+    assert history.fetches == 0  # no witness is read for it
+
+
 def test_a_newer_run_this_clone_did_not_know_is_found_after_a_fetch():
     registry = family_registry(old_commit="c4")  # B (c4) was pushed after this clone was made
     history = FakeHistory(line=MAIN[:3], upstream=["c4"])
@@ -285,27 +288,6 @@ def test_a_fingerprint_tag_that_names_another_digest_is_left_and_said():
 ])
 def test_relation(theirs, ours, expected):
     assert relation(FakeHistory(), theirs, ours) is expected
-
-
-def test_the_decision_needs_a_witness_and_no_newer_one():
-    older = {"app": [Witness("app:edge's image was built at", "c2", Relation.OLDER)],
-             "base": [Witness("base:edge's image was built at", "x9", Relation.UNRELATED)]}
-    assert decide_branch_tag("edge", "c3", older) is None
-    newer = {**older, "ci": [Witness("ci:edge's image was built at", "c1", Relation.OLDER),
-                             Witness("ci:edge's image carries ci:sha-c4, tagged for", "c4", Relation.NEWER)]}
-    assert decide_branch_tag("edge", "c3", newer) == \
-        "edge stays: a newer run moved it (ci:edge's image carries ci:sha-c4, tagged for c4, a descendant of this build's c3)"
-    assert decide_branch_tag("edge", "c3", {**older, "ci": []}).startswith(
-        "edge stays: nothing shows that moving ci:edge is forward (no revision label, no sha tag)")
-
-
-def test_order_and_rollback_plan():
-    new = Move("app", "app", "sha-c3", "d-new", None)
-    existing = Move("app", "app", "edge", "d-new", "d-old")
-    assert order_moves([new, existing]) == (existing, new)
-    now = {("app", "edge"): "d-new", ("app", "sha-c3"): "d-new"}
-    assert rollback_plan([existing, new], now) == ((existing,), (new,))
-    assert rollback_plan([existing, new], {("app", "edge"): "d-other"}) == ((), ())
 
 
 def test_verify_tags_names_the_first_tag_that_does_not_hold():

@@ -1,9 +1,10 @@
 """The workspace's own rules, through fakes at its adapter seam: a registry and engine images in memory, a real tiny git repository.
 
 Which tags a build moves (and when none), whom a lookup asks, when a release
-is refused, what cleanup is told: each through :class:`Workspace` as the tasks
-use it, with the registry and the engine's images replaced by fakes that
-record what they were asked.
+is refused, what cleanup is told: each through a :class:`Workspace` as the tasks
+use it (with :mod:`imagegraph.publishing`, :mod:`imagegraph.release` and
+:mod:`imagegraph.cleanup`), with the registry and the engine's images replaced
+by fakes that record what they were asked.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ import pytest
 
 from imagegraph.adapters.registry import split_ref
 from imagegraph.adapters.tagmove import REVISION_LABEL
+from imagegraph.cleanup import cleanup
 from imagegraph.core.errors import RegistryError
 from imagegraph.core.lease import EMPTY, EMPTY_DIGEST, LeaseTimes, is_lease_tag
 from imagegraph.core.options import BuildOptions
 from imagegraph.core.plan import Decision
-from imagegraph.core.publish import Outcome
-from imagegraph.core.release import ReleaseError
 from imagegraph.core.result import ImageResult
+from imagegraph.core.tags import Outcome, ReleaseError
+from imagegraph.publishing import publish_tags
+from imagegraph.release import release
 from imagegraph.workspace import Workspace
 from tests.conftest import write_tree
 
@@ -235,7 +238,7 @@ def test_the_default_branch_moves_edge_and_sha_on_pushed_images_and_nothing_on_a
     results = built(ws, registry, plan=plan)
     head = git(repo, "rev-parse", "HEAD")
     notes: list[str] = []
-    moves = ws.publish_tags(results, plan=plan, say=notes.append)
+    moves = publish_tags(ws, results, plan, say=notes.append)
 
     assert moves.outcome is Outcome.MOVED
     assert moves.tagged == dict.fromkeys(PUSHED, ("edge", f"sha-{head[:7]}"))
@@ -247,18 +250,11 @@ def test_the_default_branch_moves_edge_and_sha_on_pushed_images_and_nothing_on_a
     assert notes == []
 
 
-def test_without_a_plan_the_same_tags_are_decided(repo, registry):
-    ws = workspace(repo, registry)
-    results = built(ws, registry)
-    head = git(repo, "rev-parse", "HEAD")
-    assert workspace(repo, registry).publish_tags(results, say=lambda _: None).tagged == dict.fromkeys(PUSHED, ("edge", f"sha-{head[:7]}"))
-
-
 def test_an_image_the_run_skipped_gets_no_moving_tag(repo, registry):
     ws = workspace(repo, registry, targets=("base",))
     plan = ws.plan()
     assert {e.name: e.decision for e in plan.images} == {"base": Decision.BUILD, "app": Decision.SKIP, "tools": Decision.SKIP}
-    moves = ws.publish_tags(built(ws, registry, plan=plan), plan=plan, say=lambda _: None)
+    moves = publish_tags(ws, built(ws, registry, plan=plan), plan, say=lambda _: None)
     assert set(moves.tagged) == {"base"}
     assert "edge" not in registry.tag_names("app")
 
@@ -266,7 +262,7 @@ def test_an_image_the_run_skipped_gets_no_moving_tag(repo, registry):
 def test_no_tag_moves_when_any_image_failed(repo, registry):
     ws = workspace(repo, registry)
     plan = ws.plan()
-    moves = ws.publish_tags(built(ws, registry, plan=plan, failed=("app",)), plan=plan, say=lambda _: None)
+    moves = publish_tags(ws, built(ws, registry, plan=plan, failed=("app",)), plan, say=lambda _: None)
     assert moves.outcome is Outcome.UNCHANGED and moves.line == "tags: none moved: app failed"
     assert moves.tagged == {} and registry.moves == []
 
@@ -276,7 +272,7 @@ def test_no_tag_moves_when_an_image_input_has_uncommitted_changes(repo, registry
     (repo / "src/svc/app.py").write_text("print('not committed')\n")
     ws = workspace(repo, registry)
     plan = ws.plan()
-    moves = ws.publish_tags(built(ws, registry, plan=plan), plan=plan, say=lambda _: None)
+    moves = publish_tags(ws, built(ws, registry, plan=plan), plan, say=lambda _: None)
     assert moves.line == (f"tags: none moved: uncommitted changes to image inputs (src/svc/app.py); "
                           f"the images are not {head[:7]}'s, commit first")
     assert registry.moves == []
@@ -286,7 +282,7 @@ def test_uncommitted_changes_outside_the_image_inputs_do_not_hold_the_tags(repo,
     (repo / "README.md").write_text("# edited, not committed\n")
     ws = workspace(repo, registry)
     plan = ws.plan()
-    moves = ws.publish_tags(built(ws, registry, plan=plan), plan=plan, say=lambda _: None)
+    moves = publish_tags(ws, built(ws, registry, plan=plan), plan, say=lambda _: None)
     assert moves.outcome is Outcome.MOVED and set(moves.tagged) == set(PUSHED)
 
 
@@ -295,7 +291,7 @@ def test_a_version_tag_event_moves_no_tag_and_points_to_release(repo, registry):
     ws = workspace(repo, registry)
     plan = ws.plan()
     notes: list[str] = []
-    moves = ws.publish_tags(built(ws, registry, plan=plan), plan=plan, say=notes.append)
+    moves = publish_tags(ws, built(ws, registry, plan=plan), plan, say=notes.append)
     assert notes == ["v1.2.0: version tags are given by `invoke release` (promotion of these digests), not by the build"]
     assert moves.line == "tags: fingerprint tags only (version tags come from `invoke release`)"
     assert registry.moves == []
@@ -307,7 +303,7 @@ def test_another_branch_moves_sha_only_and_says_why_edge_stays(repo, registry):
     plan = ws.plan()
     head = git(repo, "rev-parse", "HEAD")
     notes: list[str] = []
-    moves = ws.publish_tags(built(ws, registry, plan=plan), plan=plan, say=notes.append)
+    moves = publish_tags(ws, built(ws, registry, plan=plan), plan, say=notes.append)
     assert moves.tagged == dict.fromkeys(PUSHED, (f"sha-{head[:7]}",))
     assert notes == [f"[{name}] edge not moved: moves only on main; this is branch feature" for name in PUSHED]
 
@@ -324,12 +320,12 @@ def test_a_pull_request_moves_pr_n_only_when_asked(repo, registry, monkeypatch):
     plan = ws.plan()
     results = built(ws, registry, plan=plan)
     notes: list[str] = []
-    held = ws.publish_tags(results, plan=plan, say=notes.append)
+    held = publish_tags(ws, results, plan, say=notes.append)
     assert held.line == "tags: fingerprint tags only" and held.tagged == {} and registry.moves == []
     assert notes == [f"[{name}] pr-42 not moved: built and tested, not pushed (push it with --push-pr)" for name in PUSHED]
 
     asked = workspace(repo, registry, push_pr=True)
-    moves = asked.publish_tags(results, plan=asked.plan(), say=lambda _: None)
+    moves = publish_tags(asked, results, asked.plan(), say=lambda _: None)
     assert moves.tagged == dict.fromkeys(PUSHED, ("pr-42",))
     assert registry.tag_names("app")["pr-42"] == digests(results)["app"]
 
@@ -339,7 +335,8 @@ def test_push_pull_requests_in_images_yaml_moves_pr_n_too(repo, registry, monkey
     commit(repo, "push pull requests")
     pull_request(monkeypatch, repo, 7)
     ws = workspace(repo, registry)
-    assert ws.publish_tags(built(ws, registry), say=lambda _: None).tagged == dict.fromkeys(PUSHED, ("pr-7",))
+    plan = ws.plan()
+    assert publish_tags(ws, built(ws, registry, plan=plan), plan, say=lambda _: None).tagged == dict.fromkeys(PUSHED, ("pr-7",))
 
 
 def test_edge_stays_for_the_whole_family_when_a_newer_commits_run_moved_it(repo, registry):
@@ -354,7 +351,7 @@ def test_edge_stays_for_the_whole_family_when_a_newer_commits_run_moved_it(repo,
     ws = workspace(repo, registry)
     plan = ws.plan()
     notes: list[str] = []
-    moves = ws.publish_tags(built(ws, registry, plan=plan), plan=plan, say=notes.append)
+    moves = publish_tags(ws, built(ws, registry, plan=plan), plan, say=notes.append)
     assert notes == [f"edge stays: a newer run moved it (base:edge's image was built at {newer[:7]}, a descendant of this build's {ours[:7]})"]
     assert moves.line == f"tags: moved sha-{ours[:7]} on base, app; edge stays where it is (see above)"
     assert registry.tag_names("base")["edge"] == "sha256:newer-base"
@@ -399,7 +396,7 @@ def released(repo: Path, registry: FakeRegistry) -> dict[str, str]:
 
 def test_release_gives_the_built_digests_the_versions_tags(repo, registry):
     ours = released(repo, registry)
-    promotions, moves = workspace(repo, registry).release(version="v1.3.0", say=lambda _: None)
+    promotions, moves = release(workspace(repo, registry), version="v1.3.0", say=lambda _: None)
     assert moves.ok and [p.image for p in promotions] == list(PUSHED)
     for name in PUSHED:
         assert {tag: registry.tag_names(name)[tag] for tag in ("1.3.0", "1.3", "latest")} == dict.fromkeys(("1.3.0", "1.3", "latest"), ours[name])
@@ -410,7 +407,7 @@ def test_release_refuses_a_version_that_names_another_digest_and_moves_nothing(r
     released(repo, registry)
     registry.put("test/app", "1.3.0", "sha256:someone-elses")
     with pytest.raises(ReleaseError, match=r"1\.3\.0 is already released on other digests \(app:1\.3\.0 is sha256:someone-else…\)"):
-        workspace(repo, registry).release(version="v1.3.0", say=lambda _: None)
+        release(workspace(repo, registry), version="v1.3.0", say=lambda _: None)
     assert registry.moves == []
     assert registry.tag_names("app")["1.3.0"] == "sha256:someone-elses"
 
@@ -419,14 +416,14 @@ def test_release_with_force_replaces_it_and_says_what_it_replaced(repo, registry
     ours = released(repo, registry)
     registry.put("test/app", "1.3.0", "sha256:someone-elses")
     notes: list[str] = []
-    _, moves = workspace(repo, registry).release(version="v1.3.0", force=True, say=notes.append)
+    _, moves = release(workspace(repo, registry), version="v1.3.0", force=True, say=notes.append)
     assert moves.ok and registry.tag_names("app")["1.3.0"] == ours["app"]
     assert f"[app] --force: 1.3.0 replaced: it was sha256:someone-elses, now {ours['app']}" in notes
 
 
 def test_a_dry_run_release_moves_nothing(repo, registry):
     released(repo, registry)
-    promotions, moves = workspace(repo, registry).release(version="v1.3.0", dry_run=True, say=lambda _: None)
+    promotions, moves = release(workspace(repo, registry), version="v1.3.0", dry_run=True, say=lambda _: None)
     assert promotions and moves.line == "tags: dry run: none moved" and registry.moves == []
 
 
@@ -442,14 +439,14 @@ def test_cleanup_keeps_by_the_configs_keep_protect_and_edge_and_looks_only_at_pu
     registry.put("test/tools", "fp-1", "sha256:tools-1", created="2026-01-01T00:00:00Z")  # push: false: never looked at
     notes: list[str] = []
 
-    pruning = workspace(repo, registry).cleanup(protect=("pinned",), say=notes.append)
+    pruning = cleanup(workspace(repo, registry), protect=("pinned",), say=notes.append)
     kept = {v.manifest.digest: v.keep for v in pruning.verdicts}
     assert kept == {"sha256:app-0": False, "sha256:app-1": True, "sha256:app-2": True, "sha256:app-3": True,
                     "sha256:app-4": True, "sha256:app-5": True}
     assert {v.manifest.repository for v in pruning.verdicts} == {"test/app"}  # base has no tags here, tools is not pushed
     assert any("not written" in note for note in notes)  # the fake is read-only: the dry run says so, deletes nothing
 
-    fewer = workspace(repo, registry).cleanup(keep=1, protect=("pinned",), say=lambda _: None)
+    fewer = cleanup(workspace(repo, registry), keep=1, protect=("pinned",), say=lambda _: None)
     assert {v.manifest.digest for v in fewer.verdicts if not v.keep} == {"sha256:app-0", "sha256:app-4"}  # --keep 1 wins over keep: 2
 
 

@@ -1,53 +1,41 @@
-"""Move a family's tags all or nothing, and branch tags only forward.
+"""Move a family's tags in the registry: the reads, the writes, the undo and the read-back of the tag policy's moves.
 
-A distribution registry has no transaction and no conditional write: a tag
-is a PUT of a manifest, one repository at a time. So a family's tag move is
-made safe by order and by undo:
+What moves, and why, is decided in :mod:`imagegraph.core.tags`; this carries
+it out. A distribution registry has no transaction and no conditional write:
+a tag is a PUT of a manifest, one repository at a time. So a family's tag
+move is made safe by order and by undo:
 
 1. *Look*: every source (the fingerprint tag each image's new tags copy) must
    exist, and every target's current digest is read. A failure here moves
    nothing.
-2. *Decide*: a branch tag (``edge``, ``sha-<7>``, ``pr-<N>``) moves only
-   forward, for the whole family at once (see :func:`decide_branch_tag`).
+2. *Decide*: a tag of a forward-only kind (``edge``, ``sha-<7>``, ``pr-<N>``)
+   moves only forward, for the whole family at once: the witnesses (revision
+   labels, sha tags) are read here and judged by
+   :func:`imagegraph.core.tags.decide_branch_tag`.
 3. *Move*: tags that exist are re-pointed first, tags that are new are
-   created last. A tag that did not exist cannot be removed again through the
-   distribution API without deleting its image, so creating them last means a
-   failure leaves at most a few new tags naming this run's own images.
+   created last (:func:`imagegraph.core.tags.order_moves`).
 4. *Undo* on any failure: every tag that now names what this run wrote gets
    its previous digest back (the failed write too: a registry may answer 500
    after it wrote). A tag that someone else moved in the meantime is left to
-   them.
+   them (:func:`imagegraph.core.tags.rollback_plan`).
 
 Whatever happens, the outcome is one line (:attr:`TagMoves.line`) saying in
-which state the tags are and what to run next. The registry is a seam
-(:class:`TagRegistry`), and so is git (:class:`History`): the logic runs in
-tests against fakes of both.
+which state the tags are and what to run next; :func:`verify_tags` reads the
+tags back. The registry is a seam (:class:`TagRegistry`), and so is git
+(:class:`History`): the logic runs in tests against fakes of both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from enum import Enum
 from typing import Protocol
 
 from ..core.errors import ImagegraphError, RegistryError
-from ..core.publish import Move, Outcome, TagMoves, TagRequest
+from ..core.tags import Move, Outcome, Relation, TagMoves, TagRequest, Witness, decide_branch_tag, order_moves, rollback_plan
 from .inventory import image_labels
 
-__all__ = [
-    "History",
-    "Relation",
-    "TagRegistry",
-    "Witness",
-    "decide_branch_tag",
-    "move_family_tags",
-    "order_moves",
-    "relation",
-    "rollback_plan",
-    "verify_tags",
-]
+__all__ = ["History", "TagRegistry", "move_family_tags", "relation", "verify_tags"]
 
 REVISION_LABEL = "org.opencontainers.image.revision"
 
@@ -71,17 +59,8 @@ class History(Protocol):
     def fetch(self, remote: str, *refs: str, options: Sequence[str] = ()) -> str | None: ...
 
 
-class Relation(Enum):
-    """Where the commit a tag names now stands against this build's commit."""
-
-    SAME = "the same commit"
-    OLDER = "an ancestor"
-    NEWER = "a descendant"
-    UNRELATED = "not in this commit's history"
-    UNKNOWN = "not in this clone"
-
-
 def relation(history: History, theirs: str, ours: str) -> Relation:
+    """Where ``theirs`` stands against ``ours``, as this clone's history says."""
     if theirs == ours:
         return Relation.SAME
     if history.resolve(theirs) is None:
@@ -93,71 +72,13 @@ def relation(history: History, theirs: str, ours: str) -> Relation:
     return Relation.UNRELATED
 
 
-def order_moves(moves: Iterable[Move]) -> tuple[Move, ...]:
-    """Tags that exist first (a failure can put them back), new tags last (they cannot be removed again)."""
-    return tuple(sorted(moves, key=lambda m: m.previous is None))
-
-
-def rollback_plan(written: Sequence[Move], now: Mapping[tuple[str, str], str | None]) -> tuple[tuple[Move, ...], tuple[Move, ...]]:
-    """(tags to put back, newest first; new tags that stay), from what was written and what the tags name ``now``.
-
-    A tag that names something else than this run wrote was moved by someone
-    else since, or never written (the write failed before the registry
-    stored it): it is left alone.
-    """
-    ours = [m for m in reversed(written) if now.get((m.repository, m.tag)) == m.digest]
-    return tuple(m for m in ours if m.previous is not None), tuple(m for m in ours if m.previous is None)
-
-
-@dataclass(frozen=True)
-class Witness:
-    """A commit that tells where a branch tag stands: the image's revision label, or a sha tag on the same image."""
-
-    #: What says so, ending where the commit goes: ``app:edge's image was built at`` (the label) or
-    #: ``app:edge's image carries app:sha-89abcde, tagged for`` (a sha tag naming the same digest).
-    source: str
-    commit: str
-    relation: Relation
-
-
-def decide_branch_tag(tag: str, ours: str, witnesses: Mapping[str, Sequence[Witness]]) -> str | None:
-    """Why the family's ``tag`` must stay where it is, or None to move it; ``witnesses`` per image whose tag would change.
-
-    Two kinds of witness say which commit a tag stands for: the revision
-    label of the image it names (the commit that *built* the image: for a
-    reused image an older one, or a pull request's merge commit), and the
-    ``sha-<7>`` tags on the same image (the default branch moves them with
-    ``edge``, so they name the commits whose runs moved it).
-
-    - any witness newer than ``ours`` holds the tag back for the whole family:
-      a newer run already moved it;
-    - an image with no witness this clone knows holds it back too: nothing
-      says the move is forward (fetching the history fixes it);
-    - otherwise (every image has a same, older or unrelated witness) it moves.
-      An unrelated commit is history that was rewritten (a force push): what
-      edge names is on no line that leads here.
-    """
-    for _, found in sorted(witnesses.items()):
-        for witness in found:
-            if witness.relation is Relation.NEWER:
-                return (f"{tag} stays: a newer run moved it ({witness.source} {witness.commit[:7]}, "
-                        f"a descendant of this build's {ours[:7]})")
-    for image, found in sorted(witnesses.items()):
-        if all(w.relation is Relation.UNKNOWN for w in found):
-            named = f" ({found[0].source} {found[0].commit[:7]})" if found else " (no revision label, no sha tag)"
-            return (f"{tag} stays: nothing shows that moving {image}:{tag} is forward{named}, a commit this clone does not have; "
-                    f"fetch the branch's history (git fetch origin) and rerun")
-    return None
-
-
-def move_family_tags(registry: TagRegistry, requests: Sequence[TagRequest], *, rerun: str,
-                     branch_tags: Callable[[str], bool] = lambda tag: False, commit: str | None = None,
+def move_family_tags(registry: TagRegistry, requests: Sequence[TagRequest], *, rerun: str, commit: str | None = None,
                      history: History | None = None, say: Callable[[str], None] = lambda line: None,
                      guard: Callable[[], None] = lambda: None) -> TagMoves:
-    """Give every image of ``requests`` its tags, all or nothing; ``rerun`` is the command that tries again.
+    """Give every image of ``requests`` its moving tags, all or nothing; ``rerun`` is the command that tries again.
 
-    Tags for which ``branch_tags`` is true move only forward from ``commit``
-    (the commit this build is of), as ``history`` orders commits. ``guard``
+    A tag of a forward-only kind moves only forward from ``commit`` (the
+    commit this build is of), as ``history`` orders commits. ``guard``
     runs before each write and raises to stop the move (the registry lease
     it runs under is lost): what moved is put back.
     """
@@ -165,14 +86,15 @@ def move_family_tags(registry: TagRegistry, requests: Sequence[TagRequest], *, r
         sources, previous = _look(registry, requests)
     except ImagegraphError as err:
         return TagMoves(Outcome.NONE_MOVED, f"tags: none moved ({err}); the family's tags are as they were; rerun {rerun}")
-    notes = [f"{r.image}:{r.source} names {sources[r.image][:19]}… now, not the {r.expected[:19]}… this run pushed "
+    notes = [f"{r.image}:{r.source} names {sources[r.image][:19]}… now, not the {r.digest[:19]}… this run pushed "
              f"(another build of the same inputs pushed after it): the fingerprint tag is left as it is, the other tags follow it"
-             for r in requests if r.expected and sources[r.image] != r.expected]
-    wanted = [Move(r.image, r.repository, tag, sources[r.image], previous[r.repository, tag]) for r in requests for tag in r.tags]
+             for r in requests if r.digest and sources[r.image] != r.digest]
+    wanted = [Move(r.image, r.repository, tag.tag, sources[r.image], previous[r.repository, tag.tag], tag.forward_only)
+              for r in requests for tag in r.moving]
     held: dict[str, str] = {}
     if commit and history is not None:
         try:
-            held = _held_branch_tags(registry, history, commit, [m for m in wanted if branch_tags(m.tag)])
+            held = _held_branch_tags(registry, history, commit, [m for m in wanted if m.forward_only])
         except ImagegraphError as err:
             return TagMoves(Outcome.NONE_MOVED, f"tags: none moved ({err}); the family's tags are as they were; rerun {rerun}")
     notes.extend(held.values())
@@ -198,7 +120,7 @@ def move_family_tags(registry: TagRegistry, requests: Sequence[TagRequest], *, r
 
 def _look(registry: TagRegistry, requests: Sequence[TagRequest]) -> tuple[dict[str, str], dict[tuple[str, str], str | None]]:
     """Every source's digest and every target tag's current one, read side by side (one round trip each, nothing written)."""
-    wanted = [(r.repository, r.source) for r in requests] + [(r.repository, tag) for r in requests for tag in r.tags]
+    wanted = [(r.repository, r.source) for r in requests] + [(r.repository, tag) for r in requests for tag in r.names]
     with ThreadPoolExecutor(max_workers=min(8, len(wanted) or 1), thread_name_prefix="tag-look") as pool:
         found = dict(zip(wanted, pool.map(lambda pair: registry.manifest_digest(*pair), wanted), strict=True))
     sources: dict[str, str] = {}
@@ -207,7 +129,7 @@ def _look(registry: TagRegistry, requests: Sequence[TagRequest]) -> tuple[dict[s
         if not digest:
             raise RegistryError(f"{request.image}:{request.source} is not in the registry (deleted since it was pushed?)")
         sources[request.image] = digest
-    previous = {(r.repository, tag): found[r.repository, tag] for r in requests for tag in r.tags}
+    previous = {(r.repository, tag): found[r.repository, tag] for r in requests for tag in r.names}
     return sources, previous
 
 

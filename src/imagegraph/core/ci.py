@@ -1,6 +1,22 @@
-"""Which commit a run compares with: ``--since``, the CI event as its platform defines it, or the default branch.
+"""What this run is, as the CI platform (or git) says: the event the tags follow, and the commit changes are explained against.
 
-GitHub Actions names the event (``GITHUB_EVENT_NAME``) and writes its webhook
+Read here, once, for both: GitHub Actions (the environment and the event
+file) and GitLab CI (its predefined variables), else git (a version tag at
+HEAD, the branch).
+
+**The event** (:func:`event_from_env`, :func:`event_from_git`), for the tag
+policy (:mod:`imagegraph.core.tags`):
+
+- a version tag: ``refs/tags/vX.Y.Z`` (GitHub), ``CI_COMMIT_TAG`` (GitLab), else
+  the highest version tag at HEAD;
+- a pull or merge request: ``refs/pull/<N>/...`` or a ``pull_request*`` event
+  (GitHub), ``CI_MERGE_REQUEST_IID`` or an external pull request (GitLab);
+- a branch: ``refs/heads/<name>`` (GitHub), ``CI_COMMIT_BRANCH`` (GitLab), else
+  the checked-out branch; it is the default branch when it is the one the
+  platform names (the event's ``repository.default_branch``, ``CI_DEFAULT_BRANCH``).
+
+**The base** (:func:`choose_base`): ``--since``, the CI event as its platform
+defines it, or the default branch. GitHub Actions names the event (``GITHUB_EVENT_NAME``) and writes its webhook
 payload to ``GITHUB_EVENT_PATH``; GitLab CI names the pipeline's source
 (``CI_PIPELINE_SOURCE``) and sets ``CI_MERGE_REQUEST_*`` and ``CI_COMMIT_*``.
 Each kind of run gets the base whose images CI published and whose
@@ -18,6 +34,7 @@ difference is this run's own change:
   parent pipeline, ``workflow_run``): on the default branch the previous
   commit (``HEAD^1``), elsewhere the merge base with the default branch.
 
+The image's source address comes from here too (:func:`source_url`).
 Every value read here is checked (:mod:`imagegraph.core.gitnames`) before it
 can reach git: a malformed one fails the run in one line naming the variable
 or event field, never a silent "fingerprints alone".
@@ -27,15 +44,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .changes import EMPTY_TREE, PREVIOUS_COMMIT, REMOTE_DEFAULT, BaseRequest
 from .errors import InputError
 from .gitnames import commit_id, ref_name, revision
+from .tags import Event, Version, tag_rule
 from .values import shown
 
-__all__ = ["PREVIOUS_COMMIT", "choose_base", "read_event"]
+__all__ = ["PREVIOUS_COMMIT", "choose_base", "event_from_env", "event_from_git", "read_event", "source_url"]
 
 #: Where refusals say an event field came from.
 EVENT = "$GITHUB_EVENT_PATH"
@@ -43,6 +61,8 @@ _FROM_CI = "the CI platform sets it: find what overrides it (the workflow's or p
 _FROM_EVENT = "GitHub writes that file: find the step that rewrites it"
 
 _WORD = re.compile(r"[a-z_]*")
+#: A tag that means to be a version (v1.2, 1.2.3, V1.0.0): never ignored without a word.
+_VERSION_LIKE = re.compile(r"^[vV]?\d+(?:\.|$)")
 #: GitHub events whose payload carries `pull_request` (base and head).
 PULL_REQUEST_EVENTS = frozenset({"pull_request", "pull_request_target", "pull_request_review", "pull_request_review_comment"})
 #: GitLab's pipeline sources that are no push: CI_COMMIT_BEFORE_SHA is all zeros and says nothing about what CI built last.
@@ -101,6 +121,134 @@ def choose_base(since: str | None, env: Mapping[str, str], event: Mapping[str, o
         # without a remote the plan rests on fingerprints alone and says so, never on HEAD (an empty plan).
         return BaseRequest(rev=REMOTE_DEFAULT, how="merge base with the remote's default branch", fetch="HEAD")
     return BaseRequest(rev=default_branch, how=f"merge base with {default_branch}")
+
+
+# -- the event the tags follow ------------------------------------------------------------------
+
+
+def event_from_env(env: Mapping[str, str], event: Mapping[str, object], *, default_branch: str = "main") -> Event | None:
+    """The event GitHub Actions or GitLab CI describes; None outside both.
+
+    ``event`` is GitHub's event payload (:func:`read_event`); ``default_branch``
+    is the name to assume when the platform names none.
+    """
+    if env.get("GITHUB_ACTIONS") == "true":
+        return _github_event(env, event, default_branch)
+    if env.get("GITLAB_CI") == "true":
+        return _gitlab_event(env, default_branch)
+    return None
+
+
+def _github_event(env: Mapping[str, str], event: Mapping[str, object], default_branch: str) -> Event:
+    # Both reach git (tag moves ask whether a commit descends from GITHUB_SHA) and the output: checked first.
+    sha = commit_id(env["GITHUB_SHA"], "GITHUB_SHA", "GitHub sets it to the commit this run is for") if env.get("GITHUB_SHA") else ""
+    ref = ref_name(env["GITHUB_REF"], "GITHUB_REF", "GitHub sets it to the branch, tag or pull request ref") if env.get("GITHUB_REF") else ""
+    repository = _mapping(event.get("repository"))
+    default = _branch(repository.get("default_branch"), f"{EVENT} repository.default_branch", _FROM_EVENT) or default_branch
+    if ref.startswith("refs/tags/"):
+        return Event("tag", sha, ref.removeprefix("refs/tags/"), default)
+    pull = re.match(r"^refs/pull/(\d+)/", ref)
+    if pull or env.get("GITHUB_EVENT_NAME", "").startswith("pull_request"):
+        number = pull.group(1) if pull else _github_pr_number(event)
+        return Event("pull_request", sha, "", default, int(number) if number else None)
+    if ref.startswith("refs/heads/"):
+        return Event("branch", sha, _branch(ref, "GITHUB_REF") or "", default)
+    return Event("local", sha, "", default)
+
+
+def _github_pr_number(event: Mapping[str, object]) -> str | None:
+    """The pull request's number in GitHub's event payload (``pull_request.number``, else ``number``)."""
+    pr = _mapping(event.get("pull_request"))
+    return _number(pr.get("number"), f"{EVENT} pull_request.number", _FROM_EVENT) or _number(event.get("number"), f"{EVENT} number", _FROM_EVENT)
+
+
+def _gitlab_event(env: Mapping[str, str], default_branch: str) -> Event:
+    """A tag pipeline, a merge request pipeline (or an external pull request's), or a branch pipeline, as GitLab's variables say."""
+    sha = commit_id(env["CI_COMMIT_SHA"], "CI_COMMIT_SHA") if env.get("CI_COMMIT_SHA") else ""
+    default = _branch(env.get("CI_DEFAULT_BRANCH"), "CI_DEFAULT_BRANCH") or default_branch
+    tag = ref_name(env["CI_COMMIT_TAG"], "CI_COMMIT_TAG") if env.get("CI_COMMIT_TAG") else None
+    if tag is not None:
+        return Event("tag", sha, tag, default)
+    source = _kind(env, "CI_PIPELINE_SOURCE")
+    iid = _number(env.get("CI_MERGE_REQUEST_IID"), "CI_MERGE_REQUEST_IID")
+    if iid or source == "merge_request_event":
+        return Event("pull_request", sha, "", default, int(iid) if iid else None)
+    if source == "external_pull_request_event":
+        number = _number(env.get("CI_EXTERNAL_PULL_REQUEST_IID"), "CI_EXTERNAL_PULL_REQUEST_IID")
+        return Event("pull_request", sha, "", default, int(number) if number else None)
+    # CI_COMMIT_BRANCH is set in branch pipelines only (a tag or merge request pipeline has none)
+    branch = _branch(env.get("CI_COMMIT_BRANCH"), "CI_COMMIT_BRANCH")
+    if branch:
+        return Event("branch", sha, branch, default)
+    return Event("local", sha, "", default)
+
+
+def event_from_git(sha: str, tags_at_head: Iterable[str], branch: str | None, default_branch: str) -> Event:
+    """The event a local checkout stands for: the highest version tag at HEAD wins, then the branch.
+
+    Every other version-like tag at HEAD is named in the event's notes: a
+    lower version passed over, or a tag that breaks a rule (``1.0.0``,
+    ``V1.0.0``, ``v1.0.0+build.5``) and the rule it breaks.
+    """
+    candidates = sorted(t for t in tags_at_head if _VERSION_LIKE.match(t))
+    valid = sorted((t for t in candidates if tag_rule(t) is None), key=lambda t: Version.parse(t), reverse=True)  # type: ignore[arg-type,return-value]
+    refused = tuple(f"tag {t} at HEAD is not a release tag: {tag_rule(t)}" for t in candidates if tag_rule(t) is not None)
+    notes: list[str] = []
+    if len(valid) > 1:
+        notes.append(f"several version tags at HEAD: {valid[0]} is the highest, so {', '.join(valid[1:])} "
+                     f"{'is' if len(valid) == 2 else 'are'} not released")
+    notes.extend(refused)
+    if valid:
+        return Event("tag", sha, valid[0], default_branch, notes=tuple(notes), refused=refused)
+    if branch:
+        return Event("branch", sha, branch, default_branch, notes=tuple(notes), refused=refused)
+    return Event("local", sha, "", default_branch, notes=tuple(notes), refused=refused)
+
+
+def source_url(remote: str | None, env: Mapping[str, str]) -> str | None:
+    """The repository's web address for org.opencontainers.image.source: ``https://host/path``, never a secret in it.
+
+    GitHub Actions names it (``$GITHUB_SERVER_URL/$GITHUB_REPOSITORY``), GitLab
+    CI too (``$CI_PROJECT_URL``); otherwise the ``origin`` remote. Either way
+    only the host and the path are kept: the userinfo (``user:token@``,
+    whatever it holds, an ``@`` included), the query (``?private_token=``) and
+    the fragment are dropped, from ``https://``, ``ssh://``, ``git://`` and
+    scp-like ``git@host:org/repo`` remotes alike, in any case of scheme. A
+    local path, another scheme, or an address that is not a plain host and
+    path names no public address: None.
+    """
+    server, repository = env.get("GITHUB_SERVER_URL"), env.get("GITHUB_REPOSITORY")
+    if server and repository:
+        remote = f"{re.split(r'[?#]', server, maxsplit=1)[0].rstrip('/')}/{repository}"
+    elif env.get("GITLAB_CI") == "true" and env.get("CI_PROJECT_URL"):
+        remote = env["CI_PROJECT_URL"]
+    if not remote:
+        return None
+    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", remote)
+    if scheme:
+        kind, rest = scheme.group(1).lower(), remote[scheme.end():]
+    elif re.match(r"[^/]+:", remote) and not remote.startswith((".", "/")):
+        kind, rest = "scp", remote.replace(":", "/", 1) if "@" not in remote else _scp_path(remote)
+    else:
+        return None  # a local path: no public address to name
+    if kind not in ("https", "http", "ssh", "git", "git+ssh", "ssh+git", "scp"):
+        return None
+    rest = re.split(r"[?#]", rest, maxsplit=1)[0]
+    rest = rest[rest.rfind("@") + 1:]
+    host, _, path = rest.partition("/")
+    if kind not in ("https", "http"):
+        host = host.split(":", 1)[0]  # an ssh port is not the web server's
+    path = path.removesuffix("/").removesuffix(".git").strip("/")
+    if not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]+)?", host) or not path or not re.fullmatch(r"[A-Za-z0-9._~/+-]+", path):
+        return None
+    return f"https://{host}/{path}"
+
+
+def _scp_path(remote: str) -> str:
+    """``user:pass@host:org/repo`` -> ``user:pass@host/org/repo``: the scp-like path starts at the first ':' after the last '@'."""
+    at = remote.rfind("@")
+    head, tail = remote[:at + 1], remote[at + 1:]
+    return head + tail.replace(":", "/", 1)
 
 
 # -- reading values: each checked, the source named in a refusal ----------------------------
@@ -223,7 +371,7 @@ def _github_pull_request(env: Mapping[str, str], event: Mapping[str, object]) ->
         _branch(env.get("GITHUB_BASE_REF"), "GITHUB_BASE_REF")
     head = _branch(env.get("GITHUB_HEAD_REF"), "GITHUB_HEAD_REF")
     sha = _sha(base.get("sha"), f"{EVENT} pull_request.base.sha", _FROM_EVENT)
-    number = _number(pr.get("number"), f"{EVENT} pull_request.number", _FROM_EVENT) or _number(event.get("number"), f"{EVENT} number", _FROM_EVENT)
+    number = _github_pr_number(event)
     label = (f"pull request #{number}" if number else "pull request") + (f" from {head}" if head else "")
     if sha:
         return BaseRequest(rev=sha, how=f"{label}: merge base with {branch or sha[:7]}", trusted=True, fetch=sha)

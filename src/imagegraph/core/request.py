@@ -103,7 +103,7 @@ class Revision:
     commit: str
     #: When it was committed: the created label, so that a rebuild of the same commit labels its image the same.
     time: datetime
-    #: Its public web address (:func:`imagegraph.core.tags.source_url`); None when it has none.
+    #: Its public web address (:func:`imagegraph.core.ci.source_url`); None when it has none.
     source: str | None = None
 
 

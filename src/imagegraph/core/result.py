@@ -1,7 +1,7 @@
 """What a run did with each image of its plan: one :class:`ImageResult` per image.
 
 The executor (:mod:`imagegraph.execute`) makes them; the tables, the build reports and the tag gate
-(:mod:`imagegraph.core.publish`) read them.
+(:func:`imagegraph.core.tags.publication`) read them.
 """
 
 from __future__ import annotations

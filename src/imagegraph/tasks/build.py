@@ -26,7 +26,7 @@ from ..presentation.tables import (
     garbage_collection_hint,
     table,
 )
-from ..workspace import DEFAULT_GRACE, STATE_DIR, Workspace
+from ..workspace import STATE_DIR, Workspace
 from ._common import build_options, count_flag, error_line, user_errors
 from ._common import note as _note
 
@@ -101,13 +101,14 @@ def _execute(workspace: Workspace, plan: Plan, stop: Stop, *, progress: str, no_
     """Build, tag and report: a stop (SIGINT, SIGTERM) ends the running builds, moves no tag and still writes the report."""
     from ..core.result import INTERRUPTED  # the executor and its progress board load only when something is built
     from ..presentation.progress import Progress
+    from ..publishing import publish_tags
 
     board = Progress(live={"auto": None, "tty": True, "plain": False}[progress])
     with workspace.registry_login():
         results = workspace.executor(progress=board).run(plan)
     if stop.requested:
         workspace.git.restart_helpers()
-    moves = None if no_tags or stop.requested else workspace.publish_tags(results, plan=plan, say=_note)
+    moves = None if no_tags or stop.requested else publish_tags(workspace, results, plan, say=_note)
     tagged = moves.tagged if moves else {}
     print()
     print(format_results(results))
@@ -231,11 +232,14 @@ def release(c, version=None, dry_run=False, force=False, registry=None, platform
     X.Y.Z, X.Y and latest are copied from the fingerprint tags inside the
     registry: nothing is rebuilt and every digest stays the same.
     """
+    from ..release import release as promote
+
     started = time.monotonic()
     workspace = Workspace(options=build_options(registry=registry, platform=platform))
-    promotions, moves = workspace.release(version=version, dry_run=dry_run, force=force, say=_note)
+    promotions, moves = promote(workspace, version=version, dry_run=dry_run, force=force, say=_note)
     tagged = moves.tagged
-    rows = [(p.image, p.source, p.digest[:19] + "...", ", ".join(p.tags if dry_run else tagged.get(p.image, ())) or "-") for p in promotions]
+    rows = [(p.image, p.source, (p.digest or "")[:19] + "...", ", ".join(p.names if dry_run else tagged.get(p.image, ())) or "-")
+            for p in promotions]
     print(table(("image", "from", "digest", "would get" if dry_run else "tagged"), rows))
     if not dry_run and moves.ok:
         print(f"\nreleased {len(promotions)} image(s) in {time.monotonic() - started:.2f}s: nothing rebuilt, digests unchanged")
@@ -279,12 +283,15 @@ def cleanup(c, keep=None, protect=None, yes=False, grace=None, show_kept=False, 
     tag of what it deleted from. It holds the registry lease that releases
     and tag moves take too, so none of them runs in between.
     """
+    from ..cleanup import DEFAULT_GRACE
+    from ..cleanup import cleanup as prune_registry
+
     started = time.monotonic()
     kept = None if keep is None else count_flag(keep, "--keep", default=10)
     patterns = tuple(_pattern(p) for p in protect or ())
     wait = DEFAULT_GRACE if grace is None else parse_duration(grace, "--grace")
     workspace = Workspace(options=build_options(registry=registry))
-    pruning = workspace.cleanup(keep=kept, protect=patterns, apply=yes, grace=wait, say=_note)
+    pruning = prune_registry(workspace, keep=kept, protect=patterns, apply=yes, grace=wait, say=_note)
     verdicts = pruning.verdicts
     print(format_retention(verdicts, show_kept=show_kept))
     doomed = [v for v in verdicts if not v.keep]
