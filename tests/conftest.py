@@ -57,6 +57,14 @@ def repository_menu():
     return copy.deepcopy(runpy.run_path(str(Path(__file__).resolve().parents[1] / "tasks.py"))["ns"])
 
 
+def split_ref(ref: str) -> tuple[str, str, str]:
+    """``host:5000/ns/name:tag`` -> (``host:5000``, ``ns/name``, ``tag``): a test's shorthand over the one parser."""
+    from imagegraph.adapters.registry import full_ref
+
+    image = full_ref(ref)
+    return image.domain, image.repository, image.reference
+
+
 def write_tree(root: Path, files: dict[str, str]) -> None:
     for relpath, text in files.items():
         path = root / relpath

@@ -13,8 +13,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .adapters.prune import read_deleted
-from .adapters.registry import split_ref
 from .adapters.tagmove import move_family_tags, verify_tags
+from .core.plan import fingerprint_ref
 from .core.tags import Event, Outcome, TagMoves, TagRequest, check_release_event, plan_release, release_event
 
 if TYPE_CHECKING:
@@ -57,7 +57,8 @@ def _plan(workspace: Workspace, event: Event, own: str, force: bool) -> tuple[Ta
     deleted: dict[str, str] = {}
     for spec in workspace.config.images:
         if spec.push:
-            _, name, tag = split_ref(workspace.ref(spec.name))
+            image = fingerprint_ref(workspace.config, workspace.fingerprints, spec.name)
+            name, tag = image.repository, image.reference
             digests[spec.name] = registry.manifest_digest(name, tag)
             registry_tags[spec.name] = registry.tags(name)
             if own in registry_tags[spec.name]:

@@ -290,7 +290,7 @@ class Workspace:
 
     def _repositories(self) -> list[str]:
         """The repositories (inside the registry) of the images that are pushed."""
-        return [self.config.repository(spec.name).split("/", 1)[1] for spec in self.config.images if spec.push]
+        return [self.config.repository_path(spec.name) for spec in self.config.images if spec.push]
 
     def check_named_builder(self, plan: Plan) -> str | None:
         """The builder the user named (flag, $BUILDX_BUILDER, images.yaml), checked as a build would check it before it builds:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from imagegraph.adapters.registry import Registry, split_ref
+from imagegraph.adapters.registry import Registry
 from imagegraph.core.options import BuildOptions
 from imagegraph.workspace import Workspace
+from tests.conftest import split_ref
 from tests.integration.conftest import init_repo
 
 pytestmark = pytest.mark.integration

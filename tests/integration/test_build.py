@@ -10,7 +10,7 @@ import time
 import docker
 import pytest
 
-from imagegraph.adapters.registry import Registry, split_ref
+from imagegraph.adapters.registry import Registry
 from imagegraph.core.buildkit import StepCount
 from imagegraph.core.errors import EngineError
 from imagegraph.core.options import BuildOptions
@@ -19,6 +19,7 @@ from imagegraph.core.result import ImageResult
 from imagegraph.core.values import KNOWN_PLATFORMS
 from imagegraph.publishing import publish_tags
 from imagegraph.workspace import Workspace
+from tests.conftest import split_ref
 from tests.integration.conftest import commit_all, git, init_repo, local_tags, remove_local_images, run_invoke
 
 pytestmark = pytest.mark.integration

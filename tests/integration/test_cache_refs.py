@@ -17,11 +17,12 @@ from dataclasses import replace
 import pytest
 
 from imagegraph.adapters.engine.builder_choice import choose_builder, named_builder, observe_builder
-from imagegraph.adapters.registry import Registry, split_ref
+from imagegraph.adapters.registry import Registry
 from imagegraph.adapters.runner import Runner
 from imagegraph.core.cache import BuilderKind, cache_entries
 from imagegraph.core.options import BuildOptions
 from imagegraph.workspace import Workspace
+from tests.conftest import split_ref
 from tests.integration.conftest import run_invoke
 from tests.integration.test_build import repo  # noqa: F401 (the small family fixture)
 

@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from imagegraph.adapters.registry import Registry, split_ref
+from imagegraph.adapters.registry import Registry
 from imagegraph.core.errors import RegistryError
+from tests.conftest import split_ref
 from tests.credhelpers import write_credential_helper, write_helper_config
 from tests.integration.conftest import git, init_repo, one_error_line, remove_local_images, run_invoke
 from tests.integration.registries import PrivateRegistry, start_registry

@@ -6,11 +6,12 @@ import time
 
 import pytest
 
-from imagegraph.adapters.registry import Registry, split_ref
+from imagegraph.adapters.registry import Registry
 from imagegraph.core.options import BuildOptions
 from imagegraph.core.tags import ReleaseError, TagError
 from imagegraph.release import release
 from imagegraph.workspace import Workspace
+from tests.conftest import split_ref
 from tests.integration.conftest import commit_all
 from tests.integration.test_build import build, repo  # noqa: F401 (the small family fixture)
 

@@ -12,10 +12,11 @@ import re
 
 import pytest
 
-from imagegraph.adapters.registry import Registry, split_ref
+from imagegraph.adapters.registry import Registry
 from imagegraph.core.options import BuildOptions
 from imagegraph.release import release
 from imagegraph.workspace import Workspace
+from tests.conftest import split_ref
 from tests.integration.conftest import commit_all, git, run_invoke
 from tests.integration.faultproxy import Answer
 from tests.integration.oci_seed import Seeder

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from imagegraph.adapters import registry_http
-from imagegraph.adapters.registry import full_ref, split_ref
+from imagegraph.adapters.registry import full_ref
 from imagegraph.core.config import config_from_text
 from imagegraph.core.errors import InputError, RegistryError
 from imagegraph.core.retention import Manifest
@@ -88,12 +88,12 @@ def test_parse_reference_keeps_docker_tags_form_and_refuses_a_digest():
         parse_reference(f"app@{DIGEST}", "--tag")
 
 
-def test_split_ref_is_the_typed_parse_and_wants_a_full_reference():
-    assert split_ref("[::1]:5000/ns/app:v1") == ("[::1]:5000", "ns/app", "v1")
+def test_the_registry_client_wants_a_full_reference():
+    assert full_ref("[::1]:5000/ns/app:v1") == ImageRef.parse("[::1]:5000/ns/app:v1")
     assert full_ref("127.0.0.1:5000/ns/app:v1") == ImageRef(RegistryAddress("127.0.0.1", 5000), "ns/app", "v1")
     for partial in ("ns/app:v1", "127.0.0.1:5000/ns/app", "Not A Ref"):
         with pytest.raises(RegistryError, match="is not a full reference"):
-            split_ref(partial)
+            full_ref(partial)
 
 
 def test_config_builds_references_from_parts_never_from_text(tmp_path, monkeypatch):

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from imagegraph.adapters.registry import split_ref
 from imagegraph.adapters.tagmove import REVISION_LABEL
 from imagegraph.cleanup import cleanup
 from imagegraph.core.errors import RegistryError
@@ -29,7 +28,7 @@ from imagegraph.core.tags import Outcome, ReleaseError
 from imagegraph.publishing import publish_tags
 from imagegraph.release import release
 from imagegraph.workspace import Workspace
-from tests.conftest import write_tree
+from tests.conftest import split_ref, write_tree
 
 FAMILY = """
 registry: 127.0.0.1:5000

@@ -27,7 +27,7 @@ from .registry_http import REGISTRY_RETRY, RegistryHTTP, RetryPolicy
 if TYPE_CHECKING:  # loaded when the registry is first asked (planning a docs-only change never asks it)
     import requests
 
-__all__ = ["Registry", "full_ref", "split_ref"]
+__all__ = ["Registry", "full_ref"]
 
 
 def full_ref(ref: ImageRef | str) -> ImageRef:
@@ -39,12 +39,6 @@ def full_ref(ref: ImageRef | str) -> ImageRef:
     if image is None or image.registry is None or not image.reference:
         raise RegistryError(f"{shown(str(ref))} is not a full reference like registry:5000/namespace/image:tag")
     return image
-
-
-def split_ref(ref: str) -> tuple[str, str, str]:
-    """``host:5000/ns/name:tag`` -> (``host:5000``, ``ns/name``, ``tag``); new code reads :meth:`ImageRef.parse` and its fields instead."""
-    image = full_ref(ref)
-    return image.domain, image.repository, image.reference
 
 
 def _date(value: str | None) -> datetime | None:
