@@ -25,7 +25,7 @@ from .core.cache import BuilderKind
 from .core.changes import Explanation
 from .core.ci import choose_base, event_from_env, event_from_git, read_event, source_url
 from .core.config import Config, load_config, override_platforms
-from .core.defaults import CONFIG_NAME
+from .core.defaults import CONFIG_NAME, STATE_DIR
 from .core.dockerfile import check_dockerfiles
 from .core.errors import ConfigError, ImagegraphError
 from .core.fingerprint import Fingerprint
@@ -51,7 +51,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Workspace", "find_root"]
 
-STATE_DIR = ".imagegraph"
 DEFAULT_BRANCHES = ("main", "master")
 #: The registry lease that cleanup, releases and a build's tag moves each hold while they change the family's tags.
 TAGS_LEASE = "tags"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from imagegraph.workspace import STATE_DIR
+from imagegraph.core.defaults import STATE_DIR
 from tests.integration.conftest import commit_all, git, init_repo
 from tests.integration.test_changes import edit, family_files, workspace
 

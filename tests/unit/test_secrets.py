@@ -224,9 +224,9 @@ def test_the_runner_never_shows_what_a_helper_told_the_docker_cli():
 
 
 def test_error_and_note_lines_lose_url_secrets_and_escape(capsys):
-    from imagegraph.tasks._common import error_line, note
+    from imagegraph.tasks._common import error_line, say
 
     message = f"git fetch failed: could not read from 'https://ci:{SECRET}@git.example.com/r.git?t={SECRET}'\n\x1b[2J"
     assert error_line(message) == "error: git fetch failed: could not read from 'https://***@git.example.com/r.git?***' \\x1b[2J"
-    note(message)
+    say(message)
     assert SECRET not in capsys.readouterr().err

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from ..core.changes import EMPTY_TREE
+from ..core.defaults import STATE_DIR, WHEELHOUSE_DIR
 from ..core.errors import ImagegraphError, InputError
 from ..core.fingerprint import GITLINK_MODE
 from ..core.links import LINK_MODE, inside
@@ -136,7 +137,7 @@ SCANS_BEFORE_LISTING = 16
 
 #: imagegraph's own working folders (logs, reports, assembled contexts, wheels): never an image's input,
 #: even where the repository's .gitignore does not list them (an input glob such as `hello.txt` matches at any depth).
-OWN_FOLDERS = (".imagegraph/", ".wheelhouse/")
+OWN_FOLDERS = (f"{STATE_DIR}/", f"{WHEELHOUSE_DIR}/")
 
 
 class WorkingTree:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-__all__ = ["CONFIG_NAME", "DEFAULT_REGISTRY", "WHEELHOUSE_DIR", "wheel_folder"]
+__all__ = ["CONFIG_NAME", "DEFAULT_REGISTRY", "STATE_DIR", "WHEELHOUSE_DIR", "wheel_folder"]
 
 #: The file that declares the image family, at the repository root.
 CONFIG_NAME = "images.yaml"
 #: Where `invoke engine.up` serves the local registry (the embedded default where images.yaml names none).
 DEFAULT_REGISTRY = "127.0.0.1:5000"
 
+#: imagegraph's own folder in the checkout: logs, reports, assembled contexts, kept results (never an input of an image).
+STATE_DIR = ".imagegraph"
 #: The folder of the checkout that wheels are hard-linked into: ``.wheelhouse/<requirements stem>/``.
 WHEELHOUSE_DIR = ".wheelhouse"
 

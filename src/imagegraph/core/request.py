@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .cache import BuildCache, BuilderKind, cache_entries, platform_suffix
-from .defaults import WHEELHOUSE_DIR, wheel_folder
+from .defaults import STATE_DIR, WHEELHOUSE_DIR, wheel_folder
 from .tags import Event, Version, oci_labels
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ class BuildSettings:
     """How this run's builds are asked for, the same for every image (from the options and the registry's address)."""
 
     #: Where contexts are assembled (``<contexts>/<image>/<fingerprint>``); the workspace gives the project's own folder.
-    contexts: Path = Path(".imagegraph", "contexts")
+    contexts: Path = Path(STATE_DIR, "contexts")
     #: The registry speaks plain HTTP (a local registry).
     insecure_registry: bool = False
     #: Builds of pushed images read (and pushed builds write) the registry cache.

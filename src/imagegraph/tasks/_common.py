@@ -24,7 +24,7 @@ from ..core.values import (
     split_list,
 )
 
-__all__ = ["build_options", "count_flag", "error_line", "note", "user_errors"]
+__all__ = ["build_options", "count_flag", "error_line", "say", "user_errors"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,7 +51,7 @@ def error_line(message: str) -> str:
     return f"error: {escaped(redact_urls(' '.join(message.split(chr(10)))))}"
 
 
-def note(line: str) -> None:
+def say(line: str) -> None:
     """A line for people beside the output (stderr): a warning, a step; escaped as :func:`error_line` is."""
     print(escaped(redact_urls(line)), file=sys.stderr)
 

@@ -13,6 +13,7 @@ from invoke import Exit, task
 from ..adapters.interrupt import Interrupted, Stop, exit_code, signal_name
 from ..adapters.runlock import BuildLock
 from ..adapters.runner import Runner
+from ..core.defaults import STATE_DIR
 from ..core.errors import ConfigError, ImagegraphError, InputError
 from ..core.plan import Decision, Plan
 from ..core.values import escaped, parse_duration, shown
@@ -26,9 +27,8 @@ from ..presentation.tables import (
     garbage_collection_hint,
     table,
 )
-from ..workspace import STATE_DIR, Workspace
-from ._common import build_options, count_flag, error_line, user_errors
-from ._common import note as _note
+from ..workspace import Workspace
+from ._common import build_options, count_flag, error_line, say, user_errors
 
 _SELECT_HELP = {
     "target": "build only this image and the images it stands on (repeatable, or comma list)",
@@ -74,12 +74,12 @@ def build(c, force=None, target=None, platform=None, no_cache=False, dry_run=Fal
             workspace = Workspace(options=build_options(registry=registry, platform=platform, force=force, target=target,
                                                         no_cache=no_cache, jobs=jobs, builder=builder, since=since, push_pr=push_pr,
                                                         registry_cache=not no_registry_cache), runner=Runner(stop=stop))
-            with BuildLock(workspace.root / STATE_DIR, within=workspace.root, say=_note):
-                plan = workspace.plan(say=_note)
+            with BuildLock(workspace.root / STATE_DIR, within=workspace.root, say=say):
+                plan = workspace.plan(say=say)
                 print(f"registry: {workspace.config.registry}")
                 print(format_explanation(plan.explanation))
                 for warning in plan.warnings:
-                    _note(f"warning: {warning}")
+                    say(f"warning: {warning}")
                 if dry_run:
                     named = workspace.check_named_builder(plan)
                     if named:
@@ -108,7 +108,7 @@ def _execute(workspace: Workspace, plan: Plan, stop: Stop, *, progress: str, no_
         results = workspace.executor(progress=board).run(plan)
     if stop.requested:
         workspace.git.restart_helpers()
-    moves = None if no_tags or stop.requested else publish_tags(workspace, results, plan, say=_note)
+    moves = None if no_tags or stop.requested else publish_tags(workspace, results, plan, say=say)
     tagged = moves.tagged if moves else {}
     print()
     print(format_results(results))
@@ -125,9 +125,9 @@ def _execute(workspace: Workspace, plan: Plan, stop: Stop, *, progress: str, no_
         report = str(path.relative_to(workspace.root))
         print(f"report: {report} (and .md); `invoke report` compares it with earlier runs")
     except ImagegraphError as err:  # the images are built and pushed: a report must not fail the build
-        _note(f"warning: no build report written: {err}")
+        say(f"warning: no build report written: {err}")
     except OSError as err:
-        _note(f"warning: no build report written ({err.filename or 'the report'}: {err.strerror}); "
+        say(f"warning: no build report written ({err.filename or 'the report'}: {err.strerror}); "
               f"check that {STATE_DIR}/reports/ is writable and its disk has space")
     if stop.signum is not None:
         interrupted = [r.name for r in results if r.stopped == INTERRUPTED]
@@ -163,13 +163,13 @@ def plan(c, force=None, target=None, platform=None, registry=None, since=None, j
     """
     workspace = Workspace(options=build_options(registry=registry, platform=platform, force=force, target=target, since=since,
                                                 registry_cache=not no_registry_cache))
-    result = workspace.plan(say=_note)
+    result = workspace.plan(say=say)
     if bake:
         path = Path(bake)
-        with BuildLock(workspace.root / STATE_DIR, within=workspace.root, say=_note):  # it assembles contexts and fetches wheels as a build does
-            definition = workspace.bake(result, path, say=_note)
+        with BuildLock(workspace.root / STATE_DIR, within=workspace.root, say=say):  # it assembles contexts and fetches wheels as a build does
+            definition = workspace.bake(result, path, say=say)
         names = ", ".join(definition["target"]) or "nothing"
-        _note(f"bake file: {path} builds {names}; run `docker buildx bake -f {path}` (images are pushed to their fingerprint tags)")
+        say(f"bake file: {path} builds {names}; run `docker buildx bake -f {path}` (images are pushed to their fingerprint tags)")
     if json_:
         print(json.dumps(result.to_dict(), indent=2))
         return
@@ -177,7 +177,7 @@ def plan(c, force=None, target=None, platform=None, registry=None, since=None, j
     print(format_plan(result))
     print(format_tags(result))
     for warning in result.warnings:
-        _note(f"warning: {warning}")
+        say(f"warning: {warning}")
 
 
 def _write_step_outputs(outputs: dict[str, str]) -> None:
@@ -186,7 +186,7 @@ def _write_step_outputs(outputs: dict[str, str]) -> None:
         raise ConfigError("--github-output", "$GITHUB_OUTPUT is not set (GitHub Actions sets it for each step); elsewhere use --json")
     with open(path, "a", encoding="utf-8") as out:
         out.writelines(f"{name}={value}\n" for name, value in outputs.items())
-    _note(f"step outputs: {', '.join(outputs)}")
+    say(f"step outputs: {', '.join(outputs)}")
 
 
 @task(
@@ -205,14 +205,14 @@ def affected(c, since=None, force=None, target=None, platform=None, json_=False,
     one per depth of the family, for workflows to fan out on.
     """
     workspace = Workspace(options=build_options(platform=platform, force=force, target=target, since=since))
-    explanation, entries = workspace.affected(say=_note)
+    explanation, entries = workspace.affected(say=say)
     matrix = affected_matrix(workspace.config, explanation, entries)
     if github_output:
         _write_step_outputs(github_outputs(matrix))
     if json_:
         print(json.dumps(matrix, indent=2))
         return
-    _note(format_explanation(explanation))
+    say(format_explanation(explanation))
     for entry in entries:
         print(escaped(entry.name))
 
@@ -236,7 +236,7 @@ def release(c, version=None, dry_run=False, force=False, registry=None, platform
 
     started = time.monotonic()
     workspace = Workspace(options=build_options(registry=registry, platform=platform))
-    promotions, moves = promote(workspace, version=version, dry_run=dry_run, force=force, say=_note)
+    promotions, moves = promote(workspace, version=version, dry_run=dry_run, force=force, say=say)
     tagged = moves.tagged
     rows = [(p.image, p.source, (p.digest or "")[:19] + "...", ", ".join(p.names if dry_run else tagged.get(p.image, ())) or "-")
             for p in promotions]
@@ -291,7 +291,7 @@ def cleanup(c, keep=None, protect=None, yes=False, grace=None, show_kept=False, 
     patterns = tuple(_pattern(p) for p in protect or ())
     wait = DEFAULT_GRACE if grace is None else parse_duration(grace, "--grace")
     workspace = Workspace(options=build_options(registry=registry))
-    pruning = prune_registry(workspace, keep=kept, protect=patterns, apply=yes, grace=wait, say=_note)
+    pruning = prune_registry(workspace, keep=kept, protect=patterns, apply=yes, grace=wait, say=say)
     verdicts = pruning.verdicts
     print(format_retention(verdicts, show_kept=show_kept))
     doomed = [v for v in verdicts if not v.keep]

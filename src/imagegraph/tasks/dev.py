@@ -16,8 +16,7 @@ from ..adapters.runner import Command, CommandResult, Runner
 from ..core.errors import ImagegraphError, ToolMissing
 from ..core.values import escaped, parse_reference
 from ..workspace import Workspace, find_root
-from ._common import build_options, user_errors
-from ._common import note as _note
+from ._common import build_options, say, user_errors
 
 __all__ = ["image", "ns", "post_create", "pre_commit", "up"]
 
@@ -39,17 +38,17 @@ def image(c, tag=None, registry=None):
 
     workspace = Workspace(options=build_options(registry=registry, target=(IMAGE,)))
     tag = read_image_tag(workspace.root) if tag is None else parse_reference(tag, "--tag")
-    plan = workspace.plan(say=_note)
+    plan = workspace.plan(say=say)
     entry = plan.image(IMAGE)
     if plan.to_build():
         workspace.check_platforms(plan)
-        _note(f"builder: {workspace.builder.describe()}")
+        say(f"builder: {workspace.builder.describe()}")
     with workspace.registry_login():
-        for result in workspace.executor(say=_note).run(plan):
+        for result in workspace.executor(say=say).run(plan):
             if not result.ok:
                 raise ImagegraphError(result.failure)
         if not workspace.local.has(entry.ref):
-            _note(f"pulling {entry.ref}")
+            say(f"pulling {entry.ref}")
             workspace.runner.run(Command.of("docker", "pull", "--quiet", entry.ref))
     workspace.runner.run(Command.of("docker", "tag", entry.ref, tag))
     print(escaped(describe_image(image_source(entry), entry.ref, tag)))

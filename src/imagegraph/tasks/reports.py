@@ -8,7 +8,7 @@ from pathlib import Path
 from invoke import Exit, task
 
 from ..workspace import Workspace
-from ._common import count_flag, note, user_errors
+from ._common import count_flag, say, user_errors
 
 
 @task(help={
@@ -41,7 +41,7 @@ def report(c, file=None, history=None, json_=False, markdown=False, chart=None, 
     store = workspace.reporting.store
     stored = store.load()
     for problem in store.skipped:
-        note(f"warning: skipped {problem}")
+        say(f"warning: skipped {problem}")
     if file:
         path = Path(file)
         if path.is_dir():
