@@ -37,7 +37,7 @@ from .adapters.registry import Registry, full_ref
 from .adapters.registry_http import REGISTRY_RETRY, RetryPolicy
 from .adapters.runner import Command, Runner
 from .adapters.wheelhouse import Wheelhouse
-from .adapters.workdirs import write_own
+from .adapters.workdirs import own_folder, write_own
 from .core.bake_results import BakeProgress, BakeTarget, bake_groups, read_metadata
 from .core.buildkit import StepCount, count_steps
 from .core.defaults import DEFAULT_REGISTRY
@@ -59,6 +59,18 @@ def prepare_build(entry: BuiltImage, wheelhouse: Wheelhouse, root: Path, context
         wheelhouse.ensure(entry.wheels, entry.platforms, log_path=log_path, say=say, follow=follow)
     assemble_planned(entry.name, entry.layout, root, contexts_dir, entry.fingerprint)
     return entry.request
+
+
+def write_bake_file(plan: Plan, path: Path, wheelhouse: Wheelhouse, root: Path, contexts: Path, logs: Path, *,
+                    say: Callable[[str], None] = print) -> dict:
+    """Write the bake definition of what ``plan`` builds to ``path`` (`invoke plan --bake`), each build prepared as
+    `invoke build` prepares it: wheels fetched, context assembled. The definition written is returned."""
+    log_path = own_folder(logs, root) / "bake-wheels.log"
+    requests = [prepare_build(entry, wheelhouse, root, contexts, log_path=log_path, say=lambda line, name=entry.name: say(f"[{name}] {line}"))
+                for entry in plan.to_build()]
+    definition = bake_definition(requests, {entry.name: entry.parent for entry in plan.images})
+    write_bake(path, definition, within=root)  # inside the repository, no link on the way is followed
+    return definition
 
 
 class BuildExecutor:

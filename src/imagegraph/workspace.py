@@ -235,18 +235,10 @@ class Workspace:
 
     def bake(self, plan: Plan, path: Path, *, say=print) -> dict:
         """Write the bake definition of what ``plan`` builds to ``path``, after fetching the wheels its builds bind-mount."""
-        from .adapters.bake import bake_definition, write_bake
         from .adapters.wheelhouse import Wheelhouse
-        from .adapters.workdirs import own_folder
-        from .execute import prepare_build
-        wheelhouse = Wheelhouse(self.root, self.runner, python=self.config.python)
-        logs = own_folder(self.root / STATE_DIR / "logs", self.root)
-        requests = [prepare_build(entry, wheelhouse, self.root, self.contexts_dir, log_path=logs / "bake-wheels.log",
-                                  say=lambda line, name=entry.name: say(f"[{name}] {line}"))
-                    for entry in plan.to_build()]
-        definition = bake_definition(requests, {entry.name: entry.parent for entry in plan.images})
-        write_bake(path, definition, within=self.root)  # inside the repository, no link on the way is followed
-        return definition
+        from .execute import write_bake_file
+        return write_bake_file(plan, path, Wheelhouse(self.root, self.runner, python=self.config.python), self.root, self.contexts_dir,
+                               self.root / STATE_DIR / "logs", say=say)
 
     @contextlib.contextmanager
     def registry_login(self) -> Iterator[None]:
@@ -292,20 +284,14 @@ class Workspace:
         return [self.config.repository_path(spec.name) for spec in self.config.images if spec.push]
 
     def check_named_builder(self, plan: Plan) -> str | None:
-        """The builder the user named (flag, $BUILDX_BUILDER, images.yaml), checked as a build would check it before it builds:
-        that it exists and runs the plan's platforms. The line that names it; None when none is named or nothing is to build.
-
-        A dry run asks only this much of buildx: with no builder named, it needs no engine.
-        """
-        from .adapters.engine.builder_choice import check_platforms, choose_builder, named_builder, observe_builder
+        """The builder the user named (flag, $BUILDX_BUILDER, images.yaml), checked as a build checks it: that it exists and
+        runs the plan's platforms. The line that names it; None when none is named or nothing is to build."""
+        from .adapters.engine.builder_choice import named_builder
         named, origin = named_builder(self.options.builder, os.environ, self.config.builder)
         if named is None or not plan.to_build():
             return None
-        choice = self._builder_choice or choose_builder(observe_builder(self.runner, named=named, named_from=origin))
-        wanted = sorted({p for entry in plan.to_build() for p in entry.platforms})
-        if wanted:
-            check_platforms(wanted, choice)
-        return f"{choice.builder or named} ({choice.driver} driver), named by {origin}"
+        self.check_platforms(plan)
+        return f"{self.builder_choice.builder or named} ({self.builder_choice.driver} driver), named by {origin}"
 
     def check_platforms(self, plan: Plan) -> None:
         """Refuse, before anything runs, to build for a platform the builder can neither run nor emulate."""
