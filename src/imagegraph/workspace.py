@@ -51,7 +51,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Workspace", "find_root"]
 
-DEFAULT_BRANCHES = ("main", "master")
 #: The registry lease that cleanup, releases and a build's tag moves each hold while they change the family's tags.
 TAGS_LEASE = "tags"
 
@@ -132,14 +131,8 @@ class Workspace:
 
     @cached_property
     def default_branch(self) -> str | None:
-        """What the repository calls its default branch (``origin/main``, ``main``, ...); None when it has none."""
-        repo = self.git
-        branches = repo.branches()
-        candidates = (repo.remote_default_branch(), *(f"origin/{b}" for b in DEFAULT_BRANCHES), *DEFAULT_BRANCHES)
-        found = next((name for name in candidates if name in branches), None)
-        if found is None and (configured := repo.config_value("init", "defaultBranch")) in branches:
-            found = configured
-        return found
+        """What the repository calls its default branch (:meth:`imagegraph.adapters.repo.Repository.default_branch`)."""
+        return self.git.default_branch()
 
     @cached_property
     def registry(self) -> Registry:

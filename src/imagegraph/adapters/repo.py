@@ -41,7 +41,10 @@ from .trees import CommitTree, GitAccess, WorkingTree, read_small
 if TYPE_CHECKING:
     import git
 
-__all__ = ["Repository"]
+__all__ = ["DEFAULT_BRANCHES", "Repository"]
+
+#: The names a default branch goes by, where the remote records none.
+DEFAULT_BRANCHES = ("main", "master")
 
 
 _KINDS = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "T": "type-changed", "C": "added"}
@@ -122,6 +125,16 @@ class Repository:
 
     def is_shallow(self) -> bool:
         return self._ask("rev-parse", "--is-shallow-repository") == "true"
+
+    def default_branch(self) -> str | None:
+        """What the repository calls its default branch (``origin/main``, ``main``, ...): the remote's HEAD, else a
+        ``main`` or ``master`` there or here, else ``init.defaultBranch``; None when it has none of them."""
+        branches = self.branches()
+        candidates = (self.remote_default_branch(), *(f"origin/{b}" for b in DEFAULT_BRANCHES), *DEFAULT_BRANCHES)
+        found = next((name for name in candidates if name in branches), None)
+        if found is None and (configured := self.config_value("init", "defaultBranch")) in branches:
+            found = configured
+        return found
 
     def remote_default_branch(self, remote: str = "origin") -> str | None:
         """``origin/main`` from ``refs/remotes/origin/HEAD``, when the clone recorded it."""
