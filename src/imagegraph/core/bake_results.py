@@ -20,7 +20,11 @@ text against a shared log:
   the targets that reported it less those whose ancestor (in this bake) also
   did: a parent's step is the parent's, a child's own step (a COPY of a file
   only its context lacks) is the child's alone, even while the parent's steps
-  still run, and a step two siblings share is both of theirs.
+  still run, and a step two siblings share is both of theirs. BuildKit runs a
+  shared step once, though, and the parent's solve may never report the one
+  that failed: so the executor gives a failed step to a child only when its
+  parent is known to be built, and otherwise builds both alone, where each
+  build's output is its own.
 
 This module needs no engine: :func:`bake_groups` says which images go
 together, :class:`BakeProgress` takes the rawjson stream apart into each
