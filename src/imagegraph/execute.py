@@ -306,10 +306,9 @@ class BuildExecutor:
                 cached = f", {steps.cached}/{steps.total} steps cached" if steps.total else ""
                 self.say(f"[{entry.name}] done in {seconds:.1f}s{cached} ({phases.summary()})")
                 results[entry.name] = result
-            elif error is not None and entry.name in failures and not repairable and self._parent_built(entry, members, results):
-                # its own step failed, on a parent known to be built: its own error. Whose a failed step is, while the parent
-                # is not known to be built, a bake's records cannot say for sure (a child's solve reports its parent's steps
-                # as its own, and the parent's solve may never report the one that failed): both are then built alone.
+            elif error is not None and entry.name in failures and not repairable:
+                # its own step failed, for sure (BakeProgress.failures): its own error, whatever became of the parent; a failure
+                # the bake's records cannot give anyone for sure leaves the images to build alone, below
                 failed = CommandFailed(error.argv, error.returncode, output_tail=failures[entry.name], log_path=str(logs[entry.name]))
                 self.say(f"[{entry.name}] FAILED after {seconds:.1f}s: {failed}")
                 for line in failure_context(own):
@@ -321,13 +320,6 @@ class BuildExecutor:
             else:
                 again.append(entry)
         return results, again
-
-    @staticmethod
-    def _parent_built(entry: BuiltImage, members: list[BuiltImage], results: Mapping[str, ImageResult]) -> bool:
-        """Whether ``entry``'s parent, when it was in the bake too, is known to be built (its result is in, and ok)."""
-        if entry.parent is None or entry.parent not in {member.name for member in members}:
-            return True
-        return entry.parent in results and results[entry.parent].ok
 
     def _retry_alone(self, again: list[BuiltImage], command: Command, error: CommandFailed) -> None:
         """The bake's try counts as each image's first; they are built alone after the wait (a stop ends it)."""

@@ -85,6 +85,36 @@ def test_a_parents_failed_step_is_the_parents_though_the_childs_solve_reported_i
     assert "] RUN echo bkc7985-fail" not in output.output_of("child")  # (bake's closing excerpt of the Dockerfile is everyone's)
 
 
+def without_reports(name: str, of: str) -> list[str]:
+    """A real capture as if one solve had never reported a vertex whose name starts with ``of`` (BuildKit ran it for another)."""
+    lines: list[str] = []
+    buffer: list[str] = []
+    for line in (DATA / name).read_text().splitlines():
+        if not buffer and line != "{":
+            lines.append(line)  # bake's own text
+            continue
+        buffer.append(line)
+        if line == "}":
+            status = json.loads("\n".join(buffer))
+            buffer = []
+            status["vertexes"] = [v for v in status.get("vertexes") or () if not v.get("name", "").startswith(of)]
+            if any(status.values()):
+                lines.extend(json.dumps(status, indent=2).splitlines())
+    return lines
+
+
+def test_a_parents_failed_step_that_only_the_childs_solve_reported_is_nobodys_for_sure():
+    # seen on a loaded engine: base's solve never reported its failed RUN, which the child's solve ran for both
+    output = progress(without_reports("parent-run-fails.rawjson", "[base 2/2]"))
+    assert "ERROR: process \"/bin/sh -c echo bkc7985-fail && exit 3\"" in output.output_of("child")  # the child's solve said it
+    assert output.failures() == {}  # not the child's: the step stands on no context of the child's own; the images build alone
+
+
+def test_a_childs_failed_step_on_its_own_context_is_its_own_whatever_its_parent_reported():
+    output = progress(without_reports("child-copy-missing.rawjson", "[base"))
+    assert list(output.failures()) == ["child"] and "COPY missing.txt" in output.failures()["child"]
+
+
 def test_each_image_gets_its_own_steps_and_the_pushes_of_its_own_tag():
     output = replay("parent-and-two-children.rawjson", ("base", "child", "tools"), {"base": None, "child": "base", "tools": "base"})
     assert output.failures() == {}

@@ -22,9 +22,10 @@ text against a shared log:
   only its context lacks) is the child's alone, even while the parent's steps
   still run, and a step two siblings share is both of theirs. BuildKit runs a
   shared step once, though, and the parent's solve may never report the one
-  that failed: so the executor gives a failed step to a child only when its
-  parent is known to be built, and otherwise builds both alone, where each
-  build's output is its own.
+  that failed. So a failure is a child's for sure only when its step stands
+  on something no parent can hold: the child's own build context (a COPY of
+  a file only it has). Any other failure is no one's here: the executor then
+  builds those images alone, where each build's output is its own.
 
 This module needs no engine: :func:`bake_groups` says which images go
 together, :class:`BakeProgress` takes the rawjson stream apart into each
@@ -163,6 +164,10 @@ class BakeProgress:
         self._lines: list[tuple[str | None, str | None, str]] = []
         #: (target, vertex, the step as printed, its error): every error a target's solve reported.
         self._errors: list[tuple[str, str, str, str]] = []
+        #: Each vertex's inputs (the LLB graph), as the solves reported them.
+        self._inputs: dict[str, tuple[str, ...]] = {}
+        #: Each target's own build context (``[app internal] load build context``): what only its steps can stand on.
+        self._contexts: dict[str, set[str]] = {}
 
     def feed(self, line: str) -> list[tuple[frozenset[str], str]]:
         """The plain lines ``line`` completes, each with the images it is about as far as is known now."""
@@ -219,6 +224,11 @@ class BakeProgress:
             if target is None:
                 continue  # bake's own vertices (reading the bake file) belong to no image
             self._reporters.setdefault(digest, set()).add(target)
+            inputs = vertex.get("inputs")
+            if isinstance(inputs, list) and digest not in self._inputs:
+                self._inputs[digest] = tuple(item for item in inputs if isinstance(item, str))
+            if shown == "[internal] load build context":
+                self._contexts.setdefault(target, set()).add(digest)
             known = self._number(digest)
             started = _seconds(vertex.get("started"))
             if started is not None and (known.started is None or started < known.started):
@@ -273,12 +283,30 @@ class BakeProgress:
                          if vertex is None or (image in self.owners(vertex) and sender in (None, image)))
 
     def failures(self) -> dict[str, str]:
-        """Each image whose own vertex failed, with that step and its error (``[2/3] COPY missing.txt /m.txt: ... not found``)."""
+        """Each image whose own vertex failed, for sure, with that step and its error (``[2/3] COPY missing.txt /m.txt: ...``).
+
+        For sure: the image has no parent in the bake, or the failed step stands on the image's own build context. A
+        parent's step that only a child's solve reported (BuildKit ran it once, for both) is no child's failure.
+        """
         failed: dict[str, str] = {}
         for target, digest, shown, error in self._errors:
-            if target in self.owners(digest):
+            if target in self.owners(digest) and (not self._ancestors[target] or self._stands_on_own_context(target, digest)):
                 failed.setdefault(target, f"{shown}: {error}")
         return failed
+
+    def _stands_on_own_context(self, target: str, vertex: str) -> bool:
+        """Whether ``vertex`` depends, through the LLB graph, on ``target``'s own build context (one no other target reported)."""
+        own = {digest for digest in self._contexts.get(target, ()) if self._reporters.get(digest) == {target}}
+        seen: set[str] = set()
+        todo = [vertex]
+        while todo:
+            digest = todo.pop()
+            if digest in own:
+                return True
+            if digest not in seen:
+                seen.add(digest)
+                todo.extend(self._inputs.get(digest, ()))
+        return False
 
 
 def _records(value: object) -> list[Mapping[str, object]]:
