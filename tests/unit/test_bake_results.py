@@ -168,6 +168,24 @@ def test_a_step_one_target_ran_is_not_cached_because_a_later_solve_was_told_so()
     assert "#1 DONE 2.2s" in output.output_of("base").splitlines()
 
 
+def test_a_parents_step_that_its_childs_solve_ran_first_is_run_not_cached():
+    # seen on an empty engine: app's solve (amd64 alone) reached base's amd64 RUN first and ran it; base's own solve was told
+    # CACHED for it, and ran the arm64 one itself: both of base's steps ran on this engine
+    run_arm = "sha256:" + "4" * 64
+    output = progress([*status(vertex(RUN_BASE, "[child linux/amd64 2/2] RUN echo base")),
+                       *status(vertex(RUN_BASE, "[base linux/amd64 2/2] RUN echo base", cached=True)),
+                       *status(vertex(run_arm, "[base linux/arm64 2/2] RUN echo base"))])
+    assert count_steps(output.output_of("base")) == StepCount(cached=0, total=2)
+
+
+def test_a_step_answered_from_the_registry_cache_stays_cached_whichever_solve_fetched_its_layer():
+    fetch = {"id": "sha256:" + "9" * 64, "vertex": RUN_BASE, "current": 160, "total": 160, "started": T0, "completed": T1}
+    lines = [*json.dumps({"statuses": [fetch]}, indent=2).splitlines(),
+             *status(vertex(RUN_BASE, "[child 2/2] RUN echo base")),
+             *status(vertex(RUN_BASE, "[base 2/2] RUN echo base", cached=True))]
+    assert count_steps(progress(lines).output_of("base")) == StepCount(cached=1, total=1)
+
+
 def test_a_step_two_siblings_share_is_both_of_theirs_and_a_parents_is_the_parents_alone():
     parents = {"base": None, "app": "base", "tools": "base"}
     lines = [*status(vertex(RUN_BASE, "[tools 2/2] RUN echo base", done=False)),

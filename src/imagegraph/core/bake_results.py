@@ -168,6 +168,11 @@ class BakeProgress:
         self._inputs: dict[str, tuple[str, ...]] = {}
         #: Each target's own build context (``[app internal] load build context``): what only its steps can stand on.
         self._contexts: dict[str, set[str]] = {}
+        #: The vertices that ran in this bake, in whichever target's solve, and how long they took: another solve that reached
+        #: one after it ran (or while it ran) is told it was cached, which says nothing of the image's step.
+        self._ran: dict[str, float] = {}
+        #: The vertices that fetched a layer before they ended: answered from the registry cache, not run.
+        self._fetched: set[str] = set()
 
     def feed(self, line: str) -> list[tuple[frozenset[str], str]]:
         """The plain lines ``line`` completes, each with the images it is about as far as is known now."""
@@ -251,11 +256,16 @@ class BakeProgress:
             elif vertex.get("cached"):
                 made.append((target, digest, f"#{known.number} CACHED"))
             else:
-                made.append((target, digest, f"#{known.number} DONE {max(0.0, completed - (started or completed)):.1f}s"))
+                took = max(0.0, completed - (started or completed))
+                if digest not in self._fetched:
+                    self._ran.setdefault(digest, took)
+                made.append((target, digest, f"#{known.number} DONE {took:.1f}s"))
         for item in _records(status.get("statuses")):
             digest, ident = item.get("vertex"), item.get("id")
             if not isinstance(digest, str) or not isinstance(ident, str) or not item.get("completed"):
                 continue
+            if ident.startswith("sha256:"):
+                self._fetched.add(digest)
             total, current = item.get("total"), item.get("current")
             amount = f" {current} / {total}" if isinstance(total, int) and total else ""
             began, ended = _seconds(item.get("started")), _seconds(item.get("completed"))
@@ -278,9 +288,18 @@ class BakeProgress:
         return frozenset(t for t in reporters if not self._ancestors[t] & reporters)
 
     def output_of(self, image: str) -> str:
-        """``image``'s own lines (as its solve reported its own vertices), and bake's lines about no vertex (its closing error)."""
-        return "\n".join(text for sender, vertex, text in self._lines
+        """``image``'s own lines (as its solve reported its own vertices), and bake's lines about no vertex (its closing error).
+
+        A step that ran in this bake, in whichever target's solve, reads as run: a solve told ``CACHED`` because another
+        ran the shared step first says nothing of whether the image's step ran on this engine.
+        """
+        return "\n".join(self._as_run(vertex, text) for sender, vertex, text in self._lines
                          if vertex is None or (image in self.owners(vertex) and sender in (None, image)))
+
+    def _as_run(self, vertex: str | None, text: str) -> str:
+        if vertex is not None and vertex in self._ran and text == f"#{self._vertices[vertex].number} CACHED":
+            return f"#{self._vertices[vertex].number} DONE {self._ran[vertex]:.1f}s"
+        return text
 
     def failures(self) -> dict[str, str]:
         """Each image whose own vertex failed, for sure, with that step and its error (``[2/3] COPY missing.txt /m.txt: ...``).
