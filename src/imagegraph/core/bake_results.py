@@ -41,6 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from .buildkit import is_layer_fetch
 from .plan import Decision, ImagePlan
 
 __all__ = ["BakeProgress", "BakeTarget", "bake_groups", "read_metadata"]
@@ -264,7 +265,7 @@ class BakeProgress:
             digest, ident = item.get("vertex"), item.get("id")
             if not isinstance(digest, str) or not isinstance(ident, str) or not item.get("completed"):
                 continue
-            if ident.startswith("sha256:"):
+            if is_layer_fetch(ident):
                 self._fetched.add(digest)
             total, current = item.get("total"), item.get("current")
             amount = f" {current} / {total}" if isinstance(total, int) and total else ""

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Line", "StepCount", "count_steps", "parse"]
+__all__ = ["Line", "StepCount", "count_steps", "is_layer_fetch", "parse"]
 
 Kind = Literal["step", "vertex", "log", "cached", "done", "error", "pushed", "other", "none"]
 
@@ -28,8 +28,15 @@ _BRACKET = re.compile(r"^\[([^\]]*)\] ?(.*)$")
 _NUMBER = re.compile(r"^(.*?) ?(\d+)/(\d+)$")
 _DONE = re.compile(r"^DONE ([\d.]+)s\s*$")
 _LOG = re.compile(r"^(\d+\.\d+) (.*)$")
+#: A layer's id: what BuildKit names the fetch of a cached layer by (a step answered from the registry cache fetches one).
+_LAYER = r"sha256:[0-9a-f]{64}"
 #: A layer being fetched for a step (a registry cache hit): ``sha256:<digest> 160B / 160B 0.0s done``.
-_LAYER_FETCH = re.compile(r"^sha256:[0-9a-f]{64} ")
+_LAYER_FETCH = re.compile(rf"^{_LAYER} ")
+
+
+def is_layer_fetch(status_id: str) -> bool:
+    """Whether a progress status (its id) is a layer being fetched: a step that does one before it ends came from a cache."""
+    return re.fullmatch(_LAYER, status_id) is not None
 _PUSHED = re.compile(r"^pushing manifest for ([^@\s]+)(?:@sha256:[0-9a-f]+)? [\d.]+s done\s*$")
 
 

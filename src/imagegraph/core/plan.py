@@ -331,10 +331,10 @@ def make_plan(
     event = event or _NO_EVENT
     decided = _decide(config, fingerprints, availability, explanation, selected, force)
     labels: dict[str, str] = {}
+    shared = _SETTINGS  # what every build request shares, asked below only when something is built
     if any(decision is Decision.BUILD for decision, _, _ in decided.values()):
-        revision = revision() if callable(revision) else revision
-        settings = settings() if callable(settings) else settings
-        labels = image_labels(revision, event)
+        labels = image_labels(revision() if callable(revision) else revision, event)
+        shared = settings() if callable(settings) else settings
     causes = dict(explanation.causes) if explanation is not None else {}
     entries: list[ImagePlan] = []
     for name in build_order(config):
@@ -349,8 +349,7 @@ def make_plan(
                   "parent": spec.parent, "wheels": spec.wheels, "tags": planned_tags(event, fingerprint.tag, policy, push=spec.push)}
         if decision is Decision.BUILD:
             layout = context_layout(spec, fingerprint.files)
-            assert isinstance(settings, BuildSettings)  # asked above, as something is built
-            request = build_request(config, name, layout, settings, fingerprint=fingerprint.tag, ref=ref, parent_ref=parent_ref,
+            request = build_request(config, name, layout, shared, fingerprint=fingerprint.tag, ref=ref, parent_ref=parent_ref,
                                     labels=labels, no_cache=no_cache)
             entries.append(BuiltImage(**common, layout=layout, request=request))
         elif decision is Decision.REUSE:
