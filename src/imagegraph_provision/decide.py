@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagegraph.core.errors import EngineError, RegistryError, ToolMissing
+from imagegraph.core.values import is_loopback
 
 from .facts import (
     BINFMT_DIR,
@@ -23,7 +24,6 @@ from .facts import (
     PidFile,
     Proc,
     RegistryFacts,
-    is_loopback,
     parse_registry_address,
 )
 from .install import EnginePackages, engine_too_old

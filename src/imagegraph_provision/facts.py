@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from imagegraph.core.errors import InputError, RegistryError
-from imagegraph.core.values import escaped, is_loopback, parse_registry
+from imagegraph.core.values import escaped, parse_registry
 
 from .install import Distribution, EnginePackages, engine_packages, engine_too_old, parse_os_release
 
@@ -34,7 +34,6 @@ __all__ = [
     "RegistryFacts",
     "emulated_platforms",
     "is_debian_like",
-    "is_loopback",
     "mirror_configured",
     "parse_binfmt_entry",
     "parse_registry_address",

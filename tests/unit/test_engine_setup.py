@@ -18,7 +18,7 @@ from imagegraph.adapters.engine.builders import BuildxBuilder
 from imagegraph.adapters.engine.images import image_store_of
 from imagegraph.adapters.runner import Runner
 from imagegraph.core.errors import EngineError, ImagegraphError, RegistryError, ToolMissing
-from imagegraph.core.values import Platform
+from imagegraph.core.values import Platform, is_loopback
 from imagegraph_provision import seed, seed_build
 from imagegraph_provision.decide import (
     EnableBinfmts,
@@ -52,7 +52,6 @@ from imagegraph_provision.facts import (
     RegistryFacts,
     emulated_platforms,
     is_debian_like,
-    is_loopback,
     mirror_configured,
     parse_binfmt_entry,
     parse_registry_address,

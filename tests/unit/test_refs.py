@@ -13,7 +13,6 @@ from imagegraph.core.config import config_from_text
 from imagegraph.core.errors import InputError, RegistryError
 from imagegraph.core.retention import Manifest
 from imagegraph.core.values import ImageRef, RegistryAddress, is_loopback, login_domain, parse_reference, parse_registry
-from imagegraph_provision import facts
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 DIGEST = "sha256:" + "0123456789abcdef" * 4
@@ -128,7 +127,6 @@ LOOPBACK = {
 def test_one_loopback_rule_for_every_caller(host, loopback):
     assert is_loopback(host) is loopback
     # the registry client and provisioning ask the same rule, not copies of it
-    assert registry_http.is_loopback(host) is loopback and facts.is_loopback(host) is loopback
 
 
 def test_a_registry_address_knows_whether_it_is_loopback():

@@ -22,7 +22,7 @@ from ..core.values import is_loopback
 if TYPE_CHECKING:  # loaded when the registry is first asked (planning a docs-only change never asks it)
     import requests
 
-__all__ = ["REGISTRY_RETRY", "RETRY_STATUSES", "RegistryHTTP", "RetryPolicy", "is_loopback", "parse_retry_after"]
+__all__ = ["REGISTRY_RETRY", "RETRY_STATUSES", "RegistryHTTP", "RetryPolicy", "parse_retry_after"]
 
 #: Answers that say "not now" rather than "no": a registry restarting or overloaded, a proxy without its backend, a rate limit.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
