@@ -42,6 +42,7 @@ from .core.bake_results import BakeProgress, BakeTarget, bake_groups, read_metad
 from .core.buildkit import StepCount, count_steps
 from .core.defaults import DEFAULT_REGISTRY
 from .core.errors import CommandFailed, ImagegraphError
+from .core.manifests import missing_platforms
 from .core.plan import BuiltImage, ImagePlan, Plan
 from .core.request import BuildRequest, platform_suffix
 from .core.result import INTERRUPTED, NOT_BUILT, ImageResult
@@ -333,10 +334,15 @@ class BuildExecutor:
             self._pause(max(waits))
 
     def _pushed(self, entry: ImagePlan) -> bool:
+        """Whether ``entry``'s tag names the whole image it plans, every platform of it: a tag that exists may name one platform's
+        manifest, left by a push cut short (:mod:`imagegraph.core.manifests`)."""
+        if self.registry is None:
+            return False
         try:
-            return self.registry is not None and self.registry.manifest_digest(entry.image.repository, entry.image.reference) is not None
+            media_type, _, body = self.registry.inspect(entry.image.repository, entry.image.reference)
         except ImagegraphError:
             return False
+        return not missing_platforms(media_type, body, entry.platforms)
 
     def _blocked(self, entry: ImagePlan, parent: str) -> ImageResult:
         if entry.has_work:
@@ -455,9 +461,10 @@ class BuildExecutor:
                     self._run(entry.name, retry.repair, log, phases)
 
     def _landed(self, entry: ImagePlan, command: Command) -> bool:
-        """Whether a command that pushes ``entry``'s own tag (a build with --push, the index join, a push) left it in the registry.
+        """Whether a command that pushes ``entry``'s own tag (a build with --push, the index join, a push) left the whole image there.
 
-        A tag is written last, after every manifest and blob it names: present, it names a whole image of this fingerprint.
+        Present is not enough: buildx's second push on the docker driver writes each platform's manifest to the tag before the
+        index, so a push cut short leaves a tag that names one platform (:meth:`_pushed` reads what it names).
         """
         return entry.push and entry.ref in command.argv and self._pushed(entry)
 

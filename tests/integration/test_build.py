@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -13,6 +14,7 @@ import pytest
 from imagegraph.adapters.registry import Registry
 from imagegraph.core.buildkit import StepCount
 from imagegraph.core.errors import EngineError
+from imagegraph.core.manifests import missing_platforms
 from imagegraph.core.options import BuildOptions
 from imagegraph.core.plan import Decision
 from imagegraph.core.result import ImageResult
@@ -286,6 +288,21 @@ def test_a_platform_the_builder_cannot_build_is_refused_before_any_build(repo):
         allowed = Workspace(repo, BuildOptions(platforms=platforms))
         allowed.check_platforms(allowed.plan())
 
+def second_push_fault(output: str) -> bool:
+    """Whether a plain-progress build failed in buildx's own push after the exporter's, on a registry's 5xx answer.
+
+    On the docker driver with the containerd image store, the exporter pushes the image whole (platform manifests by
+    digest, the index to the tag), then buildx pushes it again through the engine ("pushing REF with docker"), which
+    writes every platform's manifest to the tag itself, several at once. The distribution registry's filesystem driver
+    rewrites a tag's link in place, so a lookup of the tag in between reads it empty and answers 500 ("invalid checksum
+    digest format" in its log), and the second push stops. imagegraph's builds try such a push again
+    (:mod:`imagegraph.adapters.failures`) and accept a tag only when it names every platform (:mod:`imagegraph.core.manifests`).
+    """
+    steps = set(re.findall(r"^#(\d+) \[[^\]]+\] pushing \S+ with docker$", output, re.M))
+    failed = re.findall(r"^#(\d+) ERROR: unexpected status from [A-Z]+ request to \S+: 5\d\d ", output, re.M)
+    return any(step in steps for step in failed)
+
+
 def test_a_bake_file_of_the_plan_pushes_the_fingerprint_tags_invoke_build_would(repo, registry, docker_client):
     workspace = Workspace(repo, BuildOptions())
     if not workspace.builder_choice.multi_platform:
@@ -301,17 +318,22 @@ def test_a_bake_file_of_the_plan_pushes_the_fingerprint_tags_invoke_build_would(
     assert app["args"]["BASE_IMAGE"] == refs["base"] and app["contexts"] == {refs["base"]: "target:base"}
     assert app["tags"] == [refs["app"]] and app["target"] == "runtime" and app["output"] == ["type=registry"]
 
-    baked = subprocess.run(["docker", "buildx", "bake", "--progress", "plain", "-f", "out/bake.json"], cwd=repo,
-                           capture_output=True, text=True, timeout=600)
+    bake = ["docker", "buildx", "bake", "--progress", "plain", "-f", "out/bake.json"]
+    baked = subprocess.run(bake, cwd=repo, capture_output=True, text=True, timeout=600)
+    if baked.returncode != 0 and second_push_fault(baked.stderr):
+        # not the bake file's fault (see second_push_fault); `invoke build` tries such a push again, and so does this test, once
+        baked = subprocess.run(bake, cwd=repo, capture_output=True, text=True, timeout=600)
     assert baked.returncode == 0, baked.stderr[-2000:]
 
     # what bake pushed is exactly what `invoke build` looks for: it now builds nothing
     after = Workspace(repo, BuildOptions()).plan()
     assert {entry.name: entry.decision for entry in after.images} == dict.fromkeys(("base", "app", "tools"), Decision.REUSE)
     client = Registry(registry)
+    platforms = {entry.name: entry.platforms for entry in planned.images}
     for name, ref in refs.items():
         _, repository, tag = split_ref(ref)
-        assert client.manifest_digest(repository, tag) is not None, name
+        media_type, _, body = client.inspect(repository, tag)
+        assert missing_platforms(media_type, body, platforms[name]) == (), (name, body)  # the whole image, every platform
     docker_client.images.pull(refs["app"])
     assert docker_client.containers.run(refs["app"], remove=True).decode().strip() == "version 1"
     assert docker_client.images.get(refs["app"]).labels["imagegraph.parent"] == refs["base"]

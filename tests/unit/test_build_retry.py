@@ -26,6 +26,7 @@ from imagegraph.adapters.runner import Command
 from imagegraph.adapters.wheelhouse import Wheelhouse
 from imagegraph.core.config import load_config
 from imagegraph.core.errors import CommandFailed
+from imagegraph.core.media_types import OCI_MANIFEST
 from imagegraph.execute import BuildExecutor
 from tests.conftest import forced_plan, write_tree
 from tests.unit.test_execute import (
@@ -40,6 +41,7 @@ from tests.unit.test_execute import (
     ScriptedRunner,
     run,
     run_family,
+    whole_image,
 )
 
 FAULTS = Path(__file__).parent / "data" / "registry-faults"
@@ -230,8 +232,14 @@ class Landed:
     host = "127.0.0.1:5000"
     insecure = True
 
+    def __init__(self, answer: tuple[str, str, dict] | None = None) -> None:
+        self.answer = answer or whole_image()
+
     def manifest_digest(self, name: str, tag: str) -> str:
-        return "sha256:" + "a" * 64
+        return self.answer[1]
+
+    def inspect(self, name: str, reference: str) -> tuple[str, str, dict]:
+        return self.answer
 
 
 def test_a_push_that_went_through_although_its_answer_was_lost_is_not_pushed_again(config):
@@ -246,6 +254,26 @@ def test_a_push_that_went_through_although_its_answer_was_lost_is_not_pushed_aga
     again = ScriptedRunner({"buildx": [(1, fixture("resolve-head-500")), BUILT]})
     assert run(config, again, [], BuildxBuilder(docker="/usr/bin/docker"), push=True, registry=Landed()).ok
     assert len(again.ran) == 2
+
+
+def test_a_push_cut_short_that_left_the_tag_naming_one_platform_is_pushed_again(tmp_path):
+    """buildx's second push on the docker driver writes each platform's manifest to the tag before the index: cut short, the
+    tag exists but names one platform. That is no image that went through: the build runs again, which writes the index."""
+    from imagegraph.adapters.engine.builders import BuildxBuilder
+
+    write_tree(tmp_path, {"images.yaml": IMAGES + "    platforms: [linux/amd64, linux/arm64]\n",
+                          "docker/Dockerfile.base": "FROM python:3.11-slim\nRUN true\n"})
+    config = load_config(tmp_path)
+    one_platform = (OCI_MANIFEST, "sha256:" + "b" * 64, {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": []})
+    runner = ScriptedRunner({"buildx": [(1, fixture("push-manifest-reset")), BUILT]})
+    said: list[str] = []
+    result = run(config, runner, said, BuildxBuilder(docker="/usr/bin/docker"), push=True, registry=Landed(one_platform))
+    assert len(runner.ran) == 2 and not any("the push went through" in line for line in said)
+    assert result.ok
+    # the same tag naming the whole index is a push that went through
+    runner = ScriptedRunner({"buildx": [(1, fixture("push-manifest-reset")), BUILT]})
+    assert run(config, runner, [], BuildxBuilder(docker="/usr/bin/docker"), push=True, registry=Landed()).ok
+    assert len(runner.ran) == 1
 
 
 class StoppingRunner(ScriptedRunner):

@@ -13,8 +13,9 @@ from imagegraph.adapters.runner import Command, CommandResult, Runner
 from imagegraph.adapters.trees import blob_id
 from imagegraph.adapters.wheelhouse import Wheelhouse
 from imagegraph.core.config import load_config
-from imagegraph.core.errors import CommandFailed
+from imagegraph.core.errors import CommandFailed, RegistryError
 from imagegraph.core.fingerprint import Fingerprint
+from imagegraph.core.media_types import OCI_INDEX, OCI_MANIFEST
 from imagegraph.core.plan import Availability, BuiltImage, ReusedLocalImage, make_plan
 from imagegraph.core.request import BuildSettings
 from imagegraph.execute import BuildExecutor
@@ -136,6 +137,14 @@ images:
 """
 
 
+def whole_image(*platforms: str) -> tuple[str, str, dict]:
+    """What a registry answers for a tag that names a whole multi-platform image: an index of every platform, and attestations."""
+    entries = [{"mediaType": OCI_MANIFEST, "digest": f"sha256:{n}", "platform": dict(zip(("os", "architecture"), p.split("/"), strict=False))}
+               for n, p in enumerate(platforms or ("linux/amd64", "linux/arm64"))]
+    entries.append({"mediaType": OCI_MANIFEST, "digest": "sha256:att", "platform": {"os": "unknown", "architecture": "unknown"}})
+    return OCI_INDEX, "sha256:" + "a" * 64, {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
+
+
 class RecordingRegistry:
     """The registry calls the executor makes after a pushed build."""
 
@@ -149,6 +158,9 @@ class RecordingRegistry:
 
     def manifest_digest(self, name: str, tag: str) -> str:
         return "sha256:" + "a" * 64
+
+    def inspect(self, name: str, reference: str) -> tuple[str, str, dict]:
+        return whole_image()
 
 
 @pytest.mark.parametrize(
@@ -219,6 +231,11 @@ class FakeRegistry:
 
     def manifest_digest(self, name: str, tag: str) -> str | None:
         return f"sha256:{name.replace('/', '-')}" if name.rsplit("/", 1)[1] in self.pushed else None
+
+    def inspect(self, name: str, reference: str) -> tuple[str, str, dict]:
+        if self.manifest_digest(name, reference) is None:
+            raise RegistryError(f"{name}:{reference} is not in the registry")
+        return whole_image()
 
 
 def run_family(tmp_path, runner: ScriptedRunner, registry: FakeRegistry, said: list[str] | None = None, **options):

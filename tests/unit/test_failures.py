@@ -76,6 +76,10 @@ class GoneRegistry:
 
         raise RegistryError(f"registry {self.host} is not reachable")
 
+    def inspect(self, name: str, reference: str) -> tuple[str, str, dict]:
+        self.manifest_digest(name, reference)
+        raise AssertionError("unreachable")
+
 
 def build_one(tmp_path, output: str, *, engine_up: bool, registry=None):
     write_tree(tmp_path, {"images.yaml": f"registry: {REGISTRY}\nnamespace: unit\nimages:\n  app:\n    dockerfile: Dockerfile\n",

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from ..core.lease import is_lease_tag
+from ..core.manifests import is_index, platform_of
 from ..core.media_types import IMAGE_CONFIGS, IMAGE_MANIFESTS, INDEXES
 from ..core.retention import Manifest
 from .registry import Registry
@@ -58,30 +59,21 @@ def _repository(registry: Registry, name: str, pool: ThreadPoolExecutor, cache: 
     bodies = dict(zip(tags_of, pool.map(inspect, tags_of), strict=True))
     platforms: dict[str, str] = {}
     for media_type, _, body in bodies.values():
-        if _is_index(media_type, body):
+        if is_index(media_type, body):
             for entry in body.get("manifests", ()):
                 if entry.get("mediaType") in (*IMAGE_MANIFESTS, *INDEXES):
-                    platforms[entry["digest"]] = _platform(entry.get("platform") or {})
+                    platforms[entry["digest"]] = platform_of(entry)
     missing = [digest for digest in platforms if digest not in bodies]
     bodies.update(zip(missing, pool.map(inspect, missing), strict=True))
     configs = dict(zip(bodies, pool.map(config, bodies), strict=True))
     manifests = []
     for digest, (media_type, _, body) in bodies.items():
-        children = tuple(e["digest"] for e in body.get("manifests", ()) if e.get("digest") in platforms) if _is_index(media_type, body) else ()
+        children = tuple(e["digest"] for e in body.get("manifests", ()) if e.get("digest") in platforms) if is_index(media_type, body) else ()
         labels_sources = [configs[c] for c in children if c in configs] if children else [configs[digest]]
         created = max((c.get("created", "") for c in labels_sources), default="")
         parents = tuple(sorted({c["parent"] for c in labels_sources if c.get("parent")}))
         manifests.append(Manifest(name, digest, tuple(sorted(tags_of.get(digest, ()))), created, children, parents, platforms.get(digest, "")))
     return manifests
-
-
-def _is_index(media_type: str, body: dict) -> bool:
-    return media_type in INDEXES or (not media_type and "manifests" in body)
-
-
-def _platform(platform: dict) -> str:
-    parts = [platform.get("os", ""), platform.get("architecture", ""), platform.get("variant", "")]
-    return "/".join(p for p in parts if p)
 
 
 def _config(registry: Registry, name: str, media_type: str, body: dict) -> dict[str, str]:
@@ -97,7 +89,7 @@ def _config(registry: Registry, name: str, media_type: str, body: dict) -> dict[
 def _config_data(registry: Registry, name: str, media_type: str, body: dict) -> dict | None:
     """An image manifest's config, parsed; None for an index, a non-image (a build cache) or an unreadable config."""
     config = body.get("config") or {}
-    if _is_index(media_type, body) or config.get("mediaType") not in IMAGE_CONFIGS:
+    if is_index(media_type, body) or config.get("mediaType") not in IMAGE_CONFIGS:
         return None
     try:
         data = json.loads(registry.blob(name, config["digest"]))
@@ -109,7 +101,7 @@ def _config_data(registry: Registry, name: str, media_type: str, body: dict) -> 
 def image_labels(registry: Registry, name: str, reference: str) -> dict[str, str]:
     """The labels of the image ``reference`` names; for an index, those of its first platform manifest ({} when none)."""
     media_type, _, body = registry.inspect(name, reference)
-    if _is_index(media_type, body):
+    if is_index(media_type, body):
         # buildx's attestations ride along as unknown/unknown entries: they are no image
         first = next((e for e in body.get("manifests", ()) if e.get("mediaType") in IMAGE_MANIFESTS
                       and (e.get("platform") or {}).get("os") != "unknown"), None)
