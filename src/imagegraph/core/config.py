@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
@@ -37,6 +38,7 @@ from .config_yaml import YamlMapping, load_yaml
 from .defaults import CONFIG_NAME, DEFAULT_REGISTRY, WHEELHOUSE_DIR, wheel_folder
 from .errors import ConfigError, InputError
 from .links import inside, link_outside
+from .registry_api import ApiKind, parse_api
 from .values import (
     ImageRef,
     Platform,
@@ -46,6 +48,7 @@ from .values import (
     is_tag,
     parse_build_arg_name,
     parse_builder_name,
+    parse_duration,
     parse_image_name,
     parse_namespace,
     parse_platforms,
@@ -72,7 +75,7 @@ _DEFAULT_ADDRESS = parse_registry(DEFAULT_REGISTRY, "DEFAULT_REGISTRY")
 
 _TOP_KEYS = ("registry", "namespace", "python", "builder", "tags", "retention", "report", "images")
 _TAGS_KEYS = ("edge", "push_pull_requests")
-_RETENTION_KEYS = ("keep", "protect")
+_RETENTION_KEYS = ("keep", "protect", "api", "pull_requests")
 _REPORT_KEYS = ("targets", "history")
 _TARGET_KEYS = ("code_change_seconds", "max_layers", "cache_hit_rate")
 _IMAGE_KEYS = (
@@ -140,6 +143,10 @@ class Config:
     #: retention: how many recent builds/versions `invoke cleanup` keeps per image, and tag patterns it never deletes.
     keep: int = 10
     protect: tuple[str, ...] = ()
+    #: retention: api: the API cleanup deletes through, for a host it does not know (None: chosen from the host, core.registry_api).
+    retention_api: ApiKind | None = None
+    #: retention: pull_requests: how long after its pull request closed (or its branch went) an image expires; None: not at all.
+    pull_request_age: timedelta | None = None
     #: report: the targets builds are held to, and how many build reports .imagegraph/reports keeps.
     targets: ReportTargets = ReportTargets()
     report_history: int = 100
@@ -273,11 +280,17 @@ def parse_config(data: Any, root: Path) -> Config:
     retention = read_section(data, "retention", _RETENTION_KEYS)
     keep = read_whole(retention, "keep", 10, 1, "retention: keep", "whole number of at least 1")
     protect = tuple(read_strings(retention, "protect", "retention: protect"))
+    retention_api = parse_api(retention["api"], f"{located(retention, 'api')}: retention: api") \
+        if retention.get("api") is not None else None
+    age = retention.get("pull_requests")
+    pull_request_age = parse_duration(str(age), f"{located(retention, 'pull_requests')}: retention: pull_requests", example="7d") \
+        if age is not None else None
     targets, history = _parse_report(read_section(data, "report", _REPORT_KEYS))
     builder = parse_builder_name(read_string(data, "builder", None, "builder"), f"{located(data, 'builder')}: builder") \
         if data.get("builder") is not None else None
     return Config(root=root, images=specs, registry_address=registry, namespace=namespace, python=python, edge_tag=edge_tag,
-                  push_pull_requests=push_pull_requests, keep=keep, protect=protect, targets=targets, report_history=history,
+                  push_pull_requests=push_pull_requests, keep=keep, protect=protect, retention_api=retention_api,
+                  pull_request_age=pull_request_age, targets=targets, report_history=history,
                   builder=builder)
 
 
