@@ -198,7 +198,8 @@ class Workspace:
 
     def _look_up(self, names: Collection[str]) -> dict[str, Availability]:
         pushed = {self.ref(name): self.config.image(name).push for name in sorted(names)}
-        return look_up_availability(pushed, self.registry, self.local) if pushed else {}
+        platforms = {self.ref(name): tuple(self.config.image(name).platforms) for name in sorted(names)}
+        return look_up_availability(pushed, self.registry, self.local, platforms) if pushed else {}
 
     def _revision(self) -> Revision | None:
         """The commit this run builds, as its images' labels name it; None before a first commit."""

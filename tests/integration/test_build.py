@@ -337,3 +337,24 @@ def test_a_bake_file_of_the_plan_pushes_the_fingerprint_tags_invoke_build_would(
     docker_client.images.pull(refs["app"])
     assert docker_client.containers.run(refs["app"], remove=True).decode().strip() == "version 1"
     assert docker_client.images.get(refs["app"]).labels["imagegraph.parent"] == refs["base"]
+
+
+def test_a_fingerprint_tag_left_naming_one_platform_is_no_image_to_reuse(repo, registry):
+    """A push cut short after writing one platform's manifest to the tag (buildx's second push on the docker driver writes
+    each platform's manifest to the tag before the index) leaves a tag that exists. The plan builds that image again."""
+    from tests.integration.oci_seed import Seeder
+
+    planned = Workspace(repo, BuildOptions()).plan()
+    base = next(entry for entry in planned.images if entry.name == "base")
+    assert len(base.platforms) > 1 and base.decision is Decision.BUILD
+    _, repository, tag = split_ref(base.ref)
+    Seeder(registry).image(repository, tag, text="one platform only", created="2026-01-01T00:00:00Z")
+    assert Registry(registry).manifest_digest(repository, tag) is not None  # the tag exists...
+    again = {entry.name: entry for entry in Workspace(repo, BuildOptions()).plan().images}
+    assert again["base"].decision is Decision.BUILD  # ...and names no whole image
+    # the same tag naming a list of every platform is reused
+    seed = Seeder(registry)
+    children = {p: seed.image(repository, None, text=f"base {p}", created="2026-01-01T00:00:00Z", arch=p.split("/")[1])
+                for p in base.platforms}
+    seed.index(repository, tag, children)
+    assert {e.name: e for e in Workspace(repo, BuildOptions()).plan().images}["base"].decision is Decision.REUSE

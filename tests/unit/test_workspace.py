@@ -103,7 +103,7 @@ class FakeRegistry:
         _, repository, tag = split_ref(ref)
         self.put(repository, tag, digest, revision=revision)
 
-    def has(self, ref: str) -> bool:
+    def has(self, ref: str, platforms=()) -> bool:
         self.asked.append(ref)
         host, repository, tag = split_ref(ref)
         assert host == self.host, ref

@@ -26,8 +26,12 @@ def side_by_side(ask: Callable[[T], R], items: Sequence[T]) -> list[R]:
         return list(pool.map(ask, items))
 
 
-def look_up_availability(pushed: Mapping[str, bool], registry: Registry, local: LocalImages) -> dict[str, Availability]:
-    """Where each fingerprint reference exists, by whether its image is pushed (:func:`imagegraph.core.plan.availability_of` says whom to ask)."""
+def look_up_availability(pushed: Mapping[str, bool], registry: Registry, local: LocalImages,
+                         platforms: Mapping[str, Sequence[str]] | None = None) -> dict[str, Availability]:
+    """Where each fingerprint reference exists, by whether its image is pushed (:func:`imagegraph.core.plan.availability_of` says
+    whom to ask); in the registry, a reference planned for several ``platforms`` counts only as a list of manifests."""
     items = list(pushed.items())
+    wanted = platforms or {}
     return dict(zip(pushed, side_by_side(
-        lambda item: availability_of(item[0], push=item[1], in_registry=registry.has, in_engine=local.has), items), strict=True))
+        lambda item: availability_of(item[0], push=item[1], in_registry=lambda ref: registry.has(ref, wanted.get(ref, ())),
+                                     in_engine=local.has), items), strict=True))

@@ -14,12 +14,12 @@ import email.utils
 import hashlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ..core.errors import InputError, RegistryError
-from ..core.media_types import ANY_MANIFEST
+from ..core.media_types import ANY_MANIFEST, IMAGE_MANIFESTS
 from ..core.values import ImageRef, redact_url, shown
 from .registry_auth import credentials_for
 from .registry_http import REGISTRY_RETRY, RegistryHTTP, RetryPolicy
@@ -93,11 +93,23 @@ class Registry:
         self._raise_for(response, f"{name}:{tag}")
         return response.headers.get("Docker-Content-Digest"), when
 
-    def has(self, ref: ImageRef | str) -> bool:
+    def has(self, ref: ImageRef | str, platforms: Sequence[str] = ()) -> bool:
+        """Whether the registry has ``ref``; for an image of several ``platforms``, as a list of manifests.
+
+        A tag that names one platform's manifest where several were planned is
+        a push cut short (:mod:`imagegraph.core.manifests`): no image to reuse.
+        The type the registry names in its answer says so, at no extra request.
+        """
         image = full_ref(ref)
         if image.domain != self.host:
             raise RegistryError(f"{image} is not in registry {self.host}")
-        return self.manifest_digest(image.repository, image.reference) is not None
+        response = self._request("HEAD", f"/{image.repository}/manifests/{image.reference}", scope=f"repository:{image.repository}:pull",
+                                 headers={"Accept": ", ".join(ANY_MANIFEST)})
+        if response.status_code == 404:
+            return False
+        self._raise_for(response, f"{image.repository}:{image.reference}")
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        return not (len(platforms) > 1 and media_type in IMAGE_MANIFESTS)
 
     def manifest(self, name: str, reference: str) -> tuple[str, dict]:
         """(media type, parsed body) of a manifest or index."""
