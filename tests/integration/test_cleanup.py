@@ -448,3 +448,28 @@ def test_a_registry_that_deletes_only_by_its_own_lifecycle_rules_is_refused_in_o
     line = one_error_line(run_invoke(root, "cleanup", "--keep", "2", "--yes"))
     assert line.startswith(f"error: {ecr} is Amazon ECR, which deletes by lifecycle policy; imagegraph cannot delete there")
     assert '"countType":"imageCountMoreThan","countNumber":2' in line and '"tagStatus":"untagged"' in line
+
+
+def test_a_dry_run_that_cannot_list_untagged_manifests_goes_on_and_says_so_once_and_a_deleting_run_stops(seeded, private_registry):
+    from imagegraph.adapters.prune import prune
+    from imagegraph.adapters.registry_apis import DistributionApi
+    from imagegraph.core.errors import RegistryError
+    from imagegraph.core.retention import RetentionPolicy
+
+    class NoListing(DistributionApi):
+        name = "the packages API"
+
+        def untagged(self, repository: str) -> tuple[str, ...]:
+            raise RegistryError("the packages API answered 401 (Bad credentials) to GET /versions")
+
+    registry = Registry(private_registry.address)
+    notes: list[str] = []
+    looked = prune(registry, [BASE, APP], RetentionPolicy(keep=2), apply=False, grace=timedelta(hours=1),
+                   now=lambda: datetime.now(UTC), say=notes.append, api=NoListing(registry))
+    assert notes == [f"note: the packages API did not list the untagged manifests of {BASE} and 1 more (the packages API answered "
+                     "401 (Bad credentials) to GET /versions); this dry run shows only what the registry's tags and lists name"]
+    assert any(not v.keep for v in looked.verdicts)
+    with pytest.raises(RegistryError, match="Bad credentials"):
+        prune(registry, [BASE, APP], RetentionPolicy(keep=2), apply=True, grace=timedelta(0), now=lambda: datetime.now(UTC),
+              api=NoListing(registry))
+    assert "a090" in registry.tags(APP)  # nothing deleted

@@ -170,7 +170,7 @@ def prune(registry: PruneRegistry, repositories: Sequence[str], policy: Retentio
     """
     deleter = api if api is not None else DistributionApi(registry)
     cache: dict = {}
-    untagged = {repository: tuple(deleter.untagged(repository)) for repository in repositories}
+    untagged = _untagged(deleter, repositories, apply, say)
     looked = read_inventory(registry, repositories, cache=cache, untagged=untagged.__getitem__)
     verdicts = plan_retention(looked, policy)
     doomed = deletion_order(verdicts)
@@ -236,6 +236,26 @@ def prune(registry: PruneRegistry, repositories: Sequence[str], policy: Retentio
                  for tag in tags - tags_at_look.get((repository, digest), frozenset())}
     return Pruning(verdicts, tuple(deleted), tuple(spared), tuple(waiting), _broken(registry, verdicts, fresh_new),
                    _appeared(registry, deleted), collected)
+
+
+def _untagged(deleter: DeletionApi, repositories: Sequence[str], apply: bool, say: Callable[[str], None]) -> dict[str, tuple[str, ...]]:
+    """The untagged manifests the registry's own API lists, per repository; a dry run whose credentials cannot list them
+    goes on without, and says so once."""
+    found: dict[str, tuple[str, ...]] = {}
+    unlisted: list[tuple[str, str]] = []
+    for repository in repositories:
+        try:
+            found[repository] = tuple(deleter.untagged(repository))
+        except RegistryError as err:
+            if apply:
+                raise
+            found[repository] = ()
+            unlisted.append((repository, str(err)))
+    if unlisted:
+        more = f" and {len(unlisted) - 1} more" if len(unlisted) > 1 else ""
+        say(f"note: {deleter.name} did not list the untagged manifests of {unlisted[0][0]}{more} ({unlisted[0][1]}); this dry run "
+            f"shows only what the registry's tags and lists name")
+    return found
 
 
 def _appeared(registry: PruneRegistry, deleted: Sequence[Manifest]) -> tuple[str, ...]:
