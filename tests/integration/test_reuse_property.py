@@ -139,8 +139,8 @@ class Published:
     def publish(self, root: Path, digests: dict[str, str]) -> None:
         self.refs.update(f"{REGISTRY}/reuse/{name}:{digest[:16]}" for name, digest in digests.items())
 
-    def has(self, ref: str) -> bool:
-        return ref in self.refs
+    def has(self, ref: str, platforms=()) -> bool:
+        return ref in self.refs  # what it publishes is whole, every platform
 
 
 #: The builder a plan's build requests are made for (the plan asks only its kind): none is run here.
