@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -12,13 +13,12 @@ from imagegraph.adapters.registry_apis import open_deletion_api
 from imagegraph.adapters.registry_apis.github import GitHubPackages
 from imagegraph.core.errors import RegistryError
 from imagegraph.core.registry_api import ApiKind, choose_api
-from tests.integration.oci_seed import MANIFEST, Seeder
+from tests.integration.oci_seed import INDEX, MANIFEST, Seeder
 from tests.standins import manifest_revisions
 from tests.standins.github import GitHubStandIn, Token
 
 pytestmark = pytest.mark.integration
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 APP = "acme/mono/app"
 TOKENS = {
     "classic": Token("octo"),
@@ -43,7 +43,7 @@ def packages(ghcr: GitHubStandIn, token: str = "classic", notes: list[str] | Non
 
 
 def multi_arch(seed: Seeder, name: str, tag: str, *, text: str, created: str, labels: dict[str, str] | None = None) -> dict[str, str]:
-    """A multi-arch image as buildx pushes it: an OCI index of two platform manifests and an attestation manifest for each
+    """A multi-arch image as buildx pushes it: an index of two platform manifests and an attestation manifest for each
     (platform unknown/unknown), all untagged but the index. Returns {"index", "amd64", "arm64", "att-amd64", "att-arm64"}."""
     found: dict[str, str] = {}
     entries = []
@@ -56,7 +56,7 @@ def multi_arch(seed: Seeder, name: str, tag: str, *, text: str, created: str, la
         entries.append({"mediaType": MANIFEST, "digest": found[f"att-{arch}"], "size": len(seed.raw(name, found[f"att-{arch}"])),
                         "platform": {"os": "unknown", "architecture": "unknown"},
                         "annotations": {"vnd.docker.reference.digest": found[arch], "vnd.docker.reference.type": "attestation-manifest"}})
-    found["index"] = seed.put_manifest(name, tag, {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}, OCI_INDEX)
+    found["index"] = seed.put_manifest(name, tag, {"schemaVersion": 2, "mediaType": INDEX, "manifests": entries}, INDEX)
     return found
 
 
@@ -191,3 +191,196 @@ def test_a_docker_login_password_is_the_token_when_no_variable_names_one(ghcr, t
     monkeypatch.delenv("IMAGEGRAPH_REGISTRY_USER", raising=False)
     api = GitHubPackages.from_environment(Registry(ghcr.address), environ={"GITHUB_API_URL": ghcr.api_url})
     assert api.untagged(APP) == () and api.token_from == f"the `docker login {ghcr.address}` password"
+
+
+# --- `invoke cleanup` end to end, through the stand-in -------------------------------------------------------------
+
+OWNER = "acme"
+BASE_REPO, APP_REPO = f"{OWNER}/test/base", f"{OWNER}/test/app"
+TASKS = "from imagegraph.tasks import namespace  # noqa: F401\n"
+
+
+def day(n: int) -> str:
+    return f"2026-03-{n:02d}T12:00:00Z"
+
+
+@pytest.fixture
+def family_on_ghcr(tmp_path, ghcr):
+    """A family pushed to ghcr.io/acme for weeks: multi-arch releases with attestations, pull requests, bases."""
+    from tests.conftest import FAMILY, FAMILY_FILES, write_tree
+
+    seed = Seeder(ghcr.address)
+    registry = Registry(ghcr.address)
+
+    def app_labels(base_tag: str, n: int) -> dict[str, str]:
+        return {"imagegraph.parent": f"{ghcr.address}/{BASE_REPO}:{base_tag}", "org.opencontainers.image.created": day(n)}
+
+    made = {
+        "b01": {"index": seed.image(BASE_REPO, "b01", text="base b01", created=day(1))},
+        "b02": multi_arch(seed, BASE_REPO, "b02", text="base b02", created=day(2)),  # the base of the kept release
+        "b03": {"index": seed.image(BASE_REPO, "b03", text="base b03", created=day(3))},
+        "b04": {"index": seed.image(BASE_REPO, "b04", text="base b04", created=day(4))},
+        "b05": {"index": seed.image(BASE_REPO, "b05", text="base b05", created=day(5))},
+        "pr-7": multi_arch(seed, APP_REPO, "pr-7", text="app pr-7", created=day(6), labels=app_labels("b03", 6)),
+        "1.0.0": multi_arch(seed, APP_REPO, "1.0.0", text="app 1.0.0", created=day(7), labels=app_labels("b02", 7)),
+        "edge": {"index": seed.image(APP_REPO, "edge", text="app edge", created=day(9), labels=app_labels("b05", 9))},
+        "orphan": {"index": seed.image(APP_REPO, None, text="an interrupted push", created=day(8))},
+        "sha-10": {"index": seed.image(APP_REPO, "sha-10", text="app sha-10", created=day(10), labels=app_labels("b05", 10))},
+    }
+    registry.copy_tag(APP_REPO, "1.0.0", "latest")
+    # an old build whose index shares the arm64 manifest (and its attestation) of the kept release: a GHCR trap
+    old_amd64 = seed.image(APP_REPO, None, text="app old amd64", created=day(5), labels=app_labels("b01", 5), arch="amd64")
+    release = made["1.0.0"]
+
+    def entry(digest: str, os_: str, arch: str, **annotations: str) -> dict:
+        return {"mediaType": MANIFEST, "digest": digest, "size": len(seed.raw(APP_REPO, digest)), "platform": {"os": os_, "architecture": arch},
+                **({"annotations": annotations} if annotations else {})}
+
+    shared = [entry(old_amd64, "linux", "amd64"), entry(release["arm64"], "linux", "arm64"),
+              entry(release["att-arm64"], "unknown", "unknown", **{"vnd.docker.reference.digest": release["arm64"],
+                                                                   "vnd.docker.reference.type": "attestation-manifest"})]
+    made["a-old"] = {"index": seed.put_manifest(APP_REPO, "a-old", {"schemaVersion": 2, "mediaType": INDEX, "manifests": shared}, INDEX),
+                     "amd64": old_amd64}
+
+    root = tmp_path / "project"
+    images = FAMILY.replace("127.0.0.1:5000", f"{ghcr.address}/{OWNER}") + "retention:\n  api: github\n"
+    write_tree(root, {"images.yaml": images, **FAMILY_FILES, "tasks.py": TASKS})
+    return root, seed, made
+
+
+def on_ghcr(ghcr: GitHubStandIn, token: str = "classic") -> dict[str, str]:
+    return {"GITHUB_API_URL": ghcr.api_url, "GITHUB_TOKEN": token}
+
+
+def images_held(private_registry) -> dict[str, set[str]]:
+    """Every manifest the registry behind holds, per repository, imagegraph's own records aside."""
+    from imagegraph.core.media_types import ANY_MANIFEST, LEASE, RETENTION
+
+    backing = Seeder(private_registry.address)
+    held: dict[str, set[str]] = {}
+    for name in (BASE_REPO, APP_REPO):
+        for revision in manifest_revisions(private_registry.data, name):
+            body = backing.http.get(f"{backing.base}/{name}/manifests/{revision.digest}", headers={"Accept": ", ".join(ANY_MANIFEST)}).json()
+            kinds = {body.get("artifactType"), *(layer.get("mediaType") for layer in body.get("layers", ()))}
+            if not kinds & {LEASE, RETENTION}:
+                held.setdefault(name, set()).add(revision.digest)
+    return held
+
+
+def listed_for_deletion(output: str) -> set[str]:
+    """The short digests (12 hex) of the table's rows whose verdict is delete."""
+    return {m.group(1) for m in re.finditer(r"\s+delete\s+.*?\s([0-9a-f]{12})\s", output)}
+
+
+
+#: What `cleanup --keep 1` deletes of the family: pr-7 with its platform manifests and attestations, a-old with its own
+#: amd64 manifest (its arm64 manifest and attestation are the kept release's), the orphan, and the bases no kept image needs.
+DOOMED = {APP_REPO: [("pr-7", "index"), ("pr-7", "amd64"), ("pr-7", "arm64"), ("pr-7", "att-amd64"), ("pr-7", "att-arm64"),
+                     ("a-old", "index"), ("a-old", "amd64"), ("orphan", "index")],
+          BASE_REPO: [("b01", "index"), ("b03", "index"), ("b04", "index")]}
+
+
+def test_cleanup_on_ghcr_deletes_what_the_dry_run_lists_and_everything_a_kept_image_needs_stays(family_on_ghcr, ghcr, private_registry):
+    from tests.integration.conftest import run_invoke
+
+    root, seed, made = family_on_ghcr
+    before = images_held(private_registry)
+    dry = run_invoke(root, "cleanup", "--keep", "1", **on_ghcr(ghcr))
+    assert dry.returncode == 0, dry.stderr
+    assert "deleting through GitHub's REST API for packages (retention: api: github in images.yaml)" in dry.stdout + dry.stderr
+    listed = listed_for_deletion(dry.stdout)
+    expected = {made[name][part] for names in DOOMED.values() for name, part in names}
+    assert listed == {digest[7:19] for digest in expected}, dry.stdout
+    assert images_held(private_registry) == before and ghcr.api_requests("DELETE") == 0
+
+    done = run_invoke(root, "cleanup", "--keep", "1", "--yes", "--grace", "0", **on_ghcr(ghcr))
+    assert done.returncode == 0, done.stderr
+    after = images_held(private_registry)
+    deleted = {digest for name in before for digest in before[name] - after.get(name, set())}
+    assert deleted == expected  # exactly what the dry run listed
+    assert f"deleted {len(expected)} manifest(s)" in done.stdout and "to GitHub's REST API for packages" in done.stdout
+    assert "every kept tag still resolves" in done.stdout
+    # through the packages API only: the registry API's manifest DELETEs (ghcr.io's 405) were the lease's, never an image's
+    assert not any(method == "DELETE" and any(d in target for d in expected) for method, target in ghcr.seen if target.startswith("/v2/"))
+
+    # every kept tag is whole: its index, each platform manifest and attestation, each blob, read back through ghcr.io
+    kept = {APP_REPO: {"1.0.0", "latest", "edge", "sha-10"}, BASE_REPO: {"b02", "b05"}}
+    for name, tags in kept.items():
+        assert seed.tags(name) - {"imagegraph-retention", "imagegraph-lease-tags"} == tags
+        assert all(seed.walk(name, tag) >= 2 for tag in tags)
+    release = made["1.0.0"]
+    assert all(seed.exists(APP_REPO, release[part]) for part in ("amd64", "arm64", "att-amd64", "att-arm64"))
+    assert all(seed.exists(BASE_REPO, made["b02"][part]) for part in ("amd64", "arm64", "att-amd64", "att-arm64"))
+
+    again = run_invoke(root, "cleanup", "--keep", "1", "--yes", "--grace", "0", **on_ghcr(ghcr))
+    assert again.returncode == 0 and "nothing to delete" in again.stdout, again.stdout + again.stderr
+    assert images_held(private_registry) == after
+
+
+def test_cleanup_with_a_read_only_token_lists_and_refuses_to_delete_in_one_line(family_on_ghcr, ghcr, private_registry):
+    from tests.integration.conftest import run_invoke
+
+    def error_line(result) -> str:
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and result.stderr.strip().endswith(errors[0]), result.stderr
+        return errors[0]
+
+    root, _, _ = family_on_ghcr
+    before = images_held(private_registry)
+    dry = run_invoke(root, "cleanup", "--keep", "1", **on_ghcr(ghcr, "read-only"))
+    assert dry.returncode == 0 and "dry run: nothing deleted" in dry.stdout, dry.stderr
+    line = error_line(run_invoke(root, "cleanup", "--keep", "1", "--yes", "--grace", "0", **on_ghcr(ghcr, "read-only")))
+    assert "lacks the scope delete:packages" in line and "GITHUB_TOKEN" in line
+    line = error_line(run_invoke(root, "cleanup", "--keep", "1", "--yes", "--grace", "0", **on_ghcr(ghcr, "job-read")))
+    assert "403" in line and "`permissions: packages: write`" in line
+    assert images_held(private_registry) == before and ghcr.api_requests("DELETE") == 1  # the one refused
+
+
+def test_release_through_ghcr_copies_the_built_manifests(tmp_path, ghcr):
+    """`invoke release` tags by the distribution API (a manifest copy), which ghcr.io takes; its lease lets go without a DELETE."""
+    from imagegraph.workspace import Workspace
+    from tests.conftest import FAMILY, FAMILY_FILES, write_tree
+    from tests.integration.conftest import commit_all, git, run_invoke
+
+    root = tmp_path / "project"
+    write_tree(root, {"images.yaml": FAMILY.replace("127.0.0.1:5000", f"{ghcr.address}/{OWNER}") + "retention:\n  api: github\n",
+                      **FAMILY_FILES, "tasks.py": TASKS})
+    git(root, "init", "-q", "-b", "main")
+    commit_all(root, "family")
+    seed = Seeder(ghcr.address)
+    tags = {name: Workspace(root).fingerprints[name].tag for name in ("base", "ci", "app", "devcontainer")}
+    built = {"base": multi_arch(seed, BASE_REPO, tags["base"], text="base", created=day(1))["index"]}
+    for name in ("ci", "app", "devcontainer"):
+        labels = {"imagegraph.parent": f"{ghcr.address}/{BASE_REPO}:{tags['base']}"}
+        built[name] = seed.image(f"{OWNER}/test/{name}", tags[name], text=name, created=day(1), labels=labels)
+    result = run_invoke(root, "release", "--version", "v3.0.0")
+    assert result.returncode == 0, result.stderr
+    for name, digest in built.items():
+        assert {seed.digest(f"{OWNER}/test/{name}", tag) for tag in ("3.0.0", "3.0", "latest")} == {digest}, name
+    assert seed.walk(BASE_REPO, "3.0.0") >= 4
+
+
+def test_requests_and_time_of_a_cleanup_of_100_versions(ghcr, tmp_path, private_registry):
+    """20 multi-arch builds (an index, two platform manifests, two attestations: 5 versions each), --keep 2: 90 versions go."""
+    from tests.conftest import FAMILY, FAMILY_FILES, write_tree
+    from tests.integration.conftest import run_invoke
+
+    seed = Seeder(private_registry.address)
+    seed.image(BASE_REPO, "b01", text="base", created=day(1))
+    for n in range(20):
+        multi_arch(seed, APP_REPO, f"sha-{n:02d}", text=f"build {n}", created=f"2026-03-01T12:{n:02d}:00Z",
+                   labels={"imagegraph.parent": f"{ghcr.address}/{BASE_REPO}:b01"})
+    root = tmp_path / "project"
+    write_tree(root, {"images.yaml": FAMILY.replace("127.0.0.1:5000", f"{ghcr.address}/{OWNER}") + "retention:\n  api: github\n",
+                      **FAMILY_FILES, "tasks.py": TASKS})
+    ghcr.per_page = 100
+    started = time.monotonic()
+    result = run_invoke(root, "cleanup", "--keep", "2", "--yes", "--grace", "0", **on_ghcr(ghcr))
+    seconds = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert "deleted 90 manifest(s)" in result.stdout, result.stdout
+    assert len(images_held(private_registry)[APP_REPO]) == 10
+    summary = next(line for line in result.stdout.splitlines() if line.startswith("deleted 90"))
+    print(f"\n{summary}; wall {seconds:.1f} s; at the stand-in: {ghcr.api_requests()} API requests "
+          f"({ghcr.api_requests('DELETE')} DELETE), {ghcr.count(prefix='/v2/')} registry requests")
