@@ -12,6 +12,7 @@ __all__ = [
     "DOCKER_CONFIG",
     "DOCKER_MANIFEST",
     "DOCKER_MANIFEST_LIST",
+    "GITHUB_REST",
     "IMAGE_CONFIGS",
     "IMAGE_MANIFESTS",
     "INDEXES",
@@ -45,3 +46,5 @@ ANY_MANIFEST = INDEXES + IMAGE_MANIFESTS
 LEASE = "application/vnd.imagegraph.lease.v1"
 #: The artifact type of the retention record cleanup keeps in each repository.
 RETENTION = "application/vnd.imagegraph.retention.v1+json"
+#: What GitHub's REST API answers in (its documented ``Accept``): the packages API of ghcr.io.
+GITHUB_REST = "application/vnd.github+json"

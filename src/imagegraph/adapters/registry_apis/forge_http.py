@@ -161,13 +161,18 @@ class ForgeHTTP:
         except ValueError:
             raise RegistryError(f"{self.what} answered GET {urlsplit(self.url(path)).path} with something that is not JSON") from None
 
-    def pages(self, path: str, *, params: Mapping[str, Any] | None = None) -> Iterator[tuple[requests.Response, Any]]:
-        """Each page of a listing, following the ``Link: <...>; rel="next"`` header (GitHub's and GitLab's pagination)."""
+    def pages(self, path: str, *, params: Mapping[str, Any] | None = None,
+              ok: tuple[int, ...] = ()) -> Iterator[tuple[requests.Response, Any]]:
+        """Each page of a listing, following the ``Link: <...>; rel="next"`` header (GitHub's and GitLab's pagination);
+        an answer in ``ok`` (a 404 for a listing of nothing) is the last page, with the body None."""
         url: str | None = path
         query: Mapping[str, Any] | None = params
         seen: set[str] = set()
         while url is not None:
-            response = self.request("GET", url, params=query)
+            response = self.request("GET", url, params=query, ok=ok)
+            if response.status_code in ok:
+                yield response, None
+                return
             try:
                 body = response.json()
             except ValueError:
