@@ -1,0 +1,115 @@
+"""Deleting on Docker Hub through its own API, against the stand-in (tests/standins/dockerhub.py) in front of a real registry."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from imagegraph.adapters.registry import Registry
+from imagegraph.adapters.registry_apis import open_deletion_api
+from imagegraph.adapters.registry_apis.dockerhub import DockerHub
+from imagegraph.core.errors import RegistryError
+from imagegraph.core.registry_api import ApiKind, choose_api
+from tests.integration.oci_seed import Seeder
+from tests.standins.dockerhub import start_dockerhub
+
+APP = "acme/app"
+USERS = {"acme": {"dckr_pat_delete": "delete", "dckr_pat_write": "write", "dckr_pat_read": "read"}}
+
+
+@pytest.fixture
+def hub(private_registry, monkeypatch):
+    standin = start_dockerhub(private_registry, USERS, page_size=3)
+    yield standin
+    standin.stop()
+
+
+def api_for(hub, token: str, lines: list[str] | None = None) -> DockerHub:
+    environ = {"IMAGEGRAPH_DOCKERHUB_API": hub.hub_url, "IMAGEGRAPH_DOCKERHUB_USER": "acme", "IMAGEGRAPH_DOCKERHUB_TOKEN": token}
+    sink = lines.append if lines is not None else (lambda line: None)
+    api = open_deletion_api(choose_api(hub.address, ApiKind.DOCKERHUB), Registry(hub.address), environ=environ, say=sink)
+    assert isinstance(api, DockerHub)
+    return api
+
+
+@pytest.fixture
+def multiarch(private_registry, hub, monkeypatch):
+    """acme/app: v1 (an index of two platforms) tagged v1 and stable; v2 and v3 single images; seven more tags for pages."""
+    monkeypatch.setenv("IMAGEGRAPH_REGISTRY_USER", "acme")
+    monkeypatch.setenv("IMAGEGRAPH_REGISTRY_PASSWORD", "dckr_pat_delete")
+    seed = Seeder(private_registry.address)
+    amd = seed.image(APP, None, text="v1 amd64", created="2026-03-01T00:00:00Z")
+    arm = seed.image(APP, None, text="v1 arm64", created="2026-03-01T00:00:00Z", arch="arm64")
+    index = seed.index(APP, "v1", {"linux/amd64": amd, "linux/arm64": arm})
+    seed.index(APP, "stable", {"linux/amd64": amd, "linux/arm64": arm})
+    v2 = seed.image(APP, "v2", text="v2", created="2026-03-02T00:00:00Z")
+    for n in range(7):
+        seed.image(APP, f"old-{n}", text=f"old {n}", created="2026-02-01T00:00:00Z")
+    return {"index": index, "amd": amd, "arm": arm, "v2": v2, "seed": seed}
+
+
+def test_lists_every_tag_across_pages(hub, multiarch):
+    api = api_for(hub, "dckr_pat_delete")
+    tags = api.tags(APP)
+    assert set(tags) == {"v1", "stable", "v2", *(f"old-{n}" for n in range(7))}
+    assert tags["v1"] == tags["stable"] == multiarch["index"] and tags["v2"] == multiarch["v2"]
+    assert hub.counts["hub GET"] == 4  # 10 tags, 3 a page: the stand-in's small pages were all followed
+    assert api.tags("acme/none") == {}
+
+
+def test_deletes_an_index_with_its_tags_then_its_platform_manifests(hub, multiarch, private_registry):
+    seed, api = multiarch["seed"], api_for(hub, "dckr_pat_delete")
+    api.check_rights([APP])
+    # a platform manifest an index still names is refused by Docker Hub's registry, and stays
+    with pytest.raises(RegistryError, match="still names it"):
+        api.delete(APP, multiarch["amd"], ())
+    assert seed.exists(APP, multiarch["amd"])
+    assert api.delete(APP, multiarch["index"], ("v1", "stable")) is True
+    assert not seed.exists(APP, multiarch["index"]) and not {"v1", "stable"} & seed.tags(APP)
+    assert api.delete(APP, multiarch["amd"], ()) and api.delete(APP, multiarch["arm"], ())
+    assert not seed.exists(APP, multiarch["amd"]) and not seed.exists(APP, multiarch["arm"])
+    assert api.delete(APP, multiarch["index"], ()) is False  # gone already
+    assert seed.exists(APP, "v2") and seed.walk(APP, "v2") == 2  # nothing else touched
+    assert api.http.requests == hub.counts["hub"]  # every Hub request counted, the sign-in included
+
+
+def test_a_tag_pushed_in_between_stops_the_delete(hub, multiarch):
+    seed, api = multiarch["seed"], api_for(hub, "dckr_pat_delete")
+    seed.put_manifest(APP, "late", json.loads(seed.raw(APP, "v2")), "application/vnd.docker.distribution.manifest.v2+json")
+    with pytest.raises(RegistryError, match="still names it"):
+        api.delete(APP, multiarch["v2"], ("v2",))
+    assert seed.exists(APP, multiarch["v2"]) and "late" in seed.tags(APP)
+
+
+@pytest.mark.parametrize("token", ["dckr_pat_read", "dckr_pat_write"])
+def test_a_token_without_the_delete_scope_is_named_before_anything_is_deleted(hub, multiarch, token):
+    api = api_for(hub, token)
+    with pytest.raises(RegistryError) as refused:
+        api.check_rights([APP])
+    line = str(refused.value)
+    assert "\n" not in line and "Read, Write & Delete" in line and APP in line and token not in line
+    assert hub.counts["tag deleted"] == 0 and multiarch["seed"].tags(APP) >= {"v1", "v2"}
+    # and were it asked anyway, the Hub API refuses the tag's delete with the same line
+    with pytest.raises(RegistryError, match="Read, Write & Delete"):
+        api.delete(APP, multiarch["v2"], ("v2",))
+    assert multiarch["seed"].exists(APP, "v2")
+
+
+def test_wrong_credentials_are_one_line_without_the_secret(hub, multiarch):
+    environ = {"IMAGEGRAPH_DOCKERHUB_API": hub.hub_url, "IMAGEGRAPH_DOCKERHUB_USER": "acme", "IMAGEGRAPH_DOCKERHUB_TOKEN": "dckr_pat_wrong"}
+    api = DockerHub.from_environment(Registry(hub.address), environ=environ)
+    with pytest.raises(RegistryError) as refused:
+        api.check_rights([APP])
+    assert "dckr_pat_wrong" not in str(refused.value) and "acme" in str(refused.value)
+
+
+def test_a_rate_limit_is_waited_out(hub, multiarch):
+    lines: list[str] = []
+    api = api_for(hub, "dckr_pat_delete", lines)
+    waits: list[float] = []
+    api.http._sleep = waits.append  # the wait Docker Hub asks for, recorded instead of slept
+    hub.limit(2, retry_after=7)
+    assert api.delete(APP, multiarch["v2"], ("v2",)) is True
+    assert waits == [7.0] and any("rate limit" in line and "7 s" in line for line in lines)
+    assert not multiarch["seed"].exists(APP, multiarch["v2"])
