@@ -11,6 +11,7 @@ from imagegraph.adapters.registry_apis import open_deletion_api
 from imagegraph.adapters.registry_apis.dockerhub import DockerHub
 from imagegraph.core.errors import RegistryError
 from imagegraph.core.registry_api import ApiKind, choose_api
+from tests.integration.conftest import run_invoke
 from tests.integration.oci_seed import Seeder
 from tests.standins.dockerhub import start_dockerhub
 
@@ -113,3 +114,31 @@ def test_a_rate_limit_is_waited_out(hub, multiarch):
     assert api.delete(APP, multiarch["v2"], ("v2",)) is True
     assert waits == [7.0] and any("rate limit" in line and "7 s" in line for line in lines)
     assert not multiarch["seed"].exists(APP, multiarch["v2"])
+
+
+def test_release_moves_tags_through_docker_hubs_registry(tmp_path, private_registry, hub):
+    """`invoke release` copies manifests by the distribution API, which Docker Hub's registry takes with a write token."""
+    from imagegraph.core.plan import fingerprint_ref
+    from imagegraph.workspace import Workspace
+    from tests.integration.conftest import init_repo
+    from tests.integration.test_build import SMALL_FAMILY, family_files
+
+    root = init_repo(tmp_path / "repo", {"images.yaml": SMALL_FAMILY.format(registry=hub.address, namespace="acme"),
+                                          **family_files("acme"), "tasks.py": "from imagegraph.tasks import namespace  # noqa: F401\n"})
+    workspace = Workspace(root)
+    seed = Seeder(private_registry.address)
+    built = {}
+    for spec in workspace.config.images:  # this commit's images, as a build would have pushed them (by fingerprint tag)
+        ref = fingerprint_ref(workspace.config, workspace.fingerprints, spec.name)
+        if len(spec.platforms) > 1:
+            children = {p: seed.image(ref.repository, None, text=f"{spec.name} {p}", created="2026-03-01T00:00:00Z", arch=p.split("/")[1])
+                        for p in spec.platforms}
+            built[ref.repository] = seed.index(ref.repository, ref.reference, children)
+        else:
+            built[ref.repository] = seed.image(ref.repository, ref.reference, text=spec.name, created="2026-03-01T00:00:00Z")
+    env = {"IMAGEGRAPH_REGISTRY_USER": "acme", "IMAGEGRAPH_REGISTRY_PASSWORD": "dckr_pat_write"}
+    result = run_invoke(root, "release", "--version", "v1.0.0", **env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for repository, digest in built.items():
+        assert {seed.digest(repository, tag) for tag in ("1.0.0", "1.0", "latest")} == {digest}, repository
+    assert hub.counts["registry"] > 0  # the tags were written through the stand-in, not around it
