@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
 
 import pytest
 
@@ -142,3 +144,26 @@ def test_release_moves_tags_through_docker_hubs_registry(tmp_path, private_regis
     for repository, digest in built.items():
         assert {seed.digest(repository, tag) for tag in ("1.0.0", "1.0", "latest")} == {digest}, repository
     assert hub.counts["registry"] > 0  # the tags were written through the stand-in, not around it
+
+
+def test_a_hundred_versions_cost_one_hub_request_each(private_registry, hub, monkeypatch, capsys):
+    monkeypatch.setenv("IMAGEGRAPH_REGISTRY_USER", "acme")
+    monkeypatch.setenv("IMAGEGRAPH_REGISTRY_PASSWORD", "dckr_pat_delete")
+    seed = Seeder(private_registry.address)
+    versions = {f"v{n:03d}": seed.image(APP, f"v{n:03d}", text=f"version {n}", created="2026-03-01T00:00:00Z") for n in range(100)}
+    api = api_for(hub, "dckr_pat_delete")
+    before = Counter(hub.counts)
+    started = time.monotonic()
+    api.check_rights([APP])
+    listed = api.tags(APP)
+    for tag, digest in versions.items():
+        assert api.delete(APP, digest, (tag,))
+    seconds = time.monotonic() - started
+    sent = Counter(hub.counts)
+    sent.subtract(before)
+    assert listed == versions and not seed.tags(APP) and not hub.revisions(APP)
+    # the Hub API: a sign-in, the listing's pages, one DELETE per tag; the registry: one DELETE per manifest (and its token)
+    assert sent["hub DELETE"] == 100 and sent["hub"] == 1 + -(-100 // hub.page_size) + 100
+    with capsys.disabled():
+        print(f"\nDocker Hub stand-in, 100 versions: {api.requests} requests counted by the adapter, "
+              f"{sent['hub']} to the Hub API, {sent['registry']} to the registry, {sent['token']} to its token service, {seconds:.2f} s")
