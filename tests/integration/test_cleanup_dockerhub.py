@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import Counter
 
@@ -167,3 +168,150 @@ def test_a_hundred_versions_cost_one_hub_request_each(private_registry, hub, mon
     with capsys.disabled():
         print(f"\nDocker Hub stand-in, 100 versions: {api.requests} requests counted by the adapter, "
               f"{sent['hub']} to the Hub API, {sent['registry']} to the registry, {sent['token']} to its token service, {seconds:.2f} s")
+
+
+# -- `invoke cleanup` end to end, on the family tests/integration/test_cleanup.py seeds, pushed to Docker Hub's stand-in --------
+
+BASE, FAMILY_APP = "test/base", "test/app"
+KEPT = {
+    BASE: {"b02", "b03", "b05", "b06", "b07"},
+    FAMILY_APP: {"a100", "1.0.0", "1.0", "1.1.0", "1.1", "latest", "2.0.0-rc.1", "edge", "sha-1234567", "pr-8", "buildcache-amd64"},
+}
+GONE = {BASE: {"b01", "b04"}, FAMILY_APP: {"a090", "0.9.0", "0.9", "1.1.0-rc.1", "pr-7", "a-old"}}
+CLEANUP_ENV = {"IMAGEGRAPH_DOCKERHUB_USER": "acme", "IMAGEGRAPH_REGISTRY_USER": "acme"}
+
+
+def day(n: int) -> str:
+    return f"2026-03-{n:02d}T12:00:00Z"
+
+
+@pytest.fixture
+def family(tmp_path, private_registry, hub):
+    """Months of releases, pre-releases, PRs and branch builds, multi-arch lists with untagged platforms, children on bases."""
+    from tests.conftest import FAMILY, FAMILY_FILES, write_tree
+
+    seed, backing = Seeder(private_registry.address), Registry(private_registry.address)
+
+    def base(tag: str | None, n: int, arch: str = "amd64") -> str:
+        return seed.image(BASE, tag, text=f"base {tag} {arch}", created=day(n), arch=arch)
+
+    def app(tag: str | None, n: int, parent: str, arch: str = "amd64") -> str:
+        labels = {"imagegraph.parent": f"{hub.address}/{BASE}:{parent}", "org.opencontainers.image.created": day(n)}
+        return seed.image(FAMILY_APP, tag, text=f"app {tag} {arch} {n}", created=day(n), labels=labels, arch=arch)
+
+    for n in (1, 2):
+        base(f"b0{n}", n)
+    seed.index(BASE, "b03", {"linux/amd64": base(None, 3), "linux/arm64": base(None, 3, "arm64")})
+    for n in (4, 5, 6, 7):
+        base(f"b0{n}", n)
+    app("a090", 10, "b01")
+    for tag in ("0.9.0", "0.9"):
+        backing.copy_tag(FAMILY_APP, "a090", tag)
+    app("a100", 11, "b02")
+    for tag in ("1.0.0", "1.0"):
+        backing.copy_tag(FAMILY_APP, "a100", tag)
+    app("1.1.0-rc.1", 12, "b02")
+    arm64_110 = app(None, 13, "b03", arch="arm64")
+    seed.index(FAMILY_APP, "1.1.0", {"linux/amd64": app(None, 13, "b03"), "linux/arm64": arm64_110})
+    for tag in ("1.1", "latest"):
+        backing.copy_tag(FAMILY_APP, "1.1.0", tag)
+    app("2.0.0-rc.1", 14, "b02")
+    app("pr-7", 15, "b04")
+    app("edge", 16, "b05")
+    for tag in ("sha-1234567", "pr-8", "buildcache-amd64"):
+        backing.copy_tag(FAMILY_APP, "edge", tag)
+    old_amd64 = app(None, 9, "b01")
+    seed.index(FAMILY_APP, "a-old", {"linux/amd64": old_amd64, "linux/arm64": arm64_110})
+    root = tmp_path / "project"
+    write_tree(root, {"images.yaml": FAMILY.replace("127.0.0.1:5000", hub.address) + "retention:\n  api: dockerhub\n", **FAMILY_FILES,
+                      "tasks.py": "from imagegraph.tasks import namespace  # noqa: F401\n"})
+    return root, seed, {"old-amd64": old_amd64, "110-arm64": arm64_110}
+
+
+def cleanup_env(hub, token: str) -> dict[str, str]:
+    return {**CLEANUP_ENV, "IMAGEGRAPH_DOCKERHUB_API": hub.hub_url, "IMAGEGRAPH_DOCKERHUB_TOKEN": token,
+            "IMAGEGRAPH_REGISTRY_PASSWORD": token}
+
+
+def manifests(hub) -> dict[str, set[str]]:
+    return {name: hub.revisions(name) for name in (BASE, FAMILY_APP)}
+
+
+def test_cleanup_on_docker_hub_deletes_exactly_what_the_dry_run_lists(family, hub, private_registry):
+    from imagegraph.core.lease import lease_tag
+    from imagegraph.core.retention import RETENTION_TAG
+
+    root, seed, untagged = family
+    env = cleanup_env(hub, "dckr_pat_delete")
+    dry = run_invoke(root, "cleanup", "--keep", "2", **env)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "deleting through Docker Hub's API" in dry.stderr and "dry run: nothing deleted" in dry.stdout
+    listed = {re.search(r"\b[0-9a-f]{12}\b", row).group() for row in dry.stdout.splitlines() if re.match(r"\S+\s+delete\s", row)}
+    assert len(listed) == 7
+    before = manifests(hub)
+
+    done = run_invoke(root, "cleanup", "--keep", "2", "--yes", "--grace", "0", **env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    after = manifests(hub)
+    deleted = {digest for name in before for digest in before[name] - after[name]}
+    assert {digest[7:19] for digest in deleted} == listed  # exactly what the dry run listed, nothing else
+    for name in (BASE, FAMILY_APP):
+        # imagegraph's own records stay: the retention record, and the lease, which Docker Hub's registry will not delete
+        # while its tag names it (the lease then ends by writing an ended claim)
+        assert seed.tags(name) - {RETENTION_TAG, lease_tag("tags")} == KEPT[name], name
+        assert not GONE[name] & seed.tags(name)
+        for tag in KEPT[name]:
+            seed.walk(name, tag)  # every kept image whole: its platforms, config and layers
+    assert seed.exists(FAMILY_APP, untagged["110-arm64"])  # a kept index's platform, also listed by the deleted a-old
+    assert not seed.exists(FAMILY_APP, untagged["old-amd64"])  # a-old's own platform went with it
+    assert hub.counts["tag deleted"] >= sum(len(tags) for tags in GONE.values())
+
+    again = run_invoke(root, "cleanup", "--keep", "2", "--yes", "--grace", "0", **env)
+    assert again.returncode == 0 and "nothing to delete" in again.stdout, again.stdout + again.stderr
+    assert all(after[name] <= digests for name, digests in manifests(hub).items())  # (new records and lease claims aside)
+
+
+def test_cleanup_with_a_token_that_may_not_delete_stops_before_any_delete(family, hub):
+    root, _, _ = family
+    before = manifests(hub)
+    result = run_invoke(root, "cleanup", "--keep", "2", "--yes", "--grace", "0", **cleanup_env(hub, "dckr_pat_write"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr  # (after the note naming the API it deletes through)
+    assert "Read, Write & Delete" in errors[0] and "dckr_pat_write" not in errors[0]
+    assert hub.counts["tag deleted"] == 0 and all(before[name] <= digests for name, digests in manifests(hub).items())
+
+
+def test_cleanup_with_a_read_only_token_deletes_nothing_and_says_so_in_one_line(family, hub):
+    root, _, _ = family
+    before = manifests(hub)
+    result = run_invoke(root, "cleanup", "--keep", "2", "--yes", "--grace", "0", **cleanup_env(hub, "dckr_pat_read"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert len([line for line in result.stderr.splitlines() if line.startswith("error: ")]) == 1, result.stderr
+    assert hub.counts["tag deleted"] == 0 and manifests(hub) == before
+
+
+def test_invoke_cleanup_of_a_hundred_versions_on_docker_hub(tmp_path, private_registry, hub, capsys):
+    from tests.conftest import write_tree
+
+    seed = Seeder(private_registry.address)
+    for n in range(100):
+        seed.image(APP, f"1.0.{n}", text=f"release {n}", created=f"2026-0{1 + n // 28}-{1 + n % 28:02d}T12:00:00Z")
+    root = tmp_path / "project"
+    yaml = f"registry: {hub.address}\nnamespace: acme\nretention:\n  api: dockerhub\nimages:\n  app:\n    dockerfile: Dockerfile\n"
+    write_tree(root, {"images.yaml": yaml, "Dockerfile": "FROM scratch\n", "tasks.py": "from imagegraph.tasks import namespace  # noqa: F401\n"})
+    env = cleanup_env(hub, "dckr_pat_delete")
+    assert run_invoke(root, "cleanup", "--keep", "2", **env).returncode == 0
+    before = Counter(hub.counts)
+    started = time.monotonic()
+    result = run_invoke(root, "cleanup", "--keep", "2", "--yes", "--grace", "0", **env)
+    seconds = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert seed.tags(APP) & {f"1.0.{n}" for n in range(100)} == {"1.0.98", "1.0.99"}
+    sent = Counter(hub.counts)
+    sent.subtract(before)
+    assert sent["tag deleted"] == 98
+    with capsys.disabled():
+        print(f"\n`invoke cleanup --yes` of 100 versions (98 deleted) on the Docker Hub stand-in: {seconds:.1f} s; "
+              f"{sent['hub']} Hub API requests, {sent['registry']} registry requests, {sent['token']} token requests; "
+              f"cleanup's own count: {[line for line in result.stdout.splitlines() if 'request' in line]}")

@@ -128,7 +128,7 @@ class DockerHub:
         self.source = source
         self.say = say
         self._bearer: str | None = None
-        self._sent = 0  # requests to the registry and its token service (the Hub API's are counted by ForgeHTTP)
+        self._sent = 0  # the delete right's questions to the registry and its token service (the Hub API's are ForgeHTTP's)
         self._checked: set[str] = set()
 
     @classmethod
@@ -278,9 +278,8 @@ class DockerHub:
     def delete(self, repository: str, digest: str, tags: Sequence[str]) -> bool:
         for tag in dict.fromkeys(tags):
             self._delete_tag(repository, tag)
-        self._sent += 1
         try:
-            return self.registry.delete_manifest(repository, digest)
+            return self.registry.delete_manifest(repository, digest)  # counted by the registry client, as its other requests
         except RegistryError as err:
             if " answered 403 " not in f"{err} ":
                 raise
