@@ -94,4 +94,8 @@ def open_deletion_api(choice: ApiChoice, registry: Registry, *, environ: Mapping
         from .github import GitHubPackages
 
         return GitHubPackages.from_environment(registry, environ=environ, say=say)
+    if choice.kind is ApiKind.DOCKERHUB:
+        from .dockerhub import DockerHub
+
+        return DockerHub.from_environment(registry, environ=environ, say=say)
     raise RegistryError(f"{choice.why}: imagegraph cannot delete there")
