@@ -4,6 +4,7 @@ stand-in of GitHub's and GitLab's pull request endpoints (tests/standins/forge_p
 from __future__ import annotations
 
 import hashlib
+import inspect
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from imagegraph.adapters.forge_state import branch_commits, expiry_facts, find_forge
+from imagegraph.adapters.prune import prune
 from imagegraph.adapters.repo import Repository
 from imagegraph.core.expiry import judge_expiry
 from imagegraph.core.retention import Manifest, RetentionPolicy, plan_retention
@@ -204,3 +206,61 @@ def test_the_repository_is_read_from_the_origin_remote_as_data():
 
 def stamp(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.skipif("expire" not in inspect.signature(prune).parameters, reason="cleanup does not hand expiry to prune yet")
+def test_invoke_cleanup_deletes_the_images_of_merged_requests_and_deleted_branches_and_keeps_open_ones(tmp_path, private_registry):
+    """`invoke cleanup` end to end: a real git repository with its origin, the stand-in forge, a real registry."""
+    from tests.conftest import FAMILY, FAMILY_FILES, write_tree
+    from tests.integration.conftest import run_invoke
+    from tests.integration.oci_seed import Seeder
+
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
+    root = tmp_path / "project"
+    config = FAMILY.replace("127.0.0.1:5000", private_registry.address) + "retention:\n  pull_requests: 7d\n"
+    write_tree(root, {"images.yaml": config, **FAMILY_FILES, "tasks.py": "from imagegraph.tasks import namespace  # noqa: F401\n"})
+    git(root, "init", "-q", "-b", "main")
+    git(root, "remote", "add", "origin", str(origin))
+    main = commit(root, "main.txt")
+    git(root, "push", "-q", "origin", "main")
+    git(root, "checkout", "-q", "-b", "gone")
+    gone = commit(root, "gone.txt")
+    git(root, "push", "-q", "origin", "gone")
+    git(root, "checkout", "-q", "main")
+    git(root, "push", "-q", "origin", "--delete", "gone")
+
+    seed = Seeder(private_registry.address)
+    old = stamp(NOW - timedelta(days=30))
+    fingerprints = {}
+
+    def push(repository: str, key: str, *tags: str, parent: str = "") -> None:
+        fingerprints[key] = hashlib.sha256(key.encode()).hexdigest()[:16]
+        labels = {"imagegraph.parent": parent} if parent else {}
+        seed.image(repository, fingerprints[key], text=key, created=old, labels=labels)
+        for tag in tags:
+            seed.image(repository, tag, text=key, created=old, labels=labels)  # the same content: the same digest
+
+    push("test/base", "base-pr2", "pr-2")  # a merged request's base that the kept edge was built on
+    push("test/app", "edge", "edge", f"sha-{main[:7]}", parent=f"{private_registry.address}/test/base:{fingerprints['base-pr2']}")
+    push("test/app", "open", "pr-1")
+    push("test/app", "merged", "pr-2")
+    push("test/app", "lately", "pr-3")
+    push("test/app", "gone", f"sha-{gone[:7]}")
+    with forge_pulls() as forges:
+        forges.github_pull("o/r", 1, "open")
+        forges.github_pull("o/r", 2, "closed", closed_at=stamp(NOW - timedelta(days=10)), merged=True)
+        forges.github_pull("o/r", 3, "closed", closed_at=stamp(NOW - timedelta(days=1)))
+        env = {"GITHUB_REPOSITORY": "o/r", "GITHUB_API_URL": forges.url, "GITHUB_TOKEN": forges.token}
+        dry = run_invoke(root, "cleanup", "--keep", "1", "--show-kept", **env)
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        assert "pull request #1 is open" in dry.stdout and "pull request #2 merged" in dry.stdout, dry.stdout
+        assert f"no remote branch contains commit {gone[:7]}" in dry.stdout and "base of kept app:" in dry.stdout
+        done = run_invoke(root, "cleanup", "--keep", "1", "--yes", "--grace", "0", **env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        tags = {name: seed.tags(name) - {"imagegraph-retention"} for name in ("test/app", "test/base")}
+        assert tags["test/app"] == {fingerprints["edge"], "edge", f"sha-{main[:7]}", fingerprints["open"], "pr-1",
+                                    fingerprints["lately"], "pr-3"}
+        assert tags["test/base"] == {fingerprints["base-pr2"], "pr-2"}
+        again = run_invoke(root, "cleanup", "--keep", "1", "--yes", "--grace", "0", **env)
+        assert again.returncode == 0 and seed.tags("test/app") - {"imagegraph-retention"} == tags["test/app"], again.stdout

@@ -115,8 +115,8 @@ def test_a_deleted_branchs_image_expires_by_its_age_and_a_live_branchs_does_not(
     facts = ExpiryFacts(WEEK, {}, {"1111111": False, "2222222": False, "3333333": True})
     found = verdicts([gone, young, live, unknown], facts)
     assert found[key(APP, "gone")][0] is False
-    assert found[key(APP, "gone")][1].startswith("no remote branch contains commit 1111111 any more (branch deleted); "
-                                                 "no deletion time is known, so counted from the image")
+    assert found[key(APP, "gone")][1] == ("no remote branch contains commit 1111111 any more (branch deleted); image made "
+                                          "2026-03-12 12:00 UTC (no deletion time known), 7d or more ago (retention: pull_requests)")
     assert found[key(APP, "young")][0] and "expires 2026-03-26" in found[key(APP, "young")][1]
     assert found[key(APP, "live")] == (True, "build, 1st most recent (keep 10)")  # the others take no place
     assert found[key(APP, "unknown")][0] is False and "not placed on a remote branch by this clone" in found[key(APP, "unknown")][1]

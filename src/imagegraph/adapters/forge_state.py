@@ -33,7 +33,16 @@ from urllib.parse import quote, urlsplit
 
 from ..core.ci import source_url
 from ..core.errors import ImagegraphError
-from ..core.expiry import ExpiryFacts, PullRequestState, commit_abbreviations, moment, pull_request_numbers, span
+from ..core.expiry import (
+    Expiry,
+    ExpiryFacts,
+    PullRequestState,
+    commit_abbreviations,
+    judge_expiry,
+    moment,
+    pull_request_numbers,
+    span,
+)
 from ..core.retention import Manifest
 from .registry_apis.forge_http import ForgeHTTP
 
@@ -42,7 +51,7 @@ if TYPE_CHECKING:
 
     from .repo import Repository
 
-__all__ = ["Forge", "branch_commits", "expiry_facts", "find_forge", "pull_request_states"]
+__all__ = ["Forge", "branch_commits", "expiry_facts", "expiry_judge", "find_forge", "pull_request_states"]
 
 GITHUB_API = "https://api.github.com"
 GITLAB_API = "https://gitlab.com/api/v4"
@@ -63,6 +72,18 @@ class Forge:
     headers: Mapping[str, str]
     #: e.g. "GitHub's API at https://api.github.com": the subject of every line said about it.
     what: str
+
+
+def expiry_judge(git: Repository, age: timedelta, *, environ: Mapping[str, str] = os.environ,
+                 say: Callable[[str], None] = lambda line: None, now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 session: requests.Session | None = None) -> Callable[[Sequence[Manifest]], Expiry]:
+    """What cleanup hands to :func:`imagegraph.adapters.prune.prune`: the inventory at its look in, the expiry out
+    (the forge and git asked then, once)."""
+
+    def judge(manifests: Sequence[Manifest]) -> Expiry:
+        return judge_expiry(manifests, expiry_facts(git, manifests, age=age, environ=environ, say=say, session=session), now())
+
+    return judge
 
 
 def expiry_facts(git: Repository, manifests: Sequence[Manifest], *, age: timedelta, environ: Mapping[str, str] = os.environ,

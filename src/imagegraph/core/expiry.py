@@ -130,7 +130,7 @@ def judge_expiry(manifests: Iterable[Manifest], facts: ExpiryFacts, now: datetim
                 whose = f"no remote branch contains commit {commits} any more (branch deleted)"
             else:
                 whose = f"commit {commits} not placed on a remote branch by this clone (counted by age)"
-            end, what = made + facts.age, f"{whose}; no deletion time is known, so counted from the image, made {_day(made)}"
+            end, what = made + facts.age, f"{whose}; image made {_day(made)} (no deletion time known)"
         if now >= end:
             expired[key] = f"{what}, {age} or more ago (retention: pull_requests)"
         else:
