@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -187,6 +187,44 @@ class Repository:
             return None
         lines = [line.strip() for line in err.decode("utf-8", "replace").splitlines() if line.strip()]
         return shown(lines[-1], 200)[1:-1] if lines else f"git fetch exited with {fetched.returncode}"
+
+    def remote_heads(self, remote: str = "origin") -> frozenset[str]:
+        """The commits the remote's branches point at now (``git ls-remote``), asked of the remote itself, not this
+        clone's remote-tracking branches, which keep a deleted branch until a pruning fetch."""
+        listed = self.git_start("ls-remote", "--heads", "--end-of-options", remote)
+        out, err = listed.communicate()
+        if listed.returncode != 0:
+            lines = [line.strip() for line in err.decode("utf-8", "replace").splitlines() if line.strip()]
+            raise ImagegraphError(f"git ls-remote {remote} failed: {shown(lines[-1], 200)[1:-1] if lines else listed.returncode}")
+        ids = (line.split("\t", 1)[0] for line in out.decode("ascii", "replace").splitlines())
+        return frozenset(commit for commit in ids if is_commit_id(commit))
+
+    def commits_named(self, names: Collection[str]) -> dict[str, str]:
+        """name -> the commit id it names in this clone, for each of ``names`` (ids, abbreviations) that names exactly one.
+
+        One ``git cat-file --batch-check`` for all of them: names go in on its
+        input, one a line, never on the command line; an abbreviation that is
+        ambiguous or unknown, or a line with blanks, names nothing.
+        """
+        asked = [name for name in names if name and name.isascii() and name.isalnum()]
+        if not asked:
+            return {}
+        checking = self.git_start("cat-file", "--batch-check=%(objectname) %(objecttype)", stdin=subprocess.PIPE)
+        out, _ = checking.communicate("".join(f"{name}^{{commit}}\n" for name in asked).encode())
+        found = {}
+        for name, line in zip(asked, out.decode("ascii", "replace").splitlines(), strict=False):
+            commit, _, kind = line.partition(" ")
+            if kind == "commit" and is_commit_id(commit):
+                found[name] = commit
+        return found
+
+    def reachable(self, commits: Collection[str]) -> frozenset[str]:
+        """Every commit ``commits`` (ids this clone has) and their ancestors are: what those branches contain."""
+        if not commits:
+            return frozenset()
+        if not all(is_commit_id(commit) for commit in commits):
+            raise ImagegraphError("git rev-list is given commit ids only")  # ids from git itself; anything else is a bug
+        return frozenset((self._ask("rev-list", "--end-of-options", *sorted(commits)) or "").split())
 
     def restart_helpers(self) -> None:
         """Start git's long-lived helper processes (``cat-file --batch``) afresh when next needed.

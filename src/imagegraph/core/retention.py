@@ -123,17 +123,23 @@ class _Repo:
 
 
 def plan_retention(manifests: Iterable[Manifest], policy: RetentionPolicy,
-                   pinned: Mapping[tuple[str, str], str] | None = None) -> tuple[Verdict, ...]:
+                   pinned: Mapping[tuple[str, str], str] | None = None, *,
+                   expired: Mapping[tuple[str, str], str] | None = None,
+                   held: Mapping[tuple[str, str], str] | None = None) -> tuple[Verdict, ...]:
     """A verdict for every manifest, keep or delete, with the reason in words.
 
     ``pinned`` maps (repository, digest) to why it is kept whatever the policy
     says (e.g. tagged after cleanup looked); what it needs is kept with it.
+    ``expired`` and ``held`` (:mod:`imagegraph.core.expiry`) map an image to why
+    it goes whatever the keep count says, or is kept outside it; either takes
+    no place among the most recent. A protected tag, the newest release and
+    what a kept image needs still keep an expired image.
     """
     repos = _index(manifests)
     kept: dict[tuple[str, str], str] = {}
     gone: dict[tuple[str, str], str] = {}
     for repo in repos.values():
-        _keep_roots(repo, policy, kept, gone)
+        _keep_roots(repo, policy, kept, gone, expired or {}, held or {})
     for key, why in (pinned or {}).items():
         if key[0] in repos and key[1] in repos[key[0]].manifests:
             kept[key] = why
@@ -164,13 +170,18 @@ def _index(manifests: Iterable[Manifest]) -> dict[str, _Repo]:
     return repos
 
 
-def _keep_roots(repo: _Repo, policy: RetentionPolicy, kept: dict[tuple[str, str], str], gone: dict[tuple[str, str], str]) -> None:
+def _keep_roots(repo: _Repo, policy: RetentionPolicy, kept: dict[tuple[str, str], str], gone: dict[tuple[str, str], str],
+                expired: Mapping[tuple[str, str], str], held: Mapping[tuple[str, str], str]) -> None:
     candidates = []
     for digest, manifest in repo.manifests.items():
         key = (repo.name, digest)
         protected = sorted(tag for tag in manifest.tags if policy.protected(tag))
         if protected:
             kept[key] = f"protected tag {', '.join(protected)}"
+        elif key in held:
+            kept[key] = held[key]
+        elif key in expired:
+            gone[key] = expired[key]
         elif manifest.tags and digest not in repo.listed_by:
             candidates.append(manifest)
         # Platform manifests of an index (tagged or not) follow their index: they are not builds of their own.
