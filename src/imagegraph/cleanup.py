@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from .adapters.forge_state import expiry_judge
 from .adapters.prune import Pruning, prune
 from .adapters.registry_apis import DeletionApi, DistributionApi, open_deletion_api
 from .core.errors import RegistryError
@@ -45,11 +46,12 @@ def cleanup(workspace: Workspace, *, keep: int | None = None, protect: Sequence[
         raise RegistryError(f"{choice.why}; imagegraph cannot delete there: give its repositories a lifecycle policy instead, the "
                             f"closest to this retention being {lifecycle_rules(policy.keep, policy.protect)}")
     api = open_deletion_api(choice, workspace.registry, say=say)
+    expire = expiry_judge(workspace.git, config.pull_request_age, say=say) if config.pull_request_age is not None else None
     if choice.kind is not ApiKind.DISTRIBUTION:
         say(f"deleting through {choice.name} ({choice.why})")
     if not apply:  # a dry run deletes nothing and writes only the doomed record: it takes no lease
         pruning = prune(workspace.registry, repositories, policy, apply=False, grace=grace, now=lambda: datetime.now(UTC), say=say,
-                        api=api)
+                        api=api, expire=expire)
         if pruning.unrecorded:
             repository, why = pruning.unrecorded[0]
             more = f" and {len(pruning.unrecorded) - 1} more" if len(pruning.unrecorded) > 1 else ""
@@ -59,7 +61,7 @@ def cleanup(workspace: Workspace, *, keep: int | None = None, protect: Sequence[
     # A failed run leaves its lease to expire: a DELETE it gave up on may still be under way in the registry.
     with workspace.lease("invoke cleanup --yes", say=say, expire_on_error=True) as lease:
         pruning = prune(workspace.registry, repositories, policy, apply=True, grace=grace, now=lambda: datetime.now(UTC), say=say,
-                        guard=lease.check, api=api)
+                        guard=lease.check, api=api, expire=expire)
     return _counted(pruning, workspace, api)
 
 

@@ -4,7 +4,6 @@ stand-in of GitHub's and GitLab's pull request endpoints (tests/standins/forge_p
 from __future__ import annotations
 
 import hashlib
-import inspect
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -13,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from imagegraph.adapters.forge_state import branch_commits, expiry_facts, find_forge
-from imagegraph.adapters.prune import prune
 from imagegraph.adapters.repo import Repository
 from imagegraph.core.expiry import judge_expiry
 from imagegraph.core.retention import Manifest, RetentionPolicy, plan_retention
@@ -208,7 +206,6 @@ def stamp(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@pytest.mark.skipif("expire" not in inspect.signature(prune).parameters, reason="cleanup does not hand expiry to prune yet")
 def test_invoke_cleanup_deletes_the_images_of_merged_requests_and_deleted_branches_and_keeps_open_ones(tmp_path, private_registry):
     """`invoke cleanup` end to end: a real git repository with its origin, the stand-in forge, a real registry."""
     from tests.conftest import FAMILY, FAMILY_FILES, write_tree

@@ -183,11 +183,24 @@ class Registry:
             self._authenticate(response, scope)
             response = self._http.request(method, path, headers={**headers, **self._auth_header(scope)}, data=data)
         if response.status_code == 401:
-            raise RegistryError(self._refusal())
+            raise RegistryError(self._refusal(response, scope))
         return response
 
-    def _refusal(self) -> str:
-        """The one line for a 401: what was refused, and the fix that fits where the credentials came from."""
+    def _refusal(self, response: requests.Response | None = None, scope: str = "") -> str:
+        """The one line for a 401: what was refused, and the fix that fits where the credentials came from.
+
+        A token service that knows the credentials but grants fewer actions than asked (a read-only token asked to push)
+        says so in the registry's challenge (``error="insufficient_scope"``): that is named, with the right it lacks.
+        """
+        challenge = response.headers.get("WWW-Authenticate", "") if response is not None else ""
+        if self._credentials is not None and 'error="insufficient_scope"' in challenge:
+            _, _, rest = scope.partition(":")
+            repository, _, actions = rest.rpartition(":")
+            wanted = [a for a in actions.split(",") if a and a != "pull"] or ["pull"]
+            origin = ("IMAGEGRAPH_REGISTRY_USER/PASSWORD" if self._credentials.source == "environment"
+                      else f"the credential helper {self._credentials.helper}" if self._credentials.helper else "`docker login`")
+            return (f"registry {self.host}: the credentials from {origin} may not {' or '.join(wanted)} in "
+                    f"{shown(repository)} (insufficient scope); use a token with that right (write access to push, delete to delete)")
         if self._credentials is None:  # an anonymous token is nobody's credentials
             return f"registry {self.host} needs credentials; run `docker login {self.host}` or set IMAGEGRAPH_REGISTRY_USER/PASSWORD"
         if self._credentials.source == "environment":
@@ -224,7 +237,7 @@ class Registry:
         except (KeyError, requests.RequestException):
             raise RegistryError(f"registry {self.host}: its token service could not be reached") from None
         if reply.status_code in (401, 403):
-            raise RegistryError(self._refusal())
+            raise RegistryError(self._refusal(reply, scope))
         try:
             body = reply.json() if reply.ok else None
         except ValueError:
