@@ -90,4 +90,8 @@ def open_deletion_api(choice: ApiChoice, registry: Registry, *, environ: Mapping
     """The :class:`DeletionApi` for ``choice`` on ``registry``; a one-line error for a registry that deletes only by its own rules."""
     if choice.kind is ApiKind.DISTRIBUTION:
         return DistributionApi(registry)
+    if choice.kind is ApiKind.GITLAB:
+        from .gitlab import GitLabRegistry
+
+        return GitLabRegistry.from_environment(registry, environ=environ, say=say)
     raise RegistryError(f"{choice.why}: imagegraph cannot delete there")

@@ -1,0 +1,171 @@
+"""Deleting through GitLab's container registry API, against the GitLab stand-in (tests/standins/gitlab.py) in front of a real registry."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from imagegraph.adapters.registry import Registry
+from imagegraph.adapters.registry_apis import open_deletion_api
+from imagegraph.adapters.registry_apis.gitlab import GitLabRegistry
+from imagegraph.core.errors import RegistryError
+from imagegraph.core.registry_api import ApiKind, choose_api
+from tests.integration.oci_seed import Seeder
+from tests.standins.gitlab import Token, start_gitlab
+
+pytestmark = pytest.mark.integration
+
+PROJECT = "group/sub/project"
+APP = f"{PROJECT}/app"
+TOKENS = {"tok-api": Token(("api", "read_user")), "tok-ro": Token(("read_registry",)), "tok-reporter": Token(("api",), access_level=20),
+          "job-1": Token(job_project=PROJECT)}
+
+
+@pytest.fixture
+def gitlab(private_registry):
+    with start_gitlab(private_registry, {PROJECT: 7, "group/other": 8}, TOKENS) as standin:
+        yield standin
+
+
+def day(n: int) -> str:
+    return f"2026-03-{n:02d}T12:00:00Z"
+
+
+def api(standin, token: str = "tok-api", variable: str = "IMAGEGRAPH_GITLAB_TOKEN", **env: str) -> tuple[GitLabRegistry, list[str]]:
+    notes: list[str] = []
+    registry = Registry(standin.address)
+    deletion = open_deletion_api(choose_api(standin.address, ApiKind.GITLAB), registry,
+                                 environ={"CI_API_V4_URL": standin.api, variable: token, **env}, say=notes.append)
+    assert isinstance(deletion, GitLabRegistry) and deletion.collects_untagged
+    return deletion, notes
+
+
+def test_deletes_the_tags_of_an_image_and_gitlab_collects_it_but_never_what_a_kept_index_lists(gitlab):
+    seed = Seeder(gitlab.address)
+    old = seed.image(APP, "old", text="old", created=day(1))
+    for tag in ("0.9", "sha-0001"):
+        Registry(gitlab.address).copy_tag(APP, "old", tag)
+    amd, arm = seed.image(APP, None, text="amd", created=day(2)), seed.image(APP, None, text="arm", created=day(2), arch="arm64")
+    kept_index = seed.index(APP, "1.0", {"linux/amd64": amd, "linux/arm64": arm})
+    own = seed.image(APP, None, text="own amd", created=day(3))
+    gone_index = seed.index(APP, "a-old", {"linux/amd64": own, "linux/arm64": arm})  # arm is shared with the kept 1.0
+    for n in range(5):  # more repositories than a page holds: the listing crosses pages
+        seed.image(f"{PROJECT}/extra{n}", "x", text=f"extra {n}", created=day(4))
+
+    deletion, notes = api(gitlab)
+    deletion.check_rights([APP])
+    assert notes == ["GitLab: the token in IMAGEGRAPH_GITLAB_TOKEN has the scopes api, read_user: it may delete registry tags"]
+    assert deletion.untagged(APP) == ()
+    assert deletion.delete(APP, old, ["old", "0.9", "sha-0001"])
+    assert deletion.delete(APP, gone_index, ["a-old"])
+
+    assert seed.tags(APP) == {"1.0"}
+    assert not seed.exists(APP, old) and not seed.exists(APP, gone_index) and not seed.exists(APP, own)
+    assert seed.exists(APP, kept_index) and seed.exists(APP, amd) and seed.exists(APP, arm)
+    assert seed.walk(APP, "1.0") == 4  # the kept index pulls whole: both platforms' config and layer
+    listed = [s for s in gitlab.seen if s.method == "GET" and s.path.endswith("/registry/repositories")]
+    assert len(listed) == 3  # 6 repositories, 2 a page: one listing, three pages
+    assert gitlab.count("DELETE", "/v2/") == 0  # never the registry's own delete
+    # per tag: its details (does it still name the digest?) and its delete; then the project and its repositories, once
+    assert deletion.requests == 1 + len(project_lookups := [s for s in gitlab.seen if s.path.startswith("/api/v4/projects/")
+                                                            and "/registry/" not in s.path]) + 3 + 2 * 4
+    assert len(project_lookups) == 2  # group/sub/project/app: not a project; group/sub/project: it
+
+
+def test_other_tags_of_the_same_image_stay(gitlab):
+    seed = Seeder(gitlab.address)
+    digest = seed.image(APP, "edge", text="edge", created=day(1))
+    Registry(gitlab.address).copy_tag(APP, "edge", "pr-8")
+    deletion, _ = api(gitlab)
+    assert deletion.delete(APP, digest, ["pr-8"])
+    assert seed.tags(APP) == {"edge"} and seed.exists(APP, digest)
+
+
+def test_a_tag_moved_to_another_image_since_the_second_look_is_left_alone(gitlab):
+    seed = Seeder(gitlab.address)
+    first = seed.image(APP, "edge", text="first", created=day(1))
+    second = seed.image(APP, "edge", text="second", created=day(2))
+    deletion, notes = api(gitlab)
+    assert deletion.delete(APP, first, ["edge"]) is False
+    assert seed.digest(APP, "edge") == second
+    assert notes == [f"{APP}:edge now names another image ({second[:19]}); left alone"]
+    assert deletion.delete(APP, first, ["gone-already"]) is False
+
+
+def test_a_token_without_api_is_refused_in_one_line_before_any_delete(gitlab):
+    seed = Seeder(gitlab.address)
+    digest = seed.image(APP, "old", text="old", created=day(1))
+    deletion, _ = api(gitlab, "tok-ro")
+    with pytest.raises(RegistryError) as refused:
+        deletion.check_rights([APP])
+    assert str(refused.value) == ("the GitLab token in IMAGEGRAPH_GITLAB_TOKEN has the scopes read_registry; deleting registry "
+                                  "tags needs the api scope: create a token with api and run again")
+    assert gitlab.count("DELETE") == 0 and seed.exists(APP, digest)
+    # and GitLab itself refuses that token's delete (403), as the stand-in shows
+    answer = gitlab_delete(gitlab, "tok-ro", APP, "old")
+    assert answer.status_code == 403 and answer.json()["error"] == "insufficient_scope"
+    assert seed.tags(APP) == {"old"}
+
+
+def gitlab_delete(standin, token: str, name: str, tag: str):
+    import requests
+
+    repositories = requests.get(f"{standin.api}/projects/7/registry/repositories", params={"per_page": 100},
+                                headers={"PRIVATE-TOKEN": "tok-api"}, timeout=10).json()
+    repository = next(r["id"] for r in repositories if r["path"] == name)
+    return requests.delete(f"{standin.api}/projects/7/registry/repositories/{repository}/tags/{tag}",
+                           headers={"PRIVATE-TOKEN": token}, timeout=10)
+
+
+def test_a_user_below_developer_is_refused_before_any_delete(gitlab):
+    Seeder(gitlab.address).image(APP, "old", text="old", created=day(1))
+    deletion, _ = api(gitlab, "tok-reporter")
+    with pytest.raises(RegistryError, match="less than the Developer role in group/sub/project"):
+        deletion.check_rights([APP])
+    assert gitlab.count("DELETE") == 0
+
+
+def test_an_unknown_token_and_a_repository_of_no_project_are_one_line_each(gitlab):
+    Seeder(gitlab.address).image("nogroup/app", "x", text="x", created=day(1))
+    deletion, _ = api(gitlab, "tok-wrong")
+    with pytest.raises(RegistryError, match=r"refused the token in IMAGEGRAPH_GITLAB_TOKEN \(401\)"):
+        deletion.check_rights(["nogroup/app"])
+    deletion, _ = api(gitlab)
+    with pytest.raises(RegistryError, match="GitLab knows no project that nogroup/app belongs to"):
+        deletion.check_rights(["nogroup/app"])
+
+
+def test_a_job_token_deletes_in_its_own_project_and_is_refused_elsewhere(gitlab):
+    seed = Seeder(gitlab.address)
+    digest = seed.image(APP, "old", text="old", created=day(1))
+    deletion, notes = api(gitlab, "job-1", "CI_JOB_TOKEN", CI_PROJECT_PATH=PROJECT, CI_PROJECT_ID="7")
+    deletion.check_rights([APP])
+    assert notes == [f"GitLab: CI_JOB_TOKEN deletes registry tags of {PROJECT} only, with the role of the user who started the "
+                     f"pipeline (Developer or higher)"]
+    assert deletion.delete(APP, digest, ["old"]) and not seed.exists(APP, digest)
+    assert not [s for s in gitlab.seen if s.path in ("/api/v4/personal_access_tokens/self", f"/api/v4/projects/{PROJECT}")]
+    with pytest.raises(RegistryError, match="group/other/app is not in the registry of group/sub/project"):
+        deletion.check_rights(["group/other/app"])
+
+
+def test_a_rate_limit_is_waited_out(gitlab):
+    seed = Seeder(gitlab.address)
+    digest = seed.image(APP, "old", text="old", created=day(1))
+    deletion, notes = api(gitlab)
+    gitlab.limit(times=1, retry_after=1)
+    started = time.monotonic()
+    assert deletion.delete(APP, digest, ["old"])
+    assert time.monotonic() - started >= 1
+    assert any("rate limit reached, waiting 1 s" in note for note in notes)
+    first, again = [s for s in gitlab.seen if s.path.startswith("/api/v4")][:2]
+    assert first.status == 429 and again.status != 429 and again.path == first.path  # the same request, sent again
+    assert not seed.exists(APP, digest)
+
+
+def test_the_registry_delete_is_answered_as_gitlab_answers_a_token_without_delete(gitlab):
+    seed = Seeder(gitlab.address)
+    digest = seed.image(APP, "old", text="old", created=day(1))
+    with pytest.raises(RegistryError):
+        Registry(gitlab.address).delete_manifest(APP, digest)
+    assert seed.exists(APP, digest) and seed.tags(APP) == {"old"}
