@@ -11,6 +11,8 @@ from imagegraph.adapters.registry_apis import open_deletion_api
 from imagegraph.adapters.registry_apis.gitlab import GitLabRegistry
 from imagegraph.core.errors import RegistryError
 from imagegraph.core.registry_api import ApiKind, choose_api
+from tests.conftest import FAMILY, FAMILY_FILES, split_ref
+from tests.integration.conftest import init_repo, run_invoke
 from tests.integration.oci_seed import Seeder
 from tests.standins.gitlab import Token, start_gitlab
 
@@ -169,3 +171,35 @@ def test_the_registry_delete_is_answered_as_gitlab_answers_a_token_without_delet
     with pytest.raises(RegistryError):
         Registry(gitlab.address).delete_manifest(APP, digest)
     assert seed.exists(APP, digest) and seed.tags(APP) == {"old"}
+
+
+TASKS = "from imagegraph.tasks import namespace  # noqa: F401\n"
+
+
+def family(root, address: str, namespace: str = "group/project", extra: str = "") -> None:
+    config = FAMILY.replace("127.0.0.1:5000", address).replace("namespace: test", f"namespace: {namespace}") + extra
+    init_repo(root, {"images.yaml": config, **FAMILY_FILES, "tasks.py": TASKS})
+
+
+def test_release_copies_manifests_through_the_stand_in(tmp_path, private_registry):
+    with start_gitlab(private_registry, {"group/project": 7}, TOKENS) as standin:
+        root = tmp_path / "project"
+        family(root, standin.address, extra="retention: {api: gitlab}\n")
+        seed = Seeder(standin.address)
+        built = {}
+        for image in ("base", "ci", "app", "devcontainer"):
+            result = run_invoke(root, "ref", image)
+            assert result.returncode == 0, result.stderr
+            _, name, tag = split_ref(result.stdout.strip())
+            if image == "base":
+                amd = seed.image(name, None, text="base amd64", created=day(1))
+                arm = seed.image(name, None, text="base arm64", created=day(1), arch="arm64")
+                built[image] = (name, seed.index(name, tag, {"linux/amd64": amd, "linux/arm64": arm}))
+            else:
+                built[image] = (name, seed.image(name, tag, text=image, created=day(2)))
+        result = run_invoke(root, "release", "--version", "v1.2.0", CI_API_V4_URL=standin.api, IMAGEGRAPH_GITLAB_TOKEN="tok-api")
+        assert result.returncode == 0, result.stdout + result.stderr
+        for name, digest in built.values():
+            assert {seed.digest(name, tag) for tag in ("1.2.0", "1.2", "latest")} == {digest}, name
+        # the registry lease lets go by deleting its claim, which GitLab's registry refuses such a login: it writes an expired claim instead
+        assert {s.status for s in standin.seen if s.method == "DELETE"} <= {401}
