@@ -7,10 +7,14 @@ What may go is the retention policy's (:mod:`imagegraph.core.retention`);
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from .adapters.prune import Pruning, prune
+from .adapters.registry_apis import DeletionApi, DistributionApi, open_deletion_api
+from .core.errors import RegistryError
+from .core.registry_api import ApiKind, choose_api, lifecycle_rules
 from .core.retention import DEFAULT_PROTECTED, RetentionPolicy
 
 if TYPE_CHECKING:
@@ -28,6 +32,7 @@ def cleanup(workspace: Workspace, *, keep: int | None = None, protect: Sequence[
 
     Deletes only digests an earlier run found doomed at least ``grace``
     ago, and none that was tagged after the look (see :mod:`imagegraph.adapters.prune`),
+    through the registry's own API where it has one (:mod:`imagegraph.core.registry_api`),
     holding the registry lease ``tags`` from the look to the read-back,
     so that no release or tag move of imagegraph's runs in between.
     """
@@ -35,9 +40,31 @@ def cleanup(workspace: Workspace, *, keep: int | None = None, protect: Sequence[
     policy = RetentionPolicy(keep=keep if keep is not None else config.keep, edge=config.edge_tag,
                              protect=(*DEFAULT_PROTECTED, *config.protect, *protect))
     repositories = [config.repository_path(spec.name) for spec in config.images if spec.push]
+    choice = choose_api(config.registry_address.domain, config.retention_api)
+    if choice.kind is ApiKind.LIFECYCLE:
+        raise RegistryError(f"{choice.why}; imagegraph cannot delete there: give its repositories a lifecycle policy instead, the "
+                            f"closest to this retention being {lifecycle_rules(policy.keep, policy.protect)}")
+    api = open_deletion_api(choice, workspace.registry, say=say)
+    if choice.kind is not ApiKind.DISTRIBUTION:
+        say(f"deleting through {choice.name} ({choice.why})")
     if not apply:  # a dry run deletes nothing and writes only the doomed record: it takes no lease
-        return prune(workspace.registry, repositories, policy, apply=False, grace=grace, now=lambda: datetime.now(UTC), say=say)
+        pruning = prune(workspace.registry, repositories, policy, apply=False, grace=grace, now=lambda: datetime.now(UTC), say=say,
+                        api=api)
+        if pruning.unrecorded:
+            repository, why = pruning.unrecorded[0]
+            more = f" and {len(pruning.unrecorded) - 1} more" if len(pruning.unrecorded) > 1 else ""
+            say(f"note: the record of doomed digests was not written in {repository}{more} ({why}); this dry run starts no "
+                f"grace period, the next run whose credentials may push does")
+        return _counted(pruning, workspace, api)
     # A failed run leaves its lease to expire: a DELETE it gave up on may still be under way in the registry.
     with workspace.lease("invoke cleanup --yes", say=say, expire_on_error=True) as lease:
-        return prune(workspace.registry, repositories, policy, apply=True, grace=grace, now=lambda: datetime.now(UTC), say=say,
-                     guard=lease.check)
+        pruning = prune(workspace.registry, repositories, policy, apply=True, grace=grace, now=lambda: datetime.now(UTC), say=say,
+                        guard=lease.check, api=api)
+    return _counted(pruning, workspace, api)
+
+
+def _counted(pruning: Pruning, workspace: Workspace, api: DeletionApi) -> Pruning:
+    counts = [("the registry API", getattr(workspace.registry, "requests", 0))]
+    if not isinstance(api, DistributionApi):  # the distribution API's deletes are the registry client's own requests
+        counts.append((api.name, api.requests))
+    return replace(pruning, requests=tuple(counts))

@@ -6,6 +6,7 @@ garbage-collecting cannot touch what other tests use.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from imagegraph.tasks.build import cleanup as cleanup_task
 from imagegraph.workspace import Workspace
 from tests.conftest import FAMILY, FAMILY_FILES, write_tree
 from tests.integration.conftest import commit_all, git, one_error_line, remove_local_images, run_invoke
-from tests.integration.faultproxy import Hold, start_fault_proxy
+from tests.integration.faultproxy import Answer, Hold, start_fault_proxy
 from tests.integration.oci_seed import Seeder
 
 TASKS = "from imagegraph.tasks import namespace  # noqa: F401\n"
@@ -378,3 +379,72 @@ def test_a_tag_written_onto_a_digest_while_cleanup_deletes_it_fails_cleanup_nami
     assert str(info.value.message) == (f"error: app:hand-made ({pr7[:19]}…) names a digest this cleanup deleted (tagged while the "
                                        f"DELETE ran): the image may be incomplete; push it again (`invoke build` on its commit, then "
                                        f"`invoke release` for a version)")
+
+
+# --- credentials that may read only ------------------------------------------------------
+
+
+def test_a_dry_run_whose_credentials_cannot_push_exits_0_and_says_once_what_it_did_not_record(seeded, private_registry):
+    """A fork's pull request, a scheduled job without packages: write: the registry refuses the record's upload (403 DENIED,
+    as a registry answers a token without push scope). The dry run still shows its verdicts, records nothing, and says so
+    in one line for all repositories."""
+    root, seed, _ = seeded
+    denied = json.dumps({"errors": [{"code": "DENIED", "message": "requested access to the resource is denied"}]}).encode()
+    with start_fault_proxy(private_registry.address) as proxy:
+        proxy.inject(Answer(403, body=denied), "POST", r"/blobs/uploads/", times=None)
+        proxy.inject(Answer(403, body=denied), "PUT", r"/manifests/", times=None)
+        write_tree(root, {"images.yaml": FAMILY.replace("127.0.0.1:5000", proxy.address)})
+        result = run_invoke(root, "cleanup", "--keep", "2")
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stdout.splitlines() + result.stderr.splitlines() if "was not written" in line]
+    assert len(notes) == 1, notes
+    assert notes[0].startswith("note: the record of doomed digests was not written in ") and "and 1 more" in notes[0]
+    assert "403" in notes[0] and "starts no grace period" in notes[0]
+    assert "dry run: nothing deleted" in result.stdout and "beyond the 2 most recent" in result.stdout
+    assert RETENTION_TAG not in seed.tags(APP) | seed.tags(BASE)  # nothing recorded, nothing else written
+
+
+def test_old_records_of_imagegraphs_own_never_show_as_images_and_go_without_a_grace_period(seeded, private_registry):
+    """A registry that keeps every pushed manifest (GitHub's package versions) lists each earlier retention record as an
+    untagged version. Such a record is imagegraph's own: never a row of the table, deleted at once, and never itself
+    recorded as doomed (or each record written would doom the one before, for ever)."""
+    from imagegraph.adapters.registry_apis import DistributionApi
+
+    _, seed, _ = seeded
+    registry = Registry(private_registry.address)
+    write_doomed(registry, APP, {"sha256:" + "1" * 64: "2026-01-01T00:00:00Z"})
+    earlier = registry.manifest_digest(APP, RETENTION_TAG)
+    write_doomed(registry, APP, {})  # replaced: the earlier record is untagged now
+
+    class KeepsEveryVersion(DistributionApi):
+        def untagged(self, repository: str) -> tuple[str, ...]:
+            return (earlier,) if repository == APP else ()
+
+    notes: list[str] = []
+    api = KeepsEveryVersion(registry)
+    from imagegraph.adapters.prune import prune
+    from imagegraph.core.retention import RetentionPolicy
+
+    looked = prune(registry, [BASE, APP], RetentionPolicy(keep=2), apply=False, grace=timedelta(hours=1),
+                   now=lambda: datetime.now(UTC), say=notes.append, api=api)
+    records = [v for v in looked.verdicts if v.manifest.record]
+    assert [(v.manifest.digest, v.keep) for v in records if not v.manifest.tags] == [(earlier, False)]
+    assert earlier not in read_doomed(registry, APP)  # never recorded as doomed
+    from imagegraph.presentation.tables import format_retention
+    table = format_retention(looked.verdicts, show_kept=True)
+    assert earlier[7:19] not in table and RETENTION_TAG not in table and "1 earlier record(s) of imagegraph's own" in table
+
+    done = prune(registry, [BASE, APP], RetentionPolicy(keep=2), apply=True, grace=timedelta(hours=1),
+                 now=lambda: datetime.now(UTC), say=notes.append, api=api)
+    assert earlier in {m.digest for m in done.deleted}  # at once, although the grace period holds every image back
+    assert not seed.exists(APP, earlier) and registry.manifest_digest(APP, RETENTION_TAG) is not None
+    assert not done.broken and not done.appeared
+
+
+def test_a_registry_that_deletes_only_by_its_own_lifecycle_rules_is_refused_in_one_line_with_the_rule(tmp_path):
+    root = tmp_path / "project"
+    ecr = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    write_tree(root, {"images.yaml": FAMILY.replace("127.0.0.1:5000", ecr), **FAMILY_FILES, "tasks.py": TASKS})
+    line = one_error_line(run_invoke(root, "cleanup", "--keep", "2", "--yes"))
+    assert line.startswith(f"error: {ecr} is Amazon ECR, which deletes by lifecycle policy; imagegraph cannot delete there")
+    assert '"countType":"imageCountMoreThan","countNumber":2' in line and '"tagStatus":"untagged"' in line

@@ -8,12 +8,12 @@ tag, one GET per distinct manifest and one per image config.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from ..core.lease import is_lease_tag
 from ..core.manifests import is_index, platform_of
-from ..core.media_types import IMAGE_CONFIGS, IMAGE_MANIFESTS, INDEXES
+from ..core.media_types import IMAGE_CONFIGS, IMAGE_MANIFESTS, INDEXES, LEASE, RETENTION
 from ..core.retention import Manifest
 from .registry import Registry
 
@@ -23,8 +23,13 @@ CREATED_LABEL = "org.opencontainers.image.created"
 PARENT_LABEL = "imagegraph.parent"
 
 
-def read_inventory(registry: Registry, repositories: Iterable[str], *, jobs: int = 8, cache: dict | None = None) -> list[Manifest]:
+def read_inventory(registry: Registry, repositories: Iterable[str], *, jobs: int = 8, cache: dict | None = None,
+                   untagged: Callable[[str], Iterable[str]] | None = None) -> list[Manifest]:
     """Every tagged manifest of ``repositories`` (lease tags aside), and every manifest their indexes list (tagged or not).
+
+    ``untagged`` names, per repository, the untagged manifests a registry's own
+    API can list and the distribution API cannot (GitHub's package versions):
+    they join the inventory as they are, untagged, with what they list.
 
     ``cache`` keeps what a digest names across reads (a digest's manifest and
     config never change), so reading again costs the tags only: one list per
@@ -34,11 +39,12 @@ def read_inventory(registry: Registry, repositories: Iterable[str], *, jobs: int
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="inventory") as pool:
         found: list[Manifest] = []
         for repository in repositories:
-            found.extend(_repository(registry, repository, pool, known))
+            extra = tuple(untagged(repository)) if untagged is not None else ()
+            found.extend(_repository(registry, repository, pool, known, extra))
         return found
 
 
-def _repository(registry: Registry, name: str, pool: ThreadPoolExecutor, cache: dict) -> list[Manifest]:
+def _repository(registry: Registry, name: str, pool: ThreadPoolExecutor, cache: dict, extra: tuple[str, ...] = ()) -> list[Manifest]:
     def inspect(digest: str) -> tuple[str, str, dict]:
         if ("body", name, digest) not in cache:
             cache["body", name, digest] = registry.inspect(name, digest)
@@ -56,7 +62,8 @@ def _repository(registry: Registry, name: str, pool: ThreadPoolExecutor, cache: 
     for tag, digest in digests.items():
         if digest:  # a tag deleted between listing and lookup
             tags_of.setdefault(digest, []).append(tag)
-    bodies = dict(zip(tags_of, pool.map(inspect, tags_of), strict=True))
+    listed = [*tags_of, *(digest for digest in dict.fromkeys(extra) if digest not in tags_of)]
+    bodies = dict(zip(listed, pool.map(inspect, listed), strict=True))
     platforms: dict[str, str] = {}
     for media_type, _, body in bodies.values():
         if is_index(media_type, body):
@@ -72,8 +79,16 @@ def _repository(registry: Registry, name: str, pool: ThreadPoolExecutor, cache: 
         labels_sources = [configs[c] for c in children if c in configs] if children else [configs[digest]]
         created = max((c.get("created", "") for c in labels_sources), default="")
         parents = tuple(sorted({c["parent"] for c in labels_sources if c.get("parent")}))
-        manifests.append(Manifest(name, digest, tuple(sorted(tags_of.get(digest, ()))), created, children, parents, platforms.get(digest, "")))
+        manifests.append(Manifest(name, digest, tuple(sorted(tags_of.get(digest, ()))), created, children, parents, platforms.get(digest, ""),
+                                  record=_is_record(body)))
     return manifests
+
+
+def _is_record(body: dict) -> bool:
+    """Whether a manifest is imagegraph's own record (cleanup's retention record, a lease claim): an artifact, no image."""
+    kinds = (RETENTION, LEASE)
+    return body.get("artifactType") in kinds or any(isinstance(layer, dict) and layer.get("mediaType") in kinds
+                                                    for layer in body.get("layers", ()) or ())
 
 
 def _config(registry: Registry, name: str, media_type: str, body: dict) -> dict[str, str]:

@@ -51,6 +51,7 @@ from ..core.media_types import OCI_EMPTY, OCI_MANIFEST, RETENTION
 from ..core.retention import RETENTION_TAG, Manifest, RetentionPolicy, Verdict, deletion_order, note_doomed, plan_retention, ripe
 from ..core.values import image_name_of
 from .inventory import read_inventory
+from .registry_apis import DeletionApi, DistributionApi
 
 __all__ = ["RETENTION_TYPE", "Deletion", "Pruning", "prune", "read_deleted", "read_doomed", "write_doomed"]
 
@@ -97,6 +98,12 @@ class Pruning:
     broken: tuple[str, ...] = ()
     #: Tags that name a digest this run deleted, read back after the deletions: ``app:1.2.0 (sha256:1234…)``.
     appeared: tuple[str, ...] = ()
+    #: Doomed untagged manifests left to a registry that deletes them itself once nothing names them (GitLab).
+    collected: tuple[Manifest, ...] = ()
+    #: Repositories whose record of doomed digests could not be written (a dry run with read-only credentials), with why.
+    unrecorded: tuple[tuple[str, str], ...] = ()
+    #: Requests sent, per API (the registry API's reads and writes, a registry's own API's lists and deletes).
+    requests: tuple[tuple[str, int], ...] = ()
 
 
 def read_doomed(registry: PruneRegistry, repository: str) -> dict[str, str]:
@@ -145,22 +152,38 @@ def write_doomed(registry: PruneRegistry, repository: str, doomed: dict[str, str
 
 
 def prune(registry: PruneRegistry, repositories: Sequence[str], policy: RetentionPolicy, *, apply: bool, grace: timedelta,
-          now: Callable[[], datetime], say: Callable[[str], None] = lambda line: None, guard: Callable[[], None] = lambda: None) -> Pruning:
+          now: Callable[[], datetime], say: Callable[[str], None] = lambda line: None, guard: Callable[[], None] = lambda: None,
+          api: DeletionApi | None = None) -> Pruning:
     """The retention plan of ``repositories``; with ``apply``, the deletions it allows now (see the module's guards).
 
-    ``guard`` runs right before each DELETE and raises to stop the run (the
-    lease it holds is lost).
+    ``api`` deletes (:mod:`imagegraph.adapters.registry_apis`; the
+    distribution API's DELETE when None) and names the untagged manifests the
+    registry holds beyond what its tags and indexes show. ``guard`` runs
+    right before each delete and raises to stop the run (the lease it holds
+    is lost).
 
     A dry run records the doomed digests too (the record is all it writes):
     the scheduled dry run starts the grace period, so the deletion started
-    by hand later deletes what was doomed then and still is.
+    by hand later deletes what was doomed then and still is. A dry run whose
+    credentials cannot write (a read-only token) records nothing, goes on,
+    and says so once (:attr:`Pruning.unrecorded`).
     """
+    deleter = api if api is not None else DistributionApi(registry)
     cache: dict = {}
-    looked = read_inventory(registry, repositories, cache=cache)
+    untagged = {repository: tuple(deleter.untagged(repository)) for repository in repositories}
+    looked = read_inventory(registry, repositories, cache=cache, untagged=untagged.__getitem__)
     verdicts = plan_retention(looked, policy)
     doomed = deletion_order(verdicts)
+    # a registry that collects untagged manifests itself is left to it: cleanup deletes tags there
+    collected = tuple(m for m in doomed if deleter.collects_untagged and not m.tags)
+    doomed = tuple(m for m in doomed if m not in collected)
+    # earlier retention records (a registry that keeps each pushed manifest, GitHub's, lists them): cleanup's own, which
+    # nothing can need; they go without a grace period and stay off the record, or each record written would doom the last
+    replaced = tuple(m for m in doomed if m.record)
+    doomed = tuple(m for m in doomed if not m.record)
     first_seen: dict[str, dict[str, str]] = {}
     gone_before: dict[str, dict[str, Deletion]] = {}
+    unrecorded: list[tuple[str, str]] = []
     for repository in repositories:
         before, gone_before[repository] = _read_record(registry, repository)
         first_seen[repository] = note_doomed(before, [m.digest for m in doomed if m.repository == repository], now())
@@ -171,11 +194,13 @@ def prune(registry: PruneRegistry, repositories: Sequence[str], policy: Retentio
         except RegistryError as err:
             if apply:
                 raise
-            # a dry run may have read-only credentials: it starts no grace period then, and says so
-            say(f"note: the record of doomed digests in {repository} was not written ({err}); the grace period starts at the next run that can")
+            unrecorded.append((repository, str(err)))  # a dry run may have read-only credentials: it starts no grace period then
     if not apply:
-        return Pruning(verdicts, waiting=tuple((m, first_seen[m.repository][m.digest]) for m in doomed))
+        return Pruning(verdicts, waiting=tuple((m, first_seen[m.repository][m.digest]) for m in doomed), collected=collected,
+                       unrecorded=tuple(unrecorded))
     due = {(repository, digest) for repository, seen in first_seen.items() for digest in ripe(seen, now(), grace)}
+    if replaced or any((m.repository, m.digest) in due for m in doomed):
+        deleter.check_rights(repositories)  # a token that cannot delete is named before anything is deleted
     tags_at_look = {(m.repository, m.digest): frozenset(m.tags) for m in looked}
     deleted: list[Manifest] = []
     spared: list[tuple[Manifest, str]] = []
@@ -183,7 +208,7 @@ def prune(registry: PruneRegistry, repositories: Sequence[str], policy: Retentio
     fresh_tags: dict[tuple[str, str], frozenset[str]] = {}
     for manifest in (m for m in doomed if (m.repository, m.digest) in due):
         key = (manifest.repository, manifest.digest)
-        fresh = read_inventory(registry, repositories, cache=cache)
+        fresh = read_inventory(registry, repositories, cache=cache, untagged=untagged.__getitem__)
         fresh_tags = {(m.repository, m.digest): frozenset(m.tags) for m in fresh}
         pinned = {k: f"tagged after cleanup looked: {', '.join(sorted(tags - tags_at_look.get(k, frozenset())))}"
                   for k, tags in fresh_tags.items() if tags - tags_at_look.get(k, frozenset())}
@@ -193,11 +218,15 @@ def prune(registry: PruneRegistry, repositories: Sequence[str], policy: Retentio
             say(f"spared {manifest.label()}: {again[key].reason}")
             continue
         guard()
-        if registry.delete_manifest(manifest.repository, manifest.digest):
+        if deleter.delete(manifest.repository, manifest.digest, tuple(sorted(fresh_tags.get(key, frozenset(manifest.tags))))):
             deleted.append(manifest)
             stamp = now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             for tag in fresh_tags.get(key, frozenset(manifest.tags)):
                 gone_before[manifest.repository][tag] = Deletion(manifest.digest, stamp)
+    for manifest in replaced:
+        guard()
+        if deleter.delete(manifest.repository, manifest.digest, ()):
+            deleted.append(manifest)
     gone = {(m.repository, m.digest) for m in deleted} | {(m.repository, m.digest) for m, _ in spared}
     for repository, seen in first_seen.items():
         left = {digest: first for digest, first in seen.items() if (repository, digest) not in gone}
@@ -206,7 +235,7 @@ def prune(registry: PruneRegistry, repositories: Sequence[str], policy: Retentio
     fresh_new = {(repository, tag) for (repository, digest), tags in fresh_tags.items()
                  for tag in tags - tags_at_look.get((repository, digest), frozenset())}
     return Pruning(verdicts, tuple(deleted), tuple(spared), tuple(waiting), _broken(registry, verdicts, fresh_new),
-                   _appeared(registry, deleted))
+                   _appeared(registry, deleted), collected)
 
 
 def _appeared(registry: PruneRegistry, deleted: Sequence[Manifest]) -> tuple[str, ...]:

@@ -65,6 +65,11 @@ class Registry:
         self._credentials = credentials_for(host)
         self._tokens: dict[str, str] = {}
 
+    @property
+    def requests(self) -> int:
+        """Requests sent to the registry so far (the token service's aside)."""
+        return self._http.requests
+
     def manifest_digest(self, name: str, tag: str) -> str | None:
         """The digest of ``name:tag``, or None when the registry does not have it."""
         response = self._request("HEAD", f"/{name}/manifests/{tag}", scope=f"repository:{name}:pull",

@@ -190,6 +190,8 @@ class RegistryHTTP:
         self._clock = clock
         self._wallclock = wallclock
         self._contacted = False
+        #: Requests sent so far, retries included (what a run cost, for its report).
+        self.requests = 0
 
     def request(self, method: str, path: str, *, headers: dict[str, str] | None = None, data: bytes | None = None) -> requests.Response:
         """The registry's answer to ``method /v2{path}``, once it is not a passing fault; raises the one-line error when tries run out."""
@@ -201,6 +203,7 @@ class RegistryHTTP:
         while True:
             remaining = self.retry.total - (self._clock() - started)
             sent += 1
+            self.requests += 1
             unanswered = False
             try:
                 response = self.session.request(method, self.base + path, headers=headers or {}, data=data,

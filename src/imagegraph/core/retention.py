@@ -70,6 +70,9 @@ class Manifest:
     parents: tuple[str, ...] = ()
     #: e.g. linux/arm64, for a platform manifest of an index.
     platform: str = ""
+    #: imagegraph's own record, no image, never shown as one: cleanup's retention record (:data:`RETENTION_TAG`) or a lease
+    #: claim, or an earlier one left untagged where the registry keeps every manifest pushed (GitHub's package versions).
+    record: bool = False
 
     @property
     def is_index(self) -> bool:
@@ -237,6 +240,8 @@ def _why_untagged(repo: _Repo, manifest: Manifest) -> str:
     owners = [repo.manifests[d].label() for d in repo.listed_by.get(manifest.digest, ())]
     if owners:
         return f"platform manifest ({manifest.platform or '?'}) of deleted {', '.join(sorted(owners))}"
+    if manifest.record:
+        return "an earlier record of imagegraph's own (retention, lease), replaced"
     return "untagged: no tag and no kept index names it"
 
 

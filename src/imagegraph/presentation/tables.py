@@ -106,13 +106,20 @@ def format_explanation(explanation: Explanation | None) -> str:
 
 
 def format_retention(verdicts: Sequence[Verdict], *, show_kept: bool = False) -> str:
-    """What `invoke cleanup` deletes (or would), and why; with ``show_kept`` what stays too."""
-    shown = [v for v in verdicts if show_kept or not v.keep]
+    """What `invoke cleanup` deletes (or would), and why; with ``show_kept`` what stays too.
+
+    imagegraph's own records (retention, leases) are no images: they are counted on a line of their own, never listed.
+    """
+    images = [v for v in verdicts if not v.manifest.record]
+    shown = [v for v in images if show_kept or not v.keep]
     shown.sort(key=lambda v: (v.manifest.repository, v.keep, v.manifest.label()))
     rows = [(v.manifest.name, "keep" if v.keep else "delete", ", ".join(v.manifest.tags) or "(untagged)",
              v.manifest.digest[7:19], v.manifest.created[:16].replace("T", " ") or "-", v.reason) for v in shown]
-    kept = sum(1 for v in verdicts if v.keep)
-    summary = f"{len(verdicts)} manifest(s): {kept} kept, {len(verdicts) - kept} to delete"
+    kept = sum(1 for v in images if v.keep)
+    summary = f"{len(images)} manifest(s): {kept} kept, {len(images) - kept} to delete"
+    replaced = sum(1 for v in verdicts if v.manifest.record and not v.keep)
+    if replaced:
+        summary += f" (and {replaced} earlier record(s) of imagegraph's own, replaced)"
     return f"{table(('image', 'verdict', 'tags', 'digest', 'created', 'why'), rows)}\n{summary}" if rows else summary
 
 

@@ -294,13 +294,18 @@ def cleanup(c, keep=None, protect=None, yes=False, grace=None, show_kept=False, 
     pruning = prune_registry(workspace, keep=kept, protect=patterns, apply=yes, grace=wait, say=say)
     verdicts = pruning.verdicts
     print(format_retention(verdicts, show_kept=show_kept))
-    doomed = [v for v in verdicts if not v.keep]
+    doomed = [v for v in verdicts if not v.keep and not v.manifest.record]
     if not doomed:
         print("\nnothing to delete")
     elif not yes:
         print(f"\ndry run: nothing deleted. Delete these {len(doomed)} manifest(s) with `invoke cleanup --yes`")
     else:
-        print(f"\ndeleted {len(pruning.deleted)} manifest(s) in {time.monotonic() - started:.1f}s (indexes first)")
+        images = [m for m in pruning.deleted if not m.record]
+        sent = ", ".join(f"{count} to {api}" for api, count in pruning.requests)
+        print(f"\ndeleted {len(images)} manifest(s) in {time.monotonic() - started:.1f}s (indexes first; requests: {sent})")
+        if pruning.collected:
+            print(f"left {len(pruning.collected)} untagged manifest(s) to the registry's own garbage collection (it deletes what no "
+                  f"tag names)")
         if pruning.spared:
             print(f"spared {len(pruning.spared)}: tagged after cleanup looked")
         if pruning.waiting:
