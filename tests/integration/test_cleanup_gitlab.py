@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 
 import pytest
@@ -72,7 +74,7 @@ def test_deletes_the_tags_of_an_image_and_gitlab_collects_it_but_never_what_a_ke
     # per tag: its details (does it still name the digest?) and its delete; then the project and its repositories, once
     assert deletion.requests == 1 + len(project_lookups := [s for s in gitlab.seen if s.path.startswith("/api/v4/projects/")
                                                             and "/registry/" not in s.path]) + 3 + 2 * 4
-    assert len(project_lookups) == 2  # group/sub/project/app: not a project; group/sub/project: it
+    assert len(project_lookups) == 2  # group/sub: not a project (a group); group/sub/project: it
 
 
 def test_other_tags_of_the_same_image_stay(gitlab):
@@ -203,3 +205,107 @@ def test_release_copies_manifests_through_the_stand_in(tmp_path, private_registr
             assert {seed.digest(name, tag) for tag in ("1.2.0", "1.2", "latest")} == {digest}, name
         # the registry lease lets go by deleting its claim, which GitLab's registry refuses such a login: it writes an expired claim instead
         assert {s.status for s in standin.seen if s.method == "DELETE"} <= {401}
+
+
+# --- invoke cleanup, end to end ---------------------------------------------------------------
+
+NS = "group/project"
+BASE, CHILD = f"{NS}/base", f"{NS}/app"
+ENV = {"IMAGEGRAPH_GITLAB_TOKEN": "tok-api"}
+#: imagegraph's own tags: the retention record, and the lease tag, which a registry that refuses deletes keeps (naming an expired claim)
+OWN = {"imagegraph-retention", "imagegraph-lease-tags"}
+
+
+@pytest.fixture
+def seeded(tmp_path, private_registry):
+    """Months of work in a GitLab project's registry: releases, pre-releases, merge requests, multi-arch indexes, an app on its bases."""
+    with start_gitlab(private_registry, {NS: 7}, TOKENS) as standin:
+        seed, registry = Seeder(standin.address), Registry(standin.address)
+
+        def base(tag: str | None, n: int, arch: str = "amd64") -> str:
+            return seed.image(BASE, tag, text=f"base {tag} {arch} {n}", created=day(n), arch=arch)
+
+        def app(tag: str | None, n: int, parent: str, arch: str = "amd64") -> str:
+            labels = {"imagegraph.parent": f"{standin.address}/{BASE}:{parent}", "org.opencontainers.image.created": day(n)}
+            return seed.image(CHILD, tag, text=f"app {tag} {arch} {n}", created=day(n), labels=labels, arch=arch)
+
+        for n in (1, 2, 4, 5, 6, 7):
+            base(f"b0{n}", n)
+        seed.index(BASE, "b03", {"linux/amd64": base(None, 3), "linux/arm64": base(None, 3, "arm64")})
+        app("a090", 10, "b01")
+        for tag in ("0.9.0", "0.9"):
+            registry.copy_tag(CHILD, "a090", tag)
+        app("a100", 11, "b02")
+        for tag in ("1.0.0", "1.0"):
+            registry.copy_tag(CHILD, "a100", tag)
+        app("1.1.0-rc.1", 12, "b02")
+        arm64 = app(None, 13, "b03", arch="arm64")
+        seed.index(CHILD, "1.1.0", {"linux/amd64": app(None, 13, "b03"), "linux/arm64": arm64})
+        for tag in ("1.1", "latest"):
+            registry.copy_tag(CHILD, "1.1.0", tag)
+        app("2.0.0-rc.1", 14, "b02")
+        app("pr-7", 15, "b04")
+        app("edge", 16, "b05")
+        for tag in ("sha-1234567", "pr-8"):
+            registry.copy_tag(CHILD, "edge", tag)
+        seed.index(CHILD, "a-old", {"linux/amd64": app(None, 9, "b01"), "linux/arm64": arm64})  # arm64 shared with 1.1.0
+
+        root = tmp_path / "project"
+        family(root, standin.address, NS, extra="retention: {api: gitlab}\n")
+        yield root, seed, standin
+
+
+def every_manifest(seed: Seeder, name: str) -> set[str]:
+    """Every manifest digest a repository holds, tagged or listed by a tagged index (what a pull could reach)."""
+    found = set()
+    for tag in seed.tags(name):
+        digest = seed.digest(name, tag)
+        found.add(digest)
+        body = json.loads(seed.raw(name, digest))
+        found.update(m["digest"] for m in body.get("manifests") or ())
+    return found
+
+
+def listed(output: str) -> set[str]:
+    """The digests (12 hex digits) a cleanup table marks for deletion."""
+    return {match.group(1) for match in re.finditer(r"^\S+\s+delete\s.*?\b([0-9a-f]{12})\b", output, re.M)}
+
+
+def test_cleanup_yes_deletes_exactly_what_the_dry_run_lists_and_a_second_run_finds_nothing(seeded):
+    root, seed, standin = seeded
+    before = {name: every_manifest(seed, name) for name in (BASE, CHILD)}
+    dry = run_invoke(root, "cleanup", "--keep", "2", CI_API_V4_URL=standin.api, **ENV)
+    assert dry.returncode == 0, dry.stderr
+    doomed = listed(dry.stdout)
+    assert "platform manifest (linux/amd64) of deleted app:a-old" in dry.stdout
+    assert standin.count("DELETE", "/api/") == 0
+
+    done = run_invoke(root, "cleanup", "--keep", "2", "--yes", "--grace", "0", CI_API_V4_URL=standin.api, **ENV)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert listed(done.stdout) == doomed
+    assert "GitLab: the token in IMAGEGRAPH_GITLAB_TOKEN has the scopes api, read_user: it may delete registry tags" in done.stderr
+    assert "to GitLab's container registry API" in done.stdout and "left 1 untagged manifest(s) to the registry's own garbage" in done.stdout
+    for name in (BASE, CHILD):
+        for digest in before[name]:
+            assert seed.exists(name, digest) is (digest[7:19] not in doomed), (name, digest)
+    assert seed.tags(BASE) - OWN == {"b02", "b03", "b05", "b06", "b07"}
+    assert seed.tags(CHILD) - OWN == {"a100", "1.0.0", "1.0", "1.1.0", "1.1", "latest", "2.0.0-rc.1", "edge", "sha-1234567", "pr-8"}
+    assert all(seed.walk(name, tag) >= 2 for name in (BASE, CHILD) for tag in seed.tags(name) - OWN)
+    # deleted through GitLab's API only: the registry's own DELETEs seen are the lease's, refused as GitLab refuses them
+    assert {s.status for s in standin.seen if s.method == "DELETE" and s.path.startswith("/v2/")} <= {401}
+    assert {s.status for s in standin.seen if s.method == "DELETE" and s.path.startswith("/api/")} == {200}
+
+    again = run_invoke(root, "cleanup", "--keep", "2", "--yes", "--grace", "0", CI_API_V4_URL=standin.api, **ENV)
+    assert again.returncode == 0 and "nothing to delete" in again.stdout, again.stdout + again.stderr
+
+
+def test_cleanup_with_a_read_only_token_is_refused_in_one_line_before_anything_is_deleted(seeded):
+    root, seed, standin = seeded
+    tags = {name: seed.tags(name) for name in (BASE, CHILD)}
+    refused = run_invoke(root, "cleanup", "--keep", "2", "--yes", "--grace", "0", CI_API_V4_URL=standin.api, IMAGEGRAPH_GITLAB_TOKEN="tok-ro")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error")]
+    assert errors == [("error: the GitLab token in IMAGEGRAPH_GITLAB_TOKEN has the scopes read_registry; deleting registry tags needs "
+                    "the api scope: create a token with api and run again")]
+    assert {name: seed.tags(name) - OWN for name in (BASE, CHILD)} == tags
+    assert standin.count("DELETE", "/api/") == 0

@@ -44,8 +44,8 @@ def client(session: Session, **kw) -> GitLabRegistry:
     return GitLabRegistry(http, source="IMAGEGRAPH_GITLAB_TOKEN", **kw)
 
 
-def test_a_repository_may_belong_to_any_of_its_prefixes_of_two_parts_or_more():
-    assert project_candidates("group/sub/project/app") == ("group/sub/project/app", "group/sub/project", "group/sub")
+def test_a_repository_may_belong_to_any_of_its_prefixes_of_two_parts_or_more_asked_shortest_first():
+    assert project_candidates("group/sub/project/app") == ("group/sub", "group/sub/project", "group/sub/project/app")
     assert project_candidates("group/project") == ("group/project",)
     assert project_candidates("app") == ()
 

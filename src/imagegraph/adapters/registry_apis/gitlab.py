@@ -65,10 +65,14 @@ MAX_PAGES = 1000
 
 
 def project_candidates(repository: str) -> tuple[str, ...]:
-    """The paths a registry repository's project may have, longest first: ``group/sub/project/image`` may be the
-    project ``group/sub/project`` (image ``image``) or the project itself; a project path has two parts at least."""
+    """The paths a registry repository's project may have, shortest first: ``group/sub/project/image`` may be the
+    project ``group/sub/project`` (image ``image``) or the project itself; a project path has two parts at least.
+
+    GitLab's paths are unique across groups and projects and a project holds no
+    groups, so at most one of them is a project: the first found is the one,
+    and the family's other images, under the same project, find it cached."""
     parts = repository.split("/")
-    return tuple("/".join(parts[:n]) for n in range(len(parts), 1, -1))
+    return tuple("/".join(parts[:n]) for n in range(2, len(parts) + 1))
 
 
 class GitLabRegistry:
@@ -90,6 +94,7 @@ class GitLabRegistry:
         self._projects: dict[str, tuple[str, str]] = {}  # repository -> (project path, project id)
         self._repositories: dict[str, dict[str, int]] = {}  # project id -> {registry path: repository id}
         self._project_json: dict[str, dict[str, Any]] = {}
+        self._lookups: dict[str, tuple[str, str] | None] = {}  # project path -> (path, id), None where no project is
 
     @classmethod
     def from_environment(cls, registry: Registry, *, environ: Mapping[str, str],
@@ -193,19 +198,26 @@ class GitLabRegistry:
                                 f"{self.source} reaches; set IMAGEGRAPH_GITLAB_TOKEN to a token with the api scope")
         else:
             for candidate in project_candidates(repository):
-                response = self.http.request("GET", f"/projects/{quote(candidate, safe='')}", ok=(404,))
-                if response.status_code == 404:
-                    continue
-                body = _json(response, self.http.what)
-                if isinstance(body, dict) and body.get("id") is not None:
-                    self._project_json[str(body["id"])] = body
-                    found = (str(body.get("path_with_namespace") or candidate), str(body["id"]))
+                if candidate not in self._lookups:
+                    self._lookups[candidate] = self._lookup(candidate)
+                found = self._lookups[candidate]
+                if found is not None:
                     break
         if found is None:
             raise RegistryError(f"GitLab knows no project that {repository} belongs to (the token in {self.source} sees none "
                                 f"of {', '.join(project_candidates(repository)[:3])}); check images.yaml's namespace")
         self._projects[repository] = found
         return found
+
+    def _lookup(self, candidate: str) -> tuple[str, str] | None:
+        response = self.http.request("GET", f"/projects/{quote(candidate, safe='')}", ok=(404,))
+        if response.status_code == 404:
+            return None
+        body = _json(response, self.http.what)
+        if not isinstance(body, dict) or body.get("id") is None:
+            return None
+        self._project_json[str(body["id"])] = body
+        return str(body.get("path_with_namespace") or candidate), str(body["id"])
 
     def _repository_id(self, repository: str) -> int:
         project_path, project = self._project(repository)
