@@ -98,6 +98,14 @@ class GitLabStandIn:
     _children: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
+    _local: threading.local = field(default_factory=threading.local)
+
+    @property
+    def http(self) -> requests.Session:
+        """This thread's connection to the backing registry (kept open: a cleanup sends thousands of requests)."""
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+        return self._local.session
 
     @property
     def api(self) -> str:
@@ -142,7 +150,7 @@ class GitLabStandIn:
     def children(self, name: str, digest: str) -> tuple[str, ...]:
         """The platform manifests an index lists (() for an image); content is immutable, so each digest is read once."""
         if digest not in self._children:
-            response = requests.get(f"http://{self.backing}/v2/{name}/manifests/{digest}", headers={"Accept": ACCEPT}, timeout=10)
+            response = self.http.get(f"http://{self.backing}/v2/{name}/manifests/{digest}", headers={"Accept": ACCEPT}, timeout=10)
             body = response.json() if response.status_code == 200 else {}
             self._children[digest] = tuple(m["digest"] for m in body.get("manifests") or () if isinstance(m, dict) and "digest" in m)
         return self._children[digest]
@@ -166,7 +174,7 @@ class GitLabStandIn:
         if digest in live:
             return
         children = self.children(name, digest)
-        requests.delete(f"http://{self.backing}/v2/{name}/manifests/{digest}", timeout=10)
+        self.http.delete(f"http://{self.backing}/v2/{name}/manifests/{digest}", timeout=10)
         for child in children:
             self._collect(name, child)
 
@@ -242,7 +250,7 @@ def _handler(standin: GitLabStandIn) -> type[BaseHTTPRequestHandler]:
 
         def _forward(self, body: bytes) -> None:
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP and k.lower() != "content-length"}
-            response = requests.request(self.command, f"http://{standin.backing}{self.path}", headers=headers, data=body or None,
+            response = standin.http.request(self.command, f"http://{standin.backing}{self.path}", headers=headers, data=body or None,
                                         allow_redirects=False, timeout=60)
             data = b"" if self.command == "HEAD" else response.content
             standin.seen.append(Seen(self.command, urlsplit(self.path).path, response.status_code))
