@@ -175,7 +175,7 @@ class GitLabRegistry:
             body = _json(details, self.http.what)
             named = body.get("digest") if isinstance(body, dict) else None
             if named != digest:
-                self.say(f"{repository}:{tag} now names another image ({str(named)[:19]}); left alone")
+                self.say(f"{repository}:{tag} now names another image ({_clean(str(named), 19)}); left alone")
                 continue
             response = self.http.request("DELETE", path, ok=(403, 404))
             if response.status_code == 403:
@@ -217,7 +217,7 @@ class GitLabRegistry:
         if not isinstance(body, dict) or body.get("id") is None:
             return None
         self._project_json[str(body["id"])] = body
-        return str(body.get("path_with_namespace") or candidate), str(body["id"])
+        return _clean(str(body.get("path_with_namespace") or candidate), 200), _clean(str(body["id"]), 20)
 
     def _repository_id(self, repository: str) -> int:
         project_path, project = self._project(repository)
