@@ -175,7 +175,7 @@ class GitLabRegistry:
             body = _json(details, self.http.what)
             named = body.get("digest") if isinstance(body, dict) else None
             if named != digest:
-                self.say(f"{repository}:{tag} now names another image ({_clean(str(named), 19)}); left alone")
+                self.say(f"{repository}:{tag} now names another image ({_clean(str(named), 80)[:19]}); left alone")
                 continue
             response = self.http.request("DELETE", path, ok=(403, 404))
             if response.status_code == 403:
