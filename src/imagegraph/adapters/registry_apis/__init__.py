@@ -98,4 +98,8 @@ def open_deletion_api(choice: ApiChoice, registry: Registry, *, environ: Mapping
         from .dockerhub import DockerHub
 
         return DockerHub.from_environment(registry, environ=environ, say=say)
+    if choice.kind is ApiKind.GITLAB:
+        from .gitlab import GitLabRegistry
+
+        return GitLabRegistry.from_environment(registry, environ=environ, say=say)
     raise RegistryError(f"{choice.why}: imagegraph cannot delete there")
