@@ -15,7 +15,7 @@ from .adapters.forge_state import expiry_judge
 from .adapters.prune import Pruning, prune
 from .adapters.registry_apis import DeletionApi, DistributionApi, open_deletion_api
 from .core.errors import RegistryError
-from .core.registry_api import ApiKind, choose_api, lifecycle_rules
+from .core.registry_api import ApiChoice, ApiKind, choose_api, lifecycle_rules
 from .core.retention import DEFAULT_PROTECTED, RetentionPolicy
 
 if TYPE_CHECKING:
@@ -47,8 +47,6 @@ def cleanup(workspace: Workspace, *, keep: int | None = None, protect: Sequence[
                             f"closest to this retention being {lifecycle_rules(policy.keep, policy.protect)}")
     api = open_deletion_api(choice, workspace.registry, say=say)
     expire = expiry_judge(workspace.git, config.pull_request_age, say=say) if config.pull_request_age is not None else None
-    if choice.kind is not ApiKind.DISTRIBUTION:
-        say(f"deleting through {choice.name} ({choice.why})")
     if not apply:  # a dry run deletes nothing and writes only the doomed record: it takes no lease
         pruning = prune(workspace.registry, repositories, policy, apply=False, grace=grace, now=lambda: datetime.now(UTC), say=say,
                         api=api, expire=expire)
@@ -57,16 +55,16 @@ def cleanup(workspace: Workspace, *, keep: int | None = None, protect: Sequence[
             more = f" and {len(pruning.unrecorded) - 1} more" if len(pruning.unrecorded) > 1 else ""
             say(f"note: the record of doomed digests was not written in {repository}{more} ({why}); this dry run starts no "
                 f"grace period, the next run whose credentials may push does")
-        return _counted(pruning, workspace, api)
+        return _counted(pruning, workspace, api, choice)
     # A failed run leaves its lease to expire: a DELETE it gave up on may still be under way in the registry.
     with workspace.lease("invoke cleanup --yes", say=say, expire_on_error=True) as lease:
         pruning = prune(workspace.registry, repositories, policy, apply=True, grace=grace, now=lambda: datetime.now(UTC), say=say,
                         guard=lease.check, api=api, expire=expire)
-    return _counted(pruning, workspace, api)
+    return _counted(pruning, workspace, api, choice)
 
 
-def _counted(pruning: Pruning, workspace: Workspace, api: DeletionApi) -> Pruning:
+def _counted(pruning: Pruning, workspace: Workspace, api: DeletionApi, choice: ApiChoice) -> Pruning:
     counts = [("the registry API", getattr(workspace.registry, "requests", 0))]
     if not isinstance(api, DistributionApi):  # the distribution API's deletes are the registry client's own requests
         counts.append((api.name, api.requests))
-    return replace(pruning, requests=tuple(counts))
+    return replace(pruning, requests=tuple(counts), api=choice)

@@ -287,7 +287,7 @@ def test_cleanup_on_ghcr_deletes_what_the_dry_run_lists_and_everything_a_kept_im
     before = images_held(private_registry)
     dry = run_invoke(root, "cleanup", "--keep", "1", **on_ghcr(ghcr))
     assert dry.returncode == 0, dry.stderr
-    assert "deleting through GitHub's REST API for packages (retention: api: github in images.yaml)" in dry.stdout + dry.stderr
+    assert "through GitHub's REST API for packages (retention: api: github in images.yaml)" in dry.stdout + dry.stderr
     listed = listed_for_deletion(dry.stdout)
     expected = {made[name][part] for names in DOOMED.values() for name, part in names}
     assert listed == {digest[7:19] for digest in expected}, dry.stdout

@@ -53,6 +53,7 @@ from ..core.errors import RegistryError
 from ..core.expiry import Expiry
 from ..core.lease import is_lease_tag
 from ..core.media_types import OCI_EMPTY, OCI_MANIFEST, RETENTION
+from ..core.registry_api import ApiChoice
 from ..core.retention import RETENTION_TAG, Manifest, RetentionPolicy, Verdict, deletion_order, note_doomed, plan_retention, ripe
 from ..core.values import image_name_of
 from .inventory import read_inventory
@@ -111,6 +112,8 @@ class Pruning:
     unrecorded: tuple[tuple[str, str], ...] = ()
     #: Requests sent, per API (the registry API's reads and writes, a registry's own API's lists and deletes).
     requests: tuple[tuple[str, int], ...] = ()
+    #: The API it deleted (or would delete) through, and why: what `invoke cleanup` says first.
+    api: ApiChoice | None = None
 
 
 def read_doomed(registry: PruneRegistry, repository: str) -> dict[str, str]:

@@ -123,8 +123,17 @@ def format_retention(verdicts: Sequence[Verdict], *, show_kept: bool = False) ->
     return f"{table(('image', 'verdict', 'tags', 'digest', 'created', 'why'), rows)}\n{summary}" if rows else summary
 
 
-def garbage_collection_hint(registry: str) -> str:
-    """How to reclaim the space: deleting manifests only unlinks them, blobs go at the registry's garbage collection."""
+def garbage_collection_hint(registry: str, api: str = "distribution") -> str:
+    """How to reclaim the space: deleting manifests only unlinks them, blobs go at the registry's garbage collection.
+
+    ``api`` is the API cleanup deleted through (:class:`imagegraph.core.registry_api.ApiKind`'s value): a hosted
+    registry frees the space itself, and GitLab's collects what no tag names on its own.
+    """
+    if api == "gitlab":
+        return (f"{registry} collects the manifests and blobs no tag names any more by itself (self-managed without online "
+                f"garbage collection: `sudo gitlab-ctl registry-garbage-collect`)")
+    if api in ("github", "dockerhub"):
+        return f"{registry} frees the space of what was deleted by itself"
     return (
         f"Space comes back when {registry} garbage-collects its blobs, offline (stop it, or make it read-only, first):\n"
         "  docker-registry garbage-collect /etc/docker/registry/config.yml   (Debian; `registry garbage-collect` in the image)\n"

@@ -293,6 +293,8 @@ def cleanup(c, keep=None, protect=None, yes=False, grace=None, show_kept=False, 
     workspace = Workspace(options=build_options(registry=registry))
     pruning = prune_registry(workspace, keep=kept, protect=patterns, apply=yes, grace=wait, say=say)
     verdicts = pruning.verdicts
+    if pruning.api is not None and pruning.api.kind.value != "distribution":
+        print(f"through {pruning.api.name} ({pruning.api.why})")
     print(format_retention(verdicts, show_kept=show_kept))
     doomed = [v for v in verdicts if not v.keep and not v.manifest.record]
     if not doomed:
@@ -322,7 +324,7 @@ def cleanup(c, keep=None, protect=None, yes=False, grace=None, show_kept=False, 
                                   f"(`invoke build` on its commit, then `invoke release` for a version)"), code=1)
         print("every kept tag still resolves (read back after the deletions)")
         if pruning.deleted:
-            print(garbage_collection_hint(workspace.config.registry))
+            print(garbage_collection_hint(workspace.config.registry, pruning.api.kind.value if pruning.api else "distribution"))
 
 
 def _span(delta: timedelta) -> str:
