@@ -148,3 +148,24 @@ def test_an_error_is_one_line_with_the_apis_own_words_cleaned():
     assert text == ("GitHub's API answered 403 (Resource not accessible [31m by integration next) to DELETE "
                     "/orgs/acme/packages/container/app/versions/1")
     assert "\n" not in text and "\x1b" not in text and "s3cret" not in text
+
+
+def test_writes_are_paced_when_the_api_asks_for_a_pause_and_reads_are_not():
+    now = [100.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(round(seconds, 3))
+        now[0] += seconds
+
+    session = Script([(204, {}, {}, None)] * 3 + [(200, {}, {}, None)] + [(204, {}, {}, None)])
+    api = ForgeHTTP("https://api.github.com", {}, what="GitHub's API", session=session, sleep=sleep, clock=lambda: now[0],
+                    mutation_gap=1.0)
+    api.request("DELETE", "/a")  # the first write waits for nothing
+    now[0] += 0.25
+    api.request("DELETE", "/b")  # 0.25 s after the first: waits the rest of the second
+    api.request("DELETE", "/c")
+    api.request("GET", "/d")  # reads are not paced
+    now[0] += 5
+    api.request("DELETE", "/e")  # long after: no wait
+    assert waits == [0.75, 1.0]

@@ -14,6 +14,9 @@ What every registry API client of this package shares, written once:
   when it resets. Each wait is said.
 - **Passing faults** (5xx, a dropped connection) of idempotent requests are
   tried again within :data:`~imagegraph.adapters.registry_http.REGISTRY_RETRY`'s bounds.
+- **Paced.** An API that asks for a pause between writes (GitHub: "wait at
+  least one second between" POST, PATCH, PUT and DELETE requests, to stay
+  clear of the secondary rate limit) gets it: ``mutation_gap``.
 - **Counted.** :attr:`ForgeHTTP.requests` counts what was sent (the cost of a cleanup, for its report).
 - **Errors** are one line: the status and the API's own message (control
   characters removed, cut short), never a token or a URL's query.
@@ -87,7 +90,8 @@ class ForgeHTTP:
 
     def __init__(self, base: str, headers: Mapping[str, str], *, what: str, session: requests.Session | None = None,
                  timeout: float = 15.0, retry: RetryPolicy = REGISTRY_RETRY, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.time, say: Callable[[str], None] = lambda line: None) -> None:
+                 clock: Callable[[], float] = time.time, say: Callable[[str], None] = lambda line: None,
+                 mutation_gap: float = 0.0) -> None:
         #: e.g. "GitHub's API at https://api.github.com": the subject of every error line.
         self.what = what
         self.base = api_base(base, what)
@@ -105,6 +109,9 @@ class ForgeHTTP:
         self.say = say
         #: Requests sent so far (every send, retries included).
         self.requests = 0
+        #: Seconds between the starts of two writes (POST, PATCH, PUT, DELETE); 0: none.
+        self.mutation_gap = mutation_gap
+        self._last_write: float | None = None
 
     def url(self, path: str) -> str:
         return self.base + path if path.startswith("/") else path
@@ -123,6 +130,7 @@ class ForgeHTTP:
         limited = 0
         while True:
             sent += 1
+            self._pace(method)
             self.requests += 1
             try:
                 response = self.session.request(method, url, params=params, json=json_body, timeout=self.timeout,
@@ -153,6 +161,15 @@ class ForgeHTTP:
                 raise RegistryError(f"{self.what} answered {response.status_code}{self._said(response)} to {method} "
                                     f"{urlsplit(url).path}")
             return response
+
+    def _pace(self, method: str) -> None:
+        if method not in ("POST", "PATCH", "PUT", "DELETE") or self.mutation_gap <= 0:
+            return
+        if self._last_write is not None:
+            wait = self._last_write + self.mutation_gap - self._clock()
+            if wait > 0:
+                self._sleep(wait)
+        self._last_write = self._clock()
 
     def get_json(self, path: str, *, params: Mapping[str, Any] | None = None) -> Any:
         response = self.request("GET", path, params=params)
