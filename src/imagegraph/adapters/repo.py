@@ -45,6 +45,8 @@ __all__ = ["DEFAULT_BRANCHES", "Repository"]
 
 #: The names a default branch goes by, where the remote records none.
 DEFAULT_BRANCHES = ("main", "master")
+#: How long `git ls-remote` may take to list a remote's branches before cleanup gives up on asking it.
+REMOTE_TIMEOUT = 90.0
 
 
 _KINDS = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "T": "type-changed", "C": "added"}
@@ -192,7 +194,12 @@ class Repository:
         """The commits the remote's branches point at now (``git ls-remote``), asked of the remote itself, not this
         clone's remote-tracking branches, which keep a deleted branch until a pruning fetch."""
         listed = self.git_start("ls-remote", "--heads", "--end-of-options", remote)
-        out, err = listed.communicate()
+        try:
+            out, err = listed.communicate(timeout=REMOTE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            listed.kill()
+            listed.communicate()
+            raise ImagegraphError(f"git ls-remote {remote} did not answer within {REMOTE_TIMEOUT:.0f} s") from None
         if listed.returncode != 0:
             lines = [line.strip() for line in err.decode("utf-8", "replace").splitlines() if line.strip()]
             raise ImagegraphError(f"git ls-remote {remote} failed: {shown(lines[-1], 200)[1:-1] if lines else listed.returncode}")
@@ -328,5 +335,10 @@ class Repository:
 
 
 def _git_env() -> dict[str, str]:
-    """The environment git runs in: the caller's, less what would make git read the project's pathspecs another way."""
-    return {name: value for name, value in os.environ.items() if name not in gitlists.PATHSPEC_VARIABLES}
+    """The environment git runs in: the caller's, less what would make git read the project's pathspecs another way.
+
+    A fetch or ``ls-remote`` that needs credentials no helper gives fails at once rather than waiting at a prompt no one
+    may see (a CI job, a build's captured output), unless the caller asked for prompts (``GIT_TERMINAL_PROMPT``)."""
+    env = {name: value for name, value in os.environ.items() if name not in gitlists.PATHSPEC_VARIABLES}
+    env.setdefault("GIT_TERMINAL_PROMPT", "0")
+    return env
