@@ -24,9 +24,8 @@ USERS = {"acme": {"dckr_pat_delete": "delete", "dckr_pat_write": "write", "dckr_
 
 @pytest.fixture
 def hub(private_registry, monkeypatch):
-    standin = start_dockerhub(private_registry, USERS, page_size=3)
-    yield standin
-    standin.stop()
+    with start_dockerhub(private_registry, USERS, page_size=3) as standin:
+        yield standin
 
 
 def api_for(hub, token: str, lines: list[str] | None = None) -> DockerHub:

@@ -71,7 +71,7 @@ def test_untagged_versions_are_listed_across_pages_with_the_package_name_encoded
     assert sorted(untagged) == sorted([image["amd64"], image["arm64"], image["att-amd64"], image["att-arm64"], orphan])
     assert tagged not in untagged and image["index"] not in untagged
     # seven versions, three a page: three pages, each asked once, by the Link header's next
-    listings = [target for method, target in ghcr.seen if method == "GET" and "/versions" in target]
+    listings = [seen.target for seen in ghcr.seen if seen.method == "GET" and "/versions" in seen.target]
     assert len(listings) == 3 and all(t.startswith("/api/orgs/acme/packages/container/mono%2Fapp/versions?") for t in listings)
     assert api.versions(APP)[image["index"]].tags == ("v2",)
 
@@ -130,12 +130,12 @@ def test_a_users_own_packages_are_asked_as_the_token_owners_and_anothers_by_name
     mine = seed.image("octo/tool", None, text="mine", created="2026-03-01T00:00:00Z")
     api = packages(ghcr)
     assert api.untagged("octo/tool") == (mine,)
-    assert any(target.startswith("/api/user/packages/container/tool/versions") for _, target in ghcr.seen)
+    assert any(seen.target.startswith("/api/user/packages/container/tool/versions") for seen in ghcr.seen)
     assert api.delete("octo/tool", mine, ()) is True
     ghcr.users.add("someone")
     theirs = seed.image("someone/tool", None, text="theirs", created="2026-03-01T00:00:00Z")
     assert api.untagged("someone/tool") == (theirs,)
-    assert any(target.startswith("/api/users/someone/packages/container/tool/versions") for _, target in ghcr.seen)
+    assert any(seen.target.startswith("/api/users/someone/packages/container/tool/versions") for seen in ghcr.seen)
 
 
 @pytest.mark.parametrize("kind", ["secondary", "primary"])
@@ -301,7 +301,7 @@ def test_cleanup_on_ghcr_deletes_what_the_dry_run_lists_and_everything_a_kept_im
     assert f"deleted {len(expected)} manifest(s)" in done.stdout and "to GitHub's REST API for packages" in done.stdout
     assert "every kept tag still resolves" in done.stdout
     # through the packages API only: the registry API's manifest DELETEs (ghcr.io's 405) were the lease's, never an image's
-    assert not any(method == "DELETE" and any(d in target for d in expected) for method, target in ghcr.seen if target.startswith("/v2/"))
+    assert not any(seen.method == "DELETE" and any(d in seen.target for d in expected) for seen in ghcr.seen if seen.path.startswith("/v2/"))
 
     # every kept tag is whole: its index, each platform manifest and attestation, each blob, read back through ghcr.io
     kept = {APP_REPO: {"1.0.0", "latest", "edge", "sha-10"}, BASE_REPO: {"b02", "b05"}}

@@ -105,7 +105,7 @@ def test_a_token_without_api_is_refused_in_one_line_before_any_delete(gitlab):
         deletion.check_rights([APP])
     assert str(refused.value) == ("the GitLab token in IMAGEGRAPH_GITLAB_TOKEN has the scopes read_registry; deleting registry "
                                   "tags needs the api scope: create a token with api and run again")
-    assert gitlab.count("DELETE") == 0 and seed.exists(APP, digest)
+    assert gitlab.count("DELETE", "/api/v4") == 0 and seed.exists(APP, digest)
     # and GitLab itself refuses that token's delete (403), as the stand-in shows
     answer = gitlab_delete(gitlab, "tok-ro", APP, "old")
     assert answer.status_code == 403 and answer.json()["error"] == "insufficient_scope"
@@ -127,7 +127,7 @@ def test_a_user_below_developer_is_refused_before_any_delete(gitlab):
     deletion, _ = api(gitlab, "tok-reporter")
     with pytest.raises(RegistryError, match="less than the Developer role in group/sub/project"):
         deletion.check_rights([APP])
-    assert gitlab.count("DELETE") == 0
+    assert gitlab.count("DELETE", "/api/v4") == 0
 
 
 def test_an_unknown_token_and_a_repository_of_no_project_are_one_line_each(gitlab):
