@@ -14,6 +14,9 @@ What every registry API client of this package shares, written once:
   when it resets. Each wait is said.
 - **Passing faults** (5xx, a dropped connection) of idempotent requests are
   tried again within :data:`~imagegraph.adapters.registry_http.REGISTRY_RETRY`'s bounds.
+  A DELETE sent again may find nothing because the first one did it and its
+  answer was lost: :attr:`ForgeHTTP.resent` says so, and a caller reads that
+  404 as deleted (:meth:`ForgeHTTP.gone_by_us`).
 - **Counted.** :attr:`ForgeHTTP.requests` counts what was sent (the cost of a cleanup, for its report).
 - **Errors** are one line: the status and the API's own message (control
   characters removed, cut short), never a token or a URL's query.
@@ -105,6 +108,8 @@ class ForgeHTTP:
         self.say = say
         #: Requests sent so far (every send, retries included).
         self.requests = 0
+        #: Whether the last answer came to a request sent again after a lost answer or a 5xx (the service may have acted).
+        self.resent = False
 
     def url(self, path: str) -> str:
         return self.base + path if path.startswith("/") else path
@@ -121,6 +126,7 @@ class ForgeHTTP:
         started = time.monotonic()
         sent = 0
         limited = 0
+        self.resent = False
         while True:
             sent += 1
             self.requests += 1
@@ -133,6 +139,7 @@ class ForgeHTTP:
                     raise RegistryError(f"{self.what} could not be reached for {method} {urlsplit(url).path} "
                                         f"({type(err).__name__}); check the network and run again") from None
                 self._sleep(delay)
+                self.resent = True
                 continue
             wait = rate_limit_wait(response.status_code, response.headers, self._clock(), attempt=limited + 1)
             if wait is not None:
@@ -148,11 +155,17 @@ class ForgeHTTP:
                 delay = self.retry.wait(sent, time.monotonic() - started)
                 if delay is not None:
                     self._sleep(delay)
+                    self.resent = True
                     continue
             if response.status_code >= 400 and response.status_code not in ok:
                 raise RegistryError(f"{self.what} answered {response.status_code}{self._said(response)} to {method} "
                                     f"{urlsplit(url).path}")
             return response
+
+    def gone_by_us(self, response: requests.Response) -> bool:
+        """Whether a DELETE's answer means it is gone by this request: a 2xx, or a 404 to the DELETE sent again after the
+        first one's answer was lost or was a 5xx (the first did it; a delete is no failure for having been done)."""
+        return response.status_code < 300 or (response.status_code == 404 and self.resent)
 
     def get_json(self, path: str, *, params: Mapping[str, Any] | None = None) -> Any:
         response = self.request("GET", path, params=params)

@@ -241,10 +241,8 @@ class GitHubPackages:
         package = Package.of(repository)
         response = self._send("DELETE", f"{self._versions_path(package)}/{version.id}", ok=(403, 404))
         self._versions.get(repository, {}).pop(digest, None)
-        if response.status_code == 404:
-            return False
         if response.status_code == 403:
             said = self.http._said(response)  # the API's own message, cleaned for one line
             raise RegistryError(f"{self.http.what} refused to delete {repository[:80]}@{digest[:19]} (403{said}) with the token "
                                 f"from {self.token_from}: {ACTIONS_RIGHTS}")
-        return True
+        return self.http.gone_by_us(response)  # a 404: deleted meanwhile, or by this DELETE's first send, its answer lost
