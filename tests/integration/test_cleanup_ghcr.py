@@ -206,14 +206,18 @@ def day(n: int) -> str:
 
 @pytest.fixture
 def family_on_ghcr(tmp_path, ghcr):
-    """A family pushed to ghcr.io/acme for weeks: multi-arch releases with attestations, pull requests, bases."""
+    return push_family(tmp_path, ghcr.address)
+
+
+def push_family(tmp_path, address: str):
+    """A family pushed to ghcr.io/acme (at ``address``) for weeks: multi-arch releases with attestations, pull requests, bases."""
     from tests.conftest import FAMILY, FAMILY_FILES, write_tree
 
-    seed = Seeder(ghcr.address)
-    registry = Registry(ghcr.address)
+    seed = Seeder(address)
+    registry = Registry(address)
 
     def app_labels(base_tag: str, n: int) -> dict[str, str]:
-        return {"imagegraph.parent": f"{ghcr.address}/{BASE_REPO}:{base_tag}", "org.opencontainers.image.created": day(n)}
+        return {"imagegraph.parent": f"{address}/{BASE_REPO}:{base_tag}", "org.opencontainers.image.created": day(n)}
 
     made = {
         "b01": {"index": seed.image(BASE_REPO, "b01", text="base b01", created=day(1))},
@@ -243,7 +247,7 @@ def family_on_ghcr(tmp_path, ghcr):
                      "amd64": old_amd64}
 
     root = tmp_path / "project"
-    images = FAMILY.replace("127.0.0.1:5000", f"{ghcr.address}/{OWNER}") + "retention:\n  api: github\n"
+    images = FAMILY.replace("127.0.0.1:5000", f"{address}/{OWNER}") + "retention:\n  api: github\n"
     write_tree(root, {"images.yaml": images, **FAMILY_FILES, "tasks.py": TASKS})
     return root, seed, made
 
@@ -317,14 +321,60 @@ def test_cleanup_on_ghcr_deletes_what_the_dry_run_lists_and_everything_a_kept_im
     assert images_held(private_registry) == after
 
 
+#: A version of a package: its listing (a page) or one version (its DELETE), as the fault proxy matches paths.
+VERSIONS = r"/packages/container/[^/]+/versions"
+
+
+def error_line(result) -> str:
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and result.stderr.strip().endswith(errors[0]), result.stderr
+    return errors[0]
+
+
+@pytest.mark.parametrize("lasting", [False, True], ids=["passing", "lasting"])
+def test_cleanup_through_faults_of_the_packages_api(tmp_path, ghcr, private_registry, lasting):
+    """Faults between imagegraph and the packages API: a lost page, an answer lost after the version was deleted, a 503; a
+    run either gets through them or stops in one line with every kept image whole, and the next run finishes the job."""
+    from tests.integration.conftest import run_invoke
+    from tests.integration.faultproxy import Answer, Drop, Lose, start_fault_proxy
+
+    with start_fault_proxy(ghcr.address) as proxy:  # the registry (/v2/) and the API share the stand-in's address
+        root, seed, made = push_family(tmp_path, proxy.address)
+        env = {"GITHUB_API_URL": f"http://{proxy.address}{ghcr.prefix}", "GITHUB_TOKEN": "classic"}
+        before = images_held(private_registry)
+        expected = {made[name][part] for names in DOOMED.values() for name, part in names}
+        rules = [proxy.inject(Drop(), "GET", VERSIONS + r"\?.*page=2"),  # the second page of a listing, dropped once
+                 proxy.inject(Lose(), "DELETE", VERSIONS + r"/\d+$", nth=2),  # deleted, and its answer lost
+                 proxy.inject(Answer(503), "DELETE", VERSIONS + r"/\d+$", nth=4, times=None if lasting else 2)]
+        first = run_invoke(root, "cleanup", "--keep", "1", "--yes", "--grace", "0", **env)
+        assert all(rule.hits for rule in rules), [(rule.path, rule.hits) for rule in rules]
+        kept = {APP_REPO: {"1.0.0", "latest", "edge", "sha-10"}, BASE_REPO: {"b02", "b05"}}
+        for name, tags in kept.items():  # whatever came of the run, every kept image is whole
+            assert all(seed.walk(name, tag) >= 2 for tag in tags), name
+        assert all(seed.exists(APP_REPO, made["1.0.0"][part]) for part in ("amd64", "arm64", "att-amd64", "att-arm64"))
+        deleted = {digest for name in before for digest in before[name] - images_held(private_registry).get(name, set())}
+        assert deleted <= expected
+        if lasting:
+            line = error_line(first)
+            assert "503" in line and "DELETE" in line and "classic" not in line, line
+            assert len(deleted) == 3  # the first three (the second one's answer lost, its resend found it gone); not the fourth
+            proxy.clear()
+            second = run_invoke(root, "cleanup", "--keep", "1", "--yes", "--grace", "0", **env)
+            assert second.returncode == 0, second.stdout + second.stderr
+            assert f"deleted {len(expected) - 3} manifest(s)" in second.stdout, second.stdout
+        else:
+            assert first.returncode == 0, first.stdout + first.stderr
+            assert f"deleted {len(expected)} manifest(s)" in first.stdout, first.stdout  # the one whose answer was lost too
+        after = images_held(private_registry)
+        assert {digest for name in before for digest in before[name] - after.get(name, set())} == expected
+        again = run_invoke(root, "cleanup", "--keep", "1", "--yes", "--grace", "0", **env)
+        assert again.returncode == 0 and "nothing to delete" in again.stdout, again.stdout + again.stderr
+        assert images_held(private_registry) == after
+
+
 def test_cleanup_with_a_read_only_token_lists_and_refuses_to_delete_in_one_line(family_on_ghcr, ghcr, private_registry):
     from tests.integration.conftest import run_invoke
-
-    def error_line(result) -> str:
-        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-        assert len(errors) == 1 and result.stderr.strip().endswith(errors[0]), result.stderr
-        return errors[0]
 
     root, _, _ = family_on_ghcr
     before = images_held(private_registry)
