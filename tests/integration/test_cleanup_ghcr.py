@@ -138,6 +138,53 @@ def test_a_users_own_packages_are_asked_as_the_token_owners_and_anothers_by_name
     assert any(seen.target.startswith("/api/users/someone/packages/container/tool/versions") for seen in ghcr.seen)
 
 
+def test_a_users_private_package_out_of_the_tokens_sight_is_one_line_naming_the_fix(ghcr, private_registry):
+    """GitHub shows a user's packages under /users/OWNER only when public: the job's token (no user's, /user refused) does not
+    see a private one, which must not read as "no versions" (every delete skipped as gone already)."""
+    seed = Seeder(ghcr.address)
+    tagged = seed.image("octo/tool", "v1", text="mine", created="2026-03-01T00:00:00Z")
+    orphan = seed.image("octo/tool", None, text="untagged", created="2026-03-02T00:00:00Z")
+    ghcr.private.add("octo/tool")
+    api = packages(ghcr, "job")
+    for attempt in (lambda: api.untagged("octo/tool"), lambda: api.delete("octo/tool", tagged, ("v1",))):
+        with pytest.raises(RegistryError) as info:
+            attempt()
+        line = str(info.value)
+        assert "\n" not in line and "package tool of user octo" in line and "public packages only" in line, line
+        assert "personal access token (classic) of octo" in line and "organization" in line and "GITHUB_TOKEN" in line
+    assert any(seen.target.startswith("/api/users/octo/packages/container/tool/versions") and seen.status == 404 for seen in ghcr.seen)
+    assert ghcr.api_requests("DELETE") == 0 and {r.digest for r in manifest_revisions(private_registry.data, "octo/tool")} == {tagged, orphan}
+    # a package of that user never pushed is still no package, not an error
+    assert api.untagged("octo/never") == ()
+    # the owner's own token sees it, as /user/...
+    assert packages(ghcr, "classic").untagged("octo/tool") == (orphan,)
+
+
+def test_cleanup_of_a_users_private_package_with_the_jobs_token_notes_or_stops_in_one_line(ghcr, tmp_path, private_registry):
+    from tests.conftest import write_tree
+    from tests.integration.conftest import run_invoke
+
+    seed = Seeder(ghcr.address)
+    for n in range(3):
+        seed.image("octo/tool", f"1.0.{n}", text=f"release {n}", created=f"2026-03-0{n + 1}T12:00:00Z")
+    seed.image("octo/tool", None, text="an interrupted push", created="2026-03-04T12:00:00Z")
+    ghcr.private.add("octo/tool")
+    root = tmp_path / "project"
+    yaml = f"registry: {ghcr.address}\nnamespace: octo\nretention:\n  api: github\nimages:\n  tool:\n    dockerfile: Dockerfile\n"
+    write_tree(root, {"images.yaml": yaml, "Dockerfile": "FROM scratch\n", "tasks.py": TASKS})
+    before = {r.digest for r in manifest_revisions(private_registry.data, "octo/tool")}
+    dry = run_invoke(root, "cleanup", "--keep", "1", **on_ghcr(ghcr, "job"))
+    assert dry.returncode == 0 and "Traceback" not in dry.stderr, dry.stdout + dry.stderr
+    notes = [line for line in (dry.stdout + dry.stderr).splitlines() if "public packages only" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: ") and "personal access token (classic) of octo" in notes[0], notes
+    done = run_invoke(root, "cleanup", "--keep", "1", "--yes", "--grace", "0", **on_ghcr(ghcr, "job"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "public packages only" in errors[0] and "organization" in errors[0], done.stderr
+    assert ghcr.api_requests("DELETE") == 0
+    assert before <= {r.digest for r in manifest_revisions(private_registry.data, "octo/tool")}  # nothing deleted
+
+
 @pytest.mark.parametrize("kind", ["secondary", "primary"])
 def test_a_rate_limit_is_waited_out_as_the_api_asks(ghcr, kind):
     seed = Seeder(ghcr.address)

@@ -12,7 +12,12 @@ What it answers, as the documentation says GitHub does:
   - ``GET /orgs/{org}/packages/container/{package_name}/versions``
     ("List package versions for a package owned by an organization"),
     ``GET /users/{username}/...`` ("... owned by a user"),
-    ``GET /user/...`` ("... owned by the authenticated user"): ``page`` and
+    ``GET /user/...`` ("... owned by the authenticated user"). The
+    ``/users/`` one "Lists package versions for a public package owned by a
+    specified user" (https://docs.github.com/rest/packages/packages#list-package-versions-for-a-package-owned-by-a-user):
+    a user's private package (:attr:`GitHubStandIn.private`) answers 404
+    there, its versions too, and is seen only as ``/user/...`` with its
+    owner's token. Listings take ``page`` and
     ``per_page`` (GitHub's maximum is 100; this stand-in's default and
     maximum is :attr:`GitHubStandIn.per_page`, small, so that a test of a
     few versions crosses pages), a ``Link`` header with ``next``/``last``
@@ -85,12 +90,14 @@ class _Limit:
 
 class GitHubStandIn(StandIn):
     def __init__(self, backing: str, storage: Path, *, tokens: dict[str, Token], users: tuple[str, ...] = (),
-                 per_page: int = 3, prefix: str = "/api") -> None:
+                 private: tuple[str, ...] = (), per_page: int = 3, prefix: str = "/api") -> None:
         super().__init__(backing)
         self.storage = storage
         self.tokens = tokens
         #: Owners that are users; every other owner is an organization.
         self.users = set(users) | {token.login for token in tokens.values() if token.login}
+        #: Users' private packages (``OWNER/PACKAGE``): not found under ``/users/OWNER``, only as the owner's ``/user``.
+        self.private = set(private)
         self.per_page = per_page
         self.prefix = prefix
         self._ids: dict[tuple[str, str], int] = {}
@@ -179,6 +186,8 @@ class GitHubStandIn(StandIn):
         if (kind == "orgs") == (owner in self.users):  # an organization's packages are not a user's, and the other way round
             return Reply(404, {"message": "Package not found."})
         repository = f"{owner}/{unquote(package)}"
+        if kind == "users" and repository in self.private:
+            return Reply(404, {"message": "Package not found."})  # /users/OWNER/... shows public packages only
         if token.scopes is not None and not {"read:packages", "write:packages"} & set(token.scopes):
             return Reply(403, {"message": "You need at least read:packages scope to list packages."})
         revisions = manifest_revisions(self.storage, repository)

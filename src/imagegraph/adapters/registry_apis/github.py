@@ -11,6 +11,10 @@ index that names them and keeps what a kept index needs.
   (sent URL-encoded, ``repo%2Fapp``) of owner ``OWNER``, an organization
   (``/orgs/OWNER/...``) or a user (``/user/...`` when the token is that
   user's, else ``/users/OWNER/...``); ``GET /users/OWNER`` says which.
+  ``/users/OWNER/...`` shows a user's *public* packages only: a package the
+  registry holds that it does not show is a private one, which only its
+  owner's token can list and delete. That is an error (a note in a dry run)
+  naming the fix, never "no versions": cleanup would skip every delete.
 - **Endpoints** (https://docs.github.com/rest/packages/packages):
   ``GET {owner}/packages/container/{package}/versions`` (``per_page`` up to
   100, ``Link`` pages) and ``DELETE {owner}/packages/container/{package}/versions/{id}``.
@@ -132,8 +136,11 @@ class GitHubPackages:
     name = "GitHub's REST API for packages"
     collects_untagged = False
 
-    def __init__(self, http: ForgeHTTP, *, token_from: str, say: Callable[[str], None] = lambda line: None) -> None:
+    def __init__(self, http: ForgeHTTP, *, token_from: str, say: Callable[[str], None] = lambda line: None,
+                 registry: Registry | None = None) -> None:
         self.http = http
+        #: The registry the packages are pushed to: whether it holds a package the API does not show.
+        self.registry = registry
         #: Where the token came from, for the fix a refusal names: "GITHUB_TOKEN", "the `docker login ghcr.io` password".
         self.token_from = token_from
         self.say = say
@@ -163,7 +170,7 @@ class GitHubPackages:
                                 f"with read:packages and delete:packages")
         headers = {"Authorization": f"Bearer {token}", "Accept": GITHUB_REST, "X-GitHub-Api-Version": "2022-11-28"}
         http = ForgeHTTP(base, headers, what=f"GitHub's API at {urlsplit(base).netloc}", say=say)
-        return cls(http, token_from=token_from, say=say)
+        return cls(http, token_from=token_from, say=say, registry=registry)
 
     @property
     def requests(self) -> int:
@@ -208,10 +215,24 @@ class GitHubPackages:
         for response, body in self.http.pages(path, params={"per_page": PER_PAGE, "state": "active"}, ok=(404,)):
             self.scopes = token_scopes(response.headers)
             if response.status_code == 404:
+                self._unseen(package, path)
                 break  # no such package (yet): nothing pushed there
             found.update((version.digest, version) for version in parse_versions(body, self.http.what))
         self._versions[repository] = found
         return found
+
+    def _unseen(self, package: Package, path: str) -> None:
+        """A user's package the API does not show (``/users/OWNER`` lists public ones only) that the registry holds: private,
+        out of this token's sight. A one-line error naming the fix; without it every version would read as gone."""
+        if not path.startswith("/users/") or self.registry is None:
+            return
+        repository = f"{package.owner}/{package.name}"
+        if not self.registry.tags(repository):
+            return
+        raise RegistryError(f"{self.http.what} does not show the package {package.name} of user {package.owner} that "
+                            f"{self.registry.host} holds: to a token that is not {package.owner}'s ({self.token_from}) it shows "
+                            f"a user's public packages only; set IMAGEGRAPH_GITHUB_TOKEN to a personal access token (classic) "
+                            f"of {package.owner} with read:packages and delete:packages, or move the package to an organization")
 
     def untagged(self, repository: str) -> tuple[str, ...]:
         return tuple(digest for digest, version in self.versions(repository).items() if not version.tags)
