@@ -23,6 +23,7 @@ first (dockerd's containerd resolver) fall back to HTTP as with the registry.
     held = proxy.inject(Hold(), "PUT", r"/manifests/").fault  # waits for held.release(), then forwards
     proxy.inject(Drop(), "GET", r"/manifests/")        # closes the connection without an answer
     proxy.inject(Cut(after=10), "GET", r"/manifests/") # forwards, then closes after 10 bytes of the body
+    proxy.inject(Lose(), "DELETE", r"/manifests/")     # forwards, then closes without passing the answer on
     Registry(proxy.address)...
     proxy.seen("GET", r"/manifests/v1$")              # what reached the proxy, in order
     proxy.close()
@@ -46,7 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-__all__ = ["Answer", "Cut", "Drop", "Fault", "FaultProxy", "Hold", "Rule", "Seen", "Stall", "start_fault_proxy"]
+__all__ = ["Answer", "Cut", "Drop", "Fault", "FaultProxy", "Hold", "Lose", "Rule", "Seen", "Stall", "start_fault_proxy"]
 
 #: Headers about one connection, not the message: never relayed (RFC 9110 7.6.1). Expect: the proxy answers 100-continue itself.
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te",
@@ -114,7 +115,13 @@ class Cut:
     after: int = 0
 
 
-Fault = Answer | Stall | Hold | Drop | Cut
+@dataclass(frozen=True)
+class Lose:
+    """Forward, let the registry answer, then close the connection without passing anything on: the request was done, and
+    the client never hears so (a DELETE it sends again finds nothing)."""
+
+
+Fault = Answer | Stall | Hold | Drop | Cut | Lose
 
 
 @dataclass
@@ -291,6 +298,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                     self._forward(seen)
                 case Cut(after=after):
                     self._forward(seen, cut_after=after)
+                case Lose():
+                    self._forward(seen, lose=True)
                 case None:
                     self._forward(seen)
         except (TimeoutError, ConnectionError, BrokenPipeError):
@@ -316,7 +325,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
 
-    def _forward(self, seen: Seen, cut_after: int | None = None) -> None:
+    def _forward(self, seen: Seen, cut_after: int | None = None, lose: bool = False) -> None:
         host, _, port = self.owner.upstream.rpartition(":")
         upstream = http.client.HTTPConnection(host, int(port), timeout=300)
         try:
@@ -336,6 +345,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             upstream.endheaders()
             self._relay_body(upstream.send, chunked)
             reply = upstream.getresponse()
+            if lose:
+                reply.read()  # the registry's work is done; its answer goes nowhere
+                self._drop(reset=False)
+                return
             self._relay_answer(reply, seen, cut_after)
         finally:
             upstream.close()

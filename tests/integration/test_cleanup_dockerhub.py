@@ -24,9 +24,8 @@ USERS = {"acme": {"dckr_pat_delete": "delete", "dckr_pat_write": "write", "dckr_
 
 @pytest.fixture
 def hub(private_registry, monkeypatch):
-    standin = start_dockerhub(private_registry, USERS, page_size=3)
-    yield standin
-    standin.stop()
+    with start_dockerhub(private_registry, USERS, page_size=3) as standin:
+        yield standin
 
 
 def api_for(hub, token: str, lines: list[str] | None = None) -> DockerHub:
@@ -187,7 +186,12 @@ def day(n: int) -> str:
 
 @pytest.fixture
 def family(tmp_path, private_registry, hub):
-    """Months of releases, pre-releases, PRs and branch builds, multi-arch lists with untagged platforms, children on bases."""
+    return push_family(tmp_path, private_registry, hub.address)
+
+
+def push_family(tmp_path, private_registry, address: str):
+    """Months of releases, pre-releases, PRs and branch builds, multi-arch lists with untagged platforms, children on bases;
+    images.yaml names the registry at ``address`` (the stand-in, or a proxy in front of it)."""
     from tests.conftest import FAMILY, FAMILY_FILES, write_tree
 
     seed, backing = Seeder(private_registry.address), Registry(private_registry.address)
@@ -196,7 +200,7 @@ def family(tmp_path, private_registry, hub):
         return seed.image(BASE, tag, text=f"base {tag} {arch}", created=day(n), arch=arch)
 
     def app(tag: str | None, n: int, parent: str, arch: str = "amd64") -> str:
-        labels = {"imagegraph.parent": f"{hub.address}/{BASE}:{parent}", "org.opencontainers.image.created": day(n)}
+        labels = {"imagegraph.parent": f"{address}/{BASE}:{parent}", "org.opencontainers.image.created": day(n)}
         return seed.image(FAMILY_APP, tag, text=f"app {tag} {arch} {n}", created=day(n), labels=labels, arch=arch)
 
     for n in (1, 2):
@@ -223,7 +227,7 @@ def family(tmp_path, private_registry, hub):
     old_amd64 = app(None, 9, "b01")
     seed.index(FAMILY_APP, "a-old", {"linux/amd64": old_amd64, "linux/arm64": arm64_110})
     root = tmp_path / "project"
-    write_tree(root, {"images.yaml": FAMILY.replace("127.0.0.1:5000", hub.address) + "retention:\n  api: dockerhub\n", **FAMILY_FILES,
+    write_tree(root, {"images.yaml": FAMILY.replace("127.0.0.1:5000", address) + "retention:\n  api: dockerhub\n", **FAMILY_FILES,
                       "tasks.py": "from imagegraph.tasks import namespace  # noqa: F401\n"})
     return root, seed, {"old-amd64": old_amd64, "110-arm64": arm64_110}
 
@@ -269,6 +273,59 @@ def test_cleanup_on_docker_hub_deletes_exactly_what_the_dry_run_lists(family, hu
     again = run_invoke(root, "cleanup", "--keep", "2", "--yes", "--grace", "0", **env)
     assert again.returncode == 0 and "nothing to delete" in again.stdout, again.stdout + again.stderr
     assert all(after[name] <= digests for name, digests in manifests(hub).items())  # (new records and lease claims aside)
+
+
+def listed_for_deletion(output: str) -> set[str]:
+    """The short digests (12 hex) of the table's rows whose verdict is delete."""
+    return {re.search(r"\b[0-9a-f]{12}\b", row).group() for row in output.splitlines() if re.match(r"\S+\s+delete\s", row)}
+
+
+#: A tag's DELETE on the Hub API (hub-tool's path), as the fault proxy matches paths.
+TAG_DELETE = r"^/hub/v2/repositories/.+/tags/[^/]+/$"
+
+
+@pytest.mark.parametrize("stop_at", [None, 1, 3], ids=["passing", "lasting-first", "lasting-third"])
+def test_cleanup_through_faults_of_the_hub_api(tmp_path, private_registry, hub, stop_at):
+    """Faults between imagegraph and Docker Hub's API: an answer lost after the tag was deleted, 503s; a run either gets
+    through them or stops in one line with every kept image whole, and the next run finishes the job."""
+    from tests.integration.faultproxy import Answer, Lose, start_fault_proxy
+
+    with start_fault_proxy(hub.address) as proxy:  # the Hub API (/hub), the registry and its token service share one address
+        root, seed, _ = push_family(tmp_path, private_registry, proxy.address)
+        env = {**cleanup_env(hub, "dckr_pat_delete"), "IMAGEGRAPH_DOCKERHUB_API": f"http://{proxy.address}/hub"}
+        dry = run_invoke(root, "cleanup", "--keep", "2", **env)
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        listed = listed_for_deletion(dry.stdout)
+        before = manifests(hub)
+        if stop_at is None:
+            rules = [proxy.inject(Lose(), "DELETE", TAG_DELETE, nth=2), proxy.inject(Answer(503), "DELETE", TAG_DELETE, nth=4, times=2)]
+        else:
+            rules = [proxy.inject(Answer(503), "DELETE", TAG_DELETE, nth=stop_at, times=None)]
+        first = run_invoke(root, "cleanup", "--keep", "2", "--yes", "--grace", "0", **env)
+        assert all(rule.hits for rule in rules), [(rule.path, rule.hits) for rule in rules]
+        assert any(seen.path.startswith("/token") for seen in proxy.seen()), "the registry's token service was asked around the proxy"
+        for name in (BASE, FAMILY_APP):  # whatever came of the run, every kept image is whole
+            for tag in KEPT[name]:
+                seed.walk(name, tag)
+
+        def deleted() -> set[str]:
+            after = manifests(hub)
+            return {digest[7:19] for name in before for digest in before[name] - after[name]}
+
+        assert deleted() <= listed
+        if stop_at is not None:
+            line = next(line for line in first.stderr.splitlines() if line.startswith("error: "))
+            assert first.returncode == 1 and "Traceback" not in first.stderr and first.stderr.strip().endswith(line), first.stderr
+            assert "503" in line and "DELETE" in line and "dckr_pat_delete" not in line, line
+            proxy.clear()
+            second = run_invoke(root, "cleanup", "--keep", "2", "--yes", "--grace", "0", **env)
+            assert second.returncode == 0, second.stdout + second.stderr
+        else:
+            assert first.returncode == 0, first.stdout + first.stderr
+            assert f"deleted {len(listed)} manifest(s)" in first.stdout, first.stdout  # the one whose answer was lost too
+        assert deleted() == listed
+        again = run_invoke(root, "cleanup", "--keep", "2", "--yes", "--grace", "0", **env)
+        assert again.returncode == 0 and "nothing to delete" in again.stdout, again.stdout + again.stderr
 
 
 def test_cleanup_with_a_token_that_may_not_delete_stops_before_any_delete(family, hub):

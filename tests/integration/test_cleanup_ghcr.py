@@ -71,7 +71,7 @@ def test_untagged_versions_are_listed_across_pages_with_the_package_name_encoded
     assert sorted(untagged) == sorted([image["amd64"], image["arm64"], image["att-amd64"], image["att-arm64"], orphan])
     assert tagged not in untagged and image["index"] not in untagged
     # seven versions, three a page: three pages, each asked once, by the Link header's next
-    listings = [target for method, target in ghcr.seen if method == "GET" and "/versions" in target]
+    listings = [seen.target for seen in ghcr.seen if seen.method == "GET" and "/versions" in seen.target]
     assert len(listings) == 3 and all(t.startswith("/api/orgs/acme/packages/container/mono%2Fapp/versions?") for t in listings)
     assert api.versions(APP)[image["index"]].tags == ("v2",)
 
@@ -130,12 +130,59 @@ def test_a_users_own_packages_are_asked_as_the_token_owners_and_anothers_by_name
     mine = seed.image("octo/tool", None, text="mine", created="2026-03-01T00:00:00Z")
     api = packages(ghcr)
     assert api.untagged("octo/tool") == (mine,)
-    assert any(target.startswith("/api/user/packages/container/tool/versions") for _, target in ghcr.seen)
+    assert any(seen.target.startswith("/api/user/packages/container/tool/versions") for seen in ghcr.seen)
     assert api.delete("octo/tool", mine, ()) is True
     ghcr.users.add("someone")
     theirs = seed.image("someone/tool", None, text="theirs", created="2026-03-01T00:00:00Z")
     assert api.untagged("someone/tool") == (theirs,)
-    assert any(target.startswith("/api/users/someone/packages/container/tool/versions") for _, target in ghcr.seen)
+    assert any(seen.target.startswith("/api/users/someone/packages/container/tool/versions") for seen in ghcr.seen)
+
+
+def test_a_users_private_package_out_of_the_tokens_sight_is_one_line_naming_the_fix(ghcr, private_registry):
+    """GitHub shows a user's packages under /users/OWNER only when public: the job's token (no user's, /user refused) does not
+    see a private one, which must not read as "no versions" (every delete skipped as gone already)."""
+    seed = Seeder(ghcr.address)
+    tagged = seed.image("octo/tool", "v1", text="mine", created="2026-03-01T00:00:00Z")
+    orphan = seed.image("octo/tool", None, text="untagged", created="2026-03-02T00:00:00Z")
+    ghcr.private.add("octo/tool")
+    api = packages(ghcr, "job")
+    for attempt in (lambda: api.untagged("octo/tool"), lambda: api.delete("octo/tool", tagged, ("v1",))):
+        with pytest.raises(RegistryError) as info:
+            attempt()
+        line = str(info.value)
+        assert "\n" not in line and "package tool of user octo" in line and "public packages only" in line, line
+        assert "personal access token (classic) of octo" in line and "organization" in line and "GITHUB_TOKEN" in line
+    assert any(seen.target.startswith("/api/users/octo/packages/container/tool/versions") and seen.status == 404 for seen in ghcr.seen)
+    assert ghcr.api_requests("DELETE") == 0 and {r.digest for r in manifest_revisions(private_registry.data, "octo/tool")} == {tagged, orphan}
+    # a package of that user never pushed is still no package, not an error
+    assert api.untagged("octo/never") == ()
+    # the owner's own token sees it, as /user/...
+    assert packages(ghcr, "classic").untagged("octo/tool") == (orphan,)
+
+
+def test_cleanup_of_a_users_private_package_with_the_jobs_token_notes_or_stops_in_one_line(ghcr, tmp_path, private_registry):
+    from tests.conftest import write_tree
+    from tests.integration.conftest import run_invoke
+
+    seed = Seeder(ghcr.address)
+    for n in range(3):
+        seed.image("octo/tool", f"1.0.{n}", text=f"release {n}", created=f"2026-03-0{n + 1}T12:00:00Z")
+    seed.image("octo/tool", None, text="an interrupted push", created="2026-03-04T12:00:00Z")
+    ghcr.private.add("octo/tool")
+    root = tmp_path / "project"
+    yaml = f"registry: {ghcr.address}\nnamespace: octo\nretention:\n  api: github\nimages:\n  tool:\n    dockerfile: Dockerfile\n"
+    write_tree(root, {"images.yaml": yaml, "Dockerfile": "FROM scratch\n", "tasks.py": TASKS})
+    before = {r.digest for r in manifest_revisions(private_registry.data, "octo/tool")}
+    dry = run_invoke(root, "cleanup", "--keep", "1", **on_ghcr(ghcr, "job"))
+    assert dry.returncode == 0 and "Traceback" not in dry.stderr, dry.stdout + dry.stderr
+    notes = [line for line in (dry.stdout + dry.stderr).splitlines() if "public packages only" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: ") and "personal access token (classic) of octo" in notes[0], notes
+    done = run_invoke(root, "cleanup", "--keep", "1", "--yes", "--grace", "0", **on_ghcr(ghcr, "job"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "public packages only" in errors[0] and "organization" in errors[0], done.stderr
+    assert ghcr.api_requests("DELETE") == 0
+    assert before <= {r.digest for r in manifest_revisions(private_registry.data, "octo/tool")}  # nothing deleted
 
 
 @pytest.mark.parametrize("kind", ["secondary", "primary"])
@@ -206,14 +253,18 @@ def day(n: int) -> str:
 
 @pytest.fixture
 def family_on_ghcr(tmp_path, ghcr):
-    """A family pushed to ghcr.io/acme for weeks: multi-arch releases with attestations, pull requests, bases."""
+    return push_family(tmp_path, ghcr.address)
+
+
+def push_family(tmp_path, address: str):
+    """A family pushed to ghcr.io/acme (at ``address``) for weeks: multi-arch releases with attestations, pull requests, bases."""
     from tests.conftest import FAMILY, FAMILY_FILES, write_tree
 
-    seed = Seeder(ghcr.address)
-    registry = Registry(ghcr.address)
+    seed = Seeder(address)
+    registry = Registry(address)
 
     def app_labels(base_tag: str, n: int) -> dict[str, str]:
-        return {"imagegraph.parent": f"{ghcr.address}/{BASE_REPO}:{base_tag}", "org.opencontainers.image.created": day(n)}
+        return {"imagegraph.parent": f"{address}/{BASE_REPO}:{base_tag}", "org.opencontainers.image.created": day(n)}
 
     made = {
         "b01": {"index": seed.image(BASE_REPO, "b01", text="base b01", created=day(1))},
@@ -243,7 +294,7 @@ def family_on_ghcr(tmp_path, ghcr):
                      "amd64": old_amd64}
 
     root = tmp_path / "project"
-    images = FAMILY.replace("127.0.0.1:5000", f"{ghcr.address}/{OWNER}") + "retention:\n  api: github\n"
+    images = FAMILY.replace("127.0.0.1:5000", f"{address}/{OWNER}") + "retention:\n  api: github\n"
     write_tree(root, {"images.yaml": images, **FAMILY_FILES, "tasks.py": TASKS})
     return root, seed, made
 
@@ -301,7 +352,7 @@ def test_cleanup_on_ghcr_deletes_what_the_dry_run_lists_and_everything_a_kept_im
     assert f"deleted {len(expected)} manifest(s)" in done.stdout and "to GitHub's REST API for packages" in done.stdout
     assert "every kept tag still resolves" in done.stdout
     # through the packages API only: the registry API's manifest DELETEs (ghcr.io's 405) were the lease's, never an image's
-    assert not any(method == "DELETE" and any(d in target for d in expected) for method, target in ghcr.seen if target.startswith("/v2/"))
+    assert not any(seen.method == "DELETE" and any(d in seen.target for d in expected) for seen in ghcr.seen if seen.path.startswith("/v2/"))
 
     # every kept tag is whole: its index, each platform manifest and attestation, each blob, read back through ghcr.io
     kept = {APP_REPO: {"1.0.0", "latest", "edge", "sha-10"}, BASE_REPO: {"b02", "b05"}}
@@ -317,14 +368,60 @@ def test_cleanup_on_ghcr_deletes_what_the_dry_run_lists_and_everything_a_kept_im
     assert images_held(private_registry) == after
 
 
+#: A version of a package: its listing (a page) or one version (its DELETE), as the fault proxy matches paths.
+VERSIONS = r"/packages/container/[^/]+/versions"
+
+
+def error_line(result) -> str:
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and result.stderr.strip().endswith(errors[0]), result.stderr
+    return errors[0]
+
+
+@pytest.mark.parametrize("lasting", [False, True], ids=["passing", "lasting"])
+def test_cleanup_through_faults_of_the_packages_api(tmp_path, ghcr, private_registry, lasting):
+    """Faults between imagegraph and the packages API: a lost page, an answer lost after the version was deleted, a 503; a
+    run either gets through them or stops in one line with every kept image whole, and the next run finishes the job."""
+    from tests.integration.conftest import run_invoke
+    from tests.integration.faultproxy import Answer, Drop, Lose, start_fault_proxy
+
+    with start_fault_proxy(ghcr.address) as proxy:  # the registry (/v2/) and the API share the stand-in's address
+        root, seed, made = push_family(tmp_path, proxy.address)
+        env = {"GITHUB_API_URL": f"http://{proxy.address}{ghcr.prefix}", "GITHUB_TOKEN": "classic"}
+        before = images_held(private_registry)
+        expected = {made[name][part] for names in DOOMED.values() for name, part in names}
+        rules = [proxy.inject(Drop(), "GET", VERSIONS + r"\?.*page=2"),  # the second page of a listing, dropped once
+                 proxy.inject(Lose(), "DELETE", VERSIONS + r"/\d+$", nth=2),  # deleted, and its answer lost
+                 proxy.inject(Answer(503), "DELETE", VERSIONS + r"/\d+$", nth=4, times=None if lasting else 2)]
+        first = run_invoke(root, "cleanup", "--keep", "1", "--yes", "--grace", "0", **env)
+        assert all(rule.hits for rule in rules), [(rule.path, rule.hits) for rule in rules]
+        kept = {APP_REPO: {"1.0.0", "latest", "edge", "sha-10"}, BASE_REPO: {"b02", "b05"}}
+        for name, tags in kept.items():  # whatever came of the run, every kept image is whole
+            assert all(seed.walk(name, tag) >= 2 for tag in tags), name
+        assert all(seed.exists(APP_REPO, made["1.0.0"][part]) for part in ("amd64", "arm64", "att-amd64", "att-arm64"))
+        deleted = {digest for name in before for digest in before[name] - images_held(private_registry).get(name, set())}
+        assert deleted <= expected
+        if lasting:
+            line = error_line(first)
+            assert "503" in line and "DELETE" in line and "classic" not in line, line
+            assert len(deleted) == 3  # the first three (the second one's answer lost, its resend found it gone); not the fourth
+            proxy.clear()
+            second = run_invoke(root, "cleanup", "--keep", "1", "--yes", "--grace", "0", **env)
+            assert second.returncode == 0, second.stdout + second.stderr
+            assert f"deleted {len(expected) - 3} manifest(s)" in second.stdout, second.stdout
+        else:
+            assert first.returncode == 0, first.stdout + first.stderr
+            assert f"deleted {len(expected)} manifest(s)" in first.stdout, first.stdout  # the one whose answer was lost too
+        after = images_held(private_registry)
+        assert {digest for name in before for digest in before[name] - after.get(name, set())} == expected
+        again = run_invoke(root, "cleanup", "--keep", "1", "--yes", "--grace", "0", **env)
+        assert again.returncode == 0 and "nothing to delete" in again.stdout, again.stdout + again.stderr
+        assert images_held(private_registry) == after
+
+
 def test_cleanup_with_a_read_only_token_lists_and_refuses_to_delete_in_one_line(family_on_ghcr, ghcr, private_registry):
     from tests.integration.conftest import run_invoke
-
-    def error_line(result) -> str:
-        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-        assert len(errors) == 1 and result.stderr.strip().endswith(errors[0]), result.stderr
-        return errors[0]
 
     root, _, _ = family_on_ghcr
     before = images_held(private_registry)

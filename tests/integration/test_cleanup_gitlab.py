@@ -105,7 +105,7 @@ def test_a_token_without_api_is_refused_in_one_line_before_any_delete(gitlab):
         deletion.check_rights([APP])
     assert str(refused.value) == ("the GitLab token in IMAGEGRAPH_GITLAB_TOKEN has the scopes read_registry; deleting registry "
                                   "tags needs the api scope: create a token with api and run again")
-    assert gitlab.count("DELETE") == 0 and seed.exists(APP, digest)
+    assert gitlab.count("DELETE", "/api/v4") == 0 and seed.exists(APP, digest)
     # and GitLab itself refuses that token's delete (403), as the stand-in shows
     answer = gitlab_delete(gitlab, "tok-ro", APP, "old")
     assert answer.status_code == 403 and answer.json()["error"] == "insufficient_scope"
@@ -127,7 +127,7 @@ def test_a_user_below_developer_is_refused_before_any_delete(gitlab):
     deletion, _ = api(gitlab, "tok-reporter")
     with pytest.raises(RegistryError, match="less than the Developer role in group/sub/project"):
         deletion.check_rights([APP])
-    assert gitlab.count("DELETE") == 0
+    assert gitlab.count("DELETE", "/api/v4") == 0
 
 
 def test_an_unknown_token_and_a_repository_of_no_project_are_one_line_each(gitlab):
@@ -218,41 +218,46 @@ OWN = {"imagegraph-retention", "imagegraph-lease-tags"}
 
 @pytest.fixture
 def seeded(tmp_path, private_registry):
-    """Months of work in a GitLab project's registry: releases, pre-releases, merge requests, multi-arch indexes, an app on its bases."""
     with start_gitlab(private_registry, {NS: 7}, TOKENS) as standin:
-        seed, registry = Seeder(standin.address), Registry(standin.address)
+        yield (*push_project(tmp_path, standin.address), standin)
 
-        def base(tag: str | None, n: int, arch: str = "amd64") -> str:
-            return seed.image(BASE, tag, text=f"base {tag} {arch} {n}", created=day(n), arch=arch)
 
-        def app(tag: str | None, n: int, parent: str, arch: str = "amd64") -> str:
-            labels = {"imagegraph.parent": f"{standin.address}/{BASE}:{parent}", "org.opencontainers.image.created": day(n)}
-            return seed.image(CHILD, tag, text=f"app {tag} {arch} {n}", created=day(n), labels=labels, arch=arch)
+def push_project(tmp_path, address: str):
+    """Months of work in a GitLab project's registry (at ``address``): releases, pre-releases, merge requests, multi-arch
+    indexes, an app on its bases; and the project's images.yaml."""
+    seed, registry = Seeder(address), Registry(address)
 
-        for n in (1, 2, 4, 5, 6, 7):
-            base(f"b0{n}", n)
-        seed.index(BASE, "b03", {"linux/amd64": base(None, 3), "linux/arm64": base(None, 3, "arm64")})
-        app("a090", 10, "b01")
-        for tag in ("0.9.0", "0.9"):
-            registry.copy_tag(CHILD, "a090", tag)
-        app("a100", 11, "b02")
-        for tag in ("1.0.0", "1.0"):
-            registry.copy_tag(CHILD, "a100", tag)
-        app("1.1.0-rc.1", 12, "b02")
-        arm64 = app(None, 13, "b03", arch="arm64")
-        seed.index(CHILD, "1.1.0", {"linux/amd64": app(None, 13, "b03"), "linux/arm64": arm64})
-        for tag in ("1.1", "latest"):
-            registry.copy_tag(CHILD, "1.1.0", tag)
-        app("2.0.0-rc.1", 14, "b02")
-        app("pr-7", 15, "b04")
-        app("edge", 16, "b05")
-        for tag in ("sha-1234567", "pr-8"):
-            registry.copy_tag(CHILD, "edge", tag)
-        seed.index(CHILD, "a-old", {"linux/amd64": app(None, 9, "b01"), "linux/arm64": arm64})  # arm64 shared with 1.1.0
+    def base(tag: str | None, n: int, arch: str = "amd64") -> str:
+        return seed.image(BASE, tag, text=f"base {tag} {arch} {n}", created=day(n), arch=arch)
 
-        root = tmp_path / "project"
-        family(root, standin.address, NS, extra="retention: {api: gitlab}\n")
-        yield root, seed, standin
+    def app(tag: str | None, n: int, parent: str, arch: str = "amd64") -> str:
+        labels = {"imagegraph.parent": f"{address}/{BASE}:{parent}", "org.opencontainers.image.created": day(n)}
+        return seed.image(CHILD, tag, text=f"app {tag} {arch} {n}", created=day(n), labels=labels, arch=arch)
+
+    for n in (1, 2, 4, 5, 6, 7):
+        base(f"b0{n}", n)
+    seed.index(BASE, "b03", {"linux/amd64": base(None, 3), "linux/arm64": base(None, 3, "arm64")})
+    app("a090", 10, "b01")
+    for tag in ("0.9.0", "0.9"):
+        registry.copy_tag(CHILD, "a090", tag)
+    app("a100", 11, "b02")
+    for tag in ("1.0.0", "1.0"):
+        registry.copy_tag(CHILD, "a100", tag)
+    app("1.1.0-rc.1", 12, "b02")
+    arm64 = app(None, 13, "b03", arch="arm64")
+    seed.index(CHILD, "1.1.0", {"linux/amd64": app(None, 13, "b03"), "linux/arm64": arm64})
+    for tag in ("1.1", "latest"):
+        registry.copy_tag(CHILD, "1.1.0", tag)
+    app("2.0.0-rc.1", 14, "b02")
+    app("pr-7", 15, "b04")
+    app("edge", 16, "b05")
+    for tag in ("sha-1234567", "pr-8"):
+        registry.copy_tag(CHILD, "edge", tag)
+    seed.index(CHILD, "a-old", {"linux/amd64": app(None, 9, "b01"), "linux/arm64": arm64})  # arm64 shared with 1.1.0
+
+    root = tmp_path / "project"
+    family(root, address, NS, extra="retention: {api: gitlab}\n")
+    return root, seed
 
 
 def every_manifest(seed: Seeder, name: str) -> set[str]:
@@ -297,6 +302,48 @@ def test_cleanup_yes_deletes_exactly_what_the_dry_run_lists_and_a_second_run_fin
 
     again = run_invoke(root, "cleanup", "--keep", "2", "--yes", "--grace", "0", CI_API_V4_URL=standin.api, **ENV)
     assert again.returncode == 0 and "nothing to delete" in again.stdout, again.stdout + again.stderr
+
+
+#: A tag of a registry repository (its details, its DELETE), as the fault proxy matches paths.
+TAG = r"/registry/repositories/\d+/tags/[^/]+$"
+
+
+@pytest.mark.parametrize("lasting", [False, True], ids=["passing", "lasting"])
+def test_cleanup_through_faults_of_gitlabs_api(tmp_path, private_registry, lasting):
+    """Faults between imagegraph and GitLab's API: a dropped tag look-up, an answer lost after the tag was deleted, 503s; a run
+    either gets through them or stops in one line with every kept image whole, and the next run finishes the job."""
+    from tests.integration.faultproxy import Answer, Drop, Lose, start_fault_proxy
+
+    with start_gitlab(private_registry, {NS: 7}, TOKENS) as standin, start_fault_proxy(standin.address) as proxy:
+        root, seed = push_project(tmp_path, proxy.address)  # the registry (/v2/) and the API share the stand-in's address
+        env = {**ENV, "CI_API_V4_URL": f"http://{proxy.address}/api/v4"}
+        before = {name: every_manifest(seed, name) for name in (BASE, CHILD)}
+        dry = run_invoke(root, "cleanup", "--keep", "2", **env)
+        assert dry.returncode == 0, dry.stderr
+        doomed = listed(dry.stdout)
+        rules = [proxy.inject(Drop(), "GET", TAG, nth=2), proxy.inject(Lose(), "DELETE", TAG, nth=1),
+                 proxy.inject(Answer(503), "DELETE", TAG, nth=4, times=None if lasting else 2)]
+        first = run_invoke(root, "cleanup", "--keep", "2", "--yes", "--grace", "0", **env)
+        assert all(rule.hits for rule in rules), [(rule.path, rule.hits) for rule in rules]
+        assert all(seed.walk(name, tag) >= 2 for name in (BASE, CHILD) for tag in seed.tags(name) - OWN)  # every kept image whole
+        assert all(seed.exists(name, digest) for name in (BASE, CHILD) for digest in before[name] if digest[7:19] not in doomed)
+        if lasting:
+            errors = [line for line in first.stderr.splitlines() if line.startswith("error: ")]
+            assert first.returncode == 1 and len(errors) == 1 and "Traceback" not in first.stderr, first.stderr
+            assert "503" in errors[0] and "DELETE" in errors[0] and "tok-api" not in errors[0], errors[0]
+            proxy.clear()
+            second = run_invoke(root, "cleanup", "--keep", "2", "--yes", "--grace", "0", **env)
+            assert second.returncode == 0, second.stdout + second.stderr
+        else:
+            assert first.returncode == 0, first.stdout + first.stderr
+            assert listed(first.stdout) == doomed
+            # every manifest whose tags went counts, the one whose answer was lost too; GitLab collects the one left untagged
+            assert f"deleted {len(doomed) - 1} manifest(s)" in first.stdout, first.stdout
+        for name in (BASE, CHILD):
+            for digest in before[name]:
+                assert seed.exists(name, digest) is (digest[7:19] not in doomed), (name, digest)
+        again = run_invoke(root, "cleanup", "--keep", "2", "--yes", "--grace", "0", **env)
+        assert again.returncode == 0 and "nothing to delete" in again.stdout, again.stdout + again.stderr
 
 
 def test_cleanup_with_a_read_only_token_is_refused_in_one_line_before_anything_is_deleted(seeded):

@@ -115,7 +115,7 @@ def test_github_pull_requests_expire_after_their_age_open_ones_stay_and_deleted_
         said: list[str] = []
         environ = {"GITHUB_REPOSITORY": "o/r", "GITHUB_API_URL": forges.url, "GITHUB_TOKEN": forges.token}
         facts = expiry_facts(Repository(work), manifests, age=WEEK, environ=environ, say=said.append)
-        asked = sorted(path for _, path, _ in forges.seen)
+        asked = sorted(seen.target for seen in forges.seen)
     assert asked == [f"/repos/o/r/pulls/{n}" for n in (1, 2, 3, 4)]
     assert said == [f"note: GitHub's API at {forges.url} knows no pull request #4: their images count from when they were made"]
     expiry = judge_expiry(manifests, facts, NOW)

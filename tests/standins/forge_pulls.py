@@ -14,32 +14,35 @@
   https://docs.gitlab.com/ee/api/merge_requests.html#get-single-mr
 
 Tokens: GitHub's ``Authorization: Bearer <token>``; GitLab's ``PRIVATE-TOKEN``.
-Every request is recorded (method, path, when it arrived) so a test can count them.
+Every request is recorded (:attr:`~tests.standins.StandIn.seen`: method, path, status, when it arrived) so a test can count them.
+No registry stands behind it.
 """
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.standins import Reply, Request, StandIn
+
+__all__ = ["Forges", "forge_pulls"]
 
 
-@dataclass
-class Forges:
+class Forges(StandIn):
     """What the stand-in knows: pull requests by (owner/repo, number), merge requests by (project, iid)."""
 
-    token: str = "forge-token"
-    pulls: dict[tuple[str, int], dict] = field(default_factory=dict)
-    merge_requests: dict[tuple[str, int], dict] = field(default_factory=dict)
-    #: (method, path, monotonic time) of every request received.
-    seen: list[tuple[str, str, float]] = field(default_factory=list)
-    #: Seconds each answer takes (to show that requests go side by side).
-    delay: float = 0.0
-    url: str = ""
+    def __init__(self, *, token: str = "forge-token", delay: float = 0.0) -> None:
+        super().__init__(None)
+        self.token = token
+        #: Seconds each answer takes (to show that requests go side by side).
+        self.delay = delay
+        self.pulls: dict[tuple[str, int], dict] = {}
+        self.merge_requests: dict[tuple[str, int], dict] = {}
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
 
     def github_pull(self, repository: str, number: int, state: str, *, closed_at: str | None = None, merged: bool = False) -> None:
         self.pulls[(repository, number)] = {"number": number, "state": state, "closed_at": closed_at,
@@ -50,51 +53,27 @@ class Forges:
                                                "closed_at": closed_at if state == "closed" else None,
                                                "merged_at": closed_at if state == "merged" else None}
 
-
-def _handler(forges: Forges) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-        def _answer(self, status: int, body: dict) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:
-            forges.seen.append(("GET", self.path, time.monotonic()))
-            if forges.delay:
-                time.sleep(forges.delay)
-            parts = self.path.split("?", 1)[0].strip("/").split("/")
-            if len(parts) == 5 and parts[0] == "repos" and parts[3] == "pulls" and parts[4].isdigit():
-                if self.headers.get("Authorization") != f"Bearer {forges.token}":
-                    return self._answer(401, {"message": "Bad credentials"})
-                found = forges.pulls.get((f"{parts[1]}/{parts[2]}", int(parts[4])))
-                return self._answer(200, found) if found else self._answer(404, {"message": "Not Found"})
-            if len(parts) == 4 and parts[0] == "projects" and parts[2] == "merge_requests" and parts[3].isdigit():
-                if self.headers.get("PRIVATE-TOKEN") != forges.token:
-                    return self._answer(401, {"message": "401 Unauthorized"})
-                found = forges.merge_requests.get((parts[1], int(parts[3])))
-                return self._answer(200, found) if found else self._answer(404, {"message": "404 Not found"})
-            return self._answer(404, {"message": "Not Found"})
-
-    return Handler
+    def answer(self, request: Request) -> Reply:
+        if request.method != "GET":
+            return Reply(501, {"message": "Unsupported method"})
+        if self.delay:
+            time.sleep(self.delay)
+        parts = request.target.split("?", 1)[0].strip("/").split("/")
+        if len(parts) == 5 and parts[0] == "repos" and parts[3] == "pulls" and parts[4].isdigit():
+            if request.header("Authorization") != f"Bearer {self.token}":
+                return Reply(401, {"message": "Bad credentials"})
+            found = self.pulls.get((f"{parts[1]}/{parts[2]}", int(parts[4])))
+            return Reply(200, found) if found else Reply(404, {"message": "Not Found"})
+        if len(parts) == 4 and parts[0] == "projects" and parts[2] == "merge_requests" and parts[3].isdigit():
+            if request.header("PRIVATE-TOKEN") != self.token:
+                return Reply(401, {"message": "401 Unauthorized"})
+            found = self.merge_requests.get((parts[1], int(parts[3])))
+            return Reply(200, found) if found else Reply(404, {"message": "404 Not found"})
+        return Reply(404, {"message": "Not Found"})
 
 
 @contextmanager
 def forge_pulls(forges: Forges | None = None) -> Iterator[Forges]:
     """The stand-in, serving on a free loopback port (``forges.url``) until the block ends."""
-    forges = forges or Forges()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(forges))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    forges.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        yield forges
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with forges or Forges() as serving:
+        yield serving

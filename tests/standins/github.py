@@ -12,7 +12,12 @@ What it answers, as the documentation says GitHub does:
   - ``GET /orgs/{org}/packages/container/{package_name}/versions``
     ("List package versions for a package owned by an organization"),
     ``GET /users/{username}/...`` ("... owned by a user"),
-    ``GET /user/...`` ("... owned by the authenticated user"): ``page`` and
+    ``GET /user/...`` ("... owned by the authenticated user"). The
+    ``/users/`` one "Lists package versions for a public package owned by a
+    specified user" (https://docs.github.com/rest/packages/packages#list-package-versions-for-a-package-owned-by-a-user):
+    a user's private package (:attr:`GitHubStandIn.private`) answers 404
+    there, its versions too, and is seen only as ``/user/...`` with its
+    owner's token. Listings take ``page`` and
     ``per_page`` (GitHub's maximum is 100; this stand-in's default and
     maximum is :attr:`GitHubStandIn.per_page`, small, so that a test of a
     few versions crosses pages), a ``Link`` header with ``next``/``last``
@@ -85,12 +90,14 @@ class _Limit:
 
 class GitHubStandIn(StandIn):
     def __init__(self, backing: str, storage: Path, *, tokens: dict[str, Token], users: tuple[str, ...] = (),
-                 per_page: int = 3, prefix: str = "/api") -> None:
+                 private: tuple[str, ...] = (), per_page: int = 3, prefix: str = "/api") -> None:
         super().__init__(backing)
         self.storage = storage
         self.tokens = tokens
         #: Owners that are users; every other owner is an organization.
         self.users = set(users) | {token.login for token in tokens.values() if token.login}
+        #: Users' private packages (``OWNER/PACKAGE``): not found under ``/users/OWNER``, only as the owner's ``/user``.
+        self.private = set(private)
         self.per_page = per_page
         self.prefix = prefix
         self._ids: dict[tuple[str, str], int] = {}
@@ -179,6 +186,8 @@ class GitHubStandIn(StandIn):
         if (kind == "orgs") == (owner in self.users):  # an organization's packages are not a user's, and the other way round
             return Reply(404, {"message": "Package not found."})
         repository = f"{owner}/{unquote(package)}"
+        if kind == "users" and repository in self.private:
+            return Reply(404, {"message": "Package not found."})  # /users/OWNER/... shows public packages only
         if token.scopes is not None and not {"read:packages", "write:packages"} & set(token.scopes):
             return Reply(403, {"message": "You need at least read:packages scope to list packages."})
         revisions = manifest_revisions(self.storage, repository)
@@ -190,7 +199,7 @@ class GitHubStandIn(StandIn):
         if chosen is None:
             return Reply(404, {"message": "Package version not found."})
         if request.method == "GET":
-            return Reply(200, self._version(repository, chosen))
+            return Reply(200, self._version(request, repository, chosen))
         if request.method != "DELETE":
             return Reply(404, {"message": "Not Found"})
         if token.scopes is not None and not {"read:packages", "delete:packages"} <= set(token.scopes) | (
@@ -198,11 +207,11 @@ class GitHubStandIn(StandIn):
             return Reply(403, {"message": "You need delete:packages and read:packages scopes to delete a package version."})
         if token.scopes is None and not token.may_delete:
             return Reply(403, {"message": "Resource not accessible by integration"})
-        gone = self.proxy(Request("DELETE", f"/v2/{repository}/manifests/{chosen.digest}", {"Host": self.backing}, b""))
-        if gone.status == 404:
+        gone = self.delete_manifest(repository, chosen.digest)
+        if gone == 404:
             return Reply(404, {"message": "Package version not found."})
-        if gone.status != 202:
-            return Reply(500, {"message": f"the backing registry answered {gone.status}"})
+        if gone != 202:
+            return Reply(500, {"message": f"the backing registry answered {gone}"})
         return Reply(204, b"")
 
     def _id(self, repository: str, digest: str) -> int:
@@ -212,12 +221,13 @@ class GitHubStandIn(StandIn):
                 self._ids[(repository, digest)] = self._next_id
             return self._ids[(repository, digest)]
 
-    def _version(self, repository: str, revision) -> dict:
+    def _version(self, request: Request, repository: str, revision) -> dict:
         owner, _, package = repository.partition("/")
+        api_url = self.origin(request) + self.prefix
         number = self._id(repository, revision.digest)
         when = datetime.fromtimestamp(revision.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return {"id": number, "name": revision.digest, "created_at": when, "updated_at": when,
-                "url": f"{self.api_url}/orgs/{owner}/packages/container/{quote(package, safe='')}/versions/{number}",
+                "url": f"{api_url}/orgs/{owner}/packages/container/{quote(package, safe='')}/versions/{number}",
                 "package_html_url": f"https://github.com/orgs/{owner}/packages/container/package/{quote(package, safe='')}",
                 "metadata": {"package_type": "container", "container": {"tags": list(revision.tags)}}}
 
@@ -234,7 +244,7 @@ class GitHubStandIn(StandIn):
         chunk = newest[(page - 1) * per_page: page * per_page]
         last = max(1, -(-len(newest) // per_page))
         state = f"&state={query['state']}" if "state" in query else ""
-        link = lambda n, rel: f'<{self.api_url}{path}?per_page={per_page}&page={n}{state}>; rel="{rel}"'  # noqa: E731
+        link = lambda n, rel: f'<{self.origin(request)}{self.prefix}{path}?per_page={per_page}&page={n}{state}>; rel="{rel}"'  # noqa: E731
         links = ([link(page + 1, "next"), link(last, "last")] if page < last else []) + (
             [link(page - 1, "prev"), link(1, "first")] if page > 1 else [])
-        return Reply(200, [self._version(repository, r) for r in chunk], {"Link": ", ".join(links)} if links else {})
+        return Reply(200, [self._version(request, repository, r) for r in chunk], {"Link": ", ".join(links)} if links else {})

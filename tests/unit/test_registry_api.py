@@ -102,7 +102,10 @@ class Script(requests.Session):
 
     def request(self, method, url, **kwargs):
         self.sent.append((method, url, kwargs.get("headers", {})))
-        status, headers, body, links = self.answers.pop(0)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        status, headers, body, links = answer
         response = requests.Response()
         response.status_code = status
         response.headers.update(headers)
@@ -137,6 +140,18 @@ def test_a_rate_limit_is_waited_out_and_said_and_a_far_reset_is_one_line():
     api = ForgeHTTP("https://api.github.com", {}, what="GitHub's API", session=session, sleep=waits.append, clock=lambda: 1000.0)
     with pytest.raises(RegistryError, match=r"^GitHub's API rate-limited the requests; it lets them through again at 01:16:40 UTC"):
         api.get_json("/y")
+
+
+@pytest.mark.parametrize("first", [requests.ConnectionError("the answer was lost"), (503, {}, {"message": "unavailable"}, None)])
+def test_a_delete_sent_again_that_finds_nothing_was_done_by_its_first_send(first):
+    session = Script([first, (404, {}, {"message": "Package version not found."}, None),
+                      (404, {}, {"message": "Package version not found."}, None)])
+    api = ForgeHTTP("https://api.github.com", {}, what="GitHub's API", session=session, sleep=lambda seconds: None)
+    answer = api.request("DELETE", "/user/packages/container/app/versions/1", ok=(404,))
+    assert answer.status_code == 404 and api.resent and api.gone_by_us(answer) and api.requests == 2
+    # the same 404 to a DELETE sent once: gone before it, not by it
+    answer = api.request("DELETE", "/user/packages/container/app/versions/1", ok=(404,))
+    assert not api.resent and not api.gone_by_us(answer)
 
 
 def test_an_error_is_one_line_with_the_apis_own_words_cleaned():

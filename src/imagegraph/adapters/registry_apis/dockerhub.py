@@ -216,7 +216,7 @@ class DockerHub:
         response = self._call("DELETE", path, ok=(403, 404))
         if response.status_code == 403:
             raise RegistryError(self._no_delete_right(repository))
-        return response.status_code != 404
+        return self.http.gone_by_us(response)
 
     # -- the registry: its token service (for the delete right) and its DELETE ---------------------------------------
 

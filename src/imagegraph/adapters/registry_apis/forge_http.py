@@ -17,6 +17,9 @@ What every registry API client of this package shares, written once:
 - **Paced.** An API that asks for a pause between writes (GitHub: "wait at
   least one second between" POST, PATCH, PUT and DELETE requests, to stay
   clear of the secondary rate limit) gets it: ``mutation_gap``.
+  A DELETE sent again may find nothing because the first one did it and its
+  answer was lost: :attr:`ForgeHTTP.resent` says so, and a caller reads that
+  404 as deleted (:meth:`ForgeHTTP.gone_by_us`).
 - **Counted.** :attr:`ForgeHTTP.requests` counts what was sent (the cost of a cleanup, for its report).
 - **Errors** are one line: the status and the API's own message (control
   characters removed, cut short), never a token or a URL's query.
@@ -112,6 +115,8 @@ class ForgeHTTP:
         #: Seconds between the starts of two writes (POST, PATCH, PUT, DELETE); 0: none.
         self.mutation_gap = mutation_gap
         self._last_write: float | None = None
+        #: Whether the last answer came to a request sent again after a lost answer or a 5xx (the service may have acted).
+        self.resent = False
 
     def url(self, path: str) -> str:
         return self.base + path if path.startswith("/") else path
@@ -128,6 +133,7 @@ class ForgeHTTP:
         started = time.monotonic()
         sent = 0
         limited = 0
+        self.resent = False
         while True:
             sent += 1
             self._pace(method)
@@ -141,6 +147,7 @@ class ForgeHTTP:
                     raise RegistryError(f"{self.what} could not be reached for {method} {urlsplit(url).path} "
                                         f"({type(err).__name__}); check the network and run again") from None
                 self._sleep(delay)
+                self.resent = True
                 continue
             wait = rate_limit_wait(response.status_code, response.headers, self._clock(), attempt=limited + 1)
             if wait is not None:
@@ -156,6 +163,7 @@ class ForgeHTTP:
                 delay = self.retry.wait(sent, time.monotonic() - started)
                 if delay is not None:
                     self._sleep(delay)
+                    self.resent = True
                     continue
             if response.status_code >= 400 and response.status_code not in ok:
                 raise RegistryError(f"{self.what} answered {response.status_code}{self._said(response)} to {method} "
@@ -170,6 +178,11 @@ class ForgeHTTP:
             if wait > 0:
                 self._sleep(wait)
         self._last_write = self._clock()
+
+    def gone_by_us(self, response: requests.Response) -> bool:
+        """Whether a DELETE's answer means it is gone by this request: a 2xx, or a 404 to the DELETE sent again after the
+        first one's answer was lost or was a 5xx (the first did it; a delete is no failure for having been done)."""
+        return response.status_code < 300 or (response.status_code == 404 and self.resent)
 
     def get_json(self, path: str, *, params: Mapping[str, Any] | None = None) -> Any:
         response = self.request("GET", path, params=params)

@@ -11,6 +11,10 @@ index that names them and keeps what a kept index needs.
   (sent URL-encoded, ``repo%2Fapp``) of owner ``OWNER``, an organization
   (``/orgs/OWNER/...``) or a user (``/user/...`` when the token is that
   user's, else ``/users/OWNER/...``); ``GET /users/OWNER`` says which.
+  ``/users/OWNER/...`` shows a user's *public* packages only: a package the
+  registry holds that it does not show is a private one, which only its
+  owner's token can list and delete. That is an error (a note in a dry run)
+  naming the fix, never "no versions": cleanup would skip every delete.
 - **Endpoints** (https://docs.github.com/rest/packages/packages):
   ``GET {owner}/packages/container/{package}/versions`` (``per_page`` up to
   100, ``Link`` pages) and ``DELETE {owner}/packages/container/{package}/versions/{id}``.
@@ -136,8 +140,11 @@ class GitHubPackages:
     name = "GitHub's REST API for packages"
     collects_untagged = False
 
-    def __init__(self, http: ForgeHTTP, *, token_from: str, say: Callable[[str], None] = lambda line: None) -> None:
+    def __init__(self, http: ForgeHTTP, *, token_from: str, say: Callable[[str], None] = lambda line: None,
+                 registry: Registry | None = None) -> None:
         self.http = http
+        #: The registry the packages are pushed to: whether it holds a package the API does not show.
+        self.registry = registry
         #: Where the token came from, for the fix a refusal names: "GITHUB_TOKEN", "the `docker login ghcr.io` password".
         self.token_from = token_from
         self.say = say
@@ -169,7 +176,7 @@ class GitHubPackages:
         # GitHub asks for a second between writes (its secondary rate limit); an API on this machine is a stand-in or a mirror
         gap = 0.0 if is_loopback(urlsplit(base).netloc) else WRITE_GAP
         http = ForgeHTTP(base, headers, what=f"GitHub's API at {urlsplit(base).netloc}", say=say, mutation_gap=gap)
-        return cls(http, token_from=token_from, say=say)
+        return cls(http, token_from=token_from, say=say, registry=registry)
 
     @property
     def requests(self) -> int:
@@ -214,10 +221,24 @@ class GitHubPackages:
         for response, body in self.http.pages(path, params={"per_page": PER_PAGE, "state": "active"}, ok=(404,)):
             self.scopes = token_scopes(response.headers)
             if response.status_code == 404:
+                self._unseen(package, path)
                 break  # no such package (yet): nothing pushed there
             found.update((version.digest, version) for version in parse_versions(body, self.http.what))
         self._versions[repository] = found
         return found
+
+    def _unseen(self, package: Package, path: str) -> None:
+        """A user's package the API does not show (``/users/OWNER`` lists public ones only) that the registry holds: private,
+        out of this token's sight. A one-line error naming the fix; without it every version would read as gone."""
+        if not path.startswith("/users/") or self.registry is None:
+            return
+        repository = f"{package.owner}/{package.name}"
+        if not self.registry.tags(repository):
+            return
+        raise RegistryError(f"{self.http.what} does not show the package {package.name} of user {package.owner} that "
+                            f"{self.registry.host} holds: to a token that is not {package.owner}'s ({self.token_from}) it shows "
+                            f"a user's public packages only; set IMAGEGRAPH_GITHUB_TOKEN to a personal access token (classic) "
+                            f"of {package.owner} with read:packages and delete:packages, or move the package to an organization")
 
     def untagged(self, repository: str) -> tuple[str, ...]:
         return tuple(digest for digest, version in self.versions(repository).items() if not version.tags)
@@ -247,10 +268,8 @@ class GitHubPackages:
         package = Package.of(repository)
         response = self._send("DELETE", f"{self._versions_path(package)}/{version.id}", ok=(403, 404))
         self._versions.get(repository, {}).pop(digest, None)
-        if response.status_code == 404:
-            return False
         if response.status_code == 403:
             said = self.http._said(response)  # the API's own message, cleaned for one line
             raise RegistryError(f"{self.http.what} refused to delete {repository[:80]}@{digest[:19]} (403{said}) with the token "
                                 f"from {self.token_from}: {ACTIONS_RIGHTS}")
-        return True
+        return self.http.gone_by_us(response)  # a 404: deleted meanwhile, or by this DELETE's first send, its answer lost

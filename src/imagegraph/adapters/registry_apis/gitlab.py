@@ -181,7 +181,7 @@ class GitLabRegistry:
             if response.status_code == 403:
                 raise RegistryError(f"GitLab refused to delete {repository}:{tag} (403): a protected container tag rule "
                                     f"covers it, or the token's user has less than the Developer role in the project")
-            deleted = deleted or response.status_code < 300
+            deleted = deleted or self.http.gone_by_us(response)  # a 404 to a DELETE sent again: the first did it
         return deleted
 
     # --- which project and registry repository a repository name is -------------------------
