@@ -473,3 +473,22 @@ def test_a_dry_run_that_cannot_list_untagged_manifests_goes_on_and_says_so_once_
         prune(registry, [BASE, APP], RetentionPolicy(keep=2), apply=True, grace=timedelta(0), now=lambda: datetime.now(UTC),
               api=NoListing(registry))
     assert "a090" in registry.tags(APP)  # nothing deleted
+
+
+def test_platform_manifests_left_by_a_run_stopped_after_their_index_went_are_deleted_by_the_next(seeded, private_registry):
+    """Indexes go first; a run stopped right after deleting one leaves its platform manifests named by nothing, out of sight
+    of a registry that lists tags only. The record of what an earlier run found doomed names them: the next run finds them."""
+    root, seed, untagged = seeded
+    assert run_invoke(root, "cleanup", "--keep", "2").returncode == 0  # the dry run records a-old and its platforms doomed
+    registry = Registry(private_registry.address)
+    a_old = registry.manifest_digest(APP, "a-old")
+    assert a_old in read_doomed(registry, APP) and untagged["old-amd64"] in read_doomed(registry, APP)
+    assert registry.delete_manifest(APP, a_old)  # what the stopped run did: the index went, its platform manifests did not
+    assert seed.exists(APP, untagged["old-amd64"])
+
+    result = run_invoke(root, "cleanup", "--keep", "2", "--yes", "--grace", "0")
+    assert result.returncode == 0, result.stderr
+    assert not seed.exists(APP, untagged["old-amd64"])  # found through the record, and deleted
+    assert seed.exists(APP, untagged["110-arm64"])  # shared with the kept 1.1.0: stays
+    assert untagged["old-amd64"] not in read_doomed(registry, APP)
+    assert "nothing to delete" in run_invoke(root, "cleanup", "--keep", "2").stdout

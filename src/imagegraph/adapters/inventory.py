@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
+from ..core.errors import RegistryError
 from ..core.lease import is_lease_tag
 from ..core.manifests import is_index, platform_of
 from ..core.media_types import IMAGE_CONFIGS, IMAGE_MANIFESTS, INDEXES, LEASE, RETENTION
@@ -62,8 +63,15 @@ def _repository(registry: Registry, name: str, pool: ThreadPoolExecutor, cache: 
     for tag, digest in digests.items():
         if digest:  # a tag deleted between listing and lookup
             tags_of.setdefault(digest, []).append(tag)
-    listed = [*tags_of, *(digest for digest in dict.fromkeys(extra) if digest not in tags_of)]
-    bodies = dict(zip(listed, pool.map(inspect, listed), strict=True))
+    def still_there(digest: str) -> tuple[str, str, dict] | None:
+        try:  # an untagged manifest named from elsewhere may be gone by now (deleted, collected)
+            return inspect(digest)
+        except RegistryError:
+            return None
+
+    others = [digest for digest in dict.fromkeys(extra) if digest not in tags_of]
+    bodies = dict(zip(tags_of, pool.map(inspect, tags_of), strict=True))
+    bodies.update((digest, body) for digest, body in zip(others, pool.map(still_there, others), strict=True) if body is not None)
     platforms: dict[str, str] = {}
     for media_type, _, body in bodies.values():
         if is_index(media_type, body):

@@ -180,7 +180,11 @@ def prune(registry: PruneRegistry, repositories: Sequence[str], policy: Retentio
     """
     deleter = api if api is not None else DistributionApi(registry)
     cache: dict = {}
-    untagged = _untagged(deleter, repositories, apply, say)
+    records = {repository: _read_record(registry, repository) for repository in repositories}
+    # untagged manifests the registry's API lists, and those an earlier run found doomed: a run stopped between an index's
+    # delete and its platform manifests' leaves them named by nothing else (a registry that lists tags only cannot show them)
+    untagged = {repository: (*listed, *(d for d in records[repository][0] if d not in listed))
+                for repository, listed in _untagged(deleter, repositories, apply, say).items()}
     looked = read_inventory(registry, repositories, cache=cache, untagged=untagged.__getitem__)
     expiry = expire(looked) if expire is not None else Expiry()  # images of closed pull requests, deleted branches
     verdicts = plan_retention(looked, policy, expired=expiry.expired, held=expiry.held)
@@ -196,7 +200,7 @@ def prune(registry: PruneRegistry, repositories: Sequence[str], policy: Retentio
     gone_before: dict[str, dict[str, Deletion]] = {}
     unrecorded: list[tuple[str, str]] = []
     for repository in repositories:
-        before, gone_before[repository] = _read_record(registry, repository)
+        before, gone_before[repository] = records[repository]
         first_seen[repository] = note_doomed(before, [m.digest for m in doomed if m.repository == repository], now())
         if first_seen[repository] == before:
             continue
