@@ -33,6 +33,7 @@ from .adapters.engine.builders import Builder
 from .adapters.engine.images import LocalImages
 from .adapters.failures import BuildRetries, engine_lost, engine_lost_message, registry_fault, registry_lost, registry_lost_message
 from .adapters.interrupt import Stopped, signal_name
+from .adapters.lease import BuildLeases, Lease
 from .adapters.registry import Registry, full_ref
 from .adapters.registry_http import REGISTRY_RETRY, RetryPolicy
 from .adapters.runner import Command, Runner
@@ -43,7 +44,7 @@ from .core.buildkit import StepCount, count_steps
 from .core.defaults import DEFAULT_REGISTRY
 from .core.errors import CommandFailed, ImagegraphError
 from .core.manifests import missing_platforms
-from .core.plan import BuiltImage, ImagePlan, Plan
+from .core.plan import BuiltImage, Decision, ImagePlan, Plan
 from .core.request import BuildRequest, platform_suffix
 from .core.result import INTERRUPTED, NOT_BUILT, ImageResult
 from .presentation.progress import BuildKitTracker, Progress, failure_context, phase_of, tracker_for
@@ -97,6 +98,7 @@ class BuildExecutor:
         retry: RetryPolicy = REGISTRY_RETRY,
         sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        leases: BuildLeases | None = None,
     ) -> None:
         #: The project root: where the plan's input files are read from (the plan says which, and what to build).
         self.root = Path(root)
@@ -118,6 +120,8 @@ class BuildExecutor:
         self._clock = clock
         #: Each image's tries so far (a bake's failure counts for the images it leaves to build alone).
         self._retries: dict[str, BuildRetries] = {}
+        #: The registry leases that keep two runs from building one fingerprint at once (None: this run alone decides).
+        self.leases = leases
 
     def say(self, line: str) -> None:
         self.progress.say(line)
@@ -128,7 +132,7 @@ class BuildExecutor:
         return self._retries[image]
 
     def _pause(self, seconds: float) -> None:
-        """Wait before a retry; a stop (Ctrl-C) ends the wait at once, as it ends a running command."""
+        """Wait before a retry or another look at a lease; a stop (Ctrl-C) ends the wait at once, as it ends a running command."""
         stop = self.runner.stop
         if self._sleep is not None:
             self._sleep(seconds)
@@ -220,6 +224,41 @@ class BuildExecutor:
         command = self.builder.bake_command(bake_file, names, metadata_file)
         if command is None:
             return {}, members
+        held = self._take_together(members)
+        if held is None:
+            return {}, members
+        try:
+            return self._baked(members, command, bake_file, metadata_file)
+        finally:
+            for lease in held:
+                lease.release()
+
+    def _take_together(self, members: list[BuiltImage]) -> list[Lease] | None:
+        """The build leases of every member of a bake, taken side by side (one settle for all); None, with none kept, when
+        another run holds one or pushed one meanwhile: each member is then built alone, where it waits for that run."""
+        if self.leases is None:
+            return []
+        with ThreadPoolExecutor(max_workers=len(members), thread_name_prefix="build-lease") as pool:
+            futures = [pool.submit(self._take, entry, _Phases(), wait=False) for entry in members]
+            taken: list[tuple[bool, Lease | None]] = []
+            error: BaseException | None = None
+            for future in futures:
+                try:
+                    taken.append(future.result())
+                except BaseException as err:  # every lease taken is let go first, then it is raised
+                    error = error or err
+        held = [lease for _, lease in taken if lease is not None]
+        if error is None and all(building for building, _ in taken):
+            return held
+        for lease in held:
+            lease.release()
+        if error is not None and not isinstance(error, ImagegraphError):
+            raise error
+        return None
+
+    def _baked(self, members: list[BuiltImage], command: Command, bake_file: Path,
+               metadata_file: Path) -> tuple[dict[str, ImageResult], list[BuiltImage]]:
+        names = [entry.name for entry in members]
         logs = {name: self.log_dir / f"{name}.log" for name in names}
         started = time.monotonic()
         for name, log in logs.items():
@@ -361,8 +400,15 @@ class BuildExecutor:
         try:
             steps = StepCount()
             if isinstance(entry, BuiltImage):
-                self.say(f"[{entry.name}] building {', '.join(entry.platforms)} ({entry.reason}); log: {log}")
-                steps = self._build(entry, log, phases)
+                building, lease = self._take(entry, phases, wait=True)
+                if not building:
+                    return self._reused(entry, time.monotonic() - started, phases)
+                try:
+                    self.say(f"[{entry.name}] building {', '.join(entry.platforms)} ({entry.reason}); log: {log}")
+                    steps = self._build(entry, log, phases)
+                finally:
+                    if lease is not None:
+                        lease.release()
             else:
                 self.say(f"[{entry.name}] pushing the local image to the registry")
                 self._attempt(entry, Command.of(self.builder.docker, "push", entry.ref, purpose="push"), log, phases)
@@ -388,6 +434,29 @@ class BuildExecutor:
                                phases=phases.items())
         finally:
             self.progress.end(entry.name)
+
+    def _take(self, entry: BuiltImage, phases: _Phases, *, wait: bool) -> tuple[bool, Lease | None]:
+        """(whether this run builds ``entry``, the fingerprint's lease it builds under): a pushed image is built under its lease
+        (:class:`BuildLeases`), waiting while another run builds it; False when that run pushed it whole meanwhile, or, without
+        ``wait``, holds it now. A local-only image is no other run's to build: no lease."""
+        if self.leases is None or not entry.push:
+            return True, None
+        started = time.monotonic()
+        self.progress.phase(entry.name, "lease")
+        try:
+            lease = self.leases.take(entry.image, entry.platforms, force=entry.no_cache, wait=wait,
+                                     say=lambda line: self.say(f"[{entry.name}] {line}"), sleep=self._pause)
+        finally:
+            phases.add("lease", time.monotonic() - started)
+        return lease is not None, lease
+
+    def _reused(self, entry: BuiltImage, seconds: float, phases: _Phases) -> ImageResult:
+        """Another run built and pushed ``entry`` while this one waited for its lease: its push is this run's image."""
+        assert self.registry is not None
+        digest = self.registry.manifest_digest(entry.image.repository, entry.image.reference)
+        self.say(f"[{entry.name}] reusing {entry.ref}: another run built and pushed it while this one waited ({phases.summary()})")
+        return ImageResult(entry.name, Decision.REUSE, entry.ref, "another run built it meanwhile", seconds=seconds, digest=digest,
+                           phases=phases.items())
 
     def _explain(self, entry: ImagePlan, err: ImagegraphError) -> str:
         """The failure in the user's words: an engine or registry that went away is named, with the fix, once it is

@@ -40,17 +40,18 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from ..core.errors import ImagegraphError, RegistryError, RegistryUnanswered
-from ..core.lease import EMPTY, Claim, LeaseBusy, LeaseLost, LeaseTimes, claim_manifest, lease_tag, read_claim
+from ..core.lease import BUILD_TIMES, EMPTY, Claim, LeaseBusy, LeaseLost, LeaseTimes, build_lease_name, claim_manifest, lease_tag, read_claim
 from ..core.media_types import OCI_MANIFEST
+from ..core.values import ImageRef
 
-__all__ = ["Lease", "LeaseRegistry", "hold_lease", "holder_id"]
+__all__ = ["BuildLeases", "Lease", "LeaseRegistry", "hold_lease", "holder_id"]
 
 #: The times a lease keeps unless told otherwise.
 DEFAULT_TIMES = LeaseTimes()
@@ -114,20 +115,32 @@ class Lease:
 
     def acquire(self) -> Lease:
         """Take the lease, waiting while another holder has it (up to ``times.wait`` seconds); raises :class:`LeaseBusy`."""
+        taken = self.acquire_unless(None)
+        assert taken is not None
+        return taken
+
+    def acquire_unless(self, unless: Callable[[Claim | None], bool] | None) -> Lease | None:
+        """:meth:`acquire`, but each time another holder is found to have it, ``unless(its claim)`` may end the wait: None, not taken.
+
+        A fingerprint's build lease ends its wait so when the holder's push
+        is there to reuse; given ``unless``, this lease says nothing itself.
+        """
         started = self._clock()
         said = False
         while True:
             busy = self._round()
             if busy is None:
-                if said:
+                if said and unless is None:
                     self._say(f"took the registry lease {self.tag} after {self._clock() - started:.1f}s")
                 self._renewer = threading.Thread(target=self._renew_loop, name=f"lease {self.tag}", daemon=True)
                 self._renewer.start()
                 return self
+            if unless is not None and unless(busy.claim):
+                return None
             if self._clock() - started >= self.times.wait:
                 raise LeaseBusy(f"{busy.repository}'s lease {self.tag} is held by {self._holding(busy)}; waited {self.times.wait:.0f}s "
                                 f"for it: run again once that is done (a holder that died lets go when its claim expires)")
-            if not said and busy.claim is not None:
+            if not said and busy.claim is not None and unless is None:
                 self._say(f"waiting for the registry lease {self.tag}: {busy.repository}'s is held by {self._holding(busy)}")
                 said = True
             self._sleep(self.times.poll * (0.5 + random.random()))
@@ -306,3 +319,61 @@ def hold_lease(registry: LeaseRegistry, repositories: Iterable[str], name: str, 
         lease.release(expire=expire_on_error and unsure)
         raise
     lease.release()
+
+
+class BuildLeaseRegistry(LeaseRegistry, Protocol):
+    def has(self, ref: ImageRef | str, platforms: Sequence[str] = ()) -> bool: ...
+
+
+class BuildLeases:
+    """One build per fingerprint across runners: a run builds an image it pushes only under the lease ``build-<fingerprint tag>``
+    in the image's repository; another run that would build it too waits, then reuses what the holder pushed.
+
+    Every lease of one run has one holder id, so the line a waiter prints
+    names the run that builds. Nobody else building costs one claim written
+    (the settle's second) and a look whether the image came meanwhile.
+    """
+
+    def __init__(self, registry: BuildLeaseRegistry, *, times: LeaseTimes = BUILD_TIMES, holder: str | None = None,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 wallclock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.registry = registry
+        self.times = times
+        self.holder = holder or holder_id()
+        self._clock, self._sleep, self._wallclock = clock, sleep, wallclock
+
+    def take(self, image: ImageRef, platforms: Sequence[str], *, force: bool = False, wait: bool = True,
+             say: Callable[[str], None] = lambda line: None, sleep: Callable[[float], None] | None = None) -> Lease | None:
+        """The lease to build ``image`` (its fingerprint reference), renewed until released; None when there is nothing to build:
+        another run pushed it whole meanwhile (reuse it), or, without ``wait``, another run holds it now.
+
+        ``force`` (a rebuild that ignores what exists) still takes the lease, so that two forced builds never push one tag at
+        once, but builds whatever it finds. ``sleep`` waits between looks (a run's stop ends it by raising).
+        """
+        lease = Lease(self.registry, [image.repository], build_lease_name(image.reference), f"invoke build {image.repository}",
+                      times=self.times, holder=self.holder, clock=self._clock, sleep=sleep or self._sleep, wallclock=self._wallclock)
+        seen: set[str] = set()
+
+        def waiting(claim: Claim | None) -> bool:
+            if not wait:
+                return True
+            if not force and self.registry.has(image, platforms):
+                return True
+            if claim is not None and claim.holder not in seen:
+                seen.add(claim.holder)
+                say(f"waiting: run {claim.holder} builds this fingerprint (lease until {claim.expires.strftime('%H:%M:%S')} UTC)")
+            return False
+
+        if lease.acquire_unless(waiting) is None:
+            return None
+        # Another run may have built it and let go between this run's plan and its lease: what it pushed is reused.
+        try:
+            if not force and self.registry.has(image, platforms):
+                lease.release()
+                return None
+        except BaseException:
+            lease.release()
+            raise
+        if seen:
+            say(f"building it here: run {', '.join(sorted(seen))} let go of its lease without pushing it")
+        return lease
