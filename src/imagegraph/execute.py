@@ -444,7 +444,7 @@ class BuildExecutor:
         started = time.monotonic()
         self.progress.phase(entry.name, "lease")
         try:
-            lease = self.leases.take(entry.image, entry.platforms, force=entry.no_cache, wait=wait,
+            lease = self.leases.take(entry.image, entry.platforms, force=entry.forced or entry.no_cache, wait=wait,
                                      say=lambda line: self.say(f"[{entry.name}] {line}"), sleep=self._pause)
         finally:
             phases.add("lease", time.monotonic() - started)

@@ -42,7 +42,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -120,7 +120,8 @@ class Lease:
         return taken
 
     def acquire_unless(self, unless: Callable[[Claim | None], bool] | None) -> Lease | None:
-        """:meth:`acquire`, but each time another holder is found to have it, ``unless(its claim)`` may end the wait: None, not taken.
+        """:meth:`acquire`, but each time another holder was found to have it, ``unless(its claim)``, asked after the wait before
+        the next look, may end the wait: None, not taken.
 
         A fingerprint's build lease ends its wait so when the holder's push
         is there to reuse; given ``unless``, this lease says nothing itself.
@@ -135,8 +136,6 @@ class Lease:
                 self._renewer = threading.Thread(target=self._renew_loop, name=f"lease {self.tag}", daemon=True)
                 self._renewer.start()
                 return self
-            if unless is not None and unless(busy.claim):
-                return None
             if self._clock() - started >= self.times.wait:
                 raise LeaseBusy(f"{busy.repository}'s lease {self.tag} is held by {self._holding(busy)}; waited {self.times.wait:.0f}s "
                                 f"for it: run again once that is done (a holder that died lets go when its claim expires)")
@@ -144,6 +143,9 @@ class Lease:
                 self._say(f"waiting for the registry lease {self.tag}: {busy.repository}'s is held by {self._holding(busy)}")
                 said = True
             self._sleep(self.times.poll * (0.5 + random.random()))
+            # asked after the wait, right before the next look: a holder that finished meanwhile is seen done, not taken over
+            if unless is not None and unless(busy.claim):
+                return None
 
     def _holding(self, look: _Look) -> str:
         return look.claim.describe() if look.claim is not None else "another run"
@@ -351,12 +353,11 @@ class BuildLeases:
         once, but builds whatever it finds. ``sleep`` waits between looks (a run's stop ends it by raising).
         """
         lease = Lease(self.registry, [image.repository], build_lease_name(image.reference), f"invoke build {image.repository}",
-                      times=self.times, holder=self.holder, clock=self._clock, sleep=sleep or self._sleep, wallclock=self._wallclock)
+                      times=self.times if wait else replace(self.times, wait=0.0), holder=self.holder, clock=self._clock,
+                      sleep=sleep or self._sleep, wallclock=self._wallclock)
         seen: set[str] = set()
 
         def waiting(claim: Claim | None) -> bool:
-            if not wait:
-                return True
             if not force and self.registry.has(image, platforms):
                 return True
             if claim is not None and claim.holder not in seen:
@@ -364,7 +365,12 @@ class BuildLeases:
                 say(f"waiting: run {claim.holder} builds this fingerprint (lease until {claim.expires.strftime('%H:%M:%S')} UTC)")
             return False
 
-        if lease.acquire_unless(waiting) is None:
+        try:
+            if lease.acquire_unless(waiting) is None:
+                return None
+        except LeaseBusy:
+            if wait:
+                raise
             return None
         # Another run may have built it and let go between this run's plan and its lease: what it pushed is reused.
         try:
