@@ -51,7 +51,9 @@ class Clock(LeaseClock):
         self._lock = threading.Lock()
 
     def __call__(self) -> float:
-        return getattr(self._own, "now", self.now)
+        if not hasattr(self._own, "now"):
+            self._own.now = self.now  # a thread's clock starts at the latest time, then moves only as that thread sleeps
+        return self._own.now
 
     def sleep(self, seconds: float) -> None:
         with self._lock:
@@ -142,7 +144,7 @@ def test_an_image_nobody_else_builds_costs_one_claim_and_its_lease_is_let_go(tmp
     results = execute(tmp_path, registry, clock, runner, forced=False, said=said)
     assert results["app"].ok and results["app"].decision is Decision.BUILD, results["app"].error
     assert registry.writes == [f"invoke build {APP}"]  # one claim written; base, reused, took none
-    assert clock.now == TIMES.settle and registry.looks == 1  # the settle, and one look whether another run pushed it meanwhile
+    assert clock.now == TIMES.settle and registry.looks == 2  # the settle, and a look before and after whether another run pushed it
     assert registry.lease_tags() == {}
     assert "lease" in dict(results["app"].phases)
     assert not any("waiting" in line for line in said)

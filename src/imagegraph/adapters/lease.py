@@ -333,7 +333,8 @@ class BuildLeases:
 
     Every lease of one run has one holder id, so the line a waiter prints
     names the run that builds. Nobody else building costs one claim written
-    (the settle's second) and a look whether the image came meanwhile.
+    (and the settle's second), and a look before and after it whether the
+    image came meanwhile; a reused image's plan takes no lease at all.
     """
 
     def __init__(self, registry: BuildLeaseRegistry, *, times: LeaseTimes = BUILD_TIMES, holder: str | None = None,
@@ -355,6 +356,8 @@ class BuildLeases:
         lease = Lease(self.registry, [image.repository], build_lease_name(image.reference), f"invoke build {image.repository}",
                       times=self.times if wait else replace(self.times, wait=0.0), holder=self.holder, clock=self._clock,
                       sleep=sleep or self._sleep, wallclock=self._wallclock)
+        if not force and self.registry.has(image, platforms):
+            return None  # another run pushed it since this run's plan (while this run built its parent, say)
         seen: set[str] = set()
 
         def waiting(claim: Claim | None) -> bool:
@@ -372,7 +375,7 @@ class BuildLeases:
             if wait:
                 raise
             return None
-        # Another run may have built it and let go between this run's plan and its lease: what it pushed is reused.
+        # Another run may have pushed it and let go between the look above and this lease: what it pushed is reused.
         try:
             if not force and self.registry.has(image, platforms):
                 lease.release()
