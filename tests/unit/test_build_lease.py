@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from dataclasses import replace
 from datetime import timedelta
@@ -9,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from imagegraph.adapters.engine.builders import BuildxBuilder
+from imagegraph.adapters.interrupt import Stop
 from imagegraph.adapters.lease import BuildLeases, Lease
 from imagegraph.adapters.wheelhouse import Wheelhouse
 from imagegraph.core.config import load_config
@@ -17,6 +19,7 @@ from imagegraph.core.fingerprint import Fingerprint
 from imagegraph.core.lease import LeaseBusy, LeaseTimes
 from imagegraph.core.plan import Availability, Decision, make_plan
 from imagegraph.core.request import BuildSettings
+from imagegraph.core.result import INTERRUPTED
 from imagegraph.core.values import ImageRef
 from imagegraph.execute import BuildExecutor
 from tests.conftest import forced_plan, write_tree
@@ -273,3 +276,22 @@ def test_the_plan_says_which_builds_are_forced_the_image_named_and_those_below_i
     assert [entry.forced for entry in make_plan(config, fingerprints, {}, force=["base"], settings=settings).images] == [True, True]
     assert [entry.forced for entry in make_plan(config, fingerprints, {}, force=["app"], settings=settings).images] == [False, True]
     assert [entry.forced for entry in make_plan(config, fingerprints, {}, settings=settings).images] == [False, False]
+
+
+def test_a_stop_while_waiting_for_another_runs_build_ends_the_wait_at_once(tmp_path):
+    clock = Clock()
+    registry = Registry(clock)
+    registry.images.add(("unit/base", "0" * 16))
+    other_run(registry, clock)
+    runner = PushingRunner(registry, {"buildx": []})
+    runner.stop = Stop()
+
+    def meanwhile() -> None:
+        if clock.now >= 5:
+            runner.stop.signum = signal.SIGTERM  # what Stop.request records, without ending commands that are not there
+
+    clock.meanwhile = meanwhile
+    results = execute(tmp_path, registry, clock, runner, forced=False)
+    assert results["app"].stopped == INTERRUPTED and runner.ran == []
+    assert clock.now < 5 + 2 * TIMES.poll
+    assert registry.writes == [f"invoke build {APP}"]  # the other run's claim only
