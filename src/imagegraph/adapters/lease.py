@@ -344,6 +344,8 @@ class BuildLeases:
         self.times = times
         self.holder = holder or holder_id()
         self._clock, self._sleep, self._wallclock = clock, sleep, wallclock
+        #: The repositories that hold the claims' empty blob: pushed once a run, not once a lease.
+        self._empty: set[str] = set()
 
     def take(self, image: ImageRef, platforms: Sequence[str], *, force: bool = False, wait: bool = True,
              say: Callable[[str], None] = lambda line: None, sleep: Callable[[float], None] | None = None) -> Lease | None:
@@ -356,6 +358,7 @@ class BuildLeases:
         lease = Lease(self.registry, [image.repository], build_lease_name(image.reference), f"invoke build {image.repository}",
                       times=self.times if wait else replace(self.times, wait=0.0), holder=self.holder, clock=self._clock,
                       sleep=sleep or self._sleep, wallclock=self._wallclock)
+        lease._empty = self._empty
         if not force and self.registry.has(image, platforms):
             return None  # another run pushed it since this run's plan (while this run built its parent, say)
         seen: set[str] = set()
