@@ -295,3 +295,25 @@ def test_a_stop_while_waiting_for_another_runs_build_ends_the_wait_at_once(tmp_p
     assert results["app"].stopped == INTERRUPTED and runner.ran == []
     assert clock.now < 5 + 2 * TIMES.poll
     assert registry.writes == [f"invoke build {APP}"]  # the other run's claim only
+
+
+def test_a_whole_image_under_a_held_lease_is_waited_for_until_the_holder_lets_go(tmp_path):
+    """buildx's docker driver pushes twice, the second time writing each platform's manifest to the tag before the index: the tag
+    can name the whole image while the holder still pushes. The waiter reuses it only once the holder has let go."""
+    clock = Clock()
+    registry = Registry(clock)
+    registry.images.add(("unit/base", "0" * 16))
+    holder = other_run(registry, clock)
+
+    def meanwhile() -> None:
+        if clock.now >= 10:
+            registry.images.add((APP, APP_TAG))  # BuildKit's push landed; buildx's own is under way
+        if clock.now >= 20 and holder.expires() is not None:
+            holder.release()
+
+    clock.meanwhile = meanwhile
+    said: list[str] = []
+    results = execute(tmp_path, registry, clock, PushingRunner(registry, {"buildx": []}), forced=False, said=said)
+    assert results["app"].decision is Decision.REUSE, said
+    assert 20 <= clock.now < 20 + 3 * TIMES.poll
+    assert registry.writes == [f"invoke build {APP}"]

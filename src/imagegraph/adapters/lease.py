@@ -147,6 +147,10 @@ class Lease:
             if unless is not None and unless(busy.claim):
                 return None
 
+    def free(self) -> bool:
+        """Whether no one else holds the lease now (no claim, or an expired one): one look at each repository's lease tag."""
+        return not any(self._look(repository).busy(self.holder) for repository in self.repositories)
+
     def _holding(self, look: _Look) -> str:
         return look.claim.describe() if look.claim is not None else "another run"
 
@@ -359,12 +363,18 @@ class BuildLeases:
                       times=self.times if wait else replace(self.times, wait=0.0), holder=self.holder, clock=self._clock,
                       sleep=sleep or self._sleep, wallclock=self._wallclock)
         lease._empty = self._empty
-        if not force and self.registry.has(image, platforms):
+
+        def pushed() -> bool:
+            # The holder lets go only once its pushes ended: on the docker driver buildx pushes the image a second time after
+            # BuildKit did, writing each platform's manifest to the tag before the index, so a whole image is no sign alone.
+            return not force and self.registry.has(image, platforms) and lease.free()
+
+        if pushed():
             return None  # another run pushed it since this run's plan (while this run built its parent, say)
         seen: set[str] = set()
 
         def waiting(claim: Claim | None) -> bool:
-            if not force and self.registry.has(image, platforms):
+            if pushed():
                 return True
             if claim is not None and claim.holder not in seen:
                 seen.add(claim.holder)
