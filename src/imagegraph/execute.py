@@ -252,6 +252,8 @@ class BuildExecutor:
             return held
         for lease in held:
             lease.release()
+        for entry in members:
+            self.progress.end(entry.name)  # no longer at work: each starts again when built alone
         if error is not None and not isinstance(error, ImagegraphError):
             raise error
         return None
