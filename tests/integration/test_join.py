@@ -108,6 +108,10 @@ def test_a_join_makes_each_image_of_its_platforms_keeps_attestations_and_pulls_a
     client = Registry(registry)
     assert all(client.manifest_digest(ref.repository, ref.tag) is None for name, ref in refs.items() if name != "tools")
 
+    dry = run_invoke(root, "join", "--dry-run")
+    assert dry.returncode == 0 and "dry run: 3 index(es) would be written; nothing written" in dry.stdout, dry.stdout + dry.stderr
+    assert all(client.manifest_digest(ref.repository, ref.tag) is None for name, ref in refs.items() if name != "tools")
+
     started = time.monotonic()
     done = run_invoke(root, "join")
     wall = time.monotonic() - started
@@ -160,3 +164,19 @@ def test_a_join_with_a_platform_missing_is_refused_in_one_line_and_writes_nothin
     for name in ("base", "app", "ci"):
         assert client.manifest_digest(refs[name].repository, refs[name].tag) is None
         assert "edge" not in client.tags(refs[name].repository)
+
+
+def test_a_platform_tag_naming_a_whole_multi_platform_image_is_refused(family, registry):
+    root, refs = family
+    seeder = Seeder(registry)
+    push_parts(seeder, refs, skip={("base", "linux/arm64")})
+    base = refs["base"]
+    # a run that pushed both platforms to the arm64 tag by mistake
+    both = {platform: seeder.image(base.repository, None, text=platform, created="2026-01-01T00:00:00Z", arch=platform.split("/")[1])
+            for platform in BOTH}
+    seeder.index(base.repository, f"{base.tag}-arm64", both)
+    line = one_error_line(run_invoke(root, "join"))
+    assert line == (f"error: cannot join base: {base.repository}:{base.tag}-arm64 names an index of the whole image linux/amd64, "
+                    f"linux/arm64, not linux/arm64's image alone (a multi-platform push to a platform tag); the run for linux/arm64 "
+                    f"(invoke build --platform linux/arm64) pushes linux/arm64 alone there; nothing was written")
+    assert all(Registry(registry).manifest_digest(ref.repository, ref.tag) is None for name, ref in refs.items() if name != "tools")
