@@ -158,7 +158,7 @@ def test_a_join_with_a_platform_missing_is_refused_in_one_line_and_writes_nothin
     refused = run_invoke(root, "join")
     line = one_error_line(refused)
     assert line == (f"error: cannot join: linux/arm64 is not pushed for ci (no {refs['ci'].repository}:{refs['ci'].tag}-arm64); "
-                    f"the run for linux/arm64 (invoke build --platform linux/arm64) must push it first, then join again; nothing was written")
+                    f"the run that builds linux/arm64 must push it first, then join again; nothing was written")
     client = Registry(registry)
     # base's and app's parts were all there: still nothing of the family was joined, and no branch tag moved
     for name in ("base", "app", "ci"):
@@ -177,6 +177,6 @@ def test_a_platform_tag_naming_a_whole_multi_platform_image_is_refused(family, r
     seeder.index(base.repository, f"{base.tag}-arm64", both)
     line = one_error_line(run_invoke(root, "join"))
     assert line == (f"error: cannot join base: {base.repository}:{base.tag}-arm64 names an index of the whole image linux/amd64, "
-                    f"linux/arm64, not linux/arm64's image alone (a multi-platform push to a platform tag); the run for linux/arm64 "
-                    f"(invoke build --platform linux/arm64) pushes linux/arm64 alone there; nothing was written")
+                    f"linux/arm64, not linux/arm64's image alone (a multi-platform push to a platform tag); the run that builds linux/arm64 "
+                    f"pushes linux/arm64 alone there; nothing was written")
     assert all(Registry(registry).manifest_digest(ref.repository, ref.tag) is None for name, ref in refs.items() if name != "tools")

@@ -47,8 +47,8 @@ def part_tag(fingerprint: str, platforms: Sequence[str], platform: str) -> str:
 
 
 def run_for(platform: str) -> str:
-    """Who pushes ``platform``'s images: the run of that platform, and its command."""
-    return f"the run for {platform} (invoke build --platform {platform})"
+    """Who pushes ``platform``'s images: the run that builds that platform (any build that pushes it under its platform tag)."""
+    return f"the run that builds {platform}"
 
 
 @dataclass(frozen=True)
