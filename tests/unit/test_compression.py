@@ -115,7 +115,11 @@ def test_the_default_asks_the_exporter_for_nothing_new(root):
 def test_zstd_forces_every_layer_and_says_oci_media_types(root):
     requests = requests_of(root, family_with("compression: {type: zstd, level: 3}"))
     assert requests["base"].exporter_options == requests["app"].exporter_options == ZSTD3
-    assert requests["base"].to_dict()["compression"] == {"type": "zstd", "level": 3, "force": True}
+    shown = requests["base"].to_dict()
+    assert shown["compression"] == {"type": "zstd", "level": 3, "force": True}
+    # `invoke plan --json` shows the cache export exactly as the build passes it
+    assert shown["cache"][0]["cache_to"] == [requests["base"].cache_exports(requests["base"].cache[0])[0]]
+    assert shown["cache"][0]["cache_to"][0].endswith(",".join(ZSTD3))
 
 
 def test_a_gzip_child_of_a_zstd_parent_recompresses_the_parents_layers(root):

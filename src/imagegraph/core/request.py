@@ -115,7 +115,7 @@ class BuildRequest:
             "labels": dict(self.labels),
             "push": self.push,
             "no_cache": self.no_cache,
-            "cache": [entry.to_dict() for entry in self.cache],
+            "cache": [{**entry.to_dict(), "cache_to": list(self.cache_exports(entry))} for entry in self.cache],
             "provenance": self.provenance,
             "compression": {"type": self.compression.type, "level": self.compression.level, "force": self.force_compression},
         }
