@@ -4,9 +4,9 @@
 
 Works in a clone of this repository, with registry namespaces of its own
 (new ones every round, so nothing is reused and no registry cache answers).
-In each round, on an emptied engine each (every image but the seeded
-python:3.11-slim removed, the whole build cache pruned), the whole family is
-built by:
+In each round, each from an engine without build cache or the benchmark's
+images (other images stay: a shared engine's other users may need them, and
+they answer no build step), the whole family is built by:
 
 - gzip: `invoke build` as images.yaml says today (no `compression:`: BuildKit's gzip at its default level).
 - gzip 1: `invoke build` with `compression: {type: gzip, level: 1}`.
@@ -17,7 +17,7 @@ built by:
 Who goes first turns round between rounds. Prints each timing, then the
 medians, the ratios against bake, and the pushed size of the base image
 (linux/amd64, its layers) with each compression: the trade-off beside the time.
-It removes the engine's images and build cache: run it where that is fine.
+It prunes the engine's build cache: run it where that is fine.
 """
 
 from __future__ import annotations
@@ -35,11 +35,25 @@ from pathlib import Path
 import docker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine_compare import FAMILY, REGISTRY, ROOT, empty_engine, git, run
+from engine_compare import FAMILY, REGISTRY, ROOT, git, run
 
 sys.path.insert(0, str(ROOT / "src"))
 from imagegraph.adapters.registry import Registry
+from imagegraph.core.config import load_config
 from imagegraph.core.defaults import CONFIG_NAME
+from imagegraph.core.values import parse_registry
+
+
+def forget(client: docker.DockerClient) -> None:
+    """What a cold build starts from: no build cache (every step runs) and none of the benchmark's images.
+
+    Unlike engine_compare's emptying, images of other namespaces stay (they answer no build step; a shared engine's other
+    users may be running them), and the prune leaves the records of builds in flight alone.
+    """
+    for image in client.images.list():
+        if any("/bench-" in tag for tag in image.tags):
+            client.images.remove(image.id, force=True)
+    client.api.prune_builds(all=True)
 
 
 def variants(zstd_level: int) -> dict[str, str]:
@@ -89,7 +103,8 @@ class Family:
     def base_size(self, tool: str) -> tuple[int, str]:
         """(bytes of the pushed base image's linux/amd64 layers, their media types) in ``tool``'s namespace."""
         registry = Registry(REGISTRY)
-        repository = f"{self.namespaces[tool]}/base"
+        config = load_config(self.repo, registry=parse_registry(f"{REGISTRY}/{self.namespaces[tool]}", "bench"))
+        repository = config.repository_path("base")
         tag = next(t for t in registry.tags(repository) if not t.startswith("buildcache"))
         _, body = registry.manifest(repository, tag)
         if "manifests" in body:
@@ -124,9 +139,9 @@ def main() -> None:
         for round_ in range(args.rounds):
             print(f"-- round {round_ + 1}", flush=True)
             for tool in tools[:: 1 if round_ % 2 == 0 else -1]:
-                # the images.yaml edit and the bake file come first: only the build is timed, on an emptied engine
+                # the images.yaml edit and the bake file come first: only the build is timed, from no build cache
                 action = family.bake(round_) if tool == "bake" else family.imagegraph(tool, lines[tool], round_)
-                empty_engine(client)
+                forget(client)
                 seconds = timed(action)
                 measured[tool].append(seconds)
                 sizes[tool] = family.base_size(tool)
