@@ -26,8 +26,8 @@ from .tags import Event, Version, oci_labels
 if TYPE_CHECKING:
     from .config import Config, ImageSpec
 
-__all__ = ["BuildRequest", "BuildSettings", "ContextLayout", "Revision", "build_request", "compression_refused", "context_folder", "context_layout",
-           "image_labels", "platform_suffix"]
+__all__ = ["BuildRequest", "BuildSettings", "ContextLayout", "Revision", "build_request", "compression_refused", "context_folder",
+           "context_layout", "image_labels", "platform_suffix"]
 
 
 @dataclass(frozen=True)

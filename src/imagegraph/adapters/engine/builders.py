@@ -114,6 +114,7 @@ def _cache_flags(request: BuildRequest, platforms: tuple[str, ...]) -> list[str]
     return [*(flag for value in entry.cache_from for flag in ("--cache-from", value)),
             *(flag for value in request.cache_exports(entry) for flag in ("--cache-to", value))]
 
+
 def push_output(request: BuildRequest) -> list[str]:
     """How a build pushes its image: ``--push``, or the registry exporter with the request's compression options."""
     options = request.exporter_options
