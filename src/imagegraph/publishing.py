@@ -21,8 +21,11 @@ if TYPE_CHECKING:
 __all__ = ["publish_tags"]
 
 
-def publish_tags(workspace: Workspace, results: Sequence[ImageResult], plan: Plan, *, say: Callable[[str], None] = print) -> TagMoves:
+def publish_tags(workspace: Workspace, results: Sequence[ImageResult], plan: Plan, *, say: Callable[[str], None] = print,
+                 command: str = "invoke build") -> TagMoves:
     """Give every pushed image of ``plan`` the tags the plan gave it, from ``results`` (what the run did); the outcome in one line.
+
+    ``command`` is the run's own (`invoke build`, `invoke join`): the lease names it, and a failed move says to run it again.
 
     No tag moves when any image failed, when an image input has uncommitted
     changes, or on a version-tag event; a registry error while moving puts
@@ -37,6 +40,6 @@ def publish_tags(workspace: Workspace, results: Sequence[ImageResult], plan: Pla
         say(note)
     if decided.settled is not None:
         return decided.settled
-    with workspace.lease("invoke build (tag moves)", say=say) as lease:
-        return move_family_tags(workspace.registry, decided.requests, rerun="`invoke build`", commit=event.sha or workspace.git.head(),
+    with workspace.lease(f"{command} (tag moves)", say=say) as lease:
+        return move_family_tags(workspace.registry, decided.requests, rerun=f"`{command}`", commit=event.sha or workspace.git.head(),
                                 history=workspace.git, say=say, guard=lease.check)

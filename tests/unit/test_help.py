@@ -27,7 +27,7 @@ TASKS = dict(all_tasks(namespace))
 
 
 def test_the_menu_has_the_everyday_tasks():
-    assert {"build", "plan", "affected", "release", "cleanup", "report", "ref", "engine.up", "dev.post-create"} <= set(TASKS)
+    assert {"build", "plan", "affected", "join", "release", "cleanup", "report", "ref", "engine.up", "dev.post-create"} <= set(TASKS)
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))

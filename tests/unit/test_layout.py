@@ -36,8 +36,8 @@ PACKAGE = SRC / "imagegraph"
 PROVISION = SRC / "imagegraph_provision"
 
 LAYERS = ("core", "adapters", "presentation", "tasks")
-#: The work after a plan that is no build: a build's tag move, a release, a cleanup (each takes the workspace).
-OPERATIONS = ("imagegraph.publishing", "imagegraph.release", "imagegraph.cleanup")
+#: The work after a plan that is no build: a build's tag move, a release, a cleanup, a join (each takes the workspace).
+OPERATIONS = ("imagegraph.publishing", "imagegraph.release", "imagegraph.cleanup", "imagegraph.joining")
 TOP_MODULES = {"imagegraph", "imagegraph.workspace", "imagegraph.execute", "imagegraph.reporting", "imagegraph.inputs", *OPERATIONS}
 #: Third-party libraries core may import: pure, no I/O of their own.
 CORE_LIBRARIES = {"yaml", "pathspec", "packaging"}

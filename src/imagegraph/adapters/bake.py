@@ -56,9 +56,9 @@ def _target(request: BuildRequest, parent: str | None, parent_ref: str | None) -
         if cache.cache_from:
             target["cache-from"] = list(cache.cache_from)
         if cache.cache_to:
-            target["cache-to"] = list(cache.cache_to)
+            target["cache-to"] = list(request.cache_exports(cache))
     if request.push:
-        target["output"] = ["type=registry"]
+        target["output"] = [",".join(("type=registry", *request.exporter_options))]
     elif len(request.platforms) == 1:
         target["output"] = ["type=docker"]
     if not request.provenance:

@@ -126,6 +126,18 @@ class Registry:
         digest = response.headers.get("Docker-Content-Digest") or "sha256:" + hashlib.sha256(response.content).hexdigest()
         return media_type, digest, body
 
+    def read_manifest(self, name: str, reference: str) -> tuple[str, bytes] | None:
+        """(media type, bytes as stored) of the manifest a tag or digest names; None when the registry does not have it.
+
+        The bytes are what a descriptor of it must count and hash (an index that lists it, say).
+        """
+        response = self._request("GET", f"/{name}/manifests/{reference}", scope=f"repository:{name}:pull",
+                                 headers={"Accept": ", ".join(ANY_MANIFEST)})
+        if response.status_code == 404:
+            return None
+        self._raise_for(response, f"{name}:{reference}")
+        return response.headers.get("Content-Type", "").split(";")[0].strip(), response.content
+
     def blob(self, name: str, digest: str) -> bytes:
         """A blob's bytes (an image config, say); the registry may redirect to its storage."""
         response = self._request("GET", f"/{name}/blobs/{digest}", scope=f"repository:{name}:pull", headers={})

@@ -58,6 +58,7 @@ from .values import (
 )
 
 __all__ = [
+    "Compression",
     "Config",
     "ImageSpec",
     "ReportTargets",
@@ -73,7 +74,7 @@ __all__ = [
 REGISTRY_ENV = "IMAGEGRAPH_REGISTRY"
 _DEFAULT_ADDRESS = parse_registry(DEFAULT_REGISTRY, "DEFAULT_REGISTRY")
 
-_TOP_KEYS = ("registry", "namespace", "python", "builder", "tags", "retention", "report", "images")
+_TOP_KEYS = ("registry", "namespace", "python", "builder", "compression", "tags", "retention", "report", "images")
 _TAGS_KEYS = ("edge", "push_pull_requests")
 _RETENTION_KEYS = ("keep", "protect", "api", "pull_requests")
 _REPORT_KEYS = ("targets", "history")
@@ -89,9 +90,31 @@ _IMAGE_KEYS = (
     "target",
     "build_args",
     "push",
+    "compression",
 )
+_COMPRESSION_KEYS = ("type", "level")
 # BuildKit stage names: a letter, then letters, digits, '-', '_', '.'.
 _STAGE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+
+
+@dataclass(frozen=True)
+class Compression:
+    """How an image's layers are compressed when it is pushed (images.yaml ``compression:``): BuildKit's image exporter options."""
+
+    #: gzip (what every client pulls) or zstd (faster to make, pulled by newer clients only: see the README).
+    type: str = "gzip"
+    #: The algorithm's level (gzip 0-9, zstd 0-22); None: BuildKit's default for the type.
+    level: int | None = None
+
+    #: The levels BuildKit's exporter accepts per type.
+    LEVELS = MappingProxyType({"gzip": (0, 9), "zstd": (0, 22)})
+
+    def __str__(self) -> str:
+        return self.type if self.level is None else f"{self.type} level {self.level}"
+
+
+#: What an image gets when images.yaml says nothing: BuildKit's own default, gzip at its default level.
+DEFAULT_COMPRESSION = Compression()
 
 
 @dataclass(frozen=True)
@@ -110,6 +133,7 @@ class ImageSpec:
     build_args: tuple[tuple[str, str], ...] = ()
     push: bool = True
     description: str = ""
+    compression: Compression = DEFAULT_COMPRESSION
 
     @property
     def dockerignore(self) -> str:
@@ -254,7 +278,8 @@ def parse_config(data: Any, root: Path) -> Config:
     images_data = data.get("images")
     if not isinstance(images_data, Mapping) or not images_data:
         raise ConfigError(located(data, "images"), "`images:` must map image names to their settings")
-    specs = tuple(_parse_image(name, body, root, located(images_data, name)) for name, body in images_data.items())
+    family = _parse_compression(data, "top level", DEFAULT_COMPRESSION)
+    specs = tuple(_parse_image(name, body, root, located(images_data, name), family) for name, body in images_data.items())
     names = [spec.name for spec in specs]
     known = frozenset(names)
     for spec in specs:
@@ -315,7 +340,38 @@ def _parse_report(report: Mapping[str, Any]) -> tuple[ReportTargets, int]:
     ), history
 
 
-def _parse_image(name: Any, body: Any, root: Path, origin: str) -> ImageSpec:
+def _parse_compression(data: Mapping[str, Any], where: str, default: Compression) -> Compression:
+    """``compression: {type: zstd, level: 3}`` (or just ``compression: zstd``); absent: ``default`` (the family's, for an image)."""
+    value = data.get("compression")
+    if value is None:
+        if "compression" in data:
+            raise ConfigError(located(data, "compression"), f"{where}: compression: is empty; write e.g. compression: {{type: zstd, level: 3}} "
+                                                            f"or remove it")
+        return default
+    allowed = ", ".join(Compression.LEVELS)
+    if not isinstance(value, (str, Mapping)):
+        raise ConfigError(located(data, "compression"), f"{where}: compression must be {allowed} or a mapping such as "
+                                                        f"{{type: zstd, level: 3}}, got {described(data, 'compression')}")
+    section: Mapping[str, Any] = value if isinstance(value, Mapping) else {}
+    reject_unknown(section, _COMPRESSION_KEYS, f"{where}: compression")
+    kind = value if isinstance(value, str) else section.get("type", "gzip")
+    if not isinstance(kind, str) or kind not in Compression.LEVELS:
+        origin, what = (located(section, "type"), described(section, "type")) if "type" in section \
+            else (located(data, "compression"), described(data, "compression"))
+        raise ConfigError(origin, f"{where}: compression: type must be one of {allowed}, got {what}")
+    if section.get("level") is None:
+        if "level" in section:
+            raise ConfigError(located(section, "level"), f"{where}: compression: level is empty; give a number or remove it")
+        return Compression(kind)
+    low, high = Compression.LEVELS[kind]
+    level = read_whole(section, "level", 0, low, f"{where}: compression: level", f"whole number from {low} to {high} for {kind}")
+    if level > high:
+        raise ConfigError(located(section, "level"), f"{where}: compression: level must be a whole number from {low} to {high} for "
+                                                     f"{kind}, got {described(section, 'level')}")
+    return Compression(kind, level)
+
+
+def _parse_image(name: Any, body: Any, root: Path, origin: str, family: Compression = DEFAULT_COMPRESSION) -> ImageSpec:
     if not isinstance(name, str):
         raise ConfigError(origin, f"image name {name!r} is not a name; image names are lowercase words such as base or app")
     parse_image_name(name, f"{origin}: image")
@@ -368,6 +424,7 @@ def _parse_image(name: Any, body: Any, root: Path, origin: str) -> ImageSpec:
         build_args=_build_args(body, where),
         push=push,
         description=read_string(body, "description", "", f"{where}: description"),
+        compression=_parse_compression(body, where, family),
     )
 
 

@@ -518,6 +518,11 @@ def _digest(spec: ImageSpec, files: Sequence[tuple[str, str]], parent: str, pyth
     lines += [f"file {_one_line(path)} {digest}" for path, digest in files]
     lines += [f"arg {key}={value}" for key, value in spec.build_args]
     lines += [f"platform {platform}" for platform in sorted(spec.platforms)]
+    if spec.compression.type != "gzip":
+        # another type makes other layers, which not every client can pull: an image pushed as gzip is no answer to a zstd
+        # one, nor the other way round. The level only trades size for time (any client reads any level): it does not count,
+        # and gzip adds no line, so the fingerprints of images that say nothing stay as they were.
+        lines.append(f"compression {spec.compression.type}")
     # A file name is any bytes but NUL and "/" (surrogate-escaped where they are not UTF-8, as git's listing was read).
     return hashlib.sha256("\n".join(lines).encode("utf-8", "surrogateescape")).hexdigest()
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from .media_types import IMAGE_MANIFESTS, INDEXES
 
-__all__ = ["is_index", "missing_platforms", "platform_of"]
+__all__ = ["is_index", "missing_platforms", "platform_of", "same_platform"]
 
 
 def is_index(media_type: str, body: Mapping[str, Any]) -> bool:
@@ -37,7 +37,8 @@ def platform_of(descriptor: Mapping[str, Any]) -> str:
     return "/".join(str(p) for p in parts if p)
 
 
-def _same(listed: str, planned: str) -> bool:
+def same_platform(listed: str, planned: str) -> bool:
+    """Whether a platform a manifest lists is the planned one (``linux/arm64`` plans take ``linux/arm64/v8`` and back)."""
     # arm64's only variant is v8: a registry or builder may write it or leave it out
     def norm(platform: str) -> tuple[str, ...]:
         parts = tuple(platform.lower().split("/"))
@@ -58,7 +59,7 @@ def missing_platforms(media_type: str, body: Mapping[str, Any], planned: Sequenc
         listed = [platform_of(entry) for entry in body.get("manifests", ()) if isinstance(entry, Mapping)
                   and entry.get("mediaType") in (*IMAGE_MANIFESTS, *INDEXES)]
         listed = [platform for platform in listed if platform and not platform.startswith("unknown")]
-        return tuple(p for p in planned if not any(_same(found, p) for found in listed))
+        return tuple(p for p in planned if not any(same_platform(found, p) for found in listed))
     if media_type in IMAGE_MANIFESTS or (not media_type and "layers" in body):
         return () if len(planned) <= 1 else tuple(planned)
     return tuple(planned)

@@ -18,14 +18,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .cache import BuildCache, BuilderKind, cache_entries, platform_suffix
-from .defaults import STATE_DIR, WHEELHOUSE_DIR, wheel_folder
+from .config import DEFAULT_COMPRESSION, Compression
+from .defaults import CONFIG_NAME, STATE_DIR, WHEELHOUSE_DIR, wheel_folder
+from .errors import InputError
 from .tags import Event, Version, oci_labels
 
 if TYPE_CHECKING:
     from .config import Config, ImageSpec
 
-__all__ = ["BuildRequest", "BuildSettings", "ContextLayout", "Revision", "build_request", "context_folder", "context_layout",
-           "image_labels", "platform_suffix"]
+__all__ = ["BuildRequest", "BuildSettings", "ContextLayout", "Revision", "build_request", "compression_refused", "context_folder",
+           "context_layout", "image_labels", "platform_suffix"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,26 @@ class BuildRequest:
     cache: tuple[BuildCache, ...] = ()
     #: Attach buildx's provenance attestation (an ``unknown/unknown`` manifest in the index) where the builder makes one.
     provenance: bool = True
+    #: How the pushed layers are compressed (images.yaml ``compression:``).
+    compression: Compression = DEFAULT_COMPRESSION
+    #: Compress every layer afresh, those taken from the parent and the FROM image too: set where the image's compression
+    #: type is not gzip, or differs from its parent's, so that no layer keeps a compression a client of this image cannot read.
+    force_compression: bool = False
+
+    @property
+    def exporter_options(self) -> tuple[str, ...]:
+        """BuildKit's image exporter options for the push (and its registry cache); () for BuildKit's default, gzip as it comes."""
+        if self.compression == DEFAULT_COMPRESSION and not self.force_compression:
+            return ()
+        options = [f"compression={self.compression.type}"]
+        if self.compression.level is not None:
+            options.append(f"compression-level={self.compression.level}")
+        if self.force_compression:
+            options.append("force-compression=true")
+        if self.compression.type == "zstd":
+            # zstd layers have OCI media types only; said outright, not left to the exporter's silent switch
+            options.append("oci-mediatypes=true")
+        return tuple(options)
 
     def platform_tag(self, platform: str) -> str:
         """Where one platform's image goes: the reference itself for a single-platform build, else ref-<platform>."""
@@ -74,6 +96,13 @@ class BuildRequest:
     def cache_of(self, platforms: tuple[str, ...]) -> BuildCache | None:
         """The cache entries of the build of ``platforms`` (all of them, or one on a per-platform builder); None: no cache."""
         return next((entry for entry in self.cache if entry.platforms == platforms), None)
+
+    def cache_exports(self, entry: BuildCache) -> tuple[str, ...]:
+        """``entry``'s registry cache exports with the image's compression: left at gzip, BuildKit would compress each new layer
+        twice, once for the image and once for the cache."""
+        options = self.exporter_options
+        return tuple(",".join((value, *options)) if options and value.startswith("type=registry,") else value
+                     for value in entry.cache_to)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -86,8 +115,9 @@ class BuildRequest:
             "labels": dict(self.labels),
             "push": self.push,
             "no_cache": self.no_cache,
-            "cache": [entry.to_dict() for entry in self.cache],
+            "cache": [{**entry.to_dict(), "cache_to": list(self.cache_exports(entry))} for entry in self.cache],
             "provenance": self.provenance,
+            "compression": {"type": self.compression.type, "level": self.compression.level, "force": self.force_compression},
         }
 
 
@@ -144,6 +174,10 @@ def build_request(config: Config, image: str, layout: ContextLayout, settings: B
     if parent_ref:
         all_labels["imagegraph.parent"] = parent_ref
     folder = context_folder(settings.contexts, image, fingerprint)
+    parent_type = config.image(spec.parent).compression.type if spec.parent else "gzip"
+    force = spec.compression.type != "gzip" or parent_type != spec.compression.type
+    if settings.builder is BuilderKind.PER_PLATFORM and spec.push and (spec.compression != DEFAULT_COMPRESSION or force):
+        raise InputError(CONFIG_NAME, compression_refused(image, spec.compression))
     return BuildRequest(
         image=image,
         dockerfile=folder / layout.dockerfile,
@@ -158,4 +192,14 @@ def build_request(config: Config, image: str, layout: ContextLayout, settings: B
         insecure_registry=settings.insecure_registry,
         cache=cache_entries(config.repository(image) if spec.push and settings.registry_cache else None, spec.platforms,
                             kind=settings.builder, push=spec.push, no_cache=no_cache),
+        compression=spec.compression,
+        force_compression=force,
     )
+
+
+def compression_refused(image: str, compression: Compression) -> str:
+    """Why a builder that pushes through dockerd (the docker driver on the classic image store) cannot build ``image``, and the fix."""
+    return (f"image {image!r}: compression {compression} needs a builder whose exporter pushes the image, but this one (the docker "
+            f"driver on the classic image store) pushes through dockerd, which always uses gzip at its own level; turn on the "
+            f"containerd image store, name a docker-container builder (images.yaml builder: or $BUILDX_BUILDER), or remove "
+            f"compression: from images.yaml")

@@ -11,6 +11,7 @@ from invoke import Collection
 
 from . import build as _build
 from . import dev as _dev
+from . import join as _join
 from . import reports as _reports
 from ._cli import explain_unknown_words, refuse_missing_values
 
@@ -27,6 +28,7 @@ def menu(*more: Collection) -> Collection:
     made.add_task(_build.plan)
     made.add_task(_build.affected)
     made.add_task(_build.ref)
+    made.add_task(_join.join)
     made.add_task(_build.release)
     made.add_task(_build.cleanup)
     made.add_task(_reports.report)

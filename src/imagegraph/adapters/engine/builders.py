@@ -31,10 +31,10 @@ from typing import Protocol
 
 from ...core.cache import BuilderKind
 from ...core.errors import ImagegraphError
-from ...core.request import BuildRequest
+from ...core.request import BuildRequest, compression_refused
 from ..runner import Command
 
-__all__ = ["Builder", "BuildxBuilder", "Repair", "build_mode", "lost_layer"]
+__all__ = ["Builder", "BuildxBuilder", "Repair", "build_mode", "lost_layer", "push_output"]
 
 #: How dockerd's BuildKit says that a cached step's layer is gone from the engine's layer store.
 #: ("failed to get layer sha256:…: layer does not exist", or the bare "ERROR: layer does not exist").
@@ -112,7 +112,13 @@ def _cache_flags(request: BuildRequest, platforms: tuple[str, ...]) -> list[str]
         raise ImagegraphError(f"the build request of {request.image} holds no registry cache for {', '.join(platforms)}: it was made "
                               f"for another kind of builder; make the plan afresh")
     return [*(flag for value in entry.cache_from for flag in ("--cache-from", value)),
-            *(flag for value in entry.cache_to for flag in ("--cache-to", value))]
+            *(flag for value in request.cache_exports(entry) for flag in ("--cache-to", value))]
+
+
+def push_output(request: BuildRequest) -> list[str]:
+    """How a build pushes its image: ``--push``, or the registry exporter with the request's compression options."""
+    options = request.exporter_options
+    return ["--output", ",".join(("type=registry", *options))] if options else ["--push"]
 
 
 def build_mode(multi_platform: bool) -> str:
@@ -172,13 +178,16 @@ class BuildxBuilder:
         argv = [*self._base(), "--platform", ",".join(request.platforms), *_common_flags(request), "--tag", request.ref,
                 *_cache_flags(request, request.platforms)]
         if request.push:
-            argv.append("--push")
+            argv += push_output(request)
         elif len(request.platforms) == 1:
             argv.append("--load")
         argv.append(str(request.context))
         return Command.of(*argv, purpose=f"build {','.join(request.platforms)}")
 
     def _per_platform(self, request: BuildRequest) -> tuple[Command, ...]:
+        if request.push and request.exporter_options:
+            # the classic store's exporter ignores compression options and dockerd pushes gzip: refused, not silently gzip
+            raise ImagegraphError(compression_refused(request.image, request.compression))
         steps: list[Command] = []
         for platform in request.platforms:
             argv = [*self._base(), "--platform", platform, *_common_flags(request), "--tag", request.platform_tag(platform),
