@@ -7,10 +7,10 @@ import pytest
 from imagegraph.core.cache import BuilderKind
 from imagegraph.core.config import override_platforms
 from imagegraph.core.errors import InputError
+from imagegraph.core.fingerprint import fingerprint_images
 from imagegraph.core.join import part_tag
 from imagegraph.core.options import BuildOptions
 from imagegraph.core.plan import Availability, BuiltImage, Decision, ReusedImage, SkippedImage, make_plan, part_ref
-from imagegraph.core.fingerprint import fingerprint_images
 from imagegraph.core.request import BuildSettings
 from imagegraph.core.values import parse_platforms
 from imagegraph.tasks._common import build_options
@@ -34,7 +34,7 @@ def parts(config, fingerprints, platform=ARM):
 
 
 def test_every_image_builds_its_part_on_its_parents_part_and_moves_no_tag(world):
-    config, fingerprints, refs = world
+    config, fingerprints, _ = world
     plan = make_plan(config, fingerprints, {}, only_platform=ARM)
     part = parts(config, fingerprints)
     assert plan.options["only_platform"] == ARM
