@@ -47,6 +47,7 @@ from .core.manifests import missing_platforms
 from .core.plan import BuiltImage, Decision, ImagePlan, Plan
 from .core.request import BuildRequest, platform_suffix
 from .core.result import INTERRUPTED, NOT_BUILT, ImageResult
+from .core.values import is_digest
 from .presentation.progress import BuildKitTracker, Progress, failure_context, phase_of, tracker_for
 
 __all__ = ["BuildExecutor", "prepare_build"]
@@ -503,6 +504,15 @@ class BuildExecutor:
                                 follow=lambda command: self.progress.follow(entry.name, tracker_for(command)))
         if wheels:
             phases.add("wheels", time.monotonic() - started)
+        if request.pin_parent is not None and self.registry is not None:
+            parent = full_ref(request.pin_parent)
+            digest = self.registry.manifest_digest(parent.repository, parent.reference)
+            if digest is None or not is_digest(digest):
+                raise ImagegraphError(f"{entry.name}'s parent {request.pin_parent} is not in the registry (or named by no digest); "
+                                      f"build the parent first: `invoke build --only-platform {', '.join(entry.platforms)}` builds "
+                                      f"parents first")
+            self.say(f"[{entry.name}] built on {request.pin_parent}@{digest}")
+            request = request.pinned(digest)
         steps = StepCount()
         for command in self.builder.commands(request):
             # only build commands print BuildKit steps; pushes and manifest commands count as none

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
@@ -27,10 +27,11 @@ from .core.ci import choose_base, event_from_env, event_from_git, read_event, so
 from .core.config import Config, load_config, override_platforms
 from .core.defaults import CONFIG_NAME, STATE_DIR
 from .core.dockerfile import check_dockerfiles
-from .core.errors import ConfigError, ImagegraphError
+from .core.errors import ConfigError, ImagegraphError, InputError
 from .core.fingerprint import Fingerprint
+from .core.graph import with_ancestors
 from .core.options import BuildOptions, platforms_from_env
-from .core.plan import Availability, ImagePlan, Plan, affected, fingerprint_ref, lookups_needed, make_plan, trust_broken
+from .core.plan import Availability, ImagePlan, Plan, affected, fingerprint_ref, lookups_needed, make_plan, part_ref, trust_broken
 from .core.request import BuildSettings, Revision
 from .core.tags import Event, TagPolicy
 from .inputs import RepositoryInputs
@@ -173,7 +174,25 @@ class Workspace:
             selected=self.options.targets, force=self.options.force,
             no_cache=self.options.no_cache, platforms=tuple(map(str, self.options.platforms)), warnings=self.input_warnings(),
             event=event, policy=self.tag_policy, revision=self._revision, settings=lambda: self.build_settings,
+            only_platform=self.only_platform,
         )
+
+    def check_only_platform(self) -> None:
+        """Refuse `--only-platform` for a platform no selected image is declared for: the run would build nothing, silently."""
+        platform = self.only_platform
+        if platform is None:
+            return
+        names = with_ancestors(self.config, self.options.targets) if self.options.targets else self.config.names
+        declared = sorted({p for name in names for p in self.config.image(name).platforms})
+        if platform not in declared:
+            source = "--platform or $IMAGEGRAPH_PLATFORMS" if self.options.platforms else "images.yaml"
+            raise InputError("--only-platform", f"{platform} is not a platform any image to build is declared for "
+                             f"({', '.join(declared)}, by {source}); name one of those")
+
+    @property
+    def only_platform(self) -> str | None:
+        """The one platform this run builds of each image (`--only-platform`), as text; None: every declared platform."""
+        return None if self.options.only_platform is None else str(self.options.only_platform)
 
     def _availability(self, explanation: Explanation, say: Callable[[str], None]) -> dict[str, Availability]:
         """Where the fingerprint tags the plan needs exist: asked of the registry (and the engine), only about images that may build."""
@@ -197,9 +216,22 @@ class Workspace:
             return BuilderKind.INDEX
 
     def _look_up(self, names: Collection[str]) -> dict[str, Availability]:
-        pushed = {self.ref(name): self.config.image(name).push for name in sorted(names)}
-        platforms = {self.ref(name): tuple(self.config.image(name).platforms) for name in sorted(names)}
-        return look_up_availability(pushed, self.registry, self.local, platforms) if pushed else {}
+        """Where each image's fingerprint tag exists; in a run of one platform, its part's first, and the whole image's only
+        where the part is missing (:func:`imagegraph.core.plan.make_plan` reuses either)."""
+        found: dict[str, Availability] = {}
+        platform = self.only_platform
+        if platform is not None:
+            parts = {name: str(part_ref(self.config, self.fingerprints, name, platform)) for name in sorted(names)
+                     if platform in self.config.image(name).platforms}
+            found = self._look_up_refs({ref: name for name, ref in parts.items()}, (platform,))
+            names = [name for name in names if name not in parts or not (found[parts[name]].registry or found[parts[name]].local)]
+        return {**found, **self._look_up_refs({self.ref(name): name for name in sorted(names)})}
+
+    def _look_up_refs(self, refs: Mapping[str, str], platforms: tuple[str, ...] = ()) -> dict[str, Availability]:
+        """Where each of ``refs`` (reference -> image) exists, whole: every platform given, else every declared one."""
+        pushed = {ref: self.config.image(name).push for ref, name in refs.items()}
+        wanted = {ref: platforms or tuple(self.config.image(name).platforms) for ref, name in refs.items()}
+        return look_up_availability(pushed, self.registry, self.local, wanted) if pushed else {}
 
     def _revision(self) -> Revision | None:
         """The commit this run builds, as its images' labels name it; None before a first commit."""

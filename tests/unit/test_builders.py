@@ -262,8 +262,8 @@ Platforms: linux/arm64*, linux/arm/v7
         (INSPECT_CONTAINER, BuilderInfo("imagegraph", "docker-container",
                                         ("linux/amd64", "linux/arm64", "linux/amd64/v2", "linux/amd64/v3", "linux/386"), "running")),
         (INSPECT_INACTIVE, BuilderInfo("ci", "docker-container", (), "inactive")),
-        # the builder's name, not its first node's; the first node speaks for the platforms
-        (INSPECT_KUBERNETES, BuilderInfo("farm", "kubernetes", ("linux/amd64", "linux/amd64/v2"), "running")),
+        # the builder's name, not its first node's; every node's platforms count (buildx sends each platform to a node that runs it)
+        (INSPECT_KUBERNETES, BuilderInfo("farm", "kubernetes", ("linux/amd64", "linux/amd64/v2", "linux/arm64", "linux/arm/v7"), "running")),
         ("Name: x\nDriver: remote\n", BuilderInfo("x", "remote")),
     ],
     ids=["docker driver", "docker-container with requested platforms", "inactive", "kubernetes two nodes", "bare"],
@@ -285,6 +285,13 @@ DOCKER = BuilderInfo("default", "docker", ("linux/amd64", "linux/arm64"), "runni
 def facts(**changes) -> BuilderFacts:
     return BuilderFacts(**{"client": "/usr/bin/docker", "buildx_version": "github.com/docker/buildx 0.13.1 0.13.1+ds1-3",
                            "builder": DOCKER, "image_store": "containerd", **changes})
+
+
+def test_a_farm_of_native_nodes_builds_the_platforms_of_every_node():
+    farm = choose_builder(facts(named="farm", named_from="--builder", builder=parse_inspect(INSPECT_KUBERNETES)))
+    check_platforms(["linux/amd64", "linux/arm64", "linux/arm/v7"], farm)  # the second node's platforms are the farm's too
+    with pytest.raises(EngineError, match="cannot build for linux/riscv64"):
+        check_platforms(["linux/arm64", "linux/riscv64"], farm)
 
 
 @pytest.mark.parametrize(

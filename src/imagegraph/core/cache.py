@@ -10,6 +10,12 @@ platform is its own build, carrying an inline cache in the image it pushes,
 and that image is then tagged ``<repository>:buildcache-<platform>`` inside
 the registry, where the next build of that platform reads it.
 
+A run that builds one platform of each image (`invoke build --only-platform`,
+one runner per platform) reads and writes that platform's own cache,
+``<repository>:buildcache-<platform>``, so that runners of two platforms
+never overwrite each other's; it reads the whole image's cache too, which
+holds that platform's layers when a run of every platform wrote it last.
+
 The build request carries the result (:attr:`imagegraph.core.request.BuildRequest.cache`):
 `invoke plan --json`, the builder's argv and a bake file all show the same
 entries. A registry that speaks plain HTTP (a loopback one) needs no cache
@@ -68,18 +74,21 @@ def platform_suffix(platform: str) -> str:
 
 
 def cache_entries(repository: str | None, platforms: Sequence[str], *, kind: BuilderKind, push: bool,
-                   no_cache: bool = False) -> tuple[BuildCache, ...]:
+                   no_cache: bool = False, part: bool = False) -> tuple[BuildCache, ...]:
     """The cache entries of an image's builds on a builder of ``kind``: one for all platforms, or one per platform.
 
     ``repository`` None (the registry cache is off, or the image is not
     pushed) means no entries. ``no_cache`` reads no cache, but a pushed result
     still feeds it; a build that is not pushed reads the cache and writes none.
+    ``part``: ``platforms`` is the one platform of a run that builds one
+    (:func:`imagegraph.core.join.part_tag`), which keeps a cache of its own.
     """
     if repository is None:
         return ()
     if kind is BuilderKind.INDEX:
-        ref = f"type=registry,ref={repository}:{CACHE_TAG}"
-        cache_from = () if no_cache else (ref,)
+        whole = f"type=registry,ref={repository}:{CACHE_TAG}"
+        ref = f"type=registry,ref={repository}:{CACHE_TAG}-{platform_suffix(platforms[0])}" if part else whole
+        cache_from = () if no_cache else ((ref, whole) if part else (ref,))
         # a failed cache export must not fail a build that pushed its image
         cache_to = (f"{ref},mode=max,ignore-error=true",) if push else ()
         return (BuildCache(repository, tuple(platforms), cache_from, cache_to),) if cache_from or cache_to else ()

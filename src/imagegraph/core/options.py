@@ -32,12 +32,16 @@ class BuildOptions:
     push_pr: bool = False
     #: Read and write the registry cache (buildcache tags); off, a cold engine rebuilds every step.
     registry_cache: bool = True
+    #: Build only this platform of each image, pushed as its part for `invoke join` (one runner per platform).
+    only_platform: Platform | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.registry, str):
             object.__setattr__(self, "registry", parse_registry(self.registry, "BuildOptions(registry=...)"))
         if any(isinstance(p, str) for p in self.platforms):
             object.__setattr__(self, "platforms", parse_platforms(map(str, self.platforms), "BuildOptions(platforms=...)"))
+        if isinstance(self.only_platform, str):
+            object.__setattr__(self, "only_platform", parse_platforms((self.only_platform,), "BuildOptions(only_platform=...)")[0])
 
 
 PLATFORMS_ENV = "IMAGEGRAPH_PLATFORMS"

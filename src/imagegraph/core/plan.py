@@ -24,6 +24,7 @@ from .changes import Explanation
 from .config import Config
 from .fingerprint import Fingerprint
 from .graph import build_order, children, with_ancestors
+from .join import part_tag
 from .request import BuildRequest, BuildSettings, ContextLayout, Revision, build_request, context_layout, image_labels
 from .tags import DEFAULT_POLICY, Event, PlannedTag, TagPolicy, planned_tags
 from .values import ImageRef
@@ -42,6 +43,7 @@ __all__ = [
     "fingerprint_ref",
     "lookups_needed",
     "make_plan",
+    "part_ref",
     "trust_broken",
 ]
 
@@ -299,6 +301,12 @@ def fingerprint_ref(config: Config, fingerprints: Mapping[str, Fingerprint], nam
     return config.image_ref(name, fingerprints[name].tag)
 
 
+def part_ref(config: Config, fingerprints: Mapping[str, Fingerprint], name: str, platform: str) -> ImageRef:
+    """Where a run that builds only ``platform`` pushes ``name``'s image of it: ``<fingerprint>-<platform suffix>``, or the
+    fingerprint tag itself for an image of that one platform (:func:`imagegraph.core.join.part_tag`)."""
+    return config.image_ref(name, part_tag(fingerprints[name].tag, config.image(name).platforms, platform))
+
+
 def make_plan(
     config: Config,
     fingerprints: Mapping[str, Fingerprint],
@@ -314,6 +322,7 @@ def make_plan(
     policy: TagPolicy = DEFAULT_POLICY,
     revision: Revision | Callable[[], Revision | None] | None = None,
     settings: BuildSettings | Callable[[], BuildSettings] = _SETTINGS,
+    only_platform: str | None = None,
 ) -> Plan:
     """Decide build / reuse / skip for every image, with the reason in words, and all that carrying it out takes.
 
@@ -329,9 +338,19 @@ def make_plan(
     builder's kind among them). These two only a build needs: each may be a
     function, asked once and only when something is built, so a plan that
     builds nothing asks neither git nor the engine.
+
+    ``only_platform``: the run builds that one platform of each image, one
+    runner per platform, for `invoke join` to make the images of
+    (:mod:`imagegraph.core.join`). Fingerprints stay those of the declared
+    platforms; each image declared for it is built and pushed under its part
+    tag (:func:`part_ref`) unless that part, or the whole image, is in the
+    registry already; a child is built on its parent's part (on the whole
+    image when only that exists); images not declared for it are skipped;
+    no tag moves (the join moves them).
     """
     event = event or _NO_EVENT
-    decided = _decide(config, fingerprints, availability, explanation, selected, force)
+    found = _found(config, fingerprints, availability, only_platform)
+    decided = _decide(config, fingerprints, found, explanation, selected, force, only_platform)
     forced = _forced(config, force)
     labels: dict[str, str] = {}
     shared = _SETTINGS  # what every build request shares, asked below only when something is built
@@ -344,28 +363,79 @@ def make_plan(
         spec = config.image(name)
         decision, reason, local_only = decided[name]
         fingerprint = fingerprints[name]
-        image = fingerprint_ref(config, fingerprints, name)
-        parent_image = fingerprint_ref(config, fingerprints, spec.parent) if spec.parent else None
+        image, parent_image = _refs(config, fingerprints, name, decided, found, only_platform)
         ref, parent_ref = str(image), None if parent_image is None else str(parent_image)
+        part = only_platform if only_platform in spec.platforms else None
         common = {"name": name, "reason": reason, "fingerprint": fingerprint.tag, "image": image, "parent_image": parent_image,
-                  "platforms": spec.platforms, "push": spec.push, "changed": causes.get(name, ()), "files": fingerprint.files,
-                  "parent": spec.parent, "wheels": spec.wheels, "tags": planned_tags(event, fingerprint.tag, policy, push=spec.push)}
+                  "platforms": (part,) if part else spec.platforms, "push": spec.push, "changed": causes.get(name, ()),
+                  "files": fingerprint.files, "parent": spec.parent, "wheels": spec.wheels,
+                  "tags": () if only_platform else planned_tags(event, fingerprint.tag, policy, push=spec.push)}
         if decision is Decision.BUILD:
             layout = context_layout(spec, fingerprint.files)
             request = build_request(config, name, layout, shared, fingerprint=fingerprint.tag, ref=ref, parent_ref=parent_ref,
-                                    labels=labels, no_cache=no_cache)
+                                    labels=labels, no_cache=no_cache, only_platform=part)
             entries.append(BuiltImage(**common, layout=layout, request=request, forced=name in forced))
         elif decision is Decision.REUSE:
             entries.append(ReusedLocalImage(**common) if local_only and spec.push else ReusedImage(**common))
         else:
             entries.append(SkippedImage(**common))
     options = {"platforms": ",".join(platforms)} if platforms else {}
+    if only_platform:
+        options["only_platform"] = only_platform
     return Plan(images=tuple(entries), registry=config.registry, options=options, explanation=explanation, warnings=tuple(warnings))
 
 
-def _decide(config: Config, fingerprints: Mapping[str, Fingerprint], availability: Mapping[str, Availability],
-            explanation: Explanation | None, selected: Collection[str], force: Collection[str]) -> dict[str, tuple[Decision, str, bool]]:
-    """Every image's decision and reason, and whether its fingerprint tag is only in the local engine."""
+@dataclass(frozen=True)
+class _Found:
+    """Where an image the run needs was found, and under which reference."""
+
+    availability: Availability
+    #: The whole image's fingerprint tag (not the part's) is what was found: a run of one platform found it joined already.
+    whole: bool = False
+
+
+def _found(config: Config, fingerprints: Mapping[str, Fingerprint], availability: Mapping[str, Availability],
+           only_platform: str | None) -> dict[str, _Found]:
+    """Each looked-up image's finding: its fingerprint tag's; in a run of one platform, its part's, else the whole image in the
+    registry (which holds that platform too). An image not looked up has none."""
+    found: dict[str, _Found] = {}
+    for name in config.names:
+        whole = availability.get(str(fingerprint_ref(config, fingerprints, name)))
+        if only_platform is None or only_platform not in config.image(name).platforms:
+            if whole is not None:
+                found[name] = _Found(whole)
+            continue
+        part = availability.get(str(part_ref(config, fingerprints, name, only_platform)))
+        if part is not None and (part.registry or part.local):
+            found[name] = _Found(part)
+        elif whole is not None and whole.registry:
+            found[name] = _Found(whole, whole=True)
+        elif part is not None or whole is not None:
+            found[name] = _Found(Availability())
+    return found
+
+
+def _refs(config: Config, fingerprints: Mapping[str, Fingerprint], name: str, decided: Mapping[str, tuple[Decision, str, bool]],
+          found: Mapping[str, _Found], only_platform: str | None) -> tuple[ImageRef, ImageRef | None]:
+    """The reference the run builds or reuses ``name`` as, and its parent's (what the child is built FROM).
+
+    In a run of one platform: the part's (:func:`part_ref`) when the run builds it or found it; else the whole image's (found
+    joined, or reused unasked as unchanged since a base whose images were published, which the join made whole), as for an
+    image not declared for that platform.
+    """
+    def ref(image: str) -> ImageRef:
+        if only_platform is not None and only_platform in config.image(image).platforms and (
+                decided[image][0] is Decision.BUILD or (image in found and not found[image].whole)):
+            return part_ref(config, fingerprints, image, only_platform)
+        return fingerprint_ref(config, fingerprints, image)
+
+    parent = config.image(name).parent
+    return ref(name), None if parent is None else ref(parent)
+
+
+def _decide(config: Config, fingerprints: Mapping[str, Fingerprint], found_at: Mapping[str, _Found], explanation: Explanation | None,
+            selected: Collection[str], force: Collection[str], only_platform: str | None) -> dict[str, tuple[Decision, str, bool]]:
+    """Every image's decision and reason, and whether its fingerprint tag (its part's) is only in the local engine."""
     wanted = with_ancestors(config, selected) if selected else frozenset(config.names)
     forced = _forced(config, force)
     trusted = _trusted_same(explanation)
@@ -375,15 +445,23 @@ def _decide(config: Config, fingerprints: Mapping[str, Fingerprint], availabilit
     decided: dict[str, tuple[Decision, str, bool]] = {}
     for name in build_order(config):
         spec = config.image(name)
-        found = availability.get(str(fingerprint_ref(config, fingerprints, name)))
+        finding = found_at.get(name)
+        found = None if finding is None else finding.availability
         if name not in wanted:
             decided[name] = (Decision.SKIP, "not selected", False)
+        elif only_platform is not None and only_platform not in spec.platforms:
+            decided[name] = (Decision.SKIP, f"not declared for {only_platform} (its platforms: {', '.join(spec.platforms)})", False)
         elif name in forced:
             decided[name] = (Decision.BUILD, forced[name], False)
         elif found is None and name in trusted:
             decided[name] = (Decision.REUSE, _unchanged(causes.get(name, ()), since), False)
         elif found is not None and found.registry:
-            decided[name] = (Decision.REUSE, _in_registry(name, causes.get(name, ()), same, since), False)
+            reason = _in_registry(name, causes.get(name, ()), same, since)
+            if finding is not None and finding.whole:
+                reason = reason.replace("fingerprint tag", "fingerprint tag (every platform, joined)")
+            elif only_platform is not None:
+                reason = reason.replace("fingerprint tag", f"{only_platform} part")
+            decided[name] = (Decision.REUSE, reason, False)
         elif found is not None and found.local:
             decided[name] = (Decision.REUSE, "fingerprint tag already in the local engine (pushed now)" if spec.push
                              else "fingerprint tag already in the local engine", True)

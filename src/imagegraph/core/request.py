@@ -12,7 +12,7 @@ plan is made of requests, not the other way round.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,6 +68,9 @@ class BuildRequest:
     cache: tuple[BuildCache, ...] = ()
     #: Attach buildx's provenance attestation (an ``unknown/unknown`` manifest in the index) where the builder makes one.
     provenance: bool = True
+    #: The parent reference to pin to the digest it names when the build starts (:meth:`pinned`): a run of one platform builds
+    #: a child FROM its parent's part, which another runner may push again; None: the reference is used as it is.
+    pin_parent: str | None = None
     #: How the pushed layers are compressed (images.yaml ``compression:``).
     compression: Compression = DEFAULT_COMPRESSION
     #: Compress every layer afresh, those taken from the parent and the FROM image too: set where the image's compression
@@ -88,6 +91,19 @@ class BuildRequest:
             # zstd layers have OCI media types only; said outright, not left to the exporter's silent switch
             options.append("oci-mediatypes=true")
         return tuple(options)
+
+    def pinned(self, digest: str) -> BuildRequest:
+        """The request with its parent named by ``digest`` too (``<ref>@sha256:…``): the build argument it is built FROM and the
+        ``imagegraph.parent`` label, so the child stands on, and names, exactly the image it was built on."""
+        if self.pin_parent is None:
+            return self
+        exact = f"{self.pin_parent}@{digest}"
+
+        def pin(pairs: tuple[tuple[str, str], ...], key: str) -> tuple[tuple[str, str], ...]:
+            return tuple((k, exact if k == key and v == self.pin_parent else v) for k, v in pairs)
+
+        return replace(self, build_args=pin(self.build_args, "BASE_IMAGE"), labels=pin(self.labels, "imagegraph.parent"),
+                       pin_parent=None)
 
     def platform_tag(self, platform: str) -> str:
         """Where one platform's image goes: the reference itself for a single-platform build, else ref-<platform>."""
@@ -161,12 +177,17 @@ class BuildSettings:
 
 
 def build_request(config: Config, image: str, layout: ContextLayout, settings: BuildSettings, *, fingerprint: str, ref: str,
-                  parent_ref: str | None, labels: Mapping[str, str], no_cache: bool = False) -> BuildRequest:
+                  parent_ref: str | None, labels: Mapping[str, str], no_cache: bool = False,
+                  only_platform: str | None = None) -> BuildRequest:
     """What the builder is asked for one planned image: the same for `invoke build`, `invoke plan` and a bake file.
 
     ``labels`` are the run's (:func:`image_labels`); the image's title, fingerprint and parent are added here.
+    ``only_platform``: the run builds that one of the image's platforms (``ref`` is then its part's, see
+    :func:`imagegraph.core.join.part_tag`), with that platform's own registry cache.
     """
     spec = config.image(image)
+    platforms = (only_platform,) if only_platform is not None else spec.platforms
+    part = only_platform is not None and len(spec.platforms) > 1
     build_args = dict(spec.build_args)
     if parent_ref:
         build_args["BASE_IMAGE"] = parent_ref
@@ -183,17 +204,18 @@ def build_request(config: Config, image: str, layout: ContextLayout, settings: B
         dockerfile=folder / layout.dockerfile,
         context=folder / layout.context,
         ref=ref,
-        platforms=spec.platforms,
+        platforms=platforms,
         target=spec.target,
         build_args=tuple(sorted(build_args.items())),
         labels=tuple(sorted(all_labels.items())),
         push=spec.push,
         no_cache=no_cache,
         insecure_registry=settings.insecure_registry,
-        cache=cache_entries(config.repository(image) if spec.push and settings.registry_cache else None, spec.platforms,
-                            kind=settings.builder, push=spec.push, no_cache=no_cache),
+        cache=cache_entries(config.repository(image) if spec.push and settings.registry_cache else None, platforms,
+                            kind=settings.builder, push=spec.push, no_cache=no_cache, part=part),
         compression=spec.compression,
         force_compression=force,
+        pin_parent=parent_ref if only_platform is not None else None,
     )
 
 

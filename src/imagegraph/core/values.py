@@ -31,6 +31,7 @@ __all__ = [
     "did_you_mean",
     "escaped",
     "image_name_of",
+    "is_digest",
     "is_loopback",
     "is_tag",
     "login_domain",
@@ -65,6 +66,11 @@ _MAX_NAME = 255
 _BUILDER = re.compile(r"[A-Za-z][A-Za-z0-9._-]*")
 _ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PYTHON = re.compile(r"3\.(0|[1-9][0-9]?)")
+
+def is_digest(text: str) -> bool:
+    """Whether ``text`` is a digest as a reference may carry it (``algorithm:hex``; a sha256 one exactly 64 lowercase hex digits)."""
+    return bool(_DIGEST.fullmatch(text)) and (not text.startswith("sha256:") or bool(_SHA256.fullmatch(text)))
+
 
 #: os/arch[/variant] that BuildKit builds images for.
 KNOWN_PLATFORMS = (
@@ -345,7 +351,7 @@ class ImageRef:
         if "://" in text:
             raise InputError(origin, f"{shown(redact_url(text))} is a URL; an image reference has no scheme, e.g. {example}")
         name, at, digest = text.partition("@")
-        if at and not (_DIGEST.fullmatch(digest) and (not digest.startswith("sha256:") or _SHA256.fullmatch(digest))):
+        if at and not is_digest(digest):
             raise InputError(origin, f"{shown(text)}: {shown(digest)} is not a digest; write algorithm:hex, "
                                      "e.g. @sha256: and 64 lowercase hex digits")
         first, slash, rest = name.partition("/")

@@ -58,6 +58,8 @@ def format_plan(plan: Plan) -> str:
 
 def format_tags(plan: Plan) -> str:
     """Which tags this plan moves, image by image, and the rules they move by (each rule said once)."""
+    if plan.options.get("only_platform"):
+        return f"tags: parts only, under <fingerprint>-<platform> (a run of {plan.options['only_platform']} alone: `invoke join` moves the tags)"
     rules: dict[str, str] = {}
     lines = []
     for entry in plan.images:

@@ -41,6 +41,7 @@ VALUES: dict[str, tuple[str, str]] = {
     "image": ("an image name", "app"),
     "platform": ("a platform", "linux/amd64"),
     "platforms": ("a platform", "linux/amd64"),
+    "only-platform": ("a platform", "linux/arm64"),
     "registry": ("a registry", "127.0.0.1:5000"),
     "since": ("a git ref (branch, tag or commit)", "origin/main"),
     "jobs": ("a whole number", "2"),

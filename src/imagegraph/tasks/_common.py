@@ -13,6 +13,7 @@ from invoke import Exit
 from ..core.errors import EngineError, ImagegraphError, InputError
 from ..core.options import BuildOptions
 from ..core.values import (
+    Platform,
     escaped,
     parse_builder_name,
     parse_count,
@@ -76,7 +77,8 @@ def count_flag(value: str | None, flag: str, *, default: int, minimum: int = 1) 
 
 def build_options(*, registry: str | None = None, platform: Iterable[str] | None = (), force: Iterable[str] | None = (),
                   target: Iterable[str] | None = (), no_cache: bool = False, jobs: str | None = None, builder: str | None = None,
-                  since: str | None = None, push_pr: bool = False, registry_cache: bool = True) -> BuildOptions:
+                  since: str | None = None, push_pr: bool = False, registry_cache: bool = True,
+                  only_platform: str | None = None) -> BuildOptions:
     """The flags of a task as one typed value: an explicitly empty flag is refused, never read as "not given"."""
     if since is not None and not since.strip():
         raise InputError("--since", "is empty; name a git ref (branch, tag or commit), or leave the flag out for the default base")
@@ -92,4 +94,13 @@ def build_options(*, registry: str | None = None, platform: Iterable[str] | None
         since=since,
         push_pr=bool(push_pr),
         registry_cache=bool(registry_cache),
+        only_platform=None if only_platform is None else _one_platform(only_platform, "--only-platform"),
     )
+
+
+def _one_platform(text: str, flag: str) -> Platform:
+    """One platform (a run builds one; a runner that builds two runs twice)."""
+    items = _items((text,), flag, f"{flag} linux/arm64")
+    if len(items) != 1:
+        raise InputError(flag, f"{shown(text)} names {len(items)} platforms; a run builds one, e.g. {flag} linux/arm64")
+    return parse_platforms(items, flag)[0]

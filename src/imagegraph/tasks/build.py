@@ -37,6 +37,8 @@ _SELECT_HELP = {
     "registry": "push to / look up in this registry instead of images.yaml's (also $IMAGEGRAPH_REGISTRY)",
     "since": "compare with this git ref (branch, tag, commit); default: the CI event's base, else the merge base with the default branch",
 }
+_ONLY_PLATFORM_HELP = ("build only this platform of each image (one runner per platform), pushed under <fingerprint>-<platform> "
+                       "for `invoke join`, which makes the images and moves the tags; fingerprints stay the declared platforms'")
 
 
 @task(
@@ -51,11 +53,12 @@ _SELECT_HELP = {
         "no-registry-cache": "neither read nor write the registry cache (<image>:buildcache tags); the local cache still counts",
         "progress": "auto (a live status line on a terminal, plain lines elsewhere), tty or plain",
         "no-tags": "move no branch tags (edge, sha-, pr-): for CI jobs that build one image each and leave tagging to a job that sees the whole family",
+        "only-platform": _ONLY_PLATFORM_HELP,
     },
 )
 @user_errors
 def build(c, force=None, target=None, platform=None, no_cache=False, dry_run=False, jobs=None, registry=None, builder=None, since=None,
-          push_pr=False, no_registry_cache=False, progress="auto", no_tags=False):
+          push_pr=False, no_registry_cache=False, progress="auto", no_tags=False, only_platform=None):
     """Build, push and tag the images whose inputs changed.
 
     Images whose fingerprint tag is already in the registry are reused; the
@@ -73,7 +76,9 @@ def build(c, force=None, target=None, platform=None, no_cache=False, dry_run=Fal
         with stop.handling():
             workspace = Workspace(options=build_options(registry=registry, platform=platform, force=force, target=target,
                                                         no_cache=no_cache, jobs=jobs, builder=builder, since=since, push_pr=push_pr,
-                                                        registry_cache=not no_registry_cache), runner=Runner(stop=stop))
+                                                        registry_cache=not no_registry_cache, only_platform=only_platform),
+                                  runner=Runner(stop=stop))
+            workspace.check_only_platform()
             with BuildLock(workspace.root / STATE_DIR, within=workspace.root, say=say):
                 plan = workspace.plan(say=say)
                 print(f"registry: {workspace.config.registry}")
@@ -108,6 +113,9 @@ def _execute(workspace: Workspace, plan: Plan, stop: Stop, *, progress: str, no_
         results = workspace.executor(progress=board).run(plan)
     if stop.requested:
         workspace.git.restart_helpers()
+    part = workspace.only_platform
+    no_tags = no_tags or part is not None
+    untouched = f"tags: none moved (a run of {part} alone: `invoke join` moves them)" if part else "tags: none moved (--no-tags)"
     moves = None if no_tags or stop.requested else publish_tags(workspace, results, plan, say=say)
     tagged = moves.tagged if moves else {}
     print()
@@ -135,9 +143,9 @@ def _execute(workspace: Workspace, plan: Plan, stop: Stop, *, progress: str, no_
         raise Exit(escaped(f"interrupted: {signal_name(stop.signum)}; stopped {', '.join(interrupted) or 'nothing'}{moved}; "
                            f"report: {report or 'not written (see the warning above)'}"), code=exit_code(stop.signum))
     if failed:
-        print(escaped(moves.line) if moves else "tags: none moved (--no-tags)")
+        print(escaped(moves.line) if moves else untouched)
         raise Exit(error_line(failed[0].failure), code=1)
-    _tag_state(moves.line if moves else "tags: none moved (--no-tags)", moves is None or moves.ok)
+    _tag_state(moves.line if moves else untouched, moves is None or moves.ok)
 
 
 def _tag_state(line: str, ok: bool) -> None:
@@ -152,9 +160,11 @@ def _tag_state(line: str, ok: bool) -> None:
     "json": "print the plan as JSON (for machines)",
     "bake": "also write a `docker buildx bake` file (JSON) of the images to build, and fetch their wheels: `docker buildx bake -f FILE`",
     "no-registry-cache": "leave the registry cache (<image>:buildcache) out of the bake file",
+    "only-platform": _ONLY_PLATFORM_HELP,
 })
 @user_errors
-def plan(c, force=None, target=None, platform=None, registry=None, since=None, json_=False, bake=None, no_registry_cache=False):
+def plan(c, force=None, target=None, platform=None, registry=None, since=None, json_=False, bake=None, no_registry_cache=False,
+         only_platform=None):
     """Show what `build` would do for each image, and why.
 
     Asks git what changed since the base commit and the registry which
@@ -162,7 +172,8 @@ def plan(c, force=None, target=None, platform=None, registry=None, since=None, j
     images to build as a bake definition any buildx builder can run.
     """
     workspace = Workspace(options=build_options(registry=registry, platform=platform, force=force, target=target, since=since,
-                                                registry_cache=not no_registry_cache))
+                                                registry_cache=not no_registry_cache, only_platform=only_platform))
+    workspace.check_only_platform()
     result = workspace.plan(say=say)
     if bake:
         path = Path(bake)

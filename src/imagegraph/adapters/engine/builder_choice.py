@@ -54,15 +54,23 @@ class BuilderInfo:
 
 
 def parse_inspect(output: str) -> BuilderInfo | None:
-    """The builder's name, driver, status and platforms (``*`` marks the ones asked for at creation); None when unreadable."""
+    """The builder's name, driver, status and platforms (``*`` marks the ones asked for at creation); None when unreadable.
+
+    A builder of several nodes (a BuildKit farm: `docker buildx create --append`) lists each node with its own platforms;
+    the builder builds the union, each platform on a node that runs it (buildx sends each there), so all of them count.
+    """
     fields: dict[str, str] = {}
+    listed: list[str] = []
     for line in output.splitlines():
         key, sep, value = line.partition(":")
-        if sep and key.strip() in ("Name", "Driver", "Status", "Platforms") and key.strip() not in fields:
-            fields[key.strip()] = value.strip()
+        key = key.strip()
+        if sep and key == "Platforms":
+            listed += value.split(",")
+        if sep and key in ("Name", "Driver", "Status") and key not in fields:
+            fields[key] = value.strip()
     if "Name" not in fields or "Driver" not in fields:
         return None
-    platforms = tuple(dict.fromkeys(p.strip().rstrip("*") for p in fields.get("Platforms", "").split(",") if p.strip()))
+    platforms = tuple(dict.fromkeys(p.strip().rstrip("*") for p in listed if p.strip()))
     return BuilderInfo(fields["Name"], fields["Driver"], platforms, fields.get("Status", ""))
 
 
