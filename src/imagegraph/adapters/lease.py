@@ -25,6 +25,13 @@ last. So a lease is taken as in Fischer's timed mutual exclusion:
 Withdrawing and releasing are a DELETE of our own claim's digest: the
 registry removes a tag with the manifest it names, so that DELETE removes
 the lease tag only while it still names our claim, never someone else's.
+That DELETE is not one step on a distribution registry: it removes the
+manifest first (the tag then reads absent, so a waiter may write its claim
+at once) and the tag's directory after, and a write to the repository in
+between can make it fail halfway, or leave the tag listed while naming
+nothing. Such a tag blocks no one, but would stay for good: after letting
+go, a lease tag still listed and naming nothing is swept (an ended claim
+written over it promptly, as a claim is, then deleted).
 
 The holder renews its claim in the background (a new claim, the old one
 deleted) and checks, before each change it makes under the lease, that the
@@ -65,6 +72,7 @@ class LeaseRegistry(Protocol):
     def push_blob(self, name: str, data: bytes) -> str: ...
     def put_manifest(self, name: str, reference: str, data: bytes, media_type: str) -> str: ...
     def delete_manifest(self, name: str, digest: str) -> bool: ...
+    def lists_tag(self, name: str, tag: str) -> bool: ...
 
 
 def holder_id() -> str:
@@ -231,6 +239,29 @@ class Lease:
                     if now == digest:
                         ended = Claim(claim.holder, claim.purpose, secrets.token_hex(16), claim.acquired, self._now(when))
                         self.registry.put_manifest(repository, self.tag, claim_manifest(ended), OCI_MANIFEST)
+                continue
+            with suppress(RegistryError):
+                self._sweep(repository)
+
+    def _sweep(self, repository: str, tries: int = 3) -> None:
+        """Remove the lease tag where the registry still lists it but it names nothing (a DELETE that met another write).
+
+        The ended claim put there blocks no one; it is written only promptly
+        after the look that found the tag naming nothing (within ``late``, as
+        a claim is), so it never overwrites a claim someone already trusts:
+        a contender that wrote meanwhile reads ours back and tries again.
+        """
+        for _ in range(tries):
+            if not self.registry.lists_tag(repository, self.tag):
+                return
+            sent = self._clock()
+            digest, when = self.registry.manifest_digest_at(repository, self.tag)
+            if digest is not None or self._clock() - sent > self.times.late:
+                return  # a claim stands there (another run's now): it is its holder's to let go; or too slow to write safely
+            now = self._now(when)
+            ended = self.registry.put_manifest(repository, self.tag, claim_manifest(
+                Claim(self.holder, self.purpose, secrets.token_hex(16), now, now)), OCI_MANIFEST)
+            self.registry.delete_manifest(repository, ended)
 
     # -- keeping it --------------------------------------------------------------------------------------------------
 
