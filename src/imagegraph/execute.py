@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
@@ -123,6 +124,8 @@ class BuildExecutor:
         self._retries: dict[str, BuildRetries] = {}
         #: The registry leases that keep two runs from building one fingerprint at once (None: this run alone decides).
         self.leases = leases
+        #: Each pushed build's lease, being taken since the run started (:meth:`_claiming`), until its build asks for it.
+        self._claimed: dict[str, Future[Lease | None]] = {}
 
     def say(self, line: str) -> None:
         self.progress.say(line)
@@ -166,7 +169,7 @@ class BuildExecutor:
                 if child in waiting:
                     heapq.heappush(ready, order[child])
 
-        with self.progress, ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="imagegraph") as pool:
+        with self.progress, self._claiming(plan), ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="imagegraph") as pool:
             while waiting or futures:
                 while ready:
                     entry = plan.images[heapq.heappop(ready)]
@@ -209,11 +212,42 @@ class BuildExecutor:
                     break  # nothing runs, so nothing more can start (only an image whose parent is not in the plan would wait)
         return tuple(results[entry.name] for entry in plan.images)
 
+    @contextmanager
+    def _claiming(self, plan: Plan) -> Iterator[None]:
+        """Take the build lease of every image the run builds and pushes, side by side, as the run starts: one settle for the
+        run, spent while the first builds get ready, not one before each build. Each build then finds its lease taken, or, where
+        another run holds it or pushed the image meanwhile, takes it as before (waiting, or reusing that run's push). A lease
+        no build asked for (its parent failed, a stop) is let go at once; any left when the run ends, then."""
+        entries = [entry for entry in plan.images if isinstance(entry, BuiltImage) and entry.push] if self.leases is not None else []
+        if not entries:
+            yield
+            return
+        pool = ThreadPoolExecutor(max_workers=min(len(entries), 16), thread_name_prefix="build-lease")
+        self._claimed = {entry.name: pool.submit(self._claim, entry) for entry in entries}
+        try:
+            yield
+        finally:
+            for name in list(self._claimed):
+                self._let_go(name)
+            pool.shutdown(wait=True)
+
+    def _claim(self, entry: BuiltImage) -> Lease | None:
+        assert self.leases is not None
+        return self.leases.take(entry.image, entry.platforms, force=entry.forced or entry.no_cache, wait=False,
+                                say=lambda line: self.say(f"[{entry.name}] {line}"), sleep=self._pause)
+
+    def _let_go(self, name: str) -> None:
+        """Let go of ``name``'s lease taken as the run started, once taken, when no build of this run will use it."""
+        claimed = self._claimed.pop(name, None)
+        if claimed is not None and not claimed.cancel():
+            claimed.add_done_callback(_release_claimed)
+
     def _stopped_before(self, entry: ImagePlan) -> ImageResult | None:
         """The result of work the run was stopped before starting; None when it may start."""
         stop = self.runner.stop
         if stop is None or stop.signum is None or not entry.has_work:
             return None
+        self._let_go(entry.name)
         return ImageResult(entry.name, entry.decision, entry.ref, entry.reason, stopped=NOT_BUILT,
                            error=f"not built: the run was stopped by {signal_name(stop.signum)} first")
 
@@ -387,6 +421,7 @@ class BuildExecutor:
         return not missing_platforms(media_type, body, entry.platforms)
 
     def _blocked(self, entry: ImagePlan, parent: str) -> ImageResult:
+        self._let_go(entry.name)
         if entry.has_work:
             return ImageResult(entry.name, entry.decision, entry.ref, entry.reason, error=f"not built: parent {parent} failed")
         return ImageResult(entry.name, entry.decision, entry.ref, entry.reason)
@@ -403,12 +438,14 @@ class BuildExecutor:
         try:
             steps = StepCount()
             if isinstance(entry, BuiltImage):
+                # its lease still settling: its wheels and context are made meanwhile (in vain only where another run builds it)
+                request = self._prepare(entry, log, phases) if entry.name in self._claimed else None
                 building, lease = self._take(entry, phases, wait=True)
                 if not building:
                     return self._reused(entry, time.monotonic() - started, phases)
                 try:
                     self.say(f"[{entry.name}] building {', '.join(entry.platforms)} ({entry.reason}); log: {log}")
-                    steps = self._build(entry, log, phases)
+                    steps = self._build(entry, log, phases, request)
                 finally:
                     if lease is not None:
                         lease.release()
@@ -446,9 +483,12 @@ class BuildExecutor:
             return True, None
         started = time.monotonic()
         self.progress.phase(entry.name, "lease")
+        claimed = self._claimed.pop(entry.name, None)
         try:
-            lease = self.leases.take(entry.image, entry.platforms, force=entry.forced or entry.no_cache, wait=wait,
-                                     say=lambda line: self.say(f"[{entry.name}] {line}"), sleep=self._pause)
+            lease = claimed.result() if claimed is not None else None  # taken as the run started: the settle is behind us
+            if lease is None:
+                lease = self.leases.take(entry.image, entry.platforms, force=entry.forced or entry.no_cache, wait=wait,
+                                         say=lambda line: self.say(f"[{entry.name}] {line}"), sleep=self._pause)
         finally:
             phases.add("lease", time.monotonic() - started)
         return lease is not None, lease
@@ -494,7 +534,7 @@ class BuildExecutor:
         finally:
             phases.add(phase.split()[0], time.monotonic() - started)
 
-    def _build(self, entry: BuiltImage, log: Path, phases: _Phases) -> StepCount:
+    def _prepare(self, entry: BuiltImage, log: Path, phases: _Phases) -> BuildRequest:
         wheels = bool(entry.wheels)
         if wheels:
             self.progress.phase(entry.name, "wheels")
@@ -504,6 +544,11 @@ class BuildExecutor:
                                 follow=lambda command: self.progress.follow(entry.name, tracker_for(command)))
         if wheels:
             phases.add("wheels", time.monotonic() - started)
+        return request
+
+    def _build(self, entry: BuiltImage, log: Path, phases: _Phases, request: BuildRequest | None = None) -> StepCount:
+        if request is None:
+            request = self._prepare(entry, log, phases)
         if request.pin_parent is not None and self.registry is not None:
             parent = full_ref(request.pin_parent)
             digest = self.registry.manifest_digest(parent.repository, parent.reference)
@@ -577,6 +622,11 @@ class BuildExecutor:
             size=info.size if info else None, layers=info.layers if info else None,
             digest=digest, pushed=digest is not None, log=log, steps=steps, phases=phases,
         )
+
+
+def _release_claimed(claimed: Future[Lease | None]) -> None:
+    if not claimed.cancelled() and claimed.exception() is None and (lease := claimed.result()) is not None:
+        lease.release()
 
 
 class _Phases:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import threading
+import time
 from dataclasses import replace
 from datetime import timedelta
 
@@ -81,7 +83,9 @@ class Registry(Memory):
         return (ref.repository, ref.reference) in self.images
 
     def manifest_digest(self, name: str, tag: str) -> str | None:
-        return f"sha256:{name.replace('/', '-')}-{tag}" if (name, tag) in self.images else None
+        if (name, tag) not in self.images:
+            return None
+        return f"sha256:{name.replace('/', '-')}-{tag}" if name == APP else "sha256:" + hashlib.sha256(f"{name}:{tag}".encode()).hexdigest()
 
     def inspect(self, name: str, reference: str):
         if reference in self.bodies:
@@ -114,12 +118,12 @@ class PushingRunner(ScriptedRunner):
 
 
 def execute(tmp_path, registry: Registry, clock: Clock, runner: ScriptedRunner, *, forced: bool = True,
-            said: list[str] | None = None, push: bool = True):
+            said: list[str] | None = None, push: bool = True, builder: BuildxBuilder | None = None):
     write_tree(tmp_path, {"images.yaml": IMAGES, **FILES})
     config = load_config(tmp_path)
     if not push:
         config = replace(config, images=tuple(replace(spec, push=False) for spec in config.images))
-    builder = BuildxBuilder(docker="docker")
+    builder = builder or BuildxBuilder(docker="docker")
     executor = BuildExecutor(config.root, builder, runner, Wheelhouse(config.root, runner), local=NoImages(), registry=registry,
                              log_dir=tmp_path / "logs", say=(said if said is not None else []).append, sleep=clock.sleep,
                              leases=BuildLeases(registry, times=TIMES, holder="this run", clock=clock, sleep=clock.sleep))
@@ -317,3 +321,79 @@ def test_a_whole_image_under_a_held_lease_is_waited_for_until_the_holder_lets_go
     assert results["app"].decision is Decision.REUSE, said
     assert 20 <= clock.now < 20 + 3 * TIMES.poll
     assert registry.writes == [f"invoke build {APP}"]
+
+
+class Watching(PushingRunner):
+    """Holds the first build until ``claim`` is written (5 s at most), and notes the claims written by then."""
+
+    def __init__(self, registry: Registry, script, claim: str) -> None:
+        super().__init__(registry, script)
+        self.claim = claim
+        self.at_first_build: list[str] | None = None
+
+    def run(self, command, **kw):
+        if command.argv[1:3] == ("buildx", "build") and self.at_first_build is None:
+            deadline = time.monotonic() + 5
+            while self.claim not in self.registry.writes and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.at_first_build = list(self.registry.writes)
+        return super().run(command, **kw)
+
+
+def test_a_run_takes_every_builds_lease_as_it_starts_one_settle_for_the_run_not_one_per_image(tmp_path):
+    """base and app, each built alone (a builder that cannot bake): app's lease is taken while base is built, not after."""
+    clock = Clock()
+    registry = Registry(clock)
+    runner = Watching(registry, {"buildx": [BUILT, BUILT]}, f"invoke build {APP}")
+    results = execute(tmp_path, registry, clock, runner, forced=True, builder=BuildxBuilder(docker="docker", multi_platform=False))
+    assert all(r.ok and r.decision is Decision.BUILD for r in results.values()), results
+    assert [argv[1:3] for argv in runner.ran] == [("buildx", "build")] * 2
+    assert sorted(runner.at_first_build) == [f"invoke build {APP}", "invoke build unit/base"]
+    assert sorted(registry.writes) == [f"invoke build {APP}", "invoke build unit/base"]  # app's build took no lease of its own
+    assert registry.lease_tags() == {}
+
+
+def test_a_lease_taken_as_the_run_started_is_let_go_when_its_image_will_not_be_built(tmp_path):
+    clock = Clock()
+    registry = Registry(clock)
+    runner = PushingRunner(registry, {"buildx": [(1, BUILD_FAILED)]})
+    results = execute(tmp_path, registry, clock, runner, forced=True, builder=BuildxBuilder(docker="docker", multi_platform=False))
+    assert not results["base"].ok and results["app"].error == "not built: parent base failed"
+    assert sorted(registry.writes) == [f"invoke build {APP}", "invoke build unit/base"]
+    assert registry.lease_tags() == {}
+
+
+def test_a_run_of_one_platform_builds_under_its_parts_lease_not_waiting_for_another_platforms_run(tmp_path):
+    """Two runners of one family, one per platform: each part has its own lease (named from the part tag it pushes)."""
+    clock = Clock()
+    registry = Registry(clock)
+    write_tree(tmp_path, {"images.yaml": IMAGES.replace("    dockerfile: docker/Dockerfile\n",
+                                                         "    dockerfile: docker/Dockerfile\n    platforms: [linux/amd64, linux/arm64]\n"),
+                          **FILES})
+    config = load_config(tmp_path)
+    fingerprints = {name: Fingerprint(name, digit * 64, ()) for name, digit in (("base", "0"), ("app", "1"))}
+    amd64 = Lease(registry, [APP], f"build-{APP_TAG}-amd64", f"invoke build {APP}", times=TIMES, holder="runner-amd64",
+                  clock=clock, sleep=clock.sleep).acquire()
+    registry.images.add(("unit/base", "0" * 16))
+    claimed: list[str] = []
+    put = registry.put_manifest
+    registry.put_manifest = lambda name, reference, data, media_type: claimed.append(reference) or put(name, reference, data, media_type)
+    runner = PushingRunner(registry, {"buildx": [BUILT]})
+    builder = BuildxBuilder(docker="docker")
+    executor = BuildExecutor(config.root, builder, runner, Wheelhouse(config.root, runner), local=NoImages(), registry=registry,
+                             log_dir=tmp_path / "logs", sleep=clock.sleep,
+                             leases=BuildLeases(registry, times=TIMES, holder="runner-arm64", clock=clock, sleep=clock.sleep))
+    plan = make_plan(config, fingerprints, {"127.0.0.1:5000/unit/base:" + "0" * 16: Availability(registry=True)},
+                     settings=BuildSettings(contexts=executor.contexts_dir, insecure_registry=True, builder=builder.kind),
+                     only_platform="linux/arm64")
+    results = {r.name: r for r in executor.run(plan)}
+    assert results["app"].ok and results["app"].decision is Decision.BUILD, results["app"].error
+    assert results["app"].ref.endswith(f":{APP_TAG}-arm64")
+    assert claimed == [f"imagegraph-lease-build-{APP_TAG}-arm64"]  # the lease of the part it pushes, not of the fingerprint
+    assert clock.now == 2 * TIMES.settle  # the amd64 runner's settle, then this run's: no wait for the amd64 part's lease
+    assert registry.lease_tags() == {(APP, f"imagegraph-lease-build-{APP_TAG}-amd64"): amd64._mine[APP][0]}
+    arm64 = Lease(registry, [APP], f"build-{APP_TAG}-arm64", f"invoke build {APP}", times=replace(TIMES, wait=0.0),
+                  holder="another arm64 runner", clock=clock, sleep=clock.sleep)
+    assert arm64.acquire()._mine  # and this run's part lease is let go
+    arm64.release()
+    amd64.release()
