@@ -78,7 +78,8 @@ def test_a_grandchild_gets_a_level_of_its_own(tmp_path):
 
 def test_step_outputs_are_one_compact_json_line_each(family):
     outputs = github_outputs(plan_matrix(family, {"app": ("src/svc/app.py",)}))
-    assert list(outputs) == ["images", "level-0", "level-1"]
+    assert list(outputs) == ["images", "level-0", "level-0-platforms", "level-1", "level-1-platforms", "join"]
+    assert outputs["level-1-platforms"] == '{"include":[]}' and json.loads(outputs["join"]) == {"needed": False, "images": [], "command": []}
     assert outputs["images"] == '["app"]' and outputs["level-0"] == '{"include":[]}'
     assert json.loads(outputs["level-1"])["include"][0]["image"] == "app"
     torch = github_outputs(plan_matrix(family, {"base": ("requirements/requirements-torch.txt",)}))
@@ -86,6 +87,88 @@ def test_step_outputs_are_one_compact_json_line_each(family):
     assert base["image"] == "base" and "parent" not in base  # no null in a GitHub matrix
     assert [row["parent"] for row in json.loads(torch["level-1"])["include"]] == ["base"] * 3
     assert all(value == json.dumps(json.loads(value), separators=(",", ":")) for value in outputs.values())
+
+
+# -- the plan with runners: one job per image and platform, then the join ------------------------
+
+
+RUNNERS = "runners: {linux/arm64: ubuntu-24.04-arm, linux/amd64: ubuntu-latest}\n"
+
+
+def family_with_runners(root: Path, runners: str = RUNNERS, *, family: str = FAMILY, **extra: str) -> Path:
+    write_tree(root, {"images.yaml": family + runners, **FAMILY_FILES, **extra})
+    return root
+
+
+def test_without_runners_every_image_is_built_whole_and_nothing_is_joined(family):
+    matrix = plan_matrix(family, {"base": ("requirements/requirements-torch.txt",)})
+    assert matrix["runners"] == {}
+    assert [level["platform_matrix"] for level in matrix["levels"]] == [{"include": []}, {"include": []}]
+    assert [len(level["matrix"]["include"]) for level in matrix["levels"]] == [1, 3]
+    assert matrix["join"] == {"needed": False, "images": [], "command": []}
+
+
+def test_with_runners_each_platform_of_each_image_is_a_job_on_its_runner(tmp_path):
+    matrix = plan_matrix(family_with_runners(tmp_path), {"base": ("requirements/requirements-torch.txt",)})
+    assert matrix["runners"] == {"linux/arm64": "ubuntu-24.04-arm", "linux/amd64": "ubuntu-latest"}
+    assert [level["matrix"] for level in matrix["levels"]] == [{"include": []}, {"include": []}]  # no job builds an image whole
+    assert [level["images"] for level in matrix["levels"]] == [["base"], ["ci", "app", "devcontainer"]]
+    base = {row["image"]: row for row in matrix["matrix"]["include"]}["base"]
+    jobs = matrix["levels"][0]["platform_matrix"]["include"]
+    assert [(job["image"], job["platform"], job["runner"], job["suffix"], job["tag"]) for job in jobs] == [
+        ("base", "linux/amd64", "ubuntu-latest", "amd64", f"{base['fingerprint']}-amd64"),
+        ("base", "linux/arm64", "ubuntu-24.04-arm", "arm64", f"{base['fingerprint']}-arm64")]
+    assert jobs[1]["command"] == ["invoke", "build", "--target", "base", "--only-platform", "linux/arm64", "--no-tags"]
+    assert all(job["fingerprint"] == base["fingerprint"] and job["depth"] == 0 for job in jobs)
+    # ci, app and devcontainer declare linux/amd64 alone: one job each, pushed under the fingerprint tag itself
+    children = matrix["levels"][1]["platform_matrix"]["include"]
+    assert [(job["image"], job["platform"], job["runner"], job["parent"]) for job in children] == [
+        (name, "linux/amd64", "ubuntu-latest", "base") for name in ("ci", "app", "devcontainer")]
+    assert all(job["tag"] == job["fingerprint"] for job in children)
+    # only base has platforms to join; the join moves no branch tags (the family job does, after the tests)
+    assert matrix["join"] == {"needed": True, "images": ["base"], "command": ["invoke", "join", "--target", "base", "--no-tags"]}
+
+
+def test_an_image_of_one_platform_needs_no_join(tmp_path):
+    matrix = plan_matrix(family_with_runners(tmp_path), {"app": ("src/svc/app.py",)})
+    job, = matrix["levels"][1]["platform_matrix"]["include"]
+    assert (job["image"], job["platform"], job["tag"]) == ("app", "linux/amd64", job["fingerprint"])
+    assert matrix["levels"][0]["platform_matrix"] == {"include": []}
+    assert matrix["join"] == {"needed": False, "images": [], "command": []}
+    nothing = plan_matrix(family_with_runners(tmp_path), {})
+    assert [level["platform_matrix"] for level in nothing["levels"]] == [{"include": []}, {"include": []}]
+    assert not nothing["join"]["needed"]
+
+
+def test_a_platform_without_a_runner_goes_to_the_default_one_and_its_rows_name_none(tmp_path):
+    root = family_with_runners(tmp_path, "runners: {linux/arm64: arm-builder}\n")
+    matrix = plan_matrix(root, {"base": ("requirements/requirements-torch.txt",)})
+    assert [(job["platform"], job["runner"]) for job in matrix["levels"][0]["platform_matrix"]["include"]] == [
+        ("linux/amd64", None), ("linux/arm64", "arm-builder")]
+    rows = json.loads(github_outputs(matrix)["level-0-platforms"])["include"]
+    assert "runner" not in rows[0] and rows[1]["runner"] == "arm-builder"  # no null in a GitHub matrix
+    assert all("parent" not in row for row in rows)
+
+
+def test_a_grandchild_of_two_platforms_is_joined_with_its_parent_and_grandparent(tmp_path):
+    deeper = ("  app-debug:\n    dockerfile: docker/Dockerfile.debug\n    parent: app\n    platforms: [linux/amd64, linux/arm64]\n"
+              "  tool:\n    dockerfile: docker/Dockerfile.debug\n    parent: app\n    platforms: [linux/arm64]\n    push: false\n")
+    app_of_two = FAMILY.replace('inputs: ["src/svc/**"]\n', 'inputs: ["src/svc/**"]\n    platforms: [linux/amd64, linux/arm64]\n')
+    root = family_with_runners(tmp_path, deeper + RUNNERS, family=app_of_two,
+                               **{"docker/Dockerfile.debug": "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n"})
+    matrix = plan_matrix(root, {"base": ("requirements/requirements-torch.txt",)})
+    assert [job["platform"] for job in matrix["levels"][1]["platform_matrix"]["include"] if job["image"] == "app"] == [
+        "linux/amd64", "linux/arm64"]
+    assert [level["images"] for level in matrix["levels"]] == [["base"], ["ci", "app", "devcontainer"], ["app-debug", "tool"]]
+    assert [(job["image"], job["platform"], job["parent"]) for job in matrix["levels"][2]["platform_matrix"]["include"]] == [
+        ("app-debug", "linux/amd64", "app"), ("app-debug", "linux/arm64", "app"), ("tool", "linux/arm64", "app")]
+    # tool is not pushed (no part to join) and has one platform anyway
+    assert matrix["join"]["images"] == ["base", "app", "app-debug"]
+    assert matrix["join"]["command"] == ["invoke", "join", "--target", "base,app,app-debug", "--no-tags"]
+    outputs = github_outputs(matrix)
+    assert [key for key in outputs if key.startswith("level-2")] == ["level-2", "level-2-platforms"]
+    assert json.loads(outputs["join"]) == matrix["join"]
+    assert len(json.loads(outputs["level-2-platforms"])["include"]) == 3
 
 
 def test_affected_writes_step_outputs_where_github_says(tmp_path, monkeypatch):
