@@ -351,30 +351,43 @@ def waits_for(workflow: Mapping[str, Any], job_id: str) -> set[str]:
     return found
 
 
-_LEVEL_MATRIX = re.compile(r"^\$\{\{\s*fromJSON\(\s*needs\.([\w-]+)\.outputs\.level-(\d+)\s*\)\s*\}\}$")
-_STEP_OUTPUT = re.compile(r"^\$\{\{\s*steps\.([\w-]+)\.outputs\.level-(\d+)\s*\}\}$")
+_LEVEL_MATRIX = re.compile(r"^\$\{\{\s*fromJSON\(\s*needs\.([\w-]+)\.outputs\.(level-(\d+)(-platforms)?)\s*\)\s*\}\}$")
+_STEP_OUTPUT = re.compile(r"^\$\{\{\s*steps\.([\w-]+)\.outputs\.([\w-]+)\s*\}\}$")
 _MATRIX_IMAGE = re.compile(r"^\$\{\{\s*matrix\.image\s*\}\}$")
 
 
-def plan_level(project: Project, workflow: Mapping[str, Any], job_id: str) -> int | None:
-    """The depth whose matrix job ``job_id`` runs, when that matrix is the plan's: a level-N output of `invoke affected --github-output`."""
-    matrix = (workflow["jobs"][job_id].get("strategy") or {}).get("matrix")
-    found = _LEVEL_MATRIX.match(matrix) if isinstance(matrix, str) else None
-    if found is None or found.group(1) not in needs(workflow["jobs"][job_id]) or found.group(1) not in workflow["jobs"]:
+def plan_output(project: Project, workflow: Mapping[str, Any], job_id: str, key: str) -> str | None:
+    """The step output of `invoke affected --github-output` that job ``key`` of plan job ``job_id`` passes on, when it is one."""
+    output = _STEP_OUTPUT.match(str((workflow["jobs"][job_id].get("outputs") or {}).get(key, "")))
+    if output is None:
         return None
-    plan_id, level = found.group(1), int(found.group(2))
-    output = _STEP_OUTPUT.match(str((workflow["jobs"][plan_id].get("outputs") or {}).get(f"level-{level}", "")))
-    if output is None or int(output.group(2)) != level:
-        return None
-    step = next((s for s in steps(project, workflow["jobs"][plan_id]) if s.get("id") == output.group(1)), None)
+    step = next((s for s in steps(project, workflow["jobs"][job_id]) if s.get("id") == output.group(1)), None)
     if step is None or not isinstance(step.get("run"), str):
         return None
     for argv in map(program, commands(step["run"])):
         if argv and argv[0] == "invoke":
             with contextlib.suppress(ParseError):
                 if any(task == "affected" and args.get("github-output") for task, args in invoke_tasks(project.tasks, argv[1:])):
-                    return level
+                    return output.group(2)
     return None
+
+
+def plan_matrix_of(project: Project, workflow: Mapping[str, Any], job_id: str) -> tuple[int, bool] | None:
+    """(depth, per platform) of the matrix job ``job_id`` runs, when that matrix is the plan's: a level-N (one job per image) or
+    level-N-platforms (one per image and platform) output of `invoke affected --github-output`, passed on as it is."""
+    matrix = (workflow["jobs"][job_id].get("strategy") or {}).get("matrix")
+    found = _LEVEL_MATRIX.match(matrix) if isinstance(matrix, str) else None
+    if found is None or found.group(1) not in needs(workflow["jobs"][job_id]) or found.group(1) not in workflow["jobs"]:
+        return None
+    if plan_output(project, workflow, found.group(1), found.group(2)) != found.group(2):
+        return None
+    return int(found.group(3)), found.group(4) is not None
+
+
+def plan_level(project: Project, workflow: Mapping[str, Any], job_id: str) -> int | None:
+    """The depth whose matrix job ``job_id`` runs, of either kind (see :func:`plan_matrix_of`)."""
+    found = plan_matrix_of(project, workflow, job_id)
+    return None if found is None else found[0]
 
 
 def build_targets(project: Project, workflow: Mapping[str, Any], job_id: str) -> list[list[str]]:
@@ -425,28 +438,48 @@ def unbuilt_images(project: Project) -> list[str]:
     return problems
 
 
-def missing_levels(project: Project) -> list[str]:
-    """Every depth of images.yaml needs a job that builds the plan's level, waiting for the level before it."""
-    config = project.config
-    deepest = max(depth(config, name) for name in config.names)
-    found: dict[int, list[tuple[str, str]]] = {}
+_ONLY_PLATFORM = re.compile(r"^\$\{\{\s*matrix\.platform\s*\}\}$")
+
+
+def level_jobs(project: Project) -> dict[tuple[int, bool], list[tuple[str, str]]]:
+    """(depth, per platform) -> the (file, job) that build that matrix of the plan with `invoke build --target ${{ matrix.image }}`,
+    and, per platform, `--only-platform ${{ matrix.platform }}`."""
+    found: dict[tuple[int, bool], list[tuple[str, str]]] = {}
     for file, workflow in project.workflows.items():
         for job_id, _ in jobs(workflow):
-            level = plan_level(project, workflow, job_id)
-            if level is not None and any(_MATRIX_IMAGE.match(t) for ts in build_targets(project, workflow, job_id) for t in ts):
-                found.setdefault(level, []).append((file, job_id))
+            kind = plan_matrix_of(project, workflow, job_id)
+            if kind is None:
+                continue
+            calls = [args for task, args in task_calls(project, workflow, job_id) if task == "build"]
+            if any(_MATRIX_IMAGE.match(t.strip()) for args in calls for value in args.get("target") or () for t in value.split(",")
+                   if kind[1] == bool(_ONLY_PLATFORM.match(str(args.get("only-platform", ""))))):
+                found.setdefault(kind, []).append((file, job_id))
+    return found
+
+
+def missing_levels(project: Project) -> list[str]:
+    """Every depth of images.yaml needs a job that builds the plan's level (one per image) and one that builds it per platform
+    (one per image and platform, with runners:), each waiting for every build job of the depth before."""
+    config = project.config
+    deepest = max(depth(config, name) for name in config.names)
+    found = level_jobs(project)
     problems = []
     for level in range(deepest + 1):
-        if level not in found:
-            names = ", ".join(name for name in config.names if depth(config, name) == level)
+        names = ", ".join(name for name in config.names if depth(config, name) == level)
+        if (level, False) not in found:
             problems.append(f"no job builds depth {level} of images.yaml ({names}): add one whose matrix is the plan's level-{level} "
                             "output and that runs `invoke build --target ${{ matrix.image }}`")
-    for level, level_jobs in found.items():
-        for file, job_id in level_jobs:
-            before = {j for f, j in found.get(level - 1, ()) if f == file}
-            if level > 0 and not before & waits_for(project.workflows[file], job_id):
+        if (level, True) not in found:
+            problems.append(f"no job builds depth {level} of images.yaml ({names}) per platform: add one whose matrix is the plan's "
+                            f"level-{level}-platforms output, on `runs-on: ${{{{ matrix.runner }}}}`, that runs "
+                            "`invoke build --target ${{ matrix.image }} --only-platform ${{ matrix.platform }}`")
+    for (level, _), built in found.items():
+        for file, job_id in built:
+            before = {j for kind in (False, True) for f, j in found.get((level - 1, kind), ()) if f == file}
+            missed = before - waits_for(project.workflows[file], job_id)
+            if level > 0 and (missed or not before):
                 problems.append(f"{file}: {job_id} builds depth {level} without waiting for depth {level - 1} "
-                                f"({', '.join(sorted(before)) or 'no job in this workflow'}): add it to `needs:`")
+                                f"({', '.join(sorted(missed)) or 'no job in this workflow'}): add it to `needs:`")
     return problems
 
 
@@ -520,7 +553,7 @@ def broad_permissions(project: Project) -> list[str]:
             problems.append(f"{file}: top-level `permissions:` grant write to every job; grant it in the jobs that need it")
         for job_id, job in jobs(workflow):
             calls = task_calls(project, workflow, job_id)
-            writes = (any(task in ("build", "release") or (task == "cleanup" and args.get("yes")) for task, args in calls)
+            writes = (any(task in ("build", "release", "join") or (task == "cleanup" and args.get("yes")) for task, args in calls)
                       or "test" in session_calls(project, workflow, job_id))
             granted = isinstance(job.get("permissions"), Mapping) and job["permissions"].get("packages") == "write"
             if granted and not writes:
@@ -661,10 +694,15 @@ def test_a_session_that_does_not_exist_is_caught(project):
 
 def test_a_missing_level_is_caught_and_its_images_are_unbuilt(project):
     ci = ci_copy(project)
-    del ci["jobs"]["level-1"], ci["jobs"]["family"]
+    del ci["jobs"]["level-1"], ci["jobs"]["level-1-platforms"], ci["jobs"]["family"]
+    ci["jobs"]["join"]["needs"] = ["plan", "level-0-platforms"]
     broken = only(project, ci_yml=ci)
-    assert missing_levels(broken) == ["no job builds depth 1 of images.yaml (ci, app, devcontainer): add one whose matrix is the plan's "
-                                      "level-1 output and that runs `invoke build --target ${{ matrix.image }}`"]
+    assert missing_levels(broken) == [
+        "no job builds depth 1 of images.yaml (ci, app, devcontainer): add one whose matrix is the plan's level-1 output and that runs "
+        "`invoke build --target ${{ matrix.image }}`",
+        "no job builds depth 1 of images.yaml (ci, app, devcontainer) per platform: add one whose matrix is the plan's "
+        "level-1-platforms output, on `runs-on: ${{ matrix.runner }}`, that runs "
+        "`invoke build --target ${{ matrix.image }} --only-platform ${{ matrix.platform }}`"]
     assert unbuilt_images(broken) == [f"image {name} (depth 1) is built by no workflow" for name in ("ci", "app", "devcontainer")]
     assert unbuilt_images(only(project, ci_yml=ci_copy(project))) == []  # the family job alone would build them all
 
@@ -672,8 +710,18 @@ def test_a_missing_level_is_caught_and_its_images_are_unbuilt(project):
 def test_a_level_that_does_not_wait_for_the_one_before_is_caught(project):
     ci = ci_copy(project)
     ci["jobs"]["level-1"]["needs"] = ["plan"]
+    ci["jobs"]["level-1-platforms"]["needs"] = ["plan", "level-0"]
     assert missing_levels(only(project, ci_yml=ci)) == [
-        "ci.yml: level-1 builds depth 1 without waiting for depth 0 (level-0): add it to `needs:`"]
+        "ci.yml: level-1 builds depth 1 without waiting for depth 0 (level-0, level-0-platforms): add it to `needs:`",
+        "ci.yml: level-1-platforms builds depth 1 without waiting for depth 0 (level-0-platforms): add it to `needs:`"]
+
+
+def test_a_platform_job_that_builds_every_platform_is_no_platform_job(project):
+    ci = ci_copy(project)
+    ci["jobs"]["level-0-platforms"]["steps"][2]["run"] = "invoke build --target ${{ matrix.image }} --no-tags"
+    assert missing_levels(only(project, ci_yml=ci)) == [
+        "no job builds depth 0 of images.yaml (base) per platform: add one whose matrix is the plan's level-0-platforms output, on "
+        "`runs-on: ${{ matrix.runner }}`, that runs `invoke build --target ${{ matrix.image }} --only-platform ${{ matrix.platform }}`"]
 
 
 def test_a_matrix_that_does_not_come_from_the_plan_builds_nothing(project):
@@ -685,7 +733,7 @@ def test_a_matrix_that_does_not_come_from_the_plan_builds_nothing(project):
     not_affected = ci_copy(project)
     plan_steps = not_affected["jobs"]["plan"]["steps"]
     plan_steps[-1] = {**plan_steps[-1], "run": "echo 'level-1={\"include\":[]}' >> \"$GITHUB_OUTPUT\""}
-    assert len(missing_levels(only(project, ci_yml=not_affected))) == 2  # both levels lose their plan
+    assert len(missing_levels(only(project, ci_yml=not_affected))) == 4  # both levels lose their plan, of both kinds
 
 
 def test_a_target_that_is_no_image_is_caught(project):
