@@ -15,6 +15,7 @@ import importlib.util
 import json
 import re
 import shlex
+import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -563,6 +564,135 @@ def broad_permissions(project: Project) -> list[str]:
     return problems
 
 
+def dangling_needs(project: Project) -> list[str]:
+    return [f"{file}: {job_id} needs {name}, which is no job of {file}"
+            for file, workflow in project.workflows.items() for job_id, job in jobs(workflow) for name in needs(job)
+            if name not in workflow["jobs"]]
+
+
+_NEEDS_OUTPUT = re.compile(r"\bneeds\.([\w-]+)\.outputs\.([\w-]+)")
+
+
+def unknown_outputs(project: Project, written: frozenset[str]) -> list[str]:
+    """Each `needs.JOB.outputs.KEY` a job reads is an output of a job it needs; each output passed on from `invoke affected
+    --github-output` is one that it writes (``written``: the keys it writes for this images.yaml)."""
+    problems = []
+    for file, workflow in project.workflows.items():
+        for job_id, job in jobs(workflow):
+            text = yaml.safe_dump(dict(job), width=10**6)
+            for other, key in dict.fromkeys(_NEEDS_OUTPUT.findall(text)):
+                if other not in needs(job) or key not in (workflow["jobs"].get(other, {}).get("outputs") or {}):
+                    problems.append(f"{file}: {job_id} reads needs.{other}.outputs.{key}, which no job it needs gives")
+            for key, value in (job.get("outputs") or {}).items():
+                output = _STEP_OUTPUT.match(str(value))
+                passed = plan_output(project, workflow, job_id, key)
+                if output is not None and passed is None and any(
+                        s.get("id") == output.group(1) and "affected" in str(s.get("run")) for s in steps(project, job)):
+                    passed = output.group(2)
+                if passed is not None and passed not in written:
+                    problems.append(f"{file}: {job_id}: output {key} passes on {passed}, which `invoke affected --github-output` "
+                                    f"does not write (it writes {', '.join(sorted(written))})")
+    return problems
+
+
+_MATRIX_FIELD = re.compile(r"\bmatrix\.([A-Za-z_][\w-]*)(\s*\|\|)?")
+
+
+def matrix_fields(project: Project, rows: Mapping[bool, list[Mapping[str, Any]]]) -> list[str]:
+    """Each `matrix.FIELD` a plan matrix job uses is in every row the plan emits for that kind of job (``rows``: per platform or
+    not, as :func:`github_outputs` writes them); one with a fallback (`matrix.runner || 'ubuntu-latest'`) in at least one."""
+    problems = []
+    for file, workflow in project.workflows.items():
+        for job_id, job in jobs(workflow):
+            kind = plan_matrix_of(project, workflow, job_id)
+            if kind is None:
+                continue
+            text = yaml.safe_dump({k: v for k, v in job.items() if k != "strategy"}, width=10**6)
+            for field, fallback in dict.fromkeys(_MATRIX_FIELD.findall(text)):
+                having = [row for row in rows[kind[1]] if field in row]
+                if not having or (not fallback and len(having) < len(rows[kind[1]])):
+                    problems.append(f"{file}: {job_id} uses matrix.{field}, which {'no' if not having else 'not every'} row of the plan's "
+                                    f"level-{kind[0]}{'-platforms' if kind[1] else ''} output has"
+                                    f"{'' if having else ' (it has ' + ', '.join(sorted({k for r in rows[kind[1]] for k in r})) + ')'}")
+    return problems
+
+
+_EXPRESSION_WORD = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
+_JOIN_IMAGES = re.compile(r"join\(\s*fromJSON\(\s*needs\.[\w-]+\.outputs\.join\s*\)\.images\s*,\s*','\s*\)")
+
+
+def resolved(word: str, row: Mapping[str, Any], env: Mapping[str, str], join: Mapping[str, Any]) -> str | None:
+    """A command word with the plan's values put in: `${{ matrix.X }}` (with or without `|| 'fallback'`), and `$VAR` of a step's
+    env set to `${{ join(fromJSON(needs.plan.outputs.join).images, ',') }}`; None for anything else that is not plain text."""
+    if word.startswith("$") and not word.startswith("${{") and word[1:] in env:
+        word = env[word[1:]]
+    found = _EXPRESSION_WORD.fullmatch(word)
+    if found is None:
+        return None if "${{" in word or word.startswith("$") else word
+    expression = found.group(1)
+    field = re.fullmatch(r"matrix\.([\w-]+)(?:\s*\|\|\s*'([^']*)')?", expression)
+    if field is not None:
+        value = row.get(field.group(1), field.group(2))
+        return None if value is None else str(value)
+    return ",".join(join["images"]) if _JOIN_IMAGES.fullmatch(expression) else None
+
+
+def commands_unlike_plan(project: Project, plan: Mapping[str, Any]) -> list[str]:
+    """A plan job runs exactly the command the plan gives it: each platform job a row's `command`, the join job the join's."""
+    problems = []
+    for file, workflow in project.workflows.items():
+        for job_id, job in jobs(workflow):
+            kind = plan_matrix_of(project, workflow, job_id)
+            wanted = "build" if kind is not None and kind[1] else "join"
+            rows = plan["levels"][kind[0]]["platform_matrix"]["include"] if kind is not None and kind[0] < len(plan["levels"]) else []
+            for step in steps(project, job):
+                if not isinstance(step.get("run"), str):
+                    continue
+                for argv in map(program, commands(step["run"])):
+                    if argv[:2] != ["invoke", wanted] or (wanted == "join" and not plan["join"]["needed"]):
+                        continue
+                    env = {key: str(value) for key, value in (step.get("env") or {}).items()}
+                    for row in (rows if wanted == "build" else [{}]):
+                        want = row["command"] if wanted == "build" else plan["join"]["command"]
+                        got = [resolved(word, row, env, plan["join"]) for word in argv]
+                        if got != want:
+                            shown_got = shlex.join(w if w is not None else "<?>" for w in got)
+                            problems.append(f"{file}: {job_id} runs `{shown_got}` where the plan gives `{shlex.join(want)}`")
+                            break
+    return problems
+
+
+def unjoined(project: Project) -> list[str]:
+    """Where images are built per platform, one job joins them, after every platform job and when the plan says so, moving no
+    tags; the suite and the job that moves the branch tags wait for it."""
+    problems = []
+    for file, workflow in project.workflows.items():
+        platform_jobs = sorted(job_id for job_id, _ in jobs(workflow) if (plan_matrix_of(project, workflow, job_id) or (0, False))[1])
+        if not platform_jobs:
+            continue
+        for job_id in platform_jobs:
+            if "matrix.runner" not in str(workflow["jobs"][job_id].get("runs-on", "")):
+                problems.append(f"{file}: {job_id} builds per platform but not on `runs-on: ${{{{ matrix.runner }}}}`")
+        joins = [job_id for job_id, _ in jobs(workflow) if any(task == "join" for task, _ in task_calls(project, workflow, job_id))]
+        if not joins:
+            problems.append(f"{file}: builds per platform ({', '.join(platform_jobs)}) but no job runs `invoke join`")
+            continue
+        for join in joins:
+            missed = sorted(set(platform_jobs) - waits_for(workflow, join))
+            if missed:
+                problems.append(f"{file}: {join} joins without waiting for {', '.join(missed)}: add it to `needs:`")
+            if not re.search(r"fromJSON\(\s*needs\.[\w-]+\.outputs\.join\s*\)\.needed", str(workflow["jobs"][join].get("if", ""))):
+                problems.append(f"{file}: {join} runs `invoke join` whatever the plan says: add `if: ... "
+                                "fromJSON(needs.plan.outputs.join).needed`")
+            if any(task == "join" and not args.get("no-tags") for task, args in task_calls(project, workflow, join)):
+                problems.append(f"{file}: {join} moves branch tags before the tests ran: give `invoke join` --no-tags")
+        for job_id, _ in jobs(workflow):
+            uses = "test" in session_calls(project, workflow, job_id) or [] in build_targets(project, workflow, job_id)
+            if uses and job_id not in joins and not set(joins) & waits_for(workflow, job_id):
+                problems.append(f"{file}: {job_id} uses the family's images without waiting for {', '.join(joins)}: add it to `needs:`")
+    return problems
+
+
 # -- the real workflows ---------------------------------------------------------------
 
 
@@ -584,6 +714,38 @@ def sessions() -> frozenset[str]:
     names = frozenset(registry.get())
     registry.reset()
     return names
+
+
+@pytest.fixture(scope="module")
+def real_plans(project) -> dict[str, dict[str, Any]]:
+    """What `invoke affected` plans for this repository's images.yaml when every image changed: without runners, with the runners
+    it names (where it names none, ubuntu-24.04-arm for linux/arm64 and ubuntu-latest for linux/amd64), and with a runner for
+    linux/arm64 alone (linux/amd64's rows name none)."""
+    config = project.config
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    files = {}
+    for path in filter(None, listed):
+        with contextlib.suppress(UnicodeDecodeError, OSError):
+            files[path] = (ROOT / path).read_text(encoding="utf-8")
+    fingerprints = fingerprint_images(config, MemorySources(files))
+    explanation = explained({name: ("images.yaml",) for name in config.names if config.image(name).parent is None}, set())
+    named = config.runners or (("linux/arm64", "ubuntu-24.04-arm"), ("linux/amd64", "ubuntu-latest"))
+
+    def plan(runners: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+        with_runners = replace(config, runners=runners)
+        return affected_matrix(with_runners, explanation, affected(with_runners, fingerprints, explanation))
+
+    return {"whole": plan(()), "split": plan(named), "partial": plan((("linux/arm64", "ubuntu-24.04-arm"),))}
+
+
+def emitted_rows(*plans: Mapping[str, Any]) -> dict[bool, list[Mapping[str, Any]]]:
+    """The rows of every level's matrices as the step outputs carry them (nulls left out), per platform or not."""
+    rows: dict[bool, list[Mapping[str, Any]]] = {False: [], True: []}
+    for plan in plans:
+        for key, value in github_outputs(plan).items():
+            if re.fullmatch(r"level-\d+(-platforms)?", key):
+                rows[key.endswith("-platforms")].extend(json.loads(value)["include"])
+    return rows
 
 
 def test_the_workflows_are_there(project):
@@ -624,6 +786,31 @@ def _jobs_on(project: Project, event: str) -> Iterator[tuple[Mapping[str, Any], 
         if event in triggers(workflow):
             for job_id, _ in jobs(workflow):
                 yield workflow, job_id
+
+
+def test_every_need_is_a_job_and_every_output_read_is_given(project, real_plans):
+    assert dangling_needs(project) == []
+    assert unknown_outputs(project, frozenset(github_outputs(real_plans["whole"]))) == []
+    ci = project.workflows["ci.yml"]
+    assert {f"level-{n}{kind}" for n in range(2) for kind in ("", "-platforms")} | {"join"} <= set(ci["jobs"]["plan"]["outputs"])
+
+
+def test_plan_matrix_jobs_use_only_fields_the_plan_emits(project, real_plans):
+    rows = emitted_rows(*real_plans.values())
+    assert rows[False] and rows[True] and any("runner" not in row for row in rows[True])  # partial: linux/amd64 names none
+    assert matrix_fields(project, rows) == []
+
+
+def test_each_platform_job_and_the_join_run_exactly_what_the_plan_gives(project, real_plans):
+    split = real_plans["split"]
+    assert split["join"]["needed"] and [len(level["platform_matrix"]["include"]) for level in split["levels"]] == [2, 5]
+    assert commands_unlike_plan(project, split) == [] and commands_unlike_plan(project, real_plans["partial"]) == []
+
+
+def test_images_built_per_platform_are_joined_before_the_suite_and_the_family_tags(project):
+    assert unjoined(project) == []
+    ci = project.workflows["ci.yml"]
+    assert {"level-0-platforms", "level-1-platforms", "join"} <= waits_for(ci, "test") and "join" in waits_for(ci, "family")
 
 
 def test_pull_requests_and_main_run_the_suite_in_the_ci_image_and_lint(project):
@@ -781,3 +968,60 @@ def test_unpinned_actions_shallow_checkouts_and_broad_permissions_are_caught(pro
         "ci.yml: family pushes, tags or deletes images without `permissions: {packages: write}`"]
     del ci["permissions"]
     assert broad_permissions(only(project, ci_yml=ci))[0] == "ci.yml: no top-level `permissions:`: every job gets the repository's default token"
+
+
+def test_a_need_that_is_no_job_and_an_output_nobody_gives_are_caught(project, real_plans):
+    written = frozenset(github_outputs(real_plans["whole"]))
+    ci = ci_copy(project)
+    ci["jobs"]["join"]["needs"] = ["plan", "level-1-platform"]
+    ci["jobs"]["level-1"]["if"] = "fromJSON(needs.plan.outputs.level-2).include[0] != null"
+    ci["jobs"]["plan"]["outputs"]["level-2-platforms"] = "${{ steps.affected.outputs.level-2-platforms }}"
+    broken = only(project, ci_yml=ci)
+    assert dangling_needs(broken) == ["ci.yml: join needs level-1-platform, which is no job of ci.yml"]
+    assert unknown_outputs(broken, written) == [
+        "ci.yml: plan: output level-2-platforms passes on level-2-platforms, which `invoke affected --github-output` does not write "
+        "(it writes images, join, level-0, level-0-platforms, level-1, level-1-platforms)",
+        "ci.yml: level-1 reads needs.plan.outputs.level-2, which no job it needs gives"]
+
+
+def test_a_matrix_field_the_plan_does_not_emit_is_caught(project, real_plans):
+    rows = emitted_rows(*real_plans.values())
+    ci = ci_copy(project)
+    ci["jobs"]["level-0-platforms"]["runs-on"] = "${{ matrix.runner }}"  # linux/amd64 without a runner: no runs-on
+    ci["jobs"]["level-1-platforms"]["steps"][2]["name"] = "Build ${{ matrix.arch }}"
+    ci["jobs"]["level-1"]["steps"][2]["run"] = "invoke build --target ${{ matrix.image }} --only-platform ${{ matrix.platform }}"
+    problems = matrix_fields(only(project, ci_yml=ci), rows)
+    assert problems[0] == "ci.yml: level-0-platforms uses matrix.runner, which not every row of the plan's level-0-platforms output has"
+    assert problems[1].startswith("ci.yml: level-1 uses matrix.platform, which no row of the plan's level-1 output has (it has depth, ")
+    assert problems[2].startswith("ci.yml: level-1-platforms uses matrix.arch, which no row of the plan's level-1-platforms output has")
+    assert len(problems) == 3
+
+
+def test_a_job_that_runs_other_than_the_plan_says_is_caught(project, real_plans):
+    ci = ci_copy(project)
+    ci["jobs"]["level-1-platforms"]["steps"][2]["run"] = "invoke build --target ${{ matrix.image }} --only-platform ${{ matrix.platform }}"
+    del ci["jobs"]["join"]["steps"][2]["env"]
+    problems = commands_unlike_plan(only(project, ci_yml=ci), real_plans["split"])
+    assert problems == [
+        "ci.yml: level-1-platforms runs `invoke build --target ci --only-platform linux/amd64` where the plan gives "
+        "`invoke build --target ci --only-platform linux/amd64 --no-tags`",
+        "ci.yml: join runs `invoke join --target '<?>' --no-tags` where the plan gives `invoke join --target base,app,devcontainer --no-tags`"]
+
+
+def test_a_join_missing_late_ungated_or_tagging_is_caught(project):
+    ci = ci_copy(project)
+    ci["jobs"]["join"]["needs"] = ["plan", "level-0-platforms"]
+    del ci["jobs"]["join"]["if"]
+    ci["jobs"]["join"]["steps"][2]["run"] = 'invoke join --target "$IMAGES"'
+    ci["jobs"]["test"]["needs"] = ["plan", "level-1-platforms"]
+    ci["jobs"]["level-1-platforms"]["runs-on"] = "ubuntu-latest"
+    assert unjoined(only(project, ci_yml=ci)) == [
+        "ci.yml: level-1-platforms builds per platform but not on `runs-on: ${{ matrix.runner }}`",
+        "ci.yml: join joins without waiting for level-1-platforms: add it to `needs:`",
+        "ci.yml: join runs `invoke join` whatever the plan says: add `if: ... fromJSON(needs.plan.outputs.join).needed`",
+        "ci.yml: join moves branch tags before the tests ran: give `invoke join` --no-tags",
+        "ci.yml: test uses the family's images without waiting for join: add it to `needs:`"]
+    no_join = ci_copy(project)
+    del no_join["jobs"]["join"]
+    assert unjoined(only(project, ci_yml=no_join)) == [
+        "ci.yml: builds per platform (level-0-platforms, level-1-platforms) but no job runs `invoke join`"]
