@@ -34,6 +34,7 @@ from imagegraph.core.graph import ancestors, with_ancestors
 from imagegraph.core.plan import affected
 from imagegraph.presentation.ci_matrix import affected_matrix, github_outputs
 from tests.conftest import FAMILY, FAMILY_FILES, repository_menu, write_tree
+from tests.unit.cli import make_family, run_cli
 from tests.unit.test_fingerprint import MemorySources
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,6 +171,27 @@ def test_a_grandchild_of_two_platforms_is_joined_with_its_parent_and_grandparent
     assert [key for key in outputs if key.startswith("level-2")] == ["level-2", "level-2-platforms"]
     assert json.loads(outputs["join"]) == matrix["join"]
     assert len(json.loads(outputs["level-2-platforms"])["include"]) == 3
+
+
+def test_affected_on_the_command_line_gives_each_job_a_command_the_tasks_take(tmp_path):
+    root = make_family(tmp_path / "repo", {"images.yaml": FAMILY + "runners: {linux/arm64: ubuntu-24.04-arm}\n"})
+    output = tmp_path / "github-output"
+    argv = ["affected", "--force", "base", "--platform", "linux/amd64,linux/arm64", "--since", "main", "--json", "--github-output"]
+    run = run_cli(root, argv, {"GITHUB_OUTPUT": str(output)})
+    assert run.code == 0, run.stderr
+    matrix = json.loads(run.stdout)
+    assert dict(line.split("=", 1) for line in output.read_text().splitlines()) == github_outputs(matrix)
+    jobs = [row for level in matrix["levels"] for row in level["platform_matrix"]["include"]]
+    assert [(row["image"], row["platform"], row.get("runner")) for row in jobs][:2] == [
+        ("base", "linux/amd64", None), ("base", "linux/arm64", "ubuntu-24.04-arm")]
+    assert len(jobs) == 8 and matrix["join"]["images"] == ["base", "ci", "app", "devcontainer"]
+    # each job decides as the plan did: the same platforms (part of the fingerprints), base commit and forced images
+    assert jobs[1]["command"] == ["invoke", "build", "--target", "base", "--only-platform", "linux/arm64",
+                                  "--platform", "linux/amd64,linux/arm64", "--since", "main", "--force", "base", "--no-tags"]
+    for command in [row["command"] for row in jobs] + [matrix["join"]["command"]]:
+        (task, args), = invoke_tasks(namespace, command[1:])  # Invoke itself parses it against the real tasks
+        assert (args["platform"], args["since"], args["no-tags"]) == (["linux/amd64,linux/arm64"], "main", True)
+        assert task == "join" or (args["force"], args["target"]) == ([args["target"][0]], [args["target"][0]])
 
 
 def test_affected_writes_step_outputs_where_github_says(tmp_path, monkeypatch):

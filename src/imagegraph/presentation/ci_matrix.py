@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from ..core.cache import platform_suffix
 from ..core.changes import Explanation
 from ..core.config import Config
-from ..core.graph import depths
+from ..core.graph import depths, descendants
 from ..core.join import part_tag
 from ..core.plan import ImagePlan
 
 __all__ = ["affected_matrix", "github_outputs"]
 
 
-def affected_matrix(config: Config, explanation: Explanation, entries: Sequence[ImagePlan]) -> dict[str, Any]:
+def affected_matrix(config: Config, explanation: Explanation, entries: Sequence[ImagePlan], *,
+                    platforms: Sequence[str] = (), force: Collection[str] = (), since: str | None = None) -> dict[str, Any]:
     """`invoke affected --json`: the images to build, as one CI job matrix and as the jobs of each depth.
 
     ``levels`` holds every depth images.yaml has (0: the images without a
@@ -34,8 +35,15 @@ def affected_matrix(config: Config, explanation: Explanation, entries: Sequence[
     under its platform tag), and ``join`` says whether a join job must then
     make the images of several platforms whole, and which. ``images`` and
     the top-level ``matrix`` list every image the change needs either way.
+    Each command is the one the job runs, with what the plan was given
+    passed on so that the job decides as the plan did: ``platforms`` (its
+    ``--platform``, part of every fingerprint), ``since`` (``--since``), and
+    ``--force IMAGE`` for an image that ``force`` rebuilds (the images named
+    and those built on them), whose tags would otherwise be found and kept.
     """
     depth = depths(config)
+    chosen = (*(("--platform", ",".join(platforms)) if platforms else ()), *(("--since", since) if since is not None else ()))
+    forced = {*force, *(below for name in force for below in descendants(config, name))}
     include = [{"image": e.name, "parent": config.image(e.name).parent, "depth": depth[e.name],
                 "platforms": ",".join(e.platforms), "fingerprint": e.fingerprint, "ref": e.ref, "reason": e.reason} for e in entries]
     split = bool(config.runners)
@@ -46,25 +54,26 @@ def affected_matrix(config: Config, explanation: Explanation, entries: Sequence[
     for row, entry in zip(include, entries, strict=True):  # one pass: a chain n deep has n levels, and a scan per level would cost n²
         names[row["depth"]].append(entry.name)
         if split:
-            parts[row["depth"]].extend(_platform_job(config, row, entry, platform) for platform in entry.platforms)
+            again = (*chosen, *(("--force", entry.name) if entry.name in forced else ()))
+            parts[row["depth"]].extend(_platform_job(config, row, entry, platform, again) for platform in entry.platforms)
         else:
             rows[row["depth"]].append(row)
     levels = [{"depth": level, "images": names[level], "matrix": {"include": rows[level]}, "platform_matrix": {"include": parts[level]}}
               for level in range(deepest)]
     joined = [entry.name for entry in entries if split and entry.push and len(entry.platforms) > 1]
     join = {"needed": bool(joined), "images": joined,
-            "command": ["invoke", "join", "--target", ",".join(joined), "--no-tags"] if joined else []}
+            "command": ["invoke", "join", "--target", ",".join(joined), *chosen, "--no-tags"] if joined else []}
     return {"images": [e.name for e in entries], "matrix": {"include": include}, "levels": levels, "runners": dict(config.runners),
             "join": join, "git": explanation.to_dict()}
 
 
-def _platform_job(config: Config, row: Mapping[str, Any], entry: ImagePlan, platform: str) -> dict[str, Any]:
+def _platform_job(config: Config, row: Mapping[str, Any], entry: ImagePlan, platform: str, passed: Sequence[str]) -> dict[str, Any]:
     """One image's build of one platform: on the runner images.yaml names for it (None: the CI's default), pushed under its
     platform tag (the fingerprint tag itself for an image of one platform, which then needs no join)."""
     return {"image": entry.name, "platform": platform, "suffix": platform_suffix(platform), "runner": config.runner(platform),
             "parent": row["parent"], "depth": row["depth"], "fingerprint": entry.fingerprint,
             "tag": part_tag(entry.fingerprint, entry.platforms, platform), "reason": entry.reason,
-            "command": ["invoke", "build", "--target", entry.name, "--only-platform", platform, "--no-tags"]}
+            "command": ["invoke", "build", "--target", entry.name, "--only-platform", platform, *passed, "--no-tags"]}
 
 
 def github_outputs(matrix: Mapping[str, Any]) -> dict[str, str]:

@@ -220,7 +220,9 @@ def affected(c, since=None, force=None, target=None, platform=None, json_=False,
     """
     workspace = Workspace(options=build_options(platform=platform, force=force, target=target, since=since))
     explanation, entries = workspace.affected(say=say)
-    matrix = affected_matrix(workspace.config, explanation, entries)
+    options = workspace.options
+    matrix = affected_matrix(workspace.config, explanation, entries, platforms=[str(p) for p in options.platforms], force=options.force,
+                             since=options.since)
     if github_output:
         _write_step_outputs(github_outputs(matrix))
     if json_:
