@@ -105,6 +105,11 @@ CASES = {
     "python: 3.10": ({"images.yaml": family_yaml("namespace: test", "namespace: test\npython: 3.10")}, ["ref", "base"], {},
                      ["images.yaml:4", "3.10, which YAML reads as 3.1", 'quote it: python: "3.10"']),
     "YAML error line": ({"images.yaml": family_yaml("images:", "images")}, ["ref", "base"], {}, ["images.yaml:4", "could not find expected ':'"]),
+    "runner label that reads as an option": ({"images.yaml": family_yaml("namespace: test", "namespace: test\nrunners: {linux/arm64: --x}")},
+                                             ["affected", "--json"], {},
+                                             ["images.yaml:4", "runners: linux/arm64: '--x' is not a runner label", "e.g. ubuntu-24.04-arm"]),
+    "runner for a platform no image builds": ({"images.yaml": family_yaml("namespace: test", "namespace: test\nrunners:\n  linux/arm/v7: pi")},
+                                              ["affected"], {}, ["images.yaml:5", "no image declares linux/arm/v7", "remove the line"]),
 }
 
 

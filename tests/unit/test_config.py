@@ -178,3 +178,59 @@ def test_the_wheel_folder_is_the_file_name_less_its_last_suffix():
     cases = {"requirements/requirements.txt": "requirements", "a/b/dev.in": "dev", "a/requirements": "requirements",
              "a/reqs.lock.txt": "reqs.lock", "a/.txt": ".txt", "a/...txt": ".."}
     assert {path: wheel_folder(path) for path in cases} == cases
+
+
+# -- runners: which CI runner builds which platform ------------------------------------
+
+
+def with_runners(family: Path, text: str) -> Path:
+    (family / "images.yaml").write_text(FAMILY + text)
+    return family
+
+
+def runners_error(family: Path, text: str) -> str:
+    with pytest.raises(InputError) as info:
+        load_config(with_runners(family, text))
+    message = str(info.value)
+    assert "\n" not in message and "\x1b" not in message
+    return message
+
+
+def test_no_runners_is_one_runner_for_everything(family):
+    config = load_config(family)
+    assert config.runners == () and config.runner("linux/arm64") is None
+
+
+def test_runners_map_each_platform_to_its_label_in_the_order_written(family):
+    config = load_config(with_runners(family, "runners:\n  linux/arm64: ubuntu-24.04-arm\n  linux/amd64: my-runner_2.x\n"))
+    assert config.runners == (("linux/arm64", "ubuntu-24.04-arm"), ("linux/amd64", "my-runner_2.x"))
+    assert config.runner("linux/amd64") == "my-runner_2.x" and config.runner("linux/arm/v7") is None
+    partial = load_config(with_runners(family, "runners: {linux/arm64: ubuntu-24.04-arm}\n"))
+    assert partial.runners == (("linux/arm64", "ubuntu-24.04-arm"),) and partial.runner("linux/amd64") is None
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("runners:\n", "images.yaml:23: runners: is empty; map each platform to the runner label that builds it"),
+    ("runners: {}\n", "images.yaml:23: runners: is empty;"),
+    ("runners: [ubuntu-24.04-arm]\n", "images.yaml:23: runners: must be a mapping, got a list"),
+    ("runners: ubuntu-latest\n", "images.yaml:23: runners: must be a mapping, got str 'ubuntu-latest'"),
+    ("runners:\n  linux/arm64: ok\n  linux/aarch64: arm\n", "images.yaml:25: runners: 'linux/aarch64' is not a platform BuildKit builds "
+                                                        "for (BuildKit calls it linux/arm64)"),
+    ("runners: {linux/s390x: big-iron}\n", "images.yaml:23: runners: no image declares linux/s390x (declared: linux/amd64, "
+                                          "linux/arm64); name one of those platforms, or remove the line"),
+    ("runners: {7: x}\n", "images.yaml:23: runners: '7' is not a platform"),
+    ("runners: {linux/arm64: -arm}\n", "images.yaml:23: runners: linux/arm64: '-arm' is not a runner label"),
+    ("runners: {linux/arm64: --help}\n", "images.yaml:23: runners: linux/arm64: '--help' is not a runner label"),
+    ('runners: {linux/arm64: "arm\\e[31m"}\n', "images.yaml:23: runners: linux/arm64: 'arm\\x1b[31m' is not a runner label"),
+    ('runners: {linux/arm64: "arm\\nubuntu-latest"}\n', "runners: linux/arm64: 'arm\\nubuntu-latest' is not a runner label"),
+    ('runners: {linux/arm64: "${{ github.token }}"}\n', "runners: linux/arm64: '${{ github.token }}' is not a runner label"),
+    ('runners: {linux/arm64: "self-hosted, arm64"}\n', "runners: linux/arm64: 'self-hosted, arm64' is not a runner label"),
+    ('runners: {linux/arm64: ""}\n', "runners: linux/arm64: '' is not a runner label"),
+    (f"runners: {{linux/arm64: {'a' * 101}}}\n", "is not a runner label (a letter or digit, then up to 99 letters"),
+    ("runners: {linux/arm64: [self-hosted, arm64]}\n", "images.yaml:23: runners: linux/arm64: expected one runner label, got a list"),
+    ("runners: {linux/arm64: 64}\n", "runners: linux/arm64: expected one runner label, got a number '64'"),
+    ("runners: {linux/arm64: }\n", "runners: linux/arm64: expected one runner label, got nothing (null)"),
+    ("runnres: {linux/arm64: x}\n", "images.yaml:23: top level: unknown key 'runnres' (did you mean 'runners'?)"),
+])
+def test_a_bad_runners_line_is_one_error_naming_its_line(family, text, expected):
+    assert expected in runners_error(family, text)

@@ -72,12 +72,17 @@ class Registry:
 
     def manifest_digest(self, name: str, tag: str) -> str | None:
         """The digest of ``name:tag``, or None when the registry does not have it."""
-        response = self._request("HEAD", f"/{name}/manifests/{tag}", scope=f"repository:{name}:pull",
+        found = self._head(name, tag)
+        return None if found is None else found[0]
+
+    def _head(self, name: str, reference: str) -> tuple[str | None, str] | None:
+        """(digest, media type) of what ``name:reference`` names, from a HEAD's headers; None when the registry does not have it."""
+        response = self._request("HEAD", f"/{name}/manifests/{reference}", scope=f"repository:{name}:pull",
                                  headers={"Accept": ", ".join(ANY_MANIFEST)})
         if response.status_code == 404:
             return None
-        self._raise_for(response, f"{name}:{tag}")
-        return response.headers.get("Docker-Content-Digest")
+        self._raise_for(response, f"{name}:{reference}")
+        return response.headers.get("Docker-Content-Digest"), response.headers.get("Content-Type", "").split(";")[0].strip()
 
     def manifest_digest_at(self, name: str, tag: str) -> tuple[str | None, datetime | None]:
         """The digest of ``name:tag`` (None when absent) and the registry's own time of the answer (its ``Date``; None without one).
@@ -103,13 +108,8 @@ class Registry:
         image = full_ref(ref)
         if image.domain != self.host:
             raise RegistryError(f"{image} is not in registry {self.host}")
-        response = self._request("HEAD", f"/{image.repository}/manifests/{image.reference}", scope=f"repository:{image.repository}:pull",
-                                 headers={"Accept": ", ".join(ANY_MANIFEST)})
-        if response.status_code == 404:
-            return False
-        self._raise_for(response, f"{image.repository}:{image.reference}")
-        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-        return not (len(platforms) > 1 and media_type in IMAGE_MANIFESTS)
+        found = self._head(image.repository, image.reference)
+        return found is not None and not (len(platforms) > 1 and found[1] in IMAGE_MANIFESTS)
 
     def manifest(self, name: str, reference: str) -> tuple[str, dict]:
         """(media type, parsed body) of a manifest or index."""

@@ -51,9 +51,11 @@ from .values import (
     parse_duration,
     parse_image_name,
     parse_namespace,
+    parse_platform,
     parse_platforms,
     parse_python_version,
     parse_registry,
+    parse_runner_label,
     shown,
 )
 
@@ -74,7 +76,7 @@ __all__ = [
 REGISTRY_ENV = "IMAGEGRAPH_REGISTRY"
 _DEFAULT_ADDRESS = parse_registry(DEFAULT_REGISTRY, "DEFAULT_REGISTRY")
 
-_TOP_KEYS = ("registry", "namespace", "python", "builder", "compression", "tags", "retention", "report", "images")
+_TOP_KEYS = ("registry", "namespace", "python", "builder", "compression", "runners", "tags", "retention", "report", "images")
 _TAGS_KEYS = ("edge", "push_pull_requests")
 _RETENTION_KEYS = ("keep", "protect", "api", "pull_requests")
 _REPORT_KEYS = ("targets", "history")
@@ -176,6 +178,13 @@ class Config:
     report_history: int = 100
     #: The buildx builder to build on (a team's shared BuildKit, say); None: the current one. --builder and $BUILDX_BUILDER win.
     builder: str | None = None
+    #: runners: (platform, CI runner label) pairs, in images.yaml's order: each platform is built on its own runner and the
+    #: platforms are joined (`invoke affected` plans it). Empty: one runner builds every platform of an image, as one build.
+    runners: tuple[tuple[str, str], ...] = ()
+
+    def runner(self, platform: str) -> str | None:
+        """The runner label images.yaml gives ``platform``; None: the CI's default runner builds it."""
+        return next((label for name, label in self.runners if name == platform), None)
 
     @property
     def registry(self) -> str:
@@ -316,7 +325,42 @@ def parse_config(data: Any, root: Path) -> Config:
     return Config(root=root, images=specs, registry_address=registry, namespace=namespace, python=python, edge_tag=edge_tag,
                   push_pull_requests=push_pull_requests, keep=keep, protect=protect, retention_api=retention_api,
                   pull_request_age=pull_request_age, targets=targets, report_history=history,
-                  builder=builder)
+                  builder=builder, runners=_parse_runners(data, specs))
+
+
+def _parse_runners(data: Mapping[str, Any], specs: Iterable[ImageSpec]) -> tuple[tuple[str, str], ...]:
+    """``runners: {linux/arm64: ubuntu-24.04-arm}``: the CI runner label that builds each platform.
+
+    A platform no image declares is refused rather than ignored: it is most
+    likely a slip for one that is declared (``linux/arm/v8``), whose builds
+    would then go, without a word, to the default runner and its emulator.
+    A label lands in a workflow's ``runs-on``, so it is held to the form of
+    one label: nothing a runner could not be called, nothing that reads as an
+    option or an expression.
+    """
+    if "runners" not in data:
+        return ()
+    value = data["runners"]
+    example = "runners: {linux/arm64: ubuntu-24.04-arm}"
+    if not isinstance(value, Mapping) or not value:
+        what = "is empty" if value is None or isinstance(value, Mapping) else f"must be a mapping, got {described(data, 'runners')}"
+        raise ConfigError(located(data, "runners"), f"runners: {what}; map each platform to the runner label that builds it, e.g. "
+                                                    f"{example}, or remove `runners:`")
+    declared = list(dict.fromkeys(platform for spec in specs for platform in spec.platforms))
+    pairs: list[tuple[str, str]] = []
+    for key, label in value.items():
+        origin = located(value, key)
+        if not isinstance(key, str):
+            raise ConfigError(origin, f"runners: {shown(str(key))} is not a platform; use os/arch[/variant], e.g. {example}")
+        platform = str(parse_platform(key, f"{origin}: runners"))
+        if platform not in declared:
+            raise ConfigError(origin, f"runners: no image declares {platform} (declared: {', '.join(declared)}); "
+                                      f"name one of those platforms, or remove the line")
+        if not isinstance(label, str):
+            raise ConfigError(origin, f"runners: {platform}: expected one runner label, got {described(value, key)}; "
+                                      f"e.g. {platform}: ubuntu-24.04-arm")
+        pairs.append((platform, parse_runner_label(label, f"{origin}: runners: {platform}")))
+    return tuple(pairs)
 
 
 def _parse_report(report: Mapping[str, Any]) -> tuple[ReportTargets, int]:

@@ -46,6 +46,7 @@ __all__ = [
     "parse_python_version",
     "parse_reference",
     "parse_registry",
+    "parse_runner_label",
     "parse_tag",
     "redact_url",
     "redact_urls",
@@ -65,6 +66,9 @@ _MAX_NAME = 255
 # buildx: builder names start with a letter; then letters, digits, '.', '-', '_'.
 _BUILDER = re.compile(r"[A-Za-z][A-Za-z0-9._-]*")
 _ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A CI runner's label as runs-on names it (GitHub's ubuntu-24.04-arm, a self-hosted runner's own): a letter or digit first,
+# so it can never read as an option, then letters, digits, '.', '_', '-'; no blank, comma, quote, `${{` or control character.
+_RUNNER_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _PYTHON = re.compile(r"3\.(0|[1-9][0-9]?)")
 
 def is_digest(text: str) -> bool:
@@ -489,6 +493,14 @@ def parse_builder_name(text: str, origin: str) -> str:
     if not _BUILDER.fullmatch(text):
         raise InputError(origin, f"{shown(text)} is not a buildx builder name (a letter, then letters, digits, . _ -); "
                                  "`docker buildx ls` lists the builders")
+    return text
+
+
+def parse_runner_label(text: str, origin: str) -> str:
+    """The form of a CI runner label (whether a runner carries it is the CI service's to say)."""
+    if not _RUNNER_LABEL.fullmatch(text):
+        raise InputError(origin, f"{shown(text)} is not a runner label (a letter or digit, then up to 99 letters, digits, . _ -); "
+                                 "name the one label runs-on picks the runner by, e.g. ubuntu-24.04-arm")
     return text
 
 

@@ -204,20 +204,25 @@ def _write_step_outputs(outputs: dict[str, str]) -> None:
     iterable=["force", "target", "platform"],
     help={
         **{k: v for k, v in _SELECT_HELP.items() if k != "registry"},
-        "json": 'print {"images": [...], "matrix": {"include": [...]}, "levels": [...], ...} for a CI job matrix',
-        "github-output": "also write step outputs to $GITHUB_OUTPUT: images, and level-<depth> (the job matrix of each depth)",
+        "json": 'print {"images": [...], "matrix": {"include": [...]}, "levels": [...], "join": {...}, ...} for CI job matrices',
+        "github-output": "also write step outputs to $GITHUB_OUTPUT: images; per depth level-<depth> (a job per image) and "
+                         "level-<depth>-platforms (a job per image and platform, with images.yaml's runners:); join",
     },
 )
 @user_errors
 def affected(c, since=None, force=None, target=None, platform=None, json_=False, github_output=False):
     """List the images a change needs built (from git alone).
 
-    Parents first; the registry is not asked. --json prints a CI job matrix,
-    one per depth of the family, for workflows to fan out on.
+    Parents first; the registry is not asked. --json prints the CI jobs of
+    each depth of the family, for workflows to fan out on: one per image, or,
+    with `runners:` in images.yaml, one per image and platform on its runner
+    and then the join.
     """
     workspace = Workspace(options=build_options(platform=platform, force=force, target=target, since=since))
     explanation, entries = workspace.affected(say=say)
-    matrix = affected_matrix(workspace.config, explanation, entries)
+    options = workspace.options
+    matrix = affected_matrix(workspace.config, explanation, entries, platforms=[str(p) for p in options.platforms], force=options.force,
+                             since=options.since)
     if github_output:
         _write_step_outputs(github_outputs(matrix))
     if json_:

@@ -39,7 +39,7 @@ from ..registry_http import REGISTRY_RETRY, RetryPolicy, parse_retry_after
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["ForgeHTTP", "api_base", "rate_limit_wait"]
+__all__ = ["ForgeHTTP", "api_base", "clean", "rate_limit_wait"]
 
 #: The longest wait for a rate limit's reset before giving up with the time it resets.
 MAX_RATE_WAIT = 120.0
@@ -83,7 +83,8 @@ def rate_limit_wait(status: int, headers: Mapping[str, str], now: float, *, atte
     return None  # a 403 that names no limit is a refusal (a missing scope), not a limit
 
 
-def _clean(text: str, limit: int = 160) -> str:
+def clean(text: str, limit: int = 160) -> str:
+    """A forge's text as one printable line of at most ``limit`` characters: an answer is shown to the user, never trusted."""
     flat = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
     return flat[:limit] + ("…" if len(flat) > limit else "")
 
@@ -129,7 +130,7 @@ class ForgeHTTP:
 
         url = self.url(path)
         if urlsplit(url)[:2] != self._origin:
-            raise RegistryError(f"{self.what} pointed to {_clean(urlsplit(url).netloc, 80)} for more; refusing to send the token there")
+            raise RegistryError(f"{self.what} pointed to {clean(urlsplit(url).netloc, 80)} for more; refusing to send the token there")
         started = time.monotonic()
         sent = 0
         limited = 0
@@ -223,4 +224,4 @@ class ForgeHTTP:
         message = body.get("message") or body.get("error") or body.get("detail") if isinstance(body, dict) else None
         if isinstance(message, list):
             message = "; ".join(str(m) for m in message)
-        return f" ({_clean(str(message))})" if message else ""
+        return f" ({clean(str(message))})" if message else ""

@@ -48,7 +48,7 @@ from urllib.parse import quote
 
 from ...core.errors import RegistryError
 from ..registry_auth import credentials_for
-from .forge_http import ForgeHTTP, _clean
+from .forge_http import ForgeHTTP, clean
 
 if TYPE_CHECKING:
     from ..registry import Registry
@@ -101,7 +101,7 @@ class GitLabRegistry:
                          say: Callable[[str], None] = lambda line: None) -> GitLabRegistry:
         """The API at ``$CI_API_V4_URL`` (else gitlab.com's) with the first token found (see the module's order)."""
         base = environ.get("CI_API_V4_URL") or DEFAULT_API
-        what = f"GitLab's API at {_clean(base, 80)}"
+        what = f"GitLab's API at {clean(base, 80)}"
         ci_project = _ci_project(environ)
         for variable in ("IMAGEGRAPH_GITLAB_TOKEN", "GITLAB_TOKEN"):
             if environ.get(variable, "").strip():
@@ -150,7 +150,7 @@ class GitLabRegistry:
             else:
                 body = _json(response, self.http.what)
                 scopes = [str(s) for s in body.get("scopes") or ()] if isinstance(body, dict) else []
-                shown = ", ".join(_clean(s, 40) for s in scopes) or "none"
+                shown = ", ".join(clean(s, 40) for s in scopes) or "none"
                 if "api" not in scopes:
                     raise RegistryError(f"the GitLab token in {self.source} has the scopes {shown}; deleting registry tags "
                                         f"needs the api scope: create a token with api and run again")
@@ -175,7 +175,7 @@ class GitLabRegistry:
             body = _json(details, self.http.what)
             named = body.get("digest") if isinstance(body, dict) else None
             if named != digest:
-                self.say(f"{repository}:{tag} now names another image ({_clean(str(named), 80)[:19]}); left alone")
+                self.say(f"{repository}:{tag} now names another image ({clean(str(named), 80)[:19]}); left alone")
                 continue
             response = self.http.request("DELETE", path, ok=(403, 404))
             if response.status_code == 403:
@@ -217,7 +217,7 @@ class GitLabRegistry:
         if not isinstance(body, dict) or body.get("id") is None:
             return None
         self._project_json[str(body["id"])] = body
-        return _clean(str(body.get("path_with_namespace") or candidate), 200), _clean(str(body["id"]), 20)
+        return clean(str(body.get("path_with_namespace") or candidate), 200), clean(str(body["id"]), 20)
 
     def _repository_id(self, repository: str) -> int:
         project_path, project = self._project(repository)
