@@ -284,7 +284,8 @@ class Workspace:
             Wheelhouse(self.root, self.runner, python=self.config.python),
             local=self.local, registry=self.registry, log_dir=self.root / STATE_DIR / "logs", contexts_dir=self.contexts_dir,
             jobs=self.options.jobs, say=say, progress=progress,
-            leases=BuildLeases(self.registry, times=replace(self.lease_times, wait=BUILD_TIMES.wait)),
+            leases=BuildLeases(self.registry, times=replace(self.lease_times, wait=BUILD_TIMES.wait,
+                                                            settle=min(self.lease_times.settle, BUILD_TIMES.settle))),
         )
 
     @cached_property

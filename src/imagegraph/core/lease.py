@@ -113,8 +113,10 @@ class LeaseTimes:
 
 
 #: A fingerprint's build lease: a run waits for another's build as long as that build lives (a CI job's longest, six hours),
-#: since building it too would only push the same fingerprint twice; a holder that died lets go within ``ttl``.
-BUILD_TIMES = LeaseTimes(wait=6 * 3600.0)
+#: since building it too would only push the same fingerprint twice; a holder that died lets go within ``ttl``. Its settle is
+#: what every build run pays once, so it is kept just above ``late``, which is all safety asks: a contender that read the
+#: lease free before our write landed had its own write answered within ``late`` of that read, before our read-back.
+BUILD_TIMES = LeaseTimes(settle=0.6, wait=6 * 3600.0)
 
 
 @dataclass(frozen=True)
