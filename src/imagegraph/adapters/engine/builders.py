@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ...core.cache import BuilderKind
+from ...core.config import DEFAULT_COMPRESSION
 from ...core.errors import ImagegraphError
 from ...core.request import BuildRequest, compression_refused
 from ..runner import Command
@@ -185,9 +186,9 @@ class BuildxBuilder:
         return Command.of(*argv, purpose=f"build {','.join(request.platforms)}")
 
     def _per_platform(self, request: BuildRequest) -> tuple[Command, ...]:
-        if request.push and request.exporter_options:
+        if request.push and (request.compression not in (None, DEFAULT_COMPRESSION) or request.force_compression):
             # the classic store's exporter ignores compression options and dockerd pushes gzip: refused, not silently gzip
-            raise ImagegraphError(compression_refused(request.image, request.compression))
+            raise ImagegraphError(compression_refused(request.image, request.compression or DEFAULT_COMPRESSION))
         steps: list[Command] = []
         for platform in request.platforms:
             argv = [*self._base(), "--platform", platform, *_common_flags(request), "--tag", request.platform_tag(platform),
