@@ -463,6 +463,8 @@ class BuildExecutor:
         if registry is None:
             raise ImagegraphError(f"{entry.name}'s platforms were pushed one by one, and joining them needs the registry's client; "
                                   f"build it with the registry at hand (`invoke build`)")
+        if self.runner.stop is not None:
+            self.runner.stop.check()  # stopped after the last push: the index is not begun, as a command would not start
         self.progress.phase(entry.name, "manifest")
         started = time.monotonic()
         try:

@@ -277,12 +277,12 @@ APP, FINGERPRINT = "unit/app", "f" * 16
 
 
 def build_per_platform(tmp_path, monkeypatch, memory: MemoryRegistry, *, images: str = PUSHED_IMAGES, script=None, said=None,
-                       pushes=None, **options):
+                       pushes=None, runner_type: type[PushingRunner] | None = None, **options):
     """Build PUSHED_IMAGES' app of two platforms on the classic image store's docker driver, against ``memory``; (result, runner)."""
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))  # no credentials of the machine's are looked at
     write_tree(tmp_path, {"images.yaml": images, "Dockerfile": "FROM python:3.11-slim\nRUN true\n"})
     config = load_config(tmp_path)
-    runner = PushingRunner(script or {"buildx": [BUILT, BUILT]}, memory, pushes)
+    runner = (runner_type or PushingRunner)(script or {"buildx": [BUILT, BUILT]}, memory, pushes)
     executor = BuildExecutor(config.root, DOCKER_DRIVER, runner, Wheelhouse(config.root, runner), local=NoImages(),
                              registry=memory.client(), log_dir=tmp_path / "logs", say=(said if said is not None else []).append,
                              sleep=lambda seconds: None, **options)
@@ -480,3 +480,22 @@ def test_a_parents_failed_step_reported_by_its_child_alone_is_never_the_childs(t
     assert [argv[1:3] for argv in runner.ran] == [("buildx", "bake"), ("buildx", "build")]
     assert "exit code: 3" in results["base"].error and results["base"].log.endswith("base.log")
     assert results["app"].error == "not built: parent base failed"
+
+
+def test_a_stop_after_the_last_push_leaves_the_index_unbegun(tmp_path, monkeypatch):
+    from imagegraph.adapters.interrupt import Stop
+
+    class StoppedAfterTheBuilds(PushingRunner):
+        stop = Stop()
+
+        def run(self, command: Command, **options) -> CommandResult:
+            result = super().run(command, **options)
+            if len(self.ran) == 2:
+                self.stop.request(2)  # SIGINT as the second platform's push ends
+            return result
+
+    memory = MemoryRegistry()
+    result, runner = build_per_platform(tmp_path, monkeypatch, memory, runner_type=StoppedAfterTheBuilds)
+    assert len(runner.ran) == 2
+    assert result.stopped == "interrupted" and (APP, FINGERPRINT) not in memory.manifests
+    assert not any(method in ("GET", "PUT") for method, _ in memory.sent)
