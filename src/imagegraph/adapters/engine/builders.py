@@ -8,9 +8,10 @@ driver, or the docker driver on the containerd image store), each image is
 one build pushed as an index. The docker driver on the classic image store
 cannot: each platform is built and pushed on its own under its platform tag
 (:func:`imagegraph.core.join.part_tag`), and the executor joins them into
-the index as `invoke join` does (:meth:`Builder.joins`). Where each build's registry cache lives is the request's
-(:mod:`imagegraph.core.cache`); a builder only renders it, and copies the
-per-platform cache tags after a push (:meth:`BuildxBuilder.cache_copies`).
+the index as `invoke join` does (:meth:`Builder.joins`). Where each build's
+registry cache lives is the request's (:mod:`imagegraph.core.cache`); a
+builder only renders it, and copies the per-platform cache tags after a push
+(:meth:`BuildxBuilder.cache_copies`).
 
 Builders return :class:`~imagegraph.adapters.runner.Command` tuples; nothing runs
 here.
