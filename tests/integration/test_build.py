@@ -109,7 +109,8 @@ def test_family_builds_then_reuses_then_rebuilds_only_what_changed(repo, docker_
         # one build for both platforms; buildx's provenance attestations ride along, one per image, naming it
         assert sorted(m["annotations"]["vnd.docker.reference.digest"] for m in attestations) == sorted(m["digest"] for m in images)
     else:
-        # the classic image store: a build and push per platform, joined by imagetools, each with its inline cache tag
+        # the classic image store: a build and push per platform under its part tag, joined by the executor as `invoke join`
+        # joins (no attestations: the classic store's exporter makes none), each with its inline cache tag
         assert not attestations
         for suffix in ("amd64", "arm64"):
             platform_digest = client.manifest_digest(base_name, f"{base_tag}-{suffix}")
