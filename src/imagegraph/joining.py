@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from .adapters.joins import read_join_facts, write_joins
 from .core.errors import ImagegraphError
+from .core.graph import descendants
 from .core.join import JoinPlan, JoinState, JoinStep, decide_join
 from .core.plan import Decision, ImagePlan, Plan
 from .core.result import ImageResult
@@ -59,7 +60,11 @@ def join(workspace: Workspace, *, dry_run: bool = False, clock: Callable[[], flo
     plan = workspace.plan(say=say)
     started = clock()
     entries = _joinable(plan)
-    decided = decide_join(read_join_facts(workspace.registry, entries))
+    # --force: those images' parts were built again, so their index is made afresh whatever the fingerprint tag named
+    forced = {*workspace.options.force, *(below for name in workspace.options.force for below in descendants(workspace.config, name))}
+    facts = {fact.name: fact for fact in (*read_join_facts(workspace.registry, [e for e in entries if e.name not in forced]),
+                                          *read_join_facts(workspace.registry, [e for e in entries if e.name in forced], current=False))}
+    decided = decide_join([facts[entry.name] for entry in entries])
     if decided.refusal is not None:
         raise ImagegraphError(decided.refusal)
     if not dry_run:

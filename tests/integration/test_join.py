@@ -272,3 +272,34 @@ def test_a_part_changed_before_the_executors_join_fails_the_image_in_one_line_an
     (result,) = workspace.executor(say=lambda _: None).run(workspace.plan())
     assert result.error == error.format(part=part)
     assert Registry(registry).manifest_digest(ref.repository, ref.tag) is None
+
+
+def test_join_force_makes_the_index_afresh_from_parts_built_again(family, registry):
+    root, refs = family
+    seeder = Seeder(registry)
+    push_parts(seeder, refs)
+    assert run_invoke(root, "join", "--no-tags").returncode == 0
+    client = Registry(registry)
+    before = {name: client.manifest_digest(ref.repository, ref.tag) for name, ref in refs.items()}
+    # `invoke build --only-platform P --force base` on each runner: base's parts (and its children's) are pushed again, anew
+    for name in ("base", "app", "ci"):
+        for platform in BOTH:
+            seeder_part = part_tag(refs[name].tag, BOTH, platform)
+            # each pushed the other way from before (app's with provenance now, the others' bare): new parts, new digests
+            push_part(seeder, refs[name].repository, seeder_part, platform, attested=name == "app")
+    kept = run_invoke(root, "join", "--no-tags")
+    assert kept.returncode == 0 and "nothing to join" in kept.stdout, kept.stdout + kept.stderr
+    assert {name: client.manifest_digest(ref.repository, ref.tag) for name, ref in refs.items()} == before
+
+    forced = run_invoke(root, "join", "--no-tags", "--force", "base")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    after = {name: client.manifest_digest(ref.repository, ref.tag) for name, ref in refs.items()}
+    assert all(after[name] != before[name] for name in ("base", "app", "ci")) and after["tools"] == before["tools"]
+    for name in ("base", "app", "ci"):
+        _, _, body = client.inspect(refs[name].repository, refs[name].tag)
+        parts = [client.manifest_digest(refs[name].repository, part_tag(refs[name].tag, BOTH, p)) for p in BOTH]
+        images = [m["digest"] for m in body["manifests"] if m["platform"]["os"] != "unknown"]
+        if name == "app":  # its parts are indexes of an image and its attestation now: the index lists their images
+            parts = [client.inspect(refs[name].repository, part_tag(refs[name].tag, BOTH, p))[2]["manifests"][0]["digest"] for p in BOTH]
+        assert images == parts
+        assert len(body["manifests"]) == (4 if name == "app" else 2)  # no attestation of an earlier part left over
