@@ -29,7 +29,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +36,7 @@ from pathlib import Path
 import docker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine_compare import FAMILY, REGISTRY, ROOT, git, run
+from engine_compare import FAMILY, REGISTRY, ROOT, git, run, timed
 
 sys.path.insert(0, str(ROOT / "src"))
 from imagegraph.adapters.registry import Registry
@@ -130,12 +129,6 @@ class Family:
             _, body = registry.manifest(repository, chosen["digest"])
         kinds = sorted({layer["mediaType"].rsplit(".", 1)[-1].rsplit("+", 1)[-1] for layer in body["layers"]})
         return sum(layer["size"] for layer in body["layers"]), ",".join(kinds)
-
-
-def timed(action: Callable[[], None]) -> float:
-    started = time.monotonic()
-    action()
-    return time.monotonic() - started
 
 
 def main() -> None:
