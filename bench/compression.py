@@ -1,6 +1,6 @@
 """The cold family with each layer compression, against `docker buildx bake` with its defaults, side by side on one engine.
 
-    IMAGEGRAPH_PLATFORMS=linux/amd64 python bench/compression.py [--rounds 1] [--zstd-level 3]
+    IMAGEGRAPH_PLATFORMS=linux/amd64 python bench/compression.py [--rounds 1] [--zstd-level 3] [--variants default,zstd]
 
 Works in a clone of this repository, with registry namespaces of its own
 (new ones every round, so nothing is reused and no registry cache answers).
@@ -8,11 +8,12 @@ In each round, each from an engine without build cache or the benchmark's
 images (other images stay: a shared engine's other users may need them, and
 they answer no build step), the whole family is built by:
 
-- gzip: `invoke build` as images.yaml says today (no `compression:`: BuildKit's gzip at its default level).
-- gzip 1: `invoke build` with `compression: {type: gzip, level: 1}`.
+- default: `invoke build` as images.yaml says today (no `compression:`: imagegraph's default, gzip level 1).
+- gzip 6: `invoke build` with `compression: {type: gzip, level: 6}` (BuildKit's own gzip level).
 - zstd: `invoke build` with `compression: {type: zstd, level: N}`.
 - bake: `docker buildx bake -f FILE` of the same four images, the file written by
-  `invoke plan --force ... --bake FILE` from images.yaml as it is (bake's defaults: gzip).
+  `invoke plan --force ... --bake FILE` from images.yaml as it is, its compression options
+  taken out (bake's defaults: BuildKit's gzip).
 
 Who goes first turns round between rounds. Prints each timing, then the
 medians, the ratios against bake, and the pushed size of the base image
@@ -23,11 +24,11 @@ It prunes the engine's build cache: run it where that is fine.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +36,7 @@ from pathlib import Path
 import docker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine_compare import FAMILY, REGISTRY, ROOT, git, run
+from engine_compare import FAMILY, REGISTRY, ROOT, git, run, timed
 
 sys.path.insert(0, str(ROOT / "src"))
 from imagegraph.adapters.registry import Registry
@@ -57,9 +58,24 @@ def forget(client: docker.DockerClient) -> None:
 
 
 def variants(zstd_level: int) -> dict[str, str]:
-    """Each imagegraph variant's top-level `compression:` line ("" : none, the default)."""
-    return {"gzip": "", "gzip 1": "compression: {type: gzip, level: 1}\n",
+    """Each imagegraph variant's top-level `compression:` line ("" : none, the default: gzip level 1)."""
+    return {"default": "", "gzip 6": "compression: {type: gzip, level: 6}\n",
             "zstd": f"compression: {{type: zstd, level: {zstd_level}}}\n"}
+
+
+#: The exporter options imagegraph writes into a bake file for its compression; bake's defaults have none of them.
+_COMPRESSION_OPTIONS = ("compression=", "compression-level=", "force-compression=", "oci-mediatypes=")
+
+
+def with_bake_defaults(bake_file: Path) -> None:
+    """The bake file as bake's defaults would build it: the registry exporter and cache exports without compression options."""
+    definition = json.loads(bake_file.read_text())
+    for target in definition["target"].values():
+        for key in ("output", "cache-to"):
+            if key in target:
+                target[key] = [",".join(part for part in value.split(",") if not part.startswith(_COMPRESSION_OPTIONS))
+                               for value in target[key]]
+    bake_file.write_text(json.dumps(definition, indent=2))
 
 
 class Family:
@@ -98,6 +114,7 @@ class Family:
         # writing the file (and fetching the wheels it binds) is imagegraph's work, not bake's: before the clock starts
         run([sys.executable, "-m", "invoke", "plan", *forced, "--bake", str(bake_file)], self.repo,
             IMAGEGRAPH_REGISTRY=f"{REGISTRY}/{namespace}")
+        with_bake_defaults(bake_file)
         return lambda: run(["docker", "buildx", "bake", "--progress", "plain", "-f", str(bake_file)], self.repo)
 
     def base_size(self, tool: str) -> tuple[int, str]:
@@ -114,21 +131,16 @@ class Family:
         return sum(layer["size"] for layer in body["layers"]), ",".join(kinds)
 
 
-def timed(action: Callable[[], None]) -> float:
-    started = time.monotonic()
-    action()
-    return time.monotonic() - started
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=1, help="rounds (median reported)")
     parser.add_argument("--zstd-level", type=int, default=3, help="the zstd variant's level (0-22)")
+    parser.add_argument("--variants", default="default,gzip 6,zstd", help="the imagegraph variants to time, a comma list")
     args = parser.parse_args()
     if not os.environ.get("IMAGEGRAPH_PLATFORMS"):
         raise SystemExit("set IMAGEGRAPH_PLATFORMS (linux/amd64 where PyTorch's arm64 CPU wheel cannot be had)")
     client = docker.from_env()
-    lines = variants(args.zstd_level)
+    lines = {name: line for name, line in variants(args.zstd_level).items() if name in args.variants.split(",")}
     tools = (*lines, "bake")
     measured: dict[str, list[float]] = {tool: [] for tool in tools}
     sizes: dict[str, tuple[int, str]] = {}

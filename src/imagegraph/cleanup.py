@@ -50,11 +50,6 @@ def cleanup(workspace: Workspace, *, keep: int | None = None, protect: Sequence[
     if not apply:  # a dry run deletes nothing and writes only the doomed record: it takes no lease
         pruning = prune(workspace.registry, repositories, policy, apply=False, grace=grace, now=lambda: datetime.now(UTC), say=say,
                         api=api, expire=expire)
-        if pruning.unrecorded:
-            repository, why = pruning.unrecorded[0]
-            more = f" and {len(pruning.unrecorded) - 1} more" if len(pruning.unrecorded) > 1 else ""
-            say(f"note: the record of doomed digests was not written in {repository}{more} ({why}); this dry run starts no "
-                f"grace period, the next run whose credentials may push does")
         return _counted(pruning, workspace, api, choice)
     # A failed run leaves its lease to expire: a DELETE it gave up on may still be under way in the registry.
     with workspace.lease("invoke cleanup --yes", say=say, expire_on_error=True) as lease:

@@ -34,16 +34,18 @@ from .adapters.engine.builders import Builder
 from .adapters.engine.images import LocalImages
 from .adapters.failures import BuildRetries, engine_lost, engine_lost_message, registry_fault, registry_lost, registry_lost_message
 from .adapters.interrupt import Stopped, signal_name
+from .adapters.joins import read_join_facts, write_joins
 from .adapters.lease import BuildLeases, Lease
 from .adapters.registry import Registry, full_ref
 from .adapters.registry_http import REGISTRY_RETRY, RetryPolicy
 from .adapters.runner import Command, Runner
 from .adapters.wheelhouse import Wheelhouse
-from .adapters.workdirs import own_folder, write_own
+from .adapters.workdirs import open_own, own_folder, write_own
 from .core.bake_results import BakeProgress, BakeTarget, bake_groups, read_metadata
 from .core.buildkit import StepCount, count_steps
 from .core.defaults import DEFAULT_REGISTRY
 from .core.errors import CommandFailed, ImagegraphError
+from .core.join import decide_join
 from .core.manifests import missing_platforms
 from .core.plan import BuiltImage, Decision, ImagePlan, Plan
 from .core.request import BuildRequest, platform_suffix
@@ -560,10 +562,39 @@ class BuildExecutor:
             request = request.pinned(digest)
         steps = StepCount()
         for command in self.builder.commands(request):
-            # only build commands print BuildKit steps; pushes and manifest commands count as none
+            # only build commands print BuildKit steps; a push or a prune counts as none
             steps += count_steps(self._attempt(entry, command, log, phases))
+        if self.builder.joins(request):
+            self._join(entry, log, phases)
         self._write_cache_tags(entry, request)
         return steps
+
+    def _join(self, entry: BuiltImage, log: Path, phases: _Phases) -> None:
+        """Join the platforms the builds just pushed under their platform tags into the index at the fingerprint tag, as
+        `invoke join` does: each part's platform checked, its attestations kept, the tag read back (the "manifest" phase).
+
+        Whatever the fingerprint tag named before (a forced rebuild's earlier index), the index is made of these parts.
+        """
+        registry = self.registry
+        if registry is None:
+            raise ImagegraphError(f"{entry.name}'s platforms were pushed one by one, and joining them needs the registry's client; "
+                                  f"build it with the registry at hand (`invoke build`)")
+        if self.runner.stop is not None:
+            self.runner.stop.check()  # stopped after the last push: the index is not begun, as a command would not start
+        self.progress.phase(entry.name, "manifest")
+        started = time.monotonic()
+        try:
+            decided = decide_join(read_join_facts(registry, [entry], current=False), run=lambda platform: f"its {platform} build",
+                                  then="run `invoke build` again")
+            if decided.refusal is not None:
+                raise ImagegraphError(decided.refusal)
+            write_joins(registry, decided.to_write, again="invoke build")
+        finally:
+            phases.add("manifest", time.monotonic() - started)
+        for step in decided.steps:
+            attested = f" and {step.attestations} attestation(s)" if step.attestations else ""
+            with open_own(log, self.root, "a") as out:
+                out.write(f"joined {', '.join(step.platforms)}{attested} into {entry.ref}: {step.digest}\n")
 
     def _attempt(self, entry: ImagePlan, command: Command, log: Path, phases: _Phases) -> str:
         """Run one of ``entry``'s commands, and again while its failure is one a retry clears (:class:`BuildRetries`)."""
@@ -587,7 +618,8 @@ class BuildExecutor:
                     self._run(entry.name, retry.repair, log, phases)
 
     def _landed(self, entry: ImagePlan, command: Command) -> bool:
-        """Whether a command that pushes ``entry``'s own tag (a build with --push, the index join, a push) left the whole image there.
+        """Whether a command that pushes ``entry``'s own tag (a build with --push, a push) left the whole image there (a build of
+        one platform of several pushes its platform tag instead: the index is joined after them, :meth:`_join`).
 
         Present is not enough: buildx's second push on the docker driver writes each platform's manifest to the tag before the
         index, so a push cut short leaves a tag that names one platform (:meth:`_pushed` reads what it names).

@@ -109,7 +109,8 @@ def test_family_builds_then_reuses_then_rebuilds_only_what_changed(repo, docker_
         # one build for both platforms; buildx's provenance attestations ride along, one per image, naming it
         assert sorted(m["annotations"]["vnd.docker.reference.digest"] for m in attestations) == sorted(m["digest"] for m in images)
     else:
-        # the classic image store: a build and push per platform, joined by imagetools, each with its inline cache tag
+        # the classic image store: a build and push per platform under its part tag, joined by the executor as `invoke join`
+        # joins (no attestations: the classic store's exporter makes none), each with its inline cache tag
         assert not attestations
         for suffix in ("amd64", "arm64"):
             platform_digest = client.manifest_digest(base_name, f"{base_tag}-{suffix}")
@@ -316,7 +317,8 @@ def test_a_bake_file_of_the_plan_pushes_the_fingerprint_tags_invoke_build_would(
     app = definition["target"]["app"]
     # the child is pinned to its parent's fingerprint reference, which this bake builds as the parent target
     assert app["args"]["BASE_IMAGE"] == refs["base"] and app["contexts"] == {refs["base"]: "target:base"}
-    assert app["tags"] == [refs["app"]] and app["target"] == "runtime" and app["output"] == ["type=registry"]
+    assert app["tags"] == [refs["app"]] and app["target"] == "runtime"
+    assert app["output"] == ["type=registry,compression=gzip,compression-level=1"]  # imagegraph's default compression
 
     bake = ["docker", "buildx", "bake", "--progress", "plain", "-f", "out/bake.json"]
     baked = subprocess.run(bake, cwd=repo, capture_output=True, text=True, timeout=600)

@@ -2,6 +2,8 @@
 
 The parts are pushed as each platform's run pushes them (no engine build needed: the seeder writes real, pullable images):
 an index of one platform's image and its provenance attestation, as BuildKit pushes it, or a bare image manifest.
+The classic image store's way (a build per platform, the executor joining them as `invoke join` does) is built on the real
+engine too, with the docker driver told to build as it would on that store.
 """
 
 from __future__ import annotations
@@ -10,13 +12,19 @@ import hashlib
 import json
 import re
 import time
+from dataclasses import replace
 
 import pytest
 
+from imagegraph.adapters.engine.builder_choice import BuilderChoice, choose_builder, named_builder, observe_builder
+from imagegraph.adapters.joins import read_join_facts
 from imagegraph.adapters.registry import Registry
-from imagegraph.core.join import part_tag
+from imagegraph.adapters.runner import Runner
+from imagegraph.core.cache import BuilderKind
+from imagegraph.core.join import JoinState, decide_join, part_tag
 from imagegraph.core.media_types import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST
 from imagegraph.core.options import BuildOptions
+from imagegraph.joining import join
 from imagegraph.workspace import Workspace
 from tests.integration.conftest import init_repo, one_error_line, run_invoke
 from tests.integration.oci_seed import Seeder
@@ -180,3 +188,118 @@ def test_a_platform_tag_naming_a_whole_multi_platform_image_is_refused(family, r
                     f"linux/arm64, not linux/arm64's image alone (a multi-platform push to a platform tag); the run that builds linux/arm64 "
                     f"pushes linux/arm64 alone there; nothing was written")
     assert all(Registry(registry).manifest_digest(ref.repository, ref.tag) is None for name, ref in refs.items() if name != "tools")
+
+
+def classic_choice() -> BuilderChoice:
+    """The current docker driver, choosing as it does on the classic image store: a build per platform, joined by the executor."""
+    named, origin = named_builder(None, {}, None)
+    facts = observe_builder(Runner(), named=named, named_from=origin)
+    if facts.builder is None or facts.builder.driver != "docker":
+        pytest.skip("the current builder is no docker driver: the classic store's way is the docker driver's alone")
+    choice = choose_builder(replace(facts, image_store="classic"))
+    assert choice.kind is BuilderKind.PER_PLATFORM
+    return choice
+
+
+def test_a_build_per_platform_is_joined_by_the_executor_into_the_index_invoke_join_makes(family, registry):
+    root, refs = family
+    workspace = Workspace(root, BuildOptions(), builder_choice=classic_choice())
+    plan = workspace.plan()
+    results = {r.name: r for r in workspace.executor(say=lambda _: None).run(plan)}
+    assert all(r.ok for r in results.values()), {n: r.error for n, r in results.items()}
+    client = Registry(registry)
+    joined = [entry for entry in plan.images if len(entry.platforms) > 1]
+    assert [entry.name for entry in joined] == ["base", "app", "ci"]
+    for entry in joined:
+        ref = refs[entry.name]
+        _, digest, body = client.inspect(ref.repository, ref.tag)
+        assert results[entry.name].digest == digest and "manifest" in dict(results[entry.name].phases)
+        images = [m for m in body["manifests"] if m["platform"]["os"] != "unknown"]
+        assert [m["platform"]["architecture"] for m in images] == ["amd64", "arm64"]
+        for platform, listed in zip(BOTH, images, strict=True):
+            _, part_digest, part = client.inspect(ref.repository, part_tag(ref.tag, BOTH, platform))
+            # the platform's image as its build pushed it: the part itself, or its image inside the index BuildKit pushed
+            assert listed["digest"] == (part_digest if "layers" in part else part["manifests"][0]["digest"]), (entry.name, platform)
+        # attestations of the parts ride along, each naming an image of this index
+        attested = [m["annotations"]["vnd.docker.reference.digest"] for m in body["manifests"] if m["platform"]["os"] == "unknown"]
+        assert set(attested) <= {m["digest"] for m in images}
+    # byte for byte the index `invoke join` makes of these parts, so a join afterwards has nothing to do
+    fresh = decide_join(read_join_facts(client, joined, current=False))
+    assert [step.digest for step in fresh.steps] == [results[entry.name].digest for entry in joined]
+    again = join(Workspace(root, BuildOptions()), clock=time.monotonic, say=lambda _: None)
+    assert {step.name: step.state for step in again.decided.steps} == dict.fromkeys(("base", "app", "ci", "tools"), JoinState.JOINED)
+    seconds = {name: dict(results[name].phases)["manifest"] for name in ("base", "app", "ci")}
+    print(f"\nthe executor's join (manifest phase) per image: {seconds}")
+    assert max(seconds.values()) < 2.0
+    # the child stands on its parent's joined index, named by the fingerprint tag the join wrote
+    assert client.manifest_digest(refs["tools"].repository, refs["tools"].tag) == results["tools"].digest is not None
+
+
+class Meddling(Runner):
+    """The real runner, and another writer that changes the arm64 part tag as soon as the arm64 build has pushed it."""
+
+    def __init__(self, registry: str, repository: str, tag: str, how: str) -> None:
+        super().__init__()
+        self.registry, self.repository, self.tag, self.how = registry, repository, tag, how
+
+    def run(self, command, **options):
+        result = super().run(command, **options)
+        if command.purpose == "build linux/arm64":
+            client = Registry(self.registry)
+            if self.how == "amd64":
+                Seeder(self.registry).image(self.repository, self.tag, text="not arm64", created="2026-01-01T00:00:00Z", arch="amd64")
+            else:
+                client.delete_manifest(self.repository, client.manifest_digest(self.repository, self.tag))
+        return result
+
+
+@pytest.mark.parametrize(("how", "error"), [
+    ("amd64", "cannot join pinned: {part} holds a linux/amd64 image, not linux/arm64; its linux/arm64 build pushes linux/arm64 there; "
+              "nothing was written"),
+    ("gone", "cannot join: linux/arm64 is not pushed for pinned (no {part}); its linux/arm64 build must push it first, then run "
+             "`invoke build` again; nothing was written"),
+], ids=["another platform's image", "deleted"])
+def test_a_part_changed_before_the_executors_join_fails_the_image_in_one_line_and_writes_no_index(tmp_path, registry, namespace,
+                                                                                                monkeypatch, how, error):
+    monkeypatch.delenv("IMAGEGRAPH_PLATFORMS", raising=False)
+    images = (f"registry: {registry}\nnamespace: {namespace}\nimages:\n  pinned:\n    dockerfile: Dockerfile\n"
+              "    platforms: [linux/amd64, linux/arm64]\n")
+    root = init_repo(tmp_path / "repo", {"images.yaml": images, "Dockerfile": "FROM python:3.11-slim\nRUN echo pinned > /pinned.txt\n"})
+    ref = Workspace(root, BuildOptions(), builder_choice=classic_choice()).plan().image("pinned").image
+    part = f"{ref.repository}:{part_tag(ref.tag, BOTH, 'linux/arm64')}"
+    workspace = Workspace(root, BuildOptions(), builder_choice=classic_choice(),
+                          runner=Meddling(registry, ref.repository, part.rsplit(":", 1)[1], how))
+    (result,) = workspace.executor(say=lambda _: None).run(workspace.plan())
+    assert result.error == error.format(part=part)
+    assert Registry(registry).manifest_digest(ref.repository, ref.tag) is None
+
+
+def test_join_force_makes_the_index_afresh_from_parts_built_again(family, registry):
+    root, refs = family
+    seeder = Seeder(registry)
+    push_parts(seeder, refs)
+    assert run_invoke(root, "join", "--no-tags").returncode == 0
+    client = Registry(registry)
+    before = {name: client.manifest_digest(ref.repository, ref.tag) for name, ref in refs.items()}
+    # `invoke build --only-platform P --force base` on each runner: base's parts (and its children's) are pushed again, anew
+    for name in ("base", "app", "ci"):
+        for platform in BOTH:
+            seeder_part = part_tag(refs[name].tag, BOTH, platform)
+            # each pushed the other way from before (app's with provenance now, the others' bare): new parts, new digests
+            push_part(seeder, refs[name].repository, seeder_part, platform, attested=name == "app")
+    kept = run_invoke(root, "join", "--no-tags")
+    assert kept.returncode == 0 and "nothing to join" in kept.stdout, kept.stdout + kept.stderr
+    assert {name: client.manifest_digest(ref.repository, ref.tag) for name, ref in refs.items()} == before
+
+    forced = run_invoke(root, "join", "--no-tags", "--force", "base")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    after = {name: client.manifest_digest(ref.repository, ref.tag) for name, ref in refs.items()}
+    assert all(after[name] != before[name] for name in ("base", "app", "ci")) and after["tools"] == before["tools"]
+    for name in ("base", "app", "ci"):
+        _, _, body = client.inspect(refs[name].repository, refs[name].tag)
+        parts = [client.manifest_digest(refs[name].repository, part_tag(refs[name].tag, BOTH, p)) for p in BOTH]
+        images = [m["digest"] for m in body["manifests"] if m["platform"]["os"] != "unknown"]
+        if name == "app":  # its parts are indexes of an image and its attestation now: the index lists their images
+            parts = [client.inspect(refs[name].repository, part_tag(refs[name].tag, BOTH, p))[2]["manifests"][0]["digest"] for p in BOTH]
+        assert images == parts
+        assert len(body["manifests"]) == (4 if name == "app" else 2)  # no attestation of an earlier part left over

@@ -55,7 +55,7 @@ def test_every_build_writes_a_report_that_round_trips_through_invoke_report(repo
     assert base.platforms == ("linux/amd64", "linux/arm64") and base.digest.startswith("sha256:")
     assert base.tags[0] == base.ref.rsplit(":", 1)[1] and "edge" in base.tags
     assert base.layers and base.size and (base.cached_steps, base.total_steps) == (0, 2) and base.seconds > 0
-    # buildx pushes as it builds; the classic store's per-platform builds are joined by imagetools (the manifest phase)
+    # buildx pushes as it builds; the classic store's per-platform parts are joined by the executor (the manifest phase)
     per_platform = report.builder is not None and "a build per platform" in report.builder
     assert {phase for phase, _ in base.phases} == ({"build", "manifest"} if per_platform else {"build"})
 

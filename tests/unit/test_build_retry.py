@@ -8,7 +8,8 @@ manifest), the pull of its blobs (``pull-blob``), the push's upload start (``pus
 BuildKit goes on without it unless the export is strict), a bake, ``docker push`` and ``imagetools create``. The
 fault is the name's last part: 500, 502, 503, 429, a reset connection (``reset``), one closed without an answer
 (``eof``), and the answers that are no passing fault (401, 403, 404). Beside them: a ``RUN`` step whose own output and
-command line carry "500 Internal Server Error", and a Dockerfile error.
+command line carry "500 Internal Server Error", and a Dockerfile error. (``imagetools create`` joined the classic image store's
+platforms once; imagegraph's own registry client joins them now, and tries its requests again itself.)
 """
 
 from __future__ import annotations
@@ -23,22 +24,20 @@ from imagegraph.adapters.failures import BuildRetries, registry_fault
 from imagegraph.adapters.interrupt import Stop
 from imagegraph.adapters.registry_http import REGISTRY_RETRY, RetryPolicy
 from imagegraph.adapters.runner import Command
-from imagegraph.adapters.wheelhouse import Wheelhouse
 from imagegraph.core.config import load_config
 from imagegraph.core.errors import CommandFailed
 from imagegraph.core.media_types import OCI_MANIFEST
 from imagegraph.execute import BuildExecutor
-from tests.conftest import forced_plan, write_tree
+from tests.conftest import write_tree
 from tests.unit.test_execute import (
     BUILT,
     DOCKER_DRIVER,
     IMAGES,
     LOST_LAYER_LOG,
-    PUSHED_IMAGES,
     FakeRegistry,
-    NoImages,
-    RecordingRegistry,
+    MemoryRegistry,
     ScriptedRunner,
+    build_per_platform,
     run,
     run_family,
     whole_image,
@@ -305,15 +304,38 @@ def test_a_bake_a_registry_failed_counts_as_the_first_try_of_each_image_then_eac
     assert len(waits) == 2
 
 
-def test_per_platform_only_the_failed_platforms_build_is_tried_again_and_the_index_is_joined_once(tmp_path):
-    write_tree(tmp_path, {"images.yaml": PUSHED_IMAGES, "Dockerfile": "FROM python:3.11-slim\nRUN true\n"})
-    config = load_config(tmp_path)
-    runner = ScriptedRunner({"buildx": [BUILT, (1, fixture("push-blob-start-503")), BUILT, ""]})
+def test_per_platform_only_the_failed_platforms_build_is_tried_again_and_the_index_is_joined_once(tmp_path, monkeypatch):
+    memory = MemoryRegistry()
     said: list[str] = []
-    executor = BuildExecutor(config.root, DOCKER_DRIVER, runner, Wheelhouse(config.root, runner), local=NoImages(),
-                             registry=RecordingRegistry(), log_dir=tmp_path / "logs", say=said.append, sleep=lambda seconds: None)
-    (result,) = executor.run(forced_plan(config, executor.contexts_dir, {"app": "f" * 64}, builder=executor.builder))
+    result, runner = build_per_platform(tmp_path, monkeypatch, memory, script={"buildx": [BUILT, (1, fixture("push-blob-start-503")),
+                                                                                          BUILT]}, said=said)
     assert result.ok, result.error
-    platforms = [argv[argv.index("--platform") + 1] if "--platform" in argv else argv[2] for argv in runner.ran]
-    assert platforms == ["linux/amd64", "linux/arm64", "linux/arm64", "imagetools"]  # the index only once both are pushed
+    assert [argv[argv.index("--platform") + 1] for argv in runner.ran] == ["linux/amd64", "linux/arm64", "linux/arm64"]
     assert sum("(try 2 of 5)" in line for line in said) == 1
+    # the index only once both are pushed, and once
+    put = memory.sent.index(("PUT", "unit/app/manifests/" + "f" * 16))
+    assert [path for method, path in memory.sent[:put] if method == "push"] == ["unit/app:" + "f" * 16 + "-amd64",
+                                                                                "unit/app:" + "f" * 16 + "-arm64"]
+    assert sum(event == ("PUT", "unit/app/manifests/" + "f" * 16) for event in memory.sent) == 1
+    assert [m["platform"]["architecture"] for m in memory.body("unit/app", "f" * 16)["manifests"]] == ["amd64", "arm64"]
+
+
+@pytest.mark.parametrize("request_", [("PUT", "/manifests/" + "f" * 16), ("GET", "/manifests/" + "f" * 16 + "-arm64"),
+                                      ("HEAD", "/manifests/" + "f" * 16)], ids=["the index's PUT", "a part's read", "the read-back"])
+def test_a_passing_error_of_the_join_is_tried_again_by_the_registry_client_and_builds_nothing_again(tmp_path, monkeypatch, request_):
+    """What a 503 to ``imagetools create``'s PUT was to the build's retries, the join's requests are to the registry client's."""
+    memory = MemoryRegistry(faults=((*request_, 503),))
+    said: list[str] = []
+    result, runner = build_per_platform(tmp_path, monkeypatch, memory, said=said)
+    assert result.ok, result.error
+    assert len(runner.ran) == 2 and not any("trying again" in line for line in said)
+    assert memory.sent.count((request_[0], "unit/app" + request_[1])) >= 2 and len(memory.slept) == 1  # the client's own retry
+    assert result.digest == memory.digest("unit/app", "f" * 16) is not None
+
+
+def test_a_join_the_registry_keeps_failing_fails_the_image_in_one_line(tmp_path, monkeypatch):
+    memory = MemoryRegistry(faults=(("PUT", "/manifests/" + "f" * 16, 503),) * 6)
+    result, runner = build_per_platform(tmp_path, monkeypatch, memory)
+    assert not result.ok and len(runner.ran) == 2
+    assert result.error.startswith(f"registry 127.0.0.1:5000 answered 503 to PUT /v2/unit/app/manifests/{'f' * 16} on 5 tries over ")
+    assert "\n" not in result.error and ("unit/app", "f" * 16) not in memory.manifests

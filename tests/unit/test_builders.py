@@ -25,6 +25,7 @@ from imagegraph.adapters.runner import Command, CommandResult
 from imagegraph.core.buildkit import StepCount, count_steps
 from imagegraph.core.cache import BuilderKind, cache_entries
 from imagegraph.core.errors import EngineError, ImagegraphError, ToolMissing
+from imagegraph.core.join import part_tag
 from imagegraph.core.request import BuildRequest, platform_suffix
 
 REF = "127.0.0.1:5000/ns/app:0123456789abcdef"
@@ -115,30 +116,35 @@ def test_provenance_is_dropped_only_when_asked():
     (default,) = BuildxBuilder().commands(request())
     assert not any(a.startswith("--provenance") for a in default.argv)
     steps = BuildxBuilder(multi_platform=False).commands(request(platforms=BOTH, provenance=False))
-    assert [("--provenance=false" in s.argv) for s in steps] == [True, True, False]
+    assert [("--provenance=false" in s.argv) for s in steps] == [True, True]
 
 
 # --- per platform: the docker driver on the classic image store -------------
 
-def test_per_platform_builds_push_each_platform_with_an_inline_cache_then_join_them():
+def test_per_platform_builds_push_each_platform_under_its_part_tag_with_an_inline_cache_and_leave_the_join():
     builder = BuildxBuilder(docker="docker", multi_platform=False)
-    steps = builder.commands(request(platforms=BOTH, cache_repository=CACHE, kind=PER_PLATFORM))
+    req = request(platforms=BOTH, cache_repository=CACHE, kind=PER_PLATFORM)
+    steps = builder.commands(req)
     assert [s.argv for s in steps] == [
         (*BUILD, "--platform", "linux/amd64", *COMMON, "--tag", f"{REF}-amd64",
          "--cache-from", f"type=registry,ref={CACHE}:buildcache-amd64", "--cache-to", "type=inline", "--push", "/r"),
         (*BUILD, "--platform", "linux/arm64", *COMMON, "--tag", f"{REF}-arm64",
          "--cache-from", f"type=registry,ref={CACHE}:buildcache-arm64", "--cache-to", "type=inline", "--push", "/r"),
-        ("docker", "buildx", "imagetools", "create", "--tag", REF, f"{REF}-amd64", f"{REF}-arm64"),
     ]
-    assert builder.cache_copies(request(platforms=BOTH, cache_repository=CACHE, kind=PER_PLATFORM)) == (
-        (f"{REF}-amd64", "buildcache-amd64"), (f"{REF}-arm64", "buildcache-arm64"))
+    # the part tags are the join's (invoke join reads the same ones), and the index is the executor's to join
+    fingerprint = REF.rsplit(":", 1)[1]
+    assert [value_of(s.argv, "--tag").rsplit(":", 1)[1] for s in steps] == [part_tag(fingerprint, BOTH, p) for p in BOTH]
+    assert builder.joins(req) and [s.purpose for s in steps] == ["build linux/amd64", "build linux/arm64"]
+    assert builder.cache_copies(req) == ((f"{REF}-amd64", "buildcache-amd64"), (f"{REF}-arm64", "buildcache-arm64"))
 
 
-def test_per_platform_imagetools_uses_the_named_builder():
-    steps = BuildxBuilder(docker="docker", builder="classic", multi_platform=False).commands(request(platforms=BOTH))
-    assert all(value_of(s.argv, "--builder") == "classic" for s in steps)
-    assert steps[-1].argv == ("docker", "buildx", "imagetools", "create", "--builder", "classic", "--tag", REF,
-                              f"{REF}-amd64", f"{REF}-arm64")
+def test_only_the_classic_stores_pushed_builds_of_several_platforms_leave_a_join():
+    classic = BuildxBuilder(docker="docker", builder="classic", multi_platform=False)
+    assert all(value_of(s.argv, "--builder") == "classic" for s in classic.commands(request(platforms=BOTH)))
+    assert classic.joins(request(platforms=BOTH))
+    assert not classic.joins(request())  # one platform: its build pushes the fingerprint tag itself
+    assert not classic.joins(request(platforms=BOTH, push=False))  # loaded: nothing in the registry to join
+    assert not BuildxBuilder().joins(request(platforms=BOTH))  # one build pushes the index
 
 
 def test_per_platform_single_platform_is_tagged_as_the_ref_and_needs_no_join():
@@ -152,7 +158,7 @@ def test_per_platform_without_push_loads_each_platform_and_copies_no_cache():
     builder = BuildxBuilder(docker="docker", multi_platform=False)
     req = request(platforms=BOTH, push=False, cache_repository=CACHE, no_cache=True, kind=PER_PLATFORM)
     steps = builder.commands(req)
-    assert [s.argv[-2:] for s in steps] == [("--load", "/r"), ("--load", "/r")]  # no imagetools: nothing was pushed
+    assert [s.argv[-2:] for s in steps] == [("--load", "/r"), ("--load", "/r")] and not builder.joins(req)  # nothing pushed
     assert all("--cache-from" not in s.argv and value_of(s.argv, "--cache-to") == "type=inline" for s in steps)
     assert builder.cache_copies(req) == ()
     assert builder.cache_copies(request(platforms=BOTH)) == ()  # no cache repository, nothing to copy
@@ -162,7 +168,7 @@ def test_describe_names_the_builder_and_the_mode():
     assert BuildxBuilder(summary="default (docker driver)").describe() == \
         "buildx default (docker driver): one build for all platforms, registry cache mode=max"
     assert BuildxBuilder(builder="x", multi_platform=False).describe() == \
-        "buildx x: a build per platform joined by imagetools, inline cache"
+        "buildx x: a build per platform, joined into the index by imagegraph, inline cache"
     assert BuildxBuilder().describe().startswith("buildx the current builder:")
 
 
@@ -582,9 +588,7 @@ def test_other_build_failures_are_not_repaired(reason):
     assert buildx.repair(buildx.commands(request())[0], reason) is None
 
 
-def test_only_a_build_is_repaired_never_an_imagetools_join():
+def test_only_a_build_is_repaired_never_a_push():
     buildx = BuildxBuilder(docker="/usr/bin/docker", multi_platform=False)
-    join = buildx.commands(request(platforms=BOTH))[-1]
-    assert join.argv[1:4] == ("buildx", "imagetools", "create")
-    assert buildx.repair(join, "layer does not exist") is None
+    assert all(buildx.repair(step, "layer does not exist") is not None for step in buildx.commands(request(platforms=BOTH)))
     assert buildx.repair(Command.of("/usr/bin/docker", "push", REF), "layer does not exist") is None

@@ -106,10 +106,13 @@ def requests_of(root: Path, text: str, kind: BuilderKind = BuilderKind.INDEX):
     return {entry.name: entry.request for entry in plan.images}
 
 
-def test_the_default_asks_the_exporter_for_nothing_new(root):
+def test_the_default_is_gzip_at_level_1_and_leaves_layers_already_gzip_as_they_are(root):
     requests = requests_of(root, FAMILY)
-    assert {request.exporter_options for request in requests.values()} == {()}
-    assert requests["app"].to_dict()["compression"] == {"type": "gzip", "level": None, "force": False}
+    assert {request.exporter_options for request in requests.values()} == {("compression=gzip", "compression-level=1")}
+    assert requests["app"].to_dict()["compression"] == {"type": "gzip", "level": 1, "force": False}
+    # a level written wins; zstd without one is BuildKit's own level
+    assert requests_of(root, family_with("compression: {level: 6}"))["app"].exporter_options == ("compression=gzip", "compression-level=6")
+    assert "compression-level" not in ",".join(requests_of(root, family_with("compression: zstd"))["app"].exporter_options)
 
 
 def test_zstd_forces_every_layer_and_says_oci_media_types(root):
@@ -126,7 +129,7 @@ def test_a_gzip_child_of_a_zstd_parent_recompresses_the_parents_layers(root):
     requests = requests_of(root, family_with(base="compression: zstd"))
     assert requests["base"].exporter_options == ("compression=zstd", "force-compression=true", "oci-mediatypes=true")
     # without force, the child would carry its parent's zstd layers: an image old clients cannot pull though it says gzip
-    assert requests["app"].exporter_options == ("compression=gzip", "force-compression=true")
+    assert requests["app"].exporter_options == ("compression=gzip", "compression-level=1", "force-compression=true")
 
 
 def test_a_gzip_level_is_passed_without_forcing_layers_already_gzip(root):
@@ -155,10 +158,11 @@ def test_the_multi_platform_build_pushes_through_the_registry_exporter_with_the_
     assert argv[argv.index("--cache-from") + 1] == "type=registry,ref=127.0.0.1:5000/test/base:buildcache"
 
 
-def test_the_default_build_is_the_command_it_always_was(root):
+def test_the_default_build_pushes_at_gzip_level_1_and_its_cache_too(root):
     argv = BuildxBuilder().commands(requests_of(root, FAMILY)["base"])[0].argv
-    assert "--push" in argv and "--output" not in argv
-    assert argv[argv.index("--cache-to") + 1] == "type=registry,ref=127.0.0.1:5000/test/base:buildcache,mode=max,ignore-error=true"
+    assert "--push" not in argv and argv[argv.index("--output") + 1] == "type=registry,compression=gzip,compression-level=1"
+    assert argv[argv.index("--cache-to") + 1] == ("type=registry,ref=127.0.0.1:5000/test/base:buildcache,mode=max,ignore-error=true,"
+                                                  "compression=gzip,compression-level=1")
 
 
 def test_the_per_platform_builder_refuses_a_request_that_asks_for_compression(root):
@@ -181,7 +185,7 @@ def test_the_bake_file_carries_the_options_in_output_and_cache_to(root):
                                            + ",".join(ZSTD3)]
     assert targets["app"]["output"] == ["type=registry,compression=gzip,compression-level=1,force-compression=true"]
     plain = bake_definition(list(requests_of(root, FAMILY).values()), {})["target"]
-    assert plain["base"]["output"] == ["type=registry"]
+    assert plain["base"]["output"] == ["type=registry,compression=gzip,compression-level=1"]
 
 
 # --- the fingerprint ------------------------------------------------------------------

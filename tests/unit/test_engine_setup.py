@@ -792,7 +792,8 @@ CHOICE = BuilderChoice("/usr/bin/docker", None, "docker", False, ("linux/amd64",
     ("changes", "store", "buildx", "builder"),
     [
         ({"builder": CHOICE}, "containerd image store", "github.com/docker/buildx 0.13.1",
-         "the current builder, docker driver, a build per platform joined by imagetools, inline cache; platforms linux/amd64, linux/arm64"),
+         "the current builder, docker driver, a build per platform, joined into the index by imagegraph, inline cache; "
+         "platforms linux/amd64, linux/arm64"),
         ({"builder": replace(CHOICE, builder="farm", driver="kubernetes", multi_platform=True, platforms=())},
          "containerd image store", "github.com/docker/buildx 0.13.1",
          "farm, kubernetes driver, one build for all platforms, registry cache mode=max; platforms not known until it starts"),

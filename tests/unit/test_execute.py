@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import requests
 
 from imagegraph.adapters.engine.builders import BuildxBuilder
+from imagegraph.adapters.registry import Registry
 from imagegraph.adapters.runner import Command, CommandResult, Runner
 from imagegraph.adapters.trees import blob_id
 from imagegraph.adapters.wheelhouse import Wheelhouse
 from imagegraph.core.config import load_config
 from imagegraph.core.errors import CommandFailed, RegistryError
 from imagegraph.core.fingerprint import Fingerprint
-from imagegraph.core.media_types import OCI_INDEX, OCI_MANIFEST
+from imagegraph.core.media_types import DOCKER_CONFIG, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 from imagegraph.core.plan import Availability, BuiltImage, ReusedLocalImage, make_plan
 from imagegraph.core.request import BuildSettings
 from imagegraph.execute import BuildExecutor
@@ -163,27 +166,190 @@ class RecordingRegistry:
         return whole_image()
 
 
-@pytest.mark.parametrize(
-    ("builder", "commands", "copies"),
-    [
-        (DOCKER_DRIVER, [("buildx", "build", "linux/amd64"), ("buildx", "build", "linux/arm64"), ("buildx", "imagetools", "create")],
-         [("unit/app", "f" * 16 + "-amd64", "buildcache-amd64"), ("unit/app", "f" * 16 + "-arm64", "buildcache-arm64")]),
-        (BuildxBuilder(docker="/usr/bin/docker"), [("buildx", "build", "linux/amd64,linux/arm64")], []),
-    ],
-    ids=["per platform", "multi-platform"],
-)
-def test_a_pushed_build_points_the_cache_tags_at_what_it_pushed_only_per_platform(tmp_path, builder, commands, copies):
+def test_a_pushed_multi_platform_build_is_one_command_and_copies_no_cache_tag(tmp_path):
     write_tree(tmp_path, {"images.yaml": PUSHED_IMAGES, "Dockerfile": "FROM python:3.11-slim\nRUN true\n"})
     config = load_config(tmp_path)
-    runner = ScriptedRunner({"buildx": [BUILT, BUILT, ""]})
+    runner = ScriptedRunner({"buildx": [BUILT]})
     registry = RecordingRegistry()
-    executor = BuildExecutor(config.root, builder, runner, Wheelhouse(config.root, runner), local=NoImages(), registry=registry,
-                        log_dir=tmp_path / "logs", say=lambda line: None)
+    executor = BuildExecutor(config.root, BuildxBuilder(docker="/usr/bin/docker"), runner, Wheelhouse(config.root, runner),
+                             local=NoImages(), registry=registry, log_dir=tmp_path / "logs", say=lambda line: None)
     (result,) = executor.run(forced_plan(config, executor.contexts_dir, {"app": "f" * 64}, builder=executor.builder))
     assert result.ok and result.pushed and result.ref == "127.0.0.1:5000/unit/app:" + "f" * 16, result.error
-    assert [(argv[1], argv[2], argv[argv.index("--platform") + 1] if "--platform" in argv else argv[3]) for argv in runner.ran] == commands
-    assert all("--push" in argv for argv in runner.ran if argv[2] == "build")
-    assert registry.copies == copies
+    (argv,) = runner.ran
+    # one command for both platforms, pushed by the registry exporter with the image's compression
+    assert argv[argv.index("--platform") + 1] == "linux/amd64,linux/arm64" and argv[argv.index("--output") + 1].startswith("type=registry,")
+    assert registry.copies == [] and {phase for phase, _ in result.phases} == {"build"}
+
+
+def reply(status: int, headers: dict[str, str] | None = None, body: bytes = b"") -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response.headers.update(headers or {})
+    response._content = body
+    return response
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class MemoryRegistry:
+    """A distribution registry in memory, at the session seam under imagegraph's own client (:meth:`client`): manifests by tag
+    and digest, blobs. ``faults``: (method, part of the path, status) answered once each, to the first request that matches."""
+
+    host = "127.0.0.1:5000"
+
+    def __init__(self, faults: tuple[tuple[str, str, int], ...] = ()) -> None:
+        self.manifests: dict[tuple[str, str], tuple[str, bytes]] = {}
+        self.blobs: dict[str, bytes] = {}
+        self.faults = list(faults)
+        self.sent: list[tuple[str, str]] = []
+        self.slept: list[float] = []
+
+    def client(self) -> Registry:
+        return Registry(self.host, session=self, sleep=self.slept.append)
+
+    def push_image(self, repository: str, tag: str, platform: str) -> str:
+        """Push one platform's image as buildx on the classic image store does: a Docker manifest whose config names the platform."""
+        os_, arch, *variant = platform.split("/")
+        config = json.dumps({"os": os_, "architecture": arch, **({"variant": variant[0]} if variant else {}),
+                             "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+        self.blobs[sha256(config)] = config
+        self.sent.append(("push", f"{repository}:{tag}"))  # what buildx sent, as one event
+        manifest = json.dumps({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST, "layers": [],
+                               "config": {"mediaType": DOCKER_CONFIG, "digest": sha256(config), "size": len(config)}}).encode()
+        return self.put(repository, tag, DOCKER_MANIFEST, manifest)
+
+    def put(self, repository: str, reference: str, media_type: str, data: bytes) -> str:
+        self.manifests[(repository, reference)] = self.manifests[(repository, sha256(data))] = (media_type, data)
+        return sha256(data)
+
+    def body(self, repository: str, reference: str) -> dict:
+        return json.loads(self.manifests[(repository, reference)][1])
+
+    def digest(self, repository: str, reference: str) -> str | None:
+        found = self.manifests.get((repository, reference))
+        return None if found is None else sha256(found[1])
+
+    def request(self, method, url, *, headers, data=None, timeout=None):
+        path = url.split("/v2/", 1)[1]
+        self.sent.append((method, path))
+        fault = next((f for f in self.faults if f[0] == method and f[1] in path), None)
+        if fault is not None:
+            self.faults.remove(fault)
+            return reply(fault[2])
+        repository, kind, reference = path.rsplit("/", 2)
+        if kind == "blobs" and method == "GET":
+            return reply(200, body=self.blobs[reference]) if reference in self.blobs else reply(404)
+        if kind != "manifests":
+            return reply(404)
+        if method == "PUT":
+            return reply(201, {"Docker-Content-Digest": self.put(repository, reference, headers["Content-Type"], data)})
+        found = self.manifests.get((repository, reference))
+        if found is None:
+            return reply(404)
+        media_type, stored = found
+        return reply(200, {"Content-Type": media_type, "Docker-Content-Digest": sha256(stored)}, stored if method == "GET" else b"")
+
+
+class PushingRunner(ScriptedRunner):
+    """The scripted docker whose builds with --push that succeed push their image to a :class:`MemoryRegistry`: of the platform
+    they build, or of the one ``pushes`` names for it ("" pushes nothing: a push the registry lost)."""
+
+    def __init__(self, script, registry: MemoryRegistry, pushes: dict[str, str] | None = None) -> None:
+        super().__init__(script)
+        self.registry = registry
+        self.pushes = pushes or {}
+
+    def run(self, command: Command, **options) -> CommandResult:
+        result = super().run(command, **options)
+        argv = command.argv
+        if "--push" in argv:
+            platform = argv[argv.index("--platform") + 1]
+            pushed = self.pushes.get(platform, platform)
+            repository, tag = argv[argv.index("--tag") + 1].split("/", 1)[1].rsplit(":", 1)
+            if pushed:
+                self.registry.push_image(repository, tag, pushed)
+        return result
+
+
+APP, FINGERPRINT = "unit/app", "f" * 16
+
+
+def build_per_platform(tmp_path, monkeypatch, memory: MemoryRegistry, *, images: str = PUSHED_IMAGES, script=None, said=None,
+                       pushes=None, runner_type: type[PushingRunner] | None = None, **options):
+    """Build PUSHED_IMAGES' app of two platforms on the classic image store's docker driver, against ``memory``; (result, runner)."""
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))  # no credentials of the machine's are looked at
+    write_tree(tmp_path, {"images.yaml": images, "Dockerfile": "FROM python:3.11-slim\nRUN true\n"})
+    config = load_config(tmp_path)
+    runner = (runner_type or PushingRunner)(script or {"buildx": [BUILT, BUILT]}, memory, pushes)
+    executor = BuildExecutor(config.root, DOCKER_DRIVER, runner, Wheelhouse(config.root, runner), local=NoImages(),
+                             registry=memory.client(), log_dir=tmp_path / "logs", say=(said if said is not None else []).append,
+                             sleep=lambda seconds: None, **options)
+    (result,) = executor.run(forced_plan(config, executor.contexts_dir, {"app": "f" * 64}, builder=executor.builder))
+    return result, runner
+
+
+def test_per_platform_builds_push_their_parts_and_the_executor_joins_them_as_invoke_join_does(tmp_path, monkeypatch):
+    memory = MemoryRegistry()
+    result, runner = build_per_platform(tmp_path, monkeypatch, memory)
+    assert result.ok and result.pushed, result.error
+    # two builds, each pushed under its platform tag; no other command (no imagetools): the index is imagegraph's
+    assert [(argv[1:3], argv[argv.index("--platform") + 1], argv[argv.index("--tag") + 1]) for argv in runner.ran] == [
+        (("buildx", "build"), "linux/amd64", f"127.0.0.1:5000/{APP}:{FINGERPRINT}-amd64"),
+        (("buildx", "build"), "linux/arm64", f"127.0.0.1:5000/{APP}:{FINGERPRINT}-arm64")]
+    parts = {arch: memory.digest(APP, f"{FINGERPRINT}-{arch}") for arch in ("amd64", "arm64")}
+    media_type, _ = memory.manifests[(APP, FINGERPRINT)]
+    index = memory.body(APP, FINGERPRINT)
+    assert media_type == DOCKER_MANIFEST_LIST == index["mediaType"]
+    assert [(m["digest"], m["platform"]) for m in index["manifests"]] == [
+        (parts["amd64"], {"os": "linux", "architecture": "amd64"}), (parts["arm64"], {"os": "linux", "architecture": "arm64"})]
+    assert result.digest == memory.digest(APP, FINGERPRINT)
+    # written once, after both parts were pushed, then read back; the cache tags name the parts (their inline caches)
+    writes = [path for method, path in memory.sent if method == "PUT"]
+    assert writes[0] == f"{APP}/manifests/{FINGERPRINT}" and writes.count(f"{APP}/manifests/{FINGERPRINT}") == 1
+    put = memory.sent.index(("PUT", writes[0]))
+    assert [event for event in memory.sent[:put] if event[0] == "push"] == [("push", f"{APP}:{FINGERPRINT}-amd64"),
+                                                                            ("push", f"{APP}:{FINGERPRINT}-arm64")]
+    assert memory.sent.index(("HEAD", f"{APP}/manifests/{FINGERPRINT}")) > put
+    assert [memory.digest(APP, f"buildcache-{arch}") for arch in ("amd64", "arm64")] == [parts["amd64"], parts["arm64"]]
+    assert [phase for phase, _ in result.phases] == ["build", "manifest"]
+    assert f"joined linux/amd64, linux/arm64 into 127.0.0.1:5000/{APP}:{FINGERPRINT}: {result.digest}" in Path(result.log).read_text()
+
+
+def test_a_rebuild_joins_its_own_parts_whatever_the_fingerprint_tag_named_before(tmp_path, monkeypatch):
+    memory = MemoryRegistry()
+    memory.push_image(APP, f"{FINGERPRINT}-amd64", "linux/amd64")
+    old = memory.put(APP, FINGERPRINT, OCI_INDEX, json.dumps(whole_image()[2]).encode())  # an earlier run's index of both
+    result, _ = build_per_platform(tmp_path, monkeypatch, memory)
+    assert result.ok, result.error
+    assert result.digest == memory.digest(APP, FINGERPRINT) != old
+    assert [m["digest"] for m in memory.body(APP, FINGERPRINT)["manifests"]] == [
+        memory.digest(APP, f"{FINGERPRINT}-amd64"), memory.digest(APP, f"{FINGERPRINT}-arm64")]
+
+
+@pytest.mark.parametrize(("pushes", "error"), [
+    ({"linux/arm64": "linux/amd64"}, f"cannot join app: unit/app:{FINGERPRINT}-arm64 holds a linux/amd64 image, not linux/arm64; its "
+                                     "linux/arm64 build pushes linux/arm64 there; nothing was written"),
+    ({"linux/arm64": ""}, f"cannot join: linux/arm64 is not pushed for app (no unit/app:{FINGERPRINT}-arm64); its linux/arm64 build "
+                          "must push it first, then run `invoke build` again; nothing was written"),
+], ids=["a part of the wrong platform", "a part missing"])
+def test_a_part_that_cannot_be_joined_fails_the_image_in_one_line_and_writes_no_index(tmp_path, monkeypatch, pushes, error):
+    memory = MemoryRegistry()
+    said: list[str] = []
+    result, runner = build_per_platform(tmp_path, monkeypatch, memory, pushes=pushes, said=said)
+    assert not result.ok and result.error == error
+    assert (APP, FINGERPRINT) not in memory.manifests and not any(method == "PUT" for method, _ in memory.sent)
+    assert "[app] FAILED after " in "\n".join(said) and len(runner.ran) == 2  # a join refused is not built again
+    assert dict(result.phases)["manifest"] >= 0
+
+
+def test_a_build_that_is_not_pushed_loads_each_platform_and_joins_nothing(tmp_path, monkeypatch):
+    memory = MemoryRegistry()
+    result, runner = build_per_platform(tmp_path, monkeypatch, memory, images=PUSHED_IMAGES + "    push: false\n")
+    assert result.ok and not result.pushed, result.error
+    assert [argv[-2] for argv in runner.ran] == ["--load", "--load"]
+    assert memory.sent == [] and [phase for phase, _ in result.phases] == ["build"]
 
 
 FAMILY = """
@@ -314,3 +480,22 @@ def test_a_parents_failed_step_reported_by_its_child_alone_is_never_the_childs(t
     assert [argv[1:3] for argv in runner.ran] == [("buildx", "bake"), ("buildx", "build")]
     assert "exit code: 3" in results["base"].error and results["base"].log.endswith("base.log")
     assert results["app"].error == "not built: parent base failed"
+
+
+def test_a_stop_after_the_last_push_leaves_the_index_unbegun(tmp_path, monkeypatch):
+    from imagegraph.adapters.interrupt import Stop
+
+    class StoppedAfterTheBuilds(PushingRunner):
+        stop = Stop()
+
+        def run(self, command: Command, **options) -> CommandResult:
+            result = super().run(command, **options)
+            if len(self.ran) == 2:
+                self.stop.request(2)  # SIGINT as the second platform's push ends
+            return result
+
+    memory = MemoryRegistry()
+    result, runner = build_per_platform(tmp_path, monkeypatch, memory, runner_type=StoppedAfterTheBuilds)
+    assert len(runner.ran) == 2
+    assert result.stopped == "interrupted" and (APP, FINGERPRINT) not in memory.manifests
+    assert not any(method in ("GET", "PUT") for method, _ in memory.sent)

@@ -211,6 +211,8 @@ def prune(registry: PruneRegistry, repositories: Sequence[str], policy: Retentio
                 raise
             unrecorded.append((repository, str(err)))  # a dry run may have read-only credentials: it starts no grace period then
     if not apply:
+        _note_once(say, "the record of doomed digests was not written in", unrecorded,
+                   "this dry run starts no grace period, the next run whose credentials may push does")
         return Pruning(verdicts, waiting=tuple((m, first_seen[m.repository][m.digest]) for m in doomed), collected=collected,
                        unrecorded=tuple(unrecorded))
     due = {(repository, digest) for repository, seen in first_seen.items() for digest in ripe(seen, now(), grace)}
@@ -271,11 +273,18 @@ def _untagged(deleter: DeletionApi, repositories: Sequence[str], apply: bool, sa
                 raise
             found[repository] = ()
             unlisted.append((repository, str(err)))
-    if unlisted:
-        more = f" and {len(unlisted) - 1} more" if len(unlisted) > 1 else ""
-        say(f"note: {deleter.name} did not list the untagged manifests of {unlisted[0][0]}{more} ({unlisted[0][1]}); this dry run "
-            f"shows only what the registry's tags and lists name")
+    _note_once(say, f"{deleter.name} did not list the untagged manifests of", unlisted,
+               "this dry run shows only what the registry's tags and lists name")
     return found
+
+
+def _note_once(say: Callable[[str], None], what: str, failures: Sequence[tuple[str, str]], consequence: str) -> None:
+    """One note for what a dry run could not do in many repositories: the first with its reason, the others counted."""
+    if not failures:
+        return
+    repository, why = failures[0]
+    more = f" and {len(failures) - 1} more" if len(failures) > 1 else ""
+    say(f"note: {what} {repository}{more} ({why}); {consequence}")
 
 
 def _appeared(registry: PruneRegistry, deleted: Sequence[Manifest]) -> tuple[str, ...]:

@@ -40,7 +40,8 @@ class BuilderKind(Enum):
 
     #: One build for every platform, pushed as an index, with a registry cache (mode=max): container drivers, containerd store.
     INDEX = "index"
-    #: One build per platform joined by imagetools, each with an inline cache: the docker driver on the classic image store.
+    #: One build per platform, each pushed under its platform tag with an inline cache, then joined into the index by imagegraph:
+    #: the docker driver on the classic image store.
     PER_PLATFORM = "per-platform"
 
 

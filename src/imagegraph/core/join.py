@@ -2,8 +2,9 @@
 
 A run that builds one platform (a native runner per platform) pushes each
 image's part under its platform tag, ``<fingerprint>-<platform suffix>``
-(:func:`part_tag`, the tag the classic store's per-platform builds use too),
-and leaves the fingerprint tag alone. The join then decides, per image, from
+(:func:`part_tag`), and leaves the fingerprint tag alone; so do the classic
+image store's builds of each platform in one run, which the executor then
+joins the same way, image by image. The join then decides, per image, from
 what those tags name (:class:`JoinImage`):
 
 - **joined** already: the fingerprint tag names an index of every planned
@@ -211,21 +212,23 @@ def _step(image: JoinImage, run: Callable[[str], str], missing: list[_Missing]) 
                     media_type=media_type, platforms=image.platforms, attestations=len(attestations))
 
 
-def _missing_line(missing: Sequence[_Missing], run: Callable[[str], str]) -> str:
+def _missing_line(missing: Sequence[_Missing], run: Callable[[str], str], then: str) -> str:
     by_platform: dict[str, list[_Missing]] = {}
     for entry in missing:
         by_platform.setdefault(entry.platform, []).append(entry)
     what = "; ".join(f"{platform} is not pushed for {_shown([m.image for m in entries])} (no {entries[0].ref})"
                      for platform, entries in by_platform.items())
     runs = " and ".join(run(platform) for platform in by_platform)
-    return f"cannot join: {what}; {runs} must push {'it' if len(by_platform) == 1 else 'them'} first, then join again; nothing was written"
+    return f"cannot join: {what}; {runs} must push {'it' if len(by_platform) == 1 else 'them'} first, then {then}; nothing was written"
 
 
-def decide_join(images: Sequence[JoinImage], *, run: Callable[[str], str] = run_for) -> JoinPlan:
+def decide_join(images: Sequence[JoinImage], *, run: Callable[[str], str] = run_for, then: str = "join again") -> JoinPlan:
     """Each image's join step, or the one line that refuses the join (nothing may be written then).
 
     ``run`` names who pushes a platform (:func:`run_for`): the run of that
-    platform, and later the runner ``images.yaml`` gives it.
+    platform, and later the runner ``images.yaml`` gives it; ``then`` what to
+    do once it has (the executor, joining the platforms its own builds just
+    pushed, says to build again).
     """
     steps: list[JoinStep] = []
     missing: list[_Missing] = []
@@ -237,5 +240,5 @@ def decide_join(images: Sequence[JoinImage], *, run: Callable[[str], str] = run_
         if step is not None:
             steps.append(step)
     if missing:
-        return JoinPlan(refusal=_missing_line(missing, run))
+        return JoinPlan(refusal=_missing_line(missing, run, then))
     return JoinPlan(steps=tuple(steps))

@@ -71,20 +71,21 @@ class BuildRequest:
     #: The parent reference to pin to the digest it names when the build starts (:meth:`pinned`): a run of one platform builds
     #: a child FROM its parent's part, which another runner may push again; None: the reference is used as it is.
     pin_parent: str | None = None
-    #: How the pushed layers are compressed (images.yaml ``compression:``).
-    compression: Compression = DEFAULT_COMPRESSION
+    #: How the pushed layers are compressed (images.yaml ``compression:``, :func:`build_request`); None: nothing asked, as the push
+    #: compresses them (BuildKit's gzip; dockerd's on the classic image store's builder, which takes no exporter options).
+    compression: Compression | None = None
     #: Compress every layer afresh, those taken from the parent and the FROM image too: set where the image's compression
     #: type is not gzip, or differs from its parent's, so that no layer keeps a compression a client of this image cannot read.
     force_compression: bool = False
 
     @property
     def exporter_options(self) -> tuple[str, ...]:
-        """BuildKit's image exporter options for the push (and its registry cache); () for BuildKit's default, gzip as it comes."""
-        if self.compression == DEFAULT_COMPRESSION and not self.force_compression:
+        """BuildKit's image exporter options for the push (and its registry cache); () where none is passed (classic store)."""
+        if self.compression is None:
             return ()
         options = [f"compression={self.compression.type}"]
-        if self.compression.level is not None:
-            options.append(f"compression-level={self.compression.level}")
+        if self.compression.effective_level is not None:
+            options.append(f"compression-level={self.compression.effective_level}")
         if self.force_compression:
             options.append("force-compression=true")
         if self.compression.type == "zstd":
@@ -133,7 +134,8 @@ class BuildRequest:
             "no_cache": self.no_cache,
             "cache": [{**entry.to_dict(), "cache_to": list(self.cache_exports(entry))} for entry in self.cache],
             "provenance": self.provenance,
-            "compression": {"type": self.compression.type, "level": self.compression.level, "force": self.force_compression},
+            "compression": None if self.compression is None else {"type": self.compression.type, "level": self.compression.effective_level,
+                                                                  "force": self.force_compression},
         }
 
 
@@ -197,7 +199,8 @@ def build_request(config: Config, image: str, layout: ContextLayout, settings: B
     folder = context_folder(settings.contexts, image, fingerprint)
     parent_type = config.image(spec.parent).compression.type if spec.parent else "gzip"
     force = spec.compression.type != "gzip" or parent_type != spec.compression.type
-    if settings.builder is BuilderKind.PER_PLATFORM and spec.push and (spec.compression != DEFAULT_COMPRESSION or force):
+    per_platform = settings.builder is BuilderKind.PER_PLATFORM
+    if per_platform and spec.push and (spec.compression != DEFAULT_COMPRESSION or force):
         raise InputError(CONFIG_NAME, compression_refused(image, spec.compression))
     return BuildRequest(
         image=image,
@@ -213,7 +216,8 @@ def build_request(config: Config, image: str, layout: ContextLayout, settings: B
         insecure_registry=settings.insecure_registry,
         cache=cache_entries(config.repository(image) if spec.push and settings.registry_cache else None, platforms,
                             kind=settings.builder, push=spec.push, no_cache=no_cache, part=part),
-        compression=spec.compression,
+        # the classic store's builder pushes through dockerd, which gzips as it does: nothing asked, nothing claimed
+        compression=None if per_platform else spec.compression,
         force_compression=force,
         pin_parent=parent_ref if only_platform is not None else None,
     )

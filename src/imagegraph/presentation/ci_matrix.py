@@ -62,7 +62,8 @@ def affected_matrix(config: Config, explanation: Explanation, entries: Sequence[
               for level in range(deepest)]
     joined = [entry.name for entry in entries if split and entry.push and len(entry.platforms) > 1]
     join = {"needed": bool(joined), "images": joined,
-            "command": ["invoke", "join", "--target", ",".join(joined), *chosen, "--no-tags"] if joined else []}
+            "command": ["invoke", "join", "--target", ",".join(joined), *chosen,
+                        *(flag for name in joined if name in forced for flag in ("--force", name)), "--no-tags"] if joined else []}
     return {"images": [e.name for e in entries], "matrix": {"include": include}, "levels": levels, "runners": dict(config.runners),
             "join": join, "git": explanation.to_dict()}
 

@@ -204,7 +204,7 @@ class PipTracker:
 
 
 def phase_of(command: Command) -> str:
-    """What a command does, as a phase name (``build linux/amd64``, ``push``, ``manifest``): what it was made for."""
+    """What a command does, as a phase name (``build linux/amd64``, ``push``, ``prune``): what it was made for."""
     return command.purpose or command.argv[0]
 
 

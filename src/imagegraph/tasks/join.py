@@ -16,9 +16,11 @@ from .build import _SELECT_HELP, _tag_state
 
 
 @task(
-    iterable=["target", "platform"],
+    iterable=["target", "platform", "force"],
     help={
         "target": "join only this image and the images it stands on (repeatable, or comma list)",
+        "force": "join this image and its dependents afresh from their parts even where the fingerprint tag names every "
+                 "platform: after `invoke build --only-platform P --force IMAGE` rebuilt the parts (repeatable)",
         "platform": "the --platform the platform runs were given, if any: it is part of every fingerprint",
         "registry": _SELECT_HELP["registry"],
         "since": _SELECT_HELP["since"],
@@ -27,7 +29,7 @@ from .build import _SELECT_HELP, _tag_state
     },
 )
 @user_errors
-def join(c, target=None, platform=None, registry=None, since=None, dry_run=False, no_tags=False):
+def join(c, target=None, platform=None, registry=None, since=None, dry_run=False, no_tags=False, force=None):
     """Join each image's platforms, pushed apart, into one image.
 
     The runs of each platform push every image's part under its platform
@@ -41,7 +43,7 @@ def join(c, target=None, platform=None, registry=None, since=None, dry_run=False
     from ..publishing import publish_tags
 
     started = time.monotonic()
-    workspace = Workspace(options=build_options(registry=registry, platform=platform, target=target, since=since))
+    workspace = Workspace(options=build_options(registry=registry, platform=platform, target=target, since=since, force=force))
     joined = join_images(workspace, dry_run=dry_run, clock=time.monotonic, say=say)
     if dry_run or no_tags:
         moves = TagMoves(Outcome.UNCHANGED, f"tags: none moved ({'dry run' if dry_run else '--no-tags'})")

@@ -6,10 +6,12 @@ builder, and in which mode, is :mod:`imagegraph.adapters.engine.builder_choice`.
 Where the builder can export a multi-platform image (any container-based
 driver, or the docker driver on the containerd image store), each image is
 one build pushed as an index. The docker driver on the classic image store
-cannot: each platform is built and pushed on its own, and ``imagetools
-create`` joins them. Where each build's registry cache lives is the request's
-(:mod:`imagegraph.core.cache`); a builder only renders it, and copies the
-per-platform cache tags after a push (:meth:`BuildxBuilder.cache_copies`).
+cannot: each platform is built and pushed on its own under its platform tag
+(:func:`imagegraph.core.join.part_tag`), and the executor joins them into
+the index as `invoke join` does (:meth:`Builder.joins`). Where each build's
+registry cache lives is the request's (:mod:`imagegraph.core.cache`); a
+builder only renders it, and copies the per-platform cache tags after a push
+(:meth:`BuildxBuilder.cache_copies`).
 
 Builders return :class:`~imagegraph.adapters.runner.Command` tuples; nothing runs
 here.
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ...core.cache import BuilderKind
+from ...core.config import DEFAULT_COMPRESSION
 from ...core.errors import ImagegraphError
 from ...core.request import BuildRequest, compression_refused
 from ..runner import Command
@@ -57,6 +60,10 @@ class Builder(Protocol):
 
     def cache_copies(self, request: BuildRequest) -> tuple[tuple[str, str], ...]:
         """(tag, cache tag) pairs to copy inside the registry after a pushed build; () when the build wrote its cache itself."""
+        ...
+
+    def joins(self, request: BuildRequest) -> bool:
+        """Whether :meth:`commands` push each platform under its platform tag and leave the index to the executor to join."""
         ...
 
     def repair(self, command: Command, reason: str) -> Repair | None:
@@ -123,7 +130,8 @@ def push_output(request: BuildRequest) -> list[str]:
 
 def build_mode(multi_platform: bool) -> str:
     """How a builder builds several platforms, in words (for `invoke build` and `engine.status`)."""
-    return "one build for all platforms, registry cache mode=max" if multi_platform else "a build per platform joined by imagetools, inline cache"
+    return ("one build for all platforms, registry cache mode=max" if multi_platform
+            else "a build per platform, joined into the index by imagegraph, inline cache")
 
 
 @dataclass(frozen=True)
@@ -134,9 +142,9 @@ class BuildxBuilder:
     with a registry cache (``type=registry,mode=max``) beside the image.
     Otherwise (the docker driver on the classic image store, which can
     neither export a multi-platform image nor a registry cache): one build
-    and push per platform, joined by ``docker buildx imagetools create``,
-    each carrying an inline cache that :meth:`cache_copies` points the
-    per-platform cache tags at.
+    and push per platform under its platform tag, which the executor joins
+    into the index (:meth:`joins`), each carrying an inline cache that
+    :meth:`cache_copies` points the per-platform cache tags at.
     """
 
     docker: str = "docker"
@@ -185,20 +193,21 @@ class BuildxBuilder:
         return Command.of(*argv, purpose=f"build {','.join(request.platforms)}")
 
     def _per_platform(self, request: BuildRequest) -> tuple[Command, ...]:
-        if request.push and request.exporter_options:
+        if request.push and (request.compression not in (None, DEFAULT_COMPRESSION) or request.force_compression):
             # the classic store's exporter ignores compression options and dockerd pushes gzip: refused, not silently gzip
-            raise ImagegraphError(compression_refused(request.image, request.compression))
+            raise ImagegraphError(compression_refused(request.image, request.compression or DEFAULT_COMPRESSION))
         steps: list[Command] = []
         for platform in request.platforms:
             argv = [*self._base(), "--platform", platform, *_common_flags(request), "--tag", request.platform_tag(platform),
                     *_cache_flags(request, (platform,))]
             argv += ["--push" if request.push else "--load", str(request.context)]
             steps.append(Command.of(*argv, purpose=f"build {platform}"))
-        if request.push and len(request.platforms) > 1:
-            members = [request.platform_tag(p) for p in request.platforms]
-            steps.append(Command.of(self.docker, "buildx", "imagetools", "create", *self._builder_flag(), "--tag", request.ref, *members,
-                                    purpose="manifest"))
         return tuple(steps)
+
+    def joins(self, request: BuildRequest) -> bool:
+        # the classic store's exporter cannot push an index: its parts are pushed apart, and only an image of several platforms
+        # has parts (a run of one platform, --only-platform, pushes its part and leaves the join to `invoke join`)
+        return not self.multi_platform and request.push and len(request.platforms) > 1
 
     def _builder_flag(self) -> list[str]:
         return ["--builder", self.builder] if self.builder else []
