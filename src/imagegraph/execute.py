@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from .adapters.engine.images import LocalImages
 from .adapters.failures import BuildRetries, engine_lost, engine_lost_message, registry_fault, registry_lost, registry_lost_message
 from .adapters.interrupt import Stopped, signal_name
 from .adapters.joins import read_join_facts, write_joins
+from .adapters.lease import BuildLeases, Lease
 from .adapters.registry import Registry, full_ref
 from .adapters.registry_http import REGISTRY_RETRY, RetryPolicy
 from .adapters.runner import Command, Runner
@@ -45,7 +47,7 @@ from .core.defaults import DEFAULT_REGISTRY
 from .core.errors import CommandFailed, ImagegraphError
 from .core.join import decide_join
 from .core.manifests import missing_platforms
-from .core.plan import BuiltImage, ImagePlan, Plan
+from .core.plan import BuiltImage, Decision, ImagePlan, Plan
 from .core.request import BuildRequest, platform_suffix
 from .core.result import INTERRUPTED, NOT_BUILT, ImageResult
 from .core.values import is_digest
@@ -100,6 +102,7 @@ class BuildExecutor:
         retry: RetryPolicy = REGISTRY_RETRY,
         sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        leases: BuildLeases | None = None,
     ) -> None:
         #: The project root: where the plan's input files are read from (the plan says which, and what to build).
         self.root = Path(root)
@@ -121,6 +124,10 @@ class BuildExecutor:
         self._clock = clock
         #: Each image's tries so far (a bake's failure counts for the images it leaves to build alone).
         self._retries: dict[str, BuildRetries] = {}
+        #: The registry leases that keep two runs from building one fingerprint at once (None: this run alone decides).
+        self.leases = leases
+        #: Each pushed build's lease, being taken since the run started (:meth:`_claiming`), until its build asks for it.
+        self._claimed: dict[str, Future[Lease | None]] = {}
 
     def say(self, line: str) -> None:
         self.progress.say(line)
@@ -131,7 +138,7 @@ class BuildExecutor:
         return self._retries[image]
 
     def _pause(self, seconds: float) -> None:
-        """Wait before a retry; a stop (Ctrl-C) ends the wait at once, as it ends a running command."""
+        """Wait before a retry or another look at a lease; a stop (Ctrl-C) ends the wait at once, as it ends a running command."""
         stop = self.runner.stop
         if self._sleep is not None:
             self._sleep(seconds)
@@ -164,7 +171,7 @@ class BuildExecutor:
                 if child in waiting:
                     heapq.heappush(ready, order[child])
 
-        with self.progress, ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="imagegraph") as pool:
+        with self.progress, self._claiming(plan), ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="imagegraph") as pool:
             while waiting or futures:
                 while ready:
                     entry = plan.images[heapq.heappop(ready)]
@@ -207,11 +214,42 @@ class BuildExecutor:
                     break  # nothing runs, so nothing more can start (only an image whose parent is not in the plan would wait)
         return tuple(results[entry.name] for entry in plan.images)
 
+    @contextmanager
+    def _claiming(self, plan: Plan) -> Iterator[None]:
+        """Take the build lease of every image the run builds and pushes, side by side, as the run starts: one settle for the
+        run, spent while the first builds get ready, not one before each build. Each build then finds its lease taken, or, where
+        another run holds it or pushed the image meanwhile, takes it as before (waiting, or reusing that run's push). A lease
+        no build asked for (its parent failed, a stop) is let go at once; any left when the run ends, then."""
+        entries = [entry for entry in plan.images if isinstance(entry, BuiltImage) and entry.push] if self.leases is not None else []
+        if not entries:
+            yield
+            return
+        pool = ThreadPoolExecutor(max_workers=min(len(entries), 16), thread_name_prefix="build-lease")
+        self._claimed = {entry.name: pool.submit(self._claim, entry) for entry in entries}
+        try:
+            yield
+        finally:
+            for name in list(self._claimed):
+                self._let_go(name)
+            pool.shutdown(wait=True)
+
+    def _claim(self, entry: BuiltImage) -> Lease | None:
+        assert self.leases is not None
+        return self.leases.take(entry.image, entry.platforms, force=entry.forced or entry.no_cache, wait=False,
+                                say=lambda line: self.say(f"[{entry.name}] {line}"), sleep=self._pause)
+
+    def _let_go(self, name: str) -> None:
+        """Let go of ``name``'s lease taken as the run started, once taken, when no build of this run will use it."""
+        claimed = self._claimed.pop(name, None)
+        if claimed is not None and not claimed.cancel():
+            claimed.add_done_callback(_release_claimed)
+
     def _stopped_before(self, entry: ImagePlan) -> ImageResult | None:
         """The result of work the run was stopped before starting; None when it may start."""
         stop = self.runner.stop
         if stop is None or stop.signum is None or not entry.has_work:
             return None
+        self._let_go(entry.name)
         return ImageResult(entry.name, entry.decision, entry.ref, entry.reason, stopped=NOT_BUILT,
                            error=f"not built: the run was stopped by {signal_name(stop.signum)} first")
 
@@ -223,6 +261,43 @@ class BuildExecutor:
         command = self.builder.bake_command(bake_file, names, metadata_file)
         if command is None:
             return {}, members
+        held = self._take_together(members)
+        if held is None:
+            return {}, members
+        try:
+            return self._baked(members, command, bake_file, metadata_file)
+        finally:
+            for lease in held:
+                lease.release()
+
+    def _take_together(self, members: list[BuiltImage]) -> list[Lease] | None:
+        """The build leases of every member of a bake, taken side by side (one settle for all); None, with none kept, when
+        another run holds one or pushed one meanwhile: each member is then built alone, where it waits for that run."""
+        if self.leases is None:
+            return []
+        with ThreadPoolExecutor(max_workers=len(members), thread_name_prefix="build-lease") as pool:
+            futures = [pool.submit(self._take, entry, _Phases(), wait=False) for entry in members]
+            taken: list[tuple[bool, Lease | None]] = []
+            error: BaseException | None = None
+            for future in futures:
+                try:
+                    taken.append(future.result())
+                except BaseException as err:  # every lease taken is let go first, then it is raised
+                    error = error or err
+        held = [lease for _, lease in taken if lease is not None]
+        if error is None and all(building for building, _ in taken):
+            return held
+        for lease in held:
+            lease.release()
+        for entry in members:
+            self.progress.end(entry.name)  # no longer at work: each starts again when built alone
+        if error is not None and not isinstance(error, ImagegraphError):
+            raise error
+        return None
+
+    def _baked(self, members: list[BuiltImage], command: Command, bake_file: Path,
+               metadata_file: Path) -> tuple[dict[str, ImageResult], list[BuiltImage]]:
+        names = [entry.name for entry in members]
         logs = {name: self.log_dir / f"{name}.log" for name in names}
         started = time.monotonic()
         for name, log in logs.items():
@@ -348,6 +423,7 @@ class BuildExecutor:
         return not missing_platforms(media_type, body, entry.platforms)
 
     def _blocked(self, entry: ImagePlan, parent: str) -> ImageResult:
+        self._let_go(entry.name)
         if entry.has_work:
             return ImageResult(entry.name, entry.decision, entry.ref, entry.reason, error=f"not built: parent {parent} failed")
         return ImageResult(entry.name, entry.decision, entry.ref, entry.reason)
@@ -364,8 +440,17 @@ class BuildExecutor:
         try:
             steps = StepCount()
             if isinstance(entry, BuiltImage):
-                self.say(f"[{entry.name}] building {', '.join(entry.platforms)} ({entry.reason}); log: {log}")
-                steps = self._build(entry, log, phases)
+                # its lease still settling: its wheels and context are made meanwhile (in vain only where another run builds it)
+                request = self._prepare(entry, log, phases) if entry.name in self._claimed else None
+                building, lease = self._take(entry, phases, wait=True)
+                if not building:
+                    return self._reused(entry, time.monotonic() - started, phases)
+                try:
+                    self.say(f"[{entry.name}] building {', '.join(entry.platforms)} ({entry.reason}); log: {log}")
+                    steps = self._build(entry, log, phases, request)
+                finally:
+                    if lease is not None:
+                        lease.release()
             else:
                 self.say(f"[{entry.name}] pushing the local image to the registry")
                 self._attempt(entry, Command.of(self.builder.docker, "push", entry.ref, purpose="push"), log, phases)
@@ -391,6 +476,32 @@ class BuildExecutor:
                                phases=phases.items())
         finally:
             self.progress.end(entry.name)
+
+    def _take(self, entry: BuiltImage, phases: _Phases, *, wait: bool) -> tuple[bool, Lease | None]:
+        """(whether this run builds ``entry``, the fingerprint's lease it builds under): a pushed image is built under its lease
+        (:class:`BuildLeases`), waiting while another run builds it; False when that run pushed it whole meanwhile, or, without
+        ``wait``, holds it now. A local-only image is no other run's to build: no lease."""
+        if self.leases is None or not entry.push:
+            return True, None
+        started = time.monotonic()
+        self.progress.phase(entry.name, "lease")
+        claimed = self._claimed.pop(entry.name, None)
+        try:
+            lease = claimed.result() if claimed is not None else None  # taken as the run started: the settle is behind us
+            if lease is None:
+                lease = self.leases.take(entry.image, entry.platforms, force=entry.forced or entry.no_cache, wait=wait,
+                                         say=lambda line: self.say(f"[{entry.name}] {line}"), sleep=self._pause)
+        finally:
+            phases.add("lease", time.monotonic() - started)
+        return lease is not None, lease
+
+    def _reused(self, entry: BuiltImage, seconds: float, phases: _Phases) -> ImageResult:
+        """Another run built and pushed ``entry`` while this one waited for its lease: its push is this run's image."""
+        assert self.registry is not None
+        digest = self.registry.manifest_digest(entry.image.repository, entry.image.reference)
+        self.say(f"[{entry.name}] reusing {entry.ref}: another run built and pushed it while this one waited ({phases.summary()})")
+        return ImageResult(entry.name, Decision.REUSE, entry.ref, "another run built it meanwhile", seconds=seconds, digest=digest,
+                           phases=phases.items())
 
     def _explain(self, entry: ImagePlan, err: ImagegraphError) -> str:
         """The failure in the user's words: an engine or registry that went away is named, with the fix, once it is
@@ -425,7 +536,7 @@ class BuildExecutor:
         finally:
             phases.add(phase.split()[0], time.monotonic() - started)
 
-    def _build(self, entry: BuiltImage, log: Path, phases: _Phases) -> StepCount:
+    def _prepare(self, entry: BuiltImage, log: Path, phases: _Phases) -> BuildRequest:
         wheels = bool(entry.wheels)
         if wheels:
             self.progress.phase(entry.name, "wheels")
@@ -435,6 +546,11 @@ class BuildExecutor:
                                 follow=lambda command: self.progress.follow(entry.name, tracker_for(command)))
         if wheels:
             phases.add("wheels", time.monotonic() - started)
+        return request
+
+    def _build(self, entry: BuiltImage, log: Path, phases: _Phases, request: BuildRequest | None = None) -> StepCount:
+        if request is None:
+            request = self._prepare(entry, log, phases)
         if request.pin_parent is not None and self.registry is not None:
             parent = full_ref(request.pin_parent)
             digest = self.registry.manifest_digest(parent.repository, parent.reference)
@@ -538,6 +654,11 @@ class BuildExecutor:
             size=info.size if info else None, layers=info.layers if info else None,
             digest=digest, pushed=digest is not None, log=log, steps=steps, phases=phases,
         )
+
+
+def _release_claimed(claimed: Future[Lease | None]) -> None:
+    if not claimed.cancelled() and claimed.exception() is None and (lease := claimed.result()) is not None:
+        lease.release()
 
 
 class _Phases:

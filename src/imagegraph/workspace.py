@@ -275,13 +275,17 @@ class Workspace:
             yield
 
     def executor(self, *, say=print, progress: Progress | None = None) -> BuildExecutor:
+        from .adapters.lease import BuildLeases
         from .adapters.wheelhouse import Wheelhouse
+        from .core.lease import BUILD_TIMES
         from .execute import BuildExecutor
         return BuildExecutor(
             self.root, lambda: self.builder, self.runner,
             Wheelhouse(self.root, self.runner, python=self.config.python),
             local=self.local, registry=self.registry, log_dir=self.root / STATE_DIR / "logs", contexts_dir=self.contexts_dir,
             jobs=self.options.jobs, say=say, progress=progress,
+            leases=BuildLeases(self.registry, times=replace(self.lease_times, wait=BUILD_TIMES.wait,
+                                                            settle=min(self.lease_times.settle, BUILD_TIMES.settle))),
         )
 
     @cached_property

@@ -22,6 +22,7 @@ from imagegraph.core.lease import (
     lease_tag,
     read_claim,
 )
+from imagegraph.core.media_types import OCI_MANIFEST
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 TIMES = LeaseTimes(ttl=120.0, settle=1.0, late=0.5, renew=20.0, margin=40.0, wait=5.0, poll=1.0)
@@ -59,6 +60,7 @@ class Memory:
         self.tags: dict[tuple[str, str], str] = {}
         self.bodies: dict[str, dict] = {}
         self.writes: list[str] = []
+        self.listed = 0
 
     def manifest_digest_at(self, name: str, tag: str):
         return self.tags.get((name, tag)), NOW + timedelta(seconds=self.clock.now)
@@ -83,6 +85,10 @@ class Memory:
         for key in [key for key, named in self.tags.items() if named == digest]:
             del self.tags[key]
         return self.bodies.pop(digest, None) is not None
+
+    def lists_tag(self, name: str, tag: str) -> bool:
+        self.listed += 1
+        return (name, tag) in self.tags
 
     def claim(self, name: str, tag: str) -> Claim | None:
         digest = self.tags.get((name, tag))
@@ -166,3 +172,52 @@ def test_a_signal_while_taking_the_lease_leaves_no_claim_behind():
     with pytest.raises(KeyboardInterrupt):
         taking.acquire()
     assert registry.writes == ["release", "release"] and registry.tags == {}
+
+
+class HalfDeleting(Memory):
+    """A distribution registry whose DELETE of a tagged manifest meets another write to the repository: the manifest goes, its
+    tag stays listed naming nothing (HEAD answers 404), ``halfway`` times; ``slow`` seconds pass on the test's clock per HEAD."""
+
+    def __init__(self, clock: Clock, halfway: int = 1, slow: float = 0.0) -> None:
+        super().__init__(clock)
+        self.halfway = halfway
+        self.slow = slow
+
+    def manifest_digest_at(self, name: str, tag: str):
+        self.clock.now += self.slow
+        digest, now = super().manifest_digest_at(name, tag)
+        return (digest if digest in self.bodies else None), now
+
+    def delete_manifest(self, name: str, digest: str) -> bool:
+        if self.halfway and digest in self.tags.values():
+            self.halfway -= 1
+            return self.bodies.pop(digest, None) is not None
+        return super().delete_manifest(name, digest)
+
+
+@pytest.mark.parametrize("halfway", [1, 2])
+def test_a_lease_tag_a_registry_left_listed_naming_nothing_is_swept_when_let_go(halfway):
+    clock = Clock()
+    registry = HalfDeleting(clock, halfway=halfway)
+    lease(registry, clock, "cleanup").acquire().release()
+    assert registry.tags == {}  # no lease tag left in either repository's list
+    assert registry.bodies == {} and registry.writes.count("cleanup") == 2 + halfway  # a claim each, an ended one per sweep
+    started = clock.now
+    lease(registry, clock, "next").acquire()
+    assert clock.now - started == TIMES.settle
+
+
+def test_a_sweep_leaves_another_holders_claim_and_writes_nothing_after_a_slow_look():
+    clock = Clock()
+    registry = HalfDeleting(clock, halfway=1)
+    first = lease(registry, clock, "first").acquire()
+    registry.put_manifest("test/base", "imagegraph-lease-tags", claim_manifest(  # another holder took test/base's meanwhile
+        Claim("second", "second", "cd" * 16, NOW, NOW + timedelta(seconds=TIMES.ttl))), OCI_MANIFEST)
+    first.release()
+    assert ("test/app", "imagegraph-lease-tags") not in registry.tags
+    assert registry.claim("test/base", "imagegraph-lease-tags").holder == "second"
+    slow = HalfDeleting(clock, halfway=1)
+    held = lease(slow, clock, "cleanup").acquire()
+    slow.slow = TIMES.late + 0.1  # each look now takes longer than a prompt write may follow it
+    held.release()
+    assert ("test/app", "imagegraph-lease-tags") in slow.tags and slow.writes == ["cleanup", "cleanup"]

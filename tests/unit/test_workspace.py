@@ -121,6 +121,9 @@ class FakeRegistry:
     def tags(self, name: str) -> tuple[str, ...]:
         return tuple(self.repos.get(name, {}))
 
+    def lists_tag(self, name: str, tag: str) -> bool:
+        return tag in self.tags(name)
+
     def copy_tag(self, name: str, source: str, target: str) -> str:
         digest = self.manifest_digest(name, source)
         assert digest is not None, f"{name}:{source} is not in the fake registry"

@@ -25,6 +25,13 @@ last. So a lease is taken as in Fischer's timed mutual exclusion:
 Withdrawing and releasing are a DELETE of our own claim's digest: the
 registry removes a tag with the manifest it names, so that DELETE removes
 the lease tag only while it still names our claim, never someone else's.
+That DELETE is not one step on a distribution registry: it removes the
+manifest first (the tag then reads absent, so a waiter may write its claim
+at once) and the tag's directory after, and a write to the repository in
+between can make it fail halfway, or leave the tag listed while naming
+nothing. Such a tag blocks no one, but would stay for good: after letting
+go, a lease tag still listed and naming nothing is swept (an ended claim
+written over it promptly, as a claim is, then deleted).
 
 The holder renews its claim in the background (a new claim, the old one
 deleted) and checks, before each change it makes under the lease, that the
@@ -40,17 +47,18 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from ..core.errors import ImagegraphError, RegistryError, RegistryUnanswered
-from ..core.lease import EMPTY, Claim, LeaseBusy, LeaseLost, LeaseTimes, claim_manifest, lease_tag, read_claim
+from ..core.lease import BUILD_TIMES, EMPTY, Claim, LeaseBusy, LeaseLost, LeaseTimes, build_lease_name, claim_manifest, lease_tag, read_claim
 from ..core.media_types import OCI_MANIFEST
+from ..core.values import ImageRef
 
-__all__ = ["Lease", "LeaseRegistry", "hold_lease", "holder_id"]
+__all__ = ["BuildLeases", "Lease", "LeaseRegistry", "hold_lease", "holder_id"]
 
 #: The times a lease keeps unless told otherwise.
 DEFAULT_TIMES = LeaseTimes()
@@ -64,6 +72,7 @@ class LeaseRegistry(Protocol):
     def push_blob(self, name: str, data: bytes) -> str: ...
     def put_manifest(self, name: str, reference: str, data: bytes, media_type: str) -> str: ...
     def delete_manifest(self, name: str, digest: str) -> bool: ...
+    def lists_tag(self, name: str, tag: str) -> bool: ...
 
 
 def holder_id() -> str:
@@ -114,12 +123,23 @@ class Lease:
 
     def acquire(self) -> Lease:
         """Take the lease, waiting while another holder has it (up to ``times.wait`` seconds); raises :class:`LeaseBusy`."""
+        taken = self.acquire_unless(None)
+        assert taken is not None
+        return taken
+
+    def acquire_unless(self, unless: Callable[[Claim | None], bool] | None) -> Lease | None:
+        """:meth:`acquire`, but each time another holder was found to have it, ``unless(its claim)``, asked after the wait before
+        the next look, may end the wait: None, not taken.
+
+        A fingerprint's build lease ends its wait so when the holder's push
+        is there to reuse; given ``unless``, this lease says nothing itself.
+        """
         started = self._clock()
         said = False
         while True:
             busy = self._round()
             if busy is None:
-                if said:
+                if said and unless is None:
                     self._say(f"took the registry lease {self.tag} after {self._clock() - started:.1f}s")
                 self._renewer = threading.Thread(target=self._renew_loop, name=f"lease {self.tag}", daemon=True)
                 self._renewer.start()
@@ -127,10 +147,17 @@ class Lease:
             if self._clock() - started >= self.times.wait:
                 raise LeaseBusy(f"{busy.repository}'s lease {self.tag} is held by {self._holding(busy)}; waited {self.times.wait:.0f}s "
                                 f"for it: run again once that is done (a holder that died lets go when its claim expires)")
-            if not said and busy.claim is not None:
+            if not said and busy.claim is not None and unless is None:
                 self._say(f"waiting for the registry lease {self.tag}: {busy.repository}'s is held by {self._holding(busy)}")
                 said = True
             self._sleep(self.times.poll * (0.5 + random.random()))
+            # asked after the wait, right before the next look: a holder that finished meanwhile is seen done, not taken over
+            if unless is not None and unless(busy.claim):
+                return None
+
+    def free(self) -> bool:
+        """Whether no one else holds the lease now (no claim, or an expired one): one look at each repository's lease tag."""
+        return not any(self._look(repository).busy(self.holder) for repository in self.repositories)
 
     def _holding(self, look: _Look) -> str:
         return look.claim.describe() if look.claim is not None else "another run"
@@ -212,6 +239,29 @@ class Lease:
                     if now == digest:
                         ended = Claim(claim.holder, claim.purpose, secrets.token_hex(16), claim.acquired, self._now(when))
                         self.registry.put_manifest(repository, self.tag, claim_manifest(ended), OCI_MANIFEST)
+                continue
+            with suppress(RegistryError):
+                self._sweep(repository)
+
+    def _sweep(self, repository: str, tries: int = 3) -> None:
+        """Remove the lease tag where the registry still lists it but it names nothing (a DELETE that met another write).
+
+        The ended claim put there blocks no one; it is written only promptly
+        after the look that found the tag naming nothing (within ``late``, as
+        a claim is), so it never overwrites a claim someone already trusts:
+        a contender that wrote meanwhile reads ours back and tries again.
+        """
+        for _ in range(tries):
+            if not self.registry.lists_tag(repository, self.tag):
+                return
+            sent = self._clock()
+            digest, when = self.registry.manifest_digest_at(repository, self.tag)
+            if digest is not None or self._clock() - sent > self.times.late:
+                return  # a claim stands there (another run's now): it is its holder's to let go; or too slow to write safely
+            now = self._now(when)
+            ended = self.registry.put_manifest(repository, self.tag, claim_manifest(
+                Claim(self.holder, self.purpose, secrets.token_hex(16), now, now)), OCI_MANIFEST)
+            self.registry.delete_manifest(repository, ended)
 
     # -- keeping it --------------------------------------------------------------------------------------------------
 
@@ -306,3 +356,77 @@ def hold_lease(registry: LeaseRegistry, repositories: Iterable[str], name: str, 
         lease.release(expire=expire_on_error and unsure)
         raise
     lease.release()
+
+
+class BuildLeaseRegistry(LeaseRegistry, Protocol):
+    def has(self, ref: ImageRef | str, platforms: Sequence[str] = ()) -> bool: ...
+
+
+class BuildLeases:
+    """One build per fingerprint across runners: a run builds an image it pushes only under the lease ``build-<fingerprint tag>``
+    in the image's repository; another run that would build it too waits, then reuses what the holder pushed.
+
+    Every lease of one run has one holder id, so the line a waiter prints
+    names the run that builds. Nobody else building costs one claim written
+    (and the settle's second), and a look before and after it whether the
+    image came meanwhile; a reused image's plan takes no lease at all.
+    """
+
+    def __init__(self, registry: BuildLeaseRegistry, *, times: LeaseTimes = BUILD_TIMES, holder: str | None = None,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 wallclock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.registry = registry
+        self.times = times
+        self.holder = holder or holder_id()
+        self._clock, self._sleep, self._wallclock = clock, sleep, wallclock
+        #: The repositories that hold the claims' empty blob: pushed once a run, not once a lease.
+        self._empty: set[str] = set()
+
+    def take(self, image: ImageRef, platforms: Sequence[str], *, force: bool = False, wait: bool = True,
+             say: Callable[[str], None] = lambda line: None, sleep: Callable[[float], None] | None = None) -> Lease | None:
+        """The lease to build ``image`` (its fingerprint reference), renewed until released; None when there is nothing to build:
+        another run pushed it whole meanwhile (reuse it), or, without ``wait``, another run holds it now.
+
+        ``force`` (a rebuild that ignores what exists) still takes the lease, so that two forced builds never push one tag at
+        once, but builds whatever it finds. ``sleep`` waits between looks (a run's stop ends it by raising).
+        """
+        lease = Lease(self.registry, [image.repository], build_lease_name(image.reference), f"invoke build {image.repository}",
+                      times=self.times if wait else replace(self.times, wait=0.0), holder=self.holder, clock=self._clock,
+                      sleep=sleep or self._sleep, wallclock=self._wallclock)
+        lease._empty = self._empty
+
+        def pushed() -> bool:
+            # The holder lets go only once its pushes ended: on the docker driver buildx pushes the image a second time after
+            # BuildKit did, writing each platform's manifest to the tag before the index, so a whole image is no sign alone.
+            return not force and self.registry.has(image, platforms) and lease.free()
+
+        if pushed():
+            return None  # another run pushed it since this run's plan (while this run built its parent, say)
+        seen: set[str] = set()
+
+        def waiting(claim: Claim | None) -> bool:
+            if pushed():
+                return True
+            if claim is not None and claim.holder not in seen:
+                seen.add(claim.holder)
+                say(f"waiting: run {claim.holder} builds this fingerprint (lease until {claim.expires.strftime('%H:%M:%S')} UTC)")
+            return False
+
+        try:
+            if lease.acquire_unless(waiting) is None:
+                return None
+        except LeaseBusy:
+            if wait:
+                raise
+            return None
+        # Another run may have pushed it and let go between the look above and this lease: what it pushed is reused.
+        try:
+            if not force and self.registry.has(image, platforms):
+                lease.release()
+                return None
+        except BaseException:
+            lease.release()
+            raise
+        if seen:
+            say(f"building it here: run {', '.join(sorted(seen))} let go of its lease without pushing it")
+        return lease

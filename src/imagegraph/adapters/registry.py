@@ -168,6 +168,11 @@ class Registry:
             path = following.removeprefix("/v2") if following else None
         return tuple(found)
 
+    def lists_tag(self, name: str, tag: str) -> bool:
+        """Whether the tag list of ``name`` names ``tag``: on a distribution registry, a tag whose manifest's delete met another
+        write to the repository can stay listed while it names nothing (HEAD answers 404)."""
+        return tag in self.tags(name)
+
     def copy_tag(self, name: str, source: str, target: str) -> str:
         """Point tag ``target`` at the manifest ``source`` names, byte for byte (so the digest is the same); returns it.
 

@@ -22,6 +22,7 @@ from .errors import ImagegraphError
 from .media_types import LEASE, OCI_EMPTY, OCI_MANIFEST
 
 __all__ = [
+    "BUILD_TIMES",
     "LEASE_TAG_PREFIX",
     "LEASE_TYPE",
     "Claim",
@@ -29,6 +30,7 @@ __all__ = [
     "LeaseError",
     "LeaseLost",
     "LeaseTimes",
+    "build_lease_name",
     "claim_manifest",
     "is_lease_tag",
     "lease_tag",
@@ -67,6 +69,11 @@ def lease_tag(name: str) -> str:
     return LEASE_TAG_PREFIX + name
 
 
+def build_lease_name(fingerprint_tag: str) -> str:
+    """The lease one fingerprint is built under, kept in its image's repository beside the tag it builds."""
+    return f"build-{fingerprint_tag}"
+
+
 def is_lease_tag(tag: str) -> bool:
     return tag.startswith(LEASE_TAG_PREFIX)
 
@@ -103,6 +110,13 @@ class LeaseTimes:
             raise ValueError(f"{self}: a claim is trusted only when late < settle")
         if not 0 < self.renew < self.ttl - self.margin:
             raise ValueError(f"{self}: the holder must renew before it stops acting (renew < ttl - margin)")
+
+
+#: A fingerprint's build lease: a run waits for another's build as long as that build lives (a CI job's longest, six hours),
+#: since building it too would only push the same fingerprint twice; a holder that died lets go within ``ttl``. Its settle is
+#: what every build run pays once, so it is kept just above ``late``, which is all safety asks: a contender that read the
+#: lease free before our write landed had its own write answered within ``late`` of that read, before our read-back.
+BUILD_TIMES = LeaseTimes(settle=0.6, wait=6 * 3600.0)
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,8 @@ class BuiltImage(ImagePlan):
     layout: ContextLayout = field(kw_only=True)
     #: What the builder is asked: the same for `invoke build`, `invoke plan --json` and a bake file.
     request: BuildRequest = field(kw_only=True)
+    #: Built whatever the registry holds (--force, or below a forced image): never swapped for another run's push.
+    forced: bool = field(default=False, kw_only=True)
 
     @property
     def no_cache(self) -> bool:
@@ -349,6 +351,7 @@ def make_plan(
     event = event or _NO_EVENT
     found = _found(config, fingerprints, availability, only_platform)
     decided = _decide(config, fingerprints, found, explanation, selected, force, only_platform)
+    forced = _forced(config, force)
     labels: dict[str, str] = {}
     shared = _SETTINGS  # what every build request shares, asked below only when something is built
     if any(decision is Decision.BUILD for decision, _, _ in decided.values()):
@@ -371,7 +374,7 @@ def make_plan(
             layout = context_layout(spec, fingerprint.files)
             request = build_request(config, name, layout, shared, fingerprint=fingerprint.tag, ref=ref, parent_ref=parent_ref,
                                     labels=labels, no_cache=no_cache, only_platform=part)
-            entries.append(BuiltImage(**common, layout=layout, request=request))
+            entries.append(BuiltImage(**common, layout=layout, request=request, forced=name in forced))
         elif decision is Decision.REUSE:
             entries.append(ReusedLocalImage(**common) if local_only and spec.push else ReusedImage(**common))
         else:
