@@ -129,7 +129,8 @@ def test_only_platform_is_one_platform():
         assert "--only-platform" in str(caught.value) and "\n" not in str(caught.value)
 
 
-def test_a_platform_no_image_to_build_is_declared_for_is_refused_in_one_line(family):
+def test_a_platform_no_image_to_build_is_declared_for_is_refused_in_one_line(family, monkeypatch):
+    monkeypatch.delenv("IMAGEGRAPH_PLATFORMS", raising=False)  # the file's own platforms: an environment's would replace them
     Workspace(family, options=BuildOptions(only_platform=ARM)).check_only_platform()
     with pytest.raises(InputError) as caught:
         Workspace(family, options=BuildOptions(only_platform="linux/riscv64")).check_only_platform()
@@ -140,3 +141,10 @@ def _as_declared(config):
     from imagegraph.core.config import load_config
     declared = load_config(config.root)
     return declared, fingerprint_images(declared, MemorySources(FAMILY_FILES))
+
+
+def test_the_refusal_names_the_platforms_an_override_gives(family, monkeypatch):
+    monkeypatch.setenv("IMAGEGRAPH_PLATFORMS", "linux/amd64")
+    with pytest.raises(InputError) as caught:
+        Workspace(family, options=BuildOptions(only_platform=ARM)).check_only_platform()
+    assert "(linux/amd64, by --platform or $IMAGEGRAPH_PLATFORMS)" in str(caught.value)
